@@ -1,0 +1,41 @@
+# Parley developer targets. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help venv infra run test unit clean
+
+help:
+	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=n CHATS=n to scale)"
+	@echo "make test   run the whole suite against real RabbitMQ, Redis and a MongoDB-wire server (PYTEST_ARGS='...' to pass options)"
+	@echo "make unit   run only tests/unit"
+	@echo "make venv   create .venv and install '.[dev,local]' when pyproject.toml changed"
+	@echo "make infra  make sure RabbitMQ (127.0.0.1:5672) and Redis (127.0.0.1:6379) answer"
+	@echo "make clean  remove .venv, .run and .pytest_cache"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@echo "installing Python dependencies into $(VENV) ..."
+	$(VENV)/bin/pip install -e '.[dev,local]'
+	@touch $@
+
+infra:
+	bash deploy/local/ensure-infra.sh
+
+run: venv infra
+	$(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(PY) -m shared.devstack run
+
+test: venv infra
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache

@@ -1,0 +1,80 @@
+"""Registering, logging in and out, finding users: plain functions over the user store."""
+import asyncio
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from services.auth.storage.users import UserStore, UsernameTaken
+from shared.contracts import auth
+from shared.contracts.base import iso_from_timestamp, utc_now
+from shared.contracts.errors import ParleyError
+from shared.contracts.wire import Caller
+from shared.ids import new_id
+from shared.tokens import Revocations, TokenCodec
+
+SEARCH_LIMIT = 20
+WRONG_CREDENTIALS = "wrong username or password"
+
+
+class Passwords:
+    """argon2id hashing off the event loop (a hash takes tens of milliseconds of CPU)."""
+
+    def __init__(self, hasher: PasswordHasher):
+        self.hasher = hasher
+        self._dummy_hash = hasher.hash("a password nobody has")
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self.hasher.hash, password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """Unknown users cost as much as known ones, so timing does not tell which names exist."""
+        try:
+            return await asyncio.to_thread(self.hasher.verify, password_hash or self._dummy_hash, password) and (
+                password_hash is not None
+            )
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self.hasher.check_needs_rehash(password_hash)
+
+
+async def register(request: auth.Register, users: UserStore, passwords: Passwords) -> auth.RegisterReply:
+    user_id = new_id("u")
+    password_hash = await passwords.hash(request.password)
+    try:
+        await users.insert(
+            user_id, request.username, request.display_name or request.username, password_hash, utc_now()
+        )
+    except UsernameTaken:
+        raise ParleyError.conflict(f"username {request.username!r} is taken") from None
+    return auth.RegisterReply(user_id=user_id, username=request.username)
+
+
+async def login(
+    request: auth.Login, users: UserStore, passwords: Passwords, tokens: TokenCodec
+) -> auth.LoginReply:
+    user = await users.by_username(request.username)
+    if not await passwords.verify(user["password_hash"] if user else None, request.password):
+        raise ParleyError.unauthorized(WRONG_CREDENTIALS)
+    assert user is not None
+    if passwords.needs_rehash(user["password_hash"]):
+        await users.set_password_hash(user["_id"], await passwords.hash(request.password))
+    token, claims = tokens.issue(user["_id"], request.device_id)
+    return auth.LoginReply(
+        user_id=user["_id"], token=token, expires_at=iso_from_timestamp(claims.expires_at)
+    )
+
+
+async def logout(caller: Caller, revocations: Revocations) -> None:
+    if caller.token_id is None or caller.token_expires_at is None:
+        raise ParleyError.unauthorized()
+    await revocations.revoke(caller.token_id, caller.token_expires_at)
+
+
+async def search_users(request: auth.UserSearch, users: UserStore) -> auth.UserSearchReply:
+    return auth.UserSearchReply(users=await users.search_prefix(request.query.strip(), SEARCH_LIMIT))
+
+
+async def get_profiles(request: auth.UsersGet, users: UserStore) -> auth.UsersGetReply:
+    return auth.UsersGetReply(users=await users.profiles(list(dict.fromkeys(request.user_ids))))

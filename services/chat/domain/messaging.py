@@ -1,0 +1,130 @@
+"""Sending, acknowledging and reading direct messages, and the sync stream on bind."""
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.chat.domain.ports import Deliverer, push
+from services.chat.storage.cursors import CursorStore
+from services.chat.storage.friendships import FriendshipStore
+from services.chat.storage.messages import DuplicateClientMessage, MessageStore
+from shared.contracts import chat
+from shared.contracts.base import iso, utc_now
+from shared.contracts.errors import ParleyError
+from shared.ids import new_id
+from shared.presence import DeviceSocket
+
+
+def direct_conversation_id(a: str, b: str) -> str:
+    """The same id for the pair whoever writes first, and opaque to clients."""
+    return "d_" + hashlib.sha256("|".join(sorted((a, b))).encode()).hexdigest()[:24]
+
+
+def to_message(doc: dict[str, Any]) -> chat.Message:
+    return chat.Message(
+        message_id=doc["_id"],
+        conversation_id=doc["conversation_id"],
+        seq=doc["seq"],
+        from_user_id=doc["from_user_id"],
+        to=doc["to"],
+        text=doc.get("text"),
+        file=doc.get("file"),
+        sent_at=iso(doc["sent_at"]),
+        expires_at=iso(doc["expires_at"]) if doc.get("expires_at") else None,
+    )
+
+
+def _reply(doc: dict[str, Any]) -> chat.MessageSendReply:
+    return chat.MessageSendReply(
+        message_id=doc["_id"], conversation_id=doc["conversation_id"], seq=doc["seq"], sent_at=iso(doc["sent_at"])
+    )
+
+
+async def _member_conversation(conversation_id: str, user_id: str, messages: MessageStore) -> dict[str, Any]:
+    """The conversation, if `user_id` takes part in it; unknown and foreign look the same."""
+    conversation = await messages.conversation(conversation_id)
+    if conversation is None or user_id not in conversation["members"]:
+        raise ParleyError.forbidden("you are not a participant of this conversation")
+    return conversation
+
+
+async def send_message(
+    request: chat.MessageSend,
+    sender: str,
+    sender_device: str | None,
+    friendships: FriendshipStore,
+    messages: MessageStore,
+    deliver: Deliverer,
+) -> chat.MessageSendReply:
+    """Store first, answer second, then push to every online device that should see it."""
+    recipient = request.to.user_id
+    if recipient == sender:
+        raise ParleyError.bad_request("data.to.user_id: you cannot message yourself")
+    if request.file_id is not None:
+        raise ParleyError.bad_request("data.file_id: file messages are not supported yet")
+    if not await friendships.are_friends(sender, recipient):
+        raise ParleyError.forbidden("direct messages need an accepted friendship")
+    now = utc_now()
+    conversation = await messages.ensure_direct(
+        direct_conversation_id(sender, recipient), sorted((sender, recipient)), now
+    )
+    doc: dict[str, Any] = {
+        "_id": new_id("m"),
+        "from_user_id": sender,
+        "client_msg_id": request.client_msg_id,
+        "to": {"user_id": recipient},
+        "sent_at": now,
+    }
+    if request.text is not None:
+        doc["text"] = request.text
+    if request.ttl_seconds is not None:
+        doc["expires_at"] = now + timedelta(seconds=request.ttl_seconds)
+    try:
+        stored = await messages.append(conversation, doc)
+    except DuplicateClientMessage as dup:
+        # A retry: same answer, and push again in case the first attempt died before pushing.
+        stored = dup.existing
+    await deliver.to_users(
+        conversation["members"], [push("message.new", to_message(stored))], except_device=(sender, sender_device)
+    )
+    return _reply(stored)
+
+
+async def acknowledge(
+    request: chat.MessageAck, user_id: str, device_id: str, messages: MessageStore, cursors: CursorStore
+) -> None:
+    conversation = await _member_conversation(request.conversation_id, user_id, messages)
+    if request.seq > conversation["last_seq"]:
+        raise ParleyError.bad_request(f"data.seq: beyond the last message ({conversation['last_seq']})")
+    await cursors.advance(user_id, device_id, {request.conversation_id: request.seq})
+
+
+async def fetch_history(request: chat.HistoryFetch, user_id: str, messages: MessageStore) -> chat.HistoryReply:
+    await _member_conversation(request.conversation_id, user_id, messages)
+    docs, has_more = await messages.page(request.conversation_id, request.before_seq, request.limit, utc_now())
+    return chat.HistoryReply(messages=[to_message(d) for d in docs], has_more=has_more)
+
+
+async def sync_device(
+    bound: chat.DeviceBound, messages: MessageStore, cursors: CursorStore, deliver: Deliverer, batch_size: int
+) -> int:
+    """Stream a freshly bound socket everything above its device's cursors, then `sync.done`.
+
+    A device seen for the first time starts where the user's most advanced device is.
+    """
+    now = utc_now()
+    sock = DeviceSocket(bound.user_id, bound.device_id, bound.gateway_id, bound.conn_id)
+    if await cursors.register_device(bound.user_id, bound.device_id, now):
+        await cursors.advance(bound.user_id, bound.device_id, await cursors.highest_of_user(bound.user_id))
+    positions = await cursors.of_device(bound.user_id, bound.device_id)
+    count = 0
+    for conversation in await messages.conversations_of(bound.user_id):
+        after = positions.get(conversation["_id"], 0)
+        while after < conversation["last_seq"]:
+            batch = await messages.above(conversation["_id"], after, batch_size, now)
+            if not batch:
+                break
+            await deliver.to_socket(sock, [push("message.new", to_message(d)) for d in batch], sync=True)
+            count += len(batch)
+            after = batch[-1]["seq"]
+    await deliver.to_socket(sock, [push("sync.done", chat.SyncDone(count=count))], sync=True)
+    return count

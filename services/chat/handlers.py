@@ -1,0 +1,88 @@
+"""chat's operations and events, each mapped to its domain function."""
+from dataclasses import dataclass
+
+from pymongo import AsyncMongoClient
+
+from services.chat.domain import friends, messaging
+from services.chat.domain.ports import Deliverer, Profiles
+from services.chat.storage.cursors import CursorStore
+from services.chat.storage.friendships import FriendshipStore
+from services.chat.storage.messages import MessageStore
+from shared.contracts import chat
+from shared.contracts.base import Empty
+from shared.contracts.errors import ParleyError
+from shared.contracts.wire import Caller
+from shared.presence import Presence
+from shared.service import Router
+from shared.stores import mongo_ping
+
+
+@dataclass
+class ChatContext:
+    friendships: FriendshipStore
+    messages: MessageStore
+    cursors: CursorStore
+    presence: Presence
+    deliver: Deliverer
+    profiles: Profiles
+    mongo: AsyncMongoClient
+    sync_batch_size: int = 500
+
+
+def _user(caller: Caller) -> str:
+    if caller.user_id is None:
+        raise ParleyError.unauthorized()
+    return caller.user_id
+
+
+def build_router(ctx: ChatContext) -> Router:
+    router = Router("chat")
+
+    @router.operation("friends.request")
+    async def request_friend(request: chat.FriendTarget, caller: Caller) -> Empty:
+        await friends.request_friendship(_user(caller), request.user_id, ctx.friendships, ctx.profiles, ctx.deliver)
+        return Empty()
+
+    @router.operation("friends.accept")
+    async def accept_friend(request: chat.FriendTarget, caller: Caller) -> Empty:
+        await friends.accept_friendship(_user(caller), request.user_id, ctx.friendships, ctx.profiles, ctx.deliver)
+        return Empty()
+
+    @router.operation("friends.remove")
+    async def remove_friend(request: chat.FriendTarget, caller: Caller) -> Empty:
+        await friends.remove_friendship(_user(caller), request.user_id, ctx.friendships)
+        return Empty()
+
+    @router.operation("friends.list")
+    async def list_friends(request: chat.FriendsList, caller: Caller) -> chat.FriendsListReply:
+        return await friends.list_friends(_user(caller), ctx.friendships, ctx.profiles, ctx.presence)
+
+    @router.operation("message.send")
+    async def send(request: chat.MessageSend, caller: Caller) -> chat.MessageSendReply:
+        return await messaging.send_message(
+            request, _user(caller), caller.device_id, ctx.friendships, ctx.messages, ctx.deliver
+        )
+
+    @router.operation("message.ack")
+    async def ack(request: chat.MessageAck, caller: Caller) -> Empty:
+        await messaging.acknowledge(request, _user(caller), caller.device_id or "default", ctx.messages, ctx.cursors)
+        return Empty()
+
+    @router.operation("history.fetch")
+    async def history(request: chat.HistoryFetch, caller: Caller) -> chat.HistoryReply:
+        return await messaging.fetch_history(request, _user(caller), ctx.messages)
+
+    @router.operation("chat.sync", timeout=300)
+    async def sync(request: chat.DeviceBound, caller: Caller) -> None:
+        await messaging.sync_device(request, ctx.messages, ctx.cursors, ctx.deliver, ctx.sync_batch_size)
+
+    @router.operation("chat.health", timeout=5)
+    async def health(request: Empty, caller: Caller) -> Empty:
+        await mongo_ping(ctx.mongo)
+        return Empty()
+
+    @router.event("presence.changed")
+    async def presence_changed(event: chat.PresenceChanged) -> None:
+        await friends.announce_presence(event, ctx.friendships, ctx.deliver)
+
+    return router

@@ -1,0 +1,57 @@
+"""The `devices` and `cursors` collections: what each (user, device) has acknowledged."""
+from datetime import datetime
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+
+class CursorStore:
+    def __init__(self, db: AsyncDatabase):
+        self.devices = db["devices"]
+        self.cursors = db["cursors"]
+
+    async def ensure_indexes(self) -> None:
+        await self.devices.create_index([("user_id", ASCENDING)])
+        await self.cursors.create_index([("user_id", ASCENDING), ("device_id", ASCENDING)])
+
+    async def register_device(self, user_id: str, device_id: str, now: datetime) -> bool:
+        """True the first time this device of this user is seen."""
+        try:
+            await self.devices.insert_one(
+                {"_id": f"{user_id}|{device_id}", "user_id": user_id, "device_id": device_id, "first_seen": now}
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def of_device(self, user_id: str, device_id: str) -> dict[str, int]:
+        """conversation_id → highest acknowledged seq of this device."""
+        cursor = self.cursors.find({"user_id": user_id, "device_id": device_id})
+        return {doc["conversation_id"]: doc["seq"] async for doc in cursor}
+
+    async def highest_of_user(self, user_id: str) -> dict[str, int]:
+        """conversation_id → highest seq any of the user's devices has acknowledged."""
+        best: dict[str, int] = {}
+        async for doc in self.cursors.find({"user_id": user_id}):
+            best[doc["conversation_id"]] = max(best.get(doc["conversation_id"], 0), doc["seq"])
+        return best
+
+    async def advance(self, user_id: str, device_id: str, positions: dict[str, int]) -> None:
+        """Move cursors forward (never back) to the given seqs."""
+        if not positions:
+            return
+        await self.cursors.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": f"{user_id}|{device_id}|{conversation_id}"},
+                    {
+                        "$max": {"seq": seq},
+                        "$setOnInsert": {"user_id": user_id, "device_id": device_id, "conversation_id": conversation_id},
+                    },
+                    upsert=True,
+                )
+                for conversation_id, seq in positions.items()
+            ],
+            ordered=False,
+        )

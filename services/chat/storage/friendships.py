@@ -1,0 +1,58 @@
+"""The `friendships` collection: one document per pair of users, pending or accepted."""
+from datetime import datetime
+from typing import Any, Literal
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+Status = Literal["pending", "accepted"]
+
+
+def pair_key(a: str, b: str) -> str:
+    return "|".join(sorted((a, b)))
+
+
+class FriendshipStore:
+    def __init__(self, db: AsyncDatabase):
+        self.friendships = db["friendships"]
+
+    async def ensure_indexes(self) -> None:
+        await self.friendships.create_index([("users", ASCENDING)])
+
+    async def get(self, a: str, b: str) -> dict[str, Any] | None:
+        return await self.friendships.find_one({"_id": pair_key(a, b)})
+
+    async def add_request(self, requester: str, target: str, now: datetime) -> bool:
+        """False when the pair already has a document (someone asked first)."""
+        try:
+            await self.friendships.insert_one(
+                {
+                    "_id": pair_key(requester, target),
+                    "users": [requester, target],
+                    "requester": requester,
+                    "status": "pending",
+                    "created_at": now,
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def accept(self, requester: str, accepter: str, now: datetime) -> bool:
+        """Accept a pending request from `requester`; False when there is none."""
+        result = await self.friendships.update_one(
+            {"_id": pair_key(requester, accepter), "status": "pending", "requester": requester},
+            {"$set": {"status": "accepted", "accepted_at": now}},
+        )
+        return result.modified_count == 1
+
+    async def remove(self, a: str, b: str) -> bool:
+        result = await self.friendships.delete_one({"_id": pair_key(a, b)})
+        return result.deleted_count == 1
+
+    async def of_user(self, user_id: str) -> list[dict[str, Any]]:
+        return [doc async for doc in self.friendships.find({"users": user_id}).sort("created_at", ASCENDING)]
+
+    async def are_friends(self, a: str, b: str) -> bool:
+        return await self.friendships.count_documents({"_id": pair_key(a, b), "status": "accepted"}, limit=1) == 1

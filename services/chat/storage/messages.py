@@ -1,0 +1,104 @@
+"""The `conversations` and `messages` collections, and gap-free `seq` allocation.
+
+A message takes `seq = last_seq + 1` and is inserted under a unique (conversation_id, seq)
+index: two concurrent senders cannot take one seq, and a crash between allocating and storing
+leaves no gap, because nothing is allocated until the insert succeeds. `last_seq` on the
+conversation only moves up ($max) and is the base for the next seq even after old messages
+expire and are deleted.
+"""
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+
+class DuplicateClientMessage(Exception):
+    """The sender already sent a message with this client_msg_id; `existing` is it."""
+
+    def __init__(self, existing: dict[str, Any]):
+        super().__init__(existing["_id"])
+        self.existing = existing
+
+
+class MessageStore:
+    def __init__(self, db: AsyncDatabase):
+        self.conversations = db["conversations"]
+        self.messages = db["messages"]
+
+    async def ensure_indexes(self) -> None:
+        await self.conversations.create_index([("members", ASCENDING)])
+        await self.messages.create_index([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True)
+        await self.messages.create_index([("from_user_id", ASCENDING), ("client_msg_id", ASCENDING)], unique=True)
+        # Disappearing messages: hidden by every query at expires_at, deleted by MongoDB soon after.
+        await self.messages.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
+
+    # --- conversations ---------------------------------------------------------------------
+    async def conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        return await self.conversations.find_one({"_id": conversation_id})
+
+    async def ensure_direct(self, conversation_id: str, members: list[str], now: datetime) -> dict[str, Any]:
+        doc = await self.conversation(conversation_id)
+        if doc is not None:
+            return doc
+        try:
+            await self.conversations.insert_one(
+                {"_id": conversation_id, "kind": "direct", "members": members, "last_seq": 0, "created_at": now}
+            )
+        except DuplicateKeyError:
+            pass  # created by a concurrent first message
+        doc = await self.conversation(conversation_id)
+        assert doc is not None
+        return doc
+
+    async def conversations_of(self, user_id: str) -> list[dict[str, Any]]:
+        return [doc async for doc in self.conversations.find({"members": user_id}).sort("_id", ASCENDING)]
+
+    # --- messages --------------------------------------------------------------------------
+    async def append(self, conversation: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+        """Store `message` at the conversation's next seq; returns the stored document."""
+        conversation_id = conversation["_id"]
+        seq = conversation.get("last_seq", 0) + 1
+        while True:
+            doc = {**message, "conversation_id": conversation_id, "seq": seq}
+            try:
+                await self.messages.insert_one(doc)
+                break
+            except DuplicateKeyError as exc:
+                if "client_msg_id" in ((exc.details or {}).get("keyPattern") or {}):
+                    existing = await self.messages.find_one(
+                        {"from_user_id": message["from_user_id"], "client_msg_id": message["client_msg_id"]}
+                    )
+                    if existing is None:  # cannot happen unless deleted meanwhile; try again
+                        continue
+                    raise DuplicateClientMessage(existing) from None
+                seq = await self._next_free_seq(conversation_id, seq)
+        await self.conversations.update_one({"_id": conversation_id}, {"$max": {"last_seq": seq}})
+        return doc
+
+    async def _next_free_seq(self, conversation_id: str, tried: int) -> int:
+        latest = await self.messages.find_one(
+            {"conversation_id": conversation_id}, sort=[("seq", DESCENDING)], projection={"seq": 1}
+        )
+        conv = await self.conversation(conversation_id)
+        return max(tried, latest["seq"] if latest else 0, conv["last_seq"] if conv else 0) + 1
+
+    @staticmethod
+    def _visible(now: datetime) -> dict[str, Any]:
+        return {"recalled": {"$ne": True}, "$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}
+
+    async def page(
+        self, conversation_id: str, before_seq: int | None, limit: int, now: datetime
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The newest `limit` visible messages below `before_seq`, ascending, and whether older exist."""
+        query: dict[str, Any] = {"conversation_id": conversation_id, **self._visible(now)}
+        if before_seq is not None:
+            query["seq"] = {"$lt": before_seq}
+        docs = [d async for d in self.messages.find(query).sort("seq", DESCENDING).limit(limit + 1)]
+        return list(reversed(docs[:limit])), len(docs) > limit
+
+    async def above(self, conversation_id: str, after_seq: int, limit: int, now: datetime) -> list[dict[str, Any]]:
+        """Visible messages with seq > after_seq, ascending, at most `limit`."""
+        query = {"conversation_id": conversation_id, "seq": {"$gt": after_seq}, **self._visible(now)}
+        return [d async for d in self.messages.find(query).sort("seq", ASCENDING).limit(limit)]

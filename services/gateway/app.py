@@ -1,0 +1,74 @@
+"""The gateway's HTTP and WebSocket surface (FastAPI); the work itself is in gateway.py."""
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.gateway.frames import parse_http_body
+from services.gateway.gateway import Gateway
+from shared.contracts.errors import HTTP_STATUS, ParleyError
+from shared.contracts.operations import OPERATIONS
+from shared.ids import new_id
+from shared.settings import Settings
+from shared.stores import redis_client
+
+
+def error_response(exc: ParleyError) -> JSONResponse:
+    return JSONResponse({"error": {"code": exc.code.value, "message": exc.message}}, status_code=HTTP_STATUS[exc.code])
+
+
+def create_app(settings: Settings) -> FastAPI:
+    gateway = Gateway(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = redis_client(settings)
+        await gateway.start(redis)
+        try:
+            yield
+        finally:
+            await gateway.stop()
+            await redis.aclose()
+
+    app = FastAPI(title="Parley gateway", lifespan=lifespan)
+    app.state.gateway = gateway
+
+    @app.exception_handler(ParleyError)
+    async def parley_error(request: Request, exc: ParleyError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.websocket("/ws")
+    async def websocket(ws: WebSocket) -> None:
+        await gateway.serve_socket(ws)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive", "gateway_id": gateway.gateway_id}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        checks = await gateway.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    async def relay(name: str, request: Request) -> JSONResponse:
+        operation = OPERATIONS[name]
+        body = parse_http_body(await request.body(), operation)
+        data = await gateway.call(operation, gateway.caller(None, new_id("h")), body)
+        return JSONResponse(data, status_code=201 if name == "auth.register" else 200)
+
+    @app.post("/auth/register")
+    async def register(request: Request) -> JSONResponse:
+        return await relay("auth.register", request)
+
+    @app.post("/auth/login")
+    async def login(request: Request) -> JSONResponse:
+        return await relay("auth.login", request)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,158 @@
+"""The sockets this gateway holds, and how pushes reach them.
+
+Each socket has an outbound queue drained by its own writer task, so a slow client never
+holds up the others; one that falls `outbound_queue_limit` pushes behind is closed (it
+reconnects and resyncs, losing nothing). While a socket's bind-time sync is streaming, live
+pushes wait in a side buffer and follow `sync.done`, so the client sees each conversation in
+ascending seq.
+"""
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import orjson
+from starlette.websockets import WebSocket
+
+from shared.contracts.envelope import Push
+from shared.contracts.wire import Delivery
+from shared.logs import log_event
+from shared.presence import DeviceSocket
+
+log = logging.getLogger("parley.gateway")
+
+CLOSE_TOO_SLOW = 4008
+CLOSE_REPLACED = 4009
+CLOSE_SESSION_ENDED = 4401
+
+
+@dataclass
+class Session:
+    user_id: str
+    device_id: str
+    token_id: str
+    expires_at: int
+
+
+@dataclass(eq=False)
+class Connection:
+    conn_id: str
+    websocket: WebSocket
+    queue_limit: int
+    session: Session | None = None
+    syncing: bool = False
+    held_back: list[bytes] = field(default_factory=list)
+    outbound: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    closed: bool = False
+    close_code: int | None = None
+
+    def socket_of(self, gateway_id: str) -> DeviceSocket:
+        assert self.session is not None
+        return DeviceSocket(self.session.user_id, self.session.device_id, gateway_id, self.conn_id)
+
+    def send(self, frame: bytes) -> None:
+        """Queue one frame for the writer; never blocks the caller."""
+        if self.closed:
+            return
+        if self.outbound.qsize() >= self.queue_limit:
+            log_event(log, "socket.too_slow", logging.WARNING, conn_id=self.conn_id)
+            self.close(CLOSE_TOO_SLOW)
+            return
+        self.outbound.put_nowait(frame)
+
+    def send_live(self, frame: bytes) -> None:
+        if self.syncing:
+            if len(self.held_back) >= self.queue_limit:
+                self.close(CLOSE_TOO_SLOW)
+                return
+            self.held_back.append(frame)
+        else:
+            self.send(frame)
+
+    def finish_sync(self) -> None:
+        self.syncing = False
+        held, self.held_back = self.held_back, []
+        for frame in held:
+            self.send(frame)
+
+    def close(self, code: int) -> None:
+        """Ask the writer to close the socket after what is queued (idempotent)."""
+        if not self.closed:
+            self.closed = True
+            self.close_code = code
+            self.outbound.put_nowait(None)
+
+    async def run_writer(self) -> None:
+        try:
+            while (frame := await self.outbound.get()) is not None:
+                await self.websocket.send_text(frame.decode())
+        except Exception:  # the peer went away; the reader sees it too
+            pass
+        finally:
+            self.closed = True
+            if self.close_code is not None:
+                try:
+                    await self.websocket.close(self.close_code)
+                except Exception:
+                    pass
+
+
+def encode_push(push: Push) -> bytes:
+    return orjson.dumps({"type": push.type, "data": push.data})
+
+
+class Hub:
+    """Index of this gateway's sockets by connection id and by (user, device)."""
+
+    def __init__(self) -> None:
+        self.by_conn: dict[str, Connection] = {}
+        self.by_device: dict[tuple[str, str], set[Connection]] = defaultdict(set)
+
+    def add(self, conn: Connection) -> None:
+        self.by_conn[conn.conn_id] = conn
+
+    def bind(self, conn: Connection) -> list[Connection]:
+        """Index a bound socket; returns older sockets of the same device, which it replaces."""
+        assert conn.session is not None
+        key = (conn.session.user_id, conn.session.device_id)
+        replaced = [c for c in self.by_device[key] if c is not conn]
+        self.by_device[key] = {conn}
+        return replaced
+
+    def unbind(self, conn: Connection) -> None:
+        if conn.session is None:
+            return
+        key = (conn.session.user_id, conn.session.device_id)
+        sockets = self.by_device.get(key)
+        if sockets is not None:
+            sockets.discard(conn)
+            if not sockets:
+                del self.by_device[key]
+
+    def remove(self, conn: Connection) -> None:
+        self.unbind(conn)
+        self.by_conn.pop(conn.conn_id, None)
+
+    def bound(self) -> list[Connection]:
+        return [c for c in self.by_conn.values() if c.session is not None and not c.closed]
+
+    def dispatch(self, delivery: Delivery) -> None:
+        """Hand a delivery's pushes to the sockets it names (synchronously: order is kept)."""
+        frames = [(p.type, encode_push(p)) for p in delivery.pushes]
+        if delivery.conn_id is not None:
+            conn = self.by_conn.get(delivery.conn_id)
+            if conn is None or conn.session is None:
+                return  # gone: what it missed stays above its cursors
+            for kind, frame in frames:
+                if delivery.sync:
+                    conn.send(frame)
+                    if kind == "sync.done":
+                        conn.finish_sync()
+                else:
+                    conn.send_live(frame)
+            return
+        for target in delivery.targets:
+            for conn in self.by_device.get((target.user_id, target.device_id), ()):
+                for _, frame in frames:
+                    conn.send_live(frame)

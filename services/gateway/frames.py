@@ -1,0 +1,86 @@
+"""Reading one client frame: the checks of PROTOCOL.md, in its order, up to the typed request.
+
+frame (size, JSON, envelope) → known type → bound socket → fields. What passes is a
+`ParsedFrame`; what fails is a ParleyError carrying the frame's id when it could be read.
+"""
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from shared.contracts.base import Contract
+from shared.contracts.envelope import ClientRequest
+from shared.contracts.errors import ErrorCode, ParleyError, describe_validation_error
+from shared.contracts.operations import CLIENT_OPERATIONS, Operation
+
+
+class FrameError(ParleyError):
+    def __init__(self, code: ErrorCode, message: str, frame_id: str | None):
+        super().__init__(code, message)
+        self.frame_id = frame_id
+
+
+@dataclass(frozen=True)
+class ParsedFrame:
+    id: str
+    operation: Operation
+    request: Contract
+
+
+def _readable_id(raw: Any) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        return raw["id"]
+    return None
+
+
+def parse_frame(text: str, *, max_bytes: int, bound: bool) -> ParsedFrame:
+    try:
+        raw = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raw = None
+        if len(text.encode()) <= max_bytes:
+            raise FrameError(ErrorCode.BAD_REQUEST, "frame is not valid JSON", None) from None
+    frame_id = _readable_id(raw)
+    if len(text.encode()) > max_bytes:
+        raise FrameError(ErrorCode.TOO_LARGE, f"frame is over {max_bytes} bytes", frame_id)
+    if not isinstance(raw, dict):
+        raise FrameError(ErrorCode.BAD_REQUEST, "frame must be a JSON object", None)
+    try:
+        envelope = ClientRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise FrameError(ErrorCode.BAD_REQUEST, describe_validation_error(exc, prefix=""), frame_id) from None
+    operation = CLIENT_OPERATIONS.get(envelope.type)
+    if operation is None:
+        raise FrameError(ErrorCode.BAD_REQUEST, f"type: unknown operation {envelope.type!r}", envelope.id)
+    if operation.needs_session and not bound:
+        raise FrameError(ErrorCode.UNAUTHORIZED, f"{envelope.type} needs a logged-in socket", envelope.id)
+    try:
+        request = operation.request.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise FrameError(ErrorCode.BAD_REQUEST, describe_validation_error(exc), envelope.id) from None
+    return ParsedFrame(envelope.id, operation, request)
+
+
+def parse_http_body(body: bytes, operation: Operation) -> Contract:
+    """The same checks for `POST /auth/register` and `POST /auth/login` bodies."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ParleyError.bad_request("body is not valid JSON") from None
+    if not isinstance(raw, dict):
+        raise ParleyError.bad_request("body must be a JSON object")
+    try:
+        return operation.request.model_validate(raw)
+    except ValidationError as exc:
+        raise ParleyError.bad_request(describe_validation_error(exc, prefix="")) from None
+
+
+def reply_ok(frame_id: str | None, data: dict[str, Any]) -> bytes:
+    return orjson.dumps({"type": "reply", "id": frame_id, "ok": True, "data": data})
+
+
+def reply_error(frame_id: str | None, error: ParleyError) -> bytes:
+    return orjson.dumps(
+        {"type": "reply", "id": frame_id, "ok": False, "error": {"code": error.code.value, "message": error.message}}
+    )

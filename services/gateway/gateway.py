@@ -1,0 +1,279 @@
+"""The gateway's work: sessions on sockets, relaying commands and pushes, presence upkeep."""
+import asyncio
+import logging
+from contextlib import suppress
+from typing import Any
+
+import aio_pika
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from services.gateway.connections import CLOSE_REPLACED, CLOSE_SESSION_ENDED, Connection, Hub, Session
+from services.gateway.frames import FrameError, ParsedFrame, parse_frame, reply_error, reply_ok
+from services.gateway.metrics import CONNECTIONS, FRAMES
+from shared.broker import Broker, RpcClient
+from shared.contracts import auth
+from shared.contracts.base import Empty, iso, iso_from_timestamp, utc_now
+from shared.contracts.chat import DeviceBound, PresenceChanged
+from shared.contracts.errors import ErrorCode, ParleyError
+from shared.contracts.operations import OPERATIONS, SERVICES, Operation
+from shared.contracts.wire import Caller, Delivery
+from shared.ids import new_id
+from shared.logs import log_event, request_id_var, user_id_var
+from shared.presence import Presence
+from shared.settings import Settings
+from shared.tokens import Revocations, TokenClaims, TokenCodec
+
+log = logging.getLogger("parley.gateway")
+
+# Requests of one socket handled at once; past this the gateway stops reading that socket.
+MAX_IN_FLIGHT_PER_SOCKET = 64
+
+
+class Gateway:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.gateway_id = settings.gateway_instance_id or new_id("gw")
+        self.hub = Hub()
+        self.tokens = TokenCodec(settings.jwt_secret, settings.token_ttl_seconds)
+        self.broker = Broker(settings)
+        self.redis: aioredis.Redis | None = None
+        self.rpc: RpcClient | None = None
+        self.presence: Presence | None = None
+        self.revocations: Revocations | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def start(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self.presence = Presence(redis, self.settings.namespace, self.settings.presence_ttl_seconds)
+        self.revocations = Revocations(redis, self.settings.namespace)
+        await self.broker.connect()
+        self.rpc = await RpcClient(self.broker, self.gateway_id).start()
+        channel = await self.broker.channel(prefetch=2000)
+        exchange = await channel.declare_exchange(self.broker.names.deliver, aio_pika.ExchangeType.DIRECT, durable=True)
+        queue = await channel.declare_queue(self.broker.names.deliver_queue(self.gateway_id), exclusive=True)
+        await queue.bind(exchange, self.gateway_id)
+        await queue.consume(self._on_delivery, no_ack=True)
+        self._tasks = [asyncio.create_task(self._heartbeat_loop()), asyncio.create_task(self._sweep_loop())]
+        log_event(log, "gateway.started", gateway_id=self.gateway_id)
+
+    async def stop(self) -> None:
+        """Close every socket (clients reconnect elsewhere and resync), then the connections."""
+        for task in self._tasks:
+            task.cancel()
+        for conn in list(self.hub.by_conn.values()):
+            conn.close(1001)
+            await self._forget(conn)
+        await self.broker.close()
+
+    async def _on_delivery(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        try:
+            self.hub.dispatch(Delivery.model_validate_json(message.body))
+        except ValidationError as exc:
+            log_event(log, "delivery.malformed", logging.ERROR, error=str(exc))
+
+    # --- a socket's life ---------------------------------------------------------------------
+    async def serve_socket(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        conn = Connection(new_id("c"), websocket, self.settings.outbound_queue_limit)
+        self.hub.add(conn)
+        CONNECTIONS.inc()
+        writer = asyncio.create_task(conn.run_writer())
+        in_flight = asyncio.Semaphore(MAX_IN_FLIGHT_PER_SOCKET)
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            while not conn.closed:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:
+                    conn.send(reply_error(None, ParleyError.bad_request("frames must be text (JSON)")))
+                    continue
+                await in_flight.acquire()
+                task = asyncio.create_task(self._handle_text(conn, text))
+                pending.add(task)
+                task.add_done_callback(lambda t: (pending.discard(t), in_flight.release()))
+                if self._is_session_frame(text):
+                    await task  # login/resume/logout change what later frames may do: finish first
+        except WebSocketDisconnect:
+            pass
+        finally:
+            for task in pending:
+                task.cancel()
+            await self._forget(conn)
+            conn.close(1000)
+            await writer
+            CONNECTIONS.dec()
+
+    @staticmethod
+    def _is_session_frame(text: str) -> bool:
+        return '"auth.' in text[:200]
+
+    async def _handle_text(self, conn: Connection, text: str) -> None:
+        frame_id = None
+        try:
+            frame = parse_frame(text, max_bytes=self.settings.max_frame_bytes, bound=conn.session is not None)
+            frame_id = frame.id
+            request_id_var.set(frame_id)
+            user_id_var.set(conn.session.user_id if conn.session else None)
+            data = await self._perform(conn, frame)
+            if data is not None:
+                conn.send(reply_ok(frame.id, data))
+            FRAMES.labels(frame.operation.name, "ok").inc()
+        except FrameError as exc:
+            FRAMES.labels("invalid", exc.code.value).inc()
+            conn.send(reply_error(exc.frame_id, exc))
+        except ParleyError as exc:
+            FRAMES.labels("error", exc.code.value).inc()
+            conn.send(reply_error(frame_id, exc))
+        except Exception as exc:
+            log_event(log, "frame.failed", logging.ERROR, error=repr(exc))
+            conn.send(reply_error(frame_id, ParleyError(ErrorCode.INTERNAL, "internal error")))
+
+    async def _perform(self, conn: Connection, frame: ParsedFrame) -> dict[str, Any] | None:
+        """Run one valid request; returns the reply data, or None when it already replied."""
+        name = frame.operation.name
+        if name == "ping":
+            return {}
+        if name == "auth.login":
+            data = await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
+            claims = self.tokens.verify(data["token"])
+            await self._bind(conn, claims, claims.device_id, frame.id, data)
+            return None
+        if name == "auth.resume":
+            request: auth.Resume = frame.request  # type: ignore[assignment]
+            claims = await self.verify_token(request.token)
+            device_id = request.device_id or claims.device_id
+            reply = auth.ResumeReply(user_id=claims.user_id, expires_at=iso_from_timestamp(claims.expires_at))
+            await self._bind(conn, claims, device_id, frame.id, reply.model_dump())
+            return None
+        if name == "auth.logout":
+            await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
+            await self._forget(conn)
+            return {}
+        if name == "message.send":
+            # One device's messages are stored in the order it sent them.
+            async with conn.send_lock:
+                return await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
+        return await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
+
+    def caller(self, conn: Connection | None, request_id: str) -> Caller:
+        session = conn.session if conn else None
+        return Caller(
+            request_id=request_id,
+            user_id=session.user_id if session else None,
+            device_id=session.device_id if session else None,
+            token_id=session.token_id if session else None,
+            token_expires_at=session.expires_at if session else None,
+            gateway_id=self.gateway_id,
+            conn_id=conn.conn_id if conn else None,
+        )
+
+    async def call(self, operation: Operation, caller: Caller, request: Any) -> dict[str, Any]:
+        assert self.rpc is not None
+        return await self.rpc.call(operation, caller, request.model_dump(mode="json", exclude_none=True))
+
+    async def verify_token(self, token: str) -> TokenClaims:
+        assert self.revocations is not None
+        claims = self.tokens.verify(token)
+        if await self.revocations.is_revoked(claims.token_id):
+            raise ParleyError.unauthorized("token revoked; log in again")
+        return claims
+
+    # --- binding a socket to (user, device) --------------------------------------------------
+    async def _bind(
+        self, conn: Connection, claims: TokenClaims, device_id: str, frame_id: str, reply: dict[str, Any]
+    ) -> None:
+        """Bind, answer, then ask chat for the sync stream (the reply must come first)."""
+        assert self.presence is not None
+        await self._forget(conn)
+        conn.session = Session(claims.user_id, device_id, claims.token_id, claims.expires_at)
+        conn.syncing = True
+        for old in self.hub.bind(conn):
+            old.close(CLOSE_REPLACED)
+        if await self.presence.bind(conn.socket_of(self.gateway_id)):
+            await self._announce(claims.user_id, online=True)
+        conn.send(reply_ok(frame_id, reply))
+        bound = DeviceBound(user_id=claims.user_id, device_id=device_id, gateway_id=self.gateway_id, conn_id=conn.conn_id)
+        await self.broker.send_command(OPERATIONS["chat.sync"], self.caller(conn, frame_id), bound)
+        log_event(log, "socket.bound", user_id=claims.user_id, device_id=device_id, conn_id=conn.conn_id)
+
+    async def _forget(self, conn: Connection) -> None:
+        """Unbind a socket (logout, rebind, close); announce if it was the user's last device."""
+        if conn.session is None:
+            return
+        sock = conn.socket_of(self.gateway_id)
+        self.hub.unbind(conn)
+        conn.session = None
+        conn.syncing = False
+        conn.held_back = []
+        assert self.presence is not None
+        with suppress(Exception):  # Redis down: the sweeper announces it later
+            if await self.presence.unbind(sock):
+                await self._announce(sock.user_id, online=False)
+
+    async def _announce(self, user_id: str, online: bool) -> None:
+        event = PresenceChanged(user_id=user_id, online=online, last_seen=None if online else iso(utc_now()))
+        await self.broker.publish_event("presence.changed", event)
+
+    # --- upkeep --------------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        """Keep our sockets' presence alive; end sessions whose token expired or was revoked."""
+        assert self.presence is not None and self.revocations is not None
+        while True:
+            await asyncio.sleep(self.settings.presence_ttl_seconds / 3)
+            try:
+                conns = self.hub.bound()
+                now = int(utc_now().timestamp())
+                revoked = await self.revocations.revoked_among([c.session.token_id for c in conns if c.session])
+                for conn in conns:
+                    if conn.session and (conn.session.token_id in revoked or conn.session.expires_at <= now):
+                        await self._forget(conn)
+                        conn.close(CLOSE_SESSION_ENDED)
+                live = [c for c in conns if c.session is not None]
+                dropped = await self.presence.refresh([c.socket_of(self.gateway_id) for c in live])
+                for sock in dropped:  # we were too slow and got swept: come back
+                    if await self.presence.bind(sock):
+                        await self._announce(sock.user_id, online=True)
+            except Exception as exc:
+                log_event(log, "heartbeat.failed", logging.WARNING, error=repr(exc))
+
+    async def _sweep_loop(self) -> None:
+        """Announce users whose last device sat on a gateway that died."""
+        assert self.presence is not None
+        while True:
+            await asyncio.sleep(self.settings.presence_sweep_seconds)
+            try:
+                for user_id in await self.presence.sweep():
+                    await self._announce(user_id, online=False)
+            except Exception as exc:
+                log_event(log, "sweep.failed", logging.WARNING, error=repr(exc))
+
+    async def readiness(self) -> dict[str, str]:
+        """Each dependency → "ok" or what is wrong."""
+        checks: dict[str, str] = {}
+        try:
+            assert self.redis is not None
+            await asyncio.wait_for(self.redis.ping(), 2)
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"unreachable: {exc!r}"
+        connection = self.broker.connection
+        checks["rabbitmq"] = "ok" if connection is not None and not connection.is_closed else "unreachable"
+
+        async def ask(service: str) -> str:
+            try:
+                await self.call(OPERATIONS[f"{service}.health"], Caller(request_id=new_id("r")), Empty())
+                return "ok"
+            except ParleyError as exc:
+                return exc.message
+
+        if self.rpc is not None:
+            answers = await asyncio.gather(*(asyncio.wait_for(ask(s), 4) for s in SERVICES), return_exceptions=True)
+            for service, answer in zip(SERVICES, answers):
+                checks[service] = answer if isinstance(answer, str) else "no answer"
+        return checks
+

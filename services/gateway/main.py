@@ -1,0 +1,24 @@
+"""gateway: runs the FastAPI app on uvicorn (SIGTERM: uvicorn stops accepting, lifespan drains)."""
+import uvicorn
+
+from services.gateway.app import create_app
+from shared.logs import configure_logging
+from shared.settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging("gateway", settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        ws_max_size=settings.ws_max_message_bytes,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

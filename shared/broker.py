@@ -1,0 +1,227 @@
+"""Our thin layer over aio-pika: topology, confirmed publishing, RPC with many calls in flight.
+
+Exchanges (prefixed by the namespace setting):
+- `<ns>.commands` (topic): routing key = operation; one durable queue per service.
+- `<ns>.deliver` (direct): one queue per gateway instance, routing key = its instance id.
+- `<ns>.events` (topic): domain events; a service binds its own events queue.
+- `<ns>.dead` (fanout) → `<ns>.dead-letters`: commands that failed `delivery_limit` times.
+"""
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+import aio_pika
+import orjson
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import DeliveryError
+from pydantic import BaseModel
+
+from shared.contracts.errors import ErrorCode, ParleyError
+from shared.contracts.operations import Operation
+from shared.contracts.wire import Caller, Command, CommandResult, Delivery
+from shared.logs import log_event
+from shared.metrics import RPC_SECONDS
+from shared.settings import Settings
+
+log = logging.getLogger("parley.broker")
+
+
+def dumps(value: BaseModel | dict[str, Any]) -> bytes:
+    if isinstance(value, BaseModel):
+        return orjson.dumps(value.model_dump(mode="json"))
+    return orjson.dumps(value)
+
+
+class Names:
+    """Every broker name, derived from the namespace so stacks can share one RabbitMQ."""
+
+    def __init__(self, namespace: str):
+        self.ns = namespace
+        self.commands = f"{namespace}.commands"
+        self.deliver = f"{namespace}.deliver"
+        self.events = f"{namespace}.events"
+        self.dead = f"{namespace}.dead"
+        self.dead_letters = f"{namespace}.dead-letters"
+
+    def service_queue(self, service: str) -> str:
+        return f"{self.ns}.{service}.commands"
+
+    def events_queue(self, service: str) -> str:
+        return f"{self.ns}.{service}.events"
+
+    def deliver_queue(self, gateway_id: str) -> str:
+        return f"{self.ns}.deliver.{gateway_id}"
+
+    def reply_queue(self, instance_id: str) -> str:
+        return f"{self.ns}.reply.{instance_id}"
+
+
+async def connect_with_retry(url: str, deadline_seconds: float) -> AbstractRobustConnection:
+    """Wait for RabbitMQ at start-up (it may come up after us); robust reconnects after that."""
+    started = time.monotonic()
+    delay = 0.2
+    while True:
+        try:
+            return await aio_pika.connect_robust(url, client_properties={"connection_name": "parley"})
+        except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+            if time.monotonic() - started > deadline_seconds:
+                raise RuntimeError(
+                    f"RabbitMQ is not reachable at {url} ({exc}); start it (rabbitmq-server -detached) "
+                    "or set PARLEY_AMQP_URL"
+                ) from exc
+            log_event(log, "broker.waiting", logging.WARNING, url=url, error=str(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+class Broker:
+    """One connection per process: a confirmed publishing channel and the shared exchanges."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.names = Names(settings.namespace)
+        self.connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    async def connect(self) -> "Broker":
+        self.connection = await connect_with_retry(self.settings.amqp_url, self.settings.connect_retry_seconds)
+        self._channel = await self.connection.channel(publisher_confirms=True)
+        await self.declare_exchanges(self._channel)
+        return self
+
+    async def declare_exchanges(self, channel: AbstractChannel) -> None:
+        n = self.names
+        topic, direct = aio_pika.ExchangeType.TOPIC, aio_pika.ExchangeType.DIRECT
+        self._exchanges["commands"] = await channel.declare_exchange(n.commands, topic, durable=True)
+        self._exchanges["deliver"] = await channel.declare_exchange(n.deliver, direct, durable=True)
+        self._exchanges["events"] = await channel.declare_exchange(n.events, topic, durable=True)
+        dead = await channel.declare_exchange(n.dead, aio_pika.ExchangeType.FANOUT, durable=True)
+        dead_letters = await channel.declare_queue(n.dead_letters, durable=True)
+        await dead_letters.bind(dead)
+
+    async def channel(self, prefetch: int | None = None) -> AbstractChannel:
+        """A fresh channel for a consumer, with its own prefetch bound."""
+        assert self.connection is not None, "connect() first"
+        channel = await self.connection.channel()
+        if prefetch:
+            await channel.set_qos(prefetch_count=prefetch)
+        return channel
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        persistent: bool = True,
+        mandatory: bool = False,
+        **properties: Any,
+    ) -> None:
+        """Publish and wait for the broker's confirm; unroutable mandatory messages raise."""
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
+            **properties,
+        )
+        await self._exchanges[exchange].publish(message, routing_key=routing_key, mandatory=mandatory)
+
+    async def publish_event(self, name: str, event: BaseModel) -> None:
+        await self.publish("events", name, dumps(event))
+
+    async def deliver(self, gateway_id: str, delivery: Delivery) -> None:
+        """Pushes for sockets held by one gateway; transient: what is lost comes back on sync."""
+        await self.publish("deliver", gateway_id, dumps(delivery), persistent=False)
+
+    async def send_command(self, op: Operation, caller: Caller, data: BaseModel) -> None:
+        """A one-way command (no reply), durable until a replica of its service takes it."""
+        body = dumps(Command(caller=caller, data=data.model_dump(mode="json", exclude_none=True)))
+        try:
+            await self.publish("commands", op.routing_key, body, mandatory=True)
+        except DeliveryError as exc:
+            raise ParleyError.unavailable(f"the {op.service} service is not running") from exc
+
+    async def reply(self, reply_to: str, correlation_id: str | None, body: bytes) -> None:
+        """An RPC answer, straight to the asker's reply queue through the default exchange."""
+        assert self._channel is not None
+        await self._channel.default_exchange.publish(
+            aio_pika.Message(body, content_type="application/json", correlation_id=correlation_id),
+            routing_key=reply_to,
+        )
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+
+
+class RpcClient:
+    """Request/reply over `<ns>.commands` with any number of calls in flight.
+
+    Replies come back on this instance's own exclusive queue, matched by correlation id.
+    """
+
+    def __init__(self, broker: Broker, instance_id: str):
+        self.broker = broker
+        self.instance_id = instance_id
+        self.reply_queue_name = broker.names.reply_queue(instance_id)
+        self._pending: dict[str, asyncio.Future[CommandResult]] = {}
+        self._queue: AbstractQueue | None = None
+
+    async def start(self) -> "RpcClient":
+        channel = await self.broker.channel(prefetch=1000)
+        self._queue = await channel.declare_queue(self.reply_queue_name, exclusive=True, auto_delete=True)
+        await self._queue.consume(self._on_reply, no_ack=True)
+        return self
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        future = self._pending.pop(message.correlation_id or "", None)
+        if future is not None and not future.done():
+            future.set_result(CommandResult.model_validate_json(message.body))
+
+    async def call(
+        self, op: Operation, caller: Caller, data: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The reply's data, or ParleyError with the service's code (`unavailable` on timeout)."""
+        timeout = timeout or self.broker.settings.rpc_timeout_seconds
+        correlation_id = uuid.uuid4().hex
+        future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        started = time.perf_counter()
+        try:
+            try:
+                await self.broker.publish(
+                    "commands",
+                    op.routing_key,
+                    dumps(Command(caller=caller, data=data)),
+                    mandatory=True,
+                    correlation_id=correlation_id,
+                    reply_to=self.reply_queue_name,
+                    # A request nobody took in time is worthless to its caller.
+                    expiration=timeout,
+                )
+            except DeliveryError as exc:
+                raise ParleyError.unavailable(f"the {op.service} service is not running") from exc
+            try:
+                result = await asyncio.wait_for(future, timeout)
+            except asyncio.TimeoutError:
+                raise ParleyError.unavailable(f"the {op.service} service did not answer in time; retry") from None
+        finally:
+            self._pending.pop(correlation_id, None)
+            RPC_SECONDS.labels(op.name).observe(time.perf_counter() - started)
+        if not result.ok:
+            assert result.error is not None
+            raise ParleyError(result.error.code, result.error.message)
+        return result.data or {}
+
+
+def error_result(code: ErrorCode, message: str) -> bytes:
+    return dumps(CommandResult(ok=False, error={"code": code, "message": message}))

@@ -1,0 +1,1 @@
+"""Pydantic models of every command, reply, push and event: the one source of truth."""

@@ -1,0 +1,27 @@
+"""Base of every wire model: frozen, strict about unknown fields."""
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Empty(Contract):
+    """A request or reply with no fields (`{}`)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(dt: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and a Z, the form every time on the wire takes."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_from_timestamp(seconds: float) -> str:
+    return iso(datetime.fromtimestamp(seconds, timezone.utc))

@@ -1,0 +1,70 @@
+"""Every operation: its client name, routing key, request and reply models.
+
+This table is the single source the gateway validates frames against and the services bind
+their handlers to.
+"""
+from dataclasses import dataclass
+
+from shared.contracts import auth, chat
+from shared.contracts.base import Contract, Empty
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str  # as a client writes it in "type", or the internal name
+    service: str  # auth | chat | files, or gateway: answered by the gateway itself
+    request: type[Contract]
+    reply: type[Contract] | None  # None: a one-way command, no reply
+    public: bool = True  # clients may send it
+    needs_session: bool = True  # only on a bound socket
+
+    @property
+    def routing_key(self) -> str:
+        """`auth.login` stays `auth.login`; `message.send` becomes `chat.message.send`."""
+        prefix = f"{self.service}."
+        return self.name if self.name.startswith(prefix) else prefix + self.name
+
+
+_ALL = [
+    # session and accounts
+    Operation("auth.register", "auth", auth.Register, auth.RegisterReply, needs_session=False),
+    Operation("auth.login", "auth", auth.Login, auth.LoginReply, needs_session=False),
+    # The gateway verifies tokens itself (signature, expiry, revocation list): no round trip.
+    Operation("auth.resume", "gateway", auth.Resume, auth.ResumeReply, needs_session=False),
+    Operation("ping", "gateway", Empty, Empty, needs_session=False),
+    Operation("auth.logout", "auth", auth.Logout, Empty),
+    Operation("users.search", "auth", auth.UserSearch, auth.UserSearchReply),
+    # friends
+    Operation("friends.request", "chat", chat.FriendTarget, Empty),
+    Operation("friends.accept", "chat", chat.FriendTarget, Empty),
+    Operation("friends.remove", "chat", chat.FriendTarget, Empty),
+    Operation("friends.list", "chat", chat.FriendsList, chat.FriendsListReply),
+    # messages
+    Operation("message.send", "chat", chat.MessageSend, chat.MessageSendReply),
+    Operation("message.ack", "chat", chat.MessageAck, Empty),
+    Operation("history.fetch", "chat", chat.HistoryFetch, chat.HistoryReply),
+    # internal
+    Operation("auth.users.get", "auth", auth.UsersGet, auth.UsersGetReply, public=False),
+    Operation("auth.health", "auth", Empty, Empty, public=False, needs_session=False),
+    Operation("chat.health", "chat", Empty, Empty, public=False, needs_session=False),
+    Operation("files.health", "files", Empty, Empty, public=False, needs_session=False),
+    Operation("chat.sync", "chat", chat.DeviceBound, None, public=False),
+]
+
+OPERATIONS: dict[str, Operation] = {op.name: op for op in _ALL}
+CLIENT_OPERATIONS: dict[str, Operation] = {op.name: op for op in _ALL if op.public}
+SERVICES = ("auth", "chat", "files")
+
+# Pushes a client can receive, by event type.
+PUSHES: dict[str, type[Contract]] = {
+    "message.new": chat.Message,
+    "sync.done": chat.SyncDone,
+    "friend.request": chat.FriendRequestPush,
+    "friend.accepted": chat.FriendRequestPush,
+    "presence": chat.PresencePush,
+}
+
+# Domain events on `parley.events`.
+EVENTS: dict[str, type[Contract]] = {
+    "presence.changed": chat.PresenceChanged,
+}

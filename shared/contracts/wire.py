@@ -1,0 +1,53 @@
+"""What travels between Parley processes on RabbitMQ (never seen by clients)."""
+from typing import Any
+
+from pydantic import Field
+
+from shared.contracts.base import Contract
+from shared.contracts.envelope import Push
+from shared.contracts.errors import ErrorBody
+
+
+class Caller(Contract):
+    """Who asked: set by the gateway from the bound socket, trusted by the services."""
+
+    request_id: str
+    user_id: str | None = None
+    device_id: str | None = None
+    token_id: str | None = None
+    token_expires_at: int | None = None
+    gateway_id: str | None = None
+    conn_id: str | None = None
+
+
+class Command(Contract):
+    """Body of a message on `parley.commands`."""
+
+    caller: Caller
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CommandResult(Contract):
+    """Body of an RPC reply: `data` when ok, else `error`."""
+
+    ok: bool
+    data: dict[str, Any] | None = None
+    error: ErrorBody | None = None
+
+
+class DeviceAddress(Contract):
+    user_id: str
+    device_id: str
+
+
+class Delivery(Contract):
+    """Body of a message on `parley.deliver`, routed to the gateway instance holding the sockets.
+
+    `conn_id` set: only that socket, and `sync` says these pushes are its bind-time sync
+    stream (live pushes for a syncing socket wait until its `sync.done`).
+    """
+
+    targets: list[DeviceAddress] = Field(default_factory=list)
+    conn_id: str | None = None
+    sync: bool = False
+    pushes: list[Push]

@@ -1,0 +1,22 @@
+"""Prometheus metrics shared by the services (the gateway adds its own)."""
+from prometheus_client import Counter, Histogram, start_http_server
+
+COMMANDS = Counter("parley_commands_total", "Commands handled", ["operation", "outcome"])
+COMMAND_SECONDS = Histogram(
+    "parley_command_seconds",
+    "Time to handle one command",
+    ["operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RPC_SECONDS = Histogram(
+    "parley_rpc_seconds",
+    "Round trip of one RPC as the caller sees it",
+    ["operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def serve_metrics(port: int) -> None:
+    """Expose /metrics on `port` for a service without its own HTTP server (0: off)."""
+    if port:
+        start_http_server(port)

@@ -1,0 +1,202 @@
+"""Declared consumers: a service binds operations and events to plain async handlers.
+
+    router = Router("chat")
+
+    @router.operation("message.send")
+    async def send(request: MessageSend, caller: Caller) -> MessageSendReply: ...
+
+`ServiceRunner` declares the queues, consumes with manual ack (after the handler, i.e. after
+the database write), replies to RPCs, dead-letters a command that keeps failing, and on
+SIGTERM stops consuming and lets in-flight handlers finish. Handlers never see the broker.
+"""
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from pydantic import BaseModel, ValidationError
+
+from shared.broker import Broker, dumps, error_result
+from shared.contracts.errors import ErrorCode, ParleyError, describe_validation_error
+from shared.contracts.operations import EVENTS, OPERATIONS, Operation
+from shared.contracts.wire import Caller, Command, CommandResult
+from shared.logs import log_event, request_id_var, user_id_var
+from shared.metrics import COMMAND_SECONDS, COMMANDS
+from shared.settings import Settings
+
+log = logging.getLogger("parley.service")
+
+Handler = Callable[[Any, Caller], Awaitable[BaseModel | None]]
+EventHandler = Callable[[Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    operation: Operation
+    handler: Handler
+    timeout: float
+
+
+class Router:
+    """Binds operation names (from `shared.contracts.operations`) to handlers of one service."""
+
+    def __init__(self, service: str, default_timeout: float = 30.0):
+        self.service = service
+        self.default_timeout = default_timeout
+        self.routes: dict[str, Route] = {}
+        self.events: dict[str, EventHandler] = {}
+
+    def operation(self, name: str, timeout: float | None = None) -> Callable[[Handler], Handler]:
+        op = OPERATIONS[name]
+        if op.service != self.service:
+            raise ValueError(f"{name} belongs to {op.service}, not {self.service}")
+
+        def bind(handler: Handler) -> Handler:
+            self.routes[op.routing_key] = Route(op, handler, timeout or self.default_timeout)
+            return handler
+
+        return bind
+
+    def event(self, name: str) -> Callable[[EventHandler], EventHandler]:
+        if name not in EVENTS:
+            raise ValueError(f"unknown event {name}")
+
+        def bind(handler: EventHandler) -> EventHandler:
+            self.events[name] = handler
+            return handler
+
+        return bind
+
+    async def dispatch(self, routing_key: str, command: Command) -> BaseModel | None:
+        """Validate and run one command; what tests and the consumer both call."""
+        route = self.routes[routing_key]
+        try:
+            request = route.operation.request.model_validate(command.data)
+        except ValidationError as exc:
+            raise ParleyError.bad_request(describe_validation_error(exc)) from None
+        return await asyncio.wait_for(route.handler(request, command.caller), route.timeout)
+
+
+class ServiceRunner:
+    """Runs a Router against RabbitMQ until SIGTERM/SIGINT."""
+
+    def __init__(self, broker: Broker, router: Router, settings: Settings):
+        self.broker = broker
+        self.router = router
+        self.settings = settings
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        names = self.broker.names
+        arguments: dict[str, Any] = {"x-dead-letter-exchange": names.dead}
+        if self.settings.command_queue_type == "quorum":
+            arguments |= {"x-queue-type": "quorum", "x-delivery-limit": self.settings.delivery_limit}
+        channel = await self.broker.channel(prefetch=self.settings.prefetch)
+        commands = await channel.declare_exchange(names.commands, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(names.service_queue(self.router.service), durable=True, arguments=arguments)
+        for routing_key in self.router.routes:
+            await queue.bind(commands, routing_key)
+        self._consumers.append((queue, await queue.consume(self._on_command)))
+        if self.router.events:
+            events = await channel.declare_exchange(names.events, aio_pika.ExchangeType.TOPIC, durable=True)
+            equeue = await channel.declare_queue(
+                names.events_queue(self.router.service), durable=True, arguments=arguments
+            )
+            for name in self.router.events:
+                await equeue.bind(events, name)
+            self._consumers.append((equeue, await equeue.consume(self._on_event)))
+        log_event(log, "service.consuming", service=self.router.service, operations=sorted(self.router.routes))
+
+    def _track(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    def _failures_before(self, message: AbstractIncomingMessage) -> int:
+        count = (message.headers or {}).get("x-delivery-count")
+        if isinstance(count, int):
+            return count
+        return 1 if message.redelivered else 0
+
+    async def _on_command(self, message: AbstractIncomingMessage) -> None:
+        self._track()
+        started = time.perf_counter()
+        routing_key = message.routing_key or ""
+        outcome = "ok"
+        reply: bytes | None
+        try:
+            command = Command.model_validate_json(message.body)
+            request_id_var.set(command.caller.request_id)
+            user_id_var.set(command.caller.user_id)
+            result = await self.router.dispatch(routing_key, command)
+            reply = dumps(CommandResult(ok=True, data=result.model_dump(mode="json") if result else {}))
+        except ParleyError as exc:
+            outcome = exc.code.value
+            reply = error_result(exc.code, exc.message)
+        except (ValidationError, KeyError) as exc:
+            outcome = "malformed"
+            log_event(log, "command.malformed", logging.ERROR, routing_key=routing_key, error=str(exc))
+            reply = error_result(ErrorCode.BAD_REQUEST, "malformed command")
+        except Exception as exc:  # a bug or a backend down: retry, then dead-letter
+            failures = self._failures_before(message) + 1
+            give_up = failures >= self.settings.delivery_limit
+            log_event(
+                log, "command.failed", logging.ERROR, routing_key=routing_key, attempt=failures,
+                dead_lettered=give_up, error=repr(exc),
+            )
+            COMMANDS.labels(routing_key, "failed").inc()
+            if give_up:
+                await self._reply(message, error_result(ErrorCode.INTERNAL, "internal error"))
+                await message.reject(requeue=False)
+            else:
+                await asyncio.sleep(min(0.2 * failures, 2.0))
+                await message.nack(requeue=True)
+            return
+        await self._reply(message, reply)
+        await message.ack()
+        COMMANDS.labels(routing_key, outcome).inc()
+        COMMAND_SECONDS.labels(routing_key).observe(time.perf_counter() - started)
+
+    async def _reply(self, message: AbstractIncomingMessage, body: bytes) -> None:
+        if message.reply_to:
+            await self.broker.reply(message.reply_to, message.correlation_id, body)
+
+    async def _on_event(self, message: AbstractIncomingMessage) -> None:
+        self._track()
+        name = message.routing_key or ""
+        try:
+            event = EVENTS[name].model_validate_json(message.body)
+            await self.router.events[name](event)
+        except Exception as exc:
+            failures = self._failures_before(message) + 1
+            log_event(log, "event.failed", logging.ERROR, event_name=name, attempt=failures, error=repr(exc))
+            await message.nack(requeue=failures < self.settings.delivery_limit)
+            return
+        await message.ack()
+
+    async def stop(self) -> None:
+        """Stop taking new work, let what is in flight finish (and be acked), then return."""
+        for queue, tag in self._consumers:
+            try:
+                await queue.cancel(tag)
+            except Exception:  # the connection may already be gone
+                pass
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=30)
+        log_event(log, "service.stopped", service=self.router.service)
+
+    async def run_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        await self.start()
+        await self._stopping.wait()
+        await self.stop()

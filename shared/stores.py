@@ -1,0 +1,49 @@
+"""MongoDB and Redis clients, made the same way by every service."""
+import asyncio
+import logging
+import time
+
+import redis.asyncio as aioredis
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from shared.logs import log_event
+from shared.settings import Settings
+
+log = logging.getLogger("parley.stores")
+
+
+def mongo_client(settings: Settings) -> AsyncMongoClient:
+    # Fail fast (and let the broker redeliver) rather than hang a handler for 30 s.
+    return AsyncMongoClient(
+        settings.mongo_url, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True
+    )
+
+
+def mongo_database(client: AsyncMongoClient, settings: Settings) -> AsyncDatabase:
+    return client[settings.mongo_db]
+
+
+def redis_client(settings: Settings) -> aioredis.Redis:
+    return aioredis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+
+
+async def mongo_ping(client: AsyncMongoClient) -> None:
+    await client.admin.command("ping")
+
+
+async def wait_for_mongo(client: AsyncMongoClient, settings: Settings) -> None:
+    """Wait at start-up for MongoDB (it may come up after us), saying what we wait for."""
+    started = time.monotonic()
+    while True:
+        try:
+            await mongo_ping(client)
+            return
+        except PyMongoError as exc:
+            if time.monotonic() - started > settings.connect_retry_seconds:
+                raise RuntimeError(
+                    f"MongoDB is not reachable at {settings.mongo_url}; start it or set PARLEY_MONGO_URL"
+                ) from exc
+            log_event(log, "mongo.waiting", logging.WARNING, url=settings.mongo_url, error=str(exc)[:200])
+            await asyncio.sleep(1)
