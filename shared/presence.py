@@ -2,9 +2,13 @@
 
 Each bound socket is a member `device|gateway|conn` of the sorted set `presence:user:<uid>`,
 scored by the time it expires. Gateways refresh their sockets' scores; a gateway that dies
-stops refreshing, and the sweeper (every gateway runs one; they compete through ZREM) drops
-the expired members and reports users whose last device went away. Delivery reads only
-members whose expiry is in the future, so a dead gateway is never sent anything for long.
+stops refreshing, and the sweeper (every gateway runs one) drops the expired members.
+Delivery reads only members whose expiry is in the future, so a dead gateway is never sent
+anything for long.
+
+Whether a user is online is the set `presence:online`; a user comes online when a bind adds
+them to it and goes offline when the leave script removes them, both atomic in Redis, so each
+transition is announced exactly once whichever gateway or sweeper notices it.
 """
 import time
 from dataclasses import dataclass
@@ -12,6 +16,19 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from shared.contracts.base import iso, utc_now
+
+# KEYS: user zset, expiry zset, online set, last_seen hash; ARGV: member, expiry entry, now, user, last_seen.
+# Returns 1 when this removal left the user with no live device (they went offline), else 0.
+_LEAVE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+if redis.call('ZCOUNT', KEYS[1], ARGV[3], '+inf') > 0 then return 0 end
+if redis.call('SREM', KEYS[3], ARGV[4]) == 1 then
+  redis.call('HSET', KEYS[4], ARGV[4], ARGV[5])
+  return 1
+end
+return 0
+"""
 
 
 @dataclass(frozen=True)
@@ -38,31 +55,34 @@ class Presence:
         # Entries live 80 % of the advertised expiry so the sweeper announces a crash within it.
         self.lifetime = ttl_seconds * 0.8
         self.expiry_key = f"{namespace}:presence:expiry"
+        self.online_key = f"{namespace}:presence:online"
         self.last_seen_key = f"{namespace}:presence:last_seen"
+        self._leave = redis.register_script(_LEAVE)
 
     def _user_key(self, user_id: str) -> str:
         return f"{self.ns}:presence:user:{user_id}"
 
     async def bind(self, sock: DeviceSocket) -> bool:
-        """Register a socket; True when it is the user's first live device (they came online)."""
-        now = time.time()
+        """Register a socket; True when the user was offline until now (they came online)."""
+        expires = time.time() + self.lifetime
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(self._user_key(sock.user_id), {sock.member: now + self.lifetime})
-            pipe.zadd(self.expiry_key, {f"{sock.user_id}|{sock.member}": now + self.lifetime})
-            pipe.zcount(self._user_key(sock.user_id), now, "+inf")
-            *_, live = await pipe.execute()
-        return live == 1
+            pipe.zadd(self._user_key(sock.user_id), {sock.member: expires})
+            pipe.zadd(self.expiry_key, {f"{sock.user_id}|{sock.member}": expires})
+            pipe.sadd(self.online_key, sock.user_id)
+            *_, added = await pipe.execute()
+        return added == 1
 
-    async def unbind(self, sock: DeviceSocket) -> bool:
-        """Forget a socket; True when the user has no live device left (they went offline)."""
-        now = time.time()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(self._user_key(sock.user_id), sock.member)
-            pipe.zrem(self.expiry_key, f"{sock.user_id}|{sock.member}")
-            pipe.zcount(self._user_key(sock.user_id), now, "+inf")
-            pipe.hset(self.last_seen_key, sock.user_id, iso(utc_now()))
-            removed, _, live, _ = await pipe.execute()
-        return bool(removed) and live == 0
+    async def _remove(self, user_id: str, member: str) -> str | None:
+        seen = iso(utc_now())
+        went_offline = await self._leave(
+            keys=[self._user_key(user_id), self.expiry_key, self.online_key, self.last_seen_key],
+            args=[member, f"{user_id}|{member}", time.time(), user_id, seen],
+        )
+        return seen if went_offline else None
+
+    async def unbind(self, sock: DeviceSocket) -> str | None:
+        """Forget a socket; when the user has no live device left, their new last_seen."""
+        return await self._remove(sock.user_id, sock.member)
 
     async def refresh(self, socks: list[DeviceSocket]) -> list[DeviceSocket]:
         """Push the expiry of live sockets forward; returns those the sweeper had already dropped."""
@@ -76,22 +96,14 @@ class Presence:
             results = await pipe.execute()
         return [sock for sock, changed in zip(socks, results[::2]) if not changed]
 
-    async def sweep(self, limit: int = 500) -> list[str]:
-        """Drop expired sockets; returns the users whose last device was among them."""
-        now = time.time()
-        expired = await self.redis.zrangebyscore(self.expiry_key, "-inf", now, start=0, num=limit)
-        gone_offline: list[str] = []
+    async def sweep(self, limit: int = 500) -> list[tuple[str, str]]:
+        """Drop expired sockets; returns (user, last_seen) of users who thereby went offline."""
+        expired = await self.redis.zrangebyscore(self.expiry_key, "-inf", time.time(), start=0, num=limit)
+        gone_offline: list[tuple[str, str]] = []
         for entry in expired:
-            if not await self.redis.zrem(self.expiry_key, entry):
-                continue  # another gateway's sweeper took it
             user_id, member = entry.split("|", 1)
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.zrem(self._user_key(user_id), member)
-                pipe.zcount(self._user_key(user_id), time.time(), "+inf")
-                _, live = await pipe.execute()
-            if live == 0:
-                await self.redis.hset(self.last_seen_key, user_id, iso(utc_now()))
-                gone_offline.append(user_id)
+            if seen := await self._remove(user_id, member):
+                gone_offline.append((user_id, seen))
         return gone_offline
 
     async def sockets_of(self, user_ids: list[str]) -> list[DeviceSocket]:
@@ -106,13 +118,11 @@ class Presence:
         return [DeviceSocket.parse(uid, m) for uid, members in zip(user_ids, results) for m in members]
 
     async def status_of(self, user_ids: list[str]) -> dict[str, tuple[bool, str | None]]:
-        """user_id → (online, last_seen)."""
+        """user_id → (online, last_seen), as the presence pushes announced it."""
         if not user_ids:
             return {}
-        now = time.time()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
-                pipe.zcount(self._user_key(user_id), now, "+inf")
+            pipe.smismember(self.online_key, user_ids)
             pipe.hmget(self.last_seen_key, user_ids)
-            *counts, seen = await pipe.execute()
-        return {uid: (count > 0, last) for uid, count, last in zip(user_ids, counts, seen)}
+            online, seen = await pipe.execute()
+        return {uid: (bool(on), last) for uid, on, last in zip(user_ids, online, seen)}

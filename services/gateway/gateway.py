@@ -14,7 +14,7 @@ from services.gateway.frames import FrameError, ParsedFrame, parse_frame, reply_
 from services.gateway.metrics import CONNECTIONS, FRAMES
 from shared.broker import Broker, RpcClient
 from shared.contracts import auth
-from shared.contracts.base import Empty, iso, iso_from_timestamp, utc_now
+from shared.contracts.base import Empty, iso_from_timestamp, utc_now
 from shared.contracts.chat import DeviceBound, PresenceChanged
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.operations import OPERATIONS, SERVICES, Operation
@@ -212,11 +212,11 @@ class Gateway:
         conn.held_back = []
         assert self.presence is not None
         with suppress(Exception):  # Redis down: the sweeper announces it later
-            if await self.presence.unbind(sock):
-                await self._announce(sock.user_id, online=False)
+            if last_seen := await self.presence.unbind(sock):
+                await self._announce(sock.user_id, online=False, last_seen=last_seen)
 
-    async def _announce(self, user_id: str, online: bool) -> None:
-        event = PresenceChanged(user_id=user_id, online=online, last_seen=None if online else iso(utc_now()))
+    async def _announce(self, user_id: str, online: bool, last_seen: str | None = None) -> None:
+        event = PresenceChanged(user_id=user_id, online=online, last_seen=last_seen)
         await self.broker.publish_event("presence.changed", event)
 
     # --- upkeep --------------------------------------------------------------------------------
@@ -247,8 +247,8 @@ class Gateway:
         while True:
             await asyncio.sleep(self.settings.presence_sweep_seconds)
             try:
-                for user_id in await self.presence.sweep():
-                    await self._announce(user_id, online=False)
+                for user_id, last_seen in await self.presence.sweep():
+                    await self._announce(user_id, online=False, last_seen=last_seen)
             except Exception as exc:
                 log_event(log, "sweep.failed", logging.WARNING, error=repr(exc))
 

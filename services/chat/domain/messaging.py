@@ -56,6 +56,8 @@ async def send_message(
     deliver: Deliverer,
 ) -> chat.MessageSendReply:
     """Store first, answer second, then push to every online device that should see it."""
+    if (earlier := await messages.by_client_msg_id(sender, request.client_msg_id)) is not None:
+        return await _answer_retry(earlier, sender, sender_device, messages, deliver)
     recipient = request.to.user_id
     if recipient == sender:
         raise ParleyError.bad_request("data.to.user_id: you cannot message yourself")
@@ -80,13 +82,25 @@ async def send_message(
         doc["expires_at"] = now + timedelta(seconds=request.ttl_seconds)
     try:
         stored = await messages.append(conversation, doc)
-    except DuplicateClientMessage as dup:
-        # A retry: same answer, and push again in case the first attempt died before pushing.
-        stored = dup.existing
+    except DuplicateClientMessage as dup:  # the same send racing itself
+        return await _answer_retry(dup.existing, sender, sender_device, messages, deliver)
     await deliver.to_users(
         conversation["members"], [push("message.new", to_message(stored))], except_device=(sender, sender_device)
     )
     return _reply(stored)
+
+
+async def _answer_retry(
+    earlier: dict[str, Any], sender: str, sender_device: str | None, messages: MessageStore, deliver: Deliverer
+) -> chat.MessageSendReply:
+    """A send repeated with its client_msg_id: the first reply, and the first message pushed
+    again (to its own conversation) in case the first attempt died before pushing."""
+    conversation = await messages.conversation(earlier["conversation_id"])
+    if conversation is not None:
+        await deliver.to_users(
+            conversation["members"], [push("message.new", to_message(earlier))], except_device=(sender, sender_device)
+        )
+    return _reply(earlier)
 
 
 async def acknowledge(

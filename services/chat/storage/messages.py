@@ -67,15 +67,16 @@ class MessageStore:
                 break
             except DuplicateKeyError as exc:
                 if "client_msg_id" in ((exc.details or {}).get("keyPattern") or {}):
-                    existing = await self.messages.find_one(
-                        {"from_user_id": message["from_user_id"], "client_msg_id": message["client_msg_id"]}
-                    )
+                    existing = await self.by_client_msg_id(message["from_user_id"], message["client_msg_id"])
                     if existing is None:  # cannot happen unless deleted meanwhile; try again
                         continue
                     raise DuplicateClientMessage(existing) from None
                 seq = await self._next_free_seq(conversation_id, seq)
         await self.conversations.update_one({"_id": conversation_id}, {"$max": {"last_seq": seq}})
         return doc
+
+    async def by_client_msg_id(self, sender: str, client_msg_id: str) -> dict[str, Any] | None:
+        return await self.messages.find_one({"from_user_id": sender, "client_msg_id": client_msg_id})
 
     async def _next_free_seq(self, conversation_id: str, tried: int) -> int:
         latest = await self.messages.find_one(

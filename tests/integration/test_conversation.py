@@ -1,0 +1,164 @@
+"""End to end through real WebSockets: two users register, befriend, chat, see presence."""
+import asyncio
+
+import pytest
+
+from tests.support.client import Client, befriend, http_post, new_user
+
+
+async def test_two_users_befriend_and_chat_both_ways(port: int, other_port: int) -> None:
+    alice = await new_user(port)
+    bob = await new_user(other_port)  # on the other gateway: delivery crosses instances
+    await befriend(alice, bob)
+
+    sent = []
+    for i in range(5):
+        sent.append(await alice.send_text(bob.user_id, f"a{i}"))
+        sent.append(await bob.send_text(alice.user_id, f"b{i}"))
+    conversation_id = sent[0]["conversation_id"]
+    assert all(r["conversation_id"] == conversation_id for r in sent)
+    assert [r["seq"] for r in sent] == list(range(1, 11))
+
+    for _ in range(10):
+        if len(bob.inbox[conversation_id]) == 5 and len(alice.inbox[conversation_id]) == 5:
+            break
+        await asyncio.sleep(0.2)
+    # Each sees the other's messages live, with the seq the sender was given.
+    assert [m["text"] for m in bob.inbox[conversation_id].values()] == [f"a{i}" for i in range(5)]
+    assert sorted(bob.inbox[conversation_id]) == [1, 3, 5, 7, 9]
+    assert sorted(alice.inbox[conversation_id]) == [2, 4, 6, 8, 10]
+    first = bob.inbox[conversation_id][1]
+    assert first["from_user_id"] == alice.user_id and first["to"] == {"user_id": bob.user_id}
+    assert first["message_id"] == sent[0]["message_id"] and first["sent_at"] == sent[0]["sent_at"]
+    assert bob.duplicates == 0
+
+    history = await bob.call("history.fetch", {"conversation_id": conversation_id})
+    assert [m["text"] for m in history["messages"]] == [t for i in range(5) for t in (f"a{i}", f"b{i}")]
+    assert history["has_more"] is False
+    for client in (alice, bob):
+        await client.close()
+
+
+async def test_history_pages_backwards(port: int) -> None:
+    alice, bob = await new_user(port), await new_user(port)
+    await befriend(alice, bob)
+    for i in range(1, 126):
+        reply = await alice.send_text(bob.user_id, f"m{i}")
+    conversation_id = reply["conversation_id"]
+
+    newest = await bob.call("history.fetch", {"conversation_id": conversation_id})
+    assert [m["seq"] for m in newest["messages"]] == list(range(76, 126))
+    assert newest["has_more"] is True
+    older = await bob.call("history.fetch", {"conversation_id": conversation_id, "before_seq": 76, "limit": 70})
+    assert [m["seq"] for m in older["messages"]] == list(range(6, 76))
+    assert older["has_more"] is True
+    oldest = await bob.call("history.fetch", {"conversation_id": conversation_id, "before_seq": 6, "limit": 200})
+    assert [m["text"] for m in oldest["messages"]] == ["m1", "m2", "m3", "m4", "m5"]
+    assert oldest["has_more"] is False
+    for client in (alice, bob):
+        await client.close()
+
+
+async def test_presence_pushes_to_friends_and_friends_list(port: int, other_port: int) -> None:
+    alice, bob = await new_user(port), await new_user(port)
+    await befriend(alice, bob)
+    listed = await alice.call("friends.list")
+    assert [(f["user_id"], f["online"]) for f in listed["friends"]] == [(bob.user_id, True)]
+
+    await bob.close()  # a clean close: friends hear within 5 s
+    went = await alice.next_push("presence", timeout=5)
+    assert went["user_id"] == bob.user_id and went["online"] is False and went["last_seen"]
+    listed = await alice.call("friends.list")
+    assert listed["friends"][0]["online"] is False
+    assert listed["friends"][0]["last_seen"] == went["last_seen"]
+
+    # Back on the other gateway, with two devices: one push for the first, none for the second.
+    bob_phone = await Client(other_port).connect()
+    bob_phone.username = bob.username
+    await bob_phone.login("phone")
+    came = await alice.next_push("presence", timeout=5)
+    assert came == {"user_id": bob.user_id, "online": True, "last_seen": None}
+    bob_laptop = await Client(port).connect()
+    bob_laptop.username = bob.username
+    await bob_laptop.login("laptop")
+    await bob_phone.close()
+    assert await alice.no_push("presence", within=1.5)  # the laptop is still online
+    await bob_laptop.close()
+    assert (await alice.next_push("presence", timeout=5))["online"] is False
+    await alice.close()
+
+
+async def test_friend_requests_and_lists(port: int) -> None:
+    alice, bob, carol = await new_user(port), await new_user(port), await new_user(port)
+    await alice.call("friends.request", {"user_id": bob.user_id})
+    pushed = await bob.next_push("friend.request")
+    assert pushed["user"] == {"user_id": alice.user_id, "username": alice.username, "display_name": alice.username}
+    await carol.call("friends.request", {"user_id": alice.user_id})
+
+    mine = await alice.call("friends.list")
+    assert mine["friends"] == []
+    assert [u["user_id"] for u in mine["outgoing"]] == [bob.user_id]
+    assert [u["user_id"] for u in mine["incoming"]] == [carol.user_id]
+
+    await alice.call("friends.remove", {"user_id": carol.user_id})  # declines Carol
+    await bob.call("friends.accept", {"user_id": alice.user_id})
+    accepted = await alice.next_push("friend.accepted")
+    assert accepted["user"]["user_id"] == bob.user_id
+    mine = await alice.call("friends.list")
+    assert [f["username"] for f in mine["friends"]] == [bob.username]
+    assert mine["incoming"] == [] and mine["outgoing"] == []
+    assert (await carol.call("friends.list"))["outgoing"] == []
+
+    await bob.call("friends.remove", {"user_id": alice.user_id})
+    assert (await alice.call("friends.list"))["friends"] == []
+    with pytest.raises(Exception) as refused:
+        await alice.send_text(bob.user_id, "still there?")
+    assert refused.value.code == "forbidden"
+    for client in (alice, bob, carol):
+        await client.close()
+
+
+async def test_user_search_by_prefix(port: int) -> None:
+    searcher = await new_user(port)
+    target = Client(port)
+    await target.connect()
+    await target.register(f"zed_{searcher.user_id[-6:]}", display_name="Quentin Quux")
+    by_name = await searcher.call("users.search", {"query": f"ZED_{searcher.user_id[-6:]}"})
+    assert [u["username"] for u in by_name["users"]] == [target.username]
+    by_display = await searcher.call("users.search", {"query": "quentin q"})
+    assert target.user_id in [u["user_id"] for u in by_display["users"]]
+    assert (await searcher.call("users.search", {"query": "uentin"}))["users"] == []
+    for client in (searcher, target):
+        await client.close()
+
+
+async def test_http_register_login_and_readiness(port: int) -> None:
+    created = await http_post(port, "/auth/register", {"username": "Http_User_1", "password": "password123"})
+    assert created.status_code == 201
+    assert created.json()["username"] == "http_user_1"
+    login = await http_post(port, "/auth/login", {"username": "HTTP_USER_1", "password": "password123"})
+    assert login.status_code == 200 and login.json()["user_id"] == created.json()["user_id"]
+    # The token works on a socket.
+    client = await Client(port).connect()
+    resumed = await client.call("auth.resume", {"token": login.json()["token"]})
+    assert resumed["user_id"] == created.json()["user_id"]
+    assert await client.wait_synced() == 0
+    await client.close()
+
+    taken = await http_post(port, "/auth/register", {"username": "http_user_1", "password": "password123"})
+    assert taken.status_code == 409 and taken.json()["error"]["code"] == "conflict"
+    wrong = await http_post(port, "/auth/login", {"username": "http_user_1", "password": "password124"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthorized"
+    bad = await http_post(port, "/auth/register", {"username": "x", "password": "password123"})
+    assert bad.status_code == 400 and "username" in bad.json()["error"]["message"]
+    garbage = await http_post(port, "/auth/login", b"{not json")
+    assert garbage.status_code == 400 and garbage.json()["error"]["code"] == "bad_request"
+
+    import httpx
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {k: "ok" for k in ("redis", "rabbitmq", "auth", "chat", "files")}
+        assert (await http.get("/healthz")).status_code == 200
+        assert "parley_gateway_connections" in (await http.get("/metrics")).text

@@ -1,0 +1,119 @@
+"""Store-and-forward: what was sent while a device was away arrives on its next bind, in order."""
+import asyncio
+
+from tests.support.client import Client, befriend, new_user
+
+
+async def reconnect(client: Client, port: int, device_id: str | None = None) -> Client:
+    """The same user on a new socket, logged in again (optionally as another device)."""
+    again = await Client(port).connect()
+    again.username, again.user_id = client.username, client.user_id
+    await again.login(device_id)
+    return again
+
+
+async def test_500_messages_wait_for_an_offline_device_and_arrive_in_order(port: int, other_port: int) -> None:
+    alice, bob = await new_user(port), await new_user(port)
+    await befriend(alice, bob)
+    await bob.close()
+
+    replies = [await alice.send_text(bob.user_id, f"offline {i}") for i in range(500)]
+    conversation_id = replies[0]["conversation_id"]
+    assert [r["seq"] for r in replies] == list(range(1, 501))
+
+    bob = await reconnect(bob, other_port)
+    received = []
+    while True:
+        push = await bob.pushes.get()
+        if push["type"] == "sync.done":
+            break
+        if push["type"] == "message.new":
+            received.append(push["data"])
+    assert push["data"] == {"count": 500}
+    assert [m["seq"] for m in received] == list(range(1, 501))
+    assert [m["text"] for m in received] == [f"offline {i}" for i in range(500)]
+    assert {m["conversation_id"] for m in received} == {conversation_id}
+
+    # Acknowledge the first 200 only: the other 300 come again on the next bind, and only they.
+    await bob.call("message.ack", {"conversation_id": conversation_id, "seq": 200})
+    await bob.close()
+    bob = await reconnect(bob, port)
+    assert await bob.wait_synced() == 300
+    assert sorted(bob.inbox[conversation_id]) == list(range(201, 501))
+
+    await bob.ack_all()
+    await bob.close()
+    bob = await reconnect(bob, port)
+    assert await bob.wait_synced() == 0
+    assert bob.inbox == {}
+    for client in (alice, bob):
+        await client.close()
+
+
+async def test_live_messages_during_sync_follow_it_in_order(port: int) -> None:
+    alice, bob = await new_user(port), await new_user(port)
+    await befriend(alice, bob)
+    await bob.close()
+    for i in range(300):
+        reply = await alice.send_text(bob.user_id, f"early {i}")
+    conversation_id = reply["conversation_id"]
+
+    bob = await reconnect(bob, port)
+    late = [asyncio.create_task(alice.send_text(bob.user_id, f"late {i}")) for i in range(20)]
+    await asyncio.gather(*late)
+    await bob.wait_synced()
+    for _ in range(50):
+        if len(bob.inbox[conversation_id]) == 320:
+            break
+        await asyncio.sleep(0.1)
+    assert sorted(bob.inbox[conversation_id]) == list(range(1, 321))
+    for client in (alice, bob):
+        await client.close()
+
+
+async def test_each_device_has_its_own_cursor_and_sees_its_own_messages(port: int, other_port: int) -> None:
+    alice, bob = await new_user(port, "phone"), await new_user(port, "phone")
+    await befriend(alice, bob)
+    alice_laptop = await reconnect(alice, other_port, "laptop")
+    await alice_laptop.wait_synced()
+
+    sent = await alice.send_text(bob.user_id, "from my phone")
+    conversation_id = sent["conversation_id"]
+    # The sender's other device gets a copy; the sending device does not.
+    copy = await alice_laptop.next_push("message.new")
+    assert copy["text"] == "from my phone" and copy["seq"] == sent["seq"]
+    assert await alice.no_push("message.new", within=1)
+    assert (await bob.next_push("message.new"))["seq"] == 1
+
+    await bob.ack_all()  # bob's phone has seq 1
+    await bob.close()
+    await alice.send_text(bob.user_id, "second")
+    # A device seen for the first time starts at the highest cursor of the user's devices.
+    bob_tablet = await reconnect(bob, port, "tablet")
+    assert await bob_tablet.wait_synced() == 1
+    assert bob_tablet.texts(conversation_id) == ["second"]
+    # The phone has its own cursor: it too gets "second" and nothing more.
+    bob_phone = await reconnect(bob, other_port, "phone")
+    assert await bob_phone.wait_synced() == 1
+    for client in (alice, alice_laptop, bob_tablet, bob_phone):
+        await client.close()
+
+
+async def test_same_client_msg_id_stores_one_message_and_returns_the_same_reply(port: int) -> None:
+    alice, bob = await new_user(port), await new_user(port)
+    await befriend(alice, bob)
+    first = await alice.send_text(bob.user_id, "once", client_msg_id="retry-me")
+    again = await alice.send_text(bob.user_id, "once", client_msg_id="retry-me")
+    assert again == first
+    after = await alice.send_text(bob.user_id, "next")
+    assert after["seq"] == first["seq"] + 1
+    history = await bob.call("history.fetch", {"conversation_id": first["conversation_id"]})
+    assert [m["text"] for m in history["messages"]] == ["once", "next"]
+    # Whatever the retries pushed, the user sees each message once.
+    await asyncio.sleep(0.5)
+    assert bob.texts(first["conversation_id"]) == ["once", "next"]
+    # The id is the sender's: another sender may use it.
+    mine = await bob.send_text(alice.user_id, "mine", client_msg_id="retry-me")
+    assert mine["seq"] == after["seq"] + 1
+    for client in (alice, bob):
+        await client.close()

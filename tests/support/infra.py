@@ -1,0 +1,55 @@
+"""Where the tests' RabbitMQ, Redis and MongoDB come from, and how their traces are removed.
+
+URLs come from the environment (PARLEY_AMQP_URL, PARLEY_REDIS_URL, PARLEY_MONGO_URL) where
+given, else the local services; MongoDB falls back to the embedded secantusdb server, started
+in memory for the session. Every run uses its own namespace, so it shares the broker and Redis
+with a `make run` stack (or another test run) without seeing its traffic.
+"""
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import aio_pika
+import redis.asyncio as aioredis
+
+from shared.broker import Names
+from shared.devstack import free_port, wait_for_port
+from shared.settings import Settings
+
+
+def unique_namespace() -> str:
+    return f"t{secrets.token_hex(4)}"
+
+
+def start_embedded_mongo(log_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    server = shutil.which("secantusd-py", path=str(Path(sys.executable).parent)) or shutil.which("secantusd-py")
+    if server is None:
+        raise RuntimeError("no MongoDB for the tests: set PARLEY_MONGO_URL or `pip install -e '.[local]'`")
+    port = free_port()
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(
+        [server, "--host", "127.0.0.1", "--port", str(port), "--storage-path", ":memory:", "--log-level", "WARNING"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    wait_for_port(port, 30, "the embedded MongoDB-wire server")
+    return f"mongodb://127.0.0.1:{port}/", proc
+
+
+async def remove_namespace(settings: Settings, services: tuple[str, ...] = ("auth", "chat", "files")) -> None:
+    """Delete the run's queues, exchanges and Redis keys."""
+    names = Names(settings.namespace)
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in [names.service_queue(s) for s in services] + [names.events_queue(s) for s in services] + [
+            names.dead_letters
+        ]:
+            await channel.queue_delete(queue)
+        for exchange in (names.commands, names.deliver, names.events, names.dead):
+            await channel.exchange_delete(exchange)
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    async for key in redis.scan_iter(f"{settings.namespace}:*"):
+        await redis.delete(key)
+    await redis.aclose()

@@ -1,0 +1,106 @@
+"""Small pieces the unit tests share: real Redis and presence, the delivery port, profiles.
+
+Nothing here mocks a store or the broker: `Outbox` *is* the `publish` port of `Deliverer`
+(what chat hands to RabbitMQ), recorded so a test can read what each gateway would get.
+"""
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from services.chat.domain.ports import Deliverer
+from services.chat.storage.cursors import CursorStore
+from services.chat.storage.friendships import FriendshipStore
+from services.chat.storage.messages import MessageStore
+from shared.contracts.auth import UserProfile
+from shared.contracts.base import utc_now
+from shared.contracts.wire import Delivery
+from shared.presence import DeviceSocket, Presence
+from shared.settings import Settings
+from shared.stores import redis_client
+
+
+@asynccontextmanager
+async def redis_namespace(settings: Settings) -> AsyncIterator[tuple[aioredis.Redis, str]]:
+    """A real Redis client and a key prefix of this test alone, inside the run's namespace."""
+    redis = redis_client(settings)
+    namespace = f"{settings.namespace}:unit{os.urandom(4).hex()}"
+    try:
+        yield redis, namespace
+    finally:
+        async for key in redis.scan_iter(f"{namespace}:*"):
+            await redis.delete(key)
+        await redis.aclose()
+
+
+class Outbox:
+    """The `publish` port: every (gateway_id, Delivery) chat would put on `parley.deliver`."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Delivery]] = []
+
+    async def __call__(self, gateway_id: str, delivery: Delivery) -> None:
+        self.sent.append((gateway_id, delivery))
+
+    def received_by(self, user_id: str, device_id: str) -> list[dict[str, Any]]:
+        """The pushes (as `{"type", "data"}`) addressed to one device, in order."""
+        return [
+            p.model_dump()
+            for _, d in self.sent
+            if any(t.user_id == user_id and t.device_id == device_id for t in d.targets)
+            for p in d.pushes
+        ]
+
+    def of_type(self, event: str) -> list[tuple[str, Delivery]]:
+        return [(g, d) for g, d in self.sent if any(p.type == event for p in d.pushes)]
+
+    def clear(self) -> None:
+        self.sent.clear()
+
+
+class StaticProfiles:
+    """The `Profiles` port over profiles made by the test."""
+
+    def __init__(self, *profiles: UserProfile):
+        self.by_id = {p.user_id: p for p in profiles}
+
+    async def get(self, user_ids: list[str]) -> dict[str, UserProfile]:
+        return {u: self.by_id[u] for u in user_ids if u in self.by_id}
+
+
+def profile(user_id: str, display_name: str | None = None) -> UserProfile:
+    return UserProfile(user_id=user_id, username=user_id.lower(), display_name=display_name or user_id.title())
+
+
+@dataclass
+class Chat:
+    """chat's stores on a fresh database, presence on real Redis and a recorded delivery port."""
+
+    friendships: FriendshipStore
+    messages: MessageStore
+    cursors: CursorStore
+    presence: Presence
+    outbox: Outbox
+    deliver: Deliverer
+    profiles: StaticProfiles = field(default_factory=StaticProfiles)
+
+    async def online(self, user_id: str, device_id: str = "d1", gateway_id: str = "gw1", conn_id: str = "c1") -> None:
+        await self.presence.bind(DeviceSocket(user_id, device_id, gateway_id, conn_id))
+
+    async def befriend(self, a: str, b: str) -> None:
+        assert await self.friendships.add_request(a, b, utc_now())
+        assert await self.friendships.accept(a, b, utc_now())
+
+
+@asynccontextmanager
+async def chat_world(db, settings: Settings, *profiles: UserProfile) -> AsyncIterator[Chat]:
+    async with redis_namespace(settings) as (redis, namespace):
+        friendships, messages, cursors = FriendshipStore(db), MessageStore(db), CursorStore(db)
+        for store in (friendships, messages, cursors):
+            await store.ensure_indexes()
+        presence = Presence(redis, namespace, ttl_seconds=30)
+        outbox = Outbox()
+        yield Chat(friendships, messages, cursors, presence, outbox, Deliverer(presence, outbox), StaticProfiles(*profiles))
