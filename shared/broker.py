@@ -94,7 +94,7 @@ class Broker:
 
     async def connect(self) -> "Broker":
         self.connection = await connect_with_retry(self.settings.amqp_url, self.settings.connect_retry_seconds)
-        self._channel = await self.connection.channel(publisher_confirms=True)
+        self._channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
         await self.declare_exchanges(self._channel)
         return self
 
