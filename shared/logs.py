@@ -50,7 +50,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aio_pika", "aiormq", "pymongo", "uvicorn.access", "asyncio"):
+    for noisy in ("aio_pika", "aiormq", "pymongo", "uvicorn.access", "uvicorn.error", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -29,6 +29,7 @@ log = logging.getLogger("parley.gateway")
 
 # Requests of one socket handled at once; past this the gateway stops reading that socket.
 MAX_IN_FLIGHT_PER_SOCKET = 64
+SESSION_OPERATIONS = frozenset({"auth.login", "auth.resume", "auth.logout"})
 
 
 class Gateway:
@@ -57,7 +58,10 @@ class Gateway:
         await queue.bind(exchange, self.gateway_id)
         await queue.consume(self._on_delivery, no_ack=True)
         self._tasks = [asyncio.create_task(self._heartbeat_loop()), asyncio.create_task(self._sweep_loop())]
-        log_event(log, "gateway.started", gateway_id=self.gateway_id)
+        log_event(
+            log, "gateway.started", gateway_id=self.gateway_id,
+            url=f"http://{self.settings.gateway_host}:{self.settings.gateway_port}",
+        )
 
     async def stop(self) -> None:
         """Close every socket (clients reconnect elsewhere and resync), then the connections."""
@@ -88,16 +92,17 @@ class Gateway:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
-                text = message.get("text")
-                if text is None:
-                    conn.send(reply_error(None, ParleyError.bad_request("frames must be text (JSON)")))
+                frame = self._read_frame(conn, message.get("text"))
+                if frame is None:
+                    continue
+                if frame.operation.name in SESSION_OPERATIONS:
+                    # They change what later frames may do: finish before reading on.
+                    await self._answer(conn, frame)
                     continue
                 await in_flight.acquire()
-                task = asyncio.create_task(self._handle_text(conn, text))
+                task = asyncio.create_task(self._answer(conn, frame))
                 pending.add(task)
                 task.add_done_callback(lambda t: (pending.discard(t), in_flight.release()))
-                if self._is_session_frame(text):
-                    await task  # login/resume/logout change what later frames may do: finish first
         except WebSocketDisconnect:
             pass
         finally:
@@ -108,30 +113,32 @@ class Gateway:
             await writer
             CONNECTIONS.dec()
 
-    @staticmethod
-    def _is_session_frame(text: str) -> bool:
-        return '"auth.' in text[:200]
-
-    async def _handle_text(self, conn: Connection, text: str) -> None:
-        frame_id = None
+    def _read_frame(self, conn: Connection, text: str | None) -> ParsedFrame | None:
+        """The frame's request, or None after answering why it is refused."""
+        if text is None:
+            conn.send(reply_error(None, ParleyError.bad_request("frames must be text (JSON)")))
+            return None
         try:
-            frame = parse_frame(text, max_bytes=self.settings.max_frame_bytes, bound=conn.session is not None)
-            frame_id = frame.id
-            request_id_var.set(frame_id)
-            user_id_var.set(conn.session.user_id if conn.session else None)
+            return parse_frame(text, max_bytes=self.settings.max_frame_bytes, bound=conn.session is not None)
+        except FrameError as exc:
+            FRAMES.labels("invalid", exc.code.value).inc()
+            conn.send(reply_error(exc.frame_id, exc))
+            return None
+
+    async def _answer(self, conn: Connection, frame: ParsedFrame) -> None:
+        request_id_var.set(frame.id)
+        user_id_var.set(conn.session.user_id if conn.session else None)
+        try:
             data = await self._perform(conn, frame)
             if data is not None:
                 conn.send(reply_ok(frame.id, data))
             FRAMES.labels(frame.operation.name, "ok").inc()
-        except FrameError as exc:
-            FRAMES.labels("invalid", exc.code.value).inc()
-            conn.send(reply_error(exc.frame_id, exc))
         except ParleyError as exc:
-            FRAMES.labels("error", exc.code.value).inc()
-            conn.send(reply_error(frame_id, exc))
+            FRAMES.labels(frame.operation.name, exc.code.value).inc()
+            conn.send(reply_error(frame.id, exc))
         except Exception as exc:
-            log_event(log, "frame.failed", logging.ERROR, error=repr(exc))
-            conn.send(reply_error(frame_id, ParleyError(ErrorCode.INTERNAL, "internal error")))
+            log_event(log, "frame.failed", logging.ERROR, operation=frame.operation.name, error=repr(exc))
+            conn.send(reply_error(frame.id, ParleyError(ErrorCode.INTERNAL, "internal error")))
 
     async def _perform(self, conn: Connection, frame: ParsedFrame) -> dict[str, Any] | None:
         """Run one valid request; returns the reply data, or None when it already replied."""
