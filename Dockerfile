@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image per Parley service: `docker build --build-arg SERVICE=chat .` (auth, chat, files, gateway).
 # Only the runtime dependencies are installed: never the `local` extra (the embedded
 # MongoDB-wire server is GPL and for local runs only) nor the `dev` extra.

@@ -162,8 +162,10 @@ class ServiceRunner:
             return
         await self._reply(message, reply)
         await message.ack()
+        elapsed = time.perf_counter() - started
         COMMANDS.labels(routing_key, outcome).inc()
-        COMMAND_SECONDS.labels(routing_key).observe(time.perf_counter() - started)
+        COMMAND_SECONDS.labels(routing_key).observe(elapsed)
+        log_event(log, "command.handled", logging.DEBUG, routing_key=routing_key, outcome=outcome, ms=round(elapsed * 1000, 2))
 
     async def _reply(self, message: AbstractIncomingMessage, body: bytes) -> None:
         if message.reply_to:

@@ -1,13 +1,18 @@
 """auth's operations, each mapped to its domain function."""
+import logging
+
 from services.auth.domain import accounts
 from services.auth.domain.accounts import Passwords
 from services.auth.storage.users import UserStore
 from shared.contracts import auth
 from shared.contracts.base import Empty
 from shared.contracts.wire import Caller
+from shared.logs import log_event
 from shared.service import Router
 from shared.stores import mongo_ping
 from shared.tokens import Revocations, TokenCodec
+
+log = logging.getLogger("parley.auth")
 
 
 def build_router(
@@ -17,11 +22,15 @@ def build_router(
 
     @router.operation("auth.register")
     async def register(request: auth.Register, caller: Caller) -> auth.RegisterReply:
-        return await accounts.register(request, users, passwords)
+        reply = await accounts.register(request, users, passwords)
+        log_event(log, "user.registered", registered_user_id=reply.user_id, username=reply.username)
+        return reply
 
     @router.operation("auth.login")
     async def login(request: auth.Login, caller: Caller) -> auth.LoginReply:
-        return await accounts.login(request, users, passwords, tokens)
+        reply = await accounts.login(request, users, passwords, tokens)
+        log_event(log, "user.logged_in", logged_in_user_id=reply.user_id, device_id=request.device_id)
+        return reply
 
     @router.operation("auth.logout")
     async def logout(request: auth.Logout, caller: Caller) -> Empty:

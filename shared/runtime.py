@@ -1,0 +1,42 @@
+"""What every service process does around its own wiring: settings, logs, metrics, MongoDB,
+Redis and RabbitMQ up; consume until SIGTERM; everything closed in order."""
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.broker import Broker
+from shared.logs import configure_logging
+from shared.metrics import serve_metrics
+from shared.service import Router, ServiceRunner
+from shared.settings import Settings, get_settings
+from shared.stores import mongo_client, mongo_database, redis_client, wait_for_mongo
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    mongo: AsyncMongoClient
+    db: AsyncDatabase
+    redis: aioredis.Redis
+    broker: Broker
+
+
+async def serve(service: str, wire: Callable[[Runtime], Awaitable[Router]]) -> None:
+    """Run one service: `wire` builds its stores and handlers from the shared clients."""
+    settings = get_settings()
+    configure_logging(service, settings.log_level, settings.log_format)
+    serve_metrics(settings.metrics_port)
+    mongo = mongo_client(settings)
+    await wait_for_mongo(mongo, settings)
+    redis = redis_client(settings)
+    broker = await Broker(settings).connect()
+    try:
+        router = await wire(Runtime(settings, mongo, mongo_database(mongo, settings), redis, broker))
+        await ServiceRunner(broker, router, settings).run_until_signalled()
+    finally:
+        await broker.close()
+        await redis.aclose()
+        await mongo.close()
