@@ -189,6 +189,24 @@ async def test_offline_recipient_gets_no_delivery_but_the_message_is_kept(friend
     assert [m.seq for m in (await history(friends, B)).messages] == [1]
 
 
+async def test_a_push_that_fails_does_not_fail_a_stored_send(friends):
+    """The broker refusing the live push: the sender is still told it is stored, and it is."""
+    await friends.online(B, "phone")
+
+    async def broker_down(gateway_id, delivery):
+        raise ConnectionError("deliver exchange unreachable")
+
+    friends.deliver.publish = broker_down
+    reply = await send(friends, A, B, "c1", text="kept anyway")
+    assert reply.seq == 1
+    assert [m.text for m in (await history(friends, B)).messages] == ["kept anyway"]
+    friends.deliver.publish = friends.outbox
+    await sync(friends, B, "phone")
+    assert [p["data"]["text"] for p in friends.outbox.received_by(B, "phone") if p["type"] == "message.new"] == [
+        "kept anyway"
+    ]
+
+
 # --- history ---------------------------------------------------------------------------------
 async def test_history_pages_back_from_the_newest(friends):
     await send_many(friends, 120)

@@ -3,6 +3,7 @@
 `Deliverer` sends pushes to whichever gateways hold the target devices (presence in Redis,
 deliveries on RabbitMQ); `Profiles` resolves user ids through auth, which owns users.
 """
+import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
@@ -11,7 +12,10 @@ from shared.contracts.auth import UserProfile
 from shared.contracts.base import Contract
 from shared.contracts.envelope import Push
 from shared.contracts.wire import Delivery, DeviceAddress
+from shared.logs import log_event
 from shared.presence import DeviceSocket, Presence
+
+log = logging.getLogger("parley.chat")
 
 Publish = Callable[[str, Delivery], Awaitable[None]]  # (gateway_id, delivery)
 
@@ -32,8 +36,21 @@ class Deliverer:
     async def to_users(
         self, user_ids: Iterable[str], pushes: list[Push], *, except_device: tuple[str, str | None] | None = None
     ) -> int:
-        """Push to every live device of these users (but `except_device`); returns devices reached."""
-        sockets = await self.presence.sockets_of(list(dict.fromkeys(user_ids)))
+        """Push to every live device of these users (but `except_device`); returns devices reached.
+
+        Best effort: what is already stored must not fail for a push (Redis or a gateway
+        being away); whoever missed it gets it from their cursor on the next bind.
+        """
+        try:
+            return await self._to_users(list(dict.fromkeys(user_ids)), pushes, except_device)
+        except Exception as exc:
+            log_event(log, "push.failed", logging.WARNING, push_type=pushes[0].type if pushes else "", error=repr(exc))
+            return 0
+
+    async def _to_users(
+        self, user_ids: list[str], pushes: list[Push], except_device: tuple[str, str | None] | None
+    ) -> int:
+        sockets = await self.presence.sockets_of(user_ids)
         by_gateway: dict[str, list[DeviceAddress]] = defaultdict(list)
         for sock in sockets:
             if except_device and (sock.user_id, sock.device_id) == except_device:
