@@ -3,12 +3,15 @@ from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
 
-from services.chat.domain import friends, messaging
+from services.chat.domain import conversations, friends, groups, messaging
 from services.chat.domain.ports import Deliverer, Profiles
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
 from services.chat.storage.messages import MessageStore
+from services.chat.storage.typing import TypingThrottle
 from shared.contracts import chat
+from shared.contracts import conversations as conv
+from shared.contracts import groups as group
 from shared.contracts.base import Empty
 from shared.contracts.errors import ParleyError
 from shared.contracts.wire import Caller
@@ -25,6 +28,7 @@ class ChatContext:
     presence: Presence
     deliver: Deliverer
     profiles: Profiles
+    typing: TypingThrottle
     mongo: AsyncMongoClient
     sync_batch_size: int = 500
 
@@ -71,6 +75,52 @@ def build_router(ctx: ChatContext) -> Router:
     @router.operation("history.fetch")
     async def history(request: chat.HistoryFetch, caller: Caller) -> chat.HistoryReply:
         return await messaging.fetch_history(request, _user(caller), ctx.messages)
+
+    @router.operation("message.read")
+    async def read(request: conv.MessageRead, caller: Caller) -> Empty:
+        await conversations.mark_read(request, _user(caller), ctx.messages, ctx.cursors, ctx.deliver)
+        return Empty()
+
+    @router.operation("message.recall")
+    async def recall(request: conv.MessageRecall, caller: Caller) -> Empty:
+        await conversations.recall_message(request, _user(caller), caller.device_id, ctx.messages, ctx.deliver)
+        return Empty()
+
+    @router.operation("typing")
+    async def typing(request: conv.Typing, caller: Caller) -> Empty:
+        await conversations.send_typing(request, _user(caller), ctx.messages, ctx.typing, ctx.deliver)
+        return Empty()
+
+    @router.operation("conversations.list")
+    async def list_conversations(request: conv.ConversationsList, caller: Caller) -> conv.ConversationsListReply:
+        return await conversations.list_conversations(_user(caller), ctx.messages, ctx.cursors, ctx.profiles)
+
+    @router.operation("groups.create")
+    async def create_group(request: group.GroupCreate, caller: Caller) -> group.GroupCreateReply:
+        return await groups.create_group(request, _user(caller), ctx.messages, ctx.profiles, ctx.deliver)
+
+    @router.operation("groups.add_members")
+    async def add_members(request: group.GroupAddMembers, caller: Caller) -> Empty:
+        await groups.add_members(request, _user(caller), ctx.messages, ctx.profiles, ctx.deliver)
+        return Empty()
+
+    @router.operation("groups.leave")
+    async def leave(request: group.GroupTarget, caller: Caller) -> Empty:
+        await groups.leave_group(request.group_id, _user(caller), ctx.messages, ctx.deliver)
+        return Empty()
+
+    @router.operation("groups.list")
+    async def list_groups(request: group.GroupsList, caller: Caller) -> group.GroupsListReply:
+        return await groups.list_groups(_user(caller), ctx.messages)
+
+    @router.operation("groups.members")
+    async def members(request: group.GroupTarget, caller: Caller) -> group.GroupMembersReply:
+        return await groups.list_members(request.group_id, _user(caller), ctx.messages, ctx.profiles)
+
+    @router.operation("groups.set_role")
+    async def set_role(request: group.GroupSetRole, caller: Caller) -> Empty:
+        await groups.set_role(request, _user(caller), ctx.messages, ctx.deliver)
+        return Empty()
 
     @router.operation("chat.sync", timeout=300)
     async def sync(request: chat.DeviceBound, caller: Caller) -> None:

@@ -7,6 +7,7 @@ from services.chat.profiles import AuthProfiles
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
 from services.chat.storage.messages import MessageStore
+from services.chat.storage.typing import TypingThrottle
 from shared.broker import RpcClient
 from shared.ids import new_id
 from shared.presence import Presence
@@ -28,6 +29,7 @@ async def wire(rt: Runtime) -> Router:
             presence=presence,
             deliver=Deliverer(presence, rt.broker.deliver),
             profiles=AuthProfiles(rpc),
+            typing=TypingThrottle(rt.redis, rt.settings.namespace),
             mongo=rt.mongo,
             sync_batch_size=rt.settings.sync_batch_size,
         )

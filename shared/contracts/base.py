@@ -1,11 +1,21 @@
 """Base of every wire model: frozen, strict about unknown fields."""
 from datetime import datetime, timezone
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 
 class Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SparseContract(Contract):
+    """A model whose optional fields (`text?`, `peer?`, ...) are absent, not null, when unset."""
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
 
 
 class Empty(Contract):

@@ -1,10 +1,10 @@
 """Friends, messages, history and sync (PROTOCOL.md, "Users and friends", "Messages")."""
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import Field, SerializerFunctionWrapHandler, StringConstraints, model_serializer, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from shared.contracts.auth import DeviceId, UserProfile
-from shared.contracts.base import Contract
+from shared.contracts.base import Contract, SparseContract
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Seq = Annotated[int, Field(ge=1, le=2**53)]
@@ -48,12 +48,21 @@ class PresencePush(Contract):
 
 
 # --- messages --------------------------------------------------------------------------------
-class DirectTarget(Contract):
-    user_id: Id
+class Target(Contract):
+    """`{"user_id": ...}` for a friend, or `{"group_id": ...}` for a group."""
+
+    user_id: Id | None = None
+    group_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Target":
+        if (self.user_id is None) == (self.group_id is None):
+            raise ValueError("give exactly one of user_id or group_id")
+        return self
 
 
 class MessageSend(Contract):
-    to: DirectTarget
+    to: Target
     client_msg_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     text: Annotated[str, StringConstraints(min_length=1, max_length=4000)] | None = None
     file_id: Id | None = None
@@ -85,7 +94,7 @@ class FileInfo(Contract):
     content_type: str
 
 
-class Message(Contract):
+class Message(SparseContract):
     """A stored message as clients see it: the data of push `message.new` and of history."""
 
     message_id: str
@@ -97,11 +106,6 @@ class Message(Contract):
     file: FileInfo | None = None
     sent_at: str
     expires_at: str | None = None
-
-    @model_serializer(mode="wrap")
-    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """`text?`, `file?`, `expires_at?`: absent rather than null when the message has none."""
-        return {k: v for k, v in handler(self).items() if v is not None}
 
 
 class HistoryFetch(Contract):

@@ -5,7 +5,7 @@ their handlers to.
 """
 from dataclasses import dataclass
 
-from shared.contracts import auth, chat
+from shared.contracts import auth, chat, conversations, groups
 from shared.contracts.base import Contract, Empty
 
 
@@ -43,6 +43,17 @@ _ALL = [
     Operation("message.send", "chat", chat.MessageSend, chat.MessageSendReply),
     Operation("message.ack", "chat", chat.MessageAck, Empty),
     Operation("history.fetch", "chat", chat.HistoryFetch, chat.HistoryReply),
+    Operation("message.read", "chat", conversations.MessageRead, Empty),
+    Operation("message.recall", "chat", conversations.MessageRecall, Empty),
+    Operation("typing", "chat", conversations.Typing, Empty),
+    Operation("conversations.list", "chat", conversations.ConversationsList, conversations.ConversationsListReply),
+    # groups
+    Operation("groups.create", "chat", groups.GroupCreate, groups.GroupCreateReply),
+    Operation("groups.add_members", "chat", groups.GroupAddMembers, Empty),
+    Operation("groups.leave", "chat", groups.GroupTarget, Empty),
+    Operation("groups.list", "chat", groups.GroupsList, groups.GroupsListReply),
+    Operation("groups.members", "chat", groups.GroupTarget, groups.GroupMembersReply),
+    Operation("groups.set_role", "chat", groups.GroupSetRole, Empty),
     # internal
     Operation("auth.users.get", "auth", auth.UsersGet, auth.UsersGetReply, public=False),
     Operation("auth.health", "auth", Empty, Empty, public=False, needs_session=False),
@@ -62,6 +73,13 @@ PUSHES: dict[str, type[Contract]] = {
     "friend.request": chat.FriendRequestPush,
     "friend.accepted": chat.FriendRequestPush,
     "presence": chat.PresencePush,
+    "receipt.read": conversations.ReceiptReadPush,
+    "message.recalled": conversations.MessageRecalledPush,
+    "typing": conversations.TypingPush,
+    "group.added": groups.GroupAddedPush,
+    "group.member_joined": groups.GroupMemberPush,
+    "group.member_left": groups.GroupMemberPush,
+    "group.role_changed": groups.GroupRolePush,
 }
 
 # Domain events on `parley.events`.

@@ -3,6 +3,7 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.chat.domain.groups import joined_seq, member_group
 from services.chat.domain.ports import Deliverer, push
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
@@ -39,7 +40,7 @@ def _reply(doc: dict[str, Any]) -> chat.MessageSendReply:
     )
 
 
-async def _member_conversation(conversation_id: str, user_id: str, messages: MessageStore) -> dict[str, Any]:
+async def member_conversation(conversation_id: str, user_id: str, messages: MessageStore) -> dict[str, Any]:
     """The conversation, if `user_id` takes part in it; unknown and foreign look the same."""
     conversation = await messages.conversation(conversation_id)
     if conversation is None or user_id not in conversation["members"]:
@@ -58,22 +59,20 @@ async def send_message(
     """Store first, answer second, then push to every online device that should see it."""
     if (earlier := await messages.by_client_msg_id(sender, request.client_msg_id)) is not None:
         return await _answer_retry(earlier, sender, sender_device, messages, deliver)
-    recipient = request.to.user_id
-    if recipient == sender:
-        raise ParleyError.bad_request("data.to.user_id: you cannot message yourself")
     if request.file_id is not None:
         raise ParleyError.bad_request("data.file_id: file messages are not supported yet")
-    if not await friendships.are_friends(sender, recipient):
-        raise ParleyError.forbidden("direct messages need an accepted friendship")
     now = utc_now()
-    conversation = await messages.ensure_direct(
-        direct_conversation_id(sender, recipient), sorted((sender, recipient)), now
-    )
+    if request.to.group_id is not None:
+        conversation = await member_group(request.to.group_id, sender, messages)
+        to = {"group_id": request.to.group_id}
+    else:
+        conversation = await _direct_conversation(sender, request.to.user_id, friendships, messages, now)
+        to = {"user_id": request.to.user_id}
     doc: dict[str, Any] = {
         "_id": new_id("m"),
         "from_user_id": sender,
         "client_msg_id": request.client_msg_id,
-        "to": {"user_id": recipient},
+        "to": to,
         "sent_at": now,
     }
     if request.text is not None:
@@ -88,6 +87,17 @@ async def send_message(
         conversation["members"], [push("message.new", to_message(stored))], except_device=(sender, sender_device)
     )
     return _reply(stored)
+
+
+async def _direct_conversation(
+    sender: str, recipient: str | None, friendships: FriendshipStore, messages: MessageStore, now: datetime
+) -> dict[str, Any]:
+    assert recipient is not None
+    if recipient == sender:
+        raise ParleyError.bad_request("data.to.user_id: you cannot message yourself")
+    if not await friendships.are_friends(sender, recipient):
+        raise ParleyError.forbidden("direct messages need an accepted friendship")
+    return await messages.ensure_direct(direct_conversation_id(sender, recipient), sorted((sender, recipient)), now)
 
 
 async def _answer_retry(
@@ -106,15 +116,18 @@ async def _answer_retry(
 async def acknowledge(
     request: chat.MessageAck, user_id: str, device_id: str, messages: MessageStore, cursors: CursorStore
 ) -> None:
-    conversation = await _member_conversation(request.conversation_id, user_id, messages)
+    conversation = await member_conversation(request.conversation_id, user_id, messages)
     if request.seq > conversation["last_seq"]:
         raise ParleyError.bad_request(f"data.seq: beyond the last message ({conversation['last_seq']})")
     await cursors.advance(user_id, device_id, {request.conversation_id: request.seq})
 
 
 async def fetch_history(request: chat.HistoryFetch, user_id: str, messages: MessageStore) -> chat.HistoryReply:
-    await _member_conversation(request.conversation_id, user_id, messages)
-    docs, has_more = await messages.page(request.conversation_id, request.before_seq, request.limit, utc_now())
+    """A member reads a group from the seq at which they joined."""
+    conversation = await member_conversation(request.conversation_id, user_id, messages)
+    docs, has_more = await messages.page(
+        request.conversation_id, request.before_seq, request.limit, utc_now(), floor=joined_seq(conversation, user_id)
+    )
     return chat.HistoryReply(messages=[to_message(d) for d in docs], has_more=has_more)
 
 
@@ -132,7 +145,7 @@ async def sync_device(
     positions = await cursors.of_device(bound.user_id, bound.device_id)
     count = 0
     for conversation in await messages.conversations_of(bound.user_id):
-        after = positions.get(conversation["_id"], 0)
+        after = max(positions.get(conversation["_id"], 0), joined_seq(conversation, bound.user_id))
         while after < conversation["last_seq"]:
             batch = await messages.above(conversation["_id"], after, batch_size, now)
             if not batch:

@@ -10,10 +10,12 @@ class CursorStore:
     def __init__(self, db: AsyncDatabase):
         self.devices = db["devices"]
         self.cursors = db["cursors"]
+        self.read_markers = db["read_markers"]
 
     async def ensure_indexes(self) -> None:
         await self.devices.create_index([("user_id", ASCENDING)])
         await self.cursors.create_index([("user_id", ASCENDING), ("device_id", ASCENDING)])
+        await self.read_markers.create_index([("user_id", ASCENDING)])
 
     async def register_device(self, user_id: str, device_id: str, now: datetime) -> bool:
         """True the first time this device of this user is seen."""
@@ -55,3 +57,16 @@ class CursorStore:
             ],
             ordered=False,
         )
+
+    async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> bool:
+        """Move the user's read marker (shared by their devices) up to `seq`; False if it was there."""
+        result = await self.read_markers.update_one(
+            {"_id": f"{user_id}|{conversation_id}"},
+            {"$max": {"seq": seq}, "$setOnInsert": {"user_id": user_id, "conversation_id": conversation_id}},
+            upsert=True,
+        )
+        return result.upserted_id is not None or result.modified_count == 1
+
+    async def read_positions(self, user_id: str) -> dict[str, int]:
+        """conversation_id → the user's read marker."""
+        return {doc["conversation_id"]: doc["seq"] async for doc in self.read_markers.find({"user_id": user_id})}

@@ -9,7 +9,7 @@ expire and are deleted.
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -29,6 +29,7 @@ class MessageStore:
 
     async def ensure_indexes(self) -> None:
         await self.conversations.create_index([("members", ASCENDING)])
+        await self.conversations.create_index([("group_id", ASCENDING)], unique=True, sparse=True)
         await self.messages.create_index([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True)
         await self.messages.create_index([("from_user_id", ASCENDING), ("client_msg_id", ASCENDING)], unique=True)
         # Disappearing messages: hidden by every query at expires_at, deleted by MongoDB soon after.
@@ -52,8 +53,63 @@ class MessageStore:
         assert doc is not None
         return doc
 
-    async def conversations_of(self, user_id: str) -> list[dict[str, Any]]:
-        return [doc async for doc in self.conversations.find({"members": user_id}).sort("_id", ASCENDING)]
+    async def conversations_of(self, user_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"members": user_id}
+        if kind is not None:
+            query["kind"] = kind
+        return [doc async for doc in self.conversations.find(query).sort("_id", ASCENDING)]
+
+    # --- groups: membership lives in the conversation document, so each change is atomic ---
+    async def create_group(
+        self, conversation_id: str, group_id: str, name: str, member_info: dict[str, dict[str, Any]], now: datetime
+    ) -> None:
+        await self.conversations.insert_one(
+            {
+                "_id": conversation_id,
+                "kind": "group",
+                "group_id": group_id,
+                "name": name,
+                "members": list(member_info),
+                "member_info": member_info,
+                "last_seq": 0,
+                "created_at": now,
+            }
+        )
+
+    async def group(self, group_id: str) -> dict[str, Any] | None:
+        return await self.conversations.find_one({"group_id": group_id})
+
+    async def add_group_members(self, conversation_id: str, member_info: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Add members who are not in yet; returns the updated conversation."""
+        sets = {f"member_info.{uid}": info for uid, info in member_info.items()}
+        doc = await self.conversations.find_one_and_update(
+            {"_id": conversation_id},
+            {"$addToSet": {"members": {"$each": list(member_info)}}, "$set": sets},
+            return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None
+        return doc
+
+    async def remove_group_member(self, conversation_id: str, user_id: str) -> dict[str, Any] | None:
+        """Remove one member; returns the updated conversation (None if they were not in it)."""
+        return await self.conversations.find_one_and_update(
+            {"_id": conversation_id, "members": user_id},
+            {"$pull": {"members": user_id}, "$unset": {f"member_info.{user_id}": ""}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def set_group_role(self, conversation_id: str, user_id: str, role: str) -> bool:
+        result = await self.conversations.update_one(
+            {"_id": conversation_id, "members": user_id}, {"$set": {f"member_info.{user_id}.role": role}}
+        )
+        return result.matched_count == 1
+
+    async def delete_if_empty(self, conversation_id: str) -> bool:
+        """An empty group is gone, with its messages (unless someone joined meanwhile)."""
+        result = await self.conversations.delete_one({"_id": conversation_id, "members": {"$size": 0}})
+        if result.deleted_count:
+            await self.messages.delete_many({"conversation_id": conversation_id})
+        return bool(result.deleted_count)
 
     # --- messages --------------------------------------------------------------------------
     async def append(self, conversation: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +128,9 @@ class MessageStore:
                         continue
                     raise DuplicateClientMessage(existing) from None
                 seq = await self._next_free_seq(conversation_id, seq)
-        await self.conversations.update_one({"_id": conversation_id}, {"$max": {"last_seq": seq}})
+        await self.conversations.update_one(
+            {"_id": conversation_id}, {"$max": {"last_seq": seq, "last_at": message["sent_at"]}}
+        )
         return doc
 
     async def by_client_msg_id(self, sender: str, client_msg_id: str) -> dict[str, Any] | None:
@@ -90,12 +148,14 @@ class MessageStore:
         return {"recalled": {"$ne": True}, "$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}
 
     async def page(
-        self, conversation_id: str, before_seq: int | None, limit: int, now: datetime
+        self, conversation_id: str, before_seq: int | None, limit: int, now: datetime, floor: int = 0
     ) -> tuple[list[dict[str, Any]], bool]:
-        """The newest `limit` visible messages below `before_seq`, ascending, and whether older exist."""
-        query: dict[str, Any] = {"conversation_id": conversation_id, **self._visible(now)}
+        """The newest `limit` visible messages above `floor` and below `before_seq`, ascending,
+        and whether older ones (above `floor`) exist."""
+        seq: dict[str, int] = {"$gt": floor}
         if before_seq is not None:
-            query["seq"] = {"$lt": before_seq}
+            seq["$lt"] = before_seq
+        query: dict[str, Any] = {"conversation_id": conversation_id, "seq": seq, **self._visible(now)}
         docs = [d async for d in self.messages.find(query).sort("seq", DESCENDING).limit(limit + 1)]
         return list(reversed(docs[:limit])), len(docs) > limit
 
@@ -103,3 +163,30 @@ class MessageStore:
         """Visible messages with seq > after_seq, ascending, at most `limit`."""
         query = {"conversation_id": conversation_id, "seq": {"$gt": after_seq}, **self._visible(now)}
         return [d async for d in self.messages.find(query).sort("seq", ASCENDING).limit(limit)]
+
+    async def latest(self, conversation_id: str, floor: int, now: datetime) -> dict[str, Any] | None:
+        """The newest visible message above `floor`."""
+        return await self.messages.find_one(
+            {"conversation_id": conversation_id, "seq": {"$gt": floor}, **self._visible(now)},
+            sort=[("seq", DESCENDING)],
+        )
+
+    async def count_unread(self, conversation_id: str, reader: str, floor: int, now: datetime) -> int:
+        """Others' visible messages above `floor` (the reader's read marker)."""
+        return await self.messages.count_documents(
+            {
+                "conversation_id": conversation_id,
+                "seq": {"$gt": floor},
+                "from_user_id": {"$ne": reader},
+                **self._visible(now),
+            }
+        )
+
+    async def message(self, message_id: str) -> dict[str, Any] | None:
+        return await self.messages.find_one({"_id": message_id})
+
+    async def recall(self, message_id: str, now: datetime) -> None:
+        """Mark recalled and drop the content: a recalled message keeps only its place (seq)."""
+        await self.messages.update_one(
+            {"_id": message_id}, {"$set": {"recalled": True, "recalled_at": now}, "$unset": {"text": "", "file": ""}}
+        )

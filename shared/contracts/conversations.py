@@ -1,0 +1,58 @@
+"""Conversations list, read receipts, typing, recall (PROTOCOL.md, "Messages")."""
+from pydantic import Field
+
+from shared.contracts.auth import UserProfile
+from shared.contracts.base import Contract, SparseContract
+from shared.contracts.chat import Id, Message, Seq
+
+
+class ConversationsList(Contract):
+    pass
+
+
+class GroupRef(Contract):
+    group_id: str
+    name: str
+
+
+class ConversationEntry(SparseContract):
+    conversation_id: str
+    kind: str  # "direct" | "group"
+    peer: UserProfile | None = None
+    group: GroupRef | None = None
+    last_seq: int
+    last_message: Message | None = None
+    unread: int = Field(ge=0)
+
+
+class ConversationsListReply(Contract):
+    conversations: list[ConversationEntry]
+
+
+class MessageRead(Contract):
+    conversation_id: Id
+    seq: Seq
+
+
+class ReceiptReadPush(Contract):
+    conversation_id: str
+    user_id: str
+    seq: int
+
+
+class MessageRecall(Contract):
+    message_id: Id
+
+
+class MessageRecalledPush(Contract):
+    conversation_id: str
+    message_id: str
+
+
+class Typing(Contract):
+    conversation_id: Id
+
+
+class TypingPush(Contract):
+    conversation_id: str
+    user_id: str
