@@ -10,10 +10,12 @@ def _fold(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+# The folding validator comes after the constraints so the pattern stays in the JSON Schema
+# (pydantic still runs "before" validators first).
 Username = Annotated[
     str,
-    BeforeValidator(_fold),
     StringConstraints(min_length=3, max_length=32, pattern=r"^[a-z0-9_.\-]+$"),
+    BeforeValidator(_fold),
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]

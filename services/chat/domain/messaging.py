@@ -104,9 +104,11 @@ async def _answer_retry(
     earlier: dict[str, Any], sender: str, sender_device: str | None, messages: MessageStore, deliver: Deliverer
 ) -> chat.MessageSendReply:
     """A send repeated with its client_msg_id: the first reply, and the first message pushed
-    again (to its own conversation) in case the first attempt died before pushing."""
+    again (to its own conversation) in case the first attempt died before pushing, unless it
+    was recalled or has expired since."""
     conversation = await messages.conversation(earlier["conversation_id"])
-    if conversation is not None:
+    gone = earlier.get("recalled") or (earlier.get("expires_at") is not None and earlier["expires_at"] <= utc_now())
+    if conversation is not None and not gone:
         await deliver.to_users(
             conversation["members"], [push("message.new", to_message(earlier))], except_device=(sender, sender_device)
         )
