@@ -15,6 +15,7 @@ from services.chat.domain.ports import Deliverer
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
 from services.chat.storage.messages import MessageStore
+from services.chat.storage.typing import TypingThrottle
 from shared.contracts.auth import UserProfile
 from shared.contracts.base import utc_now
 from shared.contracts.wire import Delivery
@@ -104,3 +105,8 @@ async def chat_world(db, settings: Settings, *profiles: UserProfile) -> AsyncIte
         presence = Presence(redis, namespace, ttl_seconds=30)
         outbox = Outbox()
         yield Chat(friendships, messages, cursors, presence, outbox, Deliverer(presence, outbox), StaticProfiles(*profiles))
+
+
+def typing_throttle(world: Chat, window_ms: int = 1000) -> TypingThrottle:
+    """chat's typing throttle on the world's Redis, under its namespace (removed with it)."""
+    return TypingThrottle(world.presence.redis, world.presence.ns, window_ms=window_ms)

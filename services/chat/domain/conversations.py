@@ -62,7 +62,8 @@ async def mark_read(
 async def recall_message(
     request: contract.MessageRecall, user_id: str, device_id: str | None, messages: MessageStore, deliver: Deliverer
 ) -> None:
-    """The sender takes a message back within 10 minutes; it disappears from history and sync."""
+    """The sender takes a message back within 10 minutes; it disappears from history and sync.
+    Members who joined after it never saw it and are not told about it either."""
     message = await messages.message(request.message_id)
     conversation = await messages.conversation(message["conversation_id"]) if message else None
     if message is None or conversation is None or user_id not in conversation["members"]:
@@ -79,7 +80,8 @@ async def recall_message(
         raise ParleyError.forbidden("a message can be recalled only within 10 minutes of sending")
     await messages.recall(request.message_id, now)
     data = contract.MessageRecalledPush(conversation_id=conversation["_id"], message_id=request.message_id)
-    await deliver.to_users(conversation["members"], [push("message.recalled", data)], except_device=(user_id, device_id))
+    could_see = [m for m in conversation["members"] if joined_seq(conversation, m) < message["seq"]]
+    await deliver.to_users(could_see, [push("message.recalled", data)], except_device=(user_id, device_id))
 
 
 async def send_typing(
