@@ -140,10 +140,13 @@ class Stack:
     def service(self, name: str, index: int = 0) -> Proc:
         """Start (or restart) one replica: `auth`, `chat`, `files` or `gateway`."""
         key = f"{name}{index + 1}" if index or name in ("gateway", "chat") else name
-        env = dict(self.env)
-        if name == "gateway":
-            env["PARLEY_GATEWAY_PORT"] = str(self.gateway_ports[index])
-        proc = Proc(key, [sys.executable, "-m", f"services.{name}.main"], env, self.sink).start()
+        overrides = {"PARLEY_GATEWAY_PORT": str(self.gateway_ports[index])} if name == "gateway" else {}
+        return self.start_process(key, name, overrides)
+
+    def start_process(self, key: str, service: str, overrides: dict[str, str]) -> Proc:
+        """One process of `service` under the name `key`, with settings of its own on top."""
+        env = {**self.env, **overrides}
+        proc = Proc(key, [sys.executable, "-m", f"services.{service}.main"], env, self.sink).start()
         self.procs[key] = proc
         return proc
 

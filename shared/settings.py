@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     ws_max_message_bytes: int = 4 * 1024 * 1024
     # Pushes waiting for one slow socket before it is closed (the client resyncs on return).
     outbound_queue_limit: int = 20000
+    # message.send per user, over all gateways and devices (a token bucket in Redis):
+    # refilled at send_rate_per_second, holding at most send_burst.
+    send_rate_per_second: float = Field(20.0, gt=0)
+    send_burst: int = Field(50, ge=1)
     sync_batch_size: int = 500
 
 

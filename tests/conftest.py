@@ -39,6 +39,9 @@ def test_env(mongo_url: str) -> dict[str, str]:
         "PARLEY_PRESENCE_SWEEP_SECONDS": "0.5",
         "PARLEY_RPC_TIMEOUT_SECONDS": "5",
         "PARLEY_GATEWAY_PORT": str(free_port()),
+        # Tests send in bulk; the rate limit has its own gateways (tests/integration/test_rate_limit.py).
+        "PARLEY_SEND_RATE_PER_SECOND": "100000",
+        "PARLEY_SEND_BURST": "100000",
         "PARLEY_LOG_LEVEL": "INFO",
     }
 

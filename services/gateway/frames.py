@@ -16,9 +16,12 @@ from shared.contracts.operations import CLIENT_OPERATIONS, Operation
 
 
 class FrameError(ParleyError):
-    def __init__(self, code: ErrorCode, message: str, frame_id: str | None):
+    """A refused frame: `frame_id` when it could be read, `operation` once its type was known."""
+
+    def __init__(self, code: ErrorCode, message: str, frame_id: str | None, operation: str | None = None):
         super().__init__(code, message)
         self.frame_id = frame_id
+        self.operation = operation
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,13 @@ def parse_frame(text: str, *, max_bytes: int, bound: bool) -> ParsedFrame:
     if operation is None:
         raise FrameError(ErrorCode.BAD_REQUEST, f"type: unknown operation {envelope.type!r}", envelope.id)
     if operation.needs_session and not bound:
-        raise FrameError(ErrorCode.UNAUTHORIZED, f"{envelope.type} needs a logged-in socket", envelope.id)
+        raise FrameError(
+            ErrorCode.UNAUTHORIZED, f"{envelope.type} needs a logged-in socket", envelope.id, operation.name
+        )
     try:
         request = operation.request.model_validate(envelope.data)
     except ValidationError as exc:
-        raise FrameError(ErrorCode.BAD_REQUEST, describe_validation_error(exc), envelope.id) from None
+        raise FrameError(ErrorCode.BAD_REQUEST, describe_validation_error(exc), envelope.id, operation.name) from None
     return ParsedFrame(envelope.id, operation, request)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import aio_pika
 import redis.asyncio as aioredis
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.gateway.connections import CLOSE_REPLACED, CLOSE_SESSION_ENDED, Connection, Hub, Session
@@ -22,6 +23,7 @@ from shared.contracts.wire import Caller, Delivery
 from shared.ids import new_id
 from shared.logs import log_event, request_id_var, user_id_var
 from shared.presence import Presence
+from shared.ratelimit import TokenBucket
 from shared.settings import Settings
 from shared.tokens import Revocations, TokenClaims, TokenCodec
 
@@ -30,6 +32,8 @@ log = logging.getLogger("parley.gateway")
 # Requests of one socket handled at once; past this the gateway stops reading that socket.
 MAX_IN_FLIGHT_PER_SOCKET = 64
 SESSION_OPERATIONS = frozenset({"auth.login", "auth.resume", "auth.logout"})
+# How long a message.send waits on the rate limiter in Redis before going through unchecked.
+RATE_LIMIT_TIMEOUT_SECONDS = 0.5
 
 
 class Gateway:
@@ -43,12 +47,17 @@ class Gateway:
         self.rpc: RpcClient | None = None
         self.presence: Presence | None = None
         self.revocations: Revocations | None = None
+        self.send_limit: TokenBucket | None = None
+        self._send_limit_failing = False  # so that a Redis outage is logged once, not per send
         self._tasks: list[asyncio.Task[Any]] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self.presence = Presence(redis, self.settings.namespace, self.settings.presence_ttl_seconds)
+        self.send_limit = TokenBucket(
+            redis, self.settings.namespace, "send", self.settings.send_rate_per_second, self.settings.send_burst
+        )
         self.revocations = Revocations(redis, self.settings.namespace)
         await self.broker.connect()
         self.rpc = await RpcClient(self.broker, self.gateway_id).start()
@@ -92,7 +101,7 @@ class Gateway:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
-                frame = self._read_frame(conn, message.get("text"))
+                frame = await self._read_frame(conn, message.get("text"))
                 if frame is None:
                     continue
                 if frame.operation.name in SESSION_OPERATIONS:
@@ -113,17 +122,29 @@ class Gateway:
             await writer
             CONNECTIONS.dec()
 
-    def _read_frame(self, conn: Connection, text: str | None) -> ParsedFrame | None:
+    async def _read_frame(self, conn: Connection, text: str | None) -> ParsedFrame | None:
         """The frame's request, or None after answering why it is refused."""
         if text is None:
             conn.send(reply_error(None, ParleyError.bad_request("frames must be text (JSON)")))
             return None
         try:
-            return parse_frame(text, max_bytes=self.settings.max_frame_bytes, bound=conn.session is not None)
+            frame = parse_frame(text, max_bytes=self.settings.max_frame_bytes, bound=conn.session is not None)
         except FrameError as exc:
-            FRAMES.labels("invalid", exc.code.value).inc()
-            conn.send(reply_error(exc.frame_id, exc))
+            error: ParleyError = exc
+            if exc.operation == "message.send" and conn.session is not None:
+                # Every message.send counts against the rate, its fields valid or not; past the
+                # rate it is answered rate_limited, else with what is wrong with its fields.
+                error = await self._send_rate_exceeded(conn) or exc
+            FRAMES.labels("invalid", error.code.value).inc()
+            conn.send(reply_error(exc.frame_id, error))
             return None
+        if frame.operation.name == "message.send":
+            # Counted here, as the socket's frames arrive and before anything reaches chat.
+            if limited := await self._send_rate_exceeded(conn):
+                FRAMES.labels(frame.operation.name, limited.code.value).inc()
+                conn.send(reply_error(frame.id, limited))
+                return None
+        return frame
 
     async def _answer(self, conn: Connection, frame: ParsedFrame) -> None:
         request_id_var.set(frame.id)
@@ -166,6 +187,30 @@ class Gateway:
             async with conn.send_lock:
                 return await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
         return await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
+
+    async def _send_rate_exceeded(self, conn: Connection) -> ParleyError | None:
+        """Take one of the bound user's message.send tokens; the `rate_limited` error if none is left."""
+        assert self.send_limit is not None and conn.session is not None
+        try:
+            async with asyncio.timeout(RATE_LIMIT_TIMEOUT_SECONDS):
+                allowed = await self.send_limit.take(conn.session.user_id)
+        except (RedisError, OSError, TimeoutError) as exc:
+            # Fail open: with Redis unreachable or slow, the send goes through unchecked. The
+            # limit only shields chat from a flooding client (each socket stays bounded by
+            # MAX_IN_FLIGHT_PER_SOCKET and send_lock meanwhile), while chat stores a message
+            # without Redis (live pushes are best effort; sync catches up). Failing closed would
+            # turn a Redis outage into nobody being able to send at all.
+            if not self._send_limit_failing:
+                self._send_limit_failing = True
+                log_event(log, "ratelimit.unavailable", logging.WARNING, error=repr(exc))
+            return None
+        if self._send_limit_failing:
+            self._send_limit_failing = False
+            log_event(log, "ratelimit.restored")
+        if allowed:
+            return None
+        rate = self.settings.send_rate_per_second
+        return ParleyError(ErrorCode.RATE_LIMITED, f"sending faster than {rate:g} messages a second; slow down")
 
     def caller(self, conn: Connection | None, request_id: str) -> Caller:
         session = conn.session if conn else None

@@ -1,29 +1,14 @@
 """Crashes lose nothing: chat killed mid-stream, a gateway killed under a user's socket."""
 import asyncio
 import secrets
-import urllib.request
 
 import pytest
 
 from shared.devstack import Stack
 from tests.support.client import Client, ReplyError, befriend, new_user
+from tests.support.infra import wait_until_ready
 
 pytestmark = pytest.mark.faults
-
-
-async def wait_until_ready(port: int, timeout: float = 60) -> None:
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await asyncio.to_thread(ready):
-        assert loop.time() < deadline, f"gateway on {port} not ready after {timeout} s"
-        await asyncio.sleep(0.3)
 
 
 async def send_until_stored(client: Client, to_user: str, text: str, client_msg_id: str) -> dict:

@@ -5,10 +5,12 @@ given, else the local services; MongoDB falls back to the embedded secantusdb se
 in memory for the session. Every run uses its own namespace, so it shares the broker and Redis
 with a `make run` stack (or another test run) without seeing its traffic.
 """
+import asyncio
 import secrets
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import aio_pika
@@ -53,3 +55,18 @@ async def remove_namespace(settings: Settings, services: tuple[str, ...] = ("aut
     async for key in redis.scan_iter(f"{settings.namespace}:*"):
         await redis.delete(key)
     await redis.aclose()
+
+
+async def wait_until_ready(port: int, timeout: float = 60) -> None:
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await asyncio.to_thread(ready):
+        assert loop.time() < deadline, f"gateway on {port} not ready after {timeout} s"
+        await asyncio.sleep(0.3)

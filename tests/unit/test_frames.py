@@ -195,3 +195,15 @@ def test_history_limit_defaults_to_50_and_201_is_rejected():
     err = rejected(frame("history.fetch", "r3", {"conversation_id": "d_1", "limit": 201}))
     assert (err.code, err.frame_id) == (ErrorCode.BAD_REQUEST, "r3")
     assert err.message.startswith("data.limit")
+
+
+# --- which operation a refused frame was (the gateway counts refused message.send) -------------
+def test_a_frame_refused_for_its_fields_names_its_operation():
+    err = rejected(frame("message.send", "r1", {"to": {"user_id": "u_b"}}))
+    assert (err.code, err.operation) == (ErrorCode.BAD_REQUEST, "message.send")
+
+
+def test_a_frame_refused_before_its_type_is_known_names_no_operation():
+    assert rejected(frame("message.sned", "r1", SEND)).operation is None
+    assert rejected(frame("message.send", None, SEND)).operation is None
+    assert rejected(frame("message.send", "r1", {**SEND, "text": "x" * 300}), max_bytes=200).operation is None

@@ -1,0 +1,40 @@
+"""The gateway's message.send rate check: refuses past the burst, lets sends through without Redis."""
+import logging
+
+import redis.asyncio as aioredis
+
+from services.gateway.connections import Connection, Session
+from services.gateway.gateway import Gateway
+from shared.contracts.errors import ErrorCode
+from shared.devstack import free_port
+from shared.ratelimit import TokenBucket
+from tests.unit.helpers import redis_namespace
+
+
+def bound_socket(user_id: str) -> Connection:
+    conn = Connection("c1", None, queue_limit=10)  # type: ignore[arg-type]  # no socket needed
+    conn.session = Session(user_id, "phone", "t1", expires_at=2**31)
+    return conn
+
+
+async def test_past_the_burst_the_gateway_answers_rate_limited(settings):
+    gateway = Gateway(settings.model_copy(update={"send_rate_per_second": 20.0, "send_burst": 3}))
+    async with redis_namespace(settings) as (redis, namespace):
+        gateway.send_limit = TokenBucket(redis, namespace, "send", 20.0, 3)
+        conn = bound_socket("u_alice")
+        assert [await gateway._send_rate_exceeded(conn) for _ in range(3)] == [None] * 3
+        refused = await gateway._send_rate_exceeded(conn)
+        assert refused is not None and refused.code == ErrorCode.RATE_LIMITED
+        assert refused.message == "sending faster than 20 messages a second; slow down"
+        assert await gateway._send_rate_exceeded(bound_socket("u_bob")) is None
+
+
+async def test_without_redis_sends_go_through_and_the_outage_is_logged_once(settings, caplog):
+    gateway = Gateway(settings)
+    nowhere = aioredis.Redis(host="127.0.0.1", port=free_port(), decode_responses=True)  # nothing listens
+    gateway.send_limit = TokenBucket(nowhere, settings.namespace, "send", 1.0, 1)
+    conn = bound_socket("u_alice")
+    with caplog.at_level(logging.WARNING, logger="parley.gateway"):
+        assert [await gateway._send_rate_exceeded(conn) for _ in range(5)] == [None] * 5
+    assert [r.levelno for r in caplog.records if "ratelimit.unavailable" in r.getMessage()] == [logging.WARNING]
+    await nowhere.aclose()
