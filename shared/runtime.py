@@ -8,6 +8,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.broker import Broker
+from shared.ids import new_id
 from shared.logs import configure_logging
 from shared.metrics import serve_metrics
 from shared.service import Router, ServiceRunner
@@ -22,6 +23,7 @@ class Runtime:
     db: AsyncDatabase
     redis: aioredis.Redis
     broker: Broker
+    instance_id: str  # this process, among the replicas of its service
 
 
 async def serve(service: str, wire: Callable[[Runtime], Awaitable[Router]]) -> None:
@@ -33,9 +35,10 @@ async def serve(service: str, wire: Callable[[Runtime], Awaitable[Router]]) -> N
     await wait_for_mongo(mongo, settings)
     redis = redis_client(settings)
     broker = await Broker(settings).connect()
+    instance_id = new_id(service)
     try:
-        router = await wire(Runtime(settings, mongo, mongo_database(mongo, settings), redis, broker))
-        await ServiceRunner(broker, router, settings).run_until_signalled()
+        router = await wire(Runtime(settings, mongo, mongo_database(mongo, settings), redis, broker, instance_id))
+        await ServiceRunner(broker, router, settings, instance_id).run_until_signalled()
     finally:
         await broker.close()
         await redis.aclose()

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     send_burst: int = Field(50, ge=1)
     sync_batch_size: int = 500
 
+    # Files: the largest upload accepted (bytes); bigger ones get 413 as soon as they pass it.
+    max_upload_bytes: int = 100 * 1024 * 1024
+    # An upload that sends nothing for this long is abandoned (its chunks deleted).
+    upload_idle_seconds: float = 60.0
+
 
 @lru_cache
 def get_settings() -> Settings:

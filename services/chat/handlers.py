@@ -3,14 +3,15 @@ from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
 
-from services.chat.domain import conversations, friends, groups, messaging
-from services.chat.domain.ports import Deliverer, Profiles
+from services.chat.domain import conversations, files, friends, groups, messaging
+from services.chat.domain.ports import Deliverer, Files, Profiles
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
 from services.chat.storage.messages import MessageStore
 from services.chat.storage.typing import TypingThrottle
 from shared.contracts import chat
 from shared.contracts import conversations as conv
+from shared.contracts import files as file
 from shared.contracts import groups as group
 from shared.contracts.base import Empty
 from shared.contracts.errors import ParleyError
@@ -28,6 +29,7 @@ class ChatContext:
     presence: Presence
     deliver: Deliverer
     profiles: Profiles
+    files: Files
     typing: TypingThrottle
     mongo: AsyncMongoClient
     sync_batch_size: int = 500
@@ -64,7 +66,7 @@ def build_router(ctx: ChatContext) -> Router:
     @router.operation("message.send")
     async def send(request: chat.MessageSend, caller: Caller) -> chat.MessageSendReply:
         return await messaging.send_message(
-            request, _user(caller), caller.device_id, ctx.friendships, ctx.messages, ctx.deliver
+            request, _user(caller), caller.device_id, ctx.friendships, ctx.messages, ctx.deliver, ctx.files
         )
 
     @router.operation("message.ack")
@@ -121,6 +123,10 @@ def build_router(ctx: ChatContext) -> Router:
     async def set_role(request: group.GroupSetRole, caller: Caller) -> Empty:
         await groups.set_role(request, _user(caller), ctx.messages, ctx.deliver)
         return Empty()
+
+    @router.operation("chat.files.access")
+    async def file_access(request: file.FileAccess, caller: Caller) -> file.FileAccessReply:
+        return file.FileAccessReply(allowed=await files.may_see_file(request.file_id, request.user_id, ctx.messages))
 
     @router.operation("chat.sync", timeout=300)
     async def sync(request: chat.DeviceBound, caller: Caller) -> None:

@@ -3,13 +3,12 @@ import asyncio
 
 from services.chat.domain.ports import Deliverer
 from services.chat.handlers import ChatContext, build_router
-from services.chat.profiles import AuthProfiles
+from services.chat.remote import AuthProfiles, FilesDirectory
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
 from services.chat.storage.messages import MessageStore
 from services.chat.storage.typing import TypingThrottle
 from shared.broker import RpcClient
-from shared.ids import new_id
 from shared.presence import Presence
 from shared.runtime import Runtime, serve
 from shared.service import Router
@@ -19,7 +18,7 @@ async def wire(rt: Runtime) -> Router:
     friendships, messages, cursors = FriendshipStore(rt.db), MessageStore(rt.db), CursorStore(rt.db)
     for store in (friendships, messages, cursors):
         await store.ensure_indexes()
-    rpc = await RpcClient(rt.broker, new_id("chat")).start()
+    rpc = await RpcClient(rt.broker, rt.instance_id).start()
     presence = Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds)
     return build_router(
         ChatContext(
@@ -29,6 +28,7 @@ async def wire(rt: Runtime) -> Router:
             presence=presence,
             deliver=Deliverer(presence, rt.broker.deliver),
             profiles=AuthProfiles(rpc),
+            files=FilesDirectory(rpc),
             typing=TypingThrottle(rt.redis, rt.settings.namespace),
             mongo=rt.mongo,
             sync_batch_size=rt.settings.sync_batch_size,

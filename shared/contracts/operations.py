@@ -5,7 +5,7 @@ their handlers to.
 """
 from dataclasses import dataclass
 
-from shared.contracts import auth, chat, conversations, groups
+from shared.contracts import auth, chat, conversations, files, groups
 from shared.contracts.base import Contract, Empty
 
 
@@ -60,6 +60,15 @@ _ALL = [
     Operation("chat.health", "chat", Empty, Empty, public=False, needs_session=False),
     Operation("files.health", "files", Empty, Empty, public=False, needs_session=False),
     Operation("chat.sync", "chat", chat.DeviceBound, None, public=False),
+    Operation("chat.files.access", "chat", files.FileAccess, files.FileAccessReply, public=False),
+    # files: the gateway streams bytes over these (HTTP for clients: POST /files, GET /files/{id})
+    Operation("files.upload.begin", "files", files.UploadBegin, files.UploadBeginReply, public=False),
+    Operation("files.upload.chunk", "files", files.UploadChunk, Empty, public=False),
+    Operation("files.upload.finish", "files", files.UploadFinish, files.FileInfo, public=False),
+    Operation("files.upload.abort", "files", files.FileRef, Empty, public=False),
+    Operation("files.open", "files", files.FileRef, files.FileMeta, public=False),
+    Operation("files.info", "files", files.FileRef, files.FileMeta, public=False),
+    Operation("files.read", "files", files.FileRead, files.FileReadReply, public=False),
 ]
 
 OPERATIONS: dict[str, Operation] = {op.name: op for op in _ALL}

@@ -18,6 +18,7 @@ from services.chat.storage.messages import MessageStore
 from services.chat.storage.typing import TypingThrottle
 from shared.contracts.auth import UserProfile
 from shared.contracts.base import utc_now
+from shared.contracts.files import FileMeta
 from shared.contracts.wire import Delivery
 from shared.presence import DeviceSocket, Presence
 from shared.settings import Settings
@@ -62,6 +63,24 @@ class Outbox:
         self.sent.clear()
 
 
+class StaticFiles:
+    """The `Files` port over file metadata made by the test."""
+
+    def __init__(self, *metas: FileMeta):
+        self.by_id = {m.file_id: m for m in metas}
+
+    def add(self, file_id: str, uploader: str, name: str = "photo.png", size: int = 3, content_type: str = "image/png") -> FileMeta:
+        meta = FileMeta(
+            file_id=file_id, name=name, size=size, content_type=content_type, sha256="0" * 64,
+            uploader=uploader, uploaded_at="2026-01-01T00:00:00.000Z",
+        )
+        self.by_id[file_id] = meta
+        return meta
+
+    async def info(self, file_id: str) -> FileMeta | None:
+        return self.by_id.get(file_id)
+
+
 class StaticProfiles:
     """The `Profiles` port over profiles made by the test."""
 
@@ -87,6 +106,7 @@ class Chat:
     outbox: Outbox
     deliver: Deliverer
     profiles: StaticProfiles = field(default_factory=StaticProfiles)
+    files: StaticFiles = field(default_factory=StaticFiles)
 
     async def online(self, user_id: str, device_id: str = "d1", gateway_id: str = "gw1", conn_id: str = "c1") -> None:
         await self.presence.bind(DeviceSocket(user_id, device_id, gateway_id, conn_id))

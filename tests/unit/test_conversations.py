@@ -30,7 +30,7 @@ async def world(db, settings):
 async def send(world, sender, to, client_msg_id, text="hi", device="d1", **extra):
     target = {"group_id": to} if to.startswith("g_") else {"user_id": to}
     request = chat.MessageSend(to=target, client_msg_id=client_msg_id, text=text, **extra)
-    return await messaging.send_message(request, sender, device, world.friendships, world.messages, world.deliver)
+    return await messaging.send_message(request, sender, device, world.friendships, world.messages, world.deliver, world.files)
 
 
 async def send_many(world, n, sender, to, prefix="m"):

@@ -50,7 +50,7 @@ async def my_groups(world, user) -> list[tuple[str, str]]:
 
 async def send(world, sender, group_id, client_msg_id, text="hi", device="d1"):
     request = chat.MessageSend(to={"group_id": group_id}, client_msg_id=client_msg_id, text=text)
-    return await messaging.send_message(request, sender, device, world.friendships, world.messages, world.deliver)
+    return await messaging.send_message(request, sender, device, world.friendships, world.messages, world.deliver, world.files)
 
 
 async def history(world, user, conversation_id, before_seq=None):

@@ -28,7 +28,7 @@ async def friends(world):
 
 async def send(world, sender, to, client_msg_id, text="hi", device="d1", **extra):
     request = chat.MessageSend(to={"user_id": to}, client_msg_id=client_msg_id, text=text, **extra)
-    return await messaging.send_message(request, sender, device, world.friendships, world.messages, world.deliver)
+    return await messaging.send_message(request, sender, device, world.friendships, world.messages, world.deliver, world.files)
 
 
 async def send_many(world, n, sender=A, to=B, prefix="m"):

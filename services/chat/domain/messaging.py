@@ -4,7 +4,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.chat.domain.groups import joined_seq, member_group
-from services.chat.domain.ports import Deliverer, push
+from services.chat.domain.files import file_for_message
+from services.chat.domain.ports import Deliverer, Files, push
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
 from services.chat.storage.messages import DuplicateClientMessage, MessageStore
@@ -55,12 +56,11 @@ async def send_message(
     friendships: FriendshipStore,
     messages: MessageStore,
     deliver: Deliverer,
+    files: Files,
 ) -> chat.MessageSendReply:
     """Store first, answer second, then push to every online device that should see it."""
     if (earlier := await messages.by_client_msg_id(sender, request.client_msg_id)) is not None:
         return await _answer_retry(earlier, sender, sender_device, messages, deliver)
-    if request.file_id is not None:
-        raise ParleyError.bad_request("data.file_id: file messages are not supported yet")
     now = utc_now()
     if request.to.group_id is not None:
         conversation = await member_group(request.to.group_id, sender, messages)
@@ -77,6 +77,8 @@ async def send_message(
     }
     if request.text is not None:
         doc["text"] = request.text
+    if request.file_id is not None:
+        doc["file"] = (await file_for_message(request.file_id, sender, files, messages)).model_dump()
     if request.ttl_seconds is not None:
         doc["expires_at"] = now + timedelta(seconds=request.ttl_seconds)
     try:

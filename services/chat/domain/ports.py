@@ -11,6 +11,7 @@ from typing import Protocol
 from shared.contracts.auth import UserProfile
 from shared.contracts.base import Contract
 from shared.contracts.envelope import Push
+from shared.contracts.files import FileMeta
 from shared.contracts.wire import Delivery, DeviceAddress
 from shared.logs import log_event
 from shared.presence import DeviceSocket, Presence
@@ -22,6 +23,10 @@ Publish = Callable[[str, Delivery], Awaitable[None]]  # (gateway_id, delivery)
 
 class Profiles(Protocol):
     async def get(self, user_ids: list[str]) -> dict[str, UserProfile]: ...
+
+
+class Files(Protocol):
+    async def info(self, file_id: str) -> FileMeta | None: ...
 
 
 def push(event: str, data: Contract) -> Push:

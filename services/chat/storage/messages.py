@@ -32,6 +32,7 @@ class MessageStore:
         await self.conversations.create_index([("group_id", ASCENDING)], unique=True, sparse=True)
         await self.messages.create_index([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True)
         await self.messages.create_index([("from_user_id", ASCENDING), ("client_msg_id", ASCENDING)], unique=True)
+        await self.messages.create_index([("file.file_id", ASCENDING)], sparse=True)
         # Disappearing messages: hidden by every query at expires_at, deleted by MongoDB soon after.
         await self.messages.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
 
@@ -190,3 +191,10 @@ class MessageStore:
         await self.messages.update_one(
             {"_id": message_id}, {"$set": {"recalled": True, "recalled_at": now}, "$unset": {"text": "", "file": ""}}
         )
+
+    async def carrying_file(self, file_id: str, now: datetime) -> list[dict[str, Any]]:
+        """Visible messages that carry this file (conversation id and seq are enough)."""
+        cursor = self.messages.find(
+            {"file.file_id": file_id, **self._visible(now)}, {"conversation_id": 1, "seq": 1}
+        )
+        return [doc async for doc in cursor]
