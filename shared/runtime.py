@@ -38,7 +38,7 @@ async def serve(service: str, wire: Callable[[Runtime], Awaitable[Router]]) -> N
     instance_id = new_id(service)
     try:
         router = await wire(Runtime(settings, mongo, mongo_database(mongo, settings), redis, broker, instance_id))
-        await ServiceRunner(broker, router, settings, instance_id).run_until_signalled()
+        await ServiceRunner(broker, router, settings).run_until_signalled()
     finally:
         await broker.close()
         await redis.aclose()
