@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.gateway.files import FileTransfer
 from services.gateway.frames import parse_http_body
 from services.gateway.gateway import Gateway
 from shared.contracts.errors import HTTP_STATUS, ParleyError
@@ -66,6 +67,16 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/auth/login")
     async def login(request: Request) -> JSONResponse:
         return await relay("auth.login", request)
+
+    transfer = FileTransfer(gateway)
+
+    @app.post("/files")
+    async def upload_file(request: Request) -> Response:
+        return await transfer.upload(request)
+
+    @app.api_route("/files/{file_id}", methods=["GET", "HEAD"])
+    async def download_file(request: Request, file_id: str) -> Response:
+        return await transfer.download(request, file_id)
 
     @app.get("/metrics")
     async def metrics() -> Response:

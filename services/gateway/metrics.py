@@ -3,3 +3,6 @@ from prometheus_client import Counter, Gauge
 
 CONNECTIONS = Gauge("parley_gateway_connections", "WebSocket connections open on this gateway")
 FRAMES = Counter("parley_gateway_frames_total", "Client frames answered", ["operation", "outcome"])
+UPLOAD_BYTES = Counter("parley_gateway_upload_bytes_total", "File bytes received from clients (POST /files)")
+DOWNLOAD_BYTES = Counter("parley_gateway_download_bytes_total", "File bytes sent to clients (GET /files/{id})")
+UPLOADS = Counter("parley_gateway_uploads_total", "File uploads ended, by outcome", ["outcome"])

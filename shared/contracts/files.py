@@ -27,7 +27,7 @@ class FileInfo(Contract):
     name: str
     size: int
     content_type: str
-    sha256: str
+    sha256: Sha256
 
 
 class FileMeta(Contract):
@@ -37,7 +37,7 @@ class FileMeta(Contract):
     name: str
     size: int
     content_type: str
-    sha256: str
+    sha256: Sha256
     uploader: str
     uploaded_at: str
 
@@ -54,7 +54,7 @@ class UploadBeginReply(Contract):
 class UploadChunk(Contract):
     file_id: Id
     index: int = Field(ge=0)
-    data: Base64Bytes
+    data: Base64Bytes  # sent base64-encoded; the handler gets the raw bytes
 
 
 class UploadFinish(Contract):
@@ -76,6 +76,7 @@ class FileRead(Contract):
 
 
 class FileReadReply(Contract):
+    # Base64Bytes *decodes* what it is given: build it from base64 (`b64encode(raw)`), not raw bytes.
     data: Base64Bytes
 
 

@@ -1,0 +1,310 @@
+"""File bytes over HTTP (PROTOCOL.md "Files"): `POST /files` and `GET /files/{file_id}`.
+
+The gateway holds no file: an upload is re-cut into CHUNK_SIZE pieces as its body arrives,
+counted and hashed on the way, and each piece goes to the files service as one
+`files.upload.chunk` RPC, at most UPLOAD_IN_FLIGHT at a time, so a gateway's memory per upload
+is a few pieces whatever the file's size. A download is a chain of `files.read` RPCs, at most
+DOWNLOAD_PREFETCH ahead of the piece being written to the client.
+"""
+import asyncio
+import base64
+import hashlib
+import logging
+import re
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
+
+from services.gateway.gateway import Gateway
+from services.gateway.metrics import DOWNLOAD_BYTES, UPLOAD_BYTES, UPLOADS
+from shared.contracts import files
+from shared.contracts.errors import ErrorCode, ParleyError, describe_validation_error
+from shared.contracts.operations import OPERATIONS
+from shared.contracts.wire import Caller
+from shared.ids import new_id
+from shared.logs import log_event, request_id_var, user_id_var
+from shared.tokens import TokenClaims
+
+log = logging.getLogger("parley.gateway.files")
+
+CHUNK_SIZE = files.CHUNK_SIZE
+# files.upload.chunk RPCs of one upload awaiting their reply at once.
+UPLOAD_IN_FLIGHT = 4
+# files.read RPCs issued ahead of the piece being sent to the client.
+DOWNLOAD_PREFETCH = 2
+DEFAULT_NAME = "file"
+INLINE_TYPES = ("image/", "audio/", "video/")
+# RFC 5987 attr-char, besides ALPHA / DIGIT (which quote() always keeps): kept as they are.
+_ATTR_CHARS = "!#$&+-.^_`|~"
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+
+
+def too_large(limit: int) -> ParleyError:
+    return ParleyError(ErrorCode.TOO_LARGE, f"the file is larger than the limit of {limit} bytes")
+
+
+def content_disposition(name: str, content_type: str) -> str:
+    """RFC 6266: an ASCII `filename` fallback and the exact name as RFC 5987 `filename*`."""
+    name = name or DEFAULT_NAME
+    kind = "inline" if content_type.lower().startswith(INLINE_TYPES) else "attachment"
+    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in name)
+    encoded = quote(name, safe=_ATTR_CHARS, encoding="utf-8", errors="strict")
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+class Unsatisfiable(Exception):
+    pass
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """One `bytes=a-b`, `bytes=a-` or `bytes=-n` range clipped to the file; None to send it all
+    (no header, a malformed one, several ranges: RFC 9110 lets a server ignore Range).
+    Raises Unsatisfiable when the range holds none of the file's bytes."""
+    if header is None:
+        return None
+    match = _RANGE.match(header)
+    if match is None:
+        return None
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":  # suffix: the last n bytes
+        n = int(last)
+        if n == 0 or size == 0:
+            raise Unsatisfiable
+        return ByteRange(max(0, size - n), size - 1)
+    start = int(first)
+    end = int(last) if last != "" else size - 1
+    if last != "" and end < start:
+        return None  # invalid: ignore
+    if start >= size:
+        raise Unsatisfiable
+    return ByteRange(start, min(end, size - 1))
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """Weak comparison (RFC 9110 §13.1.2): any listed tag, W/ or not, or `*`."""
+    for tag in if_none_match.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+class FileTransfer:
+    """The two file routes; everything the services need goes through the gateway's RPC client."""
+
+    def __init__(self, gateway: Gateway):
+        self.gateway = gateway
+        self.settings = gateway.settings
+
+    # --- common ---------------------------------------------------------------------------------
+    async def authenticate(self, request: Request) -> Caller:
+        header = request.headers.get("authorization")
+        if header is None:
+            raise ParleyError.unauthorized("an Authorization: Bearer <token> header is required")
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise ParleyError.unauthorized("an Authorization: Bearer <token> header is required")
+        claims: TokenClaims = await self.gateway.verify_token(token)
+        caller = Caller(
+            request_id=new_id("h"),
+            user_id=claims.user_id,
+            device_id=claims.device_id,
+            token_id=claims.token_id,
+            token_expires_at=claims.expires_at,
+            gateway_id=self.gateway.gateway_id,
+        )
+        request_id_var.set(caller.request_id)
+        user_id_var.set(caller.user_id)
+        return caller
+
+    async def _call(self, name: str, caller: Caller, data: dict[str, Any] | BaseModel) -> dict[str, Any]:
+        assert self.gateway.rpc is not None
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json", exclude_none=True)
+        return await self.gateway.rpc.call(OPERATIONS[name], caller, data)
+
+    # --- POST /files ----------------------------------------------------------------------------
+    async def upload(self, request: Request) -> JSONResponse:
+        caller = await self.authenticate(request)
+        limit = self.settings.max_upload_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            UPLOADS.labels("too_large").inc()
+            raise too_large(limit)  # the body is never read
+        name = unquote(request.headers.get("x-file-name") or "", errors="replace") or DEFAULT_NAME
+        try:
+            begin = files.UploadBegin(name=name, content_type=request.headers.get("content-type"))
+        except ValidationError as exc:
+            raise ParleyError.bad_request(describe_validation_error(exc, "upload")) from None
+        reply = files.UploadBeginReply.model_validate(await self._call("files.upload.begin", caller, begin))
+        file_id = reply.file_id
+        try:
+            size, sha256 = await self._send_body(request, caller, file_id, limit)
+            finish = files.UploadFinish(file_id=file_id, size=size, sha256=sha256)
+            info = files.FileInfo.model_validate(await self._call("files.upload.finish", caller, finish))
+        except ClientDisconnect as exc:
+            await self._abort(caller, file_id, exc)
+            UPLOADS.labels("disconnected").inc()
+            # Nobody is left to read it; answering keeps uvicorn from logging a crash.
+            return JSONResponse({"error": {"code": "bad_request", "message": "the upload was cut off"}}, 400)
+        except BaseException as exc:
+            await self._abort(caller, file_id, exc)
+            if isinstance(exc, ParleyError):
+                UPLOADS.labels(exc.code.value).inc()
+            raise
+        UPLOADS.labels("ok").inc()
+        log_event(log, "file.uploaded", file_id=file_id, size=size)
+        return JSONResponse(info.model_dump(mode="json"), status_code=201)
+
+    async def _send_body(self, request: Request, caller: Caller, file_id: str, limit: int) -> tuple[int, str]:
+        """Stream the body to the files service; (size, sha256 hex) once every chunk is acknowledged."""
+        digest = hashlib.sha256()
+        size = 0
+        index = 0
+        buffer = bytearray()
+        in_flight: set[asyncio.Task[dict[str, Any]]] = set()
+
+        async def settle(keep: int) -> None:
+            """Wait until at most `keep` chunk RPCs are in flight; raise the first failure."""
+            while len(in_flight) > keep:
+                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    in_flight.discard(task)
+                    task.result()
+
+        async def send(piece: bytes) -> None:
+            nonlocal index
+            await settle(UPLOAD_IN_FLIGHT - 1)
+            data = {"file_id": file_id, "index": index, "data": base64.b64encode(piece).decode("ascii")}
+            in_flight.add(asyncio.create_task(self._call("files.upload.chunk", caller, data)))
+            index += 1
+
+        try:
+            async for received in request.stream():
+                if not received:
+                    continue
+                size += len(received)
+                if size > limit:
+                    raise too_large(limit)
+                UPLOAD_BYTES.inc(len(received))
+                digest.update(received)
+                buffer += received
+                while len(buffer) >= CHUNK_SIZE:
+                    piece = bytes(buffer[:CHUNK_SIZE])
+                    del buffer[:CHUNK_SIZE]
+                    await send(piece)
+            if buffer:
+                await send(bytes(buffer))
+            await settle(0)
+        finally:
+            # Let the chunks already sent be answered before anything else (an abort) is sent:
+            # one still on its way could otherwise be written after the abort removed the rest.
+            # Each one is bounded by the RPC timeout; the results are collected so that no
+            # "exception was never retrieved" is logged.
+            await asyncio.gather(*in_flight, return_exceptions=True)
+        return size, digest.hexdigest()
+
+    async def _abort(self, caller: Caller, file_id: str, cause: BaseException) -> None:
+        """Best effort: the files service also drops uploads idle for upload_idle_seconds."""
+        log_event(log, "file.upload_aborted", logging.WARNING, file_id=file_id, cause=repr(cause))
+        try:
+            await asyncio.shield(self._call("files.upload.abort", caller, files.FileRef(file_id=file_id)))
+        except Exception as exc:  # never hide the reason the upload failed
+            log_event(log, "file.abort_failed", logging.WARNING, file_id=file_id, error=repr(exc))
+
+    # --- GET /files/{file_id} -------------------------------------------------------------------
+    async def download(self, request: Request, file_id: str) -> Response:
+        caller = await self.authenticate(request)
+        try:
+            ref = files.FileRef(file_id=file_id)
+        except ValidationError:
+            raise ParleyError.not_found("no such file") from None
+        meta = files.FileMeta.model_validate(await self._call("files.open", caller, ref))
+        etag = f'"{meta.sha256}"'
+        headers = {
+            "Accept-Ranges": "bytes",
+            "ETag": etag,
+            "Content-Type": meta.content_type,
+            "Content-Disposition": content_disposition(meta.name, meta.content_type),
+            "Cache-Control": "private, no-cache",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match is not None and etag_matches(if_none_match, etag):
+            return Response(status_code=304, headers={k: v for k, v in headers.items() if k != "Content-Type"})
+        status = 200
+        start, length = 0, meta.size
+        try:
+            byte_range = parse_range(request.headers.get("range"), meta.size)
+        except Unsatisfiable:
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{meta.size}", "Accept-Ranges": "bytes"})
+        if byte_range is not None:
+            status = 206
+            start, length = byte_range.start, byte_range.length
+            headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{meta.size}"
+        headers["Content-Length"] = str(length)
+        if request.method == "HEAD":
+            return Response(status_code=status, headers=headers)
+        return StreamingResponse(
+            self._read(caller, meta.file_id, start, length), status_code=status, headers=headers,
+            media_type=meta.content_type,
+        )
+
+    async def _read(self, caller: Caller, file_id: str, start: int, length: int) -> AsyncIterator[bytes]:
+        """The bytes [start, start+length), read piece by piece along the stored chunks."""
+        pieces: list[tuple[int, int]] = []
+        offset, end = start, start + length
+        while offset < end:
+            # Aligned to chunk boundaries, so that each read touches one stored chunk.
+            step = min(CHUNK_SIZE - offset % CHUNK_SIZE, end - offset)
+            pieces.append((offset, step))
+            offset += step
+        pending: deque[tuple[int, asyncio.Task[dict[str, Any]]]] = deque()
+        upcoming = iter(pieces)
+
+        def issue() -> None:
+            for piece_offset, piece_length in upcoming:
+                data = {"file_id": file_id, "offset": piece_offset, "length": piece_length}
+                pending.append((piece_length, asyncio.create_task(self._call("files.read", caller, data))))
+                return
+
+        try:
+            for _ in range(1 + DOWNLOAD_PREFETCH):
+                issue()
+            while pending:
+                expected, task = pending.popleft()
+                reply = await task
+                issue()
+                data = base64.b64decode(reply["data"])
+                if len(data) != expected:
+                    raise ParleyError(ErrorCode.INTERNAL, f"files.read returned {len(data)} bytes, not {expected}")
+                DOWNLOAD_BYTES.inc(len(data))
+                yield data
+        except Exception as exc:
+            # The status line is gone already: all that is left is to cut the response short.
+            log_event(log, "file.download_failed", logging.WARNING, file_id=file_id, error=repr(exc))
+            raise
+        finally:
+            for _, task in pending:
+                task.cancel()
+            await asyncio.gather(*(t for _, t in pending), return_exceptions=True)
