@@ -22,6 +22,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import BaseModel, ValidationError
 
 from shared.broker import Broker, dumps, error_result
+from shared.contracts.base import Empty
 from shared.contracts.errors import ErrorCode, ParleyError, describe_validation_error
 from shared.contracts.operations import EVENTS, OPERATIONS, Operation
 from shared.contracts.wire import Caller, Command, CommandResult
@@ -61,6 +62,14 @@ class Router:
             return handler
 
         return bind
+
+    def health(self, check: Callable[[], Awaitable[None]]) -> None:
+        """`<service>.health`: answers `{}` when `check` (say, a MongoDB ping) passes; /readyz asks it."""
+
+        @self.operation(f"{self.service}.health", timeout=5)
+        async def health(request: Empty, caller: Caller) -> Empty:
+            await check()
+            return Empty()
 
     def event(self, name: str) -> Callable[[EventHandler], EventHandler]:
         if name not in EVENTS:

@@ -45,9 +45,6 @@ def build_router(
     async def profiles(request: auth.UsersGet, caller: Caller) -> auth.UsersGetReply:
         return await accounts.get_profiles(request, users)
 
-    @router.operation("auth.health", timeout=5)
-    async def health(request: Empty, caller: Caller) -> Empty:
-        await mongo_ping(mongo_client)
-        return Empty()
+    router.health(lambda: mongo_ping(mongo_client))
 
     return router

@@ -132,10 +132,7 @@ def build_router(ctx: ChatContext) -> Router:
     async def sync(request: chat.DeviceBound, caller: Caller) -> None:
         await messaging.sync_device(request, ctx.messages, ctx.cursors, ctx.deliver, ctx.sync_batch_size)
 
-    @router.operation("chat.health", timeout=5)
-    async def health(request: Empty, caller: Caller) -> Empty:
-        await mongo_ping(ctx.mongo)
-        return Empty()
+    router.health(lambda: mongo_ping(ctx.mongo))
 
     @router.event("presence.changed")
     async def presence_changed(event: chat.PresenceChanged) -> None:

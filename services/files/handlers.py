@@ -51,9 +51,6 @@ def build_router(store: FileStore, access: Access, max_upload_bytes: int, mongo_
     async def read(request: files.FileRead, caller: Caller) -> files.FileReadReply:
         return await domain.read_range(request, store)
 
-    @router.operation("files.health", timeout=5)
-    async def health(request: Empty, caller: Caller) -> Empty:
-        await mongo_ping(mongo_client)
-        return Empty()
+    router.health(lambda: mongo_ping(mongo_client))
 
     return router

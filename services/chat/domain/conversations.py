@@ -2,7 +2,7 @@
 from datetime import timedelta
 
 from services.chat.domain.groups import joined_seq
-from services.chat.domain.messaging import member_conversation, to_message
+from services.chat.domain.messaging import conversation_up_to, member_conversation, to_message
 from services.chat.domain.ports import Deliverer, Profiles, push
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.messages import MessageStore
@@ -50,9 +50,7 @@ async def mark_read(
     request: contract.MessageRead, user_id: str, messages: MessageStore, cursors: CursorStore, deliver: Deliverer
 ) -> None:
     """Move the user's read marker and tell the other participants (once per advance)."""
-    conversation = await member_conversation(request.conversation_id, user_id, messages)
-    if request.seq > conversation["last_seq"]:
-        raise ParleyError.bad_request(f"data.seq: beyond the last message ({conversation['last_seq']})")
+    conversation = await conversation_up_to(request.conversation_id, request.seq, user_id, messages)
     if await cursors.mark_read(user_id, request.conversation_id, request.seq):
         receipt = contract.ReceiptReadPush(conversation_id=request.conversation_id, user_id=user_id, seq=request.seq)
         others = [m for m in conversation["members"] if m != user_id]

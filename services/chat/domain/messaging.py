@@ -117,12 +117,20 @@ async def _answer_retry(
     return _reply(earlier)
 
 
+async def conversation_up_to(
+    conversation_id: str, seq: int, user_id: str, messages: MessageStore
+) -> dict[str, Any]:
+    """The conversation, if the user is in it and `seq` names a message that exists."""
+    conversation = await member_conversation(conversation_id, user_id, messages)
+    if seq > conversation["last_seq"]:
+        raise ParleyError.bad_request(f"data.seq: beyond the last message ({conversation['last_seq']})")
+    return conversation
+
+
 async def acknowledge(
     request: chat.MessageAck, user_id: str, device_id: str, messages: MessageStore, cursors: CursorStore
 ) -> None:
-    conversation = await member_conversation(request.conversation_id, user_id, messages)
-    if request.seq > conversation["last_seq"]:
-        raise ParleyError.bad_request(f"data.seq: beyond the last message ({conversation['last_seq']})")
+    await conversation_up_to(request.conversation_id, request.seq, user_id, messages)
     await cursors.advance(user_id, device_id, {request.conversation_id: request.seq})
 
 
