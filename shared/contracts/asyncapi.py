@@ -28,7 +28,7 @@ from pydantic.json_schema import models_json_schema
 from shared.broker import Names
 from shared.contracts.reference import render_reference, with_reference
 from shared.contracts.envelope import ClientRequest, ErrorReply, OkReply, Push
-from shared.contracts.operations import EVENTS, OPERATIONS, PUSHES, Operation
+from shared.contracts.operations import EVENTS, OPERATIONS, PUSHES
 from shared.contracts.wire import Command, CommandResult, Delivery
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import pytest
 
 from shared.settings import Settings
 from shared.tokens import TokenCodec
-from tests.support.client import Client, ReplyError, befriend, new_user
+from tests.support.client import Client, befriend, new_user
 
 
 async def still_open(client: Client) -> bool:

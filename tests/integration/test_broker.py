@@ -2,7 +2,6 @@
 import asyncio
 from collections.abc import AsyncIterator
 
-import aio_pika
 import pytest
 
 from shared.broker import Broker, RpcClient

@@ -5,7 +5,7 @@ import secrets
 import pytest
 
 from shared.devstack import Stack
-from tests.support.client import Client, ReplyError, befriend, new_user
+from tests.support.client import Client, ReplyError, befriend, log_in_again, new_user
 from tests.support.infra import wait_until_ready
 
 pytestmark = pytest.mark.faults
@@ -26,9 +26,7 @@ async def send_until_stored(client: Client, to_user: str, text: str, client_msg_
 async def test_chat_killed_while_messages_are_in_flight(stack: Stack, port: int) -> None:
     alice_phone, bob = await new_user(port, "phone"), await new_user(port)
     await befriend(alice_phone, bob)
-    alice_laptop = await Client(port).connect()
-    alice_laptop.username, alice_laptop.user_id = alice_phone.username, alice_phone.user_id
-    await alice_laptop.login("laptop")
+    alice_laptop = await log_in_again(alice_phone, port, "laptop")
 
     total = 200
     texts = [f"m{i}-{secrets.token_hex(3)}" for i in range(total)]
@@ -119,9 +117,7 @@ async def test_gateway_killed_under_a_socket_user_reconnects_elsewhere_and_misse
         [(bob.user_id, False), (carol.user_id, False)]
     )
 
-    back = await Client(port).connect()
-    back.username, back.user_id = bob.username, bob.user_id
-    await back.login()
+    back = await log_in_again(bob, port)
     await back.wait_synced()
     await during
     after = [await alice.send_text(bob.user_id, f"after {i}") for i in range(10)]

@@ -4,7 +4,7 @@ import os
 
 import httpx
 
-from tests.support.client import Client, befriend, new_user
+from tests.support.client import befriend, log_in_again, new_user
 
 
 async def upload(port: int, token: str, body: bytes, name: str, content_type: str | None = None) -> dict:
@@ -33,9 +33,7 @@ async def test_a_file_sent_to_an_offline_friend_arrives_on_sync_and_downloads_in
     sent = await alice.call("message.send", {"to": {"user_id": bob.user_id}, "client_msg_id": "v1",
                                              "file_id": info["file_id"], "text": "listen"})
 
-    back = await Client(other_port).connect()
-    back.username, back.user_id = bob.username, bob.user_id
-    await back.login()
+    back = await log_in_again(bob, other_port)
     assert await back.wait_synced() == 1
     message = back.inbox[sent["conversation_id"]][sent["seq"]]
     assert message["file"] == {"file_id": info["file_id"], "name": "voice note.ogg", "size": len(voice),

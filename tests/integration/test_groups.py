@@ -1,14 +1,7 @@
 """Groups end to end: fan-out, a member offline during the conversation, roles, access."""
 import asyncio
 
-from tests.support.client import Client, befriend, new_user
-
-
-async def login_again(client: Client, port: int, device_id: str | None = None) -> Client:
-    again = await Client(port).connect()
-    again.username, again.user_id = client.username, client.user_id
-    await again.login(device_id)
-    return again
+from tests.support.client import Client, befriend, log_in_again, new_user
 
 
 async def group_text(client: Client, group_id: str, text: str) -> dict:
@@ -35,7 +28,7 @@ async def test_three_member_group_with_one_member_offline_who_syncs_in_order(por
     assert bob.texts(conversation_id) == [t for t in expected if t.startswith("alice")]
     assert bob.inbox[conversation_id][1]["to"] == {"group_id": group_id}
 
-    carol = await login_again(carol, other_port)
+    carol = await log_in_again(carol, other_port)
     assert await carol.wait_synced() == 20
     assert sorted(carol.inbox[conversation_id]) == list(range(1, 21))
     assert carol.texts(conversation_id) == expected
@@ -66,7 +59,7 @@ async def test_a_member_added_later_sees_from_their_joining(port: int) -> None:
     entry = next(c for c in listed["conversations"] if c["conversation_id"] == conversation_id)
     assert entry["unread"] == 1 and entry["last_message"]["text"] == "welcome dave"
     # A new device of Dave's syncs from his joining (his phone acknowledged nothing), not from seq 1.
-    tablet = await login_again(dave, port, "tablet")
+    tablet = await log_in_again(dave, port, "tablet")
     assert await tablet.wait_synced() == 1
     assert sorted(tablet.inbox[conversation_id]) == [6]
     for client in (alice, bob, dave, tablet):

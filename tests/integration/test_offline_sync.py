@@ -1,15 +1,7 @@
 """Store-and-forward: what was sent while a device was away arrives on its next bind, in order."""
 import asyncio
 
-from tests.support.client import Client, befriend, new_user
-
-
-async def reconnect(client: Client, port: int, device_id: str | None = None) -> Client:
-    """The same user on a new socket, logged in again (optionally as another device)."""
-    again = await Client(port).connect()
-    again.username, again.user_id = client.username, client.user_id
-    await again.login(device_id)
-    return again
+from tests.support.client import befriend, log_in_again, new_user
 
 
 async def test_500_messages_wait_for_an_offline_device_and_arrive_in_order(port: int, other_port: int) -> None:
@@ -21,7 +13,7 @@ async def test_500_messages_wait_for_an_offline_device_and_arrive_in_order(port:
     conversation_id = replies[0]["conversation_id"]
     assert [r["seq"] for r in replies] == list(range(1, 501))
 
-    bob = await reconnect(bob, other_port)
+    bob = await log_in_again(bob, other_port)
     received = []
     while True:
         push = await bob.pushes.get()
@@ -37,13 +29,13 @@ async def test_500_messages_wait_for_an_offline_device_and_arrive_in_order(port:
     # Acknowledge the first 200 only: the other 300 come again on the next bind, and only they.
     await bob.call("message.ack", {"conversation_id": conversation_id, "seq": 200})
     await bob.close()
-    bob = await reconnect(bob, port)
+    bob = await log_in_again(bob, port)
     assert await bob.wait_synced() == 300
     assert sorted(bob.inbox[conversation_id]) == list(range(201, 501))
 
     await bob.ack_all()
     await bob.close()
-    bob = await reconnect(bob, port)
+    bob = await log_in_again(bob, port)
     assert await bob.wait_synced() == 0
     assert bob.inbox == {}
     for client in (alice, bob):
@@ -58,7 +50,7 @@ async def test_live_messages_during_sync_follow_it_in_order(port: int) -> None:
         reply = await alice.send_text(bob.user_id, f"early {i}")
     conversation_id = reply["conversation_id"]
 
-    bob = await reconnect(bob, port)
+    bob = await log_in_again(bob, port)
     late = [asyncio.create_task(alice.send_text(bob.user_id, f"late {i}")) for i in range(20)]
     await asyncio.gather(*late)
     await bob.wait_synced()
@@ -74,7 +66,7 @@ async def test_live_messages_during_sync_follow_it_in_order(port: int) -> None:
 async def test_each_device_has_its_own_cursor_and_sees_its_own_messages(port: int, other_port: int) -> None:
     alice, bob = await new_user(port, "phone"), await new_user(port, "phone")
     await befriend(alice, bob)
-    alice_laptop = await reconnect(alice, other_port, "laptop")
+    alice_laptop = await log_in_again(alice, other_port, "laptop")
     await alice_laptop.wait_synced()
 
     sent = await alice.send_text(bob.user_id, "from my phone")
@@ -89,11 +81,11 @@ async def test_each_device_has_its_own_cursor_and_sees_its_own_messages(port: in
     await bob.close()
     await alice.send_text(bob.user_id, "second")
     # A device seen for the first time starts at the highest cursor of the user's devices.
-    bob_tablet = await reconnect(bob, port, "tablet")
+    bob_tablet = await log_in_again(bob, port, "tablet")
     assert await bob_tablet.wait_synced() == 1
     assert bob_tablet.texts(conversation_id) == ["second"]
     # The phone has its own cursor: it too gets "second" and nothing more.
-    bob_phone = await reconnect(bob, other_port, "phone")
+    bob_phone = await log_in_again(bob, other_port, "phone")
     assert await bob_phone.wait_synced() == 1
     for client in (alice, alice_laptop, bob_tablet, bob_phone):
         await client.close()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from shared.devstack import Stack, free_port
-from tests.support.client import Client, befriend, new_user
+from tests.support.client import Client, befriend, log_in_again, new_user
 from tests.support.infra import wait_until_ready
 
 RATE, BURST = 20, 50
@@ -126,9 +126,7 @@ async def test_invalid_sends_count_too(port: int) -> None:
 async def test_the_limit_is_per_user_across_devices_and_gateways(port: int, other_port: int) -> None:
     phone, bob = await new_user(port, "phone"), await new_user(port)
     await befriend(phone, bob)
-    laptop = await Client(other_port).connect()
-    laptop.username, laptop.user_id = phone.username, phone.user_id
-    await laptop.login("laptop")
+    laptop = await log_in_again(phone, other_port, "laptop")
     await laptop.wait_synced()
 
     async def flood(client: Client, device: str) -> list[dict[str, Any]]:

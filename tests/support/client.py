@@ -169,6 +169,14 @@ async def new_user(port: int, device_id: str | None = None) -> Client:
     return client
 
 
+async def log_in_again(client: Client, port: int, device_id: str | None = None) -> Client:
+    """The same user on a new socket (on any gateway), logged in again, optionally as another device."""
+    again = await Client(port).connect()
+    again.username, again.user_id = client.username, client.user_id
+    await again.login(device_id)
+    return again
+
+
 async def befriend(a: Client, b: Client) -> None:
     await a.call("friends.request", {"user_id": b.user_id})
     await b.next_push("friend.request")
