@@ -26,51 +26,19 @@ import asyncio
 import hashlib
 import os
 import secrets
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
-import psutil
 
-from shared.devstack import DevSettings, Stack, free_port, wait_for_port
-from shared.settings import Settings
+from bench.stack import MiB, Watched, own_stack, run_interruptibly, running_processes
 
-MiB = 1024 * 1024
 PIECE = MiB  # what the client hands httpx at a time
 SAMPLE_SECONDS = 0.2
 PASSWORD = "correct horse battery"
-
-
-@dataclass
-class Watched:
-    """One process whose RSS is sampled."""
-
-    label: str
-    process: psutil.Process
-    baseline: int = 0
-    peak: int = 0
-    last: int = 0
-
-    def rss(self) -> int:
-        try:
-            return self.process.memory_info().rss
-        except psutil.Error:
-            return 0
-
-    def reset(self) -> None:
-        self.baseline = self.peak = self.last = self.rss()
-
-    def sample(self) -> None:
-        self.last = self.rss()
-        self.peak = max(self.peak, self.last)
 
 
 @dataclass
@@ -187,76 +155,17 @@ async def run(base: str, watched: list[Watched], size: int) -> bool:
     return ok and same
 
 
-def find(fragment: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if fragment in " ".join(proc.info["cmdline"] or []):
-            found.append(proc)
-    return found
-
-
 async def against_running(url: str, size: int) -> bool:
-    watched = []
-    for label, fragment in (("gateway", "services.gateway.main"), ("files", "services.files.main")):
-        procs = find(fragment)
-        if not procs:
-            raise SystemExit(f"no process running {fragment} on this machine")
-        if len(procs) > 1:
-            print(f"note: {len(procs)} {label} processes; watching each (one of them takes the traffic)")
-        watched += [Watched(f"{label}{i + 1}" if len(procs) > 1 else label, p) for i, p in enumerate(procs)]
+    procs = running_processes(("gateway", "files"), mongo=False)
+    watched = [Watched(label, p) for label, p in procs.items()]
     return await run(url.rstrip("/"), watched, size)
 
 
 async def with_own_stack(size: int) -> bool:
-    tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
-    namespace = f"bench{secrets.token_hex(3)}"
-    port = free_port()
-    env = {
-        "PARLEY_NAMESPACE": namespace,
-        "PARLEY_MONGO_DB": f"parley_{namespace}",
-        "PARLEY_GATEWAY_PORT": str(port),
-        "PARLEY_MAX_UPLOAD_BYTES": str(size + MiB),
-        "PARLEY_LOG_LEVEL": "WARNING",
-    }
-    mongo: subprocess.Popen[bytes] | None = None
-    if "PARLEY_MONGO_URL" not in os.environ:
-        server = shutil.which("secantusd-py", path=str(Path(sys.executable).parent)) or shutil.which("secantusd-py")
-        if server is None:
-            raise SystemExit("no MongoDB: set PARLEY_MONGO_URL or `pip install -e '.[local]'`")
-        mongo_port = free_port()
-        (tmp / "mongo").mkdir()
-        mongo = subprocess.Popen(
-            [server, "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", str(tmp / "mongo"),
-             "--log-level", "WARNING"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        )
-        wait_for_port(mongo_port, 30, "the embedded MongoDB-wire server")
-        env["PARLEY_MONGO_URL"] = f"mongodb://127.0.0.1:{mongo_port}/"
-    sink = open(tmp / "stack.log", "w")
-    stack = Stack(env=env, dev=DevSettings(gateways=1, ready_timeout_seconds=90, data_dir=tmp), sink=sink)
-    try:
-        stack.start_all()
-        await asyncio.to_thread(stack.wait_ready)
-        watched = [
-            Watched("gateway", psutil.Process(stack.procs["gateway1"].popen.pid)),  # type: ignore[union-attr]
-            Watched("files", psutil.Process(stack.procs["files"].popen.pid)),  # type: ignore[union-attr]
-        ]
-        print(f"stack up (namespace {namespace}, logs in {tmp / 'stack.log'})", flush=True)
-        return await run(f"http://127.0.0.1:{port}", watched, size)
-    finally:
-        stack.stop_all()
-        sink.close()
-        if mongo is not None:
-            mongo.terminate()
-            mongo.wait(10)
-        settings = Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in env.items()})
-        try:
-            from tests.support.infra import remove_namespace
-
-            await remove_namespace(settings)
-        except Exception as exc:
-            print(f"note: could not remove namespace {namespace}: {exc!r}")
-        shutil.rmtree(tmp, ignore_errors=True)
+    async with own_stack({"PARLEY_MAX_UPLOAD_BYTES": str(size + MiB)}) as stack:
+        watched = [Watched("gateway", stack.processes["gateway"]), Watched("files", stack.processes["files"])]
+        print(f"stack up (namespace {stack.namespace}, logs in {stack.log_path})", flush=True)
+        return await run(stack.base, watched, size)
 
 
 def main() -> None:
@@ -266,20 +175,7 @@ def main() -> None:
     args = parser.parse_args()
     size = args.mib * MiB
 
-    async def interruptible() -> bool:
-        # SIGTERM (and SIGINT, even where a shell started us with it ignored) cancel the run, so
-        # that the stack of our own is still stopped and its namespace removed.
-        task = asyncio.current_task()
-        assert task is not None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
-        try:
-            return await (against_running(args.url, size) if args.url else with_own_stack(size))
-        except asyncio.CancelledError:
-            print("interrupted", file=sys.stderr)
-            return False
-
-    ok = asyncio.run(interruptible())
+    ok = run_interruptibly(lambda: against_running(args.url, size) if args.url else with_own_stack(size))
     raise SystemExit(0 if ok else 1)
 
 

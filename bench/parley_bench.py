@@ -1,0 +1,172 @@
+"""parley-bench: chat throughput, latency, loss, offline sync and idle-socket memory, with ceilings.
+
+Users connect over real WebSockets, register and log in over the gateway; half of them chat in
+pairs of friends, half in groups of --group-size. Each sends at its share of --rate (paced, open
+loop) for --seconds, texts carrying their send time (perf_counter: every client is in this one
+process) and a unique client_msg_id. Recipients record `message.new`; after up to 5 s for
+stragglers the run counts lost deliveries (an ok send not received by a recipient) and
+duplicates (the same conversation_id+seq twice on one socket), both of which must be 0.
+
+Then: --sync-messages (default 10,000) wait for one offline device, which binds; the time from
+its login reply to `sync.done`. --idle (default 5,000) bare sockets, one ping each: the gateway's
+RSS growth per connection. Ceilings in the same run: a bare aio-pika publish (confirmed) and
+consume round trip through the same RabbitMQ, and a bare uvicorn WebSocket echo
+(bench/echo_app.py), closed loop with as many workers as there are senders and messages the size
+of the chat run's `message.send` frame; every chat figure is also printed as a ratio to them.
+
+    parley-bench [--users 20 --rate 200 --seconds 10 --group-size 4 --json out.json]
+        starts a stack of its own (as bench/upload_memory.py does) with the send rate limit lifted
+    parley-bench --url http://127.0.0.1:8000
+        uses a running stack (`make run`); its processes are found by command line on this
+        machine; its send rate limit (default 20/s, burst 50, per user) applies
+"""
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import orjson
+import psutil
+
+from bench.ceilings import amqp_ceiling, echo_ceiling
+from bench.idle import idle_connections, raise_nofile
+from bench.load import chat_run, offline_sync
+from bench.stack import infrastructure_processes, own_stack, run_interruptibly, running_processes
+from shared.settings import Settings
+
+LIFTED = "1000000"
+
+
+def frame_bytes(size: int) -> int:
+    """Bytes of a message.send frame carrying a `size`-char text, as the clients send it."""
+    frame = {"type": "message.send", "id": "r123", "data": {"to": {"user_id": "u" * 24},
+                                                            "client_msg_id": "0" * 16, "text": "x" * size}}
+    return len(orjson.dumps(frame))
+
+
+def ratio(value: float | None, ceiling: float | None) -> str:
+    if value is None or not ceiling:
+        return "-"
+    return f"{value / ceiling:.2f}"
+
+
+def table(result: dict[str, Any]) -> str:
+    chat = result.get("chat") or {}
+    amqp = result.get("ceilings", {}).get("amqp") or {}
+    echo = result.get("ceilings", {}).get("echo") or {}
+    lines = [f"{'figure':<46}{'value':>12}  {'/amqp':>8}  {'/echo':>8}   (ratio = figure / ceiling)"]
+
+    def row(name: str, value: Any, a: Any = None, e: Any = None, unit: str = "") -> None:
+        shown = "-" if value is None else f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
+        lines.append(f"{name:<46}{shown + unit:>12}  {ratio(value, a):>8}  {ratio(value, e):>8}")
+
+    if amqp or echo:
+        c = amqp or echo
+        lines.append(f"(ceilings: closed loop, {c['concurrency']} workers with one message in flight each, "
+                     f"{c['message_bytes']}-byte messages)")
+    if chat:
+        lat, rep = chat["latency_ms"], chat["reply_latency_ms"]
+        al, el = amqp.get("latency_ms", {}), echo.get("latency_ms", {})
+        row("deliveries/s (message.new received)", chat["delivered_per_second"], amqp.get("messages_per_second"), echo.get("messages_per_second"))
+        row("sends/s (offered)", chat["sent_per_second"])
+        lines.append(f"{'deliveries received / expected':<46}{chat['delivered']:>12,} / {chat['deliveries_expected']:,}")
+        for q in ("p50", "p95", "p99", "max"):
+            row(f"end-to-end latency {q} (ms)", lat[q], al.get(q), el.get(q))
+        for q in ("p50", "p95", "p99", "max"):
+            row(f"sender reply latency {q} (ms)", rep[q], al.get(q), el.get(q))
+        row("lost deliveries (must be 0)", chat["lost"])
+        row("duplicated deliveries (must be 0)", chat["duplicated"])
+        row("send errors", sum(chat["send_errors"].values()))
+        for label, figures in chat["processes"].items():
+            lines.append(f"{'  ' + label + ' cpu% / rss MiB (peak)':<46}{figures['cpu_percent']:>11.1f}%  "
+                         f"{figures['rss_mib']:.1f} ({figures['rss_peak_mib']:.1f})")
+    for name, ceiling in (("amqp publish+consume", amqp), ("uvicorn ws echo", echo)):
+        if ceiling:
+            row(f"ceiling {name} round trips/s", ceiling["messages_per_second"])
+            for q in ("p50", "p99"):
+                row(f"ceiling {name} {q} (ms)", ceiling["latency_ms"][q])
+    sync = result.get("offline_sync")
+    if sync:
+        row(f"offline sync of {sync['messages']:,}: bind->sync.done s", sync["bind_to_sync_done_seconds"])
+        row("offline sync messages received", sync["received_unique"])
+        row("offline sync duplicates", sync["duplicated"])
+        row("offline fill: messages stored/s (4 senders)", sync["fill_per_second"])
+        row("offline sync.done count", sync["sync_done_count"])
+    idle = result.get("idle")
+    if idle and not idle.get("skipped"):
+        row(f"gateway KiB per idle socket ({idle['connections']:,})", idle["kib_per_connection"])
+    elif idle:
+        lines.append(f"{'idle sockets':<46}{'skipped':>12}  ({idle['skipped']})")
+    return "\n".join(lines)
+
+
+async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any]) -> dict[str, Any]:
+    ws_url = base.replace("http://", "ws://").replace("https://", "wss://").rstrip("/") + "/ws"
+    result: dict[str, Any] = {"gateway": base, "options": vars(args), "cpus": os.cpu_count()}
+    # This process too: every client runs in it, on the same cores as the stack.
+    procs = {**procs, **infrastructure_processes(), "bench-clients": psutil.Process()}
+    result["chat"] = await chat_run(ws_url, procs, args.users, args.rate, args.seconds, args.group_size, args.size)
+    if not args.no_ceilings:
+        concurrency, size = result["chat"]["senders"], frame_bytes(args.size)
+        seconds = args.ceiling_seconds or min(args.seconds, 5)
+        print(f"ceilings: {concurrency} workers, {size}-byte messages, {seconds:.0f} s each", flush=True)
+        result["ceilings"] = {
+            "amqp": await amqp_ceiling(Settings().amqp_url, concurrency, seconds, size),
+            "echo": await echo_ceiling(concurrency, seconds, size),
+        }
+    if args.sync_messages:
+        result["offline_sync"] = await offline_sync(ws_url, args.sync_messages, args.size)
+    if args.idle:
+        gateways = [p for label, p in procs.items() if label.startswith("gateway")]
+        if len(gateways) != 1:
+            result["idle"] = {"skipped": f"{len(gateways)} gateway processes found; needs exactly one"}
+        else:
+            result["idle"] = await idle_connections(ws_url, gateways[0], args.idle)
+    return result
+
+
+async def bench(args: argparse.Namespace) -> bool:
+    if args.url:
+        procs = running_processes()
+        result = await measure(args, args.url, procs)
+    else:
+        env = {"PARLEY_SEND_RATE_PER_SECOND": LIFTED, "PARLEY_SEND_BURST": LIFTED}
+        async with own_stack(env) as stack:
+            print(f"stack up (namespace {stack.namespace}, logs in {stack.log_path})", flush=True)
+            result = await measure(args, stack.base, dict(stack.processes))
+    print("\n" + table(result), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2, default=str)
+        print(f"\nJSON written to {args.json}")
+    chat, sync = result["chat"], result.get("offline_sync")
+    ok = chat["lost"] == 0 and chat["duplicated"] == 0 and (sync is None or sync["ok"])
+    if not ok:
+        print("FAILED: lost or duplicated messages, or an incomplete offline sync", file=sys.stderr)
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="parley-bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="a running gateway (make run) instead of a stack of our own")
+    parser.add_argument("--users", type=int, default=20, help="connected users (default 20)")
+    parser.add_argument("--rate", type=float, default=200, help="total messages/s offered (default 200)")
+    parser.add_argument("--seconds", type=float, default=10, help="sending time (default 10)")
+    parser.add_argument("--group-size", type=int, default=4, help="members per group (default 4)")
+    parser.add_argument("--size", type=int, default=100, help="characters per text (default 100)")
+    parser.add_argument("--sync-messages", type=int, default=10_000, help="offline sync size; 0 skips (default 10000)")
+    parser.add_argument("--idle", type=int, default=5_000, help="idle sockets; 0 skips (default 5000)")
+    parser.add_argument("--ceiling-seconds", type=float, default=0, help="per ceiling (default min(--seconds, 5))")
+    parser.add_argument("--no-ceilings", action="store_true", help="skip the aio-pika and echo ceilings")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+    if args.users < 2:
+        parser.error("--users must be at least 2")
+    soft, hard = raise_nofile()
+    print(f"RLIMIT_NOFILE {soft} (hard {hard})", flush=True)
+    raise SystemExit(0 if run_interruptibly(lambda: bench(args)) else 1)
+
+
+if __name__ == "__main__":
+    main()

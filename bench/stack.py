@@ -1,0 +1,187 @@
+"""What the benchmarks share: a private stack of their own, the processes to watch, RSS sampling.
+
+`own_stack(env)` starts an embedded MongoDB-wire server (secantusdb) storing in a temporary
+directory, unless PARLEY_MONGO_URL names a MongoDB; auth, chat, files and one gateway under a
+fresh namespace, on the RabbitMQ and Redis of the environment (PARLEY_AMQP_URL /
+PARLEY_REDIS_URL, else localhost), with `env` on top. On leaving, everything is stopped and
+the namespace (queues, exchanges, Redis keys) and the temporary directory are removed.
+
+`running_processes()` finds the processes of a stack started elsewhere (`make run`) by their
+command line, on this machine.
+"""
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from shared.devstack import DevSettings, Stack, free_port, wait_for_port
+from shared.settings import Settings
+
+MiB = 1024 * 1024
+SERVICES = ("gateway", "auth", "chat", "files")
+
+
+@dataclass
+class Watched:
+    """One process whose RSS is sampled."""
+
+    label: str
+    process: psutil.Process
+    baseline: int = 0
+    peak: int = 0
+    last: int = 0
+
+    def rss(self) -> int:
+        try:
+            return self.process.memory_info().rss
+        except psutil.Error:
+            return 0
+
+    def reset(self) -> None:
+        self.baseline = self.peak = self.last = self.rss()
+
+    def sample(self) -> None:
+        self.last = self.rss()
+        self.peak = max(self.peak, self.last)
+
+
+@dataclass
+class OwnStack:
+    base: str  # http://127.0.0.1:<gateway port>
+    namespace: str
+    log_path: Path
+    processes: dict[str, psutil.Process] = field(default_factory=dict)  # label -> process
+
+
+def find(fragment: str) -> list[psutil.Process]:
+    """Processes on this machine whose command line contains `fragment`."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if fragment in " ".join(proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def labelled(label: str, procs: list[psutil.Process]) -> dict[str, psutil.Process]:
+    if len(procs) == 1:
+        return {label: procs[0]}
+    return {f"{label}{i + 1}": p for i, p in enumerate(procs)}
+
+
+def running_processes(services: tuple[str, ...] = SERVICES, mongo: bool = True) -> dict[str, psutil.Process]:
+    """The processes of a stack started elsewhere; SystemExit if a service has none."""
+    out: dict[str, psutil.Process] = {}
+    for service in services:
+        procs = find(f"services.{service}.main")
+        if not procs:
+            raise SystemExit(f"no process running services.{service}.main on this machine")
+        if len(procs) > 1:
+            print(f"note: {len(procs)} {service} processes; watching each")
+        out.update(labelled(service, procs))
+    if mongo:
+        out.update(labelled("mongo", [p for p in find("secantusd") if p.pid != os.getpid()]))
+    return out
+
+
+def infrastructure_processes() -> dict[str, psutil.Process]:
+    """RabbitMQ and Redis, where this machine runs them and lets us read them."""
+    out: dict[str, psutil.Process] = {}
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            name = proc.info["name"] or ""
+            if name == "beam.smp" and "rabbit" in " ".join(proc.info["cmdline"] or []):
+                out.setdefault("rabbitmq", proc)
+            elif name.startswith("redis-server"):
+                out.setdefault("redis", proc)
+        except psutil.Error:
+            continue
+    return out
+
+
+@asynccontextmanager
+async def own_stack(extra_env: dict[str, str] | None = None, prefix: str = "bench") -> AsyncIterator[OwnStack]:
+    tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    namespace = f"{prefix}{secrets.token_hex(3)}"
+    port = free_port()
+    env = {
+        "PARLEY_NAMESPACE": namespace,
+        "PARLEY_MONGO_DB": f"parley_{namespace}",
+        "PARLEY_GATEWAY_PORT": str(port),
+        "PARLEY_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    mongo: subprocess.Popen[bytes] | None = None
+    sink = None
+    stack: Stack | None = None
+    try:
+        if "PARLEY_MONGO_URL" not in os.environ:
+            server = shutil.which("secantusd-py", path=str(Path(sys.executable).parent)) or shutil.which("secantusd-py")
+            if server is None:
+                raise SystemExit("no MongoDB: set PARLEY_MONGO_URL or `pip install -e '.[local]'`")
+            mongo_port = free_port()
+            (tmp / "mongo").mkdir()
+            mongo = subprocess.Popen(
+                [server, "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", str(tmp / "mongo"),
+                 "--log-level", "WARNING"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            )
+            wait_for_port(mongo_port, 30, "the embedded MongoDB-wire server")
+            env["PARLEY_MONGO_URL"] = f"mongodb://127.0.0.1:{mongo_port}/"
+        sink = open(tmp / "stack.log", "w")
+        stack = Stack(env=env, dev=DevSettings(gateways=1, ready_timeout_seconds=90, data_dir=tmp), sink=sink)
+        stack.start_all()
+        await asyncio.to_thread(stack.wait_ready)
+        own = OwnStack(f"http://127.0.0.1:{port}", namespace, tmp / "stack.log")
+        for key, proc in stack.procs.items():
+            label = "gateway" if key == "gateway1" else "chat" if key == "chat1" else key
+            own.processes[label] = psutil.Process(proc.popen.pid)  # type: ignore[union-attr]
+        if mongo is not None:
+            own.processes["mongo"] = psutil.Process(mongo.pid)
+        yield own
+    finally:
+        if stack is not None:
+            stack.stop_all()
+        if sink is not None:
+            sink.close()
+        if mongo is not None:
+            mongo.terminate()
+            mongo.wait(10)
+        settings = Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in env.items()})
+        try:
+            from tests.support.infra import remove_namespace
+
+            await remove_namespace(settings)
+        except Exception as exc:
+            print(f"note: could not remove namespace {namespace}: {exc!r}")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_interruptibly(work: Callable[[], Awaitable[bool]]) -> bool:
+    """asyncio.run(work()), with SIGINT/SIGTERM cancelling it so that a stack of our own is
+    still stopped and its namespace removed (even where a shell started us with SIGINT ignored)."""
+
+    async def interruptible() -> bool:
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+        try:
+            return await work()
+        except asyncio.CancelledError:
+            print("interrupted", file=sys.stderr)
+            return False
+
+    return asyncio.run(interruptible())
