@@ -384,3 +384,21 @@ async def test_expired_message_is_neither_in_history_nor_in_sync(friends):
     assert [d["seq"] for k, d in sync_stream(friends, B, "phone") if k == "message.new"] == [1, 3]
     # The seq counter is not reused: the next message still follows the expired one.
     assert (await send(friends, B, A, "after")).seq == 4
+
+
+async def test_pages_and_sync_batches_stay_full_when_hidden_messages_fill_a_batch(friends):
+    """Visibility is filtered after the index range is read: a run of recalled messages longer
+    than the limit must neither shorten a page nor end a sync early."""
+    replies = await send_many(friends, 12)
+    now = utc_now()
+    for reply in replies[6:]:  # 7..12 recalled: the newest six
+        await friends.messages.recall(reply.message_id, now)
+    for reply in replies[:3]:  # and 1..3: the oldest three
+        await friends.messages.recall(reply.message_id, now)
+
+    newest = await history(friends, B, limit=2)
+    assert [m.seq for m in newest.messages] == [5, 6] and newest.has_more is True
+    assert [m.seq for m in (await history(friends, B, before_seq=5, limit=2)).messages] == [4]
+    assert [d["seq"] for d in await friends.messages.above(CONV, 0, 2, utc_now())] == [4, 5]
+    assert (await friends.messages.latest(CONV, 0, utc_now()))["seq"] == 6
+    assert await friends.messages.count_unread(CONV, B, 0, utc_now()) == 3

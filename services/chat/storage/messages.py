@@ -144,44 +144,59 @@ class MessageStore:
         conv = await self.conversation(conversation_id)
         return max(tried, latest["seq"] if latest else 0, conv["last_seq"] if conv else 0) + 1
 
+    # Visibility (not recalled, not expired) is decided here in code, on the documents an index
+    # range returns, not in the query: on the embedded MongoDB-wire server a `$ne`/`$or` beside
+    # the (conversation_id, seq) range turned an index scan into a collection scan (7 ms ->
+    # 240-350 ms at 10,000 messages). A real mongod filters fetched documents either way, so
+    # results are the same; hidden messages are few, and the loops below refill to `limit`.
     @staticmethod
-    def _visible(now: datetime) -> dict[str, Any]:
-        return {"recalled": {"$ne": True}, "$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}
+    def is_visible(doc: dict[str, Any], now: datetime) -> bool:
+        return not doc.get("recalled") and (doc.get("expires_at") is None or doc["expires_at"] > now)
+
+    async def _visible_in_range(
+        self, conversation_id: str, low: int, high: int | None, limit: int, now: datetime, newest_first: bool
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` visible messages with low < seq < high, walking the index in seq order."""
+        found: list[dict[str, Any]] = []
+        while len(found) < limit:
+            seq: dict[str, int] = {"$gt": low}
+            if high is not None:
+                seq["$lt"] = high
+            cursor = self.messages.find({"conversation_id": conversation_id, "seq": seq})
+            batch = await cursor.sort("seq", DESCENDING if newest_first else ASCENDING).limit(limit).to_list()
+            found += [d for d in batch if self.is_visible(d, now)]
+            if len(batch) < limit:
+                break
+            if newest_first:
+                high = batch[-1]["seq"]
+            else:
+                low = batch[-1]["seq"]
+        return found[:limit]
 
     async def page(
         self, conversation_id: str, before_seq: int | None, limit: int, now: datetime, floor: int = 0
     ) -> tuple[list[dict[str, Any]], bool]:
         """The newest `limit` visible messages above `floor` and below `before_seq`, ascending,
         and whether older ones (above `floor`) exist."""
-        seq: dict[str, int] = {"$gt": floor}
-        if before_seq is not None:
-            seq["$lt"] = before_seq
-        query: dict[str, Any] = {"conversation_id": conversation_id, "seq": seq, **self._visible(now)}
-        docs = [d async for d in self.messages.find(query).sort("seq", DESCENDING).limit(limit + 1)]
+        docs = await self._visible_in_range(conversation_id, floor, before_seq, limit + 1, now, newest_first=True)
         return list(reversed(docs[:limit])), len(docs) > limit
 
     async def above(self, conversation_id: str, after_seq: int, limit: int, now: datetime) -> list[dict[str, Any]]:
         """Visible messages with seq > after_seq, ascending, at most `limit`."""
-        query = {"conversation_id": conversation_id, "seq": {"$gt": after_seq}, **self._visible(now)}
-        return [d async for d in self.messages.find(query).sort("seq", ASCENDING).limit(limit)]
+        return await self._visible_in_range(conversation_id, after_seq, None, limit, now, newest_first=False)
 
     async def latest(self, conversation_id: str, floor: int, now: datetime) -> dict[str, Any] | None:
         """The newest visible message above `floor`."""
-        return await self.messages.find_one(
-            {"conversation_id": conversation_id, "seq": {"$gt": floor}, **self._visible(now)},
-            sort=[("seq", DESCENDING)],
-        )
+        docs = await self._visible_in_range(conversation_id, floor, None, 1, now, newest_first=True)
+        return docs[0] if docs else None
 
     async def count_unread(self, conversation_id: str, reader: str, floor: int, now: datetime) -> int:
         """Others' visible messages above `floor` (the reader's read marker)."""
-        return await self.messages.count_documents(
-            {
-                "conversation_id": conversation_id,
-                "seq": {"$gt": floor},
-                "from_user_id": {"$ne": reader},
-                **self._visible(now),
-            }
+        cursor = self.messages.find(
+            {"conversation_id": conversation_id, "seq": {"$gt": floor}},
+            {"from_user_id": 1, "recalled": 1, "expires_at": 1},
         )
+        return len([d async for d in cursor if d["from_user_id"] != reader and self.is_visible(d, now)])
 
     async def message(self, message_id: str) -> dict[str, Any] | None:
         return await self.messages.find_one({"_id": message_id})
@@ -195,6 +210,6 @@ class MessageStore:
     async def carrying_file(self, file_id: str, now: datetime) -> list[dict[str, Any]]:
         """Visible messages that carry this file (conversation id and seq are enough)."""
         cursor = self.messages.find(
-            {"file.file_id": file_id, **self._visible(now)}, {"conversation_id": 1, "seq": 1}
+            {"file.file_id": file_id}, {"conversation_id": 1, "seq": 1, "recalled": 1, "expires_at": 1}
         )
-        return [doc async for doc in cursor]
+        return [doc async for doc in cursor if self.is_visible(doc, now)]
