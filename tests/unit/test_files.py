@@ -304,3 +304,12 @@ async def test_reap_abandoned(store, db):
     assert await db["files.chunks"].count_documents({"files_id": fresh}) == 1
     assert (await finish(store, fresh, b"new")).size == 3
     assert await domain.reap_abandoned(store, 0.4) == 0
+
+
+@pytest.mark.parametrize("declared", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+def test_a_form_type_declared_for_a_raw_body_counts_as_none(declared):
+    """curl --data-binary declares a form type by default; it says nothing about the file."""
+    from services.files.domain.files import normalize_content_type
+
+    assert normalize_content_type(declared) is None
+    assert normalize_content_type("Image/PNG") == "image/png"

@@ -58,12 +58,18 @@ def sanitize_name(raw: str) -> str:
     return name or DEFAULT_NAME
 
 
+# What HTTP clients send by default for a raw body (curl --data-binary, HTML forms): these
+# describe a form, never the file itself, so they count as no type given.
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
 def normalize_content_type(raw: str | None) -> str | None:
-    """`Text/Plain; charset=utf-8` → `text/plain`; anything not shaped `type/subtype` → None."""
+    """`Text/Plain; charset=utf-8` → `text/plain`; anything not shaped `type/subtype`, or a
+    form type, → None."""
     if raw is None:
         return None
     media_type = raw.split(";", 1)[0].strip().lower()
-    return media_type if _MEDIA_TYPE.match(media_type) else None
+    return media_type if _MEDIA_TYPE.match(media_type) and media_type not in _FORM_TYPES else None
 
 
 def sniff_content_type(head: bytes) -> str | None:
