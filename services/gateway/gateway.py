@@ -41,6 +41,8 @@ class Gateway:
         self.settings = settings
         self.gateway_id = settings.gateway_instance_id or new_id("gw")
         self.hub = Hub()
+        # Read from the hub, not counted beside it: the figure is what the gateway really holds.
+        CONNECTIONS.set_function(lambda: len(self.hub.by_conn))
         self.tokens = TokenCodec(settings.jwt_secret, settings.token_ttl_seconds)
         self.broker = Broker(settings)
         self.redis: aioredis.Redis | None = None
@@ -92,7 +94,6 @@ class Gateway:
         await websocket.accept()
         conn = Connection(new_id("c"), websocket, self.settings.outbound_queue_limit)
         self.hub.add(conn)
-        CONNECTIONS.inc()
         writer = asyncio.create_task(conn.run_writer())
         in_flight = asyncio.Semaphore(MAX_IN_FLIGHT_PER_SOCKET)
         pending: set[asyncio.Task[None]] = set()
@@ -118,9 +119,9 @@ class Gateway:
             for task in pending:
                 task.cancel()
             await self._forget(conn)
+            self.hub.remove(conn)
             conn.close(1000)
             await writer
-            CONNECTIONS.dec()
 
     async def _read_frame(self, conn: Connection, text: str | None) -> ParsedFrame | None:
         """The frame's request, or None after answering why it is refused."""

@@ -1,6 +1,7 @@
 """End to end through real WebSockets: two users register, befriend, chat, see presence."""
 import asyncio
 
+import httpx
 import pytest
 
 from tests.support.client import Client, befriend, http_post, new_user
@@ -154,11 +155,31 @@ async def test_http_register_login_and_readiness(port: int) -> None:
     garbage = await http_post(port, "/auth/login", b"{not json")
     assert garbage.status_code == 400 and garbage.json()["error"]["code"] == "bad_request"
 
-    import httpx
-
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
         ready = await http.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["checks"] == {k: "ok" for k in ("redis", "rabbitmq", "auth", "chat", "files")}
         assert (await http.get("/healthz")).status_code == 200
         assert "parley_gateway_connections" in (await http.get("/metrics")).text
+
+
+async def open_sockets(port: int) -> float:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        text = (await http.get("/metrics")).text
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith("parley_gateway_connections ")))
+
+
+async def test_a_closed_socket_is_let_go(port: int) -> None:
+    """The gateway forgets sockets that closed (bound or not): none is kept for its lifetime."""
+    before = await open_sockets(port)
+    bound = await new_user(port)
+    bare = await Client(port).connect()
+    assert (await bare.reply("ping"))["ok"]
+    assert await open_sockets(port) == before + 2
+    await bound.close()
+    await bare.close()
+    for _ in range(50):
+        if await open_sockets(port) == before:
+            break
+        await asyncio.sleep(0.1)
+    assert await open_sockets(port) == before
