@@ -1,5 +1,6 @@
 """What every service process does around its own wiring: settings, logs, metrics, MongoDB,
 Redis and RabbitMQ up; consume until SIGTERM; everything closed in order."""
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -43,3 +44,14 @@ async def serve(service: str, wire: Callable[[Runtime], Awaitable[Router]]) -> N
         await broker.close()
         await redis.aclose()
         await mongo.close()
+
+
+def run(service: str, wire: Callable[[Runtime], Awaitable[Router]]) -> None:
+    """The process entry point: `serve` on uvloop (libuv's loop: ~2x fewer CPU cycles per
+    socket event than asyncio's selector loop) where it is installed, else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(service, wire))
+    else:
+        uvloop.run(serve(service, wire))

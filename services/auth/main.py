@@ -1,12 +1,11 @@
 """auth: wiring only (clients → stores → handlers)."""
-import asyncio
 
 from argon2 import PasswordHasher
 
 from services.auth.domain.accounts import Passwords
 from services.auth.handlers import build_router
 from services.auth.storage.users import UserStore
-from shared.runtime import Runtime, serve
+from shared.runtime import Runtime, run
 from shared.service import Router
 from shared.tokens import Revocations, TokenCodec
 
@@ -22,4 +21,4 @@ async def wire(rt: Runtime) -> Router:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve("auth", wire))
+    run("auth", wire)

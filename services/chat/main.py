@@ -1,5 +1,4 @@
 """chat: wiring only (clients → stores → handlers)."""
-import asyncio
 
 from services.chat.domain.ports import Deliverer
 from services.chat.handlers import ChatContext, build_router
@@ -10,7 +9,7 @@ from services.chat.storage.messages import MessageStore
 from services.chat.storage.typing import TypingThrottle
 from shared.broker import RpcClient
 from shared.presence import Presence
-from shared.runtime import Runtime, serve
+from shared.runtime import Runtime, run
 from shared.service import Router
 
 
@@ -37,4 +36,4 @@ async def wire(rt: Runtime) -> Router:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve("chat", wire))
+    run("chat", wire)

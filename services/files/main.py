@@ -8,7 +8,7 @@ from services.files.handlers import build_router
 from services.files.storage.files import FileStore
 from shared.broker import RpcClient
 from shared.logs import log_event
-from shared.runtime import Runtime, serve
+from shared.runtime import Runtime, run
 from shared.service import Router
 
 log = logging.getLogger("parley.files")
@@ -38,4 +38,4 @@ async def wire(rt: Runtime) -> Router:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve("files", wire))
+    run("files", wire)

@@ -8,7 +8,8 @@ from services.chat.domain.files import file_for_message
 from services.chat.domain.ports import Deliverer, Files, push
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
-from services.chat.storage.messages import DuplicateClientMessage, MessageStore
+from services.chat.storage.appender import DuplicateClientMessage
+from services.chat.storage.messages import MessageStore
 from shared.contracts import chat
 from shared.contracts.base import iso, utc_now
 from shared.contracts.errors import ParleyError
@@ -58,9 +59,11 @@ async def send_message(
     deliver: Deliverer,
     files: Files,
 ) -> chat.MessageSendReply:
-    """Store first, answer second, then push to every online device that should see it."""
-    if (earlier := await messages.by_client_msg_id(sender, request.client_msg_id)) is not None:
-        return await _answer_retry(earlier, sender, sender_device, messages, deliver)
+    """Store first, answer second, then push to every online device that should see it.
+
+    A retry (same client_msg_id) is recognised by the unique index when it is stored, not by a
+    lookup before: one read less per send, and a retry passes the same checks as a first send.
+    """
     now = utc_now()
     if request.to.group_id is not None:
         conversation = await member_group(request.to.group_id, sender, messages)
@@ -83,7 +86,7 @@ async def send_message(
         doc["expires_at"] = now + timedelta(seconds=request.ttl_seconds)
     try:
         stored = await messages.append(conversation, doc)
-    except DuplicateClientMessage as dup:  # the same send racing itself
+    except DuplicateClientMessage as dup:  # a retry, or the same send racing itself
         return await _answer_retry(dup.existing, sender, sender_device, messages, deliver)
     await deliver.to_users(
         conversation["members"], [push("message.new", to_message(stored))], except_device=(sender, sender_device)

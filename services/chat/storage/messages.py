@@ -1,8 +1,9 @@
 """The `conversations` and `messages` collections, and gap-free `seq` allocation.
 
-A message takes `seq = last_seq + 1` and is inserted under a unique (conversation_id, seq)
-index: two concurrent senders cannot take one seq, and a crash between allocating and storing
-leaves no gap, because nothing is allocated until the insert succeeds. `last_seq` on the
+A message takes the next seq and is inserted under a unique (conversation_id, seq) index: two
+concurrent senders cannot take one seq, and a crash between allocating and storing leaves no
+gap, because nothing is allocated until the insert succeeds (storage/appender.py batches the
+inserts of concurrent sends). `last_seq` on the
 conversation only moves up ($max) and is the base for the next seq even after old messages
 expire and are deleted.
 """
@@ -13,19 +14,17 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.chat.storage.appender import GroupCommit
 
-class DuplicateClientMessage(Exception):
-    """The sender already sent a message with this client_msg_id; `existing` is it."""
-
-    def __init__(self, existing: dict[str, Any]):
-        super().__init__(existing["_id"])
-        self.existing = existing
+MAX_KNOWN_DIRECT = 100_000
 
 
 class MessageStore:
     def __init__(self, db: AsyncDatabase):
         self.conversations = db["conversations"]
         self.messages = db["messages"]
+        self._known_direct: set[str] = set()
+        self._group_commit = GroupCommit(self.messages, self.conversations, self.by_client_msg_id, self.highest_seq)
 
     async def ensure_indexes(self) -> None:
         await self.conversations.create_index([("members", ASCENDING)])
@@ -41,6 +40,18 @@ class MessageStore:
         return await self.conversations.find_one({"_id": conversation_id})
 
     async def ensure_direct(self, conversation_id: str, members: list[str], now: datetime) -> dict[str, Any]:
+        """The direct conversation, created on first use. Direct conversations are never deleted
+        and their members never change, so once this process has seen one it skips the read
+        (the seq comes from the group commit's hint; a stale one is caught by the unique index)."""
+        if conversation_id in self._known_direct:
+            return {"_id": conversation_id, "kind": "direct", "members": members}
+        doc = await self._direct(conversation_id, members, now)
+        if len(self._known_direct) >= MAX_KNOWN_DIRECT:
+            self._known_direct.clear()
+        self._known_direct.add(conversation_id)
+        return doc
+
+    async def _direct(self, conversation_id: str, members: list[str], now: datetime) -> dict[str, Any]:
         doc = await self.conversation(conversation_id)
         if doc is not None:
             return doc
@@ -115,34 +126,18 @@ class MessageStore:
     # --- messages --------------------------------------------------------------------------
     async def append(self, conversation: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
         """Store `message` at the conversation's next seq; returns the stored document."""
-        conversation_id = conversation["_id"]
-        seq = conversation.get("last_seq", 0) + 1
-        while True:
-            doc = {**message, "conversation_id": conversation_id, "seq": seq}
-            try:
-                await self.messages.insert_one(doc)
-                break
-            except DuplicateKeyError as exc:
-                if "client_msg_id" in ((exc.details or {}).get("keyPattern") or {}):
-                    existing = await self.by_client_msg_id(message["from_user_id"], message["client_msg_id"])
-                    if existing is None:  # cannot happen unless deleted meanwhile; try again
-                        continue
-                    raise DuplicateClientMessage(existing) from None
-                seq = await self._next_free_seq(conversation_id, seq)
-        await self.conversations.update_one(
-            {"_id": conversation_id}, {"$max": {"last_seq": seq, "last_at": message["sent_at"]}}
-        )
-        return doc
+        return await self._group_commit.append(conversation, message)
 
     async def by_client_msg_id(self, sender: str, client_msg_id: str) -> dict[str, Any] | None:
         return await self.messages.find_one({"from_user_id": sender, "client_msg_id": client_msg_id})
 
-    async def _next_free_seq(self, conversation_id: str, tried: int) -> int:
+    async def highest_seq(self, conversation_id: str) -> int:
+        """The highest seq stored or recorded for the conversation (even if since expired)."""
         latest = await self.messages.find_one(
             {"conversation_id": conversation_id}, sort=[("seq", DESCENDING)], projection={"seq": 1}
         )
         conv = await self.conversation(conversation_id)
-        return max(tried, latest["seq"] if latest else 0, conv["last_seq"] if conv else 0) + 1
+        return max(latest["seq"] if latest else 0, conv["last_seq"] if conv else 0)
 
     # Visibility (not recalled, not expired) is decided here in code, on the documents an index
     # range returns, not in the query: on the embedded MongoDB-wire server a `$ne`/`$or` beside

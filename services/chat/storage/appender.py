@@ -1,0 +1,136 @@
+"""Group commit of new messages: one insert and one `last_seq` update for every message that
+arrived while the previous write was in flight.
+
+Why: each send used to cost its own insert and update, and concurrent sends to one
+conversation read the same `last_seq`, so all but one clashed on the unique
+(conversation_id, seq) index and retried (4 senders in one conversation: 279 → 61 stored/s).
+Here seqs are handed out in this process from a per-conversation hint, so senders served by
+one replica never clash; the unique index still arbitrates between replicas.
+
+Gap-free as before: the batch is inserted `ordered`, so what is stored is always a prefix of
+it. After a failure at position i, nothing from i on was written; those messages take their
+seqs again from the hints as they stood after the stored prefix.
+"""
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+DUPLICATE_KEY = 11000
+MAX_BATCH = 256
+MAX_HINTS = 100_000
+
+
+class DuplicateClientMessage(Exception):
+    """The sender already sent a message with this client_msg_id; `existing` is it."""
+
+    def __init__(self, existing: dict[str, Any]):
+        super().__init__(existing["_id"])
+        self.existing = existing
+
+
+@dataclass
+class Pending:
+    conversation: dict[str, Any]
+    message: dict[str, Any]
+    done: asyncio.Future[dict[str, Any]]
+    doc: dict[str, Any] = field(default_factory=dict)
+
+
+class GroupCommit:
+    def __init__(
+        self,
+        messages: AsyncCollection,
+        conversations: AsyncCollection,
+        by_client_msg_id: Callable[[str, str], Awaitable[dict[str, Any] | None]],
+        highest_seq: Callable[[str], Awaitable[int]],
+    ):
+        self.messages = messages
+        self.conversations = conversations
+        self.by_client_msg_id = by_client_msg_id
+        self.highest_seq = highest_seq  # the highest seq stored or recorded for a conversation
+        self._next_seq: dict[str, int] = {}
+        self._queue: list[Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def append(self, conversation: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+        """Store `message` at the conversation's next seq; returns the stored document."""
+        pending = Pending(conversation, message, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_while_queued())
+        return await pending.done
+
+    async def _write_while_queued(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                retry = await self._write(batch)
+            except Exception as exc:  # the database is away: whoever waits fails (and is retried)
+                for p in batch:
+                    self._next_seq.pop(p.conversation["_id"], None)  # what was written is unknown
+                    if not p.done.done():
+                        p.done.set_exception(exc)
+                continue
+            self._queue[:0] = retry
+
+    def _number(self, batch: list[Pending]) -> None:
+        if len(self._next_seq) > MAX_HINTS:
+            self._next_seq.clear()
+        for p in batch:
+            cid = p.conversation["_id"]
+            seq = max(self._next_seq.get(cid, 0), p.conversation.get("last_seq", 0) + 1)
+            self._next_seq[cid] = seq + 1
+            p.doc = {**p.message, "conversation_id": cid, "seq": seq}
+
+    async def _write(self, batch: list[Pending]) -> list[Pending]:
+        """Insert the batch; settle what was stored or refused; return what must go again."""
+        hints_before = dict(self._next_seq)
+        self._number(batch)
+        failed_at, error = len(batch), None
+        try:
+            await self.messages.insert_many([p.doc for p in batch], ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if not errors or errors[0].get("code") != DUPLICATE_KEY:
+                raise
+            failed_at, error = errors[0]["index"], errors[0]
+        stored = batch[:failed_at]
+        await self._record_last_seq(stored)
+        for p in stored:
+            p.done.set_result(p.doc)
+        if error is None:
+            return []
+        # Hints as they stand after the stored prefix: the rest takes its seqs again.
+        self._next_seq = hints_before
+        for p in stored:
+            self._next_seq[p.conversation["_id"]] = p.doc["seq"] + 1
+        failed, rest = batch[failed_at], batch[failed_at + 1:]
+        if "client_msg_id" in (error.get("keyPattern") or {}):
+            existing = await self.by_client_msg_id(failed.message["from_user_id"], failed.message["client_msg_id"])
+            if existing is not None:
+                failed.done.set_exception(DuplicateClientMessage(existing))
+                return rest
+            return [failed, *rest]  # deleted meanwhile: try again
+        # Another replica took this seq: start this conversation above everything stored.
+        cid = failed.conversation["_id"]
+        self._next_seq[cid] = max(self._next_seq.get(cid, 0), await self.highest_seq(cid) + 1)
+        return [failed, *rest]
+
+    async def _record_last_seq(self, stored: list[Pending]) -> None:
+        """`last_seq` only moves up: one $max per conversation for the whole batch."""
+        latest: dict[str, Pending] = {}
+        for p in stored:
+            latest[p.conversation["_id"]] = p
+        if latest:
+            await self.conversations.bulk_write(
+                [
+                    UpdateOne({"_id": cid}, {"$max": {"last_seq": p.doc["seq"], "last_at": p.doc["sent_at"]}})
+                    for cid, p in latest.items()
+                ],
+                ordered=False,
+            )
