@@ -15,6 +15,7 @@ help:
 	@echo "make unit   run only tests/unit"
 	@echo "make docs   regenerate docs/asyncapi.json and the reference section of docs/protocol.md from shared/contracts/"
 	@echo "make bench  users chatting in pairs and groups over real WebSockets, offline sync, idle-socket memory, with aio-pika and uvicorn-echo ceilings (ARGS='--users 20 --rate 200 --seconds 10 --json out.json')"
+	@echo "           a sweep: latency against offered load, a row per rate and a PNG, chat load only (ARGS='--sweep 100,200,500,1000 --seconds 5 --plot bench-sweep.png')"
 	@echo "make bench-upload  stream a 1 GiB upload and download through a stack of its own, printing gateway/files RSS (ARGS='--mib 256')"
 	@echo "make venv   create .venv and install '.[dev,local]' when pyproject.toml changed"
 	@echo "make infra  make sure RabbitMQ (127.0.0.1:5672) and Redis (127.0.0.1:6379) answer"

@@ -93,6 +93,8 @@ def record_deliveries(clients: list[BenchClient], tally: Tally) -> None:
                 stamp, cmid = parse_text(data.get("text") or "")
             except ValueError:
                 return
+            if cmid not in tally.expected:  # a straggler of an earlier step on the same sockets
+                return
             tally.latencies_ms.append((now - stamp) / NS_PER_MS)
             tally.received.add((index, cmid))
             tally.last_arrival_ns = max(tally.last_arrival_ns, now)
@@ -160,15 +162,17 @@ def cpu_and_rss(procs: dict[str, psutil.Process], watched: dict[str, Watched]) -
     return out
 
 
-async def chat_run(ws_url: str, procs: dict[str, psutil.Process], users: int, rate: float, seconds: float,
-                   group_size: int, size: int) -> dict[str, Any]:
-    clients, senders = await setup(ws_url, users, group_size)
+async def chat_step(clients: list[BenchClient], senders: list[Sender], procs: dict[str, psutil.Process], rate: float,
+                    seconds: float, group_size: int, size: int, label: str = "chat") -> dict[str, Any]:
+    """One paced run on users already set up, so that a sweep reuses them from step to step."""
     tally = Tally()
     record_deliveries(clients, tally)
-    watched = {label: Watched(label, p) for label, p in procs.items()}
+    duplicates_before = sum(c.duplicates for c in clients)
+    watched = {name: Watched(name, p) for name, p in procs.items()}
     for w in watched.values():
         w.reset()
     per_sender = rate / len(senders)
+    fanout = sum(len(s.recipients) for s in senders) / len(senders)
     print(f"sending: {len(senders)} senders x {per_sender:.2f} msg/s for {seconds:.0f} s, {size}-char texts", flush=True)
     prime_cpu(procs)
     t0 = time.perf_counter()
@@ -184,7 +188,7 @@ async def chat_run(ws_url: str, procs: dict[str, psutil.Process], users: int, ra
             for w in watched.values():
                 w.sample()
             p99 = percentiles(tally.latencies_ms)["p99"]
-            print(f"[chat    ] {time.perf_counter() - t0:5.1f} s  sent {tally.sent:7d}  delivered {len(tally.received):7d}  "
+            print(f"[{label:<8}] {time.perf_counter() - t0:5.1f} s  sent {tally.sent:7d}  delivered {len(tally.received):7d}  "
                   f"outstanding {tally.outstanding():6d}  p99 {p99 if p99 is not None else '-'} ms  "
                   f"errors {sum(tally.errors.values())}", flush=True)
 
@@ -202,21 +206,35 @@ async def chat_run(ws_url: str, procs: dict[str, psutil.Process], users: int, ra
     elapsed = time.perf_counter() - t0
     expected = sum(len(r) for r in tally.expected.values())
     lost = sum(1 for cmid, rs in tally.expected.items() for r in rs if (r, cmid) not in tally.received)
-    duplicates = sum(c.duplicates for c in clients)
+    duplicates = sum(c.duplicates for c in clients) - duplicates_before
     window = max((tally.last_arrival_ns - t0_ns) / 1e9, 1e-9) if tally.received else seconds
-    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
     return {
-        "users": users, "senders": len(senders), "pairs_users": sum(s.kind == "pair" for s in senders),
+        "users": len(clients), "senders": len(senders), "pairs_users": sum(s.kind == "pair" for s in senders),
         "group_users": sum(s.kind == "group" for s in senders), "group_size": group_size,
         "offered_rate": rate, "seconds": seconds, "text_chars": size,
         "sent": tally.sent, "sent_ok": tally.ok, "send_errors": tally.errors,
         "sent_per_second": round(tally.sent / seconds, 1),
+        # Recipients per message, on average: what the offered rate should become as deliveries.
+        "fanout": round(fanout, 3), "deliveries_offered_per_second": round(rate * fanout, 1),
         "deliveries_expected": expected, "delivered": len(tally.received),
         "delivered_per_second": round(len(tally.received) / window, 1),
         "lost": lost, "duplicated": duplicates,
         "latency_ms": percentiles(tally.latencies_ms), "reply_latency_ms": percentiles(tally.reply_ms),
         "elapsed_seconds": round(elapsed, 2), "processes": resources,
     }
+
+
+async def close_all(clients: list[BenchClient]) -> None:
+    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+
+async def chat_run(ws_url: str, procs: dict[str, psutil.Process], users: int, rate: float, seconds: float,
+                   group_size: int, size: int) -> dict[str, Any]:
+    clients, senders = await setup(ws_url, users, group_size)
+    try:
+        return await chat_step(clients, senders, procs, rate, seconds, group_size, size)
+    finally:
+        await close_all(clients)
 
 
 async def offline_sync(ws_url: str, count: int, size: int, senders: int = 4, window: int = 16) -> dict[str, Any]:

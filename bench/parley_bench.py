@@ -19,6 +19,12 @@ of the chat run's `message.send` frame; every chat figure is also printed as a r
     parley-bench --url http://127.0.0.1:8000
         uses a running stack (`make run`); its processes are found by command line on this
         machine; its send rate limit (default 20/s, burst 50, per user) applies
+    parley-bench --sweep 100,200,500,1000 [--seconds 5 --plot bench-sweep.png --json out.json]
+        the chat load once per offered rate (instead of --rate), same stack and users, to see where
+        latency turns (bench/sweep.py); a row per rate and a PNG of latency percentiles and
+        deliveries/s against offered load (default ./bench-sweep.png). It stops early after an
+        overloaded step (deliveries/s < 70 % of offered x fan-out, or p99 > 2 s). Offline sync,
+        idle sockets and ceilings are skipped unless asked: --sync-messages N, --idle N, --ceilings.
 """
 import argparse
 import json
@@ -33,6 +39,7 @@ from bench.ceilings import amqp_ceiling, echo_ceiling
 from bench.idle import idle_connections, raise_nofile
 from bench.load import chat_run, offline_sync
 from bench.stack import infrastructure_processes, own_stack, run_interruptibly, running_processes
+from bench.sweep import parse_rates, plot_sweep, run_sweep, sweep_table, sweep_title
 from shared.settings import Settings
 
 LIFTED = "1000000"
@@ -106,9 +113,15 @@ async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any]) ->
     result: dict[str, Any] = {"gateway": base, "options": vars(args), "cpus": os.cpu_count()}
     # This process too: every client runs in it, on the same cores as the stack.
     procs = {**procs, **infrastructure_processes(), "bench-clients": psutil.Process()}
-    result["chat"] = await chat_run(ws_url, procs, args.users, args.rate, args.seconds, args.group_size, args.size)
-    if not args.no_ceilings:
-        concurrency, size = result["chat"]["senders"], frame_bytes(args.size)
+    if args.sweep:
+        sweep = await run_sweep(ws_url, procs, args.sweep, args.users, args.seconds, args.group_size, args.size)
+        result.update(sweep=sweep["steps"], sweep_rule=sweep["rule"], sweep_stopped=sweep["stopped"])
+        chats = sweep["steps"]
+    else:
+        result["chat"] = await chat_run(ws_url, procs, args.users, args.rate, args.seconds, args.group_size, args.size)
+        chats = [result["chat"]]
+    if args.ceilings:
+        concurrency, size = chats[0]["senders"], frame_bytes(args.size)
         seconds = args.ceiling_seconds or min(args.seconds, 5)
         print(f"ceilings: {concurrency} workers, {size}-byte messages, {seconds:.0f} s each", flush=True)
         result["ceilings"] = {
@@ -135,13 +148,23 @@ async def bench(args: argparse.Namespace) -> bool:
         async with own_stack(env) as stack:
             print(f"stack up (namespace {stack.namespace}, logs in {stack.log_path})", flush=True)
             result = await measure(args, stack.base, dict(stack.processes))
-    print("\n" + table(result), flush=True)
+    if args.sweep:
+        print(f"\n{sweep_table(result['sweep'])}\n{result['sweep_rule']}", flush=True)
+        if result["sweep_stopped"]:
+            print(f"sweep {result['sweep_stopped']}")
+        if set(result) & {"ceilings", "offline_sync", "idle"}:
+            print("\n" + table(result), flush=True)
+    else:
+        print("\n" + table(result), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2, default=str)
         print(f"\nJSON written to {args.json}")
-    chat, sync = result["chat"], result.get("offline_sync")
-    ok = chat["lost"] == 0 and chat["duplicated"] == 0 and (sync is None or sync["ok"])
+    if args.sweep:
+        plot_sweep(result["sweep"], args.plot, sweep_title(result["sweep"], result["cpus"]))
+        print(f"plot written to {args.plot}")
+    chats, sync = result.get("sweep") or [result["chat"]], result.get("offline_sync")
+    ok = all(c["lost"] == 0 and c["duplicated"] == 0 for c in chats) and (sync is None or sync["ok"])
     if not ok:
         print("FAILED: lost or duplicated messages, or an incomplete offline sync", file=sys.stderr)
     return ok
@@ -155,14 +178,30 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="sending time (default 10)")
     parser.add_argument("--group-size", type=int, default=4, help="members per group (default 4)")
     parser.add_argument("--size", type=int, default=100, help="characters per text (default 100)")
-    parser.add_argument("--sync-messages", type=int, default=10_000, help="offline sync size; 0 skips (default 10000)")
-    parser.add_argument("--idle", type=int, default=5_000, help="idle sockets; 0 skips (default 5000)")
+    parser.add_argument("--sync-messages", type=int, help="offline sync size; 0 skips (default 10000, with --sweep 0)")
+    parser.add_argument("--idle", type=int, help="idle sockets; 0 skips (default 5000, with --sweep 0)")
     parser.add_argument("--ceiling-seconds", type=float, default=0, help="per ceiling (default min(--seconds, 5))")
-    parser.add_argument("--no-ceilings", action="store_true", help="skip the aio-pika and echo ceilings")
+    parser.add_argument("--ceilings", action=argparse.BooleanOptionalAction,
+                        help="the aio-pika and echo ceilings (default on, with --sweep off)")
+    parser.add_argument("--sweep", metavar="RATES", help="comma-separated offered rates (msg/s), one chat run each, "
+                        "e.g. 100,200,500,1000")
+    parser.add_argument("--plot", help="with --sweep: the PNG to write (default bench-sweep.png)")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     if args.users < 2:
         parser.error("--users must be at least 2")
+    if args.sweep is not None:
+        try:
+            args.sweep = parse_rates(args.sweep)
+        except ValueError as exc:
+            parser.error(str(exc))
+    elif args.plot:
+        parser.error("--plot goes with --sweep")
+    full = not args.sweep  # a sweep measures the chat load alone unless told otherwise
+    args.sync_messages = (10_000 if full else 0) if args.sync_messages is None else args.sync_messages
+    args.idle = (5_000 if full else 0) if args.idle is None else args.idle
+    args.ceilings = full if args.ceilings is None else args.ceilings
+    args.plot = args.plot or ("bench-sweep.png" if args.sweep else None)
     soft, hard = raise_nofile()
     print(f"RLIMIT_NOFILE {soft} (hard {hard})", flush=True)
     raise SystemExit(0 if run_interruptibly(lambda: bench(args)) else 1)
