@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra run test unit docs bench bench-upload clean
+.PHONY: help venv infra run test unit docs bench bench-upload profile clean
 
 help:
 	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=n CHATS=n to scale)"
@@ -16,6 +16,7 @@ help:
 	@echo "make docs   regenerate docs/asyncapi.json and the reference section of docs/protocol.md from shared/contracts/"
 	@echo "make bench  users chatting in pairs and groups over real WebSockets, offline sync, idle-socket memory, with aio-pika and uvicorn-echo ceilings (ARGS='--users 20 --rate 200 --seconds 10 --json out.json')"
 	@echo "           a sweep: latency against offered load, a row per rate and a PNG, chat load only (ARGS='--sweep 100,200,500,1000 --seconds 5 --plot bench-sweep.png')"
+	@echo "make profile  py-spy profiles of chat, gateway and database under the chat load, into .run/profile/ (ARGS='--rate 300')"
 	@echo "make bench-upload  stream a 1 GiB upload and download through a stack of its own, printing gateway/files RSS (ARGS='--mib 256')"
 	@echo "make venv   create .venv and install '.[dev,local]' when pyproject.toml changed"
 	@echo "make infra  make sure RabbitMQ (127.0.0.1:5672) and Redis (127.0.0.1:6379) answer"
@@ -46,6 +47,9 @@ docs: venv
 
 bench: venv infra
 	$(PY) -m bench.parley_bench $(ARGS)
+
+profile: venv infra
+	$(PY) -m bench.parley_bench --rate 200 --seconds 10 --sync-messages 0 --idle 0 --no-ceilings --profile .run/profile $(ARGS)
 
 bench-upload: venv infra
 	$(PY) -m bench.upload_memory $(ARGS)

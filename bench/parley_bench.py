@@ -25,6 +25,9 @@ of the chat run's `message.send` frame; every chat figure is also printed as a r
         deliveries/s against offered load (default ./bench-sweep.png). It stops early after an
         overloaded step (deliveries/s < 70 % of offered x fan-out, or p99 > 2 s). Offline sync,
         idle sockets and ceilings are skipped unless asked: --sync-messages N, --idle N, --ceilings.
+    parley-bench --profile prof/ [--rate 200 --sync-messages 0 --idle 0]
+        py-spy profiles of chat, the gateway and the database during the measured step
+        (bench/profile.py): collapsed stacks and the top functions per process.
 """
 import argparse
 import json
@@ -114,11 +117,14 @@ async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any]) ->
     # This process too: every client runs in it, on the same cores as the stack.
     procs = {**procs, **infrastructure_processes(), "bench-clients": psutil.Process()}
     if args.sweep:
-        sweep = await run_sweep(ws_url, procs, args.sweep, args.users, args.seconds, args.group_size, args.size)
-        result.update(sweep=sweep["steps"], sweep_rule=sweep["rule"], sweep_stopped=sweep["stopped"])
+        sweep = await run_sweep(ws_url, procs, args.sweep, args.users, args.seconds, args.group_size, args.size,
+                                args.warmup)
+        result.update(sweep=sweep["steps"], sweep_rule=sweep["rule"], sweep_stopped=sweep["stopped"],
+                      sweep_warmup=sweep["warmup"])
         chats = sweep["steps"]
     else:
-        result["chat"] = await chat_run(ws_url, procs, args.users, args.rate, args.seconds, args.group_size, args.size)
+        result["chat"] = await chat_run(ws_url, procs, args.users, args.rate, args.seconds, args.group_size, args.size,
+                                        args.warmup, args.profile)
         chats = [result["chat"]]
     if args.ceilings:
         concurrency, size = chats[0]["senders"], frame_bytes(args.size)
@@ -164,6 +170,8 @@ async def bench(args: argparse.Namespace) -> bool:
         plot_sweep(result["sweep"], args.plot, sweep_title(result["sweep"], result["cpus"]))
         print(f"plot written to {args.plot}")
     chats, sync = result.get("sweep") or [result["chat"]], result.get("offline_sync")
+    if result.get("sweep_warmup"):
+        chats = [*chats, result["sweep_warmup"]]
     ok = all(c["lost"] == 0 and c["duplicated"] == 0 for c in chats) and (sync is None or sync["ok"])
     if not ok:
         print("FAILED: lost or duplicated messages, or an incomplete offline sync", file=sys.stderr)
@@ -176,6 +184,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20, help="connected users (default 20)")
     parser.add_argument("--rate", type=float, default=200, help="total messages/s offered (default 200)")
     parser.add_argument("--seconds", type=float, default=10, help="sending time (default 10)")
+    parser.add_argument("--warmup", type=float, default=3,
+                        help="seconds sent at the (first) rate before measuring, not in the latencies; 0 skips (default 3)")
     parser.add_argument("--group-size", type=int, default=4, help="members per group (default 4)")
     parser.add_argument("--size", type=int, default=100, help="characters per text (default 100)")
     parser.add_argument("--sync-messages", type=int, help="offline sync size; 0 skips (default 10000, with --sweep 0)")
@@ -187,6 +197,8 @@ def main() -> None:
                         "e.g. 100,200,500,1000")
     parser.add_argument("--plot", help="with --sweep: the PNG to write (default bench-sweep.png)")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy the chat, gateway and database processes during the measured step (bench/profile.py)")
     args = parser.parse_args()
     if args.users < 2:
         parser.error("--users must be at least 2")

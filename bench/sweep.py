@@ -12,7 +12,7 @@ from typing import Any
 
 import psutil
 
-from bench.load import chat_step, close_all, setup
+from bench.load import chat_step, close_all, setup, warm_up
 
 MIN_DELIVERED_FRACTION = 0.70
 MAX_P99_MS = 2_000.0
@@ -60,12 +60,13 @@ def step_line(step: dict[str, Any]) -> str:
 
 
 async def run_sweep(ws_url: str, procs: dict[str, psutil.Process], rates: list[float], users: int, seconds: float,
-                    group_size: int, size: int) -> dict[str, Any]:
+                    group_size: int, size: int, warmup: float) -> dict[str, Any]:
     print(f"sweep: {len(rates)} steps of {seconds:g} s ({', '.join(f'{r:g}' for r in rates)} msg/s); {RULE}", flush=True)
     clients, senders = await setup(ws_url, users, group_size)
     steps: list[dict[str, Any]] = []
     stopped = None
     try:
+        warm = await warm_up(clients, senders, procs, rates[0], warmup, group_size, size)
         for i, rate in enumerate(rates):
             if i:
                 await asyncio.sleep(DRAIN_SECONDS)
@@ -81,7 +82,7 @@ async def run_sweep(ws_url: str, procs: dict[str, psutil.Process], rates: list[f
                 break
     finally:
         await close_all(clients)
-    return {"rule": RULE, "steps": steps, "stopped": stopped}
+    return {"rule": RULE, "steps": steps, "stopped": stopped, "warmup": warm}
 
 
 def sweep_table(steps: list[dict[str, Any]]) -> str:
