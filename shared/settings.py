@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     max_frame_bytes: int = 64 * 1024
     # Frames up to this size are read and answered with too_large; bigger ones close the socket.
     ws_max_message_bytes: int = 4 * 1024 * 1024
+    # permessage-deflate, when a client offers it (browsers and `websockets` always do): its
+    # zlib contexts cost ~40 KiB per socket for the life of the socket, idle or not, while
+    # Parley's frames are small JSON that compresses little. Off unless bandwidth matters more.
+    ws_per_message_deflate: bool = False
     # Pushes waiting for one slow socket before it is closed (the client resyncs on return).
     outbound_queue_limit: int = 20000
     # message.send per user, over all gateways and devices (a token bucket in Redis):

@@ -1,14 +1,19 @@
 """The sockets this gateway holds, and how pushes reach them.
 
-Each socket has an outbound queue drained by its own writer task, so a slow client never
+Each socket's outbound frames are written by a writer task of its own, so a slow client never
 holds up the others; one that falls `outbound_queue_limit` pushes behind is closed (it
 reconnects and resyncs, losing nothing). While a socket's bind-time sync is streaming, live
 pushes wait in a side buffer and follow `sync.done`, so the client sees each conversation in
 ascending seq.
+
+Most sockets are idle most of the time, and the gateway's memory is counted per socket: an
+idle socket holds no queue, no task and no lock. The writer task and its queue exist only
+while frames wait to be written, and the send lock only once a message.send needs it.
 """
 import asyncio
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import orjson
@@ -34,7 +39,7 @@ class Session:
     expires_at: int
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Connection:
     conn_id: str
     websocket: WebSocket
@@ -42,10 +47,19 @@ class Connection:
     session: Session | None = None
     syncing: bool = False
     held_back: list[bytes] = field(default_factory=list)
-    outbound: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
-    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closed: bool = False
     close_code: int | None = None
+    # Frames waiting for the writer, and the writer: both None while nothing waits.
+    outbound: deque[bytes] | None = field(default=None, init=False, repr=False)
+    writer: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _send_lock: asyncio.Lock | None = field(default=None, init=False, repr=False)
+
+    @property
+    def send_lock(self) -> asyncio.Lock:
+        """Orders one device's message.sends; made on first use (most sockets never send)."""
+        if self._send_lock is None:
+            self._send_lock = asyncio.Lock()
+        return self._send_lock
 
     def socket_of(self, gateway_id: str) -> DeviceSocket:
         assert self.session is not None
@@ -55,11 +69,14 @@ class Connection:
         """Queue one frame for the writer; never blocks the caller."""
         if self.closed:
             return
-        if self.outbound.qsize() >= self.queue_limit:
+        if self.outbound is None:
+            self.outbound = deque()
+        elif len(self.outbound) >= self.queue_limit:
             log_event(log, "socket.too_slow", logging.WARNING, conn_id=self.conn_id)
             self.close(CLOSE_TOO_SLOW)
             return
-        self.outbound.put_nowait(frame)
+        self.outbound.append(frame)
+        self._start_writer()
 
     def send_live(self, frame: bytes) -> None:
         if self.syncing:
@@ -81,21 +98,40 @@ class Connection:
         if not self.closed:
             self.closed = True
             self.close_code = code
-            self.outbound.put_nowait(None)
+            self._start_writer()
 
-    async def run_writer(self) -> None:
+    async def wait_written(self) -> None:
+        """Until the writer has written what was queued (and the close frame, once closed)."""
+        if self.writer is not None:
+            await self.writer
+
+    def _start_writer(self) -> None:
+        if self.writer is None:
+            self.writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        """Write the queued frames in order, then the close frame if closed; then end.
+
+        Between the last empty check and `writer = None` nothing is awaited unless the socket
+        is closed (and then nothing more is queued), so a frame queued meanwhile is either
+        written by this task or starts the next one: one writer at a time, frames in order.
+        """
         try:
-            while (frame := await self.outbound.get()) is not None:
-                await self.websocket.send_text(frame.decode())
-        except Exception:  # the peer went away; the reader sees it too
-            pass
-        finally:
-            self.closed = True
-            if self.close_code is not None:
-                try:
+            try:
+                while self.outbound:
+                    frame = self.outbound.popleft()
+                    await self.websocket.send_text(frame.decode())
+            except Exception:  # the peer went away; the reader sees it too
+                self.closed = True
+            if self.closed and self.close_code is not None:
+                with suppress(Exception):
                     await self.websocket.close(self.close_code)
-                except Exception:
-                    pass
+        except BaseException:  # cancelled: write nothing more
+            self.closed = True
+            raise
+        finally:
+            self.outbound = None
+            self.writer = None
 
 
 def encode_push(push: Push) -> bytes:

@@ -8,6 +8,7 @@ import aio_pika
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.gateway.connections import CLOSE_REPLACED, CLOSE_SESSION_ENDED, Connection, Hub, Session
@@ -94,25 +95,11 @@ class Gateway:
         await websocket.accept()
         conn = Connection(new_id("c"), websocket, self.settings.outbound_queue_limit)
         self.hub.add(conn)
-        writer = asyncio.create_task(conn.run_writer())
-        in_flight = asyncio.Semaphore(MAX_IN_FLIGHT_PER_SOCKET)
+        # Requests being answered; the set's size bounds them (MAX_IN_FLIGHT_PER_SOCKET).
         pending: set[asyncio.Task[None]] = set()
         try:
-            while not conn.closed:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                frame = await self._read_frame(conn, message.get("text"))
-                if frame is None:
-                    continue
-                if frame.operation.name in SESSION_OPERATIONS:
-                    # They change what later frames may do: finish before reading on.
-                    await self._answer(conn, frame)
-                    continue
-                await in_flight.acquire()
-                task = asyncio.create_task(self._answer(conn, frame))
-                pending.add(task)
-                task.add_done_callback(lambda t: (pending.discard(t), in_flight.release()))
+            while not conn.closed and await self._take_frame(conn, await websocket.receive(), pending):
+                pass
         except WebSocketDisconnect:
             pass
         finally:
@@ -121,7 +108,29 @@ class Gateway:
             await self._forget(conn)
             self.hub.remove(conn)
             conn.close(1000)
-            await writer
+            await conn.wait_written()
+
+    async def _take_frame(self, conn: Connection, message: Message, pending: set[asyncio.Task[None]]) -> bool:
+        """Handle one received message; False when the socket is gone.
+
+        A function of its own so that nothing of the last frame stays referenced while the
+        socket waits for the next one (idle sockets are most of the gateway's memory).
+        """
+        if message["type"] == "websocket.disconnect":
+            return False
+        frame = await self._read_frame(conn, message.get("text"))
+        if frame is None:
+            return True
+        if frame.operation.name in SESSION_OPERATIONS:
+            # They change what later frames may do: finish before reading on.
+            await self._answer(conn, frame)
+            return True
+        while len(pending) >= MAX_IN_FLIGHT_PER_SOCKET:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.create_task(self._answer(conn, frame))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        return True
 
     async def _read_frame(self, conn: Connection, text: str | None) -> ParsedFrame | None:
         """The frame's request, or None after answering why it is refused."""

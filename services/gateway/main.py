@@ -2,6 +2,7 @@
 import uvicorn
 
 from services.gateway.app import create_app
+from services.gateway.wsprotocol import GatewayWebSocketProtocol
 from shared.logs import configure_logging
 from shared.settings import get_settings
 
@@ -13,7 +14,9 @@ def main() -> None:
         create_app(settings),
         host=settings.gateway_host,
         port=settings.gateway_port,
+        ws=GatewayWebSocketProtocol,
         ws_max_size=settings.ws_max_message_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

@@ -1,0 +1,234 @@
+"""What an idle socket holds, and that holding less changed nothing a client sees.
+
+services/gateway/connections.py: the writer task and its queue exist only while frames wait.
+services/gateway/wsprotocol.py: uvicorn's websockets-sansio protocol with a lighter receive
+queue and write flag, the handshake let go once sent; run here on a real uvicorn, through
+GatewayApp's direct /ws route, against a real `websockets` client.
+"""
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+from fastapi.responses import PlainTextResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from services.gateway.app import GatewayApp
+from services.gateway.connections import CLOSE_REPLACED, CLOSE_TOO_SLOW, Connection
+from services.gateway.wsprotocol import Flag, GatewayWebSocketProtocol, Inbox
+from shared.devstack import free_port
+
+
+@dataclass
+class Peer:
+    """Stands in for the socket under a Connection: records what is written, can be slowed or gone."""
+
+    texts: list[str] = field(default_factory=list)
+    closes: list[int] = field(default_factory=list)
+    gate: asyncio.Event | None = None  # when set: each send waits for it
+    gone: bool = False
+
+    async def send_text(self, text: str) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.gone:
+            raise RuntimeError("peer went away")
+        self.texts.append(text)
+
+    async def close(self, code: int) -> None:
+        self.closes.append(code)
+
+
+def connection(peer: Peer, queue_limit: int = 100) -> Connection:
+    return Connection("c1", peer, queue_limit)  # type: ignore[arg-type]
+
+
+async def test_an_idle_socket_holds_no_writer_no_queue_and_no_lock():
+    peer = Peer()
+    conn = connection(peer)
+    assert conn.writer is None and conn.outbound is None and conn._send_lock is None
+    for i in range(3):
+        conn.send(f"f{i}".encode())
+    assert conn.writer is not None
+    await conn.wait_written()
+    assert peer.texts == ["f0", "f1", "f2"]
+    assert conn.writer is None and conn.outbound is None  # drained: back to holding nothing
+    conn.send(b"f3")
+    await conn.wait_written()
+    assert peer.texts == ["f0", "f1", "f2", "f3"] and peer.closes == []
+    assert conn.send_lock is conn.send_lock
+
+
+async def test_close_comes_after_what_was_queued_and_later_frames_are_dropped():
+    peer = Peer(gate=asyncio.Event())
+    conn = connection(peer)
+    conn.send(b"a")
+    conn.send(b"b")
+    conn.close(CLOSE_REPLACED)
+    conn.close(1000)  # idempotent: the first code stands
+    conn.send(b"c")
+    peer.gate.set()
+    await conn.wait_written()
+    assert peer.texts == ["a", "b"] and peer.closes == [CLOSE_REPLACED]
+    conn.close(1000)
+    await conn.wait_written()
+    assert peer.closes == [CLOSE_REPLACED]
+
+
+async def test_a_socket_too_far_behind_is_closed_too_slow():
+    peer = Peer(gate=asyncio.Event())
+    conn = connection(peer, queue_limit=2)
+    conn.send(b"1")
+    await asyncio.sleep(0)  # the writer takes "1" and waits on the peer
+    conn.send(b"2")
+    conn.send(b"3")
+    assert not conn.closed
+    conn.send(b"4")  # two already wait: too slow
+    assert conn.closed and conn.close_code == CLOSE_TOO_SLOW
+    peer.gate.set()
+    await conn.wait_written()
+    assert peer.texts == ["1", "2", "3"] and peer.closes == [CLOSE_TOO_SLOW]
+
+
+async def test_a_peer_that_went_away_closes_the_connection_without_a_close_frame():
+    peer = Peer(gone=True)
+    conn = connection(peer)
+    conn.send(b"x")
+    await conn.wait_written()
+    assert conn.closed and peer.closes == []
+    conn.send(b"y")
+    assert conn.writer is None
+
+
+async def test_inbox_hands_over_in_order_to_its_one_reader():
+    inbox = Inbox()
+    inbox.put_nowait({"type": "websocket.connect"})
+    assert not inbox.empty() and inbox.qsize() == 1
+    assert await inbox.get() == {"type": "websocket.connect"}
+    assert inbox.empty()
+    reader = asyncio.create_task(inbox.get())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError):
+        await inbox.get()  # a second reader at once
+    inbox.put_nowait({"type": "websocket.receive", "text": "1"})
+    inbox.put_nowait({"type": "websocket.receive", "text": "2"})
+    assert (await reader)["text"] == "1"
+    assert (await inbox.get())["text"] == "2"
+    cancelled = asyncio.create_task(inbox.get())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    assert (await inbox.get())["code"] == 1000  # nothing lost to the cancelled reader
+
+
+async def test_flag_wakes_every_waiter_when_set():
+    flag = Flag()
+    assert not flag.is_set()
+    waiters = [asyncio.create_task(flag.wait()) for _ in range(3)]
+    cancelled = asyncio.create_task(flag.wait())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    assert not any(w.done() for w in waiters)
+    flag.set()
+    assert await asyncio.gather(*waiters) == [True, True, True]
+    assert await flag.wait() is True
+    flag.clear()
+    assert not flag.is_set()
+
+
+@dataclass
+class EchoGateway:
+    """Stands in for Gateway.serve_socket: echoes text, closes on request, records disconnects."""
+
+    disconnects: list[int] = field(default_factory=list)
+
+    async def serve_socket(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while True:
+                text = await websocket.receive_text()
+                if text.startswith("close "):
+                    await websocket.close(int(text.split()[1]))
+                    return
+                await websocket.send_text(text)
+        except WebSocketDisconnect as exc:
+            self.disconnects.append(exc.code)
+
+
+@asynccontextmanager
+async def served(gateway: Any, **options: Any) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    app = GatewayApp()
+    app.gateway = gateway
+
+    @app.get("/healthz")
+    async def healthz() -> PlainTextResponse:
+        return PlainTextResponse("alive")
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, ws=GatewayWebSocketProtocol, lifespan="off",
+                            log_config=None, **options)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"127.0.0.1:{port}", server
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_the_gateway_protocol_speaks_websocket_as_uvicorn_does():
+    gateway = EchoGateway()
+    async with served(gateway, ws_max_size=1024, ws_per_message_deflate=False) as (address, server):
+        async with websockets.connect(f"ws://{address}/ws") as ws:  # offers permessage-deflate
+            assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+            texts = [f"message {i}" for i in range(50)]
+            for text in texts:
+                await ws.send(text)
+            assert [await ws.recv() for _ in texts] == texts
+            protocols = [p for p in server.server_state.connections if isinstance(p, GatewayWebSocketProtocol)]
+            assert len(protocols) == 1 and protocols[0].request is None and protocols[0].response is None
+
+        async with websockets.connect(f"ws://{address}/ws") as ws:
+            await ws.send("close 4009")
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd.code == 4009
+
+        async with websockets.connect(f"ws://{address}/ws") as ws:
+            await ws.send("x" * 2048)  # over ws_max_size
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd.code == 1009
+
+        async with websockets.connect(f"ws://{address}/ws") as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            await ws.close(1000)
+        for _ in range(100):
+            if 1000 in gateway.disconnects:
+                break
+            await asyncio.sleep(0.01)
+        assert 1000 in gateway.disconnects
+
+        async with httpx.AsyncClient() as http:  # HTTP still takes FastAPI's whole stack
+            assert (await http.get(f"http://{address}/healthz")).text == "alive"
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(f"ws://{address}/elsewhere")
+        assert refused.value.response.status_code == 403
+
+
+async def test_per_message_deflate_is_negotiated_when_turned_on():
+    async with served(EchoGateway(), ws_per_message_deflate=True) as (address, _):
+        async with websockets.connect(f"ws://{address}/ws") as ws:
+            assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
+            await ws.send("compressed")
+            assert await ws.recv() == "compressed"
