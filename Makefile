@@ -7,18 +7,20 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra run test unit docs bench bench-upload profile clean
+.PHONY: help venv infra browser run test unit screenshots docs bench bench-upload profile clean
 
 help:
 	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=n CHATS=n to scale)"
 	@echo "make test   run the whole suite against real RabbitMQ, Redis and a MongoDB-wire server (PYTEST_ARGS='...' to pass options)"
 	@echo "make unit   run only tests/unit"
+	@echo "make screenshots  run the browser tests, saving the web client's main screens to docs/screenshots/"
 	@echo "make docs   regenerate docs/asyncapi.json and the reference section of docs/protocol.md from shared/contracts/"
 	@echo "make bench  users chatting in pairs and groups over real WebSockets, offline sync, idle-socket memory, with aio-pika and uvicorn-echo ceilings (ARGS='--users 20 --rate 200 --seconds 10 --json out.json')"
 	@echo "           a sweep: latency against offered load, a row per rate and a PNG, chat load only (ARGS='--sweep 100,200,500,1000 --seconds 5 --plot bench-sweep.png')"
 	@echo "make profile  py-spy profiles of chat, gateway and database under the chat load, into .run/profile/ (ARGS='--rate 300')"
 	@echo "make bench-upload  stream a 1 GiB upload and download through a stack of its own, printing gateway/files RSS (ARGS='--mib 256')"
 	@echo "make venv   create .venv and install '.[dev,local]' when pyproject.toml changed"
+	@echo "make browser  make sure Debian's Chromium is there for tests/browser (apt-get when root; else they are skipped, loudly)"
 	@echo "make infra  make sure RabbitMQ (127.0.0.1:5672) and Redis (127.0.0.1:6379) answer"
 	@echo "make clean  remove .venv, .run and .pytest_cache"
 
@@ -36,11 +38,17 @@ infra:
 run: venv infra
 	$(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(PY) -m shared.devstack run
 
-test: venv infra
+test: venv infra browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+browser:
+	@bash deploy/local/ensure-browser.sh
 
 unit: venv
 	$(PY) -m pytest tests/unit
+
+screenshots: venv infra browser
+	PARLEY_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
 docs: venv
 	$(PY) -m shared.contracts.asyncapi

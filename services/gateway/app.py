@@ -1,9 +1,13 @@
 """The gateway's HTTP and WebSocket surface (FastAPI); the work itself is in gateway.py."""
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
@@ -22,6 +26,35 @@ def error_response(exc: ParleyError) -> JSONResponse:
 
 
 WS_PATH = "/ws"
+
+# The web client (services/gateway/web): plain files, no build step, found beside this module
+# in a source checkout and in an editable install alike.
+WEB_DIR = Path(__file__).resolve().parent / "web"
+WEB_PREFIX = "/app"
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+
+
+def content_security_policy(host: str | None) -> str:
+    """Everything the page loads comes from the gateway itself (no CDN can inject code):
+    blob: only for the images and media it downloads with its token, and its WebSocket back to
+    the same host (named explicitly: older browsers do not let 'self' cover ws:)."""
+    sockets = f" ws://{host} wss://{host}" if host and _HOST.match(host) else ""
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+        f"media-src 'self' blob:; connect-src 'self'{sockets}; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+class WebAssets(StaticFiles):
+    """The page's scripts and styles, revalidated on every load so a restarted gateway's new
+    code is picked up at once (ETag makes that a 304 when nothing changed)."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 class GatewayApp(FastAPI):
@@ -101,5 +134,18 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def web_client(request: Request) -> FileResponse:
+        headers = {
+            "Content-Security-Policy": content_security_policy(request.headers.get("host")),
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        }
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8", headers=headers)
+
+    # check_dir=False: without the page's files (an install that left them out) the API still runs.
+    app.mount(WEB_PREFIX, WebAssets(directory=WEB_DIR, check_dir=False), name="web")
 
     return app

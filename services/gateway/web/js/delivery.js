@@ -1,0 +1,143 @@
+// Delivery: sending through an outbox (so that nothing typed is lost to a dropped connection),
+// acknowledging what arrived (`message.ack`), filling gaps left by recalled or expired messages,
+// read markers (`message.read`) and `typing`.
+
+import { conn, showError } from "./wire.js";
+import { describe } from "./errors.js";
+import * as store from "./store.js";
+import { state, changed } from "./store.js";
+import { randomId } from "./dom.js";
+
+const ACK_DELAY_MS = 400;
+const GAP_DELAY_MS = 2000;
+
+const ackTimers = new Map();
+
+export function scheduleAck(conv) {
+  if (!conv.id || ackTimers.has(conv.id)) return;
+  ackTimers.set(conv.id, setTimeout(() => {
+    ackTimers.delete(conv.id);
+    acknowledge(conv);
+  }, ACK_DELAY_MS));
+}
+
+async function acknowledge(conv) {
+  const seq = store.ackTarget(conv);
+  if (seq && state.bound) {
+    try {
+      await conn.request("message.ack", { conversation_id: conv.id, seq });
+      conv.acked = Math.max(conv.acked, seq);
+    } catch {
+      return; // sent again after the next bind's sync
+    }
+  }
+  if (store.gapTop(conv)) setTimeout(() => fillGap(conv), GAP_DELAY_MS);
+}
+
+/**
+ * A gap that stays is a message recalled or expired before it reached this device (sync skips
+ * those): look it up in the history, and count the seqs it does not return as gone.
+ */
+async function fillGap(conv) {
+  const top = store.gapTop(conv);
+  if (!top || !state.bound) return;
+  let start = conv.acked || conv.firstArrival - 1;
+  while (conv.seqs.has(start + 1) || conv.gone.has(start + 1)) start += 1;
+  const limit = Math.min(200, top - start);
+  try {
+    const reply = await conn.request("history.fetch", { conversation_id: conv.id, before_seq: top, limit });
+    for (const message of reply.messages) store.addMessage(message, false);
+    const covered = reply.has_more && reply.messages.length ? reply.messages[0].seq : 1;
+    for (let seq = Math.max(start + 1, covered); seq < top; seq += 1) if (!conv.seqs.has(seq)) conv.gone.add(seq);
+    changed();
+    scheduleAck(conv);
+  } catch {
+    // tried again on the next push or bind
+  }
+}
+
+/** Tell the server the open conversation is read, when the page is actually being looked at. */
+export function markRead() {
+  const conv = store.openConv();
+  if (!conv?.id || !state.bound || document.visibilityState !== "visible") return;
+  const seq = store.highestFromOthers(conv);
+  if (conv.unread) {
+    conv.unread = 0;
+    changed();
+  }
+  if (seq <= conv.readSent) return;
+  conv.readSent = seq;
+  conn.request("message.read", { conversation_id: conv.id, seq }).catch(() => {
+    conv.readSent = 0; // try again next time
+  });
+}
+
+// --- sending -------------------------------------------------------------------------------------
+const outbox = new Map(); // client_msg_id -> {conv, payload}
+
+/** After (re)binding: send what is still waiting, with its first client_msg_id. */
+export function flushOutbox() {
+  for (const clientMsgId of outbox.keys()) deliver(clientMsgId);
+}
+
+export function clearOutbox() {
+  outbox.clear();
+}
+
+export function sendMessage(conv, { text, file, ttl }) {
+  const clientMsgId = randomId("w");
+  const payload = {
+    to: conv.kind === "group" ? { group_id: conv.groupId } : { user_id: conv.peerId },
+    client_msg_id: clientMsgId,
+  };
+  if (text) payload.text = text;
+  if (file) payload.file_id = file.file_id;
+  if (ttl) payload.ttl_seconds = ttl;
+  const shownFile = file && { file_id: file.file_id, name: file.name, size: file.size, content_type: file.content_type };
+  store.addPending(conv, { clientMsgId, text, file: shownFile, ttl });
+  outbox.set(clientMsgId, { conv, payload, inFlight: false });
+  changed();
+  deliver(clientMsgId);
+}
+
+/** Send a failed message again, with the same client_msg_id: the server stores it at most once. */
+export function retry(conv, message) {
+  const payload = message.payload;
+  if (!payload) return;
+  message.state = "sending";
+  message.error = null;
+  outbox.set(message.client_msg_id, { conv, payload, inFlight: false });
+  changed();
+  deliver(message.client_msg_id);
+}
+
+async function deliver(clientMsgId) {
+  const item = outbox.get(clientMsgId);
+  if (!item || item.inFlight || !state.bound) return;
+  item.inFlight = true;
+  try {
+    const reply = await conn.request("message.send", item.payload);
+    outbox.delete(clientMsgId);
+    const conv = store.confirmSent(state.convs.get(item.conv.key) || item.conv, clientMsgId, reply);
+    scheduleAck(conv);
+  } catch (error) {
+    item.inFlight = false;
+    if (error.code === "disconnected") return; // sent again after the next bind
+    outbox.delete(clientMsgId);
+    const conv = state.convs.get(item.conv.key) || item.conv;
+    store.failSend(conv, clientMsgId, describe(error, "message.send"));
+    const message = conv.messages.get(`c:${clientMsgId}`);
+    if (message) message.payload = item.payload;
+    showError(error, "message.send");
+  }
+  changed();
+}
+
+let lastTyping = 0;
+/** `typing` while the user writes, at most every 3 s (the server pushes at most one a second). */
+export function typing() {
+  const conv = store.openConv();
+  if (!conv?.id || !state.bound || Date.now() - lastTyping < 3000) return;
+  lastTyping = Date.now();
+  conn.request("typing", { conversation_id: conv.id }).catch(() => {});
+}

@@ -1,0 +1,177 @@
+// Small DOM and formatting helpers shared by the views. No framework: elements are built with
+// h() and lists are kept in step with the state by syncList(), which reuses each item's element
+// (so focus, images and scroll positions survive a re-render).
+
+/** An element: h("button", {class: "x", onclick: fn, dataset: {testid: "y"}}, "text", child). */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") el.className = value;
+    else if (name === "dataset") Object.assign(el.dataset, value);
+    else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (name in el && typeof value !== "string") el[name] = value;
+    else el.setAttribute(name, value === true ? "" : value);
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+}
+
+/** Replace an element's children. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+/** Set text only when it differs (no layout work, no lost selection when unchanged). */
+export function setText(el, text) {
+  const value = text ?? "";
+  if (el.textContent !== value) el.textContent = value;
+}
+
+/** Set or remove an attribute, touching the DOM only on a change. */
+export function setAttr(el, name, value) {
+  if (value === null || value === undefined || value === false) {
+    if (el.hasAttribute(name)) el.removeAttribute(name);
+  } else if (el.getAttribute(name) !== String(value)) {
+    el.setAttribute(name, String(value));
+  }
+}
+
+/**
+ * Make `container`'s children the items, in order: `create(item)` builds an element the first
+ * time a key is seen, `update(el, item)` refreshes it every time. Elements of vanished keys go.
+ */
+export function syncList(container, items, key, create, update) {
+  const existing = new Map();
+  for (const child of container.children) {
+    if (child.dataset.key !== undefined) existing.set(child.dataset.key, child);
+  }
+  let cursor = container.firstElementChild;
+  while (cursor && cursor.dataset.key === undefined) cursor = cursor.nextElementSibling;
+  const keep = new Set();
+  for (const item of items) {
+    const k = String(key(item));
+    keep.add(k);
+    let el = existing.get(k);
+    if (!el) {
+      el = create(item);
+      el.dataset.key = k;
+    }
+    update(el, item);
+    if (el !== cursor) container.insertBefore(el, cursor);
+    else cursor = cursor.nextElementSibling;
+  }
+  for (const [k, el] of existing) if (!keep.has(k)) el.remove();
+}
+
+// --- formatting ----------------------------------------------------------------------------------
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dayFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+export function shortTime(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  const today = new Date();
+  return date.toDateString() === today.toDateString() ? timeFormat.format(date) : dayFormat.format(date);
+}
+
+export function fullTime(iso) {
+  return iso ? fullFormat.format(new Date(iso)) : "";
+}
+
+/** "just now", "5 min ago", "3 h ago", "yesterday", "on 4 Mar". */
+export function ago(iso) {
+  if (!iso) return "";
+  const seconds = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  if (seconds < 60) return "just now";
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  if (seconds < 2 * 86400) return "yesterday";
+  return `on ${dayFormat.format(new Date(iso))}`;
+}
+
+/** Time left until `iso`: "42 s", "4:05", "2 h", "3 d". */
+export function countdown(iso) {
+  const left = Math.max(0, Math.ceil((new Date(iso).getTime() - Date.now()) / 1000));
+  if (left < 60) return `${left} s`;
+  if (left < 3600) return `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+  if (left < 86400) return `${Math.round(left / 3600)} h`;
+  return `${Math.round(left / 86400)} d`;
+}
+
+export function fileSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KiB", "MiB", "GiB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+export function initials(name) {
+  const parts = String(name || "?").trim().split(/\s+/).filter(Boolean);
+  return ((parts[0]?.[0] || "?") + (parts[1]?.[0] || "")).toUpperCase();
+}
+
+// Icons drawn inline (no icon font, no emoji font needed): 24x24 stroke paths.
+const ICONS = {
+  clip: "M21 11.5l-8.6 8.6a5.5 5.5 0 0 1-7.8-7.8l8.6-8.6a3.7 3.7 0 0 1 5.2 5.2l-8.6 8.6a1.8 1.8 0 0 1-2.6-2.6l7.9-7.9",
+  file: "M14 3H6a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V9zM14 3v6h6",
+  timer: "M12 8v5l3 2M12 21a8 8 0 1 0 0-16 8 8 0 0 0 0 16zM9 2h6",
+};
+
+export function icon(name, label = "") {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", `icon icon-${name}`);
+  if (label) {
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", label);
+  } else {
+    svg.setAttribute("aria-hidden", "true");
+  }
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", ICONS[name]);
+  svg.append(path);
+  return svg;
+}
+
+/** A stable hue per id, for avatars. */
+export function hue(id) {
+  let n = 0;
+  for (const c of String(id)) n = (n * 31 + c.charCodeAt(0)) % 360;
+  return n;
+}
+
+export function avatar(id, name) {
+  const el = h("span", { class: "avatar", "aria-hidden": "true" }, initials(name));
+  el.style.setProperty("--hue", hue(id));
+  return el;
+}
+
+export function randomId(prefix = "") {
+  const bytes = crypto.getRandomValues(new Uint8Array(9));
+  return prefix + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** fn, called `ms` after the last of a burst of calls. */
+export function debounce(fn, ms) {
+  let timer = null;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}

@@ -1,0 +1,87 @@
+// Files over HTTP (PROTOCOL.md "Files"), with the session's token as a Bearer header.
+// Uploads go through XMLHttpRequest for its upload progress events. Downloads need the header
+// too, so a file is fetched into a Blob and shown through an object URL (img, audio, video) or
+// saved through a temporary <a download>.
+
+import { ProtocolError } from "./protocol.js";
+import { httpCode } from "./errors.js";
+
+/** Upload `file`; onProgress(fraction). Resolves with {file_id, name, size, content_type, sha256}. */
+export function upload(file, token, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/files");
+    xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+    xhr.setRequestHeader("X-File-Name", encodeURIComponent(file.name || "file"));
+    if (file.type) xhr.setRequestHeader("Content-Type", file.type);
+    xhr.responseType = "json";
+    xhr.upload.onprogress = (event) => {
+      if (event.lengthComputable && event.total > 0) onProgress(event.loaded / event.total);
+    };
+    xhr.onload = () => {
+      if (xhr.status === 201 && xhr.response?.file_id) {
+        onProgress(1);
+        resolve(xhr.response);
+      } else {
+        const body = xhr.response;
+        reject(new ProtocolError(httpCode(xhr.status, body), body?.error?.message, xhr.status));
+      }
+    };
+    xhr.onerror = () => reject(new ProtocolError("disconnected", "the upload was interrupted"));
+    xhr.onabort = () => reject(new ProtocolError("disconnected", "the upload was cancelled"));
+    xhr.send(file);
+  });
+}
+
+// file_id -> Promise of an object URL; one download per file for the page's life.
+const cache = new Map();
+
+/** An object URL holding the file's bytes (fetched once). Rejects with a ProtocolError. */
+export function objectUrl(fileId, token) {
+  if (!cache.has(fileId)) {
+    const pending = fetchBlob(fileId, token).then((blob) => URL.createObjectURL(blob));
+    pending.catch(() => cache.delete(fileId)); // let a later attempt try again
+    cache.set(fileId, pending);
+  }
+  return cache.get(fileId);
+}
+
+async function fetchBlob(fileId, token) {
+  let response;
+  try {
+    response = await fetch(`/files/${encodeURIComponent(fileId)}`, {
+      headers: { Authorization: `Bearer ${token}` },
+      cache: "no-store",
+    });
+  } catch {
+    throw new ProtocolError("disconnected", "the download was interrupted");
+  }
+  if (!response.ok) {
+    let body = null;
+    try {
+      body = await response.json();
+    } catch {
+      // not JSON
+    }
+    throw new ProtocolError(httpCode(response.status, body), body?.error?.message, response.status);
+  }
+  return response.blob();
+}
+
+/** Save the file under its name (the browser's download). */
+export async function save(fileId, name, token) {
+  const url = await objectUrl(fileId, token);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name || "file";
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+/** Forget every downloaded file (logging out). */
+export function forgetAll() {
+  for (const pending of cache.values()) pending.then((url) => URL.revokeObjectURL(url), () => {});
+  cache.clear();
+}

@@ -1,0 +1,322 @@
+// What the page knows: the user, people, friends, groups, conversations and their messages.
+// Only data and its rules live here (deduplication by seq, what to acknowledge, unread counts,
+// read state); session.js talks to the server, the views draw. Any change calls changed(), which
+// re-renders once, a moment later.
+
+const listeners = new Set();
+let scheduled = false;
+
+export function subscribe(fn) {
+  listeners.add(fn);
+}
+
+export function changed() {
+  if (scheduled) return;
+  scheduled = true;
+  setTimeout(() => {
+    scheduled = false;
+    for (const fn of listeners) fn();
+  }, 0);
+}
+
+export const state = {
+  screen: "auth", // auth | app
+  authMessage: "", // why the user is back on the login screen
+  me: null, // {user_id, username}
+  bound: false, // the socket is logged in
+  status: "idle", // idle | connecting | reconnecting | syncing | connected | paused
+  users: new Map(), // user_id -> {user_id, username, display_name}
+  friends: new Map(), // user_id -> {user_id, online, last_seen}
+  incoming: new Map(), // user_id -> user (they asked me)
+  outgoing: new Map(), // user_id -> user (I asked them)
+  groups: new Map(), // group_id -> {group_id, name, conversation_id, role, members: null | [...]}
+  convs: new Map(), // key (conversation_id, or "peer:<user_id>" before the first message) -> conv
+  openKey: null,
+  search: { query: "", results: [], busy: false },
+  upload: null, // {name, progress 0..1}
+  error: null, // {text, at}
+};
+
+export function reset() {
+  for (const map of [state.users, state.friends, state.incoming, state.outgoing, state.groups, state.convs]) {
+    map.clear();
+  }
+  Object.assign(state, { me: null, bound: false, openKey: null, upload: null, error: null });
+  state.search = { query: "", results: [], busy: false };
+  changed();
+}
+
+// --- people --------------------------------------------------------------------------------------
+export function learnUser(user) {
+  if (!user?.user_id) return;
+  const known = state.users.get(user.user_id) || {};
+  state.users.set(user.user_id, { ...known, ...user });
+}
+
+export function nameOf(userId) {
+  if (state.me && userId === state.me.user_id) return "You";
+  const user = state.users.get(userId);
+  return user ? user.display_name || user.username : "Someone";
+}
+
+// --- conversations -------------------------------------------------------------------------------
+function newConv(key, fields) {
+  return {
+    key, id: null, kind: "direct", peerId: null, groupId: null,
+    lastSeq: 0, listedSeq: 0, lastMessage: null, lastActivity: "", unread: 0,
+    messages: new Map(), // key ("s:<seq>", or "c:<client_msg_id>" for my sends) -> message
+    seqs: new Map(), // seq -> message
+    gone: new Set(), // seqs recalled or expired before this page saw them
+    firstArrival: 0, acked: 0, // see ackTarget()
+    readBy: new Map(), // other user_id -> highest seq they read
+    readSent: 0, hasMore: null, historyLoaded: false, loadingOlder: false,
+    typing: new Map(), // user_id -> until (ms)
+    ...fields,
+  };
+}
+
+export function openConv() {
+  return state.openKey ? state.convs.get(state.openKey) || null : null;
+}
+
+export function convById(id) {
+  return state.convs.get(id) || null;
+}
+
+export function directConv(peerId) {
+  for (const conv of state.convs.values()) if (conv.kind === "direct" && conv.peerId === peerId) return conv;
+  const key = `peer:${peerId}`;
+  const conv = newConv(key, { kind: "direct", peerId });
+  state.convs.set(key, conv);
+  return conv;
+}
+
+export function groupConv(group) {
+  let conv = convById(group.conversation_id);
+  if (!conv) {
+    conv = newConv(group.conversation_id, { id: group.conversation_id, kind: "group", groupId: group.group_id });
+    state.convs.set(conv.key, conv);
+  }
+  return conv;
+}
+
+/** The conversation `id`, created from what a message or listing says about it. */
+export function ensureConv(id, { kind, peerId = null, groupId = null }) {
+  const known = convById(id);
+  if (known) return known;
+  if (kind === "direct" && peerId) {
+    const placeholder = state.convs.get(`peer:${peerId}`);
+    if (placeholder) return adoptId(placeholder, id);
+  }
+  const conv = newConv(id, { id, kind, peerId, groupId });
+  state.convs.set(id, conv);
+  return conv;
+}
+
+/** A conversation first known by its peer gets its id (from the reply to its first message). */
+export function adoptId(conv, id) {
+  if (conv.id === id) return conv;
+  state.convs.delete(conv.key);
+  const existing = convById(id);
+  const target = existing || conv;
+  if (existing) {
+    for (const [key, message] of conv.messages) if (!existing.messages.has(key)) existing.messages.set(key, message);
+  } else {
+    conv.id = id;
+    conv.key = id;
+    state.convs.set(id, conv);
+  }
+  for (const message of target.messages.values()) message.conversation_id = id;
+  if (state.openKey === conv.key || state.openKey === `peer:${conv.peerId}`) state.openKey = target.key;
+  return target;
+}
+
+export function titleOf(conv) {
+  if (conv.kind === "group") return state.groups.get(conv.groupId)?.name || "Group";
+  return nameOf(conv.peerId);
+}
+
+/** One item of `conversations.list`: the server's word on unread and the latest message. */
+export function learnListed(item) {
+  if (item.peer) learnUser(item.peer);
+  if (item.group && !state.groups.has(item.group.group_id)) {
+    state.groups.set(item.group.group_id, { ...item.group, conversation_id: item.conversation_id, role: "member", members: null });
+  }
+  const conv = ensureConv(item.conversation_id, {
+    kind: item.kind, peerId: item.peer?.user_id, groupId: item.group?.group_id,
+  });
+  conv.lastSeq = Math.max(conv.lastSeq, item.last_seq);
+  conv.listedSeq = item.last_seq;
+  conv.unread = conv.readSent >= item.last_seq ? 0 : item.unread;
+  const newest = latestVisible(conv);
+  conv.lastMessage = newest && newest.seq >= (item.last_message?.seq || 0) ? newest : item.last_message || newest;
+  conv.lastActivity = conv.lastMessage?.sent_at || conv.lastActivity;
+}
+
+export function sortedConvs() {
+  return [...state.convs.values()]
+    .filter((conv) => conv.id)
+    .sort((a, b) => (b.lastActivity || "").localeCompare(a.lastActivity || ""));
+}
+
+// --- messages ------------------------------------------------------------------------------------
+/** The conversation a pushed or fetched message belongs to. */
+export function convOfMessage(message) {
+  const group = message.to?.group_id;
+  if (group) return ensureConv(message.conversation_id, { kind: "group", groupId: group });
+  const mine = state.me && message.from_user_id === state.me.user_id;
+  return ensureConv(message.conversation_id, { kind: "direct", peerId: mine ? message.to?.user_id : message.from_user_id });
+}
+
+/**
+ * Keep a message unless it is a duplicate (same conversation and seq) or already gone; returns
+ * it, or null. `arrival`: it came as a push (or as the reply to my send), so it counts for acks.
+ */
+export function addMessage(message, arrival) {
+  const conv = convOfMessage(message);
+  if (arrival) conv.firstArrival = conv.firstArrival ? Math.min(conv.firstArrival, message.seq) : message.seq;
+  if (conv.seqs.has(message.seq) || conv.gone.has(message.seq) || isExpired(message)) {
+    if (isExpired(message)) conv.gone.add(message.seq);
+    return null;
+  }
+  const kept = { ...message, key: `s:${message.seq}` };
+  conv.messages.set(kept.key, kept);
+  conv.seqs.set(kept.seq, kept);
+  noteNewest(conv, kept);
+  const mine = state.me && kept.from_user_id === state.me.user_id;
+  if (arrival && !mine && kept.seq > conv.listedSeq && kept.seq > conv.readSent) conv.unread += 1;
+  return kept;
+}
+
+function noteNewest(conv, message) {
+  if (message.seq >= conv.lastSeq) {
+    conv.lastSeq = message.seq;
+    conv.lastMessage = message;
+    conv.lastActivity = message.sent_at;
+  }
+}
+
+export function isExpired(message) {
+  return Boolean(message.expires_at) && new Date(message.expires_at).getTime() <= Date.now();
+}
+
+/** My message, shown at once as "sending" until the server stores it. */
+export function addPending(conv, { clientMsgId, text, file, ttl }) {
+  const message = {
+    key: `c:${clientMsgId}`, client_msg_id: clientMsgId, conversation_id: conv.id,
+    from_user_id: state.me.user_id, text, file, ttl, sent_at: new Date().toISOString(), state: "sending",
+  };
+  conv.messages.set(message.key, message);
+  conv.lastActivity = message.sent_at;
+  return message;
+}
+
+/** The reply to my send: the message has its seq and is stored ("sent"). */
+export function confirmSent(conv, clientMsgId, reply) {
+  conv = adoptId(conv, reply.conversation_id);
+  const message = conv.messages.get(`c:${clientMsgId}`);
+  if (!message) return conv;
+  conv.firstArrival = conv.firstArrival ? Math.min(conv.firstArrival, reply.seq) : reply.seq;
+  if (conv.seqs.has(reply.seq)) {
+    conv.messages.delete(message.key); // a push of it came first
+    return conv;
+  }
+  Object.assign(message, {
+    seq: reply.seq, message_id: reply.message_id, sent_at: reply.sent_at, state: "sent", error: null,
+  });
+  if (message.ttl) message.expires_at = new Date(new Date(reply.sent_at).getTime() + message.ttl * 1000).toISOString();
+  conv.seqs.set(reply.seq, message);
+  noteNewest(conv, message);
+  return conv;
+}
+
+export function failSend(conv, clientMsgId, text) {
+  const message = conv.messages.get(`c:${clientMsgId}`);
+  if (message) Object.assign(message, { state: "failed", error: text });
+}
+
+/** A recalled message keeps its place, without its text or file. */
+export function markRecalled(conversationId, messageId) {
+  const conv = convById(conversationId);
+  if (!conv) return null;
+  for (const message of conv.messages.values()) {
+    if (message.message_id === messageId) {
+      Object.assign(message, { recalled: true, text: undefined, file: undefined, expires_at: undefined });
+      return conv;
+    }
+  }
+  return conv;
+}
+
+/** Drop what has expired; true when something went. */
+export function dropExpired(conv) {
+  let dropped = false;
+  for (const [key, message] of conv.messages) {
+    if (message.seq && isExpired(message)) {
+      conv.messages.delete(key);
+      conv.seqs.delete(message.seq);
+      conv.gone.add(message.seq);
+      dropped = true;
+    }
+  }
+  if (dropped && conv.lastMessage && isExpired(conv.lastMessage)) conv.lastMessage = latestVisible(conv);
+  return dropped;
+}
+
+export function latestVisible(conv) {
+  let newest = null;
+  for (const message of conv.seqs.values()) if (!newest || message.seq > newest.seq) newest = message;
+  return newest;
+}
+
+/** Messages in display order: by seq, then my sends still waiting for theirs. */
+export function orderedMessages(conv) {
+  const stored = [...conv.seqs.values()].sort((a, b) => a.seq - b.seq);
+  const waiting = [...conv.messages.values()].filter((m) => !m.seq);
+  return stored.concat(waiting);
+}
+
+export function lowestSeq(conv) {
+  let low = 0;
+  for (const seq of conv.seqs.keys()) if (!low || seq < low) low = seq;
+  for (const seq of conv.gone) if (!low || seq < low) low = seq;
+  return low;
+}
+
+/** The highest seq of someone else's message here. */
+export function highestFromOthers(conv) {
+  let high = 0;
+  for (const message of conv.seqs.values()) {
+    if (message.from_user_id !== state.me?.user_id && message.seq > high) high = message.seq;
+  }
+  return high;
+}
+
+/** "sending", "sent" or "read" (someone else read up to it), or "failed". */
+export function ownState(conv, message) {
+  if (!message.seq) return message.state || "sending";
+  for (const [userId, seq] of conv.readBy) if (userId !== state.me?.user_id && seq >= message.seq) return "read";
+  return "sent";
+}
+
+// --- acknowledging -------------------------------------------------------------------------------
+/**
+ * The seq to acknowledge, or 0. Sync pushes everything above this device's cursor in order, so
+ * the lowest seq that arrived starts an unbroken run; acknowledge where the run first breaks
+ * (docs/protocol.md "Acknowledging and gaps"). Recalled and expired seqs count as held.
+ */
+export function ackTarget(conv) {
+  if (!conv.id || (!conv.acked && !conv.firstArrival)) return 0;
+  let seq = conv.acked || conv.firstArrival - 1;
+  while (conv.seqs.has(seq + 1) || conv.gone.has(seq + 1)) seq += 1;
+  return seq > conv.acked ? seq : 0;
+}
+
+/** The highest seq held, above the first gap (0 when there is no gap). */
+export function gapTop(conv) {
+  let top = 0;
+  for (const seq of conv.seqs.keys()) if (seq > top) top = seq;
+  let run = conv.acked || (conv.firstArrival ? conv.firstArrival - 1 : top);
+  while (conv.seqs.has(run + 1) || conv.gone.has(run + 1)) run += 1;
+  return top > run ? top : 0;
+}

@@ -1,0 +1,125 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright against the session's stack.
+
+No browser is downloaded: Playwright launches the system's Chromium (PARLEY_CHROMIUM, else
+/usr/bin/chromium, else `chromium` on PATH; `make browser` installs it with apt-get when root).
+Without one every browser test is skipped, and the run's summary says so in capitals.
+A failing test leaves a screenshot of each of its pages in .run/test-logs/browser/.
+PARLEY_SCREENSHOTS_DIR (`make screenshots`) saves the main screens for the README.
+"""
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOG_DIR = Path(__file__).resolve().parents[2] / ".run" / "test-logs"
+SKIPPED_FOR_NO_CHROMIUM: list[str] = []
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+class BrowserSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARLEY_")
+
+    chromium: str | None = None
+    screenshots_dir: Path | None = None
+
+
+def chromium_path(settings: BrowserSettings) -> str | None:
+    for candidate in (settings.chromium, "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser_settings() -> BrowserSettings:
+    return BrowserSettings()
+
+
+@pytest.fixture(scope="session")
+async def browser(browser_settings: BrowserSettings) -> AsyncIterator[Browser]:
+    executable = chromium_path(browser_settings)
+    if executable is None:
+        SKIPPED_FOR_NO_CHROMIUM.append("no Chromium")
+        pytest.skip("NO CHROMIUM: install Debian's `chromium` (make browser, as root) or set PARLEY_CHROMIUM")
+    async with async_playwright() as playwright:
+        # Chromium's sandbox needs user namespaces, which root in a container does not get.
+        args = ["--no-sandbox"] if os.geteuid() == 0 else []
+        browser = await playwright.chromium.launch(executable_path=executable, args=args)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+def base_url(stack) -> str:
+    return f"http://127.0.0.1:{stack.gateway_ports[0]}"
+
+
+@pytest.fixture
+def second_gateway_url(stack) -> str:
+    return f"http://127.0.0.1:{stack.gateway_ports[1]}"
+
+
+OpenPage = Callable[..., Awaitable[Page]]
+
+
+@pytest.fixture
+async def open_page(browser: Browser, base_url: str, request: pytest.FixtureRequest) -> AsyncIterator[OpenPage]:
+    """`await open_page()` -> a page in a fresh browser profile (its own localStorage) at the
+    web client; `await open_page(context=page.context)` -> another tab of the same profile."""
+    contexts: list[BrowserContext] = []
+    pages: list[Page] = []
+
+    async def open_(context: BrowserContext | None = None, viewport: dict | None = None, url: str | None = None) -> Page:
+        if context is None:
+            context = await browser.new_context(viewport=viewport or DESKTOP, accept_downloads=True)
+            contexts.append(context)
+        page = await context.new_page()
+        pages.append(page)
+        await page.goto(url or base_url)
+        return page
+
+    yield open_
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        shots = LOG_DIR / "browser"
+        shots.mkdir(parents=True, exist_ok=True)
+        for i, page in enumerate(pages):
+            if not page.is_closed():
+                await page.screenshot(path=str(shots / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', request.node.name)}-{i}.png"))
+    for context in contexts:
+        await context.close()
+
+
+@pytest.fixture
+def shoot(browser_settings: BrowserSettings) -> Callable[[Page, str], Awaitable[None]]:
+    """Save a screenshot for the docs when PARLEY_SCREENSHOTS_DIR is set; nothing otherwise."""
+
+    async def save(page: Page, name: str) -> None:
+        if browser_settings.screenshots_dir is not None:
+            browser_settings.screenshots_dir.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(browser_settings.screenshots_dir / f"{name}.png"))
+
+    return save
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]
+    return report
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if SKIPPED_FOR_NO_CHROMIUM:
+        terminalreporter.write_sep("#", "BROWSER TESTS SKIPPED: NO CHROMIUM", red=True, bold=True)
+        terminalreporter.write_line(
+            "Install Debian's chromium (`sudo apt-get install chromium`, or `make browser` as root) "
+            "or set PARLEY_CHROMIUM to a Chromium binary, then run `make test` again."
+        )
