@@ -1,7 +1,15 @@
-# One image per Parley service: `docker build --build-arg SERVICE=chat .` (auth, chat, files, gateway).
+# Parley images: one multi-stage file, one final stage per service.
+#
+#   docker build --target auth    -t parley/auth    .
+#   docker build --target chat    -t parley/chat    .
+#   docker build --target files   -t parley/files   .
+#   docker build --target gateway -t parley/gateway .    (also the default: the last stage)
+#
+# docker-compose.yml builds the same targets (`build.target`); deploy/k8s/ runs these images.
 # Only the runtime dependencies are installed: never the `local` extra (the embedded
 # MongoDB-wire server is GPL and for local runs only) nor the `dev` extra.
 
+# --- builder: the dependencies in a virtualenv ---------------------------------------------------
 FROM python:3.11-slim AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
@@ -11,30 +19,71 @@ WORKDIR /src
 COPY pyproject.toml ./
 COPY shared ./shared
 COPY services ./services
-RUN pip install --no-cache-dir .
+# `pip install .` (no extras) resolves the dependencies from pyproject.toml; the project itself
+# is then uninstalled again, so that its code exists once in the image, in /app (below).
+RUN pip install . \
+ && pip uninstall --yes parley
 
-FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH
+# --- runtime: what every service image shares ----------------------------------------------------
+FROM python:3.11-slim AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
 RUN groupadd --system --gid 10001 parley \
  && useradd --system --uid 10001 --gid parley --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin parley
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
-# Source owned by root and read-only for the service user.
+# Source (and services/gateway/web, the web client) owned by root, read-only for the service
+# user; compiled here so that a read-only root filesystem costs nothing at start-up.
 COPY shared ./shared
 COPY services ./services
-
-ARG SERVICE=gateway
-ENV PARLEY_SERVICE=${SERVICE} \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PARLEY_GATEWAY_HOST=0.0.0.0
-
-# Numeric uid:gid (= parley:parley) so that runAsNonRoot-style checks can verify it.
+RUN python -m compileall -q /app
+# Numeric uid:gid (= parley:parley) so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
+
+# auth, chat and files have no HTTP API: they serve Prometheus /metrics on PARLEY_METRICS_PORT
+# (shared/metrics.py), and their health check is that this endpoint answers. It shows that the
+# process is up (the endpoint starts first and dies with it), not that MongoDB or RabbitMQ are
+# reachable. With PARLEY_METRICS_PORT=0 (metrics off) the check only passes: the service is
+# PID 1, so a running container is a running service. Each service's CMD is in exec form: the
+# service is PID 1 and gets SIGTERM itself (it stops consuming and lets the commands in flight
+# finish, within 30 s: give it a stop timeout above that).
+
+# --- auth ---------------------------------------------------------------------------------------
+FROM runtime AS auth
+ENV PARLEY_METRICS_PORT=9100
+EXPOSE 9100
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; p = int(os.environ.get('PARLEY_METRICS_PORT') or 0); p and urllib.request.urlopen(f'http://127.0.0.1:{p}/metrics', timeout=4).close()"]
+CMD ["python", "-m", "services.auth.main"]
+
+# --- chat ---------------------------------------------------------------------------------------
+FROM runtime AS chat
+ENV PARLEY_METRICS_PORT=9100
+EXPOSE 9100
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; p = int(os.environ.get('PARLEY_METRICS_PORT') or 0); p and urllib.request.urlopen(f'http://127.0.0.1:{p}/metrics', timeout=4).close()"]
+CMD ["python", "-m", "services.chat.main"]
+
+# --- files --------------------------------------------------------------------------------------
+FROM runtime AS files
+ENV PARLEY_METRICS_PORT=9100
+EXPOSE 9100
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; p = int(os.environ.get('PARLEY_METRICS_PORT') or 0); p and urllib.request.urlopen(f'http://127.0.0.1:{p}/metrics', timeout=4).close()"]
+CMD ["python", "-m", "services.files.main"]
+
+# --- gateway (last: the default target) ---------------------------------------------------------
+# HTTP and WebSocket on 8000, its own /metrics there too. The health check is GET /healthz (the
+# process answers HTTP); /readyz, which also asks RabbitMQ, Redis and the services, is for load
+# balancers and Kubernetes' readiness probe. On SIGTERM the gateway drains: it refuses new
+# sockets, answers the requests in flight, closes every WebSocket with 1012 (service restart:
+# clients reconnect to another gateway and resync), and finishes HTTP requests (up to 10 s).
+FROM runtime AS gateway
+ENV PARLEY_GATEWAY_HOST=0.0.0.0 \
+    PARLEY_GATEWAY_PORT=8000
 EXPOSE 8000
-
-# gateway: GET /healthz; other services have no HTTP port, so only check the process is alive.
-HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD if [ "$PARLEY_SERVICE" = gateway ]; then python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PARLEY_GATEWAY_PORT', '8000'), timeout=4).close()"; else python -c "import os; os.kill(1, 0)"; fi
-
-# exec: the service is PID 1 and receives SIGTERM itself (it drains on SIGTERM).
-CMD ["sh", "-c", "exec python -m services.${PARLEY_SERVICE}.main"]
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PARLEY_GATEWAY_PORT', '8000'), timeout=4).close()"]
+CMD ["python", "-m", "services.gateway.main"]
