@@ -7,10 +7,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra browser run test unit screenshots docs bench bench-upload profile clean
+.PHONY: help venv infra browser compose run test unit screenshots docs bench bench-upload profile clean
 
 help:
-	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=n CHATS=n to scale)"
+	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=2 CHATS=3 to scale: gateways on consecutive ports from 8000)"
 	@echo "make test   run the whole suite against real RabbitMQ, Redis and a MongoDB-wire server (PYTEST_ARGS='...' to pass options)"
 	@echo "make unit   run only tests/unit"
 	@echo "make screenshots  run the browser tests, saving the web client's main screens to docs/screenshots/"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench-upload  stream a 1 GiB upload and download through a stack of its own, printing gateway/files RSS (ARGS='--mib 256')"
 	@echo "make venv   create .venv and install '.[dev,local]' when pyproject.toml changed"
 	@echo "make browser  make sure Debian's Chromium is there for tests/browser (apt-get when root; else they are skipped, loudly)"
+	@echo "make compose  make sure docker-compose is there for the docker-compose.yml check in tests/deploy (apt-get when root; else that check is skipped, loudly)"
 	@echo "make infra  make sure RabbitMQ (127.0.0.1:5672) and Redis (127.0.0.1:6379) answer"
 	@echo "make clean  remove .venv, .run and .pytest_cache"
 
@@ -38,11 +39,14 @@ infra:
 run: venv infra
 	$(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(PY) -m shared.devstack run
 
-test: venv infra browser
+test: venv infra browser compose
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 browser:
 	@bash deploy/local/ensure-browser.sh
+
+compose:
+	@bash deploy/local/ensure-compose.sh
 
 unit: venv
 	$(PY) -m pytest tests/unit

@@ -194,15 +194,25 @@ class ServiceRunner:
         await message.ack()
 
     async def stop(self) -> None:
-        """Stop taking new work, let what is in flight finish (and be acked), then return."""
+        """Stop taking new work, let what is in flight finish (and be acked), then return.
+
+        What this replica had taken but not finished by `shutdown_timeout_seconds` stays unacked:
+        RabbitMQ hands it to another replica once the connection closes (handlers are idempotent).
+        """
+        log_event(log, "service.stopping", service=self.router.service, in_flight=len(self._in_flight))
         for queue, tag in self._consumers:
             try:
                 await queue.cancel(tag)
             except Exception:  # the connection may already be gone
                 pass
+        # Deliveries that arrived before the cancel have handler tasks created but maybe not
+        # yet started (so not yet tracked): let them start.
+        await asyncio.sleep(0)
+        unfinished = 0
         if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=30)
-        log_event(log, "service.stopped", service=self.router.service)
+            _, still = await asyncio.wait(set(self._in_flight), timeout=self.settings.shutdown_timeout_seconds)
+            unfinished = len(still)
+        log_event(log, "service.stopped", service=self.router.service, unfinished=unfinished)
 
     async def run_until_signalled(self) -> None:
         loop = asyncio.get_running_loop()

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     delivery_limit: int = 5
     command_queue_type: str = Field("quorum", pattern="^(quorum|classic)$")
     connect_retry_seconds: float = 60.0
+    # SIGTERM: a service stops consuming and waits this long for its in-flight handlers (and
+    # their acks) before closing. Keep the deployment's grace period above it.
+    shutdown_timeout_seconds: float = 20.0
 
     # Tokens: HS256, shared by auth (signs) and the gateway (verifies).
     jwt_secret: str = "parley-dev-secret-change-me-in-production-0123456789"
@@ -55,6 +58,10 @@ class Settings(BaseSettings):
     ws_per_message_deflate: bool = False
     # Pushes waiting for one slow socket before it is closed (the client resyncs on return).
     outbound_queue_limit: int = 20000
+    # SIGTERM: for this long the gateway keeps its port open answering /readyz 503 and refusing
+    # new sockets (so a load balancer takes it out of rotation before the port closes); its
+    # sockets are closed with 1012 as soon as their in-flight requests are answered.
+    gateway_drain_seconds: float = 2.0
     # message.send per user, over all gateways and devices (a token bucket in Redis):
     # refilled at send_rate_per_second, holding at most send_burst.
     send_rate_per_second: float = Field(20.0, gt=0)

@@ -1,4 +1,4 @@
-"""Session fixtures: real RabbitMQ, Redis and a MongoDB-wire server, and the whole stack."""
+"""Session fixtures: real MongoDB, RabbitMQ and Redis (containers or local), and the whole stack."""
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -8,32 +8,53 @@ from pymongo import AsyncMongoClient
 
 from shared.devstack import DevSettings, Stack, free_port
 from shared.settings import Settings
-from tests.support.infra import remove_namespace, start_embedded_mongo, unique_namespace
+from tests.support.backends import Backends, provide
+from tests.support.infra import remove_namespace, unique_namespace
 
 LOG_DIR = Path(__file__).resolve().parent.parent / ".run" / "test-logs"
+ANNOUNCED: list[str] = []
 
 
 @pytest.fixture(scope="session")
-def mongo_url() -> Iterator[str]:
-    if url := os.environ.get("PARLEY_MONGO_URL"):
-        print(f"\n[parley tests] MongoDB from PARLEY_MONGO_URL: {url}")
-        yield url
-        return
+def backends(pytestconfig: pytest.Config) -> Iterator[Backends]:
+    """MongoDB, RabbitMQ and Redis: containers when Docker answers, else local (tests/support/backends.py)."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    url, proc = start_embedded_mongo(LOG_DIR / "mongo.log")
-    print(f"\n[parley tests] embedded MongoDB-wire server (secantusdb) at {url}")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with provide(LOG_DIR) as found:
+        announce(pytestconfig, f"[parley tests] backends: {found.description}")
+        yield found
+
+
+def announce(config: pytest.Config, line: str) -> None:
+    """A line on the terminal even while output is captured, and again in the summary."""
+    ANNOUNCED.append(line)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        print(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(f"\n{line}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in ANNOUNCED:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
-def test_env(mongo_url: str) -> dict[str, str]:
+def mongo_url(backends: Backends) -> str:
+    return backends.mongo_url
+
+
+@pytest.fixture(scope="session")
+def test_env(backends: Backends, mongo_url: str) -> dict[str, str]:
     """PARLEY_* for everything this run starts: its own namespace and database, fast presence."""
     namespace = unique_namespace()
     return {
         "PARLEY_NAMESPACE": namespace,
         "PARLEY_MONGO_URL": mongo_url,
+        "PARLEY_AMQP_URL": backends.amqp_url,
+        "PARLEY_REDIS_URL": backends.redis_url,
         "PARLEY_MONGO_DB": f"parley_{namespace}",
         "PARLEY_PRESENCE_TTL_SECONDS": "3",
         "PARLEY_PRESENCE_SWEEP_SECONDS": "0.5",
@@ -43,6 +64,8 @@ def test_env(mongo_url: str) -> dict[str, str]:
         "PARLEY_SEND_RATE_PER_SECOND": "100000",
         "PARLEY_SEND_BURST": "100000",
         "PARLEY_LOG_LEVEL": "INFO",
+        # Gateways stopped at the end answer 503 this long before closing (production: 2 s).
+        "PARLEY_GATEWAY_DRAIN_SECONDS": "0.3",
     }
 
 

@@ -26,6 +26,7 @@ from shared.presence import DeviceSocket
 
 log = logging.getLogger("parley.gateway")
 
+CLOSE_RESTARTING = 1012  # the gateway is stopping (SIGTERM): reconnect, to any gateway
 CLOSE_TOO_SLOW = 4008
 CLOSE_REPLACED = 4009
 CLOSE_SESSION_ENDED = 4401

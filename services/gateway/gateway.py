@@ -6,12 +6,20 @@ from typing import Any
 
 import aio_pika
 import redis.asyncio as aioredis
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from services.gateway.connections import CLOSE_REPLACED, CLOSE_SESSION_ENDED, Connection, Hub, Session
+from services.gateway.connections import (
+    CLOSE_REPLACED,
+    CLOSE_RESTARTING,
+    CLOSE_SESSION_ENDED,
+    Connection,
+    Hub,
+    Session,
+)
 from services.gateway.frames import FrameError, ParsedFrame, parse_frame, reply_error, reply_ok
 from services.gateway.metrics import CONNECTIONS, FRAMES
 from shared.broker import Broker, RpcClient
@@ -35,6 +43,9 @@ MAX_IN_FLIGHT_PER_SOCKET = 64
 SESSION_OPERATIONS = frozenset({"auth.login", "auth.resume", "auth.logout"})
 # How long a message.send waits on the rate limiter in Redis before going through unchecked.
 RATE_LIMIT_TIMEOUT_SECONDS = 0.5
+# Draining: how long the close frames may take to be written, and presence removals at once.
+CLOSE_WRITE_SECONDS = 2.0
+FORGET_BATCH = 200
 
 
 class Gateway:
@@ -53,6 +64,9 @@ class Gateway:
         self.send_limit: TokenBucket | None = None
         self._send_limit_failing = False  # so that a Redis outage is logged once, not per send
         self._tasks: list[asyncio.Task[Any]] = []
+        # Every socket's requests being answered, so that a drain can wait for them.
+        self._requests: set[asyncio.Task[None]] = set()
+        self.draining = False
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self, redis: aioredis.Redis) -> None:
@@ -75,12 +89,51 @@ class Gateway:
             url=f"http://{self.settings.gateway_host}:{self.settings.gateway_port}",
         )
 
+    async def drain(self) -> None:
+        """SIGTERM, while the port is still open (services/gateway/main.py calls it first).
+
+        At once: /readyz answers 503 and new sockets are refused, so a load balancer sends new
+        clients elsewhere; frames arriving from here on are answered `unavailable`. The requests
+        already in flight are answered (message.send is idempotent by client_msg_id, so one cut
+        off anyway is safely sent again), then every socket is closed with 1012 and its presence
+        removed: clients reconnect to another gateway and sync what they missed. The port stays
+        open, refusing, until `gateway_drain_seconds` have passed since the signal.
+        """
+        if self.draining:
+            return
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        log_event(
+            log, "gateway.draining", gateway_id=self.gateway_id, sockets=len(self.hub.by_conn),
+            requests=len(self._requests),
+        )
+        unanswered = 0
+        if self._requests:
+            _, still = await asyncio.wait(set(self._requests), timeout=self.settings.rpc_timeout_seconds + 1)
+            unanswered = len(still)
+        conns = list(self.hub.by_conn.values())
+        for conn in conns:
+            conn.close(CLOSE_RESTARTING)
+        # Presence now, not when each client answers the close: one that never does would
+        # otherwise stay "online" here until its entry expires.
+        for i in range(0, len(conns), FORGET_BATCH):
+            await asyncio.gather(*(self._forget(c) for c in conns[i : i + FORGET_BATCH]))
+        writers = [c.writer for c in conns if c.writer is not None]
+        if writers:
+            await asyncio.wait(writers, timeout=CLOSE_WRITE_SECONDS)
+        log_event(
+            log, "gateway.drained", gateway_id=self.gateway_id, sockets=len(conns), unanswered=unanswered,
+            ms=round((loop.time() - started) * 1000),
+        )
+        await asyncio.sleep(max(0.0, self.settings.gateway_drain_seconds - (loop.time() - started)))
+
     async def stop(self) -> None:
-        """Close every socket (clients reconnect elsewhere and resync), then the connections."""
+        """Close what is left (normally drained already: nothing), then the connections."""
         for task in self._tasks:
             task.cancel()
         for conn in list(self.hub.by_conn.values()):
-            conn.close(1001)
+            conn.close(CLOSE_RESTARTING)
             await self._forget(conn)
         await self.broker.close()
 
@@ -92,6 +145,9 @@ class Gateway:
 
     # --- a socket's life ---------------------------------------------------------------------
     async def serve_socket(self, websocket: WebSocket) -> None:
+        if self.draining:
+            await self._refuse(websocket)
+            return
         await websocket.accept()
         conn = Connection(new_id("c"), websocket, self.settings.outbound_queue_limit)
         self.hub.add(conn)
@@ -110,6 +166,20 @@ class Gateway:
             conn.close(1000)
             await conn.wait_written()
 
+    async def _refuse(self, websocket: WebSocket) -> None:
+        """A new socket while draining: HTTP 503 to the upgrade (403 where the server cannot say 503)."""
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            body = {"error": {"code": ErrorCode.UNAVAILABLE.value, "message": "this gateway is shutting down"}}
+            await websocket.send_denial_response(JSONResponse(body, status_code=503))
+        else:
+            await websocket.close(CLOSE_RESTARTING)
+
+    def _spawn(self, conn: Connection, frame: ParsedFrame) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._answer(conn, frame))
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+        return task
+
     async def _take_frame(self, conn: Connection, message: Message, pending: set[asyncio.Task[None]]) -> bool:
         """Handle one received message; False when the socket is gone.
 
@@ -121,13 +191,17 @@ class Gateway:
         frame = await self._read_frame(conn, message.get("text"))
         if frame is None:
             return True
+        if self.draining:
+            FRAMES.labels(frame.operation.name, ErrorCode.UNAVAILABLE.value).inc()
+            conn.send(reply_error(frame.id, ParleyError.unavailable("this gateway is shutting down; reconnect")))
+            return True
         if frame.operation.name in SESSION_OPERATIONS:
             # They change what later frames may do: finish before reading on.
-            await self._answer(conn, frame)
+            await self._spawn(conn, frame)
             return True
         while len(pending) >= MAX_IN_FLIGHT_PER_SOCKET:
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.create_task(self._answer(conn, frame))
+        task = self._spawn(conn, frame)
         pending.add(task)
         task.add_done_callback(pending.discard)
         return True

@@ -17,11 +17,11 @@ HEALTH = OPERATIONS["files.health"]
 
 
 @pytest.fixture
-async def isolated() -> AsyncIterator[Settings]:
-    """Settings of a namespace of its own, removed afterwards."""
-    settings = Settings(namespace=unique_namespace(), delivery_limit=3, rpc_timeout_seconds=3)
-    yield settings
-    await remove_namespace(settings, services=("files",))
+async def isolated(settings: Settings) -> AsyncIterator[Settings]:
+    """The session's broker, in a namespace of its own, removed afterwards."""
+    own = settings.model_copy(update={"namespace": unique_namespace(), "delivery_limit": 3, "rpc_timeout_seconds": 3})
+    yield own
+    await remove_namespace(own, services=("files",))
 
 
 async def start(settings: Settings, router: Router | None) -> tuple[Broker, RpcClient, ServiceRunner | None]:

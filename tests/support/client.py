@@ -84,7 +84,11 @@ class Client:
         """Send a whole frame (for bad-input tests) and return the reply carrying its id."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[frame.get("id")] = future  # type: ignore[index]
-        await self.send_raw(json.dumps(frame))
+        try:
+            await self.send_raw(json.dumps(frame))
+        except BaseException:  # never sent: nobody will wait for its reply
+            self._waiting.pop(frame.get("id"), None)  # type: ignore[arg-type]
+            raise
         return await asyncio.wait_for(future, timeout)
 
     async def reply(self, type_: str, data: dict[str, Any] | None = None, timeout: float = 15) -> dict[str, Any]:
