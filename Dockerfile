@@ -48,7 +48,7 @@ USER 10001:10001
 # reachable. With PARLEY_METRICS_PORT=0 (metrics off) the check only passes: the service is
 # PID 1, so a running container is a running service. Each service's CMD is in exec form: the
 # service is PID 1 and gets SIGTERM itself (it stops consuming and lets the commands in flight
-# finish, within 30 s: give it a stop timeout above that).
+# finish, within PARLEY_SHUTDOWN_TIMEOUT_SECONDS, 20 s by default: give it a stop timeout above that).
 
 # --- auth ---------------------------------------------------------------------------------------
 FROM runtime AS auth
