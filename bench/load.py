@@ -66,8 +66,9 @@ async def connect_user(ws_url: str, prefix: str, device: str = "bench") -> Bench
     return client
 
 
-async def setup(ws_url: str, users: int, group_size: int) -> tuple[list[BenchClient], list[Sender]]:
-    """Half the users (an even number) in pairs of friends, the rest in groups of `group_size`."""
+async def setup(ws_url: str, users: int, group_size: int, ack_every: float = 0) -> tuple[list[BenchClient], list[Sender]]:
+    """Half the users (an even number) in pairs of friends, the rest in groups of `group_size`;
+    with `ack_every` > 0 every client acknowledges what it received that often."""
     print(f"setting up {users} users (register, log in, befriend pairs, create groups) ...", flush=True)
     clients = await gather_limited(users, 8, lambda i: connect_user(ws_url, f"u{i}"))
     pair_users = (users // 2) // 2 * 2
@@ -84,6 +85,8 @@ async def setup(ws_url: str, users: int, group_size: int) -> tuple[list[BenchCli
         )
         for m in members:
             senders[m] = Sender(clients[m], {"group_id": created["group_id"]}, [o for o in members if o != m], "group")
+    for client in clients:
+        client.ack_every(ack_every)
     return clients, [s for s in senders if s is not None]
 
 
@@ -119,6 +122,7 @@ async def send_one(sender: Sender, size: int, tally: Tally) -> None:
     if reply["ok"]:
         tally.reply_ms.append((time.perf_counter_ns() - started) / NS_PER_MS)
         tally.ok += 1
+        sender.client.own.add((reply["data"]["conversation_id"], reply["data"]["seq"]))
     else:
         del tally.expected[cmid]
         tally.error(reply["error"]["code"])
@@ -243,8 +247,9 @@ async def warm_up(clients: list[BenchClient], senders: list[Sender], procs: dict
 
 
 async def chat_run(ws_url: str, procs: dict[str, psutil.Process], users: int, rate: float, seconds: float,
-                   group_size: int, size: int, warmup: float, profile_dir: str | None = None) -> dict[str, Any]:
-    clients, senders = await setup(ws_url, users, group_size)
+                   group_size: int, size: int, warmup: float, profile_dir: str | None = None,
+                   ack_every: float = 0) -> dict[str, Any]:
+    clients, senders = await setup(ws_url, users, group_size, ack_every)
     try:
         warm = await warm_up(clients, senders, procs, rate, warmup, group_size, size)
         async with profiled(procs, profile_dir, seconds):
@@ -253,6 +258,8 @@ async def chat_run(ws_url: str, procs: dict[str, psutil.Process], users: int, ra
             step["warmup"] = warm
             step["lost"] += warm["lost"]
             step["duplicated"] += warm["duplicated"]
+        step["acks"] = {"every_seconds": ack_every, "sent": sum(c.acks_sent for c in clients),
+                        "errors": sum(c.ack_errors for c in clients)}
         return step
     finally:
         await close_all(clients)

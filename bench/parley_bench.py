@@ -88,6 +88,9 @@ def table(result: dict[str, Any]) -> str:
         row("lost deliveries (must be 0)", chat["lost"])
         row("duplicated deliveries (must be 0)", chat["duplicated"])
         row("send errors", sum(chat["send_errors"].values()))
+        if (acks := chat.get("acks") or {}).get("every_seconds"):
+            row(f"acks sent (every {acks['every_seconds']:g} s per client)", acks["sent"])
+            row("ack errors", acks["errors"])
         for label, figures in chat["processes"].items():
             lines.append(f"{'  ' + label + ' cpu% / rss MiB (peak)':<46}{figures['cpu_percent']:>11.1f}%  "
                          f"{figures['rss_mib']:.1f} ({figures['rss_peak_mib']:.1f})")
@@ -118,13 +121,13 @@ async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any]) ->
     procs = {**procs, **infrastructure_processes(), "bench-clients": psutil.Process()}
     if args.sweep:
         sweep = await run_sweep(ws_url, procs, args.sweep, args.users, args.seconds, args.group_size, args.size,
-                                args.warmup)
+                                args.warmup, args.ack_every)
         result.update(sweep=sweep["steps"], sweep_rule=sweep["rule"], sweep_stopped=sweep["stopped"],
                       sweep_warmup=sweep["warmup"])
         chats = sweep["steps"]
     else:
         result["chat"] = await chat_run(ws_url, procs, args.users, args.rate, args.seconds, args.group_size, args.size,
-                                        args.warmup, args.profile)
+                                        args.warmup, args.profile, args.ack_every)
         chats = [result["chat"]]
     if args.ceilings:
         concurrency, size = chats[0]["senders"], frame_bytes(args.size)
@@ -196,6 +199,8 @@ def main() -> None:
     parser.add_argument("--sweep", metavar="RATES", help="comma-separated offered rates (msg/s), one chat run each, "
                         "e.g. 100,200,500,1000")
     parser.add_argument("--plot", help="with --sweep: the PNG to write (default bench-sweep.png)")
+    parser.add_argument("--ack-every", type=float, default=0, metavar="SECONDS",
+                        help="clients acknowledge (message.ack) what they received this often, as apps do; 0: never (default)")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--profile", metavar="DIR",
                         help="py-spy the chat, gateway and database processes during the measured step (bench/profile.py)")

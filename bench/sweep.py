@@ -60,9 +60,9 @@ def step_line(step: dict[str, Any]) -> str:
 
 
 async def run_sweep(ws_url: str, procs: dict[str, psutil.Process], rates: list[float], users: int, seconds: float,
-                    group_size: int, size: int, warmup: float) -> dict[str, Any]:
+                    group_size: int, size: int, warmup: float, ack_every: float = 0) -> dict[str, Any]:
     print(f"sweep: {len(rates)} steps of {seconds:g} s ({', '.join(f'{r:g}' for r in rates)} msg/s); {RULE}", flush=True)
-    clients, senders = await setup(ws_url, users, group_size)
+    clients, senders = await setup(ws_url, users, group_size, ack_every)
     steps: list[dict[str, Any]] = []
     stopped = None
     try:

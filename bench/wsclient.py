@@ -33,6 +33,11 @@ class BenchClient:
         self.username = ""
         self.seen: set[tuple[str, int]] = set()  # (conversation_id, seq) received on this socket
         self.duplicates = 0
+        self.own: set[tuple[str, int]] = set()  # (conversation_id, seq) of this client's own sends
+        self.acked: dict[str, int] = {}  # conversation_id -> seq acknowledged (message.ack)
+        self.acks_sent = 0
+        self.ack_errors = 0
+        self._acker: asyncio.Task[None] | None = None
 
     async def connect(self) -> "BenchClient":
         self.ws = await websockets.connect(self.url, max_size=8 * 1024 * 1024, open_timeout=60, ping_interval=None)
@@ -104,7 +109,37 @@ class BenchClient:
     async def login(self, device_id: str = "bench") -> dict[str, Any]:
         return await self.call("auth.login", {"username": self.username, "password": PASSWORD, "device_id": device_id})
 
+    def ack_every(self, seconds: float) -> None:
+        """Acknowledge, every `seconds`, each conversation's contiguous prefix received, as an app
+        does (debounced, not one ack per message): the device's cursor write is part of the load."""
+        if seconds > 0 and self._acker is None:
+            self._acker = asyncio.create_task(self._ack_loop(seconds))
+
+    def _ack_targets(self) -> dict[str, int]:
+        targets: dict[str, int] = {}
+        held = self.seen | self.own  # a device has its own messages from their replies
+        for conversation_id in {c for c, _ in held}:
+            seq = self.acked.get(conversation_id, 0)
+            while (conversation_id, seq + 1) in held:
+                seq += 1
+            if seq > self.acked.get(conversation_id, 0):
+                targets[conversation_id] = seq
+        return targets
+
+    async def _ack_loop(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            for conversation_id, seq in self._ack_targets().items():
+                try:
+                    await self.call("message.ack", {"conversation_id": conversation_id, "seq": seq})
+                    self.acked[conversation_id] = seq
+                    self.acks_sent += 1
+                except (ReplyError, ConnectionError, asyncio.TimeoutError):
+                    self.ack_errors += 1
+
     async def close(self) -> None:
+        if self._acker is not None:
+            self._acker.cancel()
         if self.ws is not None:
             await self.ws.close()
         if self._reader is not None:
