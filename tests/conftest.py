@@ -1,7 +1,6 @@
 """Session fixtures: real MongoDB, RabbitMQ and Redis (containers or local), and the whole stack."""
 import os
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -9,9 +8,8 @@ from pymongo import AsyncMongoClient
 from shared.devstack import DevSettings, Stack, free_port
 from shared.settings import Settings
 from tests.support.backends import Backends, provide
-from tests.support.infra import remove_namespace, unique_namespace
+from tests.support.infra import LOG_DIR, remove_namespace, unique_namespace
 
-LOG_DIR = Path(__file__).resolve().parent.parent / ".run" / "test-logs"
 ANNOUNCED: list[str] = []
 
 

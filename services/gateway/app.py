@@ -46,14 +46,17 @@ def content_security_policy(host: str | None) -> str:
     )
 
 
+# The page and its files: revalidated on every load, never sniffed as another type.
+WEB_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+
+
 class WebAssets(StaticFiles):
     """The page's scripts and styles, revalidated on every load so a restarted gateway's new
     code is picked up at once (ETag makes that a 304 when nothing changed)."""
 
     def file_response(self, *args: Any, **kwargs: Any) -> Response:
         response = super().file_response(*args, **kwargs)
-        response.headers["Cache-Control"] = "no-cache"
-        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.update(WEB_HEADERS)
         return response
 
 
@@ -140,9 +143,8 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def web_client(request: Request) -> FileResponse:
         headers = {
+            **WEB_HEADERS,
             "Content-Security-Policy": content_security_policy(request.headers.get("host")),
-            "Cache-Control": "no-cache",
-            "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
         }
         return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8", headers=headers)

@@ -16,7 +16,8 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOG_DIR = Path(__file__).resolve().parents[2] / ".run" / "test-logs"
+from tests.support.infra import LOG_DIR
+
 SKIPPED_FOR_NO_CHROMIUM: list[str] = []
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}

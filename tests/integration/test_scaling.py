@@ -16,7 +16,6 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,11 +26,11 @@ from pymongo import AsyncMongoClient
 from shared.devstack import DevSettings, Stack, free_port
 from shared.settings import Settings
 from tests.support.client import Client, ReplyError, befriend
-from tests.support.infra import remove_namespace, unique_namespace, wait_until_ready
+from tests.support.infra import LOG_DIR, remove_namespace, unique_namespace, wait_until_ready
 
 pytestmark = pytest.mark.faults
 
-LOG_PATH = Path(__file__).resolve().parents[2] / ".run" / "test-logs" / "scaling.log"
+LOG_PATH = LOG_DIR / "scaling.log"
 DRAIN_SECONDS = 1.0  # how long a stopping gateway answers /readyz 503 before closing its port
 PACE = 0.02  # between one user's sends
 WARM_UP = 60  # acknowledged sends before the fault

@@ -21,6 +21,10 @@ from shared.devstack import free_port, wait_for_port
 from shared.settings import Settings
 
 
+# Every process log and failure screenshot of a test run ends up here.
+LOG_DIR = Path(__file__).resolve().parents[2] / ".run" / "test-logs"
+
+
 def unique_namespace() -> str:
     return f"t{secrets.token_hex(4)}"
 
