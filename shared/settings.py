@@ -5,6 +5,18 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+# The built-in development secret: public (it is in this file), so refused outside development.
+DEV_JWT_SECRET = "parley-dev-secret-change-me-in-production-0123456789"
+# What a secret must never look like: the built-in one, a placeholder left from an example
+# (docker-compose.yml, deploy/k8s), or anything too short to resist a brute-force search.
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "placeholder", "example", "secret-here")
+MIN_SECRET_LENGTH = 32
+
+
+class UnsafeSecret(RuntimeError):
+    pass
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
 
@@ -27,14 +39,24 @@ class Settings(BaseSettings):
     prefetch: int = 64
     # Deliveries after which a failing command goes to the dead-letter queue.
     delivery_limit: int = 5
+    # The dead-letter queue is bounded: the oldest letters go first past either bound, and none
+    # is kept longer than the TTL (expired RPC commands land here too).
+    dead_letter_max_messages: int = Field(10000, ge=1)
+    dead_letter_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    dead_letter_ttl_seconds: int = Field(7 * 24 * 3600, ge=1)
     command_queue_type: str = Field("quorum", pattern="^(quorum|classic)$")
     connect_retry_seconds: float = 60.0
     # SIGTERM: a service stops consuming and waits this long for its in-flight handlers (and
     # their acks) before closing. Keep the deployment's grace period above it.
     shutdown_timeout_seconds: float = 20.0
 
+    # `development` is the only environment in which a known default or placeholder secret is
+    # accepted (shared.settings.refuse_unsafe_secrets); `make run` and the tests generate a
+    # secret of their own and need no such allowance.
+    environment: str = Field("production", pattern="^(production|development)$")
+
     # Tokens: HS256, shared by auth (signs) and the gateway (verifies).
-    jwt_secret: str = "parley-dev-secret-change-me-in-production-0123456789"
+    jwt_secret: str = DEV_JWT_SECRET
     token_ttl_seconds: int = 7 * 24 * 3600
     # argon2id cost (OWASP's minimum: 2 passes over 19 MiB, one lane).
     argon2_time_cost: int = 2
@@ -67,11 +89,58 @@ class Settings(BaseSettings):
     send_rate_per_second: float = Field(20.0, gt=0)
     send_burst: int = Field(50, ge=1)
     sync_batch_size: int = 500
+    # Bytes of frames waiting for one socket (replies, pushes, and live pushes held back while
+    # it syncs) before it is closed with 4008: it reconnects and resyncs, losing nothing.
+    outbound_queue_max_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)
+    # Body of any HTTP request but the file upload (which streams under max_upload_bytes).
+    http_max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # A socket that has not logged in (auth.login / auth.resume) this long after opening is closed (4401).
+    ws_login_deadline_seconds: float = Field(30.0, gt=0)
+    # Open sockets per client address (bound or not), sockets not yet logged in per address,
+    # and bound sockets per user (over this gateway); past a cap a new socket is refused.
+    ws_max_sockets_per_address: int = Field(2000, ge=1)
+    ws_max_unbound_per_address: int = Field(200, ge=1)
+    ws_max_sockets_per_user: int = Field(32, ge=1)
+    # Origins a browser may open the WebSocket from, besides the gateway's own host
+    # (`https://chat.example.com`); "*" allows any. Clients that send no Origin are not browsers.
+    allowed_origins: list[str] = Field(default_factory=list)
+    # Take the client address from the last X-Forwarded-For entry (behind a proxy we run, e.g.
+    # deploy/proxy), else from the TCP peer.
+    trust_forwarded_for: bool = False
+
+    # Abuse limits, counted in Redis per client address and per account (auth).
+    # Failed logins: this many free, then each further failure doubles the wait before the next
+    # attempt (from login_backoff_base_seconds up to login_backoff_max_seconds); a success or the
+    # window passing clears it. Per account the count is kept per address too, so nobody can
+    # lock someone else out from another address beyond the (short) account-wide backoff.
+    login_free_failures_per_account: int = Field(5, ge=1)
+    login_free_failures_per_address: int = Field(20, ge=1)
+    login_backoff_base_seconds: float = Field(1.0, gt=0)
+    login_backoff_max_seconds: float = Field(300.0, gt=0)
+    login_failure_window_seconds: float = Field(900.0, gt=0)
+    # Registrations per client address: a token bucket (per hour, burst).
+    register_per_address_per_hour: float = Field(20.0, gt=0)
+    register_burst_per_address: int = Field(10, ge=1)
 
     # Files: the largest upload accepted (bytes); bigger ones get 413 as soon as they pass it.
     max_upload_bytes: int = 100 * 1024 * 1024
     # An upload that sends nothing for this long is abandoned (its chunks deleted).
     upload_idle_seconds: float = 60.0
+
+
+def refuse_unsafe_secrets(settings: Settings) -> None:
+    """Raise UnsafeSecret (services call this first thing) for a known or placeholder JWT secret
+    outside development: a token signed with a public secret would be accepted."""
+    if settings.environment == "development":
+        return
+    secret = settings.jwt_secret
+    lowered = secret.lower()
+    if secret == DEV_JWT_SECRET or len(secret) < MIN_SECRET_LENGTH or any(m in lowered for m in PLACEHOLDER_MARKERS):
+        raise UnsafeSecret(
+            "PARLEY_JWT_SECRET is the built-in development secret, a placeholder or shorter than "
+            f"{MIN_SECRET_LENGTH} characters; set it to a long random string (openssl rand -hex 32), "
+            "or PARLEY_ENVIRONMENT=development for a throwaway local run"
+        )
 
 
 @lru_cache

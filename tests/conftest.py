@@ -1,5 +1,6 @@
 """Session fixtures: real MongoDB, RabbitMQ and Redis (containers or local), and the whole stack."""
 import os
+import secrets
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -64,6 +65,15 @@ def test_env(backends: Backends, mongo_url: str) -> dict[str, str]:
         "PARLEY_LOG_LEVEL": "INFO",
         # Gateways stopped at the end answer 503 this long before closing (production: 2 s).
         "PARLEY_GATEWAY_DRAIN_SECONDS": "0.3",
+        # A secret of the run's own: services refuse the built-in development one.
+        "PARLEY_JWT_SECRET": secrets.token_hex(32),
+        # Every test user comes from 127.0.0.1: the per-address abuse limits have their own
+        # stack (tests/integration/test_abuse_limits.py).
+        "PARLEY_REGISTER_PER_ADDRESS_PER_HOUR": "1000000",
+        "PARLEY_REGISTER_BURST_PER_ADDRESS": "100000",
+        "PARLEY_LOGIN_FREE_FAILURES_PER_ADDRESS": "100000",
+        "PARLEY_WS_MAX_UNBOUND_PER_ADDRESS": "100000",
+        "PARLEY_WS_MAX_SOCKETS_PER_ADDRESS": "100000",
     }
 
 

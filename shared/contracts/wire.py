@@ -18,6 +18,8 @@ class Caller(Contract):
     token_expires_at: int | None = None
     gateway_id: str | None = None
     conn_id: str | None = None
+    # The client's network address as the gateway saw it (abuse limits per address).
+    client_address: str | None = None
 
 
 class Command(Contract):
