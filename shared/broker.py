@@ -29,6 +29,7 @@ from shared.contracts.operations import Operation
 from shared.contracts.wire import Caller, Command, CommandResult, Delivery
 from shared.logs import log_event
 from shared.metrics import RPC_SECONDS
+from shared.outages import is_outage
 from shared.settings import Settings
 
 log = logging.getLogger("parley.broker")
@@ -70,7 +71,11 @@ async def connect_with_retry(url: str, deadline_seconds: float) -> AbstractRobus
     delay = 0.2
     while True:
         try:
-            return await aio_pika.connect_robust(url, client_properties={"connection_name": "parley"})
+            # Reconnect after 1 s (aio-pika's default is 5 s): recovery time after a broker
+            # outage is what users wait through.
+            return await aio_pika.connect_robust(
+                url, client_properties={"connection_name": "parley"}, reconnect_interval=1.0
+            )
         except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
             if time.monotonic() - started > deadline_seconds:
                 raise RuntimeError(
@@ -104,9 +109,37 @@ class Broker:
         self._exchanges["commands"] = await channel.declare_exchange(n.commands, topic, durable=True)
         self._exchanges["deliver"] = await channel.declare_exchange(n.deliver, direct, durable=True)
         self._exchanges["events"] = await channel.declare_exchange(n.events, topic, durable=True)
-        dead = await channel.declare_exchange(n.dead, aio_pika.ExchangeType.FANOUT, durable=True)
-        dead_letters = await channel.declare_queue(n.dead_letters, durable=True)
-        await dead_letters.bind(dead)
+        await channel.declare_exchange(n.dead, aio_pika.ExchangeType.FANOUT, durable=True)
+        await self._declare_dead_letters()
+
+    async def _declare_dead_letters(self) -> None:
+        """The dead-letter queue, bounded in count, bytes and age (oldest dropped first): commands
+        that failed `delivery_limit` times and RPC commands that expired unread land here, and
+        an outage must not turn them into an unbounded heap.
+
+        A queue declared unbounded by an older Parley cannot be redeclared with bounds (RabbitMQ
+        refuses changed arguments): then it is used as it is, with a warning saying what to do.
+        """
+        assert self.connection is not None
+        n, s = self.names, self.settings
+        arguments = {
+            "x-max-length": s.dead_letter_max_messages,
+            "x-max-length-bytes": s.dead_letter_max_bytes,
+            "x-message-ttl": s.dead_letter_ttl_seconds * 1000,
+            "x-overflow": "drop-head",
+        }
+        channel = await self.connection.channel()
+        try:
+            queue = await channel.declare_queue(n.dead_letters, durable=True, arguments=arguments)
+            await queue.bind(n.dead)
+        except aio_pika.exceptions.ChannelPreconditionFailed:
+            log_event(
+                log, "broker.dead_letters_unbounded", logging.WARNING, queue=n.dead_letters,
+                action=f"delete it once (rabbitmqctl delete_queue {n.dead_letters}) or bound it with a policy",
+            )
+        finally:
+            if not channel.is_closed:
+                await channel.close()
 
     async def channel(self, prefetch: int | None = None) -> AbstractChannel:
         """A fresh channel for a consumer, with its own prefetch bound."""
@@ -149,9 +182,22 @@ class Broker:
             await self.publish("commands", op.routing_key, body, mandatory=True)
         except DeliveryError as exc:
             raise ParleyError.unavailable(f"the {op.service} service is not running") from exc
+        except Exception as exc:
+            if is_outage(exc):
+                raise ParleyError.unavailable("the message broker is unreachable; retry") from exc
+            raise
+
+    @property
+    def connected(self) -> bool:
+        """The connection is up now (a robust connection stays "open" while it reconnects)."""
+        return self.connection is not None and not self.connection.is_closed and self.connection.connected.is_set()
 
     async def reply(self, reply_to: str, correlation_id: str | None, body: bytes) -> None:
-        """An RPC answer, straight to the asker's reply queue through the default exchange."""
+        """An RPC answer, straight to the asker's reply queue through the default exchange.
+
+        Raises when the queue is gone (its gateway died: the publish is mandatory) or the
+        broker is away; the caller drops the reply then (nobody can receive it).
+        """
         assert self._channel is not None
         await self._channel.default_exchange.publish(
             aio_pika.Message(body, content_type="application/json", correlation_id=correlation_id),
@@ -192,28 +238,37 @@ class RpcClient:
     ) -> dict[str, Any]:
         """The reply's data, or ParleyError with the service's code (`unavailable` on timeout)."""
         timeout = timeout or self.broker.settings.rpc_timeout_seconds
+        deadline = time.time() + timeout
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         started = time.perf_counter()
         try:
-            try:
-                await self.broker.publish(
-                    "commands",
-                    op.routing_key,
-                    dumps(Command(caller=caller, data=data)),
-                    mandatory=True,
-                    correlation_id=correlation_id,
-                    reply_to=self.reply_queue_name,
-                    # A request nobody took in time is worthless to its caller.
-                    expiration=timeout,
-                )
-            except DeliveryError as exc:
-                raise ParleyError.unavailable(f"the {op.service} service is not running") from exc
-            try:
-                result = await asyncio.wait_for(future, timeout)
-            except asyncio.TimeoutError:
-                raise ParleyError.unavailable(f"the {op.service} service did not answer in time; retry") from None
+            # One budget for the publish (which waits for the broker's confirm, or for a
+            # reconnection) and the answer: the caller is told `unavailable` when it runs out.
+            async with asyncio.timeout(timeout):
+                try:
+                    await self.broker.publish(
+                        "commands",
+                        op.routing_key,
+                        dumps(Command(caller=caller, data=data, deadline=deadline)),
+                        mandatory=True,
+                        correlation_id=correlation_id,
+                        reply_to=self.reply_queue_name,
+                        # A request nobody took in time is worthless to its caller.
+                        expiration=timeout,
+                    )
+                except DeliveryError as exc:
+                    raise ParleyError.unavailable(f"the {op.service} service is not running") from exc
+                except (asyncio.CancelledError, ParleyError):
+                    raise
+                except Exception as exc:
+                    if is_outage(exc):
+                        raise ParleyError.unavailable("the message broker is unreachable; retry") from exc
+                    raise
+                result = await future
+        except TimeoutError:
+            raise ParleyError.unavailable(f"the {op.service} service did not answer in time; retry") from None
         finally:
             self._pending.pop(correlation_id, None)
             RPC_SECONDS.labels(op.name).observe(time.perf_counter() - started)

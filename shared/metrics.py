@@ -8,6 +8,10 @@ COMMAND_SECONDS = Histogram(
     ["operation"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# Replies that could not be published (the asker's reply queue is gone: its gateway died).
+REPLIES_DROPPED = Counter("parley_replies_dropped_total", "RPC replies nobody could receive", ["operation"])
+# Commands whose caller had given up (past their deadline) when a replica took them: not run.
+COMMANDS_EXPIRED = Counter("parley_commands_expired_total", "Commands dropped past their deadline", ["operation"])
 RPC_SECONDS = Histogram(
     "parley_rpc_seconds",
     "Round trip of one RPC as the caller sees it",

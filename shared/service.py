@@ -27,13 +27,24 @@ from shared.contracts.errors import ErrorCode, ParleyError, describe_validation_
 from shared.contracts.operations import EVENTS, OPERATIONS, Operation
 from shared.contracts.wire import Caller, Command, CommandResult
 from shared.logs import log_event, request_id_var, user_id_var
-from shared.metrics import COMMAND_SECONDS, COMMANDS
+from shared.metrics import COMMAND_SECONDS, COMMANDS, COMMANDS_EXPIRED, REPLIES_DROPPED
+from shared.outages import is_outage
 from shared.settings import Settings
 
 log = logging.getLogger("parley.service")
 
 Handler = Callable[[Any, Caller], Awaitable[BaseModel | None]]
 EventHandler = Callable[[Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one command ends: its outcome label, the reply (if any) and how it is settled."""
+
+    outcome: str
+    settle: str  # ack | retry (nack, requeue) | reject (dead-letter)
+    reply: bytes | None = None
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -136,49 +147,102 @@ class ServiceRunner:
         return 1 if message.redelivered else 0
 
     async def _on_command(self, message: AbstractIncomingMessage) -> None:
+        """Run one command and settle it: every path ends in exactly one ack, nack or reject.
+
+        The reply is published first when there is one; a reply nobody can receive (the
+        asking gateway died and its reply queue with it) is dropped and counted, and the
+        command is settled all the same: an unsettled command would hold one of this
+        replica's prefetch slots for as long as its connection lives.
+        """
         self._track()
         started = time.perf_counter()
         routing_key = message.routing_key or ""
-        outcome = "ok"
-        reply: bytes | None
+        verdict = await self._run_command(message, routing_key)
+        if verdict.reply is not None and message.reply_to:
+            await self._reply(message, routing_key, verdict.reply)
+        if verdict.settle == "retry":
+            await asyncio.sleep(min(0.2 * verdict.attempt, 2.0))
+        await self._settle(message, routing_key, verdict.settle)
+        elapsed = time.perf_counter() - started
+        COMMANDS.labels(routing_key, verdict.outcome).inc()
+        if verdict.outcome not in ("expired", "failed"):
+            COMMAND_SECONDS.labels(routing_key).observe(elapsed)
+        log_event(
+            log, "command.handled", logging.DEBUG, routing_key=routing_key, outcome=verdict.outcome,
+            ms=round(elapsed * 1000, 2),
+        )
+
+    async def _run_command(self, message: AbstractIncomingMessage, routing_key: str) -> Verdict:
+        """What to answer and how to settle; never raises (but for cancellation)."""
         try:
             command = Command.model_validate_json(message.body)
-            request_id_var.set(command.caller.request_id)
-            user_id_var.set(command.caller.user_id)
-            result = await self.router.dispatch(routing_key, command)
-            reply = dumps(CommandResult(ok=True, data=result.model_dump(mode="json") if result else {}))
-        except ParleyError as exc:
-            outcome = exc.code.value
-            reply = error_result(exc.code, exc.message)
-        except (ValidationError, KeyError) as exc:
-            outcome = "malformed"
+        except ValidationError as exc:
             log_event(log, "command.malformed", logging.ERROR, routing_key=routing_key, error=str(exc))
-            reply = error_result(ErrorCode.BAD_REQUEST, "malformed command")
-        except Exception as exc:  # a bug or a backend down: retry, then dead-letter
-            failures = self._failures_before(message) + 1
-            give_up = failures >= self.settings.delivery_limit
-            log_event(
-                log, "command.failed", logging.ERROR, routing_key=routing_key, attempt=failures,
-                dead_lettered=give_up, error=repr(exc),
-            )
-            COMMANDS.labels(routing_key, "failed").inc()
-            if give_up:
-                await self._reply(message, error_result(ErrorCode.INTERNAL, "internal error"))
-                await message.reject(requeue=False)
-            else:
-                await asyncio.sleep(min(0.2 * failures, 2.0))
-                await message.nack(requeue=True)
-            return
-        await self._reply(message, reply)
-        await message.ack()
-        elapsed = time.perf_counter() - started
-        COMMANDS.labels(routing_key, outcome).inc()
-        COMMAND_SECONDS.labels(routing_key).observe(elapsed)
-        log_event(log, "command.handled", logging.DEBUG, routing_key=routing_key, outcome=outcome, ms=round(elapsed * 1000, 2))
+            return Verdict("malformed", "ack", error_result(ErrorCode.BAD_REQUEST, "malformed command"))
+        request_id_var.set(command.caller.request_id)
+        user_id_var.set(command.caller.user_id)
+        if command.expired(time.time()):
+            # Its caller has given up (and retries, if it still cares): doing it now only
+            # delays the work that still has someone waiting.
+            COMMANDS_EXPIRED.labels(routing_key).inc()
+            log_event(log, "command.expired", logging.DEBUG, routing_key=routing_key)
+            return Verdict("expired", "ack")
+        try:
+            result = await self.router.dispatch(routing_key, command)
+            data = result.model_dump(mode="json") if result else {}
+            return Verdict("ok", "ack", dumps(CommandResult(ok=True, data=data)))
+        except ParleyError as exc:
+            return Verdict(exc.code.value, "ack", error_result(exc.code, exc.message))
+        except (ValidationError, KeyError) as exc:
+            log_event(log, "command.malformed", logging.ERROR, routing_key=routing_key, error=str(exc))
+            return Verdict("malformed", "ack", error_result(ErrorCode.BAD_REQUEST, "malformed command"))
+        except Exception as exc:
+            return self._failure(message, routing_key, exc)
 
-    async def _reply(self, message: AbstractIncomingMessage, body: bytes) -> None:
-        if message.reply_to:
+    def _failure(self, message: AbstractIncomingMessage, routing_key: str, exc: Exception) -> Verdict:
+        """A backend away, or a bug.
+
+        An RPC whose backend is away is answered `unavailable` at once (its caller retries,
+        which is safe: handlers are idempotent) rather than retried here while the caller's
+        deadline runs out. A one-way command is retried, then dead-lettered; so is a bug,
+        whose caller hears `internal` once the retries are spent.
+        """
+        attempt = self._failures_before(message) + 1
+        if is_outage(exc) and message.reply_to:
+            log_event(log, "command.unavailable", logging.WARNING, routing_key=routing_key, error=repr(exc))
+            return Verdict("unavailable", "ack", error_result(ErrorCode.UNAVAILABLE, "a backend is unavailable; retry"))
+        give_up = attempt >= self.settings.delivery_limit
+        log_event(
+            log, "command.failed", logging.ERROR, routing_key=routing_key, attempt=attempt,
+            dead_lettered=give_up, error=repr(exc),
+        )
+        if not give_up:
+            return Verdict("failed", "retry", attempt=attempt)
+        return Verdict("failed", "reject", error_result(ErrorCode.INTERNAL, "internal error"), attempt)
+
+    async def _reply(self, message: AbstractIncomingMessage, routing_key: str, body: bytes) -> None:
+        assert message.reply_to is not None
+        try:
             await self.broker.reply(message.reply_to, message.correlation_id, body)
+        except Exception as exc:  # its asker is gone (or the broker is): nobody can receive it
+            REPLIES_DROPPED.labels(routing_key).inc()
+            log_event(
+                log, "reply.dropped", logging.WARNING, routing_key=routing_key, reply_to=message.reply_to,
+                error=repr(exc),
+            )
+
+    async def _settle(self, message: AbstractIncomingMessage, routing_key: str, settle: str) -> None:
+        try:
+            if settle == "ack":
+                await message.ack()
+            elif settle == "retry":
+                await message.nack(requeue=True)
+            else:
+                await message.reject(requeue=False)
+        except Exception as exc:
+            # The channel closed under us: the broker hands the command out again (handlers are
+            # idempotent), and this replica's prefetch slot went with the channel.
+            log_event(log, "command.unsettled", logging.WARNING, routing_key=routing_key, settle=settle, error=repr(exc))
 
     async def _on_event(self, message: AbstractIncomingMessage) -> None:
         self._track()
@@ -189,9 +253,9 @@ class ServiceRunner:
         except Exception as exc:
             failures = self._failures_before(message) + 1
             log_event(log, "event.failed", logging.ERROR, event_name=name, attempt=failures, error=repr(exc))
-            await message.nack(requeue=failures < self.settings.delivery_limit)
+            await self._settle(message, name, "retry" if failures < self.settings.delivery_limit else "reject")
             return
-        await message.ack()
+        await self._settle(message, name, "ack")
 
     async def stop(self) -> None:
         """Stop taking new work, let what is in flight finish (and be acked), then return.

@@ -23,10 +23,20 @@ class Caller(Contract):
 
 
 class Command(Contract):
-    """Body of a message on `parley.commands`."""
+    """Body of a message on `parley.commands`.
+
+    `deadline` (unix seconds): when the caller stops waiting for the answer. A replica that
+    takes the command later drops it unrun, so that a backlog built up during an outage is
+    not worked through for callers that have long given up (they retry with the same
+    client_msg_id, and that retry is the one worth doing). One-way commands have none.
+    """
 
     caller: Caller
     data: dict[str, Any] = Field(default_factory=dict)
+    deadline: float | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.deadline is not None and now > self.deadline
 
 
 class CommandResult(Contract):

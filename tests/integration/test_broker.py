@@ -1,10 +1,14 @@
 """The broker layer on the real RabbitMQ: RPC answers, timeouts, dead-lettering."""
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
+import aio_pika
 import pytest
+from prometheus_client import REGISTRY
+from pymongo.errors import AutoReconnect
 
-from shared.broker import Broker, RpcClient
+from shared.broker import Broker, RpcClient, dumps
 from shared.contracts.base import Empty
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.operations import OPERATIONS
@@ -107,4 +111,93 @@ async def test_a_command_that_keeps_failing_is_dead_lettered(isolated: Settings)
     assert message is not None and b'"request_id":"poison"' in message.body
     await message.ack()
     await runner.stop()
+    await broker.close()
+
+
+async def publish_health(broker: Broker, reply_to: str, *, deadline: float | None = None, n: int = 1) -> None:
+    """Commands as a gateway sends them, published by hand to say where the reply goes."""
+    for i in range(n):
+        command = {"caller": {"request_id": f"h{i}"}, "data": {}} | ({"deadline": deadline} if deadline else {})
+        await broker.publish("commands", HEALTH.routing_key, dumps(command), correlation_id=f"c{i}", reply_to=reply_to)
+
+
+async def test_replies_nobody_can_receive_never_stall_the_service(isolated: Settings) -> None:
+    """A gateway that died under its requests: its reply queue is gone, the replies cannot be
+    published. Each command is settled all the same, so the replica's prefetch slots stay free
+    and the next caller is answered (before: one slot held per such command, until the
+    replica stopped answering anyone)."""
+    own = isolated.model_copy(update={"prefetch": 4})
+    router = Router("files")
+
+    async def always_healthy() -> None:
+        return None
+
+    router.health(always_healthy)
+    broker, rpc, runner = await start(own, router)
+    dropped_before = REGISTRY.get_sample_value("parley_replies_dropped_total", {"operation": HEALTH.routing_key}) or 0
+    await publish_health(broker, broker.names.reply_queue("a-gateway-that-died"), n=3 * own.prefetch)
+    assert await rpc.call(HEALTH, Caller(request_id="after"), {}, timeout=5) == {}
+    dropped = REGISTRY.get_sample_value("parley_replies_dropped_total", {"operation": HEALTH.routing_key})
+    assert dropped is not None and dropped - dropped_before == 3 * own.prefetch
+    channel = await broker.channel()
+    queue = await channel.declare_queue(broker.names.service_queue("files"), durable=True, passive=True)
+    assert queue.declaration_result.message_count == 0
+    await runner.stop()
+    await broker.close()
+
+
+async def test_a_command_past_its_deadline_is_dropped_unrun(isolated: Settings) -> None:
+    """After an outage the queue holds commands whose callers gave up long ago: they are not
+    worked through (they would delay every caller still waiting); the caller's retry is."""
+    router = Router("files")
+    runs = 0
+
+    @router.operation("files.health")
+    async def counted(request: Empty, caller: Caller) -> Empty:
+        nonlocal runs
+        runs += 1
+        return Empty()
+
+    broker, rpc, runner = await start(isolated, router)
+    await publish_health(broker, rpc.reply_queue_name, deadline=time.time() - 1, n=20)
+    assert await rpc.call(HEALTH, Caller(request_id="fresh"), {}, timeout=5) == {}
+    assert runs == 1
+    await runner.stop()
+    await broker.close()
+
+
+async def test_a_backend_away_is_unavailable_at_once_not_internal(isolated: Settings) -> None:
+    """MongoDB unreachable inside a handler: the caller hears `unavailable` (safe to retry) at
+    once, not `internal` after the retries (a client following the protocol would drop the
+    message on `internal`)."""
+    router = Router("files")
+    attempts = 0
+
+    @router.operation("files.health")
+    async def database_away(request: Empty, caller: Caller) -> Empty:
+        nonlocal attempts
+        attempts += 1
+        raise AutoReconnect("connection refused")
+
+    broker, rpc, runner = await start(isolated, router)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(ParleyError) as away:
+        await rpc.call(HEALTH, Caller(request_id="r"), {}, timeout=5)
+    assert away.value.code == ErrorCode.UNAVAILABLE and attempts == 1 and loop.time() - started < 2
+    await runner.stop()
+    await broker.close()
+
+
+async def test_the_dead_letter_queue_is_bounded(isolated: Settings) -> None:
+    """Letters past the bound push the oldest out: an outage cannot grow it without limit."""
+    own = isolated.model_copy(update={"dead_letter_max_messages": 5})
+    broker = await Broker(own).connect()
+    channel = await broker.channel()
+    for i in range(12):
+        await channel.default_exchange.publish(aio_pika.Message(f"letter {i}".encode()), routing_key=broker.names.dead_letters)
+    dead = await channel.declare_queue(broker.names.dead_letters, passive=True)
+    assert dead.declaration_result.message_count == 5
+    oldest = await dead.get(timeout=5)
+    assert oldest.body == b"letter 7"
     await broker.close()
