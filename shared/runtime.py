@@ -1,6 +1,7 @@
 """What every service process does around its own wiring: settings, logs, metrics, MongoDB,
 Redis and RabbitMQ up; consume until SIGTERM; everything closed in order."""
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from shared.ids import new_id
 from shared.logs import configure_logging
 from shared.metrics import serve_metrics
 from shared.service import Router, ServiceRunner
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, UnsafeSecret, get_settings, refuse_unsafe_secrets
 from shared.stores import mongo_client, mongo_database, redis_client, wait_for_mongo
 
 
@@ -30,6 +31,7 @@ class Runtime:
 async def serve(service: str, wire: Callable[[Runtime], Awaitable[Router]]) -> None:
     """Run one service: `wire` builds its stores and handlers from the shared clients."""
     settings = get_settings()
+    refuse_to_start_unsafely(service, settings)
     configure_logging(service, settings.log_level, settings.log_format)
     serve_metrics(settings.metrics_port)
     mongo = mongo_client(settings)
@@ -44,6 +46,15 @@ async def serve(service: str, wire: Callable[[Runtime], Awaitable[Router]]) -> N
         await broker.close()
         await redis.aclose()
         await mongo.close()
+
+
+def refuse_to_start_unsafely(service: str, settings: Settings) -> None:
+    """Exit (status 1, the reason on stderr, no traceback) with a public or placeholder JWT
+    secret outside development: anyone could sign tokens the system would accept."""
+    try:
+        refuse_unsafe_secrets(settings)
+    except UnsafeSecret as exc:
+        sys.exit(f"{service}: refusing to start: {exc}")
 
 
 def run(service: str, wire: Callable[[Runtime], Awaitable[Router]]) -> None:

@@ -1,11 +1,39 @@
-"""Session tokens: signed, expiring JWTs that the gateway verifies without asking auth,
-plus the revocation list in Redis that `auth.logout` writes."""
+"""Session tokens: signed, expiring JWTs that the gateway verifies without asking auth, and the
+revocations of logged-out tokens.
+
+Revocations are owned by auth and kept durably in MongoDB (its `revocations` collection, each
+expiring with its token: services/auth/storage/revocations.py). Redis holds a cache of them that
+the gateway reads on every `auth.resume` and heartbeat, one key per token id
+(`<ns>:revoked:<token_id>`, so the keys spread over a Redis Cluster), beside one marker key
+(`<ns>:revocations:cache`) saying whether the cache is complete:
+
+- `complete:<redis run_id>:<generation>`: every revocation in MongoDB is in Redis;
+- `building:<generation>` (with a short expiry, refreshed as it goes): a rebuild is under way;
+- absent: Redis lost its data (restarted empty, flushed, failed over) and nobody rebuilt it yet.
+
+auth writes MongoDB first, then the token's key (services/auth/domain/revocations.py); every
+second each auth replica looks at the marker and, when it is absent or names another Redis
+run_id (a Redis restarted from an older snapshot), rebuilds the cache from MongoDB and then
+sets `complete:` (only if its own `building:` marker is still there, so a flush in the middle
+of a rebuild is not marked complete).
+
+The gateway (`RevocationCheck`) trusts an absent key only when the marker read just before and
+just after the keys is the same `complete:` value (a flush and rebuild in between would change
+the generation). Otherwise, or when Redis does not answer, it asks auth (`auth.tokens.revoked`,
+answered from MongoDB); when auth does not answer either, it refuses (`unavailable`): a token is
+never accepted unchecked.
+"""
+import asyncio
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from shared.contracts import auth
 from shared.contracts.errors import ParleyError
 from shared.ids import new_id
 
@@ -36,7 +64,7 @@ class TokenCodec:
         return token, claims
 
     def verify(self, token: str) -> TokenClaims:
-        """Signature and expiry only; revocation is `Revocations.is_revoked`."""
+        """Signature and expiry only; revocation is `RevocationCheck.is_revoked`."""
         try:
             payload = jwt.decode(
                 token, self.secret, algorithms=[ALGORITHM], options={"require": ["sub", "dev", "jti", "exp"]}
@@ -48,25 +76,120 @@ class TokenCodec:
         return TokenClaims(payload["sub"], payload["dev"], payload["jti"], int(payload["exp"]))
 
 
+COMPLETE = "complete:"
+BUILDING = "building:"
+# How long a `building:` marker outlives the last sign of life of the replica rebuilding.
+BUILDING_TTL_SECONDS = 30
+# How long the gateway waits on Redis before asking auth instead.
+CACHE_TIMEOUT_SECONDS = 1.0
+# Token ids per `auth.tokens.revoked` call (the contract's bound).
+ASK_BATCH = 1000
+
+# Sets the marker to `complete:` only if it still holds this rebuild's `building:` value.
+_FINISH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
 class Revocations:
-    """Revoked token ids, each kept only until the token would have expired anyway."""
+    """The Redis cache of revoked token ids, each key kept until its token would have expired."""
 
     def __init__(self, redis: aioredis.Redis, namespace: str):
         self.redis = redis
         self.prefix = f"{namespace}:revoked:"
+        self.marker_key = f"{namespace}:revocations:cache"
+        self._finish = redis.register_script(_FINISH)
 
     async def revoke(self, token_id: str, expires_at: int) -> None:
-        ttl = max(1, expires_at - int(time.time()))
-        await self.redis.set(self.prefix + token_id, "1", ex=ttl)
+        await self.revoke_many([(token_id, expires_at)])
 
-    async def is_revoked(self, token_id: str) -> bool:
-        return bool(await self.redis.exists(self.prefix + token_id))
+    async def revoke_many(self, revoked: Iterable[tuple[str, int]]) -> None:
+        now = int(time.time())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for token_id, expires_at in revoked:
+                pipe.set(self.prefix + token_id, "1", ex=max(1, expires_at - now))
+            await pipe.execute()
+
+    async def cached_among(self, token_ids: list[str]) -> set[str] | None:
+        """The revoked among `token_ids`, or None when the cache is not known to be complete."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self.marker_key)
+            for token_id in token_ids:
+                pipe.exists(self.prefix + token_id)
+            pipe.get(self.marker_key)
+            found = await pipe.execute()
+        before, hits, after = found[0], found[1:-1], found[-1]
+        if before is None or before != after or not str(before).startswith(COMPLETE):
+            return None
+        return {t for t, hit in zip(token_ids, hits) if hit}
+
+    # --- the marker (auth's side) ----------------------------------------------------------------
+    async def marker(self) -> str | None:
+        return await self.redis.get(self.marker_key)
+
+    async def run_id(self) -> str:
+        """This Redis server's run id: a new one after every restart."""
+        return str((await self.redis.info("server"))["run_id"])
+
+    async def begin_rebuild(self) -> str:
+        """Claim the rebuild; returns the `building:` value to hand to `finish_rebuild`."""
+        building = BUILDING + new_id("g")
+        await self.redis.set(self.marker_key, building, ex=BUILDING_TTL_SECONDS)
+        return building
+
+    async def still_building(self, building: str) -> None:
+        """Keep a long rebuild's claim alive."""
+        await self.redis.expire(self.marker_key, BUILDING_TTL_SECONDS)
+
+    async def finish_rebuild(self, building: str, run_id: str) -> bool:
+        """Mark the cache complete, unless Redis lost the claim meanwhile (then: rebuild again)."""
+        complete = f"{COMPLETE}{run_id}:{building.removeprefix(BUILDING)}"
+        return int(await self._finish(keys=[self.marker_key], args=[building, complete])) == 1
+
+    async def mark_incomplete(self) -> None:
+        await self.redis.delete(self.marker_key)
+
+
+def marker_run_id(marker: str | None) -> str | None:
+    """The Redis run id a `complete:` marker was written for."""
+    if marker is None or not marker.startswith(COMPLETE):
+        return None
+    return marker.removeprefix(COMPLETE).split(":", 1)[0]
+
+
+AskAuth = Callable[[list[str]], Awaitable[dict[str, Any]]]
+
+
+class RevocationCheck:
+    """The gateway's question "which of these tokens were revoked?": Redis when its cache is
+    complete, else auth (from MongoDB), else `unavailable`. Never "none" by default."""
+
+    def __init__(self, cache: Revocations, ask: AskAuth):
+        self.cache = cache
+        self.ask = ask  # `auth.tokens.revoked` over RPC: {token_ids} -> {revoked}
 
     async def revoked_among(self, token_ids: list[str]) -> set[str]:
         if not token_ids:
             return set()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for token_id in token_ids:
-                pipe.exists(self.prefix + token_id)
-            found = await pipe.execute()
-        return {t for t, hit in zip(token_ids, found) if hit}
+        try:
+            async with asyncio.timeout(CACHE_TIMEOUT_SECONDS):
+                cached = await self.cache.cached_among(token_ids)
+            if cached is not None:
+                return cached
+        except (RedisError, OSError, TimeoutError):
+            pass  # Redis away: auth answers instead
+        revoked: set[str] = set()
+        try:
+            for i in range(0, len(token_ids), ASK_BATCH):
+                reply = await self.ask(token_ids[i : i + ASK_BATCH])
+                revoked.update(auth.TokensRevokedReply.model_validate(reply).revoked)
+        except Exception as exc:  # auth away, slow, or the broker down: refuse, never accept unchecked
+            raise ParleyError.unavailable("cannot check the token right now; retry") from exc
+        return revoked
+
+    async def is_revoked(self, token_id: str) -> bool:
+        return token_id in await self.revoked_among([token_id])

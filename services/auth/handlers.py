@@ -1,8 +1,12 @@
 """auth's operations, each mapped to its domain function."""
 import logging
+from dataclasses import dataclass
 
-from services.auth.domain import accounts
+from services.auth.domain import accounts, revocations
 from services.auth.domain.accounts import Passwords
+from services.auth.domain.limits import LoginThrottle, RegistrationLimit
+from services.auth.domain.revocations import CacheKeeper
+from services.auth.storage.revocations import RevocationStore
 from services.auth.storage.users import UserStore
 from shared.contracts import auth
 from shared.contracts.base import Empty
@@ -15,27 +19,43 @@ from shared.tokens import Revocations, TokenCodec
 log = logging.getLogger("parley.auth")
 
 
-def build_router(
-    users: UserStore, passwords: Passwords, tokens: TokenCodec, revocations: Revocations, mongo_client
-) -> Router:
+@dataclass(frozen=True)
+class Sessions:
+    """What logging in and out needs besides the users: tokens, revocations, abuse limits."""
+
+    tokens: TokenCodec
+    revoked: RevocationStore
+    cache: Revocations
+    keeper: CacheKeeper
+    login_throttle: LoginThrottle
+    register_limit: RegistrationLimit
+
+
+def build_router(users: UserStore, passwords: Passwords, sessions: Sessions, mongo_client) -> Router:
     router = Router("auth")
 
     @router.operation("auth.register")
     async def register(request: auth.Register, caller: Caller) -> auth.RegisterReply:
-        reply = await accounts.register(request, users, passwords)
+        reply = await accounts.register(request, users, passwords, sessions.register_limit, caller.client_address)
         log_event(log, "user.registered", registered_user_id=reply.user_id, username=reply.username)
         return reply
 
     @router.operation("auth.login")
     async def login(request: auth.Login, caller: Caller) -> auth.LoginReply:
-        reply = await accounts.login(request, users, passwords, tokens)
+        reply = await accounts.login(
+            request, users, passwords, sessions.tokens, sessions.login_throttle, caller.client_address
+        )
         log_event(log, "user.logged_in", logged_in_user_id=reply.user_id, device_id=request.device_id)
         return reply
 
     @router.operation("auth.logout")
     async def logout(request: auth.Logout, caller: Caller) -> Empty:
-        await accounts.logout(caller, revocations)
+        await revocations.logout(caller, sessions.revoked, sessions.cache, sessions.keeper)
         return Empty()
+
+    @router.operation("auth.tokens.revoked", timeout=5)
+    async def tokens_revoked(request: auth.TokensRevoked, caller: Caller) -> auth.TokensRevokedReply:
+        return await revocations.revoked_among(request, sessions.revoked)
 
     @router.operation("users.search")
     async def search(request: auth.UserSearch, caller: Caller) -> auth.UserSearchReply:

@@ -1,23 +1,47 @@
-"""auth: wiring only (clients → stores → handlers)."""
+"""auth: wiring only (clients → stores → handlers), and the keeper of the revocation cache."""
+import asyncio
 
 from argon2 import PasswordHasher
 
 from services.auth.domain.accounts import Passwords
-from services.auth.handlers import build_router
+from services.auth.domain.limits import LoginRules, LoginThrottle, RegistrationLimit
+from services.auth.domain.revocations import CacheKeeper
+from services.auth.handlers import Sessions, build_router
+from services.auth.storage.login_gates import RedisGates
+from services.auth.storage.revocations import RevocationStore
 from services.auth.storage.users import UserStore
+from shared.ratelimit import TokenBucket
 from shared.runtime import Runtime, run
 from shared.service import Router
 from shared.tokens import Revocations, TokenCodec
 
+_background: set[asyncio.Task[None]] = set()
+
 
 async def wire(rt: Runtime) -> Router:
+    s = rt.settings
     users = UserStore(rt.db)
     await users.ensure_indexes()
-    passwords = Passwords(
-        PasswordHasher(time_cost=rt.settings.argon2_time_cost, memory_cost=rt.settings.argon2_memory_kib, parallelism=1)
+    revoked = RevocationStore(rt.db)
+    await revoked.ensure_indexes()
+    passwords = Passwords(PasswordHasher(time_cost=s.argon2_time_cost, memory_cost=s.argon2_memory_kib, parallelism=1))
+    cache = Revocations(rt.redis, s.namespace)
+    keeper = CacheKeeper(revoked, cache)
+    task = asyncio.create_task(keeper.run_forever(), name="auth.revocation_cache")
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    registrations = TokenBucket(
+        rt.redis, s.namespace, "register", s.register_per_address_per_hour / 3600, s.register_burst_per_address
     )
-    tokens = TokenCodec(rt.settings.jwt_secret, rt.settings.token_ttl_seconds)
-    return build_router(users, passwords, tokens, Revocations(rt.redis, rt.settings.namespace), rt.mongo)
+    sessions = Sessions(
+        tokens=TokenCodec(s.jwt_secret, s.token_ttl_seconds),
+        revoked=revoked,
+        cache=cache,
+        keeper=keeper,
+        login_throttle=LoginThrottle(RedisGates(rt.redis, s.namespace), LoginRules.from_settings(s)),
+        register_limit=RegistrationLimit(registrations),
+    )
+    return build_router(users, passwords, sessions, rt.mongo)
 
 
 if __name__ == "__main__":

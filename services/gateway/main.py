@@ -8,6 +8,7 @@ from services.gateway.app import create_app
 from services.gateway.gateway import Gateway
 from services.gateway.wsprotocol import GatewayWebSocketProtocol
 from shared.logs import configure_logging
+from shared.runtime import refuse_to_start_unsafely
 from shared.settings import get_settings
 
 
@@ -40,6 +41,7 @@ class DrainingServer(uvicorn.Server):
 
 def main() -> None:
     settings = get_settings()
+    refuse_to_start_unsafely("gateway", settings)
     configure_logging("gateway", settings.log_level, settings.log_format)
     app = create_app(settings)
     config = uvicorn.Config(

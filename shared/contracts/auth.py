@@ -89,3 +89,13 @@ class UsersGet(Contract):
 class UsersGetReply(Contract):
     users: list[UserProfile]
 
+
+
+# Internal: the gateway asks auth which tokens were revoked when the Redis cache cannot say
+# (shared/tokens.py RevocationCheck); auth answers from MongoDB.
+class TokensRevoked(Contract):
+    token_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(max_length=1000)
+
+
+class TokensRevokedReply(Contract):
+    revoked: list[str]

@@ -29,7 +29,8 @@ _ALL = [
     # session and accounts
     Operation("auth.register", "auth", auth.Register, auth.RegisterReply, needs_session=False),
     Operation("auth.login", "auth", auth.Login, auth.LoginReply, needs_session=False),
-    # The gateway verifies tokens itself (signature, expiry, revocation list): no round trip.
+    # The gateway verifies tokens itself (signature, expiry, the revocation cache in Redis): no
+    # round trip, unless the cache is incomplete (then auth.tokens.revoked).
     Operation("auth.resume", "gateway", auth.Resume, auth.ResumeReply, needs_session=False),
     Operation("ping", "gateway", Empty, Empty, needs_session=False),
     Operation("auth.logout", "auth", auth.Logout, Empty),
@@ -56,6 +57,7 @@ _ALL = [
     Operation("groups.set_role", "chat", groups.GroupSetRole, Empty),
     # internal
     Operation("auth.users.get", "auth", auth.UsersGet, auth.UsersGetReply, public=False),
+    Operation("auth.tokens.revoked", "auth", auth.TokensRevoked, auth.TokensRevokedReply, public=False, needs_session=False),
     Operation("auth.health", "auth", Empty, Empty, public=False, needs_session=False),
     Operation("chat.health", "chat", Empty, Empty, public=False, needs_session=False),
     Operation("files.health", "files", Empty, Empty, public=False, needs_session=False),

@@ -169,3 +169,51 @@ async def test_get_profiles_returns_known_users_once(users, passwords):
     assert sorted((u.user_id, u.username, u.display_name) for u in reply.users) == sorted(
         [(alice.user_id, "alice", "Alice"), (bob.user_id, "bob", "Bobby")]
     )
+
+
+class CountingPasswords(Passwords):
+    """The real hasher, counting how many times a password was checked (argon2 work)."""
+
+    verified = 0
+
+    async def verify(self, password_hash, password):
+        self.verified += 1
+        return await super().verify(password_hash, password)
+
+
+async def test_a_throttled_login_costs_no_password_check(settings, users, tokens):
+    from services.auth.domain.limits import GateRule, LoginRules, LoginThrottle
+    from services.auth.storage.login_gates import RedisGates
+    from tests.unit.helpers import redis_namespace
+
+    counting = CountingPasswords(PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
+    await register(users, counting, "alice")
+    rule = GateRule(free=2, base_seconds=60, max_seconds=60, window_seconds=600)
+    async with redis_namespace(settings) as (redis, namespace):
+        throttle = LoginThrottle(RedisGates(redis, namespace), LoginRules(rule, rule, GateRule(10, 1, 10, 600)))
+        codes = []
+        for _ in range(6):
+            with pytest.raises(ParleyError) as info:
+                await accounts.login(Login(username="alice", password="wrong!!!"), users, counting, tokens, throttle, "6.6.6.6")
+            codes.append(info.value.code)
+        assert codes == [ErrorCode.UNAUTHORIZED] * 3 + [ErrorCode.RATE_LIMITED] * 3
+        assert counting.verified == 3
+        # the right password from another address still works
+        reply = await accounts.login(Login(username="alice", password=PASSWORD), users, counting, tokens, throttle, "10.1.1.1")
+        assert reply.token
+
+
+async def test_registrations_past_the_address_limit_are_rate_limited_and_store_nothing(db, settings, users, passwords):
+    from services.auth.domain.limits import RegistrationLimit
+    from shared.ratelimit import TokenBucket
+    from tests.unit.helpers import redis_namespace
+
+    async with redis_namespace(settings) as (redis, namespace):
+        limit = RegistrationLimit(TokenBucket(redis, namespace, "register", 1 / 3600, 2))
+        for name in ("ann", "bea"):
+            await accounts.register(Register(username=name, password=PASSWORD), users, passwords, limit, "6.6.6.6")
+        with pytest.raises(ParleyError) as info:
+            await accounts.register(Register(username="cat", password=PASSWORD), users, passwords, limit, "6.6.6.6")
+        assert info.value.code == ErrorCode.RATE_LIMITED
+        assert await db["users"].count_documents({}) == 2
+        await accounts.register(Register(username="cat", password=PASSWORD), users, passwords, limit, "10.1.1.1")

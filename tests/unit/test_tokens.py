@@ -1,4 +1,5 @@
-"""shared/tokens.py: signed, expiring session tokens and the revocation list in Redis."""
+"""shared/tokens.py: signed, expiring session tokens, the revocation cache in Redis and the
+gateway's check that falls back to auth when the cache cannot say."""
 import base64
 import time
 
@@ -6,7 +7,8 @@ import jwt
 import pytest
 
 from shared.contracts.errors import ErrorCode, ParleyError
-from shared.tokens import Revocations, TokenCodec
+from shared.tokens import RevocationCheck, Revocations, TokenCodec, marker_run_id
+from shared.stores import redis_client
 from tests.unit.helpers import redis_namespace
 
 SECRET = "unit-test-secret-that-is-long-enough-for-hs256"
@@ -89,21 +91,25 @@ def test_garbage_is_unauthorized():
     assert rejected(TokenCodec(SECRET, 3600), "not-a-token").code == ErrorCode.UNAUTHORIZED
 
 
-async def test_revoke_then_is_revoked_and_revoked_among(settings):
+async def complete_cache(revocations: Revocations) -> str:
+    """Mark the cache complete, as auth does after a rebuild."""
+    building = await revocations.begin_rebuild()
+    assert await revocations.finish_rebuild(building, await revocations.run_id())
+    return await revocations.marker()
+
+
+async def test_revoked_ids_are_cached_per_token_until_the_token_expires(settings):
     async with redis_namespace(settings) as (redis, namespace):
         revocations = Revocations(redis, namespace)
+        await complete_cache(revocations)
         codec = TokenCodec(SECRET, 3600)
         _, kept = codec.issue("u_alice", "phone")
         _, dropped = codec.issue("u_alice", "laptop")
-        assert not await revocations.is_revoked(dropped.token_id)
+        assert await revocations.cached_among([dropped.token_id]) == set()
 
         await revocations.revoke(dropped.token_id, dropped.expires_at)
 
-        assert await revocations.is_revoked(dropped.token_id)
-        assert not await revocations.is_revoked(kept.token_id)
-        assert await revocations.revoked_among([kept.token_id, dropped.token_id, "t_unknown"]) == {dropped.token_id}
-        assert await revocations.revoked_among([]) == set()
-        # Kept in Redis under the namespace, only as long as the token could still be used.
+        assert await revocations.cached_among([kept.token_id, dropped.token_id, "t_unknown"]) == {dropped.token_id}
         key = f"{namespace}:revoked:{dropped.token_id}"
         assert 3590 <= await redis.ttl(key) <= 3600
 
@@ -112,5 +118,99 @@ async def test_revocation_of_an_already_expired_token_still_lands_briefly(settin
     async with redis_namespace(settings) as (redis, namespace):
         revocations = Revocations(redis, namespace)
         await revocations.revoke("t_old", int(time.time()) - 100)
-        assert await revocations.is_revoked("t_old")
         assert 0 < await redis.ttl(f"{namespace}:revoked:t_old") <= 1
+
+
+async def test_without_a_complete_marker_the_cache_does_not_answer(settings):
+    async with redis_namespace(settings) as (redis, namespace):
+        revocations = Revocations(redis, namespace)
+        await revocations.revoke("t_gone", int(time.time()) + 60)
+        assert await revocations.cached_among(["t_gone", "t_other"]) is None  # never rebuilt
+
+        building = await revocations.begin_rebuild()
+        assert await revocations.cached_among(["t_other"]) is None  # still being rebuilt
+        assert await revocations.finish_rebuild(building, await revocations.run_id())
+        assert await revocations.cached_among(["t_gone", "t_other"]) == {"t_gone"}
+
+        await revocations.mark_incomplete()  # what a Redis that lost its data looks like
+        assert await revocations.cached_among(["t_other"]) is None
+
+
+async def test_a_rebuild_whose_claim_was_lost_is_not_marked_complete(settings):
+    async with redis_namespace(settings) as (redis, namespace):
+        revocations = Revocations(redis, namespace)
+        building = await revocations.begin_rebuild()
+        await redis.delete(revocations.marker_key)  # Redis flushed in the middle of the rebuild
+        assert not await revocations.finish_rebuild(building, await revocations.run_id())
+        assert await revocations.marker() is None
+
+
+async def test_the_complete_marker_names_the_redis_run(settings):
+    async with redis_namespace(settings) as (redis, namespace):
+        revocations = Revocations(redis, namespace)
+        marker = await complete_cache(revocations)
+        assert marker_run_id(marker) == await revocations.run_id()
+        assert marker_run_id(None) is None
+        assert marker_run_id("building:g_1") is None
+
+
+class Auth:
+    """The `auth.tokens.revoked` port as the gateway calls it: answers from a set, or fails."""
+
+    def __init__(self, revoked: set[str], down: bool = False):
+        self.revoked, self.down, self.asked = revoked, down, []
+
+    async def __call__(self, token_ids: list[str]) -> dict:
+        self.asked.append(token_ids)
+        if self.down:
+            raise ParleyError.unavailable("the auth service did not answer in time; retry")
+        return {"revoked": sorted(self.revoked & set(token_ids))}
+
+
+async def test_check_reads_a_complete_cache_without_asking_auth(settings):
+    async with redis_namespace(settings) as (redis, namespace):
+        cache = Revocations(redis, namespace)
+        await complete_cache(cache)
+        await cache.revoke("t_out", int(time.time()) + 60)
+        auth = Auth(set(), down=True)
+        check = RevocationCheck(cache, auth)
+        assert await check.is_revoked("t_out")
+        assert not await check.is_revoked("t_in")
+        assert await check.revoked_among([]) == set()
+        assert auth.asked == []
+
+
+async def test_check_asks_auth_when_redis_lost_the_cache(settings):
+    async with redis_namespace(settings) as (redis, namespace):
+        cache = Revocations(redis, namespace)
+        await complete_cache(cache)
+        await cache.revoke("t_out", int(time.time()) + 60)
+        async for key in redis.scan_iter(f"{namespace}:*"):  # Redis loses everything
+            await redis.delete(key)
+        auth = Auth({"t_out"})
+        check = RevocationCheck(cache, auth)
+        assert await check.is_revoked("t_out")  # the cache alone would have said "not revoked"
+        assert await check.revoked_among([f"t_{i}" for i in range(2500)] + ["t_out"]) == {"t_out"}
+        assert [len(batch) for batch in auth.asked[1:]] == [1000, 1000, 501]
+
+
+async def test_check_refuses_when_neither_redis_nor_auth_can_say(settings):
+    async with redis_namespace(settings) as (redis, namespace):
+        check = RevocationCheck(Revocations(redis, namespace), Auth(set(), down=True))
+        with pytest.raises(ParleyError) as info:
+            await check.is_revoked("t_any")
+        assert info.value.code == ErrorCode.UNAVAILABLE
+
+
+async def test_check_asks_auth_when_redis_is_unreachable(settings):
+    dead = redis_client(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    try:
+        auth = Auth({"t_out"})
+        check = RevocationCheck(Revocations(dead, "nowhere"), auth)
+        assert await check.revoked_among(["t_out", "t_in"]) == {"t_out"}
+        check = RevocationCheck(Revocations(dead, "nowhere"), Auth(set(), down=True))
+        with pytest.raises(ParleyError) as info:
+            await check.is_revoked("t_in")
+        assert info.value.code == ErrorCode.UNAVAILABLE
+    finally:
+        await dead.aclose()

@@ -1,16 +1,17 @@
-"""Registering, logging in and out, finding users: plain functions over the user store."""
+"""Registering, logging in, finding users: plain functions over the user store (logging out is
+services/auth/domain/revocations.py; the abuse limits are limits.py)."""
 import asyncio
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from services.auth.domain.limits import LoginThrottle, RegistrationLimit
 from services.auth.storage.users import UserStore, UsernameTaken
 from shared.contracts import auth
 from shared.contracts.base import iso_from_timestamp, utc_now
 from shared.contracts.errors import ParleyError
-from shared.contracts.wire import Caller
 from shared.ids import new_id
-from shared.tokens import Revocations, TokenCodec
+from shared.tokens import TokenCodec
 
 SEARCH_LIMIT = 20
 WRONG_CREDENTIALS = "wrong username or password"
@@ -39,7 +40,16 @@ class Passwords:
         return self.hasher.check_needs_rehash(password_hash)
 
 
-async def register(request: auth.Register, users: UserStore, passwords: Passwords) -> auth.RegisterReply:
+async def register(
+    request: auth.Register,
+    users: UserStore,
+    passwords: Passwords,
+    limit: RegistrationLimit | None = None,
+    address: str | None = None,
+) -> auth.RegisterReply:
+    """Counted against the address's registrations before the (costly) hash is made."""
+    if limit is not None:
+        await limit.take(address)
     user_id = new_id("u")
     password_hash = await passwords.hash(request.password)
     try:
@@ -52,24 +62,27 @@ async def register(request: auth.Register, users: UserStore, passwords: Password
 
 
 async def login(
-    request: auth.Login, users: UserStore, passwords: Passwords, tokens: TokenCodec
+    request: auth.Login,
+    users: UserStore,
+    passwords: Passwords,
+    tokens: TokenCodec,
+    throttle: LoginThrottle | None = None,
+    address: str | None = None,
 ) -> auth.LoginReply:
+    """Throttled before the password is checked, so a refused guess costs no argon2."""
+    attempt = await throttle.admit(request.username, address) if throttle is not None else None
     user = await users.by_username(request.username)
     if not await passwords.verify(user["password_hash"] if user else None, request.password):
-        raise ParleyError.unauthorized(WRONG_CREDENTIALS)
+        raise ParleyError.unauthorized(WRONG_CREDENTIALS)  # counted as a failure on admission
     assert user is not None
+    if throttle is not None:
+        await throttle.succeeded(attempt)
     if passwords.needs_rehash(user["password_hash"]):
         await users.set_password_hash(user["_id"], await passwords.hash(request.password))
     token, claims = tokens.issue(user["_id"], request.device_id)
     return auth.LoginReply(
         user_id=user["_id"], token=token, expires_at=iso_from_timestamp(claims.expires_at)
     )
-
-
-async def logout(caller: Caller, revocations: Revocations) -> None:
-    if caller.token_id is None or caller.token_expires_at is None:
-        raise ParleyError.unauthorized()
-    await revocations.revoke(caller.token_id, caller.token_expires_at)
 
 
 async def search_users(request: auth.UserSearch, users: UserStore) -> auth.UserSearchReply:

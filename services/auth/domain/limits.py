@@ -1,0 +1,240 @@
+"""Abuse limits of auth: failed logins back off per account and per client address, and
+registrations are rate-limited per address. All of it is checked before any argon2 work, so a
+refused attempt costs a Redis round trip, not a password hash.
+
+Failed logins are counted in three gates (a count, and a time before which no attempt passes):
+
+- (account, address): `login_free_failures_per_account` free failures, then each further
+  attempt must wait `base * 2^(excess-1)` seconds (capped at `login_backoff_max_seconds`)
+  after the one before: someone guessing one account from one place is slowed to a crawl;
+- address: `login_free_failures_per_address` free failures over all accounts, then the same
+  backoff: one place guessing many accounts;
+- account, over all addresses: a higher threshold (ACCOUNT_FREE_FACTOR times the per-account
+  one) and a short cap (ACCOUNT_BACKOFF_MAX_SECONDS): many places guessing one account get a
+  few tries a minute, while the owner is at most briefly slowed, never locked out. An address
+  that has logged in to the account before (within KNOWN_ADDRESS_SECONDS) skips this gate, so
+  strangers cannot slow the owner at home at all.
+
+An attempt is counted when admitted, before its password is checked (so a burst of concurrent
+guesses cannot all slip through before the first failure lands); a success takes its count back
+and clears its (account, address) gate. A refused attempt is not counted (a gate that admitted
+it before another gate refused it gets its count back).
+Counts older than `login_failure_window_seconds` are forgotten. Unknown usernames are counted
+exactly like known ones (the answer must not tell which names exist). Without a client address
+(a caller that gave none) only the account gate applies. If Redis does not answer, logins go
+through unthrottled (logged once per outage): being able to log in matters more.
+"""
+import asyncio
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis.exceptions import RedisError
+
+from shared.contracts.errors import ErrorCode, ParleyError
+from shared.logs import log_event
+from shared.ratelimit import TokenBucket
+from shared.settings import Settings
+
+log = logging.getLogger("parley.auth")
+
+ACCOUNT_FREE_FACTOR = 4
+ACCOUNT_BACKOFF_MAX_SECONDS = 10.0
+KNOWN_ADDRESS_SECONDS = 30 * 24 * 3600
+# How long a limit waits on Redis before letting the attempt through unchecked.
+STORE_TIMEOUT_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class GateRule:
+    """One gate's policy: `free` counted attempts, then a wait after each further one."""
+
+    free: int
+    base_seconds: float
+    max_seconds: float
+    window_seconds: float
+
+    def backoff(self, excess: int) -> float:
+        """The wait after the `excess`-th attempt past the free ones: base, 2 base, 4 base, ... cap."""
+        return min(self.max_seconds, self.base_seconds * 2 ** min(excess - 1, 64))
+
+    def schedule(self) -> list[float]:
+        """Every distinct wait, in order, up to the cap (which then repeats): what the store applies."""
+        waits = [self.backoff(1)]
+        while waits[-1] < self.max_seconds and len(waits) < 64:
+            waits.append(self.backoff(len(waits) + 1))
+        return waits
+
+    def keep_seconds(self) -> int:
+        """How long a gate left alone is worth keeping: past the window and any wait, nothing."""
+        return math.ceil(self.window_seconds + self.max_seconds) + 1
+
+
+class GateStore(Protocol):
+    """Gates kept where every auth replica sees them (storage/login_gates.py: Redis). `admit` is
+    atomic: counts the attempt and returns 0, or returns the seconds still to wait (not counted).
+    Counts older than `window` are forgotten."""
+
+    async def admit(
+        self, key: str, now: float, free: int, window: float, keep_seconds: int, schedule: list[float]
+    ) -> float: ...
+
+    async def take_back(self, key: str) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def remember(self, key: str, seconds: float) -> None: ...
+
+    async def remembered(self, key: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class LoginRules:
+    pair: GateRule
+    address: GateRule
+    account: GateRule
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "LoginRules":
+        base, cap, window = (
+            settings.login_backoff_base_seconds,
+            settings.login_backoff_max_seconds,
+            settings.login_failure_window_seconds,
+        )
+        return cls(
+            pair=GateRule(settings.login_free_failures_per_account, base, cap, window),
+            address=GateRule(settings.login_free_failures_per_address, base, cap, window),
+            account=GateRule(
+                settings.login_free_failures_per_account * ACCOUNT_FREE_FACTOR,
+                base,
+                min(cap, ACCOUNT_BACKOFF_MAX_SECONDS),
+                window,
+            ),
+        )
+
+
+def _fold(value: str) -> str:
+    """A fixed-length key part: any login name or address, safe in a Redis key."""
+    return hashlib.blake2b(value.encode(), digest_size=12).hexdigest()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A login admitted by the throttle: which gates counted it."""
+
+    account: str
+    address: str | None
+    counted: tuple[tuple[str, GateRule], ...]
+
+
+class FailOpen:
+    """Logs a limiter's Redis outage once, and its end once."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.failing = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.failing:
+            self.failing = True
+            log_event(log, f"{self.what}.unavailable", logging.WARNING, error=repr(exc))
+
+    def worked(self) -> None:
+        if self.failing:
+            self.failing = False
+            log_event(log, f"{self.what}.restored")
+
+
+class LoginThrottle:
+    def __init__(self, gates: GateStore, rules: LoginRules, clock: Callable[[], float] = time.time):
+        self.gates = gates
+        self.rules = rules
+        self.clock = clock
+        self.outage = FailOpen("login_throttle")
+
+    def _keys(self, username: str, address: str | None) -> tuple[str, str | None, str | None, str]:
+        account = _fold(username)
+        if address is None:
+            return f"acct:{{{account}}}", None, None, f"known:{{{account}}}:-"
+        where = _fold(address)
+        return f"acct:{{{account}}}", f"pair:{{{account}}}:{where}", f"addr:{where}", f"known:{{{account}}}:{where}"
+
+    async def admit(self, username: str, address: str | None) -> Attempt | None:
+        """Count this attempt, or raise `rate_limited`; None when Redis could not be asked."""
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
+                attempt = await self._admit(username, address)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.outage.failed(exc)
+            return None
+        self.outage.worked()
+        return attempt
+
+    async def _admit(self, username: str, address: str | None) -> Attempt:
+        account_key, pair_key, address_key, known_key = self._keys(username, address)
+        now = self.clock()
+        first = [(k, r) for k, r in ((pair_key, self.rules.pair), (address_key, self.rules.address)) if k]
+        waits = await asyncio.gather(*(self._enter(k, r, now) for k, r in first))
+        counted = [(k, r) for (k, r), wait in zip(first, waits) if wait == 0]
+        wait = max(waits, default=0.0)
+        if wait == 0 and not (address is not None and await self.gates.remembered(known_key)):
+            wait = await self._enter(account_key, self.rules.account, now)
+            if wait == 0:
+                counted.append((account_key, self.rules.account))
+        if wait > 0:
+            await self._take_back(counted)
+            log_event(log, "login.throttled", logging.INFO, wait_seconds=round(wait, 1), client_address=address)
+            raise ParleyError(ErrorCode.RATE_LIMITED, f"too many failed logins; retry in {math.ceil(wait)} s")
+        return Attempt(username, address, tuple(counted))
+
+    async def _enter(self, key: str, rule: GateRule, now: float) -> float:
+        return await self.gates.admit(key, now, rule.free, rule.window_seconds, rule.keep_seconds(), rule.schedule())
+
+    async def _take_back(self, counted: list[tuple[str, GateRule]]) -> None:
+        for key, _ in counted:
+            await self.gates.take_back(key)
+
+    async def succeeded(self, attempt: Attempt | None) -> None:
+        """The password was right: this attempt was no failure, and its address is now known."""
+        if attempt is None:
+            return
+        account_key, pair_key, address_key, known_key = self._keys(attempt.account, attempt.address)
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
+                await self._take_back([(k, r) for k, r in attempt.counted if k != pair_key])
+                # the account and address gates keep their other failures; this pair starts afresh
+                if pair_key is not None:
+                    await self.gates.delete(pair_key)
+                    await self.gates.remember(known_key, KNOWN_ADDRESS_SECONDS)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.outage.failed(exc)
+
+
+class RegistrationLimit:
+    """Registrations per client address: a token bucket (`register_per_address_per_hour`,
+    burst `register_burst_per_address`) taken before any work, failing open without Redis."""
+
+    def __init__(self, bucket: TokenBucket):
+        self.bucket = bucket
+        self.outage = FailOpen("register_limit")
+
+    async def take(self, address: str | None) -> None:
+        if address is None:
+            return
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
+                taken = await self.bucket.take(_fold(address))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.outage.failed(exc)
+            return
+        self.outage.worked()
+        if not taken:
+            wait = math.ceil(1 / self.bucket.rate_per_second)
+            log_event(log, "register.throttled", logging.INFO, client_address=address)
+            raise ParleyError(
+                ErrorCode.RATE_LIMITED, f"too many registrations from your address; retry in {wait} s"
+            )
