@@ -9,6 +9,12 @@ anything for long.
 Whether a user is online is the set `presence:online`; a user comes online when a bind adds
 them to it and goes offline when the leave script removes them, both atomic in Redis, so each
 transition is announced exactly once whichever gateway or sweeper notices it.
+
+Redis may lose all of this (a restart without persistence, a failover to an empty replica):
+each gateway keeps a marker key of its own and checks it every second (`marker_was_lost`);
+a missing marker means its sockets vanished from Redis, and it writes them back at once
+(`restore`) without announcing anything: nobody went offline or came online, and chat's live
+deliveries find the devices again within a second.
 """
 import time
 from dataclasses import dataclass
@@ -83,6 +89,24 @@ class Presence:
     async def unbind(self, sock: DeviceSocket) -> str | None:
         """Forget a socket; when the user has no live device left, their new last_seen."""
         return await self._remove(sock.user_id, sock.member)
+
+    def _marker_key(self, gateway_id: str) -> str:
+        return f"{self.ns}:presence:gateway:{gateway_id}"
+
+    async def marker_was_lost(self, gateway_id: str) -> bool:
+        """Set this gateway's marker (expiring, refreshed each call); True if it was not there."""
+        previous = await self.redis.set(self._marker_key(gateway_id), "1", ex=max(60, int(self.lifetime * 4)), get=True)
+        return previous is None
+
+    async def restore(self, socks: list[DeviceSocket]) -> None:
+        """Write live sockets back after Redis lost them, silently (no presence transition)."""
+        expires = time.time() + self.lifetime
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sock in socks:
+                pipe.zadd(self._user_key(sock.user_id), {sock.member: expires})
+                pipe.zadd(self.expiry_key, {f"{sock.user_id}|{sock.member}": expires})
+                pipe.sadd(self.online_key, sock.user_id)
+            await pipe.execute()
 
     async def refresh(self, socks: list[DeviceSocket]) -> list[DeviceSocket]:
         """Push the expiry of live sockets forward; returns those the sweeper had already dropped."""

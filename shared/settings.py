@@ -78,8 +78,6 @@ class Settings(BaseSettings):
     # zlib contexts cost ~40 KiB per socket for the life of the socket, idle or not, while
     # Parley's frames are small JSON that compresses little. Off unless bandwidth matters more.
     ws_per_message_deflate: bool = False
-    # Pushes waiting for one slow socket before it is closed (the client resyncs on return).
-    outbound_queue_limit: int = 20000
     # SIGTERM: for this long the gateway keeps its port open answering /readyz 503 and refusing
     # new sockets (so a load balancer takes it out of rotation before the port closes); its
     # sockets are closed with 1012 as soon as their in-flight requests are answered.

@@ -26,7 +26,11 @@ def mongo_database(client: AsyncMongoClient, settings: Settings) -> AsyncDatabas
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    # Timeouts: a Redis that hangs (rather than refusing) must fail calls, not stall them forever.
+    return aioredis.Redis.from_url(
+        settings.redis_url, decode_responses=True, health_check_interval=30, socket_connect_timeout=2,
+        socket_timeout=5,
+    )
 
 
 async def mongo_ping(client: AsyncMongoClient) -> None:

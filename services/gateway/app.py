@@ -11,6 +11,8 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
+from services.gateway.admission import client_address
+from services.gateway.bodylimit import BodyLimit
 from services.gateway.files import FileTransfer
 from services.gateway.frames import parse_http_body
 from services.gateway.gateway import Gateway
@@ -19,6 +21,11 @@ from shared.contracts.operations import OPERATIONS
 from shared.ids import new_id
 from shared.settings import Settings
 from shared.stores import redis_client
+
+
+def is_file_upload(scope: Scope) -> bool:
+    """POST /files streams its body under max_upload_bytes (services/gateway/files.py)."""
+    return scope["method"] == "POST" and scope["path"].removeprefix(scope.get("root_path", "")) == "/files"
 
 
 def error_response(exc: ParleyError) -> JSONResponse:
@@ -115,7 +122,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def relay(name: str, request: Request) -> JSONResponse:
         operation = OPERATIONS[name]
         body = parse_http_body(await request.body(), operation)
-        data = await gateway.call(operation, gateway.caller(None, new_id("h")), body)
+        address = client_address(
+            (request.client.host, request.client.port) if request.client else None, request.headers,
+            settings.trust_forwarded_for,
+        )
+        data = await gateway.call(operation, gateway.caller(None, new_id("h"), address), body)
         return JSONResponse(data, status_code=201 if name == "auth.register" else 200)
 
     @app.post("/auth/register")
@@ -151,5 +162,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     # check_dir=False: without the page's files (an install that left them out) the API still runs.
     app.mount(WEB_PREFIX, WebAssets(directory=WEB_DIR, check_dir=False), name="web")
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes, exempt=is_file_upload)
 
     return app

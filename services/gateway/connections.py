@@ -1,10 +1,14 @@
 """The sockets this gateway holds, and how pushes reach them.
 
 Each socket's outbound frames are written by a writer task of its own, so a slow client never
-holds up the others; one that falls `outbound_queue_limit` pushes behind is closed (it
-reconnects and resyncs, losing nothing). While a socket's bind-time sync is streaming, live
-pushes wait in a side buffer and follow `sync.done`, so the client sees each conversation in
-ascending seq.
+holds up the others. What waits for one socket (replies, pushes, and the live pushes held back
+while it syncs) is bounded in bytes, `outbound_queue_max_bytes`: a client that falls further
+behind is closed with 4008 at once — what was queued for it is dropped, the close frame goes
+out past it (uvicorn would otherwise wait for the client to read first), and the connection is
+cut if the client does not read even that within CLOSE_GRACE_SECONDS. It reconnects and
+resyncs, losing nothing (unacknowledged messages stay above its cursors). While a socket's
+bind-time sync is streaming, live pushes wait in a side buffer and follow `sync.done`, so the
+client sees each conversation in ascending seq.
 
 Most sockets are idle most of the time, and the gateway's memory is counted per socket: an
 idle socket holds no queue, no task and no lock. The writer task and its queue exist only
@@ -13,12 +17,14 @@ while frames wait to be written, and the send lock only once a message.send need
 import asyncio
 import logging
 from collections import defaultdict, deque
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
 import orjson
 from starlette.websockets import WebSocket
 
+from services.gateway.metrics import SLOW_CLOSES
 from shared.contracts.envelope import Push
 from shared.contracts.wire import Delivery
 from shared.logs import log_event
@@ -30,6 +36,13 @@ CLOSE_RESTARTING = 1012  # the gateway is stopping (SIGTERM): reconnect, to any 
 CLOSE_TOO_SLOW = 4008
 CLOSE_REPLACED = 4009
 CLOSE_SESSION_ENDED = 4401
+CLOSE_LOGIN_TIMEOUT = 4408  # no auth.login / auth.resume within the login deadline
+# A socket closed for being too slow that does not read its close frame either is cut this long after.
+CLOSE_GRACE_SECONDS = 5.0
+
+# Close now, past whatever waits to be written (services/gateway/wsprotocol.py puts it in the scope).
+ForceClose = Callable[[int, float], None]
+FORCE_CLOSE_SCOPE_KEY = "parley.force_close"
 
 
 @dataclass
@@ -44,12 +57,17 @@ class Session:
 class Connection:
     conn_id: str
     websocket: WebSocket
-    queue_limit: int
+    max_queued_bytes: int
+    address: str = ""
     session: Session | None = None
     syncing: bool = False
     held_back: list[bytes] = field(default_factory=list)
     closed: bool = False
     close_code: int | None = None
+    # Bytes in `outbound` and `held_back` together.
+    queued_bytes: int = 0
+    # Loop time since which it has not been bound (opened, or logged out): the login deadline.
+    unbound_since: float = 0.0
     # Frames waiting for the writer, and the writer: both None while nothing waits.
     outbound: deque[bytes] | None = field(default=None, init=False, repr=False)
     writer: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
@@ -66,33 +84,60 @@ class Connection:
         assert self.session is not None
         return DeviceSocket(self.session.user_id, self.session.device_id, gateway_id, self.conn_id)
 
+    def _fits(self, frame: bytes) -> bool:
+        """Count the frame in; False (and the socket closed as too slow) past the byte bound."""
+        if self.queued_bytes + len(frame) > self.max_queued_bytes:
+            log_event(
+                log, "socket.too_slow", logging.WARNING, conn_id=self.conn_id, queued_bytes=self.queued_bytes,
+                user_id=self.session.user_id if self.session else None,
+            )
+            SLOW_CLOSES.inc()
+            self.abort(CLOSE_TOO_SLOW)
+            return False
+        self.queued_bytes += len(frame)
+        return True
+
     def send(self, frame: bytes) -> None:
         """Queue one frame for the writer; never blocks the caller."""
-        if self.closed:
+        if self.closed or not self._fits(frame):
             return
         if self.outbound is None:
             self.outbound = deque()
-        elif len(self.outbound) >= self.queue_limit:
-            log_event(log, "socket.too_slow", logging.WARNING, conn_id=self.conn_id)
-            self.close(CLOSE_TOO_SLOW)
-            return
         self.outbound.append(frame)
         self._start_writer()
 
     def send_live(self, frame: bytes) -> None:
-        if self.syncing:
-            if len(self.held_back) >= self.queue_limit:
-                self.close(CLOSE_TOO_SLOW)
-                return
-            self.held_back.append(frame)
-        else:
+        if not self.syncing:
             self.send(frame)
+        elif not self.closed and self._fits(frame):
+            self.held_back.append(frame)
 
     def finish_sync(self) -> None:
         self.syncing = False
         held, self.held_back = self.held_back, []
         for frame in held:
+            self.queued_bytes -= len(frame)
             self.send(frame)
+
+    def drop_held_back(self) -> None:
+        """Unbound mid-sync: the live pushes held for the old session go."""
+        self.queued_bytes -= sum(len(f) for f in self.held_back)
+        self.held_back = []
+
+    def abort(self, code: int) -> None:
+        """Close at once, dropping what waits: the close frame goes out ahead of it."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code = code
+        self.outbound, self.held_back, self.queued_bytes = None, [], 0
+        force_close: ForceClose | None = getattr(self.websocket, "scope", {}).get(FORCE_CLOSE_SCOPE_KEY)
+        if force_close is None:  # not our protocol (a test server): close after the writer
+            self._start_writer()
+            return
+        if self.writer is not None:
+            self.writer.cancel()
+        force_close(code, CLOSE_GRACE_SECONDS)
 
     def close(self, code: int) -> None:
         """Ask the writer to close the socket after what is queued (idempotent)."""
@@ -104,7 +149,7 @@ class Connection:
     async def wait_written(self) -> None:
         """Until the writer has written what was queued (and the close frame, once closed)."""
         if self.writer is not None:
-            await self.writer
+            await asyncio.wait([self.writer])  # a writer cancelled by abort() raises nothing here
 
     def _start_writer(self) -> None:
         if self.writer is None:
@@ -121,6 +166,7 @@ class Connection:
             try:
                 while self.outbound:
                     frame = self.outbound.popleft()
+                    self.queued_bytes -= len(frame)
                     await self.websocket.send_text(frame.decode())
             except Exception:  # the peer went away; the reader sees it too
                 self.closed = True
@@ -131,6 +177,8 @@ class Connection:
             self.closed = True
             raise
         finally:
+            if self.outbound is not None:
+                self.queued_bytes -= sum(len(f) for f in self.outbound)
             self.outbound = None
             self.writer = None
 

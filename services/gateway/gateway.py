@@ -12,7 +12,9 @@ from redis.exceptions import RedisError
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from services.gateway.admission import Admission, client_address, origin_allowed
 from services.gateway.connections import (
+    CLOSE_LOGIN_TIMEOUT,
     CLOSE_REPLACED,
     CLOSE_RESTARTING,
     CLOSE_SESSION_ENDED,
@@ -21,7 +23,7 @@ from services.gateway.connections import (
     Session,
 )
 from services.gateway.frames import FrameError, ParsedFrame, parse_frame, reply_error, reply_ok
-from services.gateway.metrics import CONNECTIONS, FRAMES
+from services.gateway.metrics import CONNECTIONS, FRAMES, SOCKETS_REFUSED
 from shared.broker import Broker, RpcClient
 from shared.contracts import auth
 from shared.contracts.base import Empty, iso_from_timestamp, utc_now
@@ -31,10 +33,11 @@ from shared.contracts.operations import OPERATIONS, SERVICES, Operation
 from shared.contracts.wire import Caller, Delivery
 from shared.ids import new_id
 from shared.logs import log_event, request_id_var, user_id_var
+from shared.outages import is_outage
 from shared.presence import Presence
 from shared.ratelimit import TokenBucket
 from shared.settings import Settings
-from shared.tokens import Revocations, TokenClaims, TokenCodec
+from shared.tokens import RevocationCheck, Revocations, TokenClaims, TokenCodec
 
 log = logging.getLogger("parley.gateway")
 
@@ -43,6 +46,10 @@ MAX_IN_FLIGHT_PER_SOCKET = 64
 SESSION_OPERATIONS = frozenset({"auth.login", "auth.resume", "auth.logout"})
 # How long a message.send waits on the rate limiter in Redis before going through unchecked.
 RATE_LIMIT_TIMEOUT_SECONDS = 0.5
+# How often a gateway checks that Redis still holds its sockets' presence (one key read).
+PRESENCE_WATCH_SECONDS = 1.0
+# /readyz answers within this, whichever backend is away (each check gets it at most).
+READINESS_SECONDS = 1.5
 # Draining: how long the close frames may take to be written, and presence removals at once.
 CLOSE_WRITE_SECONDS = 2.0
 FORGET_BATCH = 200
@@ -53,6 +60,9 @@ class Gateway:
         self.settings = settings
         self.gateway_id = settings.gateway_instance_id or new_id("gw")
         self.hub = Hub()
+        self.admission = Admission(settings)
+        # message.send in flight, by (user, client_msg_id): a retry joins the first (_send_once).
+        self._sends_in_flight: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         # Read from the hub, not counted beside it: the figure is what the gateway really holds.
         CONNECTIONS.set_function(lambda: len(self.hub.by_conn))
         self.tokens = TokenCodec(settings.jwt_secret, settings.token_ttl_seconds)
@@ -60,7 +70,7 @@ class Gateway:
         self.redis: aioredis.Redis | None = None
         self.rpc: RpcClient | None = None
         self.presence: Presence | None = None
-        self.revocations: Revocations | None = None
+        self.revocations: RevocationCheck | None = None
         self.send_limit: TokenBucket | None = None
         self._send_limit_failing = False  # so that a Redis outage is logged once, not per send
         self._tasks: list[asyncio.Task[Any]] = []
@@ -75,7 +85,13 @@ class Gateway:
         self.send_limit = TokenBucket(
             redis, self.settings.namespace, "send", self.settings.send_rate_per_second, self.settings.send_burst
         )
-        self.revocations = Revocations(redis, self.settings.namespace)
+        # Redis's cache of revocations while it is known complete, else auth (from MongoDB).
+        self.revocations = RevocationCheck(
+            Revocations(redis, self.settings.namespace),
+            ask=lambda ids: self.call(
+                OPERATIONS["auth.tokens.revoked"], Caller(request_id=new_id("r")), auth.TokensRevoked(token_ids=ids)
+            ),
+        )
         await self.broker.connect()
         self.rpc = await RpcClient(self.broker, self.gateway_id).start()
         channel = await self.broker.channel(prefetch=2000)
@@ -83,7 +99,10 @@ class Gateway:
         queue = await channel.declare_queue(self.broker.names.deliver_queue(self.gateway_id), exclusive=True)
         await queue.bind(exchange, self.gateway_id)
         await queue.consume(self._on_delivery, no_ack=True)
-        self._tasks = [asyncio.create_task(self._heartbeat_loop()), asyncio.create_task(self._sweep_loop())]
+        self._tasks = [
+            asyncio.create_task(loop())
+            for loop in (self._heartbeat_loop, self._sweep_loop, self._presence_watch_loop, self._login_deadline_loop)
+        ]
         log_event(
             log, "gateway.started", gateway_id=self.gateway_id,
             url=f"http://{self.settings.gateway_host}:{self.settings.gateway_port}",
@@ -146,10 +165,23 @@ class Gateway:
     # --- a socket's life ---------------------------------------------------------------------
     async def serve_socket(self, websocket: WebSocket) -> None:
         if self.draining:
-            await self._refuse(websocket)
+            await self._refuse(websocket, 503, ErrorCode.UNAVAILABLE, "this gateway is shutting down", CLOSE_RESTARTING)
+            return
+        address = client_address(websocket.client, websocket.headers, self.settings.trust_forwarded_for)
+        if not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), self.settings.allowed_origins):
+            SOCKETS_REFUSED.labels("origin").inc()
+            log_event(log, "socket.refused", logging.WARNING, reason="origin", origin=websocket.headers.get("origin"))
+            await self._refuse(websocket, 403, ErrorCode.FORBIDDEN, "this Origin may not open a socket here", 1008)
+            return
+        if refusal := self.admission.refusal(address):
+            SOCKETS_REFUSED.labels("cap").inc()
+            log_event(log, "socket.refused", logging.WARNING, reason=refusal, address=address)
+            await self._refuse(websocket, 429, ErrorCode.RATE_LIMITED, refusal, 1008)
             return
         await websocket.accept()
-        conn = Connection(new_id("c"), websocket, self.settings.outbound_queue_limit)
+        conn = Connection(new_id("c"), websocket, self.settings.outbound_queue_max_bytes, address)
+        conn.unbound_since = asyncio.get_running_loop().time()
+        self.admission.opened(address)
         self.hub.add(conn)
         # Requests being answered; the set's size bounds them (MAX_IN_FLIGHT_PER_SOCKET).
         pending: set[asyncio.Task[None]] = set()
@@ -162,17 +194,19 @@ class Gateway:
             for task in pending:
                 task.cancel()
             await self._forget(conn)
+            self.admission.closed(conn.address, None)
             self.hub.remove(conn)
             conn.close(1000)
             await conn.wait_written()
 
-    async def _refuse(self, websocket: WebSocket) -> None:
-        """A new socket while draining: HTTP 503 to the upgrade (403 where the server cannot say 503)."""
+    async def _refuse(self, websocket: WebSocket, status: int, code: ErrorCode, message: str, close_code: int) -> None:
+        """Refuse the upgrade with an HTTP status and the protocol's error body (a close code where
+        the server cannot answer the upgrade with a status)."""
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            body = {"error": {"code": ErrorCode.UNAVAILABLE.value, "message": "this gateway is shutting down"}}
-            await websocket.send_denial_response(JSONResponse(body, status_code=503))
+            body = {"error": {"code": code.value, "message": message}}
+            await websocket.send_denial_response(JSONResponse(body, status_code=status))
         else:
-            await websocket.close(CLOSE_RESTARTING)
+            await websocket.close(close_code)
 
     def _spawn(self, conn: Connection, frame: ParsedFrame) -> asyncio.Task[None]:
         task = asyncio.create_task(self._answer(conn, frame))
@@ -242,8 +276,14 @@ class Gateway:
             FRAMES.labels(frame.operation.name, exc.code.value).inc()
             conn.send(reply_error(frame.id, exc))
         except Exception as exc:
-            log_event(log, "frame.failed", logging.ERROR, operation=frame.operation.name, error=repr(exc))
-            conn.send(reply_error(frame.id, ParleyError(ErrorCode.INTERNAL, "internal error")))
+            if is_outage(exc):  # Redis or the broker away: the protocol's promise is "retry"
+                error = ParleyError.unavailable("a backend is unavailable; retry")
+                log_event(log, "frame.unavailable", logging.WARNING, operation=frame.operation.name, error=repr(exc))
+            else:
+                error = ParleyError(ErrorCode.INTERNAL, "internal error")
+                log_event(log, "frame.failed", logging.ERROR, operation=frame.operation.name, error=repr(exc))
+            FRAMES.labels(frame.operation.name, error.code.value).inc()
+            conn.send(reply_error(frame.id, error))
 
     async def _perform(self, conn: Connection, frame: ParsedFrame) -> dict[str, Any] | None:
         """Run one valid request; returns the reply data, or None when it already replied."""
@@ -267,10 +307,27 @@ class Gateway:
             await self._forget(conn)
             return {}
         if name == "message.send":
-            # One device's messages are stored in the order it sent them.
-            async with conn.send_lock:
-                return await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
+            return await self._send_once(conn, frame)
         return await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
+
+    async def _send_once(self, conn: Connection, frame: ParsedFrame) -> dict[str, Any]:
+        """message.send, with a retry of a send still in flight joining it instead of queueing
+        behind it: after an outage, clients that retry on timeouts would otherwise pile copies
+        of each message up behind their own socket's send lock, each one a round trip."""
+        assert conn.session is not None
+        key = (conn.session.user_id, frame.request.client_msg_id)  # type: ignore[attr-defined]
+        running = self._sends_in_flight.get(key)
+        if running is None:
+            running = asyncio.ensure_future(self._send_in_order(conn, frame))
+            self._sends_in_flight[key] = running
+            running.add_done_callback(lambda _: self._sends_in_flight.pop(key, None))
+        # Shielded: the first asker's socket closing must not cancel what a retry waits for.
+        return await asyncio.shield(running)
+
+    async def _send_in_order(self, conn: Connection, frame: ParsedFrame) -> dict[str, Any]:
+        # One device's messages are stored in the order it sent them.
+        async with conn.send_lock:
+            return await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
 
     async def _send_rate_exceeded(self, conn: Connection) -> ParleyError | None:
         """Take one of the bound user's message.send tokens; the `rate_limited` error if none is left."""
@@ -296,7 +353,7 @@ class Gateway:
         rate = self.settings.send_rate_per_second
         return ParleyError(ErrorCode.RATE_LIMITED, f"sending faster than {rate:g} messages a second; slow down")
 
-    def caller(self, conn: Connection | None, request_id: str) -> Caller:
+    def caller(self, conn: Connection | None, request_id: str, address: str | None = None) -> Caller:
         session = conn.session if conn else None
         return Caller(
             request_id=request_id,
@@ -306,6 +363,7 @@ class Gateway:
             token_expires_at=session.expires_at if session else None,
             gateway_id=self.gateway_id,
             conn_id=conn.conn_id if conn else None,
+            client_address=conn.address if conn else address,
         )
 
     async def call(self, operation: Operation, caller: Caller, request: Any) -> dict[str, Any]:
@@ -326,7 +384,13 @@ class Gateway:
         """Bind, answer, then ask chat for the sync stream (the reply must come first)."""
         assert self.presence is not None
         await self._forget(conn)
+        if not self.admission.may_bind(claims.user_id):
+            raise ParleyError(
+                ErrorCode.RATE_LIMITED,
+                f"this user already holds {self.settings.ws_max_sockets_per_user} sockets here; close one first",
+            )
         conn.session = Session(claims.user_id, device_id, claims.token_id, claims.expires_at)
+        self.admission.bound(conn.address, claims.user_id)
         conn.syncing = True
         for old in self.hub.bind(conn):
             old.close(CLOSE_REPLACED)
@@ -343,9 +407,11 @@ class Gateway:
             return
         sock = conn.socket_of(self.gateway_id)
         self.hub.unbind(conn)
+        self.admission.unbound(conn.address, sock.user_id)
+        conn.unbound_since = asyncio.get_running_loop().time()
         conn.session = None
         conn.syncing = False
-        conn.held_back = []
+        conn.drop_held_back()
         assert self.presence is not None
         with suppress(Exception):  # Redis down: the sweeper announces it later
             if last_seen := await self.presence.unbind(sock):
@@ -364,11 +430,17 @@ class Gateway:
             try:
                 conns = self.hub.bound()
                 now = int(utc_now().timestamp())
-                revoked = await self.revocations.revoked_among([c.session.token_id for c in conns if c.session])
+                try:
+                    revoked = await self.revocations.revoked_among([c.session.token_id for c in conns if c.session])
+                except ParleyError:  # neither Redis nor auth could say: keep presence, look next beat
+                    revoked = set()
                 for conn in conns:
                     if conn.session and (conn.session.token_id in revoked or conn.session.expires_at <= now):
                         await self._forget(conn)
                         conn.close(CLOSE_SESSION_ENDED)
+                # A Redis that lost our sockets first gets them back silently; the refresh below
+                # would otherwise take them all for swept and announce them online again.
+                await self._restore_presence_if_lost()
                 live = [c for c in conns if c.session is not None]
                 dropped = await self.presence.refresh([c.socket_of(self.gateway_id) for c in live])
                 for sock in dropped:  # we were too slow and got swept: come back
@@ -388,28 +460,70 @@ class Gateway:
             except Exception as exc:
                 log_event(log, "sweep.failed", logging.WARNING, error=repr(exc))
 
-    async def readiness(self) -> dict[str, str]:
-        """Each dependency → "ok" or what is wrong."""
-        checks: dict[str, str] = {}
-        try:
-            assert self.redis is not None
-            await asyncio.wait_for(self.redis.ping(), 2)
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"unreachable: {exc!r}"
-        connection = self.broker.connection
-        checks["rabbitmq"] = "ok" if connection is not None and not connection.is_closed else "unreachable"
+    async def _restore_presence_if_lost(self) -> None:
+        """Redis lost our sockets (restarted empty): write them back before anything else."""
+        assert self.presence is not None
+        if await self.presence.marker_was_lost(self.gateway_id):
+            live = [c.socket_of(self.gateway_id) for c in self.hub.bound()]
+            await self.presence.restore(live)
+            if live:
+                log_event(log, "presence.restored", logging.WARNING, gateway_id=self.gateway_id, sockets=len(live))
 
-        async def ask(service: str) -> str:
+    async def _presence_watch_loop(self) -> None:
+        """Every second: did Redis lose our sockets? (A check of one key.)"""
+        while True:
+            await asyncio.sleep(PRESENCE_WATCH_SECONDS)
             try:
-                await self.call(OPERATIONS[f"{service}.health"], Caller(request_id=new_id("r")), Empty())
-                return "ok"
-            except ParleyError as exc:
-                return exc.message
+                await self._restore_presence_if_lost()
+            except Exception as exc:  # Redis away: try again next second
+                log_event(log, "presence.watch_failed", logging.DEBUG, error=repr(exc))
 
-        if self.rpc is not None:
-            answers = await asyncio.gather(*(asyncio.wait_for(ask(s), 4) for s in SERVICES), return_exceptions=True)
-            for service, answer in zip(SERVICES, answers):
-                checks[service] = answer if isinstance(answer, str) else "no answer"
+    async def _login_deadline_loop(self) -> None:
+        """Close sockets that have not logged in within the deadline (no task per socket)."""
+        deadline = self.settings.ws_login_deadline_seconds
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, deadline / 4))
+            now = loop.time()
+            for conn in list(self.hub.by_conn.values()):
+                if conn.session is None and not conn.closed and now - conn.unbound_since > deadline:
+                    log_event(log, "socket.login_timeout", conn_id=conn.conn_id, address=conn.address)
+                    conn.close(CLOSE_LOGIN_TIMEOUT)
+
+    async def readiness(self) -> dict[str, str]:
+        """Each dependency → "ok" or what is wrong, within READINESS_SECONDS whatever is away.
+
+        RabbitMQ counts as up only while the connection is (a robust connection that is
+        reconnecting is not closed, but nothing goes through it); MongoDB through each service's
+        health operation, which pings it.
+        """
+        checks: dict[str, str] = {
+            "rabbitmq": "ok" if self.broker.connected else "unreachable (reconnecting)",
+        }
+
+        async def ping_redis() -> None:
+            assert self.redis is not None
+            await self.redis.ping()
+
+        async def ask(service: str) -> None:
+            if not self.broker.connected:
+                raise ParleyError.unavailable("RabbitMQ is unreachable")
+            await self.call(OPERATIONS[f"{service}.health"], Caller(request_id=new_id("r")), Empty())
+
+        names = ["redis", *SERVICES]
+        answers = await asyncio.gather(
+            asyncio.wait_for(ping_redis(), READINESS_SECONDS),
+            *(asyncio.wait_for(ask(s), READINESS_SECONDS) for s in SERVICES),
+            return_exceptions=True,
+        )
+        for name, answer in zip(names, answers):
+            if not isinstance(answer, BaseException):
+                checks[name] = "ok"
+            elif isinstance(answer, TimeoutError):
+                checks[name] = f"no answer within {READINESS_SECONDS:g} s"
+            elif isinstance(answer, ParleyError):
+                checks[name] = answer.message
+            else:
+                checks[name] = f"unreachable: {answer!r}"
         return checks
 

@@ -6,3 +6,5 @@ FRAMES = Counter("parley_gateway_frames_total", "Client frames answered", ["oper
 UPLOAD_BYTES = Counter("parley_gateway_upload_bytes_total", "File bytes received from clients (POST /files)")
 DOWNLOAD_BYTES = Counter("parley_gateway_download_bytes_total", "File bytes sent to clients (GET /files/{id})")
 UPLOADS = Counter("parley_gateway_uploads_total", "File uploads ended, by outcome", ["outcome"])
+SLOW_CLOSES = Counter("parley_gateway_slow_closes_total", "Sockets closed (4008) for falling behind their byte bound")
+SOCKETS_REFUSED = Counter("parley_gateway_sockets_refused_total", "WebSocket upgrades refused, by reason", ["reason"])

@@ -7,7 +7,17 @@ and response (parsed headers: ~3 KiB for a bare client, more for a browser's coo
 agent) that nothing reads after the handshake. This subclass swaps the first two for
 equivalents that allocate only while someone waits, and lets go of the last once the
 handshake is sent (the ASGI scope keeps its own copy of the request headers for the app).
-Frames, close codes, keepalive pings and size limits are uvicorn's own, unchanged.
+Frames, close codes, keepalive pings and size limits are uvicorn's own, with two changes:
+
+- uvicorn stops reading the connection after each data frame until the app takes it, so a
+  socket whose requests the gateway is not taking yet (MAX_IN_FLIGHT_PER_SOCKET reached, a
+  backend slow) is not read at all: its pongs go unread and uvicorn's keepalive closes it with
+  1011. Here reading goes on while the frames waiting for the app stay under INBOX_MAX_BYTES
+  (control frames are handled as they arrive); past that, reading pauses as in uvicorn.
+- `force_close(code, grace)` (in the ASGI scope under FORCE_CLOSE_SCOPE_KEY) sends the close
+  frame at once, even while the client is not reading (uvicorn's own close waits until the
+  write buffer drains, i.e. forever for such a client), and cuts the connection if the client
+  has not answered it within `grace` seconds.
 
 It leans on uvicorn's internals (the attributes `queue`, `writable`, `request`, `response` of
 WebSocketsSansIOProtocol, uvicorn 0.54); tests/unit/test_gateway_sockets.py runs it on the
@@ -19,22 +29,36 @@ from typing import Any
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from services.gateway.connections import FORCE_CLOSE_SCOPE_KEY
+
+
+# Bytes of received frames waiting for the app before the connection is no longer read.
+INBOX_MAX_BYTES = 1024 * 1024
+
+
+def _size(item: ASGIReceiveEvent) -> int:
+    data = item.get("text") or item.get("bytes") or b""  # type: ignore[attr-defined]
+    return len(data)
+
 
 class Inbox:
     """What uvicorn asks of its receive queue (put_nowait, get, empty), for its one reader.
 
     The ASGI app is the only reader (one `receive()` at a time, as the ASGI spec has it); a
-    second concurrent reader is refused rather than left waiting forever.
+    second concurrent reader is refused rather than left waiting forever. `bytes` counts what
+    waits, for the read pause.
     """
 
-    __slots__ = ("_items", "_waiter")
+    __slots__ = ("_items", "_waiter", "bytes")
 
     def __init__(self) -> None:
         self._items: list[ASGIReceiveEvent] = []
         self._waiter: asyncio.Future[None] | None = None
+        self.bytes = 0
 
     def put_nowait(self, item: ASGIReceiveEvent) -> None:
         self._items.append(item)
+        self.bytes += _size(item)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
@@ -53,7 +77,9 @@ class Inbox:
                 await waiter
             finally:
                 self._waiter = None
-        return self._items.pop(0)
+        item = self._items.pop(0)
+        self.bytes -= _size(item)
+        return item
 
 
 class Flag:
@@ -106,6 +132,32 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         self.queue = Inbox()  # type: ignore[assignment]
         self.writable = Flag()  # type: ignore[assignment]
         self.writable.set()
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        if getattr(self, "scope", None) is not None:
+            self.scope[FORCE_CLOSE_SCOPE_KEY] = self.force_close  # type: ignore[literal-required]
+
+    def send_receive_event_to_app(self) -> None:
+        super().send_receive_event_to_app()
+        # uvicorn paused reading until the app takes this frame: read on while little waits.
+        if self.read_paused and self.queue.bytes < INBOX_MAX_BYTES:  # type: ignore[attr-defined]
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def force_close(self, code: int, grace: float) -> None:
+        """Close frame now, past anything waiting; the connection cut `grace` s later at the latest."""
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": ""})
+        self.conn.send_close(code, "")
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:  # read the client's close answer
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.writable.set()  # a send still waiting fails at once (close_sent) instead of forever
+        self.close_timer = self.loop.call_later(grace, self.transport.abort)
 
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)

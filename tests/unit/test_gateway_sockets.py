@@ -44,8 +44,8 @@ class Peer:
         self.closes.append(code)
 
 
-def connection(peer: Peer, queue_limit: int = 100) -> Connection:
-    return Connection("c1", peer, queue_limit)  # type: ignore[arg-type]
+def connection(peer: Peer, max_queued_bytes: int = 100) -> Connection:
+    return Connection("c1", peer, max_queued_bytes)  # type: ignore[arg-type]
 
 
 async def test_an_idle_socket_holds_no_writer_no_queue_and_no_lock():
@@ -80,19 +80,31 @@ async def test_close_comes_after_what_was_queued_and_later_frames_are_dropped():
     assert peer.closes == [CLOSE_REPLACED]
 
 
-async def test_a_socket_too_far_behind_is_closed_too_slow():
+async def test_a_socket_too_far_behind_in_bytes_is_closed_too_slow_and_its_queue_dropped():
     peer = Peer(gate=asyncio.Event())
-    conn = connection(peer, queue_limit=2)
+    conn = connection(peer, max_queued_bytes=10)
     conn.send(b"1")
     await asyncio.sleep(0)  # the writer takes "1" and waits on the peer
-    conn.send(b"2")
-    conn.send(b"3")
-    assert not conn.closed
-    conn.send(b"4")  # two already wait: too slow
-    assert conn.closed and conn.close_code == CLOSE_TOO_SLOW
+    conn.send(b"2222")
+    conn.send(b"333333")
+    assert not conn.closed and conn.queued_bytes == 10
+    conn.send(b"4")  # ten bytes already wait: too slow
+    assert conn.closed and conn.close_code == CLOSE_TOO_SLOW and conn.queued_bytes == 0
     peer.gate.set()
     await conn.wait_written()
-    assert peer.texts == ["1", "2", "3"] and peer.closes == [CLOSE_TOO_SLOW]
+    # What waited is dropped (the client resyncs); only the frame already being written went out.
+    assert peer.texts == ["1"] and peer.closes == [CLOSE_TOO_SLOW]
+
+
+async def test_live_pushes_held_back_during_sync_count_against_the_same_bound():
+    peer = Peer()
+    conn = connection(peer, max_queued_bytes=8)
+    conn.syncing = True
+    conn.send_live(b"live")
+    conn.send(b"sync")
+    assert not conn.closed and conn.queued_bytes == 8
+    conn.send_live(b"x")
+    assert conn.closed and conn.close_code == CLOSE_TOO_SLOW
 
 
 async def test_a_peer_that_went_away_closes_the_connection_without_a_close_frame():

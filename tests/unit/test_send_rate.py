@@ -12,7 +12,7 @@ from tests.unit.helpers import redis_namespace
 
 
 def bound_socket(user_id: str) -> Connection:
-    conn = Connection("c1", None, queue_limit=10)  # type: ignore[arg-type]  # no socket needed
+    conn = Connection("c1", None, max_queued_bytes=1024)  # type: ignore[arg-type]  # no socket needed
     conn.session = Session(user_id, "phone", "t1", expires_at=2**31)
     return conn
 
