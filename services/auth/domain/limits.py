@@ -177,14 +177,20 @@ class LoginThrottle:
     async def _admit(self, username: str, address: str | None) -> Attempt:
         account_key, pair_key, address_key, known_key = self._keys(username, address)
         now = self.clock()
-        first = [(k, r) for k, r in ((pair_key, self.rules.pair), (address_key, self.rules.address)) if k]
-        waits = await asyncio.gather(*(self._enter(k, r, now) for k, r in first))
-        counted = [(k, r) for (k, r), wait in zip(first, waits) if wait == 0]
-        wait = max(waits, default=0.0)
-        if wait == 0 and not (address is not None and await self.gates.remembered(known_key)):
-            wait = await self._enter(account_key, self.rules.account, now)
-            if wait == 0:
-                counted.append((account_key, self.rules.account))
+        # One gate after the other, narrowest first: a gate is entered only by attempts the
+        # gates before it admitted, so a refused guess touches nothing wider than itself.
+        gates: list[tuple[str | None, GateRule]] = [(pair_key, self.rules.pair), (address_key, self.rules.address)]
+        if address is None or not await self.gates.remembered(known_key):
+            gates.append((account_key, self.rules.account))
+        counted: list[tuple[str, GateRule]] = []
+        wait = 0.0
+        for key, rule in gates:
+            if key is None:
+                continue
+            wait = await self._enter(key, rule, now)
+            if wait > 0:
+                break
+            counted.append((key, rule))
         if wait > 0:
             await self._take_back(counted)
             log_event(log, "login.throttled", logging.INFO, wait_seconds=round(wait, 1), client_address=address)

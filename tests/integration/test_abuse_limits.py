@@ -1,0 +1,162 @@
+"""Abuse limits as a user sees them (issue 11, point 8), on a small stack of its own with low
+limits (the session stack raises them: every test user there comes from 127.0.0.1).
+
+The gateway takes the client address from X-Forwarded-For here (PARLEY_TRUST_FORWARDED_FOR, as
+behind our own proxy), so each test plays clients at addresses of its choosing.
+
+- Wrong passwords: the first ones are `unauthorized`, then `rate_limited` ("retry in N s") over
+  WebSocket, and 429 over POST /auth/login; the owner at another address still gets in; once
+  the backoff has passed the right password works again from the guessing address too.
+- Registrations from one address past the burst are `rate_limited`; another address is not.
+"""
+import asyncio
+import itertools
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from shared.devstack import DevSettings, Stack, free_port
+from shared.settings import Settings
+from tests.support.client import PASSWORD, Client
+from tests.support.infra import LOG_DIR, remove_namespace, unique_namespace
+
+FREE_FAILURES = 3  # per (account, address)
+BACKOFF_BASE = 1.0
+REGISTER_BURST = 3
+LOG_PATH = LOG_DIR / "abuse-limits.log"
+
+
+@pytest.fixture(scope="module")
+async def port(test_env: dict[str, str]) -> AsyncIterator[int]:
+    namespace = unique_namespace()
+    gateway_port = free_port()
+    env = {
+        **test_env,
+        "PARLEY_NAMESPACE": namespace,
+        "PARLEY_MONGO_DB": f"parley_{namespace}",
+        "PARLEY_GATEWAY_PORT": str(gateway_port),
+        "PARLEY_TRUST_FORWARDED_FOR": "true",
+        "PARLEY_LOGIN_FREE_FAILURES_PER_ACCOUNT": str(FREE_FAILURES),
+        "PARLEY_LOGIN_FREE_FAILURES_PER_ADDRESS": "20",
+        "PARLEY_LOGIN_BACKOFF_BASE_SECONDS": str(BACKOFF_BASE),
+        "PARLEY_LOGIN_BACKOFF_MAX_SECONDS": "4",
+        "PARLEY_LOGIN_FAILURE_WINDOW_SECONDS": "60",
+        "PARLEY_REGISTER_PER_ADDRESS_PER_HOUR": "1",
+        "PARLEY_REGISTER_BURST_PER_ADDRESS": str(REGISTER_BURST),
+        "PARLEY_ARGON2_TIME_COST": "1",
+        "PARLEY_ARGON2_MEMORY_KIB": "8192",
+    }
+    settings = Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in env.items()})
+    LOG_PATH.parent.mkdir(parents=True, exist_ok=True)
+    sink = open(LOG_PATH, "w")
+    stack = Stack(env=env, dev=DevSettings(gateways=1, ready_timeout_seconds=90), sink=sink)
+    stack.gateway_ports = [gateway_port]
+    stack.start_all()
+    try:
+        await asyncio.to_thread(stack.wait_ready)
+        yield gateway_port
+    finally:
+        await asyncio.to_thread(stack.stop_all)
+        sink.close()
+        await remove_namespace(settings)
+
+
+class At(Client):
+    """A client at a given address (X-Forwarded-For, trusted by this stack's gateway)."""
+
+    def __init__(self, port: int, address: str):
+        super().__init__(port)
+        self.address = address
+
+    async def connect(self) -> "At":
+        self.ws = await websockets.connect(self.url, additional_headers={"X-Forwarded-For": self.address})
+        self.closed.clear()
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def try_login(self, username: str, password: str) -> dict[str, Any]:
+        return await self.reply("auth.login", {"username": username, "password": password})
+
+
+_hosts = itertools.count(1)
+
+
+def address() -> str:
+    """A fresh address for each client played (so tests do not share a limit)."""
+    n = next(_hosts)
+    return f"203.0.{113 + n // 250}.{n % 250 + 1}"
+
+
+def code(reply: dict[str, Any]) -> str:
+    return "ok" if reply["ok"] else reply["error"]["code"]
+
+
+async def test_wrong_passwords_back_off_but_the_owner_elsewhere_gets_in(port: int):
+    home, guesser_at = "198.51.100.7", address()
+    owner = await At(port, home).connect()
+    await owner.register()
+    guesser = await At(port, guesser_at).connect()
+
+    replies = [await guesser.try_login(owner.username, "not the password") for _ in range(FREE_FAILURES + 3)]
+    # The free failures and one more are checked (and wrong); then the guesser must wait.
+    assert [code(r) for r in replies] == ["unauthorized"] * (FREE_FAILURES + 1) + ["rate_limited"] * 2
+    assert replies[-1]["error"]["message"] == "too many failed logins; retry in 1 s"
+    # Even the right password is refused while the backoff lasts (no argon2 is spent).
+    assert code(await guesser.try_login(owner.username, PASSWORD)) == "rate_limited"
+
+    # The owner, at home, is not held up.
+    assert code(await owner.try_login(owner.username, PASSWORD)) == "ok"
+
+    # The backoff ends: waiting lets the right password in from the guesser's address too.
+    await asyncio.sleep(BACKOFF_BASE + 0.2)
+    assert code(await guesser.try_login(owner.username, PASSWORD)) == "ok"
+    for client in (owner, guesser):
+        await client.close()
+
+
+async def test_unknown_usernames_are_throttled_the_same_way(port: int):
+    guesser = await At(port, address()).connect()
+    name = f"nobody_{secrets.token_hex(4)}"
+    replies = [await guesser.try_login(name, "whatever it is") for _ in range(FREE_FAILURES + 2)]
+    assert [code(r) for r in replies] == ["unauthorized"] * (FREE_FAILURES + 1) + ["rate_limited"]
+    await guesser.close()
+
+
+async def test_wrong_passwords_over_http_end_in_429(port: int):
+    owner = await At(port, address()).connect()
+    await owner.register()
+    await owner.close()
+    body = {"username": owner.username, "password": "not the password"}
+    statuses: list[int] = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-Forwarded-For": address()}) as http:
+        # Past the free failures of the address (or, if the gateway gave auth no address for HTTP,
+        # of the account as a whole): 429.
+        for _ in range(4 * FREE_FAILURES + 2):
+            response = await http.post("/auth/login", json=body)
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                break
+    assert statuses[: FREE_FAILURES + 1] == [401] * (FREE_FAILURES + 1)
+    assert statuses[-1] == 429, statuses
+    error = response.json()["error"]
+    assert error["code"] == "rate_limited" and error["message"].startswith("too many failed logins; retry in ")
+
+
+async def test_registrations_from_one_address_stop_at_the_burst(port: int):
+    crowd = await At(port, address()).connect()
+    replies = []
+    for _ in range(REGISTER_BURST + 2):
+        replies.append(await crowd.reply(
+            "auth.register", {"username": f"bulk_{secrets.token_hex(5)}", "password": PASSWORD}
+        ))
+    assert [code(r) for r in replies] == ["ok"] * REGISTER_BURST + ["rate_limited"] * 2
+    assert replies[-1]["error"]["message"] == "too many registrations from your address; retry in 3600 s"
+    # Someone at another address registers as usual.
+    other = await At(port, address()).connect()
+    await other.register()
+    for client in (crowd, other):
+        await client.close()
