@@ -7,10 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra browser compose run test unit screenshots docs bench bench-upload profile clean
+.PHONY: help venv infra browser compose run stop test unit screenshots docs bench bench-upload profile chaos soak clean
 
 help:
 	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=2 CHATS=3 to scale: gateways on consecutive ports from 8000)"
+	@echo "           crashed processes are restarted; closing the terminal or Ctrl-C stops everything; one stack per checkout (.run/stack.lock)"
+	@echo "make stop   stop the stack 'make run' started (from another terminal, or one left running)"
 	@echo "make test   run the whole suite against real RabbitMQ, Redis and a MongoDB-wire server (PYTEST_ARGS='...' to pass options)"
 	@echo "make unit   run only tests/unit"
 	@echo "make screenshots  run the browser tests, saving the web client's main screens to docs/screenshots/"
@@ -19,6 +21,8 @@ help:
 	@echo "           a sweep: latency against offered load, a row per rate and a PNG, chat load only (ARGS='--sweep 100,200,500,1000 --seconds 5 --plot bench-sweep.png')"
 	@echo "make profile  py-spy profiles of chat, gateway and database under the chat load, into .run/profile/ (ARGS='--rate 300')"
 	@echo "make bench-upload  stream a 1 GiB upload and download through a stack of its own, printing gateway/files RSS (ARGS='--mib 256')"
+	@echo "make chaos  the fault suite, longer: RabbitMQ stopped, Redis emptied, MongoDB and replicas killed -9 under load, a table per fault (ARGS='--only gateway,chat --repeat 3 --rate 60'; docs/reliability.md)"
+	@echo "make soak   30 min at moderate load on a stack of its own: RSS per process and delivery p50/p99 every 30 s, JSON and PNG (ARGS='--minutes 10 --users 100 --rate 30')"
 	@echo "make venv   create .venv and install '.[dev,local]' when pyproject.toml changed"
 	@echo "make browser  make sure Debian's Chromium is there for tests/browser (apt-get when root; else they are skipped, loudly)"
 	@echo "make compose  make sure docker-compose is there for the docker-compose.yml check in tests/deploy (apt-get when root; else that check is skipped, loudly)"
@@ -36,8 +40,12 @@ $(STAMP): pyproject.toml
 infra:
 	bash deploy/local/ensure-infra.sh
 
+# exec: the launcher is make's own child, so it dies (stopping the stack) when make does.
 run: venv infra
-	$(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(PY) -m shared.devstack run
+	exec env $(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(PY) -m shared.devstack run
+
+stop: venv
+	$(PY) -m shared.devstack stop
 
 test: venv infra browser compose
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -65,6 +73,12 @@ profile: venv infra
 
 bench-upload: venv infra
 	$(PY) -m bench.upload_memory $(ARGS)
+
+chaos: venv infra
+	$(PY) -m bench.chaos $(ARGS)
+
+soak: venv infra
+	$(PY) -m bench.soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache

