@@ -1,0 +1,1063 @@
+"""Fault-injection harness: a stack of its own, a load of clients that follow PROTOCOL.md, faults
+one at a time, and the checks that say whether anything acknowledged was lost.
+
+Used by tests/integration/test_chaos.py (`make test`, bounded), bench/chaos.py (`make chaos`)
+and bench/soak.py (`make soak`).
+
+The stack (`ChaosStack`) is private so that its faults are real and hurt nobody else:
+- its own PARLEY_NAMESPACE and MongoDB database;
+- its own Redis: `redis-server --save "" --appendonly no` on a free port, so "Redis restarts
+  empty" is what happens when it is killed and started again on the same port;
+- its own embedded MongoDB-wire server (secantusd-py) storing on disk in a temporary
+  directory, on a fixed port, so `kill -9` and a restart on the same port and storage is real;
+- the machine's RabbitMQ (the broker fault is `rabbitmqctl stop_app` / `start_app`: it stops
+  every stack's broker for a few seconds, so only the broker scenario does it, and always
+  starts it again);
+- two gateways and two chat replicas (shared.devstack.Stack, its class API only).
+
+The load (`Load`): users in pairs of friends (and one small group), each one device, each
+sending at a steady rate. Clients do what PROTOCOL.md says: on `unavailable` or a reply timeout
+they send again with the SAME client_msg_id (bounded, with backoff); when their socket closes
+they reconnect to the next gateway, `auth.resume` with their token, take the sync (`message.new`
+... `sync.done`) and send again what got no reply; they acknowledge (`message.ack`) the
+contiguous prefix they hold, drop duplicates by (conversation_id, seq), and answer the
+server's pings (the websockets library does). Every send attempt is recorded (start, end,
+outcome: `ok`, an error code, `timeout`, `closed`), and every message received (live, or in a
+reconnect's sync).
+
+After a fault (`Load.verify`): the load stops, clients reconnect and sync, then history.fetch
+(paged) of every conversation is compared with what senders were told and receivers hold:
+lost (acknowledged but not stored as acknowledged), stored twice (a message's text twice),
+seq gaps, undelivered (acknowledged but never reached a receiver during the run, live or by a
+reconnect's sync), missing even after a final forced re-sync, `internal` replies, the revoked
+token still refused, and recovery times (`recovery()`).
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import websockets
+
+from shared.devstack import DevSettings, Stack, free_port, wait_for_port
+from shared.settings import Settings
+
+PASSWORD = "correct horse battery"
+ROOT = Path(__file__).resolve().parents[2]
+REPLY_TIMEOUT = 6.0  # the stack's RPC timeout is 5 s: a reply later than this is not coming
+
+
+# ---------------------------------------------------------------------------------------------
+# The stack
+# ---------------------------------------------------------------------------------------------
+class RabbitUnavailable(RuntimeError):
+    """rabbitmqctl is missing or does not work here: the broker scenario cannot run."""
+
+
+def rabbitmqctl(*args: str, timeout: float = 60) -> None:
+    exe = shutil.which("rabbitmqctl")
+    if exe is None:
+        raise RabbitUnavailable("rabbitmqctl is not installed: the RabbitMQ outage scenario cannot run")
+    if os.geteuid() != 0:
+        raise RabbitUnavailable("rabbitmqctl needs root here: the RabbitMQ outage scenario cannot run")
+    done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RabbitUnavailable(f"rabbitmqctl {' '.join(args)} failed ({done.returncode}): "
+                                f"{(done.stderr or done.stdout).strip()[:300]}")
+
+
+class ChaosStack:
+    """A stack of its own, with a Redis and a MongoDB-wire server it may kill."""
+
+    def __init__(self, log_path: Path, gateways: int = 2, chats: int = 2, extra_env: dict[str, str] | None = None):
+        self.tmp = Path(tempfile.mkdtemp(prefix="parley-chaos-"))
+        self.log_path = log_path
+        self.namespace = f"c{secrets.token_hex(4)}"
+        self.redis_port = free_port()
+        self.mongo_port = free_port()
+        self.mongo_dir = self.tmp / "mongo"
+        self.mongo_dir.mkdir()
+        self.redis: subprocess.Popen[bytes] | None = None
+        self.mongo: subprocess.Popen[bytes] | None = None
+        self.env = {
+            "PARLEY_NAMESPACE": self.namespace,
+            "PARLEY_MONGO_URL": f"mongodb://127.0.0.1:{self.mongo_port}/",
+            "PARLEY_MONGO_DB": f"parley_{self.namespace}",
+            "PARLEY_AMQP_URL": os.environ.get("PARLEY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+            "PARLEY_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "PARLEY_PRESENCE_TTL_SECONDS": "3",
+            "PARLEY_PRESENCE_SWEEP_SECONDS": "0.5",
+            "PARLEY_RPC_TIMEOUT_SECONDS": "5",
+            "PARLEY_SEND_RATE_PER_SECOND": "100000",
+            "PARLEY_SEND_BURST": "100000",
+            "PARLEY_LOG_LEVEL": "INFO",
+            "PARLEY_GATEWAY_DRAIN_SECONDS": "0.3",
+            "PARLEY_JWT_SECRET": secrets.token_hex(32),
+            "PARLEY_REGISTER_PER_ADDRESS_PER_HOUR": "1000000",
+            "PARLEY_REGISTER_BURST_PER_ADDRESS": "100000",
+            "PARLEY_LOGIN_FREE_FAILURES_PER_ADDRESS": "100000",
+            "PARLEY_WS_MAX_UNBOUND_PER_ADDRESS": "100000",
+            "PARLEY_WS_MAX_SOCKETS_PER_ADDRESS": "100000",
+            **(extra_env or {}),
+        }
+        self.settings = Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in self.env.items()})
+        self.sink: IO[str] | None = None
+        self.stack: Stack | None = None
+        self.gateways, self.chats = gateways, chats
+        self.gateway_ports = [free_port() for _ in range(gateways)]
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.sink = open(self.log_path, "w")
+        self.start_redis()
+        self.start_mongo()
+        self.stack = Stack(env=self.env, dev=DevSettings(gateways=self.gateways, chats=self.chats,
+                                                         ready_timeout_seconds=120, data_dir=self.tmp), sink=self.sink)
+        self.stack.gateway_ports = self.gateway_ports
+        self.stack.start_all()
+        self.stack.wait_ready()
+
+    async def astop(self) -> None:
+        """Stop every process, remove the namespace's queues and exchanges, delete the storage."""
+        try:
+            if self.stack is not None:
+                await asyncio.to_thread(self.stack.stop_all)
+                self.stack = None
+            with suppress(Exception):
+                await asyncio.wait_for(self._remove_namespace(), 15)
+        finally:
+            for proc in (self.redis, self.mongo):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            if self.sink is not None:
+                self.sink.close()
+                self.sink = None
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    async def _remove_namespace(self) -> None:
+        from tests.support.infra import remove_namespace
+
+        await remove_namespace(self.settings)
+
+    def log(self, text: str) -> None:
+        if self.sink is not None:
+            self.sink.write(f"{'chaos':<10}| {time.strftime('%H:%M:%S')} {text}\n")
+            self.sink.flush()
+
+    # --- processes ----------------------------------------------------------------------------
+    def start_redis(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server is not installed: the chaos stack needs a Redis of its own")
+        self.redis = subprocess.Popen(
+            [exe, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.tmp)],
+            stdout=self.sink, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_for_port(self.redis_port, 20, "redis-server")
+
+    def start_mongo(self) -> None:
+        server = shutil.which("secantusd-py", path=str(Path(sys.executable).parent)) or shutil.which("secantusd-py")
+        if server is None:
+            raise RuntimeError("secantusd-py is not installed (pip install -e '.[local]')")
+        self.mongo = subprocess.Popen(
+            [server, "--host", "127.0.0.1", "--port", str(self.mongo_port), "--storage-path", str(self.mongo_dir),
+             "--log-level", "WARNING"],
+            stdout=self.sink, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_for_port(self.mongo_port, 60, "the embedded MongoDB-wire server")
+
+    @staticmethod
+    def _kill9(proc: subprocess.Popen[bytes] | None) -> None:
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def kill_redis(self) -> None:
+        self.log("kill -9 redis")
+        self._kill9(self.redis)
+
+    def kill_mongo(self) -> None:
+        self.log("kill -9 mongo")
+        self._kill9(self.mongo)
+
+    def kill(self, name: str, index: int) -> None:
+        assert self.stack is not None
+        key = f"{name}{index + 1}"
+        self.log(f"kill -9 {key}")
+        self.stack.procs[key].kill()
+
+    def restart(self, name: str, index: int) -> None:
+        assert self.stack is not None
+        self.log(f"start {name}{index + 1}")
+        self.stack.service(name, index)
+
+    def pids(self) -> dict[str, int]:
+        """label -> pid of every process of the stack (services, redis, mongo)."""
+        out: dict[str, int] = {}
+        if self.stack is not None:
+            for key, proc in sorted(self.stack.procs.items()):
+                if proc.popen is not None and proc.running:
+                    out[key] = proc.popen.pid
+        for label, proc in (("mongo", self.mongo), ("redis", self.redis)):
+            if proc is not None and proc.poll() is None:
+                out[label] = proc.pid
+        return out
+
+    def ready(self, port: int, timeout: float = 2) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=timeout) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults: each returns the episodes it caused, times on time.perf_counter()
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Episode:
+    label: str
+    t_fault: float
+    t_back: float
+    ref: str  # "back" (outage: measured from the component's return) or "fault" (a replica died)
+
+    @property
+    def t_ref(self) -> float:
+        return self.t_back if self.ref == "back" else self.t_fault
+
+
+Fault = Callable[[ChaosStack], Awaitable[list[Episode]]]
+
+
+def now() -> float:
+    return time.perf_counter()
+
+
+def rabbit_outage(seconds: float = 12.0) -> Fault:
+    async def fault(stack: ChaosStack) -> list[Episode]:
+        stack.log(f"rabbitmqctl stop_app for {seconds} s")
+        await asyncio.to_thread(rabbitmqctl, "stop_app")
+        t_fault = now()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await asyncio.to_thread(rabbitmqctl, "start_app")
+        t_back = now()
+        stack.log("rabbitmqctl start_app done")
+        return [Episode("rabbitmq stop_app/start_app", t_fault, t_back, "back")]
+
+    return fault
+
+
+def redis_restart(down: float = 2.0) -> Fault:
+    async def fault(stack: ChaosStack) -> list[Episode]:
+        stack.kill_redis()
+        t_fault = now()
+        await asyncio.sleep(down)
+        await asyncio.to_thread(stack.start_redis)
+        stack.log("redis started again (empty)")
+        return [Episode("redis kill -9, restarted empty", t_fault, now(), "back")]
+
+    return fault
+
+
+def mongo_restart(down: float = 2.0) -> Fault:
+    async def fault(stack: ChaosStack) -> list[Episode]:
+        stack.kill_mongo()
+        t_fault = now()
+        await asyncio.sleep(down)
+        await asyncio.to_thread(stack.start_mongo)
+        stack.log("mongo started again (same port, same storage)")
+        return [Episode("mongo kill -9, restarted", t_fault, now(), "back")]
+
+    return fault
+
+
+def replica_kills(name: str, times: int = 2, down: float = 1.0, between: float = 6.0) -> Fault:
+    """kill -9 a replica of `name` (alternating between them), restart it `down` s later; `times` times."""
+
+    async def fault(stack: ChaosStack) -> list[Episode]:
+        episodes = []
+        count = stack.gateways if name == "gateway" else stack.chats
+        for k in range(times):
+            if k:
+                await asyncio.sleep(between)
+            index = (count - 1 - k) % count
+            stack.kill(name, index)
+            t_fault = now()
+            await asyncio.sleep(down)
+            stack.restart(name, index)
+            if name == "gateway":
+                deadline = now() + 60
+                while not await asyncio.to_thread(stack.ready, stack.gateway_ports[index]) and now() < deadline:
+                    await asyncio.sleep(0.2)
+            episodes.append(Episode(f"{name}{index + 1} kill -9 #{k + 1}", t_fault, now(), "fault"))
+        return episodes
+
+    return fault
+
+
+# ---------------------------------------------------------------------------------------------
+# The load
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Attempt:
+    sender: str
+    start: float
+    end: float
+    outcome: str  # "ok", an error code, "timeout", "closed", "offline"
+
+
+@dataclass
+class Sent:
+    cmid: str
+    sender: str
+    text: str
+    to: dict[str, str]
+    first_try: float
+    reply: dict[str, Any] | None = None
+    acked_at: float | None = None
+    attempts: int = 0
+    given_up: bool = False
+
+
+class Offline(Exception):
+    """The device had no bound socket within the time allowed."""
+
+
+class Device:
+    """One user's one device: keeps a socket bound (reconnecting to the next gateway, resuming
+    with its token, taking the sync), holds what it received, acknowledges its contiguous prefix."""
+
+    def __init__(self, load: "Load", name: str, index: int):
+        self.load = load
+        self.name = name
+        self.at = index % len(load.ports)
+        self.user_id = ""
+        self.username = f"{name}_{secrets.token_hex(4)}"
+        self.token = ""
+        self.ws: websockets.ClientConnection | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.ready = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.binds = 0
+        self.syncing = False
+        self.stopping = False
+        self.self_close = False
+        self.inbox: dict[str, dict[int, tuple[str, float, str]]] = defaultdict(dict)  # conv -> seq -> (text, t, how)
+        self.own: set[tuple[str, int]] = set()
+        self.acked: dict[str, int] = {}
+        self.duplicates = 0
+        self.close_codes: Counter[str] = Counter()
+        self.reconnects = 0
+        self.connect_failures: Counter[str] = Counter()
+        self.resume_refused = 0
+        self.other_errors: Counter[str] = Counter()  # error codes on acks, resumes, history...
+        self.tasks: list[asyncio.Task[None]] = []
+
+    # --- socket ---------------------------------------------------------------------------------
+    async def _open(self) -> None:
+        self.ws = await websockets.connect(f"ws://127.0.0.1:{self.load.ports[self.at]}/ws", max_size=8 * 1024 * 1024, open_timeout=5, ping_interval=None,
+                                           close_timeout=2)
+        self.closed.clear()
+        self.tasks.append(asyncio.create_task(self._read(self.ws)))
+
+    async def _read(self, ws: websockets.ClientConnection) -> None:
+        try:
+            async for raw in ws:
+                frame = json.loads(raw)
+                kind = frame.get("type")
+                if kind == "reply":
+                    future = self._waiting.pop(frame.get("id"), None)
+                    if future is not None and not future.done():
+                        future.set_result(frame)
+                elif kind == "message.new":
+                    self._keep(frame["data"])
+                elif kind == "sync.done":
+                    self.syncing = False
+                    self.load.sync_done(self)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if ws is self.ws:
+                code = ws.close_code if ws.close_code is not None else 1006
+                if self.self_close:
+                    self.self_close = False
+                elif not self.stopping:
+                    self.close_codes[str(code)] += 1
+                    self.load.socket_closed(self, code)
+                self.ready.clear()
+                self.closed.set()
+            for rid, future in list(self._waiting.items()):
+                if not future.done():
+                    future.set_exception(ConnectionError("socket closed"))
+            self._waiting.clear()
+
+    def _keep(self, m: dict[str, Any]) -> None:
+        held = self.inbox[m["conversation_id"]]
+        if m["seq"] in held:
+            self.duplicates += 1
+            return
+        how = "final" if self.load.final_phase else ("sync" if self.syncing else "live")
+        held[m["seq"]] = (m.get("text") or "", time.perf_counter(), how)
+        self.load.delivered(self, m, how)
+
+    async def _raw(self, kind: str, data: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
+        ws = self.ws
+        if ws is None:
+            raise ConnectionError("no socket")
+        rid = f"r{next(self._ids)}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = future
+        try:
+            await ws.send(json.dumps({"type": kind, "id": rid, "data": data}))
+            return await asyncio.wait_for(future, timeout)
+        except websockets.ConnectionClosed as exc:
+            raise ConnectionError("socket closed") from exc
+        finally:
+            self._waiting.pop(rid, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: the caller got ConnectionError already
+
+    async def request(self, kind: str, data: dict[str, Any], timeout: float = REPLY_TIMEOUT,
+                      wait_bound: float = REPLY_TIMEOUT) -> dict[str, Any]:
+        """The reply frame, on the bound socket (waiting up to `wait_bound` for one: Offline)."""
+        if not self.ready.is_set():
+            try:
+                await asyncio.wait_for(self.ready.wait(), wait_bound)
+            except asyncio.TimeoutError:
+                raise Offline() from None
+        return await self._raw(kind, data, timeout)
+
+    async def call(self, kind: str, data: dict[str, Any], timeout: float = 15, retries: int = 30) -> dict[str, Any]:
+        """A reply's data, retrying `unavailable`, timeouts and dropped sockets (set-up and checks)."""
+        last: Any = None
+        for attempt in range(retries):
+            try:
+                reply = await self.request(kind, data, timeout, wait_bound=timeout)
+            except (ConnectionError, Offline, asyncio.TimeoutError) as exc:
+                last = exc
+                await asyncio.sleep(min(2.0, 0.2 * 2 ** attempt))
+                continue
+            if reply["ok"]:
+                return reply["data"]
+            code = reply["error"]["code"]
+            self.other_errors[f"{kind}:{code}"] += 1
+            if code != "unavailable":
+                raise RuntimeError(f"{self.name} {kind}: {code}: {reply['error'].get('message')}")
+            last = code
+            await asyncio.sleep(min(2.0, 0.2 * 2 ** attempt))
+        raise RuntimeError(f"{self.name} {kind}: no answer after {retries} tries ({last!r})")
+
+    # --- session --------------------------------------------------------------------------------
+    async def register_and_login(self) -> None:
+        await self._open()
+        reply = await self._raw("auth.register", {"username": self.username, "password": PASSWORD}, 30)
+        assert reply["ok"], reply
+        self.user_id = reply["data"]["user_id"]
+        self.syncing = True
+        reply = await self._raw("auth.login", {"username": self.username, "password": PASSWORD,
+                                               "device_id": "app"}, 30)
+        assert reply["ok"], reply
+        self.token = reply["data"]["token"]
+        await self._wait_synced()
+        self.binds += 1
+        self.ready.set()
+        self.tasks.append(asyncio.create_task(self._keep_bound()))
+        self.tasks.append(asyncio.create_task(self._ack_loop()))
+
+    async def _wait_synced(self, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while self.syncing:
+            if self.closed.is_set():
+                raise ConnectionError("closed during sync")
+            if time.monotonic() > deadline:
+                raise asyncio.TimeoutError("no sync.done")
+            await asyncio.sleep(0.02)
+
+    async def _bind(self) -> None:
+        """On a fresh socket: auth.resume with the token (log in again if it is refused), take the sync."""
+        self.syncing = True
+        reply = await self._raw("auth.resume", {"token": self.token, "device_id": "app"}, REPLY_TIMEOUT)
+        if not reply["ok"] and reply["error"]["code"] == "unauthorized":
+            self.resume_refused += 1  # a valid token refused: what a user would see as "logged out"
+            reply = await self._raw("auth.login", {"username": self.username, "password": PASSWORD,
+                                                   "device_id": "app"}, REPLY_TIMEOUT)
+            if reply["ok"]:
+                self.token = reply["data"]["token"]
+        if not reply["ok"]:
+            self.syncing = False
+            raise RuntimeError(reply["error"]["code"])
+        await self._wait_synced()
+
+    async def _keep_bound(self) -> None:
+        backoff = 0.1
+        while not self.stopping:
+            await self.closed.wait()
+            if self.stopping:
+                return
+            self.ready.clear()
+            self.at = (self.at + 1) % len(self.load.ports)
+            try:
+                await self._open()
+                await self._bind()
+            except Exception as exc:  # noqa: BLE001 - any failure: try the next gateway, with backoff
+                self.connect_failures[type(exc).__name__ if not isinstance(exc, RuntimeError) else str(exc)] += 1
+                if self.ws is not None:
+                    with suppress(Exception):
+                        self.self_close = not self.closed.is_set()
+                        await asyncio.wait_for(self.ws.close(), 2)
+                self.closed.set()
+                await asyncio.sleep(backoff)
+                backoff = min(2.0, backoff * 2)
+                continue
+            backoff = 0.1
+            self.reconnects += 1
+            self.binds += 1
+            self.ready.set()
+
+    async def resync(self, timeout: float = 30) -> None:
+        """Close the socket ourselves and wait for the reconnect's sync (the final check)."""
+        binds = self.binds
+        if self.ws is not None:
+            self.self_close = not self.closed.is_set()
+            with suppress(Exception):
+                await asyncio.wait_for(self.ws.close(), 3)
+        deadline = time.monotonic() + timeout
+        while not (self.binds > binds and self.ready.is_set()):
+            if time.monotonic() > deadline:
+                raise asyncio.TimeoutError(f"{self.name} did not reconnect and sync")
+            await asyncio.sleep(0.05)
+
+    async def _ack_loop(self) -> None:
+        while not self.stopping:
+            await asyncio.sleep(0.5)
+            if not self.ready.is_set():
+                continue
+            for conv in list(self.inbox.keys() | {c for c, _ in self.own}):
+                seq = self.acked.get(conv, 0)
+                held = self.inbox[conv]
+                while seq + 1 in held or (conv, seq + 1) in self.own:
+                    seq += 1
+                if seq <= self.acked.get(conv, 0):
+                    continue
+                try:
+                    reply = await self.request("message.ack", {"conversation_id": conv, "seq": seq}, wait_bound=0.1)
+                except (ConnectionError, Offline, asyncio.TimeoutError):
+                    continue
+                if reply["ok"]:
+                    self.acked[conv] = seq
+                else:
+                    self.other_errors[f"message.ack:{reply['error']['code']}"] += 1
+
+    async def close(self) -> None:
+        self.stopping = True
+        for task in self.tasks:
+            task.cancel()
+        if self.ws is not None:
+            with suppress(Exception):
+                await asyncio.wait_for(self.ws.close(), 2)
+
+
+@dataclass
+class LoadConfig:
+    pairs: int = 6
+    group_size: int = 4  # members of one group (0: none); its members also send to it
+    rate: float = 30.0  # messages a second, all senders together
+    retry_budget: float = 40.0  # seconds one message is retried before the client gives up on it
+    max_attempts: int = 40
+
+
+class Load:
+    """Users in pairs (and one group), every one sending at rate/len(users) a second."""
+
+    def __init__(self, ports: list[int], config: LoadConfig, log: Callable[[str], None] = print):
+        self.ports = ports
+        self.config = config
+        self.log = log
+        self.devices: list[Device] = []
+        self.friend: dict[str, Device] = {}
+        self.group_id = ""
+        self.group_members: list[Device] = []
+        self.members: dict[str, set[str]] = {}  # conversation -> device names
+        self.sent: dict[str, Sent] = {}
+        self.attempts: list[Attempt] = []
+        self.deliveries: list[tuple[float, float, str]] = []  # (t received perf, latency s, how)
+        self.closures: list[tuple[float, int]] = []  # (loop time, code)
+        self.stop_event = asyncio.Event()
+        self.final_phase = False
+        self.senders: list[asyncio.Task[None]] = []
+        self.revoked_token = ""
+        self.revoked_user = ""
+        self.t0 = 0.0
+
+    # --- set-up ---------------------------------------------------------------------------------
+    async def setup(self) -> None:
+        n = self.config.pairs * 2
+        self.devices = [Device(self, f"u{i}", i) for i in range(n)]
+        sem = asyncio.Semaphore(4)
+
+        async def start(d: Device) -> None:
+            async with sem:
+                await d.register_and_login()
+
+        await asyncio.gather(*(start(d) for d in self.devices))
+        for a, b in zip(self.devices[0::2], self.devices[1::2]):
+            await a.call("friends.request", {"user_id": b.user_id})
+            await b.call("friends.accept", {"user_id": a.user_id})
+            self.friend[a.name], self.friend[b.name] = b, a
+        if self.config.group_size >= 2:
+            self.group_members = self.devices[: self.config.group_size]
+            created = await self.group_members[0].call(
+                "groups.create", {"name": "chaos", "member_ids": [d.user_id for d in self.group_members[1:]]})
+            self.group_id = created["group_id"]
+            self.members[created["conversation_id"]] = {d.name for d in self.group_members}
+        # One token logged out for good: it must stay refused whatever happens.
+        revoker = Device(self, "revoked", 0)
+        await revoker._open()
+        reply = await revoker._raw("auth.register", {"username": revoker.username, "password": PASSWORD}, 30)
+        assert reply["ok"], reply
+        reply = await revoker._raw("auth.login", {"username": revoker.username, "password": PASSWORD}, 30)
+        assert reply["ok"], reply
+        self.revoked_token, self.revoked_user = reply["data"]["token"], reply["data"]["user_id"]
+        reply = await revoker._raw("auth.logout", {}, 30)
+        assert reply["ok"], reply
+        revoker.stopping = True
+        await revoker.close()
+        self.log(f"{n} users in {self.config.pairs} pairs, a group of {len(self.group_members)}, one revoked token")
+
+    # --- callbacks from devices -------------------------------------------------------------
+    def delivered(self, device: Device, m: dict[str, Any], how: str) -> None:
+        text = m.get("text") or ""
+        try:
+            stamp = int(text.split(" ")[1]) / 1e9
+        except (IndexError, ValueError):
+            return
+        t = time.perf_counter()
+        self.deliveries.append((t, t - stamp, how))
+
+    def sync_done(self, device: Device) -> None:
+        pass
+
+    def socket_closed(self, device: Device, code: int) -> None:
+        self.closures.append((time.perf_counter(), code))
+
+    # --- sending ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.stop_event.clear()
+        self.t0 = time.perf_counter()
+        for d in self.devices:
+            self.senders.append(asyncio.create_task(self._sender(d)))
+
+    async def stop(self) -> None:
+        """Stop sending; each sender finishes (or gives up on) the message it is on."""
+        self.stop_event.set()
+        await asyncio.wait(self.senders, timeout=self.config.retry_budget + REPLY_TIMEOUT + 5)
+        for task in self.senders:
+            task.cancel()
+        self.senders = []
+
+    async def _sender(self, d: Device) -> None:
+        per_user = self.config.rate / len(self.devices)
+        interval = 1.0 / per_user
+        targets: list[dict[str, str]] = [{"user_id": self.friend[d.name].user_id}]
+        if d in self.group_members:
+            targets.append({"group_id": self.group_id})
+        await asyncio.sleep(secrets.randbelow(1000) / 1000 * interval)
+        next_at = time.perf_counter()
+        for i in itertools.count():
+            if self.stop_event.is_set():
+                return
+            to = targets[i % len(targets)]
+            cmid = f"{d.name}-{i}-{secrets.token_hex(3)}"
+            await self.send(d, to, cmid)
+            next_at = max(next_at + interval, time.perf_counter())
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), delay)
+
+    async def send(self, d: Device, to: dict[str, str], cmid: str) -> Sent:
+        """message.send until answered, always with the same client_msg_id (PROTOCOL.md's retry rule)."""
+        first = time.perf_counter()
+        s = self.sent[cmid] = Sent(cmid, d.name, f"{cmid} {time.perf_counter_ns()}", to, first)
+        data = {"to": to, "client_msg_id": cmid, "text": s.text}
+        backoff = 0.2
+        while True:
+            s.attempts += 1
+            start = time.perf_counter()
+            try:
+                reply = await d.request("message.send", data)
+                outcome = "ok" if reply["ok"] else reply["error"]["code"]
+            except Offline:
+                outcome, reply = "offline", None
+            except ConnectionError:
+                outcome, reply = "closed", None
+            except asyncio.TimeoutError:
+                outcome, reply = "timeout", None
+            end = time.perf_counter()
+            self.attempts.append(Attempt(d.name, start, end, outcome))
+            if outcome == "ok":
+                assert reply is not None
+                s.reply, s.acked_at = reply["data"], end
+                conv = reply["data"]["conversation_id"]
+                d.own.add((conv, reply["data"]["seq"]))
+                if conv not in self.members:
+                    self.members[conv] = {d.name, self.friend[d.name].name}
+                return s
+            if outcome not in ("unavailable", "timeout", "closed", "offline"):
+                # Not retryable by the protocol's rules (`internal`, `bad_request`...): the app drops it.
+                s.given_up = True
+                return s
+            if end - first > self.config.retry_budget or s.attempts >= self.config.max_attempts:
+                s.given_up = True
+                return s
+            if outcome in ("unavailable", "timeout"):
+                await asyncio.sleep(backoff)
+                backoff = min(2.0, backoff * 2)
+            else:  # the socket is gone: request() waits for the reconnect
+                await asyncio.sleep(0.05)
+
+    # --- after the fault ----------------------------------------------------------------------------
+    async def settle(self, timeout: float = 20) -> float:
+        """Every device bound again and holding what was acknowledged in its conversations
+        (or `timeout` passed). Returns how long it took."""
+        start = time.perf_counter()
+        deadline = start + timeout
+        while time.perf_counter() < deadline:
+            if all(d.ready.is_set() for d in self.devices) and not self.undelivered():
+                break
+            await asyncio.sleep(0.2)
+        return time.perf_counter() - start
+
+    def acknowledged(self) -> list[Sent]:
+        return [s for s in self.sent.values() if s.reply is not None]
+
+    def undelivered(self) -> list[tuple[str, str, int]]:
+        """(receiver, conversation, seq) acknowledged to its sender but not held by a receiver."""
+        by_name = {d.name: d for d in self.devices}
+        out = []
+        for s in self.acknowledged():
+            assert s.reply is not None
+            conv, seq = s.reply["conversation_id"], s.reply["seq"]
+            for name in self.members.get(conv, ()):
+                if name != s.sender and seq not in by_name[name].inbox[conv]:
+                    out.append((name, conv, seq))
+        return out
+
+    async def stored(self) -> dict[str, list[dict[str, Any]]]:
+        """history.fetch, paged, of every conversation, by one of its members."""
+        by_name = {d.name: d for d in self.devices}
+        out: dict[str, list[dict[str, Any]]] = {}
+        for conv, names in self.members.items():
+            reader = by_name[min(names)]
+            messages: list[dict[str, Any]] = []
+            before: int | None = None
+            while True:
+                page = await reader.call("history.fetch", {"conversation_id": conv, "limit": 200,
+                                                           **({"before_seq": before} if before else {})})
+                messages = page["messages"] + messages
+                if not page["has_more"] or not page["messages"]:
+                    break
+                before = page["messages"][0]["seq"]
+            out[conv] = messages
+        return out
+
+    async def revoked_refused(self) -> list[str]:
+        """auth.resume with the logged-out token on every gateway: each answer's code (want `unauthorized`)."""
+        answers = []
+        for port in self.ports:
+            answer = "no answer"
+            for _ in range(20):
+                try:
+                    async with websockets.connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5) as ws:
+                        await ws.send(json.dumps({"type": "auth.resume", "id": "x", "data": {"token": self.revoked_token}}))
+                        while True:
+                            frame = json.loads(await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT))
+                            if frame.get("type") == "reply":
+                                break
+                    answer = "accepted" if frame["ok"] else frame["error"]["code"]
+                except (OSError, asyncio.TimeoutError, websockets.WebSocketException) as exc:
+                    answer = type(exc).__name__
+                if answer != "unavailable" and answer not in ("TimeoutError", "InvalidStatus", "ConnectionRefusedError"):
+                    break
+                await asyncio.sleep(0.5)
+            answers.append(answer)
+        return answers
+
+    async def close(self) -> None:
+        for d in self.devices:
+            await d.close()
+
+    # --- figures --------------------------------------------------------------------------------------
+    def outcomes(self, since: float = 0.0, until: float = float("inf")) -> Counter[str]:
+        return Counter(a.outcome for a in self.attempts if since <= a.start < until)
+
+    def recovery(self, ep: Episode, t_stop: float) -> dict[str, float | None]:
+        """Seconds from the episode's reference time (the component back, or the replica killed) to:
+        `first_ok` the first successful send; `all_ok` every user having sent successfully;
+        `normal` the start of the first 1 s window from which every later window (until the
+        load stopped or the next episode) had only successful sends with p99 under 1 s."""
+        ref = ep.t_ref
+        oks = [a for a in self.attempts if a.outcome == "ok" and a.end >= ref and a.start < t_stop]
+        first_ok = min((a.end for a in oks), default=None)
+        per_sender: dict[str, float] = {}
+        for a in oks:
+            per_sender[a.sender] = min(per_sender.get(a.sender, a.end), a.end)
+        all_ok = max(per_sender.values()) if len(per_sender) == len(self.devices) else None
+        windows: dict[int, list[Attempt]] = defaultdict(list)
+        for a in self.attempts:
+            if ref <= a.start and a.end <= t_stop:  # the next kill's casualties are the next episode's
+                windows[int(a.start - ref)].append(a)
+        normal: float | None = None
+        for w in sorted(windows, reverse=True):
+            items = windows[w]
+            lat = sorted(a.end - a.start for a in items)
+            p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+            if all(a.outcome == "ok" for a in items) and p99 < 1.0:
+                normal = float(w)
+            else:
+                break
+        return {
+            "first_ok": None if first_ok is None else round(first_ok - ref, 2),
+            "all_ok": None if all_ok is None else round(all_ok - ref, 2),
+            "normal": normal,
+        }
+
+    def latency(self, since: float, until: float) -> dict[str, float | None]:
+        """send -> delivery (first arrival at a receiver) p50/p99 in ms, for deliveries in [since, until)."""
+        lat = sorted(l for t, l, how in self.deliveries if since <= t < until)
+        if not lat:
+            return {"p50": None, "p99": None, "n": 0}
+        return {"p50": round(lat[len(lat) // 2] * 1000, 1), "p99": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000, 1),
+                "n": len(lat)}
+
+
+# Recovery bounds per fault, seconds: `first_ok` the first successful send, `all_ok` every user
+# has sent successfully again, `normal` every later 1 s window all successful with p99 < 1 s.
+# Measured from the component's return (broker, Redis, MongoDB) or from the kill (a gateway or a
+# chat replica: the other replica is there all along).
+BOUNDS: dict[str, dict[str, float]] = {
+    "rabbitmq": {"first_ok": 10.0, "all_ok": 10.0, "normal": 10.0},  # issue 11: normal within 10 s of its return
+    "redis": {"first_ok": 5.0, "all_ok": 5.0, "normal": 5.0},
+    "mongo": {"first_ok": 10.0, "all_ok": 10.0, "normal": 10.0},
+    "gateway": {"first_ok": 2.0, "all_ok": 8.0, "normal": 8.0},
+    "chat": {"first_ok": 3.0, "all_ok": 8.0, "normal": 8.0},
+}
+
+
+def repeated(fault: Fault, times: int, between: float) -> Fault:
+    """The same fault `times` times, `between` s apart (load running throughout)."""
+
+    async def many(stack: ChaosStack) -> list[Episode]:
+        episodes: list[Episode] = []
+        for k in range(times):
+            if k:
+                await asyncio.sleep(between)
+            for ep in await fault(stack):
+                ep.label = f"{ep.label} #{k + 1}" if times > 1 else ep.label
+                episodes.append(ep)
+        return episodes
+
+    return many
+
+
+# ---------------------------------------------------------------------------------------------
+# One scenario, end to end
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Report:
+    name: str
+    episodes: list[dict[str, Any]] = field(default_factory=list)
+    acknowledged: int = 0
+    given_up: int = 0
+    attempts: int = 0
+    lost: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
+    undelivered: list[tuple[str, str, int]] = field(default_factory=list)
+    missing_after_sync: list[tuple[str, str, int]] = field(default_factory=list)
+    unacknowledged_stored: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # message.send outcomes other than ok
+    other_errors: dict[str, int] = field(default_factory=dict)  # acks, resumes...
+    closed: dict[str, int] = field(default_factory=dict)  # sockets closed by the server, by code
+    reconnects: int = 0
+    resume_refused: int = 0
+    duplicates_dropped: int = 0
+    revoked: list[str] = field(default_factory=list)
+    baseline_latency: dict[str, Any] = field(default_factory=dict)
+    settle_seconds: float = 0.0
+    check_error: str = ""
+    seconds: float = 0.0
+
+    def problems(self, bounds: dict[str, float]) -> list[str]:
+        """What is wrong, in words: empty when the scenario passed."""
+        out = []
+        if self.check_error:
+            out.append(f"could not check the stored messages: {self.check_error}")
+        if self.lost:
+            out.append(f"{len(self.lost)} acknowledged messages lost, e.g. {self.lost[:3]}")
+        if self.duplicated:
+            out.append(f"{len(self.duplicated)} messages stored twice, e.g. {self.duplicated[:3]}")
+        if self.gaps:
+            out.append(f"seq gaps: {self.gaps[:3]}")
+        if self.undelivered:
+            out.append(f"{len(self.undelivered)} acknowledged messages never reached a receiver during the run "
+                       f"(live or by a reconnect's sync), e.g. {self.undelivered[:3]}")
+        if self.missing_after_sync:
+            out.append(f"{len(self.missing_after_sync)} still missing after a forced re-sync, e.g. {self.missing_after_sync[:3]}")
+        internal = {k: v for k, v in {**self.errors, **self.other_errors}.items() if k.endswith("internal")}
+        if internal:
+            out.append(f"`internal` replies while a backend was away (the protocol promises `unavailable`): {internal}")
+        if any(r != "unauthorized" for r in self.revoked):
+            out.append(f"the logged-out token was not refused: auth.resume answered {self.revoked}")
+        if self.acknowledged == 0:
+            out.append("no message was acknowledged at all")
+        for ep in self.episodes:
+            for key, bound in bounds.items():
+                value = ep["recovery"].get(key)
+                if value is None or value > bound:
+                    shown = "never (before the load stopped)" if value is None else f"{value} s"
+                    out.append(f"{ep['label']}: {key} {shown}, bound {bound} s after the {ep['ref']}")
+        return out
+
+    def table_row(self) -> dict[str, Any]:
+        return {
+            "scenario": self.name,
+            "acked": self.acknowledged,
+            "lost": len(self.lost),
+            "dup": len(self.duplicated),
+            "gaps": len(self.gaps),
+            "undelivered": len(self.undelivered),
+            "missing after sync": len(self.missing_after_sync),
+            "given up": self.given_up,
+            "errors": ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) or "-",
+            "closed": ", ".join(f"{k}×{v}" for k, v in sorted(self.closed.items())) or "-",
+            "revoked": "/".join(self.revoked),
+            "recovery first_ok/all_ok/normal s": "; ".join(
+                f"{e['recovery']['first_ok']}/{e['recovery']['all_ok']}/{e['recovery']['normal']}" for e in self.episodes),
+        }
+
+
+async def run_scenario(stack: ChaosStack, name: str, fault: Fault, config: LoadConfig, *, warmup: float = 5.0,
+                       after: float = 12.0, settle: float = 20.0, log: Callable[[str], None] = print) -> Report:
+    """Load, warm-up, the fault, `after` s of load once the component is back, stop, settle, check."""
+    began = time.perf_counter()
+    load = Load(stack.gateway_ports, config, log)
+    report = Report(name)
+    try:
+        await load.setup()
+        load.start()
+        await asyncio.sleep(warmup)
+        t_warm = time.perf_counter()
+        report.baseline_latency = load.latency(load.t0 + 1, t_warm)
+        log(f"[{name}] warm-up: {len(load.acknowledged())} acknowledged, delivery p50/p99 "
+            f"{report.baseline_latency.get('p50')}/{report.baseline_latency.get('p99')} ms; injecting the fault")
+        stack.log(f"scenario {name}: fault")
+        episodes = await fault(stack)
+        log(f"[{name}] fault over ({', '.join(e.label for e in episodes)}); load for {after} s more")
+        await asyncio.sleep(after)
+        t_stop = time.perf_counter()
+        await load.stop()
+        report.settle_seconds = round(await load.settle(settle), 1)
+        for i, ep in enumerate(episodes):
+            end = episodes[i + 1].t_fault if i + 1 < len(episodes) else t_stop
+            report.episodes.append({"label": ep.label, "ref": "component's return" if ep.ref == "back" else "kill",
+                                    "down_seconds": round(ep.t_back - ep.t_fault, 1),
+                                    "recovery": load.recovery(ep, end)})
+        await check(load, report, episodes[0].t_fault if episodes else None)
+    finally:
+        await load.close()
+    report.seconds = round(time.perf_counter() - began, 1)
+    log(f"[{name}] {summary(report)}")
+    return report
+
+
+async def check(load: Load, report: Report, t_fault: float | None = None) -> None:
+    """After the load stopped and settled: the revoked token, the stored messages against what
+    senders were told, a forced re-sync of every device, and the counts users saw."""
+    report.undelivered = load.undelivered()
+    report.revoked = await load.revoked_refused()
+    try:
+        stored = await load.stored()
+    except Exception as exc:  # noqa: BLE001 - reported as a failure with its reason
+        report.check_error = repr(exc)
+        stored = {}
+    _compare(load, stored, report, t_fault)
+    report.reconnects = sum(d.reconnects for d in load.devices)  # during the run, not the re-sync below
+    # Everything acknowledged must also come on a reconnect's sync (at-least-once).
+    load.final_phase = True
+    for d in load.devices:
+        with suppress(asyncio.TimeoutError):
+            await d.resync()
+    report.missing_after_sync = load.undelivered()
+    sends = load.attempts
+    report.attempts = len(sends)
+    report.errors = dict(Counter(a.outcome for a in sends if a.outcome != "ok"))
+    other: Counter[str] = Counter()
+    closed: Counter[str] = Counter()
+    for d in load.devices:
+        other.update(d.other_errors)
+        other.update({f"reconnect:{k}": v for k, v in d.connect_failures.items()})
+        closed.update(d.close_codes)
+        report.resume_refused += d.resume_refused
+        report.duplicates_dropped += d.duplicates
+    report.other_errors, report.closed = dict(other), dict(closed)
+    report.given_up = sum(1 for s in load.sent.values() if s.given_up)
+    report.acknowledged = len(load.acknowledged())
+
+
+def _compare(load: Load, stored: dict[str, list[dict[str, Any]]], report: Report, t_fault: float | None = None) -> None:
+    texts: Counter[str] = Counter()
+    by_conv: dict[str, dict[int, dict[str, Any]]] = {}
+    for conv, messages in stored.items():
+        seqs = [m["seq"] for m in messages]
+        if seqs != list(range(1, len(seqs) + 1)):
+            missing = sorted(set(range(1, max(seqs, default=0) + 1)) - set(seqs))
+            report.gaps.append(f"{conv}: missing seq {missing[:10]} of {max(seqs, default=0)}")
+        by_conv[conv] = {m["seq"]: m for m in messages}
+        texts.update(m.get("text") or "" for m in messages)
+    report.duplicated = [t.split(" ")[0] for t, n in texts.items() if n > 1]
+    if not stored:
+        return
+    acked_texts = set()
+    for s in load.acknowledged():
+        assert s.reply is not None
+        acked_texts.add(s.text)
+        m = by_conv.get(s.reply["conversation_id"], {}).get(s.reply["seq"])
+        if m is None or m.get("text") != s.text or m["message_id"] != s.reply["message_id"]:
+            when = "" if t_fault is None or s.acked_at is None else f" (acknowledged {s.acked_at - t_fault:+.2f} s from the fault)"
+            report.lost.append(f"{s.cmid} seq {s.reply['seq']}{when}")
+    report.unacknowledged_stored = sum(1 for t in texts if t not in acked_texts)
+
+
+def summary(r: Report) -> str:
+    eps = "; ".join(f"{e['label']}: first ok {e['recovery']['first_ok']} s, every user {e['recovery']['all_ok']} s, "
+                    f"p99<1s from {e['recovery']['normal']} s" for e in r.episodes)
+    return (f"acked {r.acknowledged} (given up {r.given_up}, attempts {r.attempts}); lost {len(r.lost)}, "
+            f"stored twice {len(r.duplicated)}, gaps {len(r.gaps)}, undelivered {len(r.undelivered)}, "
+            f"missing after re-sync {len(r.missing_after_sync)}; send errors {r.errors or '{}'}; "
+            f"other errors {r.other_errors or '{}'}; closed {r.closed or '{}'}; reconnects {r.reconnects}; "
+            f"resume refused {r.resume_refused}; revoked token: {r.revoked}; {eps}"
+            + (f"; CHECK ERROR {r.check_error}" if r.check_error else ""))
