@@ -7,10 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra browser compose run test unit screenshots docs bench bench-upload profile chaos soak clean
+.PHONY: help venv infra browser compose run stop test unit screenshots docs bench bench-upload profile chaos soak clean
 
 help:
 	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=2 CHATS=3 to scale: gateways on consecutive ports from 8000)"
+	@echo "           crashed processes are restarted; closing the terminal or Ctrl-C stops everything; one stack per checkout (.run/stack.lock)"
+	@echo "make stop   stop the stack 'make run' started (from another terminal, or one left running)"
 	@echo "make test   run the whole suite against real RabbitMQ, Redis and a MongoDB-wire server (PYTEST_ARGS='...' to pass options)"
 	@echo "make unit   run only tests/unit"
 	@echo "make screenshots  run the browser tests, saving the web client's main screens to docs/screenshots/"
@@ -38,8 +40,12 @@ $(STAMP): pyproject.toml
 infra:
 	bash deploy/local/ensure-infra.sh
 
+# exec: the launcher is make's own child, so it dies (stopping the stack) when make does.
 run: venv infra
-	$(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(PY) -m shared.devstack run
+	exec env $(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(PY) -m shared.devstack run
+
+stop: venv
+	$(PY) -m shared.devstack stop
 
 test: venv infra browser compose
 	$(PY) -m pytest $(PYTEST_ARGS)
