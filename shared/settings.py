@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     mongo_db: str = "parley"
+    # Writes acknowledged only once journaled (shared/stores.py): durable across a database crash.
+    mongo_journal: bool = True
     # Prefix of every exchange, queue and Redis key, so that two stacks (a dev run and a
     # test run) can share one broker and one Redis without seeing each other's traffic.
     namespace: str = "parley"
