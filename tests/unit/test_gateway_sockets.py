@@ -15,6 +15,8 @@ import httpx
 import pytest
 import uvicorn
 import websockets
+from websockets.client import ClientProtocol
+from websockets.uri import parse_uri
 from fastapi.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -244,3 +246,79 @@ async def test_per_message_deflate_is_negotiated_when_turned_on():
             assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
             await ws.send("compressed")
             assert await ws.recv() == "compressed"
+
+
+@dataclass
+class BusyGateway:
+    """Takes the first frame, then takes nothing more (all its request slots busy)."""
+
+    busy: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def serve_socket(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive_text()
+        self.busy.set()
+        await asyncio.sleep(30)
+
+
+async def test_pongs_are_read_while_the_app_takes_no_frames():
+    """uvicorn alone stops reading a socket until the app takes its last frame: a gateway whose
+    requests all wait (a backend slow) then misses the client's pongs and its keepalive closes
+    the socket with 1011. Here reading goes on, so control frames are answered."""
+    gateway = BusyGateway()
+    async with served(gateway) as (address, _):
+        async with websockets.connect(f"ws://{address}/ws", ping_interval=None) as ws:
+            await ws.send("first")
+            await asyncio.wait_for(gateway.busy.wait(), 5)
+            for i in range(5):
+                await ws.send(f"waiting {i}")  # frames the app does not take yet
+            latency = await asyncio.wait_for(await ws.ping(), 5)
+            assert latency < 5
+
+
+@dataclass
+class FloodingGateway:
+    """Sends a frame per millisecond to a client that reads none, until told to close it."""
+
+    code: int = CLOSE_TOO_SLOW
+    written: int = 0
+
+    async def serve_socket(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive_text()
+        conn = Connection("c1", websocket, max_queued_bytes=1024 * 1024)
+        payload = b"x" * 16384
+        while not conn.closed:
+            conn.send(payload)
+            await asyncio.sleep(0.001)
+        await conn.wait_written()
+
+
+async def test_a_client_that_reads_nothing_is_closed_4008_at_once():
+    """The client (a bare TCP socket, so that nothing reads for it) stops reading: once a MiB
+    waits for it the socket is closed 4008, the close frame sent past what waited (uvicorn's own
+    close would wait for the client to read first, i.e. forever)."""
+    gateway = FloodingGateway()
+    async with served(gateway) as (address, server):
+        host, port = address.split(":")
+        client = ClientProtocol(parse_uri(f"ws://{address}/ws"))
+        reader, writer = await asyncio.open_connection(host, int(port))
+        client.send_request(client.connect())
+        writer.write(b"".join(client.data_to_send()))
+        client.receive_data(await reader.readuntil(b"\r\n\r\n"))
+        client.send_text(b"go")
+        writer.write(b"".join(client.data_to_send()))
+        protocol: GatewayWebSocketProtocol | None = None
+        for _ in range(500):  # read nothing meanwhile
+            protocols = [p for p in server.server_state.connections if isinstance(p, GatewayWebSocketProtocol)]
+            if protocols and protocols[0].close_sent:
+                protocol = protocols[0]
+                break
+            await asyncio.sleep(0.02)
+        assert protocol is not None, "never closed: the gateway kept queueing for a client that reads nothing"
+        while chunk := await asyncio.wait_for(reader.read(1 << 20), 10):  # now read: the close frame is there
+            client.receive_data(chunk)
+            if client.close_rcvd is not None:
+                break
+        assert client.close_rcvd is not None and client.close_rcvd.code == CLOSE_TOO_SLOW
+        writer.close()
