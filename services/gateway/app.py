@@ -115,7 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def readyz() -> JSONResponse:
         if gateway.draining:  # SIGTERM: out of rotation at once, before the port closes
             return JSONResponse({"ready": False, "checks": {"gateway": "draining"}}, status_code=503)
-        checks = await gateway.readiness()
+        checks = await gateway.upkeep.readiness()
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

@@ -14,22 +14,21 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.gateway.admission import Admission, client_address, origin_allowed
 from services.gateway.connections import (
-    CLOSE_LOGIN_TIMEOUT,
     CLOSE_REPLACED,
     CLOSE_RESTARTING,
-    CLOSE_SESSION_ENDED,
     Connection,
     Hub,
     Session,
 )
 from services.gateway.frames import FrameError, ParsedFrame, parse_frame, reply_error, reply_ok
 from services.gateway.metrics import CONNECTIONS, FRAMES, SOCKETS_REFUSED
+from services.gateway.upkeep import Upkeep
 from shared.broker import Broker, RpcClient
 from shared.contracts import auth
-from shared.contracts.base import Empty, iso_from_timestamp, utc_now
+from shared.contracts.base import iso_from_timestamp
 from shared.contracts.chat import DeviceBound, PresenceChanged
 from shared.contracts.errors import ErrorCode, ParleyError
-from shared.contracts.operations import OPERATIONS, SERVICES, Operation
+from shared.contracts.operations import OPERATIONS, Operation
 from shared.contracts.wire import Caller, Delivery
 from shared.ids import new_id
 from shared.logs import log_event, request_id_var, user_id_var
@@ -46,10 +45,6 @@ MAX_IN_FLIGHT_PER_SOCKET = 64
 SESSION_OPERATIONS = frozenset({"auth.login", "auth.resume", "auth.logout"})
 # How long a message.send waits on the rate limiter in Redis before going through unchecked.
 RATE_LIMIT_TIMEOUT_SECONDS = 0.5
-# How often a gateway checks that Redis still holds its sockets' presence (one key read).
-PRESENCE_WATCH_SECONDS = 1.0
-# /readyz answers within this, whichever backend is away (each check gets it at most).
-READINESS_SECONDS = 1.5
 # Draining: how long the close frames may take to be written, and presence removals at once.
 CLOSE_WRITE_SECONDS = 2.0
 FORGET_BATCH = 200
@@ -61,6 +56,7 @@ class Gateway:
         self.gateway_id = settings.gateway_instance_id or new_id("gw")
         self.hub = Hub()
         self.admission = Admission(settings)
+        self.upkeep = Upkeep(self)
         # message.send in flight, by (user, client_msg_id): a retry joins the first (_send_once).
         self._sends_in_flight: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         # Read from the hub, not counted beside it: the figure is what the gateway really holds.
@@ -99,10 +95,7 @@ class Gateway:
         queue = await channel.declare_queue(self.broker.names.deliver_queue(self.gateway_id), exclusive=True)
         await queue.bind(exchange, self.gateway_id)
         await queue.consume(self._on_delivery, no_ack=True)
-        self._tasks = [
-            asyncio.create_task(loop())
-            for loop in (self._heartbeat_loop, self._sweep_loop, self._presence_watch_loop, self._login_deadline_loop)
-        ]
+        self._tasks = self.upkeep.start()
         log_event(
             log, "gateway.started", gateway_id=self.gateway_id,
             url=f"http://{self.settings.gateway_host}:{self.settings.gateway_port}",
@@ -137,7 +130,7 @@ class Gateway:
         # Presence now, not when each client answers the close: one that never does would
         # otherwise stay "online" here until its entry expires.
         for i in range(0, len(conns), FORGET_BATCH):
-            await asyncio.gather(*(self._forget(c) for c in conns[i : i + FORGET_BATCH]))
+            await asyncio.gather(*(self.forget(c) for c in conns[i : i + FORGET_BATCH]))
         writers = [c.writer for c in conns if c.writer is not None]
         if writers:
             await asyncio.wait(writers, timeout=CLOSE_WRITE_SECONDS)
@@ -153,7 +146,7 @@ class Gateway:
             task.cancel()
         for conn in list(self.hub.by_conn.values()):
             conn.close(CLOSE_RESTARTING)
-            await self._forget(conn)
+            await self.forget(conn)
         await self.broker.close()
 
     async def _on_delivery(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
@@ -193,7 +186,7 @@ class Gateway:
         finally:
             for task in pending:
                 task.cancel()
-            await self._forget(conn)
+            await self.forget(conn)
             self.admission.closed(conn.address, None)
             self.hub.remove(conn)
             conn.close(1000)
@@ -304,7 +297,7 @@ class Gateway:
             return None
         if name == "auth.logout":
             await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
-            await self._forget(conn)
+            await self.forget(conn)
             return {}
         if name == "message.send":
             return await self._send_once(conn, frame)
@@ -383,7 +376,7 @@ class Gateway:
     ) -> None:
         """Bind, answer, then ask chat for the sync stream (the reply must come first)."""
         assert self.presence is not None
-        await self._forget(conn)
+        await self.forget(conn)
         if not self.admission.may_bind(claims.user_id):
             raise ParleyError(
                 ErrorCode.RATE_LIMITED,
@@ -395,13 +388,13 @@ class Gateway:
         for old in self.hub.bind(conn):
             old.close(CLOSE_REPLACED)
         if await self.presence.bind(conn.socket_of(self.gateway_id)):
-            await self._announce(claims.user_id, online=True)
+            await self.announce(claims.user_id, online=True)
         conn.send(reply_ok(frame_id, reply))
         bound = DeviceBound(user_id=claims.user_id, device_id=device_id, gateway_id=self.gateway_id, conn_id=conn.conn_id)
         await self.broker.send_command(OPERATIONS["chat.sync"], self.caller(conn, frame_id), bound)
         log_event(log, "socket.bound", user_id=claims.user_id, device_id=device_id, conn_id=conn.conn_id)
 
-    async def _forget(self, conn: Connection) -> None:
+    async def forget(self, conn: Connection) -> None:
         """Unbind a socket (logout, rebind, close); announce if it was the user's last device."""
         if conn.session is None:
             return
@@ -415,115 +408,8 @@ class Gateway:
         assert self.presence is not None
         with suppress(Exception):  # Redis down: the sweeper announces it later
             if last_seen := await self.presence.unbind(sock):
-                await self._announce(sock.user_id, online=False, last_seen=last_seen)
+                await self.announce(sock.user_id, online=False, last_seen=last_seen)
 
-    async def _announce(self, user_id: str, online: bool, last_seen: str | None = None) -> None:
+    async def announce(self, user_id: str, online: bool, last_seen: str | None = None) -> None:
         event = PresenceChanged(user_id=user_id, online=online, last_seen=last_seen)
         await self.broker.publish_event("presence.changed", event)
-
-    # --- upkeep --------------------------------------------------------------------------------
-    async def _heartbeat_loop(self) -> None:
-        """Keep our sockets' presence alive; end sessions whose token expired or was revoked."""
-        assert self.presence is not None and self.revocations is not None
-        while True:
-            await asyncio.sleep(self.settings.presence_ttl_seconds / 3)
-            try:
-                conns = self.hub.bound()
-                now = int(utc_now().timestamp())
-                try:
-                    revoked = await self.revocations.revoked_among([c.session.token_id for c in conns if c.session])
-                except ParleyError:  # neither Redis nor auth could say: keep presence, look next beat
-                    revoked = set()
-                for conn in conns:
-                    if conn.session and (conn.session.token_id in revoked or conn.session.expires_at <= now):
-                        await self._forget(conn)
-                        conn.close(CLOSE_SESSION_ENDED)
-                # A Redis that lost our sockets first gets them back silently; the refresh below
-                # would otherwise take them all for swept and announce them online again.
-                await self._restore_presence_if_lost()
-                live = [c for c in conns if c.session is not None]
-                dropped = await self.presence.refresh([c.socket_of(self.gateway_id) for c in live])
-                for sock in dropped:  # we were too slow and got swept: come back
-                    if await self.presence.bind(sock):
-                        await self._announce(sock.user_id, online=True)
-            except Exception as exc:
-                log_event(log, "heartbeat.failed", logging.WARNING, error=repr(exc))
-
-    async def _sweep_loop(self) -> None:
-        """Announce users whose last device sat on a gateway that died."""
-        assert self.presence is not None
-        while True:
-            await asyncio.sleep(self.settings.presence_sweep_seconds)
-            try:
-                for user_id, last_seen in await self.presence.sweep():
-                    await self._announce(user_id, online=False, last_seen=last_seen)
-            except Exception as exc:
-                log_event(log, "sweep.failed", logging.WARNING, error=repr(exc))
-
-    async def _restore_presence_if_lost(self) -> None:
-        """Redis lost our sockets (restarted empty): write them back before anything else."""
-        assert self.presence is not None
-        if await self.presence.marker_was_lost(self.gateway_id):
-            live = [c.socket_of(self.gateway_id) for c in self.hub.bound()]
-            await self.presence.restore(live)
-            if live:
-                log_event(log, "presence.restored", logging.WARNING, gateway_id=self.gateway_id, sockets=len(live))
-
-    async def _presence_watch_loop(self) -> None:
-        """Every second: did Redis lose our sockets? (A check of one key.)"""
-        while True:
-            await asyncio.sleep(PRESENCE_WATCH_SECONDS)
-            try:
-                await self._restore_presence_if_lost()
-            except Exception as exc:  # Redis away: try again next second
-                log_event(log, "presence.watch_failed", logging.DEBUG, error=repr(exc))
-
-    async def _login_deadline_loop(self) -> None:
-        """Close sockets that have not logged in within the deadline (no task per socket)."""
-        deadline = self.settings.ws_login_deadline_seconds
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(min(1.0, deadline / 4))
-            now = loop.time()
-            for conn in list(self.hub.by_conn.values()):
-                if conn.session is None and not conn.closed and now - conn.unbound_since > deadline:
-                    log_event(log, "socket.login_timeout", conn_id=conn.conn_id, address=conn.address)
-                    conn.close(CLOSE_LOGIN_TIMEOUT)
-
-    async def readiness(self) -> dict[str, str]:
-        """Each dependency → "ok" or what is wrong, within READINESS_SECONDS whatever is away.
-
-        RabbitMQ counts as up only while the connection is (a robust connection that is
-        reconnecting is not closed, but nothing goes through it); MongoDB through each service's
-        health operation, which pings it.
-        """
-        checks: dict[str, str] = {
-            "rabbitmq": "ok" if self.broker.connected else "unreachable (reconnecting)",
-        }
-
-        async def ping_redis() -> None:
-            assert self.redis is not None
-            await self.redis.ping()
-
-        async def ask(service: str) -> None:
-            if not self.broker.connected:
-                raise ParleyError.unavailable("RabbitMQ is unreachable")
-            await self.call(OPERATIONS[f"{service}.health"], Caller(request_id=new_id("r")), Empty())
-
-        names = ["redis", *SERVICES]
-        answers = await asyncio.gather(
-            asyncio.wait_for(ping_redis(), READINESS_SECONDS),
-            *(asyncio.wait_for(ask(s), READINESS_SECONDS) for s in SERVICES),
-            return_exceptions=True,
-        )
-        for name, answer in zip(names, answers):
-            if not isinstance(answer, BaseException):
-                checks[name] = "ok"
-            elif isinstance(answer, TimeoutError):
-                checks[name] = f"no answer within {READINESS_SECONDS:g} s"
-            elif isinstance(answer, ParleyError):
-                checks[name] = answer.message
-            else:
-                checks[name] = f"unreachable: {answer!r}"
-        return checks
-

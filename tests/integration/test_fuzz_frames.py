@@ -16,7 +16,6 @@ moves on between examples, so a shrunk example would not replay the same way.
 """
 import asyncio
 import itertools
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
