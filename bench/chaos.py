@@ -113,7 +113,7 @@ def cli() -> None:
     parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--pairs", type=int, default=20, help="pairs of friends (users = 2x)")
     parser.add_argument("--group", type=int, default=6, help="members of the one group")
-    parser.add_argument("--rate", type=float, default=60.0, help="messages a second, all senders together")
+    parser.add_argument("--rate", type=float, default=40.0, help="messages a second, all senders together")
     parser.add_argument("--repeat", type=int, default=3, help="times each fault is injected")
     parser.add_argument("--broker-seconds", type=float, default=15.0, help="how long RabbitMQ stays stopped")
     parser.add_argument("--warmup", type=float, default=8.0)
