@@ -777,7 +777,8 @@ class Load:
             before: int | None = None
             while True:
                 page = await reader.call("history.fetch", {"conversation_id": conv, "limit": 200,
-                                                           **({"before_seq": before} if before else {})})
+                                                           **({"before_seq": before} if before else {})},
+                                         timeout=8, retries=6)
                 messages = page["messages"] + messages
                 if not page["has_more"] or not page["messages"]:
                     break
@@ -790,7 +791,7 @@ class Load:
         answers = []
         for port in self.ports:
             answer = "no answer"
-            for _ in range(20):
+            for _ in range(8):
                 try:
                     async with websockets.connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5) as ws:
                         await ws.send(json.dumps({"type": "auth.resume", "id": "x", "data": {"token": self.revoked_token}}))
@@ -919,6 +920,7 @@ class Report:
     gaps: list[str] = field(default_factory=list)
     undelivered: list[tuple[str, str, int]] = field(default_factory=list)
     missing_after_sync: list[tuple[str, str, int]] = field(default_factory=list)
+    undelivered_sent: dict[str, float] = field(default_factory=dict)  # when those were acknowledged, s from the fault
     unacknowledged_stored: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # message.send outcomes other than ok
     other_errors: dict[str, int] = field(default_factory=dict)  # acks, resumes...
@@ -946,7 +948,9 @@ class Report:
             out.append(f"seq gaps: {self.gaps[:3]}")
         if self.undelivered:
             out.append(f"{len(self.undelivered)} acknowledged messages never reached a receiver during the run "
-                       f"(live or by a reconnect's sync), e.g. {self.undelivered[:3]}")
+                       f"(live or by a reconnect's sync), e.g. {self.undelivered[:3]}; acknowledged to their senders "
+                       f"between {self.undelivered_sent.get('first')} and {self.undelivered_sent.get('last')} s "
+                       f"from the fault (median {self.undelivered_sent.get('median')})")
         if self.missing_after_sync:
             out.append(f"{len(self.missing_after_sync)} still missing after a forced re-sync, e.g. {self.missing_after_sync[:3]}")
         internal = {k: v for k, v in {**self.errors, **self.other_errors}.items() if k.endswith("internal")}
@@ -1026,6 +1030,13 @@ async def check(load: Load, report: Report, t_fault: float | None = None) -> Non
     """After the load stopped and settled: the revoked token, the stored messages against what
     senders were told, a forced re-sync of every device, and the counts users saw."""
     report.undelivered = load.undelivered()
+    if report.undelivered and t_fault is not None:
+        # When were they sent, relative to the (first) fault: says which mechanism dropped them.
+        sent_at = {(s.reply["conversation_id"], s.reply["seq"]): s.acked_at for s in load.acknowledged() if s.reply}
+        times = sorted(sent_at[(c, q)] - t_fault for _, c, q in report.undelivered if sent_at.get((c, q)))
+        if times:
+            report.undelivered_sent = {"first": round(times[0], 2), "last": round(times[-1], 2),
+                                       "median": round(times[len(times) // 2], 2)}
     report.revoked = await load.revoked_refused()
     try:
         stored = await load.stored()
