@@ -390,9 +390,36 @@ class Gateway:
         if await self.presence.bind(conn.socket_of(self.gateway_id)):
             await self.announce(claims.user_id, online=True)
         conn.send(reply_ok(frame_id, reply))
-        bound = DeviceBound(user_id=claims.user_id, device_id=device_id, gateway_id=self.gateway_id, conn_id=conn.conn_id)
-        await self.broker.send_command(OPERATIONS["chat.sync"], self.caller(conn, frame_id), bound)
+        await self._ask_sync(conn, frame_id)
         log_event(log, "socket.bound", user_id=claims.user_id, device_id=device_id, conn_id=conn.conn_id)
+
+    async def _ask_sync(self, conn: Connection, request_id: str) -> None:
+        """Chat streams the socket everything above its device's cursors, then `sync.done`."""
+        assert conn.session is not None
+        bound = DeviceBound(
+            user_id=conn.session.user_id, device_id=conn.session.device_id, gateway_id=self.gateway_id,
+            conn_id=conn.conn_id,
+        )
+        await self.broker.send_command(OPERATIONS["chat.sync"], self.caller(conn, request_id), bound)
+
+    async def resync(self, reason: str) -> None:
+        """Sync every bound socket again, unasked: live pushes were lost (Redis or RabbitMQ was
+        away, so chat could not find or reach the sockets) and what they carried is above the
+        devices' cursors. Clients drop what they already hold by seq; until `sync.done` live
+        pushes wait, as on bind, so each conversation still arrives in ascending seq."""
+        conns = self.hub.bound()  # syncing ones too: their sync stream may be what was lost
+        for i, conn in enumerate(conns):
+            if conn.session is None or conn.closed:
+                continue
+            conn.syncing = True
+            try:
+                await self._ask_sync(conn, new_id("resync"))
+            except ParleyError:  # the broker went away again: the next recovery resyncs
+                conn.finish_sync()
+                raise
+            if i % FORGET_BATCH == FORGET_BATCH - 1:
+                await asyncio.sleep(0)  # let the sockets' own traffic through
+        log_event(log, "sockets.resynced", logging.WARNING, reason=reason, sockets=len(conns))
 
     async def forget(self, conn: Connection) -> None:
         """Unbind a socket (logout, rebind, close); announce if it was the user's last device."""

@@ -5,6 +5,7 @@ its backend being away: a failed round is logged and the next one tries again.
 """
 import asyncio
 import logging
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from services.gateway.connections import CLOSE_LOGIN_TIMEOUT, CLOSE_SESSION_ENDED
@@ -74,23 +75,48 @@ class Upkeep:
             except Exception as exc:
                 log_event(log, "sweep.failed", logging.WARNING, error=repr(exc))
 
-    async def restore_presence_if_lost(self) -> None:
+    async def restore_presence_if_lost(self) -> bool:
         """Redis lost our sockets (restarted empty): write them back before anything else."""
         assert self.gateway.presence is not None
-        if await self.gateway.presence.marker_was_lost(self.gateway.gateway_id):
-            live = [c.socket_of(self.gateway.gateway_id) for c in self.gateway.hub.bound()]
-            await self.gateway.presence.restore(live)
-            if live:
-                log_event(log, "presence.restored", logging.WARNING, gateway_id=self.gateway.gateway_id, sockets=len(live))
+        if not await self.gateway.presence.marker_was_lost(self.gateway.gateway_id):
+            return False
+        live = [c.socket_of(self.gateway.gateway_id) for c in self.gateway.hub.bound()]
+        await self.gateway.presence.restore(live)
+        if live:
+            log_event(log, "presence.restored", logging.WARNING, gateway_id=self.gateway.gateway_id, sockets=len(live))
+        return True
 
     async def presence_watch_loop(self) -> None:
-        """Every second: did Redis lose our sockets? (A check of one key.)"""
+        """Every second: is Redis there and does it still hold our sockets; is RabbitMQ there?
+
+        After either was away, live pushes sent meanwhile were lost (chat found no socket in
+        Redis, or could not publish, or our deliver queue went with the broker): the sockets
+        are synced again (Gateway.resync), so nobody waits for a reconnect to see them.
+        """
+        redis_failing = broker_down = False
+        with suppress(Exception):  # our own marker, before any socket binds
+            await self.restore_presence_if_lost()
         while True:
             await asyncio.sleep(PRESENCE_WATCH_SECONDS)
+            lost = False
             try:
-                await self.restore_presence_if_lost()
+                lost = await self.restore_presence_if_lost()
             except Exception as exc:  # Redis away: try again next second
-                log_event(log, "presence.watch_failed", logging.DEBUG, error=repr(exc))
+                if not redis_failing:
+                    log_event(log, "presence.watch_failed", logging.WARNING, error=repr(exc))
+                redis_failing = True
+                continue
+            connected = self.gateway.broker.connected
+            try:
+                if lost or redis_failing:
+                    await self.gateway.resync("redis was away" if redis_failing else "redis lost its data")
+                elif connected and broker_down:
+                    # A tick after the reconnection: the deliver queue and its consumer are back.
+                    await self.gateway.resync("rabbitmq was away")
+            except Exception as exc:  # away again: the next recovery resyncs
+                log_event(log, "resync.failed", logging.WARNING, error=repr(exc))
+                continue
+            redis_failing, broker_down = False, not connected
 
     async def login_deadline_loop(self) -> None:
         """Close sockets that have not logged in within the deadline (no task per socket)."""
