@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from shared.devstack import DevSettings, Stack, free_port, wait_for_port
+from shared.devstack import DevSettings, Stack, embedded_mongo_url, free_port, wait_for_port
 from shared.settings import Settings
 
 MiB = 1024 * 1024
@@ -139,7 +139,7 @@ async def own_stack(extra_env: dict[str, str] | None = None, prefix: str = "benc
                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
             )
             wait_for_port(mongo_port, 30, "the embedded MongoDB-wire server")
-            env["PARLEY_MONGO_URL"] = f"mongodb://127.0.0.1:{mongo_port}/"
+            env["PARLEY_MONGO_URL"] = embedded_mongo_url(mongo_port)
         sink = open(tmp / "stack.log", "w")
         stack = Stack(env=env, dev=DevSettings(gateways=1, ready_timeout_seconds=90, data_dir=tmp), sink=sink)
         stack.start_all()

@@ -17,7 +17,7 @@ import aio_pika
 import redis.asyncio as aioredis
 
 from shared.broker import Names
-from shared.devstack import free_port, wait_for_port
+from shared.devstack import embedded_mongo_url, free_port, wait_for_port
 from shared.settings import Settings
 
 
@@ -40,7 +40,7 @@ def start_embedded_mongo(log_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
         stdout=log, stderr=subprocess.STDOUT,
     )
     wait_for_port(port, 30, "the embedded MongoDB-wire server")
-    return f"mongodb://127.0.0.1:{port}/", proc
+    return embedded_mongo_url(port), proc
 
 
 async def remove_namespace(settings: Settings, services: tuple[str, ...] = ("auth", "chat", "files")) -> None:
