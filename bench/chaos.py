@@ -86,6 +86,9 @@ async def main(args: argparse.Namespace) -> bool:
             report = await run_scenario(stack, name, all_faults[name], config, warmup=args.warmup,
                                         after=args.after, settle=30.0, log=log)
             reports.append(report)
+            for ep in report.episodes:  # second after the reference: attempts/not ok/p99 ms
+                log(f"[{name}] {ep['label']} timeline (s: sends/failed/p99 ms): " + " ".join(
+                    f"{w}:{n}/{bad}/{p99}" for w, n, bad, p99 in ep["recovery"].get("timeline", [])))
             for problem in report.problems(BOUNDS[name]):
                 log(f"[{name}] PROBLEM: {problem}")
         except Exception as exc:  # noqa: BLE001 - one broken scenario does not hide the others

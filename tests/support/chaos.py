@@ -816,7 +816,7 @@ class Load:
     def outcomes(self, since: float = 0.0, until: float = float("inf")) -> Counter[str]:
         return Counter(a.outcome for a in self.attempts if since <= a.start < until)
 
-    def recovery(self, ep: Episode, t_stop: float, threshold: float = 1.0) -> dict[str, float | None]:
+    def recovery(self, ep: Episode, t_stop: float, threshold: float = 1.0) -> dict[str, Any]:
         """Seconds from the episode's reference time (the component back, or the replica killed) to:
         `first_ok` the first successful send; `all_ok` every user having sent successfully;
         `normal` the start of the first 1 s window from which every later window (until the
@@ -842,10 +842,16 @@ class Load:
                 normal = float(w)
             else:
                 break
+        timeline = []  # per 1 s window from the reference: [second, attempts, not ok, p99 ms]
+        for w in sorted(windows):
+            lat = sorted(a.end - a.start for a in windows[w])
+            timeline.append([w, len(lat), sum(a.outcome != "ok" for a in windows[w]),
+                             round(lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000)])
         return {
             "first_ok": None if first_ok is None else round(first_ok - ref, 2),
             "all_ok": None if all_ok is None else round(all_ok - ref, 2),
             "normal": normal,
+            "timeline": timeline,
         }
 
     def send_latency(self, since: float, until: float, threshold: float = 1.0) -> dict[str, Any]:
