@@ -261,6 +261,20 @@ async def test_ack_beyond_the_last_seq_is_bad_request(friends):
     assert await friends.cursors.of_device(B, "phone") == {CONV: 2}
 
 
+async def test_ack_of_a_message_stored_just_before_a_crash_is_accepted(friends, db):
+    """A replica killed between storing a message and recording the conversation's last_seq:
+    the recipient got the message (live or by sync) and acks it; that is no bad request."""
+    await send_many(friends, 2)
+    stored = await db["messages"].find_one({"conversation_id": CONV, "seq": 2})
+    await db["messages"].insert_one({**stored, "_id": "m_after_crash", "seq": 3, "client_msg_id": "lost-update"})
+    assert (await friends.messages.conversation(CONV))["last_seq"] == 2  # the $max never ran
+    await ack(friends, B, "phone", 3)
+    assert (await friends.messages.conversation(CONV))["last_seq"] == 3
+    with pytest.raises(ParleyError) as beyond:
+        await ack(friends, B, "phone", 4)
+    assert code_of(beyond) == ErrorCode.BAD_REQUEST
+
+
 async def test_ack_never_moves_a_cursor_back(friends):
     await send_many(friends, 5)
     await ack(friends, B, "phone", 4)

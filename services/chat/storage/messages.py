@@ -131,6 +131,19 @@ class MessageStore:
     async def by_client_msg_id(self, sender: str, client_msg_id: str) -> dict[str, Any] | None:
         return await self.messages.find_one({"from_user_id": sender, "client_msg_id": client_msg_id})
 
+    async def catch_up_last_seq(self, conversation_id: str) -> int:
+        """Raise `last_seq` to the highest seq stored (a crash between the two writes of a group
+        commit leaves it behind); returns it."""
+        latest = await self.messages.find_one(
+            {"conversation_id": conversation_id}, sort=[("seq", DESCENDING)], projection={"seq": 1, "sent_at": 1}
+        )
+        if latest is None:
+            return await self.highest_seq(conversation_id)
+        await self.conversations.update_one(
+            {"_id": conversation_id}, {"$max": {"last_seq": latest["seq"], "last_at": latest["sent_at"]}}
+        )
+        return await self.highest_seq(conversation_id)
+
     async def highest_seq(self, conversation_id: str) -> int:
         """The highest seq stored or recorded for the conversation (even if since expired)."""
         latest = await self.messages.find_one(
