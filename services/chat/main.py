@@ -8,6 +8,7 @@ from services.chat.storage.friendships import FriendshipStore
 from services.chat.storage.messages import MessageStore
 from services.chat.storage.typing import TypingThrottle
 from shared.broker import RpcClient
+from shared.contracts.chat import DeliveriesLost
 from shared.presence import Presence
 from shared.runtime import Runtime, run
 from shared.service import Router
@@ -25,7 +26,10 @@ async def wire(rt: Runtime) -> Router:
             messages=messages,
             cursors=cursors,
             presence=presence,
-            deliver=Deliverer(presence, rt.broker.deliver),
+            deliver=Deliverer(
+                presence, rt.broker.deliver,
+                report_lost=lambda why: rt.broker.publish_event("deliveries.lost", DeliveriesLost(reason=why[:200])),
+            ),
             profiles=AuthProfiles(rpc),
             files=FilesDirectory(rpc),
             typing=TypingThrottle(rt.redis, rt.settings.namespace),

@@ -94,6 +94,8 @@ class Gateway:
         exchange = await channel.declare_exchange(self.broker.names.deliver, aio_pika.ExchangeType.DIRECT, durable=True)
         queue = await channel.declare_queue(self.broker.names.deliver_queue(self.gateway_id), exclusive=True)
         await queue.bind(exchange, self.gateway_id)
+        # chat's "pushes were lost" reports come on the same queue (Deliverer._report_lost).
+        await queue.bind(self.broker.names.events, "deliveries.lost")
         await queue.consume(self._on_delivery, no_ack=True)
         self._tasks = self.upkeep.start()
         log_event(
@@ -150,6 +152,9 @@ class Gateway:
         await self.broker.close()
 
     async def _on_delivery(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        if message.exchange == self.broker.names.events:  # deliveries.lost: resync, on the next tick
+            self.upkeep.resync_wanted = True
+            return
         try:
             self.hub.dispatch(Delivery.model_validate_json(message.body))
         except ValidationError as exc:

@@ -30,6 +30,8 @@ READINESS_SECONDS = 1.5
 class Upkeep:
     def __init__(self, gateway: "Gateway"):
         self.gateway = gateway
+        # chat reported pushes it could not deliver: resync on the next tick.
+        self.resync_wanted = False
 
     def start(self) -> list[asyncio.Task[None]]:
         return [
@@ -91,7 +93,9 @@ class Upkeep:
 
         After either was away, live pushes sent meanwhile were lost (chat found no socket in
         Redis, or could not publish, or our deliver queue went with the broker): the sockets
-        are synced again (Gateway.resync), so nobody waits for a reconnect to see them.
+        are synced again (Gateway.resync), so nobody waits for a reconnect to see them. So too
+        when chat reports pushes it could not make (its own Redis connection may come back
+        later than ours: a push failing after our resync would otherwise stay lost).
         """
         redis_failing = broker_down = False
         with suppress(Exception):  # our own marker, before any socket binds
@@ -113,6 +117,9 @@ class Upkeep:
                 elif connected and broker_down:
                     # A tick after the reconnection: the deliver queue and its consumer are back.
                     await self.gateway.resync("rabbitmq was away")
+                elif self.resync_wanted:
+                    self.resync_wanted = False
+                    await self.gateway.resync("chat could not push")
             except Exception as exc:  # away again: the next recovery resyncs
                 log_event(log, "resync.failed", logging.WARNING, error=repr(exc))
                 continue

@@ -133,6 +133,13 @@ class DeviceBound(Contract):
     conn_id: str
 
 
+class DeliveriesLost(Contract):
+    """Event: chat could not push to live sockets (Redis or a gateway's queue away); every
+    gateway syncs its sockets again, so what was lost arrives without a reconnect."""
+
+    reason: str
+
+
 class PresenceChanged(Contract):
     """Event: a user's first device connected or last device went away."""
 

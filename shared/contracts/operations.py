@@ -96,4 +96,5 @@ PUSHES: dict[str, type[Contract]] = {
 # Domain events on `parley.events`.
 EVENTS: dict[str, type[Contract]] = {
     "presence.changed": chat.PresenceChanged,
+    "deliveries.lost": chat.DeliveriesLost,
 }

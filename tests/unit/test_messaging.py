@@ -207,6 +207,31 @@ async def test_a_push_that_fails_does_not_fail_a_stored_send(friends):
     ]
 
 
+async def test_pushes_that_fail_are_reported_so_gateways_resync(friends):
+    """Every failed push is followed by a "deliveries lost" report (at most two a second), so
+    the gateways sync their sockets again after it; nothing is reported while pushes go out."""
+    await friends.online(B, "phone")
+    reports: list[str] = []
+
+    async def report(why: str) -> None:
+        reports.append(why)
+
+    friends.deliver.report_lost = report
+    await send(friends, A, B, "ok1")
+    assert reports == []
+
+    async def broker_down(gateway_id, delivery):
+        raise ConnectionError("deliver exchange unreachable")
+
+    friends.deliver.publish = broker_down
+    for i in range(5):
+        await send(friends, A, B, f"lost{i}")
+    assert len(reports) == 1 and "unreachable" in reports[0]
+    await asyncio.sleep(0.55)
+    await send(friends, A, B, "lost-later")
+    assert len(reports) == 2
+
+
 # --- history ---------------------------------------------------------------------------------
 async def test_history_pages_back_from_the_newest(friends):
     await send_many(friends, 120)

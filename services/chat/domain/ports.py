@@ -4,6 +4,7 @@
 deliveries on RabbitMQ); `Profiles` resolves user ids through auth, which owns users.
 """
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
@@ -19,6 +20,9 @@ from shared.presence import DeviceSocket, Presence
 log = logging.getLogger("parley.chat")
 
 Publish = Callable[[str, Delivery], Awaitable[None]]  # (gateway_id, delivery)
+ReportLost = Callable[[str], Awaitable[None]]  # (why): tells the gateways to resync their sockets
+# At most one "deliveries lost" report per this many seconds: an outage fails every push.
+REPORT_LOST_EVERY_SECONDS = 0.5
 
 
 class Profiles(Protocol):
@@ -34,9 +38,11 @@ def push(event: str, data: Contract) -> Push:
 
 
 class Deliverer:
-    def __init__(self, presence: Presence, publish: Publish):
+    def __init__(self, presence: Presence, publish: Publish, report_lost: ReportLost | None = None):
         self.presence = presence
         self.publish = publish
+        self.report_lost = report_lost
+        self._reported_at = -REPORT_LOST_EVERY_SECONDS
 
     async def to_users(
         self, user_ids: Iterable[str], pushes: list[Push], *, except_device: tuple[str, str | None] | None = None
@@ -50,7 +56,22 @@ class Deliverer:
             return await self._to_users(list(dict.fromkeys(user_ids)), pushes, except_device)
         except Exception as exc:
             log_event(log, "push.failed", logging.WARNING, push_type=pushes[0].type if pushes else "", error=repr(exc))
+            await self._report_lost(repr(exc))
             return 0
+
+    async def _report_lost(self, why: str) -> None:
+        """Have every gateway resync its sockets: a push that could not go out is above the
+        devices' cursors, and a socket that stays open would otherwise see it only on its next
+        bind. Reported after the failure, so the resync comes after it (best effort: with the
+        broker away the gateways resync when it is back anyway)."""
+        now = time.monotonic()
+        if self.report_lost is None or now - self._reported_at < REPORT_LOST_EVERY_SECONDS:
+            return
+        self._reported_at = now
+        try:
+            await self.report_lost(why)
+        except Exception as exc:
+            log_event(log, "push.lost_report_failed", logging.WARNING, error=repr(exc))
 
     async def _to_users(
         self, user_ids: list[str], pushes: list[Push], except_device: tuple[str, str | None] | None
