@@ -1,6 +1,5 @@
 """Session fixtures: real MongoDB, RabbitMQ and Redis (containers or local), and the whole stack."""
 import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -9,7 +8,7 @@ from pymongo import AsyncMongoClient
 from shared.devstack import DevSettings, Stack, free_port
 from shared.settings import Settings
 from tests.support.backends import Backends, provide
-from tests.support.infra import LOG_DIR, remove_namespace, unique_namespace
+from tests.support.infra import LOG_DIR, remove_namespace, tuned_for_tests, unique_namespace
 
 ANNOUNCED: list[str] = []
 
@@ -55,25 +54,8 @@ def test_env(backends: Backends, mongo_url: str) -> dict[str, str]:
         "PARLEY_AMQP_URL": backends.amqp_url,
         "PARLEY_REDIS_URL": backends.redis_url,
         "PARLEY_MONGO_DB": f"parley_{namespace}",
-        "PARLEY_PRESENCE_TTL_SECONDS": "3",
-        "PARLEY_PRESENCE_SWEEP_SECONDS": "0.5",
-        "PARLEY_RPC_TIMEOUT_SECONDS": "5",
         "PARLEY_GATEWAY_PORT": str(free_port()),
-        # Tests send in bulk; the rate limit has its own gateways (tests/integration/test_rate_limit.py).
-        "PARLEY_SEND_RATE_PER_SECOND": "100000",
-        "PARLEY_SEND_BURST": "100000",
-        "PARLEY_LOG_LEVEL": "INFO",
-        # Gateways stopped at the end answer 503 this long before closing (production: 2 s).
-        "PARLEY_GATEWAY_DRAIN_SECONDS": "0.3",
-        # A secret of the run's own: services refuse the built-in development one.
-        "PARLEY_JWT_SECRET": secrets.token_hex(32),
-        # Every test user comes from 127.0.0.1: the per-address abuse limits have their own
-        # stack (tests/integration/test_abuse_limits.py).
-        "PARLEY_REGISTER_PER_ADDRESS_PER_HOUR": "1000000",
-        "PARLEY_REGISTER_BURST_PER_ADDRESS": "100000",
-        "PARLEY_LOGIN_FREE_FAILURES_PER_ADDRESS": "100000",
-        "PARLEY_WS_MAX_UNBOUND_PER_ADDRESS": "100000",
-        "PARLEY_WS_MAX_SOCKETS_PER_ADDRESS": "100000",
+        **tuned_for_tests(),
     }
 
 

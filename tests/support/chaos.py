@@ -56,6 +56,7 @@ import websockets
 
 from shared.devstack import DevSettings, Stack, free_port, wait_for_port
 from shared.settings import Settings
+from tests.support.infra import tuned_for_tests
 
 PASSWORD = "correct horse battery"
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,19 +102,7 @@ class ChaosStack:
             "PARLEY_MONGO_DB": f"parley_{self.namespace}",
             "PARLEY_AMQP_URL": os.environ.get("PARLEY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             "PARLEY_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-            "PARLEY_PRESENCE_TTL_SECONDS": "3",
-            "PARLEY_PRESENCE_SWEEP_SECONDS": "0.5",
-            "PARLEY_RPC_TIMEOUT_SECONDS": "5",
-            "PARLEY_SEND_RATE_PER_SECOND": "100000",
-            "PARLEY_SEND_BURST": "100000",
-            "PARLEY_LOG_LEVEL": "INFO",
-            "PARLEY_GATEWAY_DRAIN_SECONDS": "0.3",
-            "PARLEY_JWT_SECRET": secrets.token_hex(32),
-            "PARLEY_REGISTER_PER_ADDRESS_PER_HOUR": "1000000",
-            "PARLEY_REGISTER_BURST_PER_ADDRESS": "100000",
-            "PARLEY_LOGIN_FREE_FAILURES_PER_ADDRESS": "100000",
-            "PARLEY_WS_MAX_UNBOUND_PER_ADDRESS": "100000",
-            "PARLEY_WS_MAX_SOCKETS_PER_ADDRESS": "100000",
+            **tuned_for_tests(),
             **(extra_env or {}),
         }
         self.settings = Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in self.env.items()})

@@ -25,6 +25,31 @@ from shared.settings import Settings
 LOG_DIR = Path(__file__).resolve().parents[2] / ".run" / "test-logs"
 
 
+def tuned_for_tests() -> dict[str, str]:
+    """Settings every test stack runs with, beside where its backends are: fast presence, short
+    timeouts, a secret of its own, and the limits lifted that tests would trip over."""
+    return {
+        "PARLEY_PRESENCE_TTL_SECONDS": "3",
+        "PARLEY_PRESENCE_SWEEP_SECONDS": "0.5",
+        "PARLEY_RPC_TIMEOUT_SECONDS": "5",
+        # Tests send in bulk; the rate limit has its own gateways (tests/integration/test_rate_limit.py).
+        "PARLEY_SEND_RATE_PER_SECOND": "100000",
+        "PARLEY_SEND_BURST": "100000",
+        "PARLEY_LOG_LEVEL": "INFO",
+        # Gateways stopped at the end answer 503 this long before closing (production: 2 s).
+        "PARLEY_GATEWAY_DRAIN_SECONDS": "0.3",
+        # A secret of the run's own: services refuse the built-in development one.
+        "PARLEY_JWT_SECRET": secrets.token_hex(32),
+        # Every test user comes from 127.0.0.1: the per-address abuse limits have their own
+        # stack (tests/integration/test_abuse_limits.py).
+        "PARLEY_REGISTER_PER_ADDRESS_PER_HOUR": "1000000",
+        "PARLEY_REGISTER_BURST_PER_ADDRESS": "100000",
+        "PARLEY_LOGIN_FREE_FAILURES_PER_ADDRESS": "100000",
+        "PARLEY_WS_MAX_UNBOUND_PER_ADDRESS": "100000",
+        "PARLEY_WS_MAX_SOCKETS_PER_ADDRESS": "100000",
+    }
+
+
 def unique_namespace() -> str:
     return f"t{secrets.token_hex(4)}"
 
