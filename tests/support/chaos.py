@@ -211,6 +211,26 @@ class ChaosStack:
                 out[label] = proc.pid
         return out
 
+    async def readiness_while_down(self) -> list[dict[str, Any]]:
+        """/readyz of every gateway at once while a backend is away: what a load balancer sees
+        (the issue: 200 with RabbitMQ down; more than 3 s with MongoDB down)."""
+        return list(await asyncio.gather(*(asyncio.to_thread(self._probe_ready, p) for p in self.gateway_ports)))
+
+    @staticmethod
+    def _probe_ready(port: int) -> dict[str, Any]:
+        import urllib.error
+        import urllib.request
+
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            status = 0
+        return {"port": port, "status": status, "seconds": round(time.perf_counter() - started, 2)}
+
     def ready(self, port: int, timeout: float = 2) -> bool:
         import urllib.request
 
@@ -230,6 +250,8 @@ class Episode:
     t_fault: float
     t_back: float
     ref: str  # "back" (outage: measured from the component's return) or "fault" (a replica died)
+    # /readyz of each gateway while the component was away (outages only).
+    readiness: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def t_ref(self) -> float:
@@ -249,12 +271,14 @@ def rabbit_outage(seconds: float = 12.0) -> Fault:
         await asyncio.to_thread(rabbitmqctl, "stop_app")
         t_fault = now()
         try:
-            await asyncio.sleep(seconds)
+            await asyncio.sleep(min(2.0, seconds / 2))
+            readiness = await stack.readiness_while_down()
+            await asyncio.sleep(max(0.0, seconds - (now() - t_fault)))
         finally:
             await asyncio.to_thread(rabbitmqctl, "start_app")
         t_back = now()
         stack.log("rabbitmqctl start_app done")
-        return [Episode("rabbitmq stop_app/start_app", t_fault, t_back, "back")]
+        return [Episode("rabbitmq stop_app/start_app", t_fault, t_back, "back", readiness)]
 
     return fault
 
@@ -275,10 +299,11 @@ def mongo_restart(down: float = 2.0) -> Fault:
     async def fault(stack: ChaosStack) -> list[Episode]:
         stack.kill_mongo()
         t_fault = now()
-        await asyncio.sleep(down)
+        readiness = await stack.readiness_while_down()
+        await asyncio.sleep(max(0.0, down - (now() - t_fault)))
         await asyncio.to_thread(stack.start_mongo)
         stack.log("mongo started again (same port, same storage)")
-        return [Episode("mongo kill -9, restarted", t_fault, now(), "back")]
+        return [Episode("mongo kill -9, restarted", t_fault, now(), "back", readiness)]
 
     return fault
 
@@ -883,6 +908,9 @@ BOUNDS: dict[str, dict[str, float]] = {
     "chat": {"first_ok": 3.0, "all_ok": 8.0, "normal": 8.0},
 }
 
+# /readyz while a backend is away: 503, within this (issue 11, point 6).
+READYZ_SECONDS = 2.0
+
 
 def repeated(fault: Fault, times: int, between: float) -> Fault:
     """The same fault `times` times, `between` s apart (load running throughout)."""
@@ -956,6 +984,10 @@ class Report:
         if self.acknowledged == 0:
             out.append("no message was acknowledged at all")
         for ep in self.episodes:
+            for probe in ep.get("readiness_while_down", []):
+                if probe["status"] != 503 or probe["seconds"] > READYZ_SECONDS:
+                    out.append(f"{ep['label']}: /readyz answered {probe['status']} in {probe['seconds']} s while the "
+                               f"backend was away (want 503 within {READYZ_SECONDS} s)")
             for key, bound in bounds.items():
                 value = ep["recovery"].get(key)
                 if value is None or value > bound:
@@ -1012,6 +1044,7 @@ async def run_scenario(stack: ChaosStack, name: str, fault: Fault, config: LoadC
             end = episodes[i + 1].t_fault if i + 1 < len(episodes) else t_stop
             report.episodes.append({"label": ep.label, "ref": "component's return" if ep.ref == "back" else "kill",
                                     "down_seconds": round(ep.t_back - ep.t_fault, 1),
+                                    "readiness_while_down": ep.readiness,
                                     "recovery": load.recovery(ep, end, threshold)})
         await check(load, report, episodes[0].t_fault if episodes else None)
     finally:
