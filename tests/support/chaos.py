@@ -1121,7 +1121,9 @@ def _compare(load: Load, stored: dict[str, list[dict[str, Any]]], report: Report
 
 def summary(r: Report) -> str:
     eps = "; ".join(f"{e['label']}: first ok {e['recovery']['first_ok']} s, every user {e['recovery']['all_ok']} s, "
-                    f"normal (p99 < {r.normal_threshold:.2f} s) from {e['recovery']['normal']} s" for e in r.episodes)
+                    f"normal (p99 < {r.normal_threshold:.2f} s) from {e['recovery']['normal']} s"
+                    + "".join(f", /readyz while down {p['status']} in {p['seconds']} s" for p in e.get("readiness_while_down", []))
+                    for e in r.episodes)
     return (f"acked {r.acknowledged} (given up {r.given_up}, attempts {r.attempts}); lost {len(r.lost)}, "
             f"stored twice {len(r.duplicated)}, gaps {len(r.gaps)}, undelivered {len(r.undelivered)}, "
             f"missing after re-sync {len(r.missing_after_sync)}; send errors {r.errors or '{}'}; "
