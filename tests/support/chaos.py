@@ -54,7 +54,7 @@ from typing import IO, Any
 
 import websockets
 
-from shared.devstack import DevSettings, Stack, free_port, wait_for_port
+from shared.devstack import EMBEDDED_MONGO_OPTIONS, DevSettings, Stack, free_port, wait_for_port
 from shared.settings import Settings
 from tests.support.infra import tuned_for_tests
 
@@ -86,7 +86,7 @@ class ChaosStack:
     """A stack of its own, with a Redis and a MongoDB-wire server it may kill."""
 
     def __init__(self, log_path: Path, gateways: int = 2, chats: int = 2, extra_env: dict[str, str] | None = None,
-                 mongo_options: str = ""):
+                 mongo_options: str = EMBEDDED_MONGO_OPTIONS):
         self.tmp = Path(tempfile.mkdtemp(prefix="parley-chaos-"))
         self.log_path = log_path
         self.namespace = f"c{secrets.token_hex(4)}"
