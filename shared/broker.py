@@ -177,9 +177,13 @@ class Broker:
 
     async def send_command(self, op: Operation, caller: Caller, data: BaseModel) -> None:
         """A one-way command (no reply), durable until a replica of its service takes it."""
-        body = dumps(Command(caller=caller, data=data.model_dump(mode="json", exclude_none=True)))
+        await self.publish_command(op, Command(caller=caller, data=data.model_dump(mode="json", exclude_none=True)))
+
+    async def publish_command(self, op: Operation, command: Command, **properties: Any) -> None:
+        """Onto `<ns>.commands`, confirmed; `unavailable` when no replica's queue is bound (the
+        service is not running) or the broker is away: what a caller may safely retry."""
         try:
-            await self.publish("commands", op.routing_key, body, mandatory=True)
+            await self.publish("commands", op.routing_key, dumps(command), mandatory=True, **properties)
         except DeliveryError as exc:
             raise ParleyError.unavailable(f"the {op.service} service is not running") from exc
         except Exception as exc:
@@ -247,25 +251,14 @@ class RpcClient:
             # One budget for the publish (which waits for the broker's confirm, or for a
             # reconnection) and the answer: the caller is told `unavailable` when it runs out.
             async with asyncio.timeout(timeout):
-                try:
-                    await self.broker.publish(
-                        "commands",
-                        op.routing_key,
-                        dumps(Command(caller=caller, data=data, deadline=deadline)),
-                        mandatory=True,
-                        correlation_id=correlation_id,
-                        reply_to=self.reply_queue_name,
-                        # A request nobody took in time is worthless to its caller.
-                        expiration=timeout,
-                    )
-                except DeliveryError as exc:
-                    raise ParleyError.unavailable(f"the {op.service} service is not running") from exc
-                except (asyncio.CancelledError, ParleyError):
-                    raise
-                except Exception as exc:
-                    if is_outage(exc):
-                        raise ParleyError.unavailable("the message broker is unreachable; retry") from exc
-                    raise
+                await self.broker.publish_command(
+                    op,
+                    Command(caller=caller, data=data, deadline=deadline),
+                    correlation_id=correlation_id,
+                    reply_to=self.reply_queue_name,
+                    # A request nobody took in time is worthless to its caller.
+                    expiration=timeout,
+                )
                 result = await future
         except TimeoutError:
             raise ParleyError.unavailable(f"the {op.service} service did not answer in time; retry") from None
