@@ -153,7 +153,7 @@ class Gateway:
 
     async def _on_delivery(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         if message.exchange == self.broker.names.events:  # deliveries.lost: resync, on the next tick
-            self.upkeep.resync_wanted = True
+            self.upkeep.resync_reason = "chat could not push"
             return
         try:
             self.hub.dispatch(Delivery.model_validate_json(message.body))

@@ -30,8 +30,9 @@ READINESS_SECONDS = 1.5
 class Upkeep:
     def __init__(self, gateway: "Gateway"):
         self.gateway = gateway
-        # chat reported pushes it could not deliver: resync on the next tick.
-        self.resync_wanted = False
+        # Why the sockets must be synced again on the next tick (None: they need not): chat
+        # reported pushes it could not make, or Redis lost our sockets.
+        self.resync_reason: str | None = None
 
     def start(self) -> list[asyncio.Task[None]]:
         return [
@@ -77,16 +78,17 @@ class Upkeep:
             except Exception as exc:
                 log_event(log, "sweep.failed", logging.WARNING, error=repr(exc))
 
-    async def restore_presence_if_lost(self) -> bool:
-        """Redis lost our sockets (restarted empty): write them back before anything else."""
+    async def restore_presence_if_lost(self) -> None:
+        """Redis lost our sockets (restarted empty): write them back before anything else, and
+        have them synced again (pushes meanwhile found no socket), whichever loop noticed."""
         assert self.gateway.presence is not None
         if not await self.gateway.presence.marker_was_lost(self.gateway.gateway_id):
-            return False
+            return
         live = [c.socket_of(self.gateway.gateway_id) for c in self.gateway.hub.bound()]
-        await self.gateway.presence.restore(live)
         if live:
+            await self.gateway.presence.restore(live)
+            self.resync_reason = "redis lost its data"
             log_event(log, "presence.restored", logging.WARNING, gateway_id=self.gateway.gateway_id, sockets=len(live))
-        return True
 
     async def presence_watch_loop(self) -> None:
         """Every second: is Redis there and does it still hold our sockets; is RabbitMQ there?
@@ -102,27 +104,27 @@ class Upkeep:
             await self.restore_presence_if_lost()
         while True:
             await asyncio.sleep(PRESENCE_WATCH_SECONDS)
-            lost = False
             try:
-                lost = await self.restore_presence_if_lost()
+                await self.restore_presence_if_lost()
             except Exception as exc:  # Redis away: try again next second
                 if not redis_failing:
                     log_event(log, "presence.watch_failed", logging.WARNING, error=repr(exc))
                 redis_failing = True
                 continue
             connected = self.gateway.broker.connected
-            try:
-                if lost or redis_failing:
-                    await self.gateway.resync("redis was away" if redis_failing else "redis lost its data")
-                elif connected and broker_down:
-                    # A tick after the reconnection: the deliver queue and its consumer are back.
-                    await self.gateway.resync("rabbitmq was away")
-                elif self.resync_wanted:
-                    self.resync_wanted = False
-                    await self.gateway.resync("chat could not push")
-            except Exception as exc:  # away again: the next recovery resyncs
-                log_event(log, "resync.failed", logging.WARNING, error=repr(exc))
-                continue
+            if redis_failing:
+                self.resync_reason = "redis was away"
+            elif connected and broker_down:
+                # A tick after the reconnection: the deliver queue and its consumer are back.
+                self.resync_reason = "rabbitmq was away"
+            if self.resync_reason is not None:
+                reason, self.resync_reason = self.resync_reason, None
+                try:
+                    await self.gateway.resync(reason)
+                except Exception as exc:  # away again: try again next second
+                    self.resync_reason = reason
+                    log_event(log, "resync.failed", logging.WARNING, error=repr(exc))
+                    continue
             redis_failing, broker_down = False, not connected
 
     async def login_deadline_loop(self) -> None:
