@@ -137,12 +137,15 @@ class MessageStore:
         latest = await self.messages.find_one(
             {"conversation_id": conversation_id}, sort=[("seq", DESCENDING)], projection={"seq": 1, "sent_at": 1}
         )
-        if latest is None:
+        if latest is None:  # nothing stored (or all expired): last_seq stands
             return await self.highest_seq(conversation_id)
-        await self.conversations.update_one(
-            {"_id": conversation_id}, {"$max": {"last_seq": latest["seq"], "last_at": latest["sent_at"]}}
+        conversation = await self.conversations.find_one_and_update(
+            {"_id": conversation_id},
+            {"$max": {"last_seq": latest["seq"], "last_at": latest["sent_at"]}},
+            projection={"last_seq": 1},
+            return_document=ReturnDocument.AFTER,
         )
-        return await self.highest_seq(conversation_id)
+        return conversation["last_seq"] if conversation else latest["seq"]
 
     async def highest_seq(self, conversation_id: str) -> int:
         """The highest seq stored or recorded for the conversation (even if since expired)."""
