@@ -7,9 +7,12 @@ any number of gateways never lose or double-count a token. The clock is Redis's 
 so gateways whose clocks disagree still agree on the bucket. A key idle long enough to have
 refilled completely expires: an absent key is a full bucket.
 """
+import logging
 import math
 
 import redis.asyncio as aioredis
+
+from shared.logs import log_event
 
 # KEYS: the bucket hash; ARGV: rate per second, burst, expiry in ms. Returns 1 if a token was taken.
 _TAKE = """
@@ -37,6 +40,26 @@ redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', ts)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return taken
 """
+
+
+class FailOpen:
+    """A limiter that lets requests through while Redis is away logs the outage once, and its
+    end once (not once per request)."""
+
+    def __init__(self, what: str, logger: logging.Logger):
+        self.what = what
+        self.logger = logger
+        self.failing = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.failing:
+            self.failing = True
+            log_event(self.logger, f"{self.what}.unavailable", logging.WARNING, error=repr(exc))
+
+    def worked(self) -> None:
+        if self.failing:
+            self.failing = False
+            log_event(self.logger, f"{self.what}.restored")
 
 
 class TokenBucket:

@@ -34,7 +34,7 @@ from shared.ids import new_id
 from shared.logs import log_event, request_id_var, user_id_var
 from shared.outages import is_outage
 from shared.presence import Presence
-from shared.ratelimit import TokenBucket
+from shared.ratelimit import FailOpen, TokenBucket
 from shared.settings import Settings
 from shared.tokens import RevocationCheck, Revocations, TokenClaims, TokenCodec
 
@@ -68,7 +68,7 @@ class Gateway:
         self.presence: Presence | None = None
         self.revocations: RevocationCheck | None = None
         self.send_limit: TokenBucket | None = None
-        self._send_limit_failing = False  # so that a Redis outage is logged once, not per send
+        self._send_limit_outage = FailOpen("ratelimit", log)  # logged once per Redis outage, not per send
         self._tasks: list[asyncio.Task[Any]] = []
         # Every socket's requests being answered, so that a drain can wait for them.
         self._requests: set[asyncio.Task[None]] = set()
@@ -339,13 +339,9 @@ class Gateway:
             # MAX_IN_FLIGHT_PER_SOCKET and send_lock meanwhile), while chat stores a message
             # without Redis (live pushes are best effort; sync catches up). Failing closed would
             # turn a Redis outage into nobody being able to send at all.
-            if not self._send_limit_failing:
-                self._send_limit_failing = True
-                log_event(log, "ratelimit.unavailable", logging.WARNING, error=repr(exc))
+            self._send_limit_outage.failed(exc)
             return None
-        if self._send_limit_failing:
-            self._send_limit_failing = False
-            log_event(log, "ratelimit.restored")
+        self._send_limit_outage.worked()
         if allowed:
             return None
         rate = self.settings.send_rate_per_second

@@ -37,7 +37,7 @@ from redis.exceptions import RedisError
 
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.logs import log_event
-from shared.ratelimit import TokenBucket
+from shared.ratelimit import FailOpen, TokenBucket
 from shared.settings import Settings
 
 log = logging.getLogger("parley.auth")
@@ -131,30 +131,12 @@ class Attempt:
     counted: tuple[tuple[str, GateRule], ...]
 
 
-class FailOpen:
-    """Logs a limiter's Redis outage once, and its end once."""
-
-    def __init__(self, what: str):
-        self.what = what
-        self.failing = False
-
-    def failed(self, exc: BaseException) -> None:
-        if not self.failing:
-            self.failing = True
-            log_event(log, f"{self.what}.unavailable", logging.WARNING, error=repr(exc))
-
-    def worked(self) -> None:
-        if self.failing:
-            self.failing = False
-            log_event(log, f"{self.what}.restored")
-
-
 class LoginThrottle:
     def __init__(self, gates: GateStore, rules: LoginRules, clock: Callable[[], float] = time.time):
         self.gates = gates
         self.rules = rules
         self.clock = clock
-        self.outage = FailOpen("login_throttle")
+        self.outage = FailOpen("login_throttle", log)
 
     def _keys(self, username: str, address: str | None) -> tuple[str, str | None, str | None, str]:
         account = _fold(username)
@@ -226,7 +208,7 @@ class RegistrationLimit:
 
     def __init__(self, bucket: TokenBucket):
         self.bucket = bucket
-        self.outage = FailOpen("register_limit")
+        self.outage = FailOpen("register_limit", log)
 
     async def take(self, address: str | None) -> None:
         if address is None:
