@@ -24,6 +24,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import DeliveryError
 from pydantic import BaseModel
 
+from shared.contracts.batches import Deliveries
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.operations import Operation
 from shared.contracts.wire import Caller, Command, CommandResult, Delivery
@@ -33,6 +34,9 @@ from shared.outages import is_outage
 from shared.settings import Settings
 
 log = logging.getLogger("parley.broker")
+
+# The AMQP `type` of a message on `<ns>.deliver`: one Delivery, or many in a Deliveries.
+DELIVERY, DELIVERIES = "delivery", "deliveries"
 
 
 def dumps(value: BaseModel | dict[str, Any]) -> bytes:
@@ -171,9 +175,11 @@ class Broker:
     async def publish_event(self, name: str, event: BaseModel) -> None:
         await self.publish("events", name, dumps(event))
 
-    async def deliver(self, gateway_id: str, delivery: Delivery) -> None:
-        """Pushes for sockets held by one gateway; transient: what is lost comes back on sync."""
-        await self.publish("deliver", gateway_id, dumps(delivery), persistent=False)
+    async def deliver(self, gateway_id: str, delivery: Delivery | Deliveries) -> None:
+        """Pushes for sockets held by one gateway; transient: what is lost comes back on sync.
+        The message's `type` says which of the two the body is."""
+        kind = DELIVERIES if isinstance(delivery, Deliveries) else DELIVERY
+        await self.publish("deliver", gateway_id, dumps(delivery), persistent=False, type=kind)
 
     async def send_command(self, op: Operation, caller: Caller, data: BaseModel) -> None:
         """A one-way command (no reply), durable until a replica of its service takes it."""

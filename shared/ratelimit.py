@@ -7,6 +7,7 @@ any number of gateways never lose or double-count a token. The clock is Redis's 
 so gateways whose clocks disagree still agree on the bucket. A key idle long enough to have
 refilled completely expires: an absent key is a full bucket.
 """
+import asyncio
 import logging
 import math
 
@@ -14,30 +15,34 @@ import redis.asyncio as aioredis
 
 from shared.logs import log_event
 
-# KEYS: the bucket hash; ARGV: rate per second, burst, expiry in ms. Returns 1 if a token was taken.
+# KEYS: bucket hashes (one take each; a key may repeat); ARGV: rate per second, burst, expiry
+# in ms. Returns 1 or 0 per key: whether a token was taken.
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens, ts = burst, now
+local taken = {}
+for i, key in ipairs(KEYS) do
+  local state = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(state[1])
+  local ts = tonumber(state[2])
+  if tokens == nil or ts == nil then
+    tokens, ts = burst, now
+  end
+  if now > ts then  -- a server clock stepped back refills nothing until it catches up
+    tokens = math.min(burst, tokens + (now - ts) * rate / 1000000)
+    ts = now
+  end
+  taken[i] = 0
+  if tokens >= 1 then
+    tokens = tokens - 1
+    taken[i] = 1
+  end
+  -- Numbers go to Redis as "%.17g" (exact for microsecond times; Lua's tostring would round).
+  redis.call('HSET', key, 'tokens', tokens, 'ts', ts)
+  redis.call('PEXPIRE', key, ARGV[3])
 end
-if now > ts then  -- a server clock stepped back refills nothing until it catches up
-  tokens = math.min(burst, tokens + (now - ts) * rate / 1000000)
-  ts = now
-end
-local taken = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  taken = 1
-end
--- Numbers go to Redis as "%.17g" (exact for microsecond times; Lua's tostring would round).
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', ts)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return taken
 """
 
@@ -79,5 +84,46 @@ class TokenBucket:
 
     async def take(self, key: str) -> bool:
         """Take one token from `key`'s bucket; False when it is empty. Redis errors propagate."""
-        taken = await self._take(keys=[self.key(key)], args=[self.rate_per_second, self.burst, self.expiry_ms])
-        return int(taken) == 1
+        return (await self.take_many([key]))[0]
+
+    async def take_many(self, keys: list[str]) -> list[bool]:
+        """One token from each key's bucket (in order; a key named twice gives two), in one
+        script call; whether each was taken. (Keys of one call must live on one Redis node.)"""
+        taken = await self._take(keys=[self.key(k) for k in keys], args=[self.rate_per_second, self.burst, self.expiry_ms])
+        return [int(t) == 1 for t in taken]
+
+
+class CoalescedTakes:
+    """Takes from one bucket by many callers in the same turn of the event loop go to Redis as
+    one script call: a gateway's sockets each taking a token per message.send would otherwise
+    cost a Redis round trip per message."""
+
+    def __init__(self, bucket: TokenBucket):
+        self.bucket = bucket
+        self._pending: list[tuple[str, asyncio.Future[bool]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def take(self, key: str) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append((key, future))
+        return await future
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        task = asyncio.create_task(self._take(pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _take(self, pending: list[tuple[str, asyncio.Future[bool]]]) -> None:
+        try:
+            taken = await self.bucket.take_many([key for key, _ in pending])
+        except Exception as exc:  # Redis away: every caller decides (the gateway fails open)
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), ok in zip(pending, taken):
+            if not future.done():
+                future.set_result(ok)

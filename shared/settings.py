@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     send_rate_per_second: float = Field(20.0, gt=0)
     send_burst: int = Field(50, ge=1)
     sync_batch_size: int = 500
+    # message.send and message.ack go to chat many to a command (services/gateway/batching.py):
+    # at most this many items in one, and this many commands of each kind out at once per
+    # gateway (what arrives meanwhile waits and goes in the next, larger, batch).
+    batch_max_items: int = Field(256, ge=1, le=512)
+    batches_in_flight: int = Field(8, ge=1)
     # Bytes of frames waiting for one socket (replies, pushes, and live pushes held back while
     # it syncs) before it is closed with 4008: it reconnects and resyncs, losing nothing.
     outbound_queue_max_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)

@@ -3,13 +3,13 @@ from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
 
-from services.chat.domain import conversations, files, friends, groups, messaging
+from services.chat.domain import conversations, files, friends, groups, messaging, sending
 from services.chat.domain.ports import Deliverer, Files, Profiles
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
 from services.chat.storage.messages import MessageStore
 from services.chat.storage.typing import TypingThrottle
-from shared.contracts import chat
+from shared.contracts import batches, chat
 from shared.contracts import conversations as conv
 from shared.contracts import files as file
 from shared.contracts import groups as group
@@ -65,14 +65,24 @@ def build_router(ctx: ChatContext) -> Router:
 
     @router.operation("message.send")
     async def send(request: chat.MessageSend, caller: Caller) -> chat.MessageSendReply:
-        return await messaging.send_message(
+        return await sending.send_message(
             request, _user(caller), caller.device_id, ctx.friendships, ctx.messages, ctx.deliver, ctx.files
         )
 
     @router.operation("message.ack")
     async def ack(request: chat.MessageAck, caller: Caller) -> Empty:
-        await messaging.acknowledge(request, _user(caller), caller.device_id or "default", ctx.messages, ctx.cursors)
+        await sending.acknowledge(request, _user(caller), caller.device_id or "default", ctx.messages, ctx.cursors)
         return Empty()
+
+    @router.operation("chat.messages.send")
+    async def send_batch(request: batches.SendBatch, caller: Caller) -> batches.BatchReply:
+        outcomes = await sending.send_messages(request.items, ctx.friendships, ctx.messages, ctx.deliver, ctx.files)
+        return batches.BatchReply(results=[batches.ItemResult.of(o) for o in outcomes])
+
+    @router.operation("chat.messages.ack")
+    async def ack_batch(request: batches.AckBatch, caller: Caller) -> batches.BatchReply:
+        outcomes = await sending.acknowledge_many(request.items, ctx.messages, ctx.cursors)
+        return batches.BatchReply(results=[batches.ItemResult.of(o) for o in outcomes])
 
     @router.operation("history.fetch")
     async def history(request: chat.HistoryFetch, caller: Caller) -> chat.HistoryReply:

@@ -11,8 +11,8 @@ bind-time sync is streaming, live pushes wait in a side buffer and follow `sync.
 client sees each conversation in ascending seq.
 
 Most sockets are idle most of the time, and the gateway's memory is counted per socket: an
-idle socket holds no queue, no task and no lock. The writer task and its queue exist only
-while frames wait to be written, and the send lock only once a message.send needs it.
+idle socket holds no queue and no task. The writer task and its queue exist only while frames
+wait to be written.
 """
 import asyncio
 import logging
@@ -71,14 +71,6 @@ class Connection:
     # Frames waiting for the writer, and the writer: both None while nothing waits.
     outbound: deque[bytes] | None = field(default=None, init=False, repr=False)
     writer: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
-    _send_lock: asyncio.Lock | None = field(default=None, init=False, repr=False)
-
-    @property
-    def send_lock(self) -> asyncio.Lock:
-        """Orders one device's message.sends; made on first use (most sockets never send)."""
-        if self._send_lock is None:
-            self._send_lock = asyncio.Lock()
-        return self._send_lock
 
     def socket_of(self, gateway_id: str) -> DeviceSocket:
         assert self.session is not None

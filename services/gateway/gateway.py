@@ -13,6 +13,7 @@ from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.gateway.admission import Admission, client_address, origin_allowed
+from services.gateway.batching import Batcher
 from services.gateway.connections import (
     CLOSE_REPLACED,
     CLOSE_RESTARTING,
@@ -23,8 +24,9 @@ from services.gateway.connections import (
 from services.gateway.frames import FrameError, ParsedFrame, parse_frame, reply_error, reply_ok
 from services.gateway.metrics import CONNECTIONS, FRAMES, SOCKETS_REFUSED
 from services.gateway.upkeep import Upkeep
-from shared.broker import Broker, RpcClient
+from shared.broker import DELIVERIES, Broker, RpcClient
 from shared.contracts import auth
+from shared.contracts.batches import AckBatch, AckItem, BatchReply, Deliveries, ItemResult, SendBatch, SendItem
 from shared.contracts.base import iso_from_timestamp
 from shared.contracts.chat import DeviceBound, PresenceChanged
 from shared.contracts.errors import ErrorCode, ParleyError
@@ -34,7 +36,7 @@ from shared.ids import new_id
 from shared.logs import log_event, request_id_var, user_id_var
 from shared.outages import is_outage
 from shared.presence import Presence
-from shared.ratelimit import FailOpen, TokenBucket
+from shared.ratelimit import CoalescedTakes, FailOpen, TokenBucket
 from shared.settings import Settings
 from shared.tokens import RevocationCheck, Revocations, TokenClaims, TokenCodec
 
@@ -59,6 +61,15 @@ class Gateway:
         self.upkeep = Upkeep(self)
         # message.send in flight, by (user, client_msg_id): a retry joins the first (_send_once).
         self._sends_in_flight: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
+        # message.send and message.ack travel to chat many to a command (batching.py).
+        self.sends: Batcher[SendItem] = Batcher(
+            "message.send", self._send_batch, max_items=settings.batch_max_items,
+            max_in_flight=settings.batches_in_flight, one_per_socket=True,
+        )
+        self.acks: Batcher[AckItem] = Batcher(
+            "message.ack", self._ack_batch, max_items=settings.batch_max_items,
+            max_in_flight=settings.batches_in_flight, one_per_socket=False,
+        )
         # Read from the hub, not counted beside it: the figure is what the gateway really holds.
         CONNECTIONS.set_function(lambda: len(self.hub.by_conn))
         self.tokens = TokenCodec(settings.jwt_secret, settings.token_ttl_seconds)
@@ -67,7 +78,7 @@ class Gateway:
         self.rpc: RpcClient | None = None
         self.presence: Presence | None = None
         self.revocations: RevocationCheck | None = None
-        self.send_limit: TokenBucket | None = None
+        self.send_limit: CoalescedTakes | None = None
         self._send_limit_outage = FailOpen("ratelimit", log)  # logged once per Redis outage, not per send
         self._tasks: list[asyncio.Task[Any]] = []
         # Every socket's requests being answered, so that a drain can wait for them.
@@ -78,9 +89,10 @@ class Gateway:
     async def start(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self.presence = Presence(redis, self.settings.namespace, self.settings.presence_ttl_seconds)
-        self.send_limit = TokenBucket(
+        # One Redis call per turn of the loop for all the sockets' sends, not one per send.
+        self.send_limit = CoalescedTakes(TokenBucket(
             redis, self.settings.namespace, "send", self.settings.send_rate_per_second, self.settings.send_burst
-        )
+        ))
         # Redis's cache of revocations while it is known complete, else auth (from MongoDB).
         self.revocations = RevocationCheck(
             Revocations(redis, self.settings.namespace),
@@ -156,7 +168,11 @@ class Gateway:
             self.upkeep.resync_reason = "chat could not push"
             return
         try:
-            self.hub.dispatch(Delivery.model_validate_json(message.body))
+            if message.type == DELIVERIES:
+                for delivery in Deliveries.model_validate_json(message.body).items:
+                    self.hub.dispatch(delivery)
+            else:
+                self.hub.dispatch(Delivery.model_validate_json(message.body))
         except ValidationError as exc:
             log_event(log, "delivery.malformed", logging.ERROR, error=str(exc))
 
@@ -306,26 +322,35 @@ class Gateway:
             return {}
         if name == "message.send":
             return await self._send_once(conn, frame)
+        if name == "message.ack":
+            item = AckItem(caller=self.caller(conn, frame.id), request=frame.request)  # type: ignore[arg-type]
+            return await self.acks.submit(conn.conn_id, item)
         return await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
 
     async def _send_once(self, conn: Connection, frame: ParsedFrame) -> dict[str, Any]:
         """message.send, with a retry of a send still in flight joining it instead of queueing
         behind it: after an outage, clients that retry on timeouts would otherwise pile copies
-        of each message up behind their own socket's send lock, each one a round trip."""
+        of each message up behind their own socket's earlier batches."""
         assert conn.session is not None
         key = (conn.session.user_id, frame.request.client_msg_id)  # type: ignore[attr-defined]
         running = self._sends_in_flight.get(key)
         if running is None:
-            running = asyncio.ensure_future(self._send_in_order(conn, frame))
+            item = SendItem(caller=self.caller(conn, frame.id), request=frame.request)  # type: ignore[arg-type]
+            running = asyncio.ensure_future(self.sends.submit(conn.conn_id, item))
             self._sends_in_flight[key] = running
             running.add_done_callback(lambda _: self._sends_in_flight.pop(key, None))
         # Shielded: the first asker's socket closing must not cancel what a retry waits for.
         return await asyncio.shield(running)
 
-    async def _send_in_order(self, conn: Connection, frame: ParsedFrame) -> dict[str, Any]:
-        # One device's messages are stored in the order it sent them.
-        async with conn.send_lock:
-            return await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
+    async def _send_batch(self, items: list[SendItem]) -> list[ItemResult]:
+        """One command to chat for many sockets' sends (one batch per socket out at a time: a
+        device's messages are stored in the order it sent them)."""
+        reply = await self.call(OPERATIONS["chat.messages.send"], self.caller(None, new_id("b")), SendBatch(items=items))
+        return BatchReply.model_validate(reply).results
+
+    async def _ack_batch(self, items: list[AckItem]) -> list[ItemResult]:
+        reply = await self.call(OPERATIONS["chat.messages.ack"], self.caller(None, new_id("b")), AckBatch(items=items))
+        return BatchReply.model_validate(reply).results
 
     async def _send_rate_exceeded(self, conn: Connection) -> ParleyError | None:
         """Take one of the bound user's message.send tokens; the `rate_limited` error if none is left."""
@@ -336,7 +361,7 @@ class Gateway:
         except (RedisError, OSError, TimeoutError) as exc:
             # Fail open: with Redis unreachable or slow, the send goes through unchecked. The
             # limit only shields chat from a flooding client (each socket stays bounded by
-            # MAX_IN_FLIGHT_PER_SOCKET and send_lock meanwhile), while chat stores a message
+            # MAX_IN_FLIGHT_PER_SOCKET and one batch in flight meanwhile), while chat stores a message
             # without Redis (live pushes are best effort; sync catches up). Failing closed would
             # turn a Redis outage into nobody being able to send at all.
             self._send_limit_outage.failed(exc)

@@ -5,7 +5,7 @@ their handlers to.
 """
 from dataclasses import dataclass
 
-from shared.contracts import auth, chat, conversations, files, groups
+from shared.contracts import auth, batches, chat, conversations, files, groups
 from shared.contracts.base import Contract, Empty
 
 
@@ -62,6 +62,9 @@ _ALL = [
     Operation("chat.health", "chat", Empty, Empty, public=False, needs_session=False),
     Operation("files.health", "files", Empty, Empty, public=False, needs_session=False),
     Operation("chat.sync", "chat", chat.DeviceBound, None, public=False),
+    # message.send and message.ack as the gateway passes them on: many devices' at once.
+    Operation("chat.messages.send", "chat", batches.SendBatch, batches.BatchReply, public=False),
+    Operation("chat.messages.ack", "chat", batches.AckBatch, batches.BatchReply, public=False),
     Operation("chat.files.access", "chat", files.FileAccess, files.FileAccessReply, public=False),
     # files: the gateway streams bytes over these (HTTP for clients: POST /files, GET /files/{id})
     Operation("files.upload.begin", "files", files.UploadBegin, files.UploadBeginReply, public=False),

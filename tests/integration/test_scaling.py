@@ -456,3 +456,108 @@ async def test_sigterm_stops_a_chat_replica_cleanly_with_no_command_lost(scaled:
                if line.startswith("chat1 ") and '"service.stopped"' in line]
     assert stopped and re.search(r'"unfinished":\s*0', stopped[-1]), stopped
     await close_all(crowd)
+
+
+# --- devices that pipeline their sends (issue 12: batches in flight when processes die) --------
+WINDOW = 4  # message.sends one device has in flight at once
+ROUND_PACE = 0.25  # between one device's rounds of WINDOW sends
+
+
+class Pipelining:
+    """A device sending WINDOW messages at a time without waiting for each reply, as a fast app
+    does. A round that fails anywhere (socket gone, `unavailable`) is sent again, in order, from
+    its first unanswered message with the same client_msg_ids, after reconnecting if needed."""
+
+    def __init__(self, user: User, to: User):
+        self.user, self.to = user, to
+        self.replies: dict[int, dict[str, Any]] = {}  # send index -> the reply it got
+        self.texts: dict[int, str] = {}
+
+    async def run(self, done: asyncio.Event) -> None:
+        """Until `done`, and then until nothing it sent is left unanswered."""
+        i, unfinished = 0, False
+        while unfinished or not done.is_set():
+            indexes = list(range(i, i + WINDOW))
+            for k in indexes:
+                self.texts.setdefault(k, f"{self.user.name}-{k} {secrets.token_hex(3)}")
+            sends = [
+                self.user.client.call("message.send", {
+                    "to": {"user_id": self.to.user_id}, "client_msg_id": f"{self.user.name}-{k}", "text": self.texts[k],
+                }, timeout=10)
+                for k in indexes
+            ]
+            results = await asyncio.gather(*sends, return_exceptions=True)
+            for k, result in zip(indexes, results):
+                if isinstance(result, dict):
+                    self.replies[k] = result
+            failed = [(k, r) for k, r in zip(indexes, results) if not isinstance(r, dict)]
+            unfinished = bool(failed)
+            if not failed:
+                i += WINDOW
+                await asyncio.sleep(ROUND_PACE)
+                continue
+            self.user.retries += 1
+            i = failed[0][0]
+            unexpected = [r for _, r in failed if not isinstance(r, (ReplyError, *DROPPED))]
+            assert not unexpected and all(r.code == "unavailable" for _, r in failed if isinstance(r, ReplyError)), failed
+            if any(isinstance(r, DROPPED) for _, r in failed) or self.user.client.closed.is_set():
+                await self.user.reconnect()
+            else:
+                await asyncio.sleep(0.2)
+
+
+async def test_pipelined_devices_lose_nothing_and_keep_their_order_when_a_gateway_and_a_chat_replica_crash(
+    scaled: tuple[Stack, Settings],
+) -> None:
+    stack, settings = scaled
+    tag = secrets.token_hex(3)
+    users = [await User(f"p{i}{tag}", stack.gateway_ports, i % 2).start() for i in range(20)]
+    for a, b in zip(users[0::2], users[1::2]):
+        await befriend(a.client, b.client)
+    devices = [Pipelining(a, b) for a, b in zip(users[0::2], users[1::2])] + [
+        Pipelining(b, a) for a, b in zip(users[0::2], users[1::2])
+    ]
+    done = asyncio.Event()
+    senders = [asyncio.create_task(d.run(done)) for d in devices]
+    await asyncio.sleep(1.5)
+    before = sum(len(d.replies) for d in devices)
+    stack.procs["gateway2"].kill()
+    stack.procs["chat2"].kill()
+    await asyncio.sleep(0.5)
+    stack.service("chat", 1)
+    stack.service("gateway", 1)
+    await wait_until_ready(stack.gateway_ports[1])
+    await asyncio.sleep(1.5)
+    done.set()
+    await asyncio.wait_for(asyncio.gather(*senders), 60)
+    total = sum(len(d.replies) for d in devices)
+    assert before > 100 and total > before + 100, (before, total)
+
+    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+    try:
+        for device in devices:
+            stored = await mongo[settings.mongo_db]["messages"].find(
+                {"from_user_id": device.user.user_id}, {"seq": 1, "client_msg_id": 1, "text": 1, "conversation_id": 1}
+            ).to_list(None)
+            by_cmid = {d["client_msg_id"]: d for d in stored}
+            # Every answered send is stored once, as answered; nothing unanswered is stored.
+            assert len(by_cmid) == len(stored) == len(device.replies), (device.user.name, len(stored), len(device.replies))
+            for k, reply in device.replies.items():
+                doc = by_cmid[f"{device.user.name}-{k}"]
+                assert (doc["seq"], doc["text"]) == (reply["seq"], device.texts[k])
+            # In the order sent: a later send never holds a lower seq.
+            seqs = [device.replies[k]["seq"] for k in sorted(device.replies)]
+            assert seqs == sorted(seqs), (device.user.name, seqs)
+        # Each pair's conversation: seq 1..N without a gap, N = both devices' answered sends.
+        for a, b in zip(devices[:10], devices[10:]):
+            conversation_id = next(iter(a.replies.values()))["conversation_id"]
+            seqs = sorted([d["seq"] async for d in mongo[settings.mongo_db]["messages"].find(
+                {"conversation_id": conversation_id}, {"seq": 1})])
+            assert seqs == list(range(1, len(a.replies) + len(b.replies) + 1)), conversation_id
+    finally:
+        await mongo.close()
+    print(f"\n[scaling] pipelined x{WINDOW}, SIGKILL gateway2 + chat2 after {before} sends: {total} answered, "
+          f"rounds sent again {sum(u.retries for u in users)}, reconnects {sum(len(u.sockets) - 1 for u in users)}")
+    for user in users:
+        with suppress(Exception):
+            await user.client.close()

@@ -16,10 +16,11 @@ from tests.support.client import befriend, new_user
 
 
 async def send_rpcs(port: int) -> float:
-    """How many message.send RPCs this gateway has made (its RPC histogram's count)."""
+    """How many message.send RPCs this gateway has made (its RPC histogram's count: sends go
+    to chat in batches, chat.messages.send)."""
     async with httpx.AsyncClient() as http:
         text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-    found = re.search(r'^parley_rpc_seconds_count\{operation="message.send"\} ([0-9.e+]+)$', text, re.M)
+    found = re.search(r'^parley_rpc_seconds_count\{operation="chat.messages.send"\} ([0-9.e+]+)$', text, re.M)
     return float(found.group(1)) if found else 0.0
 
 

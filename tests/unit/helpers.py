@@ -18,6 +18,7 @@ from services.chat.storage.messages import MessageStore
 from services.chat.storage.typing import TypingThrottle
 from shared.contracts.auth import UserProfile
 from shared.contracts.base import utc_now
+from shared.contracts.batches import Deliveries
 from shared.contracts.files import FileMeta
 from shared.contracts.wire import Delivery
 from shared.presence import DeviceSocket, Presence
@@ -39,13 +40,17 @@ async def redis_namespace(settings: Settings) -> AsyncIterator[tuple[aioredis.Re
 
 
 class Outbox:
-    """The `publish` port: every (gateway_id, Delivery) chat would put on `parley.deliver`."""
+    """The `publish` port: every (gateway_id, Delivery) chat would put on `parley.deliver`
+    (those that travelled together in one Deliveries flattened), and each broker message."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, Delivery]] = []
+        self.messages: list[tuple[str, Delivery | Deliveries]] = []
 
-    async def __call__(self, gateway_id: str, delivery: Delivery) -> None:
-        self.sent.append((gateway_id, delivery))
+    async def __call__(self, gateway_id: str, delivery: Delivery | Deliveries) -> None:
+        self.messages.append((gateway_id, delivery))
+        for one in delivery.items if isinstance(delivery, Deliveries) else [delivery]:
+            self.sent.append((gateway_id, one))
 
     def received_by(self, user_id: str, device_id: str) -> list[dict[str, Any]]:
         """The pushes (as `{"type", "data"}`) addressed to one device, in order."""
@@ -61,6 +66,7 @@ class Outbox:
 
     def clear(self) -> None:
         self.sent.clear()
+        self.messages.clear()
 
 
 class StaticFiles:

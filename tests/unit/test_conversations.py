@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from services.chat.domain import conversations, groups, messaging
-from services.chat.domain.messaging import direct_conversation_id
+from services.chat.domain import sending, conversations, groups, messaging
+from services.chat.domain.sending import direct_conversation_id
 from shared.contracts import chat
 from shared.contracts import conversations as contract
 from shared.contracts.base import utc_now
@@ -30,7 +30,7 @@ async def world(db, settings):
 async def send(world, sender, to, client_msg_id, text="hi", device="d1", **extra):
     target = {"group_id": to} if to.startswith("g_") else {"user_id": to}
     request = chat.MessageSend(to=target, client_msg_id=client_msg_id, text=text, **extra)
-    return await messaging.send_message(request, sender, device, world.friendships, world.messages, world.deliver, world.files)
+    return await sending.send_message(request, sender, device, world.friendships, world.messages, world.deliver, world.files)
 
 
 async def send_many(world, n, sender, to, prefix="m"):
@@ -276,7 +276,7 @@ async def test_reading_the_same_or_a_lower_seq_again_pushes_nothing(world):
 async def test_the_read_marker_is_the_users_not_a_devices(world):
     await send_many(world, 4, A, B)
     await world.online(A)
-    await messaging.acknowledge(chat.MessageAck(conversation_id=AB, seq=4), B, "phone", world.messages, world.cursors)
+    await sending.acknowledge(chat.MessageAck(conversation_id=AB, seq=4), B, "phone", world.messages, world.cursors)
     assert await unread(world, B, AB) == 4  # delivering is not reading
 
     await read(world, B, 3)  # read on the phone ...

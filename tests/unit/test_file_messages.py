@@ -1,9 +1,9 @@
 """chat's side of files: a message carrying a file, and who may see a file."""
 import pytest
 
-from services.chat.domain import conversations, groups, messaging
+from services.chat.domain import sending, conversations, groups, messaging
 from services.chat.domain.files import may_see_file
-from services.chat.domain.messaging import direct_conversation_id
+from services.chat.domain.sending import direct_conversation_id
 from shared.contracts import chat
 from shared.contracts.conversations import MessageRecall
 from shared.contracts.errors import ErrorCode, ParleyError
@@ -23,7 +23,7 @@ async def world(db, settings):
 
 async def send(world, sender, to, client_msg_id, file_id=None, text=None):
     request = chat.MessageSend(to=to, client_msg_id=client_msg_id, file_id=file_id, text=text)
-    return await messaging.send_message(
+    return await sending.send_message(
         request, sender, "d1", world.friendships, world.messages, world.deliver, world.files
     )
 

@@ -50,10 +50,10 @@ def connection(peer: Peer, max_queued_bytes: int = 100) -> Connection:
     return Connection("c1", peer, max_queued_bytes)  # type: ignore[arg-type]
 
 
-async def test_an_idle_socket_holds_no_writer_no_queue_and_no_lock():
+async def test_an_idle_socket_holds_no_writer_and_no_queue():
     peer = Peer()
     conn = connection(peer)
-    assert conn.writer is None and conn.outbound is None and conn._send_lock is None
+    assert conn.writer is None and conn.outbound is None
     for i in range(3):
         conn.send(f"f{i}".encode())
     assert conn.writer is not None
@@ -63,7 +63,6 @@ async def test_an_idle_socket_holds_no_writer_no_queue_and_no_lock():
     conn.send(b"f3")
     await conn.wait_written()
     assert peer.texts == ["f0", "f1", "f2", "f3"] and peer.closes == []
-    assert conn.send_lock is conn.send_lock
 
 
 async def test_close_comes_after_what_was_queued_and_later_frames_are_dropped():

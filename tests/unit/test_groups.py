@@ -1,7 +1,7 @@
 """services/chat/domain/groups.py: creating groups, members, roles, leaving, and group messages."""
 import pytest
 
-from services.chat.domain import groups, messaging
+from services.chat.domain import sending, groups, messaging
 from shared.contracts import chat
 from shared.contracts.groups import GroupAddMembers, GroupCreate, GroupSetRole
 from shared.contracts.errors import ErrorCode, ParleyError
@@ -50,7 +50,7 @@ async def my_groups(world, user) -> list[tuple[str, str]]:
 
 async def send(world, sender, group_id, client_msg_id, text="hi", device="d1"):
     request = chat.MessageSend(to={"group_id": group_id}, client_msg_id=client_msg_id, text=text)
-    return await messaging.send_message(request, sender, device, world.friendships, world.messages, world.deliver, world.files)
+    return await sending.send_message(request, sender, device, world.friendships, world.messages, world.deliver, world.files)
 
 
 async def history(world, user, conversation_id, before_seq=None):

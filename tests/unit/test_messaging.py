@@ -3,8 +3,8 @@ import asyncio
 
 import pytest
 
-from services.chat.domain import messaging
-from services.chat.domain.messaging import direct_conversation_id
+from services.chat.domain import sending, messaging
+from services.chat.domain.sending import direct_conversation_id
 from shared.contracts import chat
 from shared.contracts.base import utc_now
 from shared.contracts.errors import ErrorCode, ParleyError
@@ -28,7 +28,7 @@ async def friends(world):
 
 async def send(world, sender, to, client_msg_id, text="hi", device="d1", **extra):
     request = chat.MessageSend(to={"user_id": to}, client_msg_id=client_msg_id, text=text, **extra)
-    return await messaging.send_message(request, sender, device, world.friendships, world.messages, world.deliver, world.files)
+    return await sending.send_message(request, sender, device, world.friendships, world.messages, world.deliver, world.files)
 
 
 async def send_many(world, n, sender=A, to=B, prefix="m"):
@@ -41,7 +41,7 @@ async def history(world, user, before_seq=None, limit=50, conversation_id=CONV):
 
 
 async def ack(world, user, device, seq, conversation_id=CONV):
-    await messaging.acknowledge(
+    await sending.acknowledge(
         chat.MessageAck(conversation_id=conversation_id, seq=seq), user, device, world.messages, world.cursors
     )
 

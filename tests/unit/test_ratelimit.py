@@ -3,7 +3,7 @@ import asyncio
 
 import pytest
 
-from shared.ratelimit import TokenBucket
+from shared.ratelimit import CoalescedTakes, TokenBucket
 from tests.unit.helpers import redis_namespace
 
 RATE, BURST = 10.0, 3  # a token every 0.1 s, at most 3 saved up
@@ -98,3 +98,24 @@ def test_nonsense_limits_are_refused(settings):
         TokenBucket(None, settings.namespace, "send", 0, 5)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         TokenBucket(None, settings.namespace, "send", 10, 0)  # type: ignore[arg-type]
+
+
+async def test_many_takes_in_one_call_count_each_and_keep_keys_apart(bucket):
+    taken = await bucket.take_many(["u_alice"] * (BURST + 1) + ["u_bob"])
+    assert taken == [True] * BURST + [False, True]
+    assert await bucket.take("u_bob") is True and await bucket.take("u_alice") is False
+
+
+async def test_takes_in_one_turn_of_the_loop_go_to_redis_together_with_the_same_answers(bucket):
+    calls: list[list[str]] = []
+    take_many = bucket.take_many
+
+    async def counted(keys: list[str]) -> list[bool]:
+        calls.append(keys)
+        return await take_many(keys)
+
+    bucket.take_many = counted
+    coalesced = CoalescedTakes(bucket)
+    answers = await asyncio.gather(*(coalesced.take(k) for k in ["u_alice"] * (BURST + 1) + ["u_bob"]))
+    assert answers == [True] * BURST + [False, True]
+    assert calls == [["u_alice"] * (BURST + 1) + ["u_bob"]]  # one script call for all five

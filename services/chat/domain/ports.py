@@ -6,11 +6,14 @@ deliveries on RabbitMQ); `Profiles` resolves user ids through auth, which owns u
 import logging
 import time
 from collections import defaultdict
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from shared.contracts.auth import UserProfile
 from shared.contracts.base import Contract
+from shared.contracts.batches import Deliveries
 from shared.contracts.envelope import Push
 from shared.contracts.files import FileMeta
 from shared.contracts.wire import Delivery, DeviceAddress
@@ -19,7 +22,7 @@ from shared.presence import DeviceSocket, Presence
 
 log = logging.getLogger("parley.chat")
 
-Publish = Callable[[str, Delivery], Awaitable[None]]  # (gateway_id, delivery)
+Publish = Callable[[str, Delivery | Deliveries], Awaitable[None]]  # (gateway_id, what for its sockets)
 ReportLost = Callable[[str], Awaitable[None]]  # (why): tells the gateways to resync their sockets
 # At most one "deliveries lost" report per this many seconds: an outage fails every push.
 REPORT_LOST_EVERY_SECONDS = 0.5
@@ -37,6 +40,15 @@ def push(event: str, data: Contract) -> Push:
     return Push(type=event, data=data.model_dump(mode="json"))
 
 
+@dataclass(frozen=True)
+class Fanout:
+    """Pushes for every live device of some users, but one (the sender's own)."""
+
+    user_ids: list[str]
+    pushes: list[Push]
+    except_device: tuple[str, str | None] | None = None
+
+
 class Deliverer:
     def __init__(self, presence: Presence, publish: Publish, report_lost: ReportLost | None = None):
         self.presence = presence
@@ -47,15 +59,23 @@ class Deliverer:
     async def to_users(
         self, user_ids: Iterable[str], pushes: list[Push], *, except_device: tuple[str, str | None] | None = None
     ) -> int:
-        """Push to every live device of these users (but `except_device`); returns devices reached.
+        """Push to every live device of these users (but `except_device`); returns devices reached."""
+        return await self.fan_out([Fanout(list(user_ids), pushes, except_device)])
+
+    async def fan_out(self, fanouts: list[Fanout]) -> int:
+        """Many fan-outs with one presence read, and one broker message per gateway; returns
+        the devices reached (counted once per fan-out).
 
         Best effort: what is already stored must not fail for a push (Redis or a gateway
         being away); whoever missed it gets it from their cursor on the next bind.
         """
+        if not fanouts:
+            return 0
         try:
-            return await self._to_users(list(dict.fromkeys(user_ids)), pushes, except_device)
+            return await self._fan_out(fanouts)
         except Exception as exc:
-            log_event(log, "push.failed", logging.WARNING, push_type=pushes[0].type if pushes else "", error=repr(exc))
+            kind = fanouts[0].pushes[0].type if fanouts[0].pushes else ""
+            log_event(log, "push.failed", logging.WARNING, push_type=kind, error=repr(exc))
             await self._report_lost(repr(exc))
             return 0
 
@@ -73,20 +93,33 @@ class Deliverer:
         except Exception as exc:
             log_event(log, "push.lost_report_failed", logging.WARNING, error=repr(exc))
 
-    async def _to_users(
-        self, user_ids: list[str], pushes: list[Push], except_device: tuple[str, str | None] | None
-    ) -> int:
-        sockets = await self.presence.sockets_of(user_ids)
-        by_gateway: dict[str, list[DeviceAddress]] = defaultdict(list)
-        for sock in sockets:
-            if except_device and (sock.user_id, sock.device_id) == except_device:
-                continue
-            address = DeviceAddress(user_id=sock.user_id, device_id=sock.device_id)
-            if address not in by_gateway[sock.gateway_id]:
-                by_gateway[sock.gateway_id].append(address)
-        for gateway_id, targets in by_gateway.items():
-            await self.publish(gateway_id, Delivery(targets=targets, pushes=pushes))
-        return sum(len(t) for t in by_gateway.values())
+    async def _fan_out(self, fanouts: list[Fanout]) -> int:
+        users = list(dict.fromkeys(u for f in fanouts for u in f.user_ids))
+        sockets_of: dict[str, list[DeviceSocket]] = defaultdict(list)
+        for sock in await self.presence.sockets_of(users):
+            sockets_of[sock.user_id].append(sock)
+        # In fan-out order per gateway: a conversation's pushes reach each socket in seq order.
+        by_gateway: dict[str, list[Delivery]] = defaultdict(list)
+        reached = 0
+        for fanout in fanouts:
+            targets: dict[str, list[DeviceAddress]] = defaultdict(list)
+            for user_id in dict.fromkeys(fanout.user_ids):
+                for sock in sockets_of.get(user_id, ()):
+                    if fanout.except_device and (sock.user_id, sock.device_id) == fanout.except_device:
+                        continue
+                    address = DeviceAddress(user_id=sock.user_id, device_id=sock.device_id)
+                    if address not in targets[sock.gateway_id]:
+                        targets[sock.gateway_id].append(address)
+            for gateway_id, addresses in targets.items():
+                by_gateway[gateway_id].append(Delivery(targets=addresses, pushes=fanout.pushes))
+                reached += len(addresses)
+        await asyncio.gather(
+            *(
+                self.publish(gateway_id, items[0] if len(items) == 1 else Deliveries(items=items))
+                for gateway_id, items in by_gateway.items()
+            )
+        )
+        return reached
 
     async def to_socket(self, sock: DeviceSocket, pushes: list[Push], *, sync: bool) -> None:
         """Push to one socket only (a bind's sync stream)."""

@@ -59,19 +59,32 @@ class GroupCommit:
 
     async def append(self, conversation: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
         """Store `message` at the conversation's next seq; returns the stored document."""
+        return await self._enqueue(conversation, message)
+
+    async def append_many(self, entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any] | Exception]:
+        """Queue every entry now, in order (so one sender's messages take ascending seqs), then
+        wait for them all; each result is the stored document or what refused it."""
+        waits = [self._enqueue(conversation, message) for conversation, message in entries]
+        return list(await asyncio.gather(*waits, return_exceptions=True))
+
+    def _enqueue(self, conversation: dict[str, Any], message: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
         pending = Pending(conversation, message, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_while_queued())
-        return await pending.done
+        return pending.done
 
     async def _write_while_queued(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             try:
                 retry = await self._write(batch)
-            except Exception as exc:  # the database is away: whoever waits fails (and is retried)
-                for p in batch:
+            except Exception as exc:
+                # The database is away: whoever waits fails (and retries), the rest of the queue
+                # too. What was stored stays a prefix of the queue, so a sender's later message
+                # is never stored ahead of an earlier one that failed and will come again.
+                failed, self._queue = [*batch, *self._queue], []
+                for p in failed:
                     self._next_seq.pop(p.conversation["_id"], None)  # what was written is unknown
                     if not p.done.done():
                         p.done.set_exception(exc)

@@ -41,22 +41,24 @@ class CursorStore:
 
     async def advance(self, user_id: str, device_id: str, positions: dict[str, int]) -> None:
         """Move cursors forward (never back) to the given seqs."""
-        if not positions:
-            return
-        await self.cursors.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": f"{user_id}|{device_id}|{conversation_id}"},
-                    {
-                        "$max": {"seq": seq},
-                        "$setOnInsert": {"user_id": user_id, "device_id": device_id, "conversation_id": conversation_id},
-                    },
-                    upsert=True,
-                )
-                for conversation_id, seq in positions.items()
-            ],
-            ordered=False,
-        )
+        await self.advance_many({(user_id, device_id): positions})
+
+    async def advance_many(self, positions: dict[tuple[str, str], dict[str, int]]) -> None:
+        """Move many devices' cursors forward in one write: (user, device) → conversation → seq."""
+        updates = [
+            UpdateOne(
+                {"_id": f"{user_id}|{device_id}|{conversation_id}"},
+                {
+                    "$max": {"seq": seq},
+                    "$setOnInsert": {"user_id": user_id, "device_id": device_id, "conversation_id": conversation_id},
+                },
+                upsert=True,
+            )
+            for (user_id, device_id), seqs in positions.items()
+            for conversation_id, seq in seqs.items()
+        ]
+        if updates:
+            await self.cursors.bulk_write(updates, ordered=False)
 
     async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> bool:
         """Move the user's read marker (shared by their devices) up to `seq`; False if it was there."""

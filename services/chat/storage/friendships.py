@@ -54,6 +54,14 @@ class FriendshipStore:
     async def of_user(self, user_id: str) -> list[dict[str, Any]]:
         return [doc async for doc in self.friendships.find({"users": user_id}).sort("created_at", ASCENDING)]
 
+    async def accepted_among(self, pairs: list[tuple[str, str]]) -> set[str]:
+        """The pair keys (pair_key) of those pairs that are friends, in one read."""
+        keys = list({pair_key(a, b) for a, b in pairs})
+        if not keys:
+            return set()
+        cursor = self.friendships.find({"_id": {"$in": keys}, "status": "accepted"}, projection={"_id": 1})
+        return {doc["_id"] async for doc in cursor}
+
     async def are_friends(self, a: str, b: str) -> bool:
         # A point read: count_documents runs as an aggregation, ~10x the cost on the embedded server.
         found = await self.friendships.find_one({"_id": pair_key(a, b), "status": "accepted"}, projection={"_id": 1})

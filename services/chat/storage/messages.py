@@ -39,6 +39,18 @@ class MessageStore:
     async def conversation(self, conversation_id: str) -> dict[str, Any] | None:
         return await self.conversations.find_one({"_id": conversation_id})
 
+    async def conversations_by_id(self, conversation_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Many conversations in one read (a batch of acks names several)."""
+        if not conversation_ids:
+            return {}
+        return {doc["_id"]: doc async for doc in self.conversations.find({"_id": {"$in": conversation_ids}})}
+
+    async def groups_by_id(self, group_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Many groups' conversations in one read (a batch of sends names several)."""
+        if not group_ids:
+            return {}
+        return {doc["group_id"]: doc async for doc in self.conversations.find({"group_id": {"$in": group_ids}})}
+
     async def ensure_direct(self, conversation_id: str, members: list[str], now: datetime) -> dict[str, Any]:
         """The direct conversation, created on first use. Direct conversations are never deleted
         and their members never change, so once this process has seen one it skips the read
@@ -127,6 +139,12 @@ class MessageStore:
     async def append(self, conversation: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
         """Store `message` at the conversation's next seq; returns the stored document."""
         return await self._group_commit.append(conversation, message)
+
+    async def append_many(self, entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any] | Exception]:
+        """Store each (conversation, message) in this order, in as few writes as the group commit
+        makes; returns each stored document, or the exception that refused it (a
+        DuplicateClientMessage for a retry, or the database's error for all of them)."""
+        return await self._group_commit.append_many(entries)
 
     async def by_client_msg_id(self, sender: str, client_msg_id: str) -> dict[str, Any] | None:
         return await self.messages.find_one({"from_user_id": sender, "client_msg_id": client_msg_id})

@@ -1,0 +1,144 @@
+"""Many sockets' message.sends (or acks) to chat in one command, at most one batch per socket
+in flight.
+
+Why: a round trip per message (gateway → chat → database → reply) capped one device at
+1 / round trip and cost every message a broker message, an insert and a reply of its own.
+Here, whatever arrived while earlier batches were out goes as the next batch, so at low load
+a batch is one item (no added latency: a flush is scheduled for the next turn of the loop, not
+after a timer) and under load batches grow by themselves, as in OpenIM's msg-transfer.
+
+Order: with `one_per_socket`, a socket's items wait while a batch holding its earlier items is
+in flight, and go, in arrival order, in the next one. Chat stores a batch's items in order, so
+a device's messages take seqs in the order it sent them, as with the send lock before.
+
+Bounds: at most `max_in_flight` batches out at once and `max_items` items in one; items wait
+in memory meanwhile, bounded by each socket's MAX_IN_FLIGHT_PER_SOCKET requests.
+"""
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from shared.contracts.batches import ItemResult
+from shared.contracts.errors import ErrorCode, ParleyError
+from shared.logs import log_event
+from shared.outages import is_outage
+
+log = logging.getLogger("parley.gateway")
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class Queued(Generic[T]):
+    socket: str  # the connection id: the unit of order
+    item: T
+    answer: asyncio.Future[dict[str, Any]] = field(repr=False)
+
+
+SendBatch = Callable[[list[T]], Awaitable[list[ItemResult]]]
+
+
+class Batcher(Generic[T]):
+    def __init__(self, name: str, send: SendBatch[T], *, max_items: int, max_in_flight: int, one_per_socket: bool):
+        self.name = name
+        self._send = send
+        self.max_items = max_items
+        self.max_in_flight = max_in_flight
+        self.one_per_socket = one_per_socket
+        self._waiting: deque[Queued[T]] = deque()
+        self._busy: set[str] = set()  # sockets with a batch in flight (one_per_socket)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._flush_scheduled = False
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    async def submit(self, socket: str, item: T) -> dict[str, Any]:
+        """Queue one item; its reply data, or the ParleyError that answers it."""
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(Queued(socket, item, answer))
+        self._schedule_flush()
+        return await answer
+
+    def _schedule_flush(self) -> None:
+        # Next turn of the loop: the frames that arrived in this one join the same batch.
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        while self._waiting and len(self._in_flight) < self.max_in_flight:
+            batch = self._take()
+            if not batch:
+                return
+            task = asyncio.create_task(self._send_batch(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    def _take(self) -> list[Queued[T]]:
+        """The next batch: waiting items in arrival order, skipping sockets with a batch out."""
+        batch: list[Queued[T]] = []
+        held: list[Queued[T]] = []
+        taken: set[str] = set()
+        while self._waiting and len(batch) < self.max_items:
+            queued = self._waiting.popleft()
+            if queued.answer.done():  # its asker gave up (cancelled): nothing to send
+                continue
+            if self.one_per_socket and queued.socket in self._busy:
+                held.append(queued)
+            else:
+                batch.append(queued)
+                taken.add(queued.socket)
+        self._waiting.extendleft(reversed(held))
+        if self.one_per_socket:
+            self._busy |= taken
+        return batch
+
+    async def _send_batch(self, batch: list[Queued[T]]) -> None:
+        try:
+            results = await self._send([q.item for q in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"{self.name}: {len(results)} answers for {len(batch)} items")
+            for queued, result in zip(batch, results):
+                if queued.answer.done():
+                    continue
+                if result.ok:
+                    queued.answer.set_result(result.data or {})
+                else:
+                    assert result.error is not None
+                    queued.answer.set_exception(ParleyError(result.error.code, result.error.message))
+        except Exception as exc:
+            self._fail(batch, exc)
+        finally:
+            if self.one_per_socket:
+                self._busy.difference_update(q.socket for q in batch)
+            # Its slot is free now (not when the done-callback runs, after the flush below).
+            self._in_flight.discard(asyncio.current_task())  # type: ignore[arg-type]
+            if self._waiting:
+                self._schedule_flush()
+
+    def _fail(self, batch: list[Queued[T]], exc: Exception) -> None:
+        """The whole batch failed: every item gets the same answer (`unavailable` when the
+        broker or chat was away, which a client may safely retry), and so do the items of its
+        sockets that wait for it (with `one_per_socket`): sent on, they would be stored ahead
+        of the failed ones that their device is about to send again."""
+        if isinstance(exc, ParleyError):
+            error = exc
+        elif is_outage(exc):
+            error = ParleyError.unavailable("a backend is unavailable; retry")
+        else:
+            log_event(log, "batch.failed", logging.ERROR, batch=self.name, items=len(batch), error=repr(exc))
+            error = ParleyError(ErrorCode.INTERNAL, "internal error")
+        failed = list(batch)
+        if self.one_per_socket:
+            sockets = {q.socket for q in batch}
+            failed += [q for q in self._waiting if q.socket in sockets]
+            self._waiting = deque(q for q in self._waiting if q.socket not in sockets)
+        for queued in failed:
+            if not queued.answer.done():
+                queued.answer.set_exception(error)
