@@ -56,6 +56,18 @@ def embedded_mongo_url(port: int) -> str:
     return f"mongodb://127.0.0.1:{port}/?{EMBEDDED_MONGO_OPTIONS}"
 
 
+def embedded_mongo_argv(port: int, storage: str) -> list[str] | None:
+    """The command line of the embedded MongoDB-wire server (None: not installed), the same for
+    local runs, tests and benchmarks. `--standalone`: no oplog. Parley uses no change streams
+    and no transactions, and in replica-set mode every write also copies its document into the
+    oplog (a sixth of the cost of an insert, measured)."""
+    server = shutil.which("secantusd-py", path=str(Path(sys.executable).parent)) or shutil.which("secantusd-py")
+    if server is None:
+        return None
+    return [server, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage, "--standalone",
+            "--log-level", "WARNING"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -186,8 +198,7 @@ class Stack:
         if "PARLEY_MONGO_URL" in self.env:
             self.log(f"using MongoDB at {self.env['PARLEY_MONGO_URL']}")
             return
-        server = shutil.which("secantusd-py", path=str(Path(sys.executable).parent)) or shutil.which("secantusd-py")
-        if server is None:
+        if embedded_mongo_argv(0, "") is None:
             raise SystemExit(
                 "no MongoDB: set PARLEY_MONGO_URL to a running mongod, or install the embedded "
                 "server with `pip install -e '.[local]'` (make run does this)"
@@ -198,10 +209,9 @@ class Stack:
             storage_dir = self.dev.data_dir / "mongo"
             storage_dir.mkdir(parents=True, exist_ok=True)
             storage = str(storage_dir)
-        self.mongo = Proc(
-            "mongo", [server, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage,
-                      "--log-level", "WARNING"], self.env, self.sink,
-        ).start()
+        argv = embedded_mongo_argv(port, storage)
+        assert argv is not None
+        self.mongo = Proc("mongo", argv, self.env, self.sink).start()
         self.env["PARLEY_MONGO_URL"] = embedded_mongo_url(port)
         wait_for_port(port, 30, "the embedded MongoDB-wire server", proc=self.mongo, interrupt=self.interrupt)
         self.log(f"embedded MongoDB-wire server on 127.0.0.1:{port} (storage: {storage})")

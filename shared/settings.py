@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     send_rate_per_second: float = Field(20.0, gt=0)
     send_burst: int = Field(50, ge=1)
     sync_batch_size: int = 500
+    # Disappearing messages are hidden from expires_at on and deleted by chat about this often.
+    expired_sweep_seconds: float = Field(30.0, gt=0)
     # message.send and message.ack go to chat many to a command (services/gateway/batching.py):
     # at most this many items in one, and this many commands of each kind out at once per
     # gateway (what arrives meanwhile waits and goes in the next, larger, batch).

@@ -1,4 +1,8 @@
 """chat: wiring only (clients → stores → handlers)."""
+import asyncio
+from typing import Any
+
+from services.chat.expiry import delete_expired_messages
 
 from services.chat.domain.ports import Deliverer
 from services.chat.handlers import ChatContext, build_router
@@ -14,10 +18,15 @@ from shared.runtime import Runtime, run
 from shared.service import Router
 
 
+# Background work of this process, held so that it is not garbage-collected.
+_background: list[asyncio.Task[Any]] = []
+
+
 async def wire(rt: Runtime) -> Router:
     friendships, messages, cursors = FriendshipStore(rt.db), MessageStore(rt.db), CursorStore(rt.db)
     for store in (friendships, messages, cursors):
         await store.ensure_indexes()
+    _background.append(asyncio.create_task(delete_expired_messages(messages, rt.settings.expired_sweep_seconds)))
     rpc = await RpcClient(rt.broker, rt.instance_id).start()
     presence = Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds)
     return build_router(

@@ -42,7 +42,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -54,7 +53,7 @@ from typing import IO, Any
 
 import websockets
 
-from shared.devstack import EMBEDDED_MONGO_OPTIONS, DevSettings, Stack, free_port, wait_for_port
+from shared.devstack import EMBEDDED_MONGO_OPTIONS, DevSettings, Stack, embedded_mongo_argv, free_port, wait_for_port
 from shared.settings import Settings
 from tests.support.infra import tuned_for_tests
 
@@ -164,12 +163,11 @@ class ChaosStack:
         wait_for_port(self.redis_port, 20, "redis-server")
 
     def start_mongo(self) -> None:
-        server = shutil.which("secantusd-py", path=str(Path(sys.executable).parent)) or shutil.which("secantusd-py")
-        if server is None:
+        argv = embedded_mongo_argv(self.mongo_port, str(self.mongo_dir))
+        if argv is None:
             raise RuntimeError("secantusd-py is not installed (pip install -e '.[local]')")
         self.mongo = subprocess.Popen(
-            [server, "--host", "127.0.0.1", "--port", str(self.mongo_port), "--storage-path", str(self.mongo_dir),
-             "--log-level", "WARNING"],
+            argv,
             stdout=self.sink, stderr=subprocess.STDOUT, start_new_session=True,
         )
         wait_for_port(self.mongo_port, 60, "the embedded MongoDB-wire server")

@@ -7,9 +7,7 @@ with a `make run` stack (or another test run) without seeing its traffic.
 """
 import asyncio
 import secrets
-import shutil
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import aio_pika
 import redis.asyncio as aioredis
 
 from shared.broker import Names
-from shared.devstack import embedded_mongo_url, free_port, wait_for_port
+from shared.devstack import embedded_mongo_argv, embedded_mongo_url, free_port, wait_for_port
 from shared.settings import Settings
 
 
@@ -55,15 +53,12 @@ def unique_namespace() -> str:
 
 
 def start_embedded_mongo(log_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    server = shutil.which("secantusd-py", path=str(Path(sys.executable).parent)) or shutil.which("secantusd-py")
-    if server is None:
-        raise RuntimeError("no MongoDB for the tests: set PARLEY_MONGO_URL or `pip install -e '.[local]'`")
     port = free_port()
+    argv = embedded_mongo_argv(port, ":memory:")
+    if argv is None:
+        raise RuntimeError("no MongoDB for the tests: set PARLEY_MONGO_URL or `pip install -e '.[local]'`")
     log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [server, "--host", "127.0.0.1", "--port", str(port), "--storage-path", ":memory:", "--log-level", "WARNING"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     wait_for_port(port, 30, "the embedded MongoDB-wire server")
     return embedded_mongo_url(port), proc
 

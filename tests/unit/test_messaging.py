@@ -438,6 +438,6 @@ async def test_pages_and_sync_batches_stay_full_when_hidden_messages_fill_a_batc
     newest = await history(friends, B, limit=2)
     assert [m.seq for m in newest.messages] == [5, 6] and newest.has_more is True
     assert [m.seq for m in (await history(friends, B, before_seq=5, limit=2)).messages] == [4]
-    assert [d["seq"] for d in await friends.messages.above(CONV, 0, 2, utc_now())] == [4, 5]
-    assert (await friends.messages.latest(CONV, 0, utc_now()))["seq"] == 6
-    assert await friends.messages.count_unread(CONV, B, 0, utc_now()) == 3
+    assert [d["seq"] for d in await friends.messages.above(CONV, 0, 2, utc_now(), top=12)] == [4, 5]
+    assert (await friends.messages.latest(CONV, 0, utc_now(), top=12))["seq"] == 6
+    assert await friends.messages.count_unread(CONV, B, 0, utc_now(), top=12) == 3

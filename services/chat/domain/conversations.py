@@ -26,8 +26,10 @@ async def list_conversations(
     entries = []
     for conv in convs:
         floor = joined_seq(conv, user_id)
-        latest = await messages.latest(conv["_id"], floor, now)
-        unread = await messages.count_unread(conv["_id"], user_id, max(floor, read.get(conv["_id"], 0)), now)
+        latest = await messages.latest(conv["_id"], floor, now, conv["last_seq"])
+        unread = await messages.count_unread(
+            conv["_id"], user_id, max(floor, read.get(conv["_id"], 0)), now, conv["last_seq"]
+        )
         entries.append(
             (
                 conv.get("last_at") or conv["created_at"],

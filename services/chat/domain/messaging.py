@@ -54,7 +54,8 @@ async def fetch_history(request: chat.HistoryFetch, user_id: str, messages: Mess
     """A member reads a group from the seq at which they joined."""
     conversation = await member_conversation(request.conversation_id, user_id, messages)
     docs, has_more = await messages.page(
-        request.conversation_id, request.before_seq, request.limit, utc_now(), floor=joined_seq(conversation, user_id)
+        request.conversation_id, request.before_seq, request.limit, utc_now(), conversation["last_seq"],
+        floor=joined_seq(conversation, user_id),
     )
     return chat.HistoryReply(messages=[to_message(d) for d in docs], has_more=has_more)
 
@@ -75,7 +76,7 @@ async def sync_device(
     for conversation in await messages.conversations_of(bound.user_id):
         after = max(positions.get(conversation["_id"], 0), joined_seq(conversation, bound.user_id))
         while after < conversation["last_seq"]:
-            batch = await messages.above(conversation["_id"], after, batch_size, now)
+            batch = await messages.above(conversation["_id"], after, batch_size, now, conversation["last_seq"])
             if not batch:
                 break
             await deliver.to_socket(sock, [push("message.new", to_message(d)) for d in batch], sync=True)

@@ -1,7 +1,7 @@
 """The `devices` and `cursors` collections: what each (user, device) has acknowledged."""
 from datetime import datetime
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, UpdateOne, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -9,7 +9,10 @@ from pymongo.errors import DuplicateKeyError
 class CursorStore:
     def __init__(self, db: AsyncDatabase):
         self.devices = db["devices"]
-        self.cursors = db["cursors"]
+        # Cursor moves are not waited on to reach the journal (a flush per write): one lost
+        # with a database crash only means a device is sent again what it already holds,
+        # which it drops by seq (delivery is at least once).
+        self.cursors = db["cursors"].with_options(write_concern=WriteConcern(w=1, j=False))
         self.read_markers = db["read_markers"]
 
     async def ensure_indexes(self) -> None:

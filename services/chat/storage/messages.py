@@ -7,16 +7,18 @@ inserts of concurrent sends). `last_seq` on the
 conversation only moves up ($max) and is the base for the next seq even after old messages
 expire and are deleted.
 """
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.chat.storage.appender import GroupCommit
+from services.chat.storage.seqwindows import windows
 
 MAX_KNOWN_DIRECT = 100_000
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class MessageStore:
@@ -32,8 +34,26 @@ class MessageStore:
         await self.messages.create_index([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True)
         await self.messages.create_index([("from_user_id", ASCENDING), ("client_msg_id", ASCENDING)], unique=True)
         await self.messages.create_index([("file.file_id", ASCENDING)], sparse=True)
-        # Disappearing messages: hidden by every query at expires_at, deleted by MongoDB soon after.
-        await self.messages.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
+        # Disappearing messages: hidden by every read from expires_at, deleted by chat soon after
+        # (delete_expired), not by a TTL index: see _drop_server_ttl.
+        await self._drop_server_ttl()
+        await self.messages.create_index([("expires_at", ASCENDING)], sparse=True)
+
+    async def _drop_server_ttl(self) -> None:
+        """Earlier versions let the server's TTL monitor delete expired messages. On the embedded
+        MongoDB-wire server that monitor loads and matches the whole collection under the
+        server's global lock once a minute: at 1,000,000 messages every command, ping
+        included, waited 15-30 s of each 75 (a real mongod's monitor walks the index instead).
+        Its index goes; the sparse one that replaces it holds only disappearing messages."""
+        async for index in await self.messages.list_indexes():
+            if dict(index["key"]) == {"expires_at": 1} and "expireAfterSeconds" in index:
+                await self.messages.drop_index(index["name"])
+
+    async def delete_expired(self, now: datetime) -> int:
+        """Delete disappearing messages past their time; how many. The lower bound keeps the
+        index walk to expired entries (an open `$lt` walks from the start of the index)."""
+        result = await self.messages.delete_many({"expires_at": {"$gte": EPOCH, "$lt": now}})
+        return result.deleted_count
 
     # --- conversations ---------------------------------------------------------------------
     async def conversation(self, conversation_id: str) -> dict[str, Any] | None:
@@ -152,11 +172,11 @@ class MessageStore:
     async def catch_up_last_seq(self, conversation_id: str) -> int:
         """Raise `last_seq` to the highest seq stored (a crash between the two writes of a group
         commit leaves it behind); returns it."""
-        latest = await self.messages.find_one(
-            {"conversation_id": conversation_id}, sort=[("seq", DESCENDING)], projection={"seq": 1, "sent_at": 1}
-        )
-        if latest is None:  # nothing stored (or all expired): last_seq stands
-            return await self.highest_seq(conversation_id)
+        conversation = await self.conversation(conversation_id)
+        recorded = conversation["last_seq"] if conversation else 0
+        latest = await self._stored_from(conversation_id, recorded)
+        if latest is None:  # nothing stored above it (or all expired): last_seq stands
+            return recorded
         conversation = await self.conversations.find_one_and_update(
             {"_id": conversation_id},
             {"$max": {"last_seq": latest["seq"], "last_at": latest["sent_at"]}},
@@ -167,65 +187,68 @@ class MessageStore:
 
     async def highest_seq(self, conversation_id: str) -> int:
         """The highest seq stored or recorded for the conversation (even if since expired)."""
-        latest = await self.messages.find_one(
-            {"conversation_id": conversation_id}, sort=[("seq", DESCENDING)], projection={"seq": 1}
+        conversation = await self.conversation(conversation_id)
+        recorded = conversation["last_seq"] if conversation else 0
+        latest = await self._stored_from(conversation_id, recorded)
+        return max(latest["seq"] if latest else 0, recorded)
+
+    async def _stored_from(self, conversation_id: str, seq: int) -> dict[str, Any] | None:
+        """The highest message stored at or above `seq`: a short range just under the top,
+        never the whole conversation sorted (seqwindows.py says why)."""
+        cursor = self.messages.find(
+            {"conversation_id": conversation_id, "seq": {"$gte": seq}}, projection={"seq": 1, "sent_at": 1}
         )
-        conv = await self.conversation(conversation_id)
-        return max(latest["seq"] if latest else 0, conv["last_seq"] if conv else 0)
+        docs = await cursor.to_list()
+        return max(docs, key=lambda d: d["seq"]) if docs else None
 
     # Visibility (not recalled, not expired) is decided here in code, on the documents an index
     # range returns, not in the query: on the embedded MongoDB-wire server a `$ne`/`$or` beside
     # the (conversation_id, seq) range turned an index scan into a collection scan (7 ms ->
     # 240-350 ms at 10,000 messages). A real mongod filters fetched documents either way, so
-    # results are the same; hidden messages are few, and the loops below refill to `limit`.
+    # results are the same; hidden messages are few, and the windows refill to `limit`.
     @staticmethod
     def is_visible(doc: dict[str, Any], now: datetime) -> bool:
         return not doc.get("recalled") and (doc.get("expires_at") is None or doc["expires_at"] > now)
 
     async def _visible_in_range(
-        self, conversation_id: str, low: int, high: int | None, limit: int, now: datetime, newest_first: bool
+        self, conversation_id: str, low: int, high: int | None, top: int, limit: int, now: datetime,
+        newest_first: bool,
     ) -> list[dict[str, Any]]:
-        """Up to `limit` visible messages with low < seq < high, walking the index in seq order."""
+        """Up to `limit` visible messages with low < seq < high, in windows of seqs (seqwindows.py)."""
         found: list[dict[str, Any]] = []
-        while len(found) < limit:
-            seq: dict[str, int] = {"$gt": low}
-            if high is not None:
-                seq["$lt"] = high
-            cursor = self.messages.find({"conversation_id": conversation_id, "seq": seq})
-            batch = await cursor.sort("seq", DESCENDING if newest_first else ASCENDING).limit(limit).to_list()
-            found += [d for d in batch if self.is_visible(d, now)]
-            if len(batch) < limit:
+        async for docs in windows(self.messages, conversation_id, low, high, top, limit, newest_first):
+            found += [d for d in docs if self.is_visible(d, now)]
+            if len(found) >= limit:
                 break
-            if newest_first:
-                high = batch[-1]["seq"]
-            else:
-                low = batch[-1]["seq"]
         return found[:limit]
 
     async def page(
-        self, conversation_id: str, before_seq: int | None, limit: int, now: datetime, floor: int = 0
+        self, conversation_id: str, before_seq: int | None, limit: int, now: datetime, top: int, floor: int = 0
     ) -> tuple[list[dict[str, Any]], bool]:
         """The newest `limit` visible messages above `floor` and below `before_seq`, ascending,
-        and whether older ones (above `floor`) exist."""
-        docs = await self._visible_in_range(conversation_id, floor, before_seq, limit + 1, now, newest_first=True)
+        and whether older ones (above `floor`) exist. `top`: the conversation's last_seq."""
+        docs = await self._visible_in_range(conversation_id, floor, before_seq, top, limit + 1, now, newest_first=True)
         return list(reversed(docs[:limit])), len(docs) > limit
 
-    async def above(self, conversation_id: str, after_seq: int, limit: int, now: datetime) -> list[dict[str, Any]]:
+    async def above(
+        self, conversation_id: str, after_seq: int, limit: int, now: datetime, top: int
+    ) -> list[dict[str, Any]]:
         """Visible messages with seq > after_seq, ascending, at most `limit`."""
-        return await self._visible_in_range(conversation_id, after_seq, None, limit, now, newest_first=False)
+        return await self._visible_in_range(conversation_id, after_seq, None, top, limit, now, newest_first=False)
 
-    async def latest(self, conversation_id: str, floor: int, now: datetime) -> dict[str, Any] | None:
+    async def latest(self, conversation_id: str, floor: int, now: datetime, top: int) -> dict[str, Any] | None:
         """The newest visible message above `floor`."""
-        docs = await self._visible_in_range(conversation_id, floor, None, 1, now, newest_first=True)
+        docs = await self._visible_in_range(conversation_id, floor, None, top, 1, now, newest_first=True)
         return docs[0] if docs else None
 
-    async def count_unread(self, conversation_id: str, reader: str, floor: int, now: datetime) -> int:
-        """Others' visible messages above `floor` (the reader's read marker)."""
-        cursor = self.messages.find(
-            {"conversation_id": conversation_id, "seq": {"$gt": floor}},
-            {"from_user_id": 1, "recalled": 1, "expires_at": 1},
-        )
-        return len([d async for d in cursor if d["from_user_id"] != reader and self.is_visible(d, now)])
+    async def count_unread(self, conversation_id: str, reader: str, floor: int, now: datetime, top: int) -> int:
+        """Others' visible messages above `floor` (the reader's read marker): a read of what is
+        unread, in windows, not of the conversation."""
+        unread = 0
+        projection = {"from_user_id": 1, "recalled": 1, "expires_at": 1, "seq": 1}
+        async for docs in windows(self.messages, conversation_id, floor, None, top, 500, False, projection):
+            unread += sum(1 for d in docs if d["from_user_id"] != reader and self.is_visible(d, now))
+        return unread
 
     async def message(self, message_id: str) -> dict[str, Any] | None:
         return await self.messages.find_one({"_id": message_id})
