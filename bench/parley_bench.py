@@ -28,24 +28,46 @@ of the chat run's `message.send` frame; every chat figure is also printed as a r
     parley-bench --profile prof/ [--rate 200 --sync-messages 0 --idle 0]
         py-spy profiles of chat, the gateway and the database during the measured step
         (bench/profile.py): collapsed stacks and the top functions per process.
+
+Issue 12's workloads (any of --pairs, --burst, --decay replaces the paced chat load above, and
+turns offline sync, idle sockets and ceilings off unless asked for):
+    parley-bench --pairs 100 --window 10 --ack-every 0.5 --seconds 20 [--one-way]
+        N pairs of friends each keeping W messages outstanding to the other, receivers acking
+        every 0.5 s; delivered msg/s, latency, lost/duplicated, CPU % and CPU-ms per delivered
+        message per process (bench/pairs.py). --window 1 is the closed loop.
+    parley-bench --prefill 100000 [--store DIR]
+        first fill the stack's database with N messages by insert_many (bench/prefill.py, about
+        2,000-3,000 messages/s on the embedded server); with --store DIR the embedded server
+        keeps its data in DIR, and a later run with the same DIR fills only what is missing.
+    parley-bench --burst 2000
+        one device sends N back to back (64 in flight) to an offline friend, who then logs in
+        (bench/burst.py). --sync-messages 10000: the offline sync, login reply -> sync.done.
+    parley-bench --decay 0,100000,1000000 --pairs 100 --window 10 [--store DIR]
+        the pairs run per stored-message level, a stack each, as a table (bench/decay.py).
+    --private-infra: a RabbitMQ node and a Redis of the run's own (bench/infra.py), not the machine's
+    shared ones (the test suite's fault tests stop those); --stack-log FILE keeps the stack's log.
 """
 import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
 import psutil
 
+from bench.burst import burst_run, burst_table
 from bench.ceilings import amqp_ceiling, echo_ceiling
+from bench.decay import decay_run, decay_table, parse_levels
 from bench.idle import idle_connections, raise_nofile
+from bench.infra import private_infra
 from bench.load import chat_run, offline_sync
-from bench.stack import infrastructure_processes, own_stack, run_interruptibly, running_processes
+from bench.pairs import pairs_run, pairs_table
+from bench.prefill import prefill
+from bench.stack import BENCH_ENV, infrastructure_processes, own_stack, run_interruptibly, running_processes
 from bench.sweep import parse_rates, plot_sweep, run_sweep, sweep_table, sweep_title
 from shared.settings import Settings
-
-LIFTED = "1000000"
 
 
 def frame_bytes(size: int) -> int:
@@ -101,7 +123,8 @@ def table(result: dict[str, Any]) -> str:
                 row(f"ceiling {name} {q} (ms)", ceiling["latency_ms"][q])
     sync = result.get("offline_sync")
     if sync:
-        row(f"offline sync of {sync['messages']:,}: bind->sync.done s", sync["bind_to_sync_done_seconds"])
+        row(f"offline sync of {sync['messages']:,}: login reply->sync.done s", sync["bind_to_sync_done_seconds"])
+        row("offline sync: login sent->sync.done s", sync["login_sent_to_sync_done_seconds"])
         row("offline sync messages received", sync["received_unique"])
         row("offline sync duplicates", sync["duplicated"])
         row("offline fill: messages stored/s (4 senders)", sync["fill_per_second"])
@@ -114,23 +137,32 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any]) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any], mongo: tuple[str, str]) -> dict[str, Any]:
     ws_url = base.replace("http://", "ws://").replace("https://", "wss://").rstrip("/") + "/ws"
     result: dict[str, Any] = {"gateway": base, "options": vars(args), "cpus": os.cpu_count()}
     # This process too: every client runs in it, on the same cores as the stack.
     procs = {**procs, **infrastructure_processes(), "bench-clients": psutil.Process()}
-    if args.sweep:
+    if args.prefill:
+        result["prefill"] = await prefill(*mongo, args.prefill, Path(args.store) if args.store else None)
+    chats: list[dict[str, Any]] = []
+    if args.pairs:
+        result["pairs"] = await pairs_run(ws_url, procs, args.pairs, args.window, args.seconds, args.warmup,
+                                          args.ack_every, args.size, args.one_way, args.profile)
+    elif args.sweep:
         sweep = await run_sweep(ws_url, procs, args.sweep, args.users, args.seconds, args.group_size, args.size,
                                 args.warmup, args.ack_every)
         result.update(sweep=sweep["steps"], sweep_rule=sweep["rule"], sweep_stopped=sweep["stopped"],
                       sweep_warmup=sweep["warmup"])
         chats = sweep["steps"]
-    else:
+    elif not args.burst:
         result["chat"] = await chat_run(ws_url, procs, args.users, args.rate, args.seconds, args.group_size, args.size,
                                         args.warmup, args.profile, args.ack_every)
         chats = [result["chat"]]
+    if args.burst:
+        result["burst"] = await burst_run(ws_url, args.burst, args.size)
     if args.ceilings:
-        concurrency, size = chats[0]["senders"], frame_bytes(args.size)
+        concurrency = chats[0]["senders"] if chats else result["pairs"]["senders"] if args.pairs else 64
+        size = frame_bytes(args.size)
         seconds = args.ceiling_seconds or min(args.seconds, 5)
         print(f"ceilings: {concurrency} workers, {size}-byte messages, {seconds:.0f} s each", flush=True)
         result["ceilings"] = {
@@ -149,21 +181,38 @@ async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any]) ->
 
 
 async def bench(args: argparse.Namespace) -> bool:
+    if args.private_infra:
+        async with private_infra():
+            return await bench_on_infra(args)
+    return await bench_on_infra(args)
+
+
+async def bench_on_infra(args: argparse.Namespace) -> bool:
+    if args.decay:
+        return await decay(args)
     if args.url:
         procs = running_processes()
-        result = await measure(args, args.url, procs)
+        settings = Settings()  # --prefill writes where the running stack's settings say
+        result = await measure(args, args.url, procs, (settings.mongo_url, settings.mongo_db))
     else:
-        env = {"PARLEY_SEND_RATE_PER_SECOND": LIFTED, "PARLEY_SEND_BURST": LIFTED}
-        async with own_stack(env) as stack:
-            print(f"stack up (namespace {stack.namespace}, logs in {stack.log_path})", flush=True)
-            result = await measure(args, stack.base, dict(stack.processes))
+        async with own_stack(BENCH_ENV, store=Path(args.store) if args.store else None,
+                             keep_log=Path(args.stack_log) if args.stack_log else None) as stack:
+            print(f"stack up (namespace {stack.namespace}, logs in {stack.log_path}, "
+                  f"database {stack.mongo_db} at {stack.mongo_url})", flush=True)
+            result = await measure(args, stack.base, dict(stack.processes), (stack.mongo_url, stack.mongo_db))
+    for key, shown in (("pairs", pairs_table), ("burst", burst_table)):
+        if key in result:
+            print("\n" + shown(result[key]), flush=True)
+    if "prefill" in result:
+        f = result["prefill"]
+        print(f"\nprefill: {f['messages']:,} filled in {f['seconds']} s; the store holds {f['stored']}", flush=True)
     if args.sweep:
         print(f"\n{sweep_table(result['sweep'])}\n{result['sweep_rule']}", flush=True)
         if result["sweep_stopped"]:
             print(f"sweep {result['sweep_stopped']}")
         if set(result) & {"ceilings", "offline_sync", "idle"}:
             print("\n" + table(result), flush=True)
-    else:
+    elif set(result) & {"chat", "ceilings", "offline_sync", "idle"}:
         print("\n" + table(result), flush=True)
     if args.json:
         with open(args.json, "w") as f:
@@ -172,13 +221,28 @@ async def bench(args: argparse.Namespace) -> bool:
     if args.sweep:
         plot_sweep(result["sweep"], args.plot, sweep_title(result["sweep"], result["cpus"]))
         print(f"plot written to {args.plot}")
-    chats, sync = result.get("sweep") or [result["chat"]], result.get("offline_sync")
+    chats, sync = result.get("sweep") or ([result["chat"]] if "chat" in result else []), result.get("offline_sync")
     if result.get("sweep_warmup"):
         chats = [*chats, result["sweep_warmup"]]
-    ok = all(c["lost"] == 0 and c["duplicated"] == 0 for c in chats) and (sync is None or sync["ok"])
+    if "pairs" in result:
+        chats = [*chats, result["pairs"]]
+    ok = (all(c["lost"] == 0 and c["duplicated"] == 0 for c in chats) and (sync is None or sync["ok"])
+          and result.get("burst", {}).get("ok", True))
     if not ok:
         print("FAILED: lost or duplicated messages, or an incomplete offline sync", file=sys.stderr)
     return ok
+
+
+async def decay(args: argparse.Namespace) -> bool:
+    def show(rows: list[dict[str, Any]]) -> None:  # after every level: a long run keeps what it measured
+        print(f"\n{pairs_table(rows[-1]['run'])}\n\n{decay_table(rows)}", flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"options": vars(args), "cpus": os.cpu_count(), "decay": rows}, f, indent=2, default=str)
+            print(f"JSON written to {args.json}", flush=True)
+
+    rows = await decay_run(args, args.decay, show)
+    return all(r["run"]["lost"] == 0 and r["run"]["duplicated"] == 0 for r in rows)
 
 
 def main() -> None:
@@ -199,8 +263,23 @@ def main() -> None:
     parser.add_argument("--sweep", metavar="RATES", help="comma-separated offered rates (msg/s), one chat run each, "
                         "e.g. 100,200,500,1000")
     parser.add_argument("--plot", help="with --sweep: the PNG to write (default bench-sweep.png)")
-    parser.add_argument("--ack-every", type=float, default=0, metavar="SECONDS",
-                        help="clients acknowledge (message.ack) what they received this often, as apps do; 0: never (default)")
+    parser.add_argument("--ack-every", type=float, metavar="SECONDS",
+                        help="clients acknowledge (message.ack) what they received this often, as apps do; 0: never "
+                        "(default 0, with --pairs 0.5)")
+    parser.add_argument("--pairs", type=int, default=0, help="issue 12's pairs workload with N pairs instead of the "
+                        "paced chat load (bench/pairs.py)")
+    parser.add_argument("--window", type=int, default=10, help="with --pairs: messages outstanding per sender (default 10)")
+    parser.add_argument("--one-way", action="store_true", help="with --pairs: only the first of each pair sends")
+    parser.add_argument("--prefill", type=int, default=0, metavar="N",
+                        help="first insert N messages straight into the database (bench/prefill.py)")
+    parser.add_argument("--store", metavar="DIR", help="the embedded database's data in DIR, kept for later runs")
+    parser.add_argument("--burst", type=int, default=0, metavar="N",
+                        help="one device sends N messages (64 in flight) to an offline friend, who then logs in")
+    parser.add_argument("--decay", metavar="LEVELS", help="the --pairs run on stores holding each number of messages, "
+                        "e.g. 0,100000,1000000 (bench/decay.py)")
+    parser.add_argument("--private-infra", action="store_true", help="a RabbitMQ node and a Redis of the run's own "
+                        "(bench/infra.py): the machine's are shared with the test suite, whose fault tests stop them")
+    parser.add_argument("--stack-log", metavar="FILE", help="keep the stack's log (every process's lines) in FILE")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--profile", metavar="DIR",
                         help="py-spy the chat, gateway and database processes during the measured step (bench/profile.py)")
@@ -214,7 +293,23 @@ def main() -> None:
             parser.error(str(exc))
     elif args.plot:
         parser.error("--plot goes with --sweep")
-    full = not args.sweep  # a sweep measures the chat load alone unless told otherwise
+    if args.decay is not None:
+        try:
+            args.decay = parse_levels(args.decay)
+        except ValueError as exc:
+            parser.error(str(exc))
+        if args.url or not args.pairs:
+            parser.error("--decay needs --pairs, and a stack of its own (no --url)")
+    if args.url and (args.private_infra or args.stack_log):
+        parser.error("--private-infra and --stack-log are for a stack of our own (no --url)")
+    if args.store and args.url:
+        parser.error("--store is the data of a stack of our own; with --url the running stack's database is used")
+    if args.pairs < 0 or args.window < 1:
+        parser.error("--pairs must be >= 0 and --window >= 1")
+    issue12 = bool(args.pairs or args.burst or args.decay)
+    args.ack_every = (0.5 if args.pairs else 0.0) if args.ack_every is None else args.ack_every
+    # A sweep, or issue 12's workloads, measure their load alone unless told otherwise.
+    full = not args.sweep and not issue12
     args.sync_messages = (10_000 if full else 0) if args.sync_messages is None else args.sync_messages
     args.idle = (5_000 if full else 0) if args.idle is None else args.idle
     args.ceilings = full if args.ceilings is None else args.ceilings

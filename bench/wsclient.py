@@ -136,6 +136,8 @@ class BenchClient:
                     self.acks_sent += 1
                 except (ReplyError, ConnectionError, asyncio.TimeoutError):
                     self.ack_errors += 1
+                except websockets.ConnectionClosed:  # closing at the end of a run: nothing left to ack
+                    return
 
     async def close(self) -> None:
         if self._acker is not None:

@@ -201,3 +201,12 @@ async def test_when_a_batch_fails_the_items_of_its_sockets_waiting_behind_it_fai
     assert chat.batches == [["b1"]]  # s2 was not behind s1's batch: it went
     chat.release[0].set()
     assert await other == {}
+
+
+async def test_cursors_found_by_id_prefix_keep_devices_and_users_apart(world):
+    """Device ids may hold "|": the prefix range of `user|dev|` also covers `user|dev|x|...`."""
+    cursors = world.cursors
+    await cursors.advance_many({(B, "dev"): {"c1": 5}, (B, "dev|x"): {"c2": 7}, (C, "dev"): {"c1": 9}})
+    assert await cursors.of_device(B, "dev") == {"c1": 5}
+    assert await cursors.of_device(B, "dev|x") == {"c2": 7}
+    assert await cursors.highest_of_user(B) == {"c1": 5, "c2": 7}

@@ -1,5 +1,6 @@
 """Reading messages: membership checks, history, and the sync stream on bind (sending and
 acknowledging are services/chat/domain/sending.py)."""
+import asyncio
 from typing import Any
 
 from services.chat.domain.groups import joined_seq
@@ -73,14 +74,25 @@ async def sync_device(
         await cursors.advance(bound.user_id, bound.device_id, await cursors.highest_of_user(bound.user_id))
     positions = await cursors.of_device(bound.user_id, bound.device_id)
     count = 0
-    for conversation in await messages.conversations_of(bound.user_id):
-        after = max(positions.get(conversation["_id"], 0), joined_seq(conversation, bound.user_id))
-        while after < conversation["last_seq"]:
-            batch = await messages.above(conversation["_id"], after, batch_size, now, conversation["last_seq"])
-            if not batch:
-                break
-            await deliver.to_socket(sock, [push("message.new", to_message(d)) for d in batch], sync=True)
-            count += len(batch)
-            after = batch[-1]["seq"]
+    # Each batch is published while the next is read (in order: one publish out at a time).
+    publishing: asyncio.Task[None] | None = None
+    try:
+        for conversation in await messages.conversations_of(bound.user_id):
+            after = max(positions.get(conversation["_id"], 0), joined_seq(conversation, bound.user_id))
+            while after < conversation["last_seq"]:
+                batch = await messages.above(conversation["_id"], after, batch_size, now, conversation["last_seq"])
+                if not batch:
+                    break
+                if publishing is not None:
+                    await publishing
+                pushes = [push("message.new", to_message(d)) for d in batch]
+                publishing = asyncio.create_task(deliver.to_socket(sock, pushes, sync=True))
+                count += len(batch)
+                after = batch[-1]["seq"]
+        if publishing is not None:
+            await publishing
+    finally:
+        if publishing is not None and not publishing.done():
+            publishing.cancel()
     await deliver.to_socket(sock, [push("sync.done", chat.SyncDone(count=count))], sync=True)
     return count

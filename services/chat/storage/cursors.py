@@ -1,9 +1,14 @@
 """The `devices` and `cursors` collections: what each (user, device) has acknowledged."""
 from datetime import datetime
 
+from contextlib import suppress
+
 from pymongo import ASCENDING, UpdateOne, WriteConcern
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+AFTER_BAR = chr(ord("|") + 1)  # the first character above "|": the end of a `...|` prefix range
 
 
 class CursorStore:
@@ -17,7 +22,10 @@ class CursorStore:
 
     async def ensure_indexes(self) -> None:
         await self.devices.create_index([("user_id", ASCENDING)])
-        await self.cursors.create_index([("user_id", ASCENDING), ("device_id", ASCENDING)])
+        # Cursors are found by their _id's prefix (`user|device|`), not a second index: every
+        # ack writes a cursor, and each index a write maintains costs it on the embedded server.
+        with suppress(OperationFailure):  # made by earlier versions; gone already is fine
+            await self.cursors.drop_index("user_id_1_device_id_1")
         await self.read_markers.create_index([("user_id", ASCENDING)])
 
     async def register_device(self, user_id: str, device_id: str, now: datetime) -> bool:
@@ -30,16 +38,26 @@ class CursorStore:
             return False
         return True
 
+    def _with_prefix(self, *parts: str) -> AsyncCursor:
+        """Cursors whose _id starts with `part|...|`: a range of the _id index. ("|" may occur in
+        a device id, so callers also check the fields.)"""
+        prefix = "|".join(parts) + "|"
+        return self.cursors.find({"_id": {"$gte": prefix, "$lt": prefix[:-1] + AFTER_BAR}})
+
     async def of_device(self, user_id: str, device_id: str) -> dict[str, int]:
         """conversation_id → highest acknowledged seq of this device."""
-        cursor = self.cursors.find({"user_id": user_id, "device_id": device_id})
-        return {doc["conversation_id"]: doc["seq"] async for doc in cursor}
+        return {
+            doc["conversation_id"]: doc["seq"]
+            async for doc in self._with_prefix(user_id, device_id)
+            if doc["user_id"] == user_id and doc["device_id"] == device_id
+        }
 
     async def highest_of_user(self, user_id: str) -> dict[str, int]:
         """conversation_id → highest seq any of the user's devices has acknowledged."""
         best: dict[str, int] = {}
-        async for doc in self.cursors.find({"user_id": user_id}):
-            best[doc["conversation_id"]] = max(best.get(doc["conversation_id"], 0), doc["seq"])
+        async for doc in self._with_prefix(user_id):
+            if doc["user_id"] == user_id:
+                best[doc["conversation_id"]] = max(best.get(doc["conversation_id"], 0), doc["seq"])
         return best
 
     async def advance(self, user_id: str, device_id: str, positions: dict[str, int]) -> None:
