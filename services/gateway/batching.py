@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from services.gateway.metrics import BATCH_ITEMS
 from shared.contracts.batches import ItemResult
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.logs import log_event
@@ -100,6 +101,7 @@ class Batcher(Generic[T]):
         return batch
 
     async def _send_batch(self, batch: list[Queued[T]]) -> None:
+        BATCH_ITEMS.labels(self.name).observe(len(batch))
         try:
             results = await self._send([q.item for q in batch])
             if len(results) != len(batch):
