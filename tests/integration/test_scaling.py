@@ -309,6 +309,16 @@ class Crowd:
         return stored
 
 
+async def kill_and_restart_gateway2_and_chat2(stack: Stack) -> None:
+    """SIGKILL the second gateway and chat replica; half a second later, start them again."""
+    stack.procs["gateway2"].kill()
+    stack.procs["chat2"].kill()
+    await asyncio.sleep(0.5)
+    stack.service("chat", 1)
+    stack.service("gateway", 1)
+    await wait_until_ready(stack.gateway_ports[1])
+
+
 async def close_all(crowd: Crowd) -> None:
     for user in crowd.users:
         with suppress(Exception):
@@ -325,12 +335,7 @@ async def test_users_on_two_gateways_lose_nothing_when_a_gateway_and_a_chat_repl
     homeless = [u for u in crowd.users if u.at == 1]
 
     async def crash() -> None:
-        stack.procs["gateway2"].kill()
-        stack.procs["chat2"].kill()
-        await asyncio.sleep(0.5)
-        stack.service("chat", 1)
-        stack.service("gateway", 1)
-        await wait_until_ready(stack.gateway_ports[1])
+        await kill_and_restart_gateway2_and_chat2(stack)
         # Its users, moved to the other gateway meanwhile, go back to the restarted one (their
         # app's next reconnect picks it) and talk through it for the rest of the stream.
         deadline = time.monotonic() + 10
@@ -521,12 +526,7 @@ async def test_pipelined_devices_lose_nothing_and_keep_their_order_when_a_gatewa
     senders = [asyncio.create_task(d.run(done)) for d in devices]
     await asyncio.sleep(1.5)
     before = sum(len(d.replies) for d in devices)
-    stack.procs["gateway2"].kill()
-    stack.procs["chat2"].kill()
-    await asyncio.sleep(0.5)
-    stack.service("chat", 1)
-    stack.service("gateway", 1)
-    await wait_until_ready(stack.gateway_ports[1])
+    await kill_and_restart_gateway2_and_chat2(stack)
     await asyncio.sleep(1.5)
     done.set()
     await asyncio.wait_for(asyncio.gather(*senders), 60)
