@@ -266,8 +266,10 @@ def now() -> float:
 def rabbit_outage(seconds: float = 12.0) -> Fault:
     async def fault(stack: ChaosStack) -> list[Episode]:
         stack.log(f"rabbitmqctl stop_app for {seconds} s")
-        await asyncio.to_thread(rabbitmqctl, "stop_app")
+        # The fault starts when the broker starts stopping: sends fail while `stop_app` runs
+        # (a second or so), and they belong to this episode, not to the one before it.
         t_fault = now()
+        await asyncio.to_thread(rabbitmqctl, "stop_app")
         try:
             await asyncio.sleep(min(2.0, seconds / 2))
             readiness = await stack.readiness_while_down()
