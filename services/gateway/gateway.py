@@ -345,11 +345,13 @@ class Gateway:
     async def _send_batch(self, items: list[SendItem]) -> list[ItemResult]:
         """One command to chat for many sockets' sends (one batch per socket out at a time: a
         device's messages are stored in the order it sent them)."""
-        reply = await self.call(OPERATIONS["chat.messages.send"], self.caller(None, new_id("b")), SendBatch(items=items))
-        return BatchReply.model_validate(reply).results
+        return await self._call_batch("chat.messages.send", SendBatch(items=items))
 
     async def _ack_batch(self, items: list[AckItem]) -> list[ItemResult]:
-        reply = await self.call(OPERATIONS["chat.messages.ack"], self.caller(None, new_id("b")), AckBatch(items=items))
+        return await self._call_batch("chat.messages.ack", AckBatch(items=items))
+
+    async def _call_batch(self, operation: str, batch: SendBatch | AckBatch) -> list[ItemResult]:
+        reply = await self.call(OPERATIONS[operation], self.caller(None, new_id("b")), batch)
         return BatchReply.model_validate(reply).results
 
     async def _send_rate_exceeded(self, conn: Connection) -> ParleyError | None:

@@ -161,8 +161,7 @@ async def _answer_retry(
     again (to its own conversation) in case the first attempt died before pushing, unless it
     was recalled or has expired since."""
     conversation = await messages.conversation(earlier["conversation_id"])
-    gone = earlier.get("recalled") or (earlier.get("expires_at") is not None and earlier["expires_at"] <= utc_now())
-    if conversation is None or gone:
+    if conversation is None or not messages.is_visible(earlier, utc_now()):
         return _reply(earlier), []
     return _reply(earlier), [Fanout(conversation["members"], [push("message.new", to_message(earlier))], sender)]
 

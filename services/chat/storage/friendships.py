@@ -63,6 +63,4 @@ class FriendshipStore:
         return {doc["_id"] async for doc in cursor}
 
     async def are_friends(self, a: str, b: str) -> bool:
-        # A point read: count_documents runs as an aggregation, ~10x the cost on the embedded server.
-        found = await self.friendships.find_one({"_id": pair_key(a, b), "status": "accepted"}, projection={"_id": 1})
-        return found is not None
+        return pair_key(a, b) in await self.accepted_among([(a, b)])

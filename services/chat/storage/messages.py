@@ -172,9 +172,7 @@ class MessageStore:
     async def catch_up_last_seq(self, conversation_id: str) -> int:
         """Raise `last_seq` to the highest seq stored (a crash between the two writes of a group
         commit leaves it behind); returns it."""
-        conversation = await self.conversation(conversation_id)
-        recorded = conversation["last_seq"] if conversation else 0
-        latest = await self._stored_from(conversation_id, recorded)
+        recorded, latest = await self._recorded_and_stored_top(conversation_id)
         if latest is None:  # nothing stored above it (or all expired): last_seq stands
             return recorded
         conversation = await self.conversations.find_one_and_update(
@@ -187,10 +185,14 @@ class MessageStore:
 
     async def highest_seq(self, conversation_id: str) -> int:
         """The highest seq stored or recorded for the conversation (even if since expired)."""
+        recorded, latest = await self._recorded_and_stored_top(conversation_id)
+        return max(latest["seq"] if latest else 0, recorded)
+
+    async def _recorded_and_stored_top(self, conversation_id: str) -> tuple[int, dict[str, Any] | None]:
+        """The conversation's recorded `last_seq`, and the highest message stored at or above it."""
         conversation = await self.conversation(conversation_id)
         recorded = conversation["last_seq"] if conversation else 0
-        latest = await self._stored_from(conversation_id, recorded)
-        return max(latest["seq"] if latest else 0, recorded)
+        return recorded, await self._stored_from(conversation_id, recorded)
 
     async def _stored_from(self, conversation_id: str, seq: int) -> dict[str, Any] | None:
         """The highest message stored at or above `seq`: a short range just under the top,
