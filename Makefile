@@ -7,13 +7,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra browser compose run stop test unit screenshots docs bench bench-upload profile chaos soak clean
+.PHONY: help venv infra browser compose run stop test lint unit screenshots docs bench bench-upload profile chaos soak clean
 
 help:
 	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=2 CHATS=3 to scale: gateways on consecutive ports from 8000)"
 	@echo "           crashed processes are restarted; closing the terminal or Ctrl-C stops everything; one stack per checkout (.run/stack.lock)"
 	@echo "make stop   stop the stack 'make run' started (from another terminal, or one left running)"
 	@echo "make test   run the whole suite against real RabbitMQ, Redis and a MongoDB-wire server (PYTEST_ARGS='...' to pass options)"
+	@echo "make lint   ruff (pyflakes, bugbear, simplify rules) over the repo and mypy --strict over shared/ and services/; make test runs it first"
 	@echo "make unit   run only tests/unit"
 	@echo "make screenshots  run the browser tests, saving the web client's main screens to docs/screenshots/"
 	@echo "make docs   regenerate docs/asyncapi.json and the reference section of docs/protocol.md from shared/contracts/"
@@ -49,8 +50,14 @@ run: venv infra
 stop: venv
 	$(PY) -m shared.devstack stop
 
-test: venv infra browser compose
+test: venv lint infra browser compose
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	@echo "ruff check ..."
+	$(VENV)/bin/ruff check .
+	@echo "mypy (strict, shared/ and services/) ..."
+	$(VENV)/bin/mypy
 
 browser:
 	@bash deploy/local/ensure-browser.sh

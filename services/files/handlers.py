@@ -31,7 +31,7 @@ def build_router(store: FileStore, access: Access, max_upload_bytes: int, mongo_
         return Empty()
 
     @router.operation("files.upload.finish", timeout=BYTES_TIMEOUT)
-    async def finish(request: files.UploadFinish, caller: Caller) -> files.FileInfo:
+    async def finish(request: files.UploadFinish, caller: Caller) -> files.UploadedFile:
         return await domain.finish_upload(request, _user(caller), store, max_upload_bytes)
 
     @router.operation("files.upload.abort")

@@ -161,7 +161,7 @@ class FileTransfer:
         try:
             size, sha256 = await self._send_body(request, caller, file_id, limit)
             finish = files.UploadFinish(file_id=file_id, size=size, sha256=sha256)
-            info = files.FileInfo.model_validate(await self._call("files.upload.finish", caller, finish))
+            info = files.UploadedFile.model_validate(await self._call("files.upload.finish", caller, finish))
         except ClientDisconnect as exc:
             await self._abort(caller, file_id, exc)
             UPLOADS.labels("disconnected").inc()

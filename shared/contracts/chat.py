@@ -87,7 +87,9 @@ class MessageAck(Contract):
     seq: Seq
 
 
-class FileInfo(Contract):
+class Attachment(Contract):
+    """The file a message carries, as clients draw it."""
+
     file_id: str
     name: str
     size: int
@@ -103,7 +105,7 @@ class Message(SparseContract):
     from_user_id: str
     to: dict[str, str]
     text: str | None = None
-    file: FileInfo | None = None
+    file: Attachment | None = None
     sent_at: str
     expires_at: str | None = None
 

@@ -20,7 +20,7 @@ CHUNK_SIZE = 255 * 1024
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
-class FileInfo(Contract):
+class UploadedFile(Contract):
     """`201` reply of `POST /files`."""
 
     file_id: str

@@ -69,7 +69,7 @@ _ALL = [
     # files: the gateway streams bytes over these (HTTP for clients: POST /files, GET /files/{id})
     Operation("files.upload.begin", "files", files.UploadBegin, files.UploadBeginReply, public=False),
     Operation("files.upload.chunk", "files", files.UploadChunk, Empty, public=False),
-    Operation("files.upload.finish", "files", files.UploadFinish, files.FileInfo, public=False),
+    Operation("files.upload.finish", "files", files.UploadFinish, files.UploadedFile, public=False),
     Operation("files.upload.abort", "files", files.FileRef, Empty, public=False),
     Operation("files.open", "files", files.FileRef, files.FileMeta, public=False),
     Operation("files.info", "files", files.FileRef, files.FileMeta, public=False),

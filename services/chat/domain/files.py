@@ -6,7 +6,7 @@ from services.chat.domain.groups import joined_seq
 from services.chat.domain.ports import Files
 from services.chat.storage.messages import MessageStore
 from shared.contracts.base import utc_now
-from shared.contracts.chat import FileInfo
+from shared.contracts.chat import Attachment
 from shared.contracts.errors import ParleyError
 
 
@@ -20,9 +20,9 @@ async def may_see_file(file_id: str, user_id: str, messages: MessageStore) -> bo
     return False
 
 
-async def file_for_message(file_id: str, sender: str, files: Files, messages: MessageStore) -> FileInfo:
+async def file_for_message(file_id: str, sender: str, files: Files, messages: MessageStore) -> Attachment:
     """The `file` of a message: the sender uploaded it, or forwards one they may see."""
     meta = await files.info(file_id)
     if meta is None or (meta.uploader != sender and not await may_see_file(file_id, sender, messages)):
         raise ParleyError.not_found("no such file")
-    return FileInfo(file_id=meta.file_id, name=meta.name, size=meta.size, content_type=meta.content_type)
+    return Attachment(file_id=meta.file_id, name=meta.name, size=meta.size, content_type=meta.content_type)

@@ -79,8 +79,8 @@ def sniff_content_type(head: bytes) -> str | None:
     return filetype.guess_mime(head[:SNIFF_BYTES])
 
 
-def _info(stored: StoredFile) -> files.FileInfo:
-    return files.FileInfo(
+def _info(stored: StoredFile) -> files.UploadedFile:
+    return files.UploadedFile(
         file_id=stored.file_id, name=stored.name, size=stored.size,
         content_type=stored.content_type, sha256=stored.sha256,
     )
@@ -136,7 +136,7 @@ async def _complete(store: FileStore, upload: Upload, size: int) -> bool:
 
 async def finish_upload(
     request: files.UploadFinish, uploader: str, store: FileStore, max_bytes: int
-) -> files.FileInfo:
+) -> files.UploadedFile:
     """Check the chunks, settle the content type, make the file readable. Idempotent."""
     stored = await store.stored(request.file_id)
     if stored is not None:  # finished already: a retried finish
