@@ -3,9 +3,10 @@ import asyncio
 import logging
 
 from services.files.access import ChatAccess
-from services.files.domain.files import reap_abandoned
+from services.files.domain.ports import FileStore
+from services.files.domain.transfers import reap_abandoned
 from services.files.handlers import build_router
-from services.files.storage.files import FileStore
+from services.files.storage.file_store import MongoFileStore
 from shared.broker import RpcClient
 from shared.logs import log_event
 from shared.runtime import Runtime, run
@@ -26,7 +27,7 @@ async def reap_forever(store: FileStore, idle_seconds: float) -> None:
 
 
 async def wire(rt: Runtime) -> Router:
-    store = FileStore(rt.db)
+    store = MongoFileStore(rt.db)
     await store.ensure_indexes()
     idle = rt.settings.upload_idle_seconds
     await reap_abandoned(store, idle)

@@ -1,4 +1,4 @@
-"""services/files/domain/files.py: uploads in chunks, finishing, access and reads, on a real store."""
+"""services/files/domain/transfers.py: uploads in chunks, finishing, access and reads, on a real store."""
 import asyncio
 import base64
 import hashlib
@@ -7,8 +7,8 @@ import os
 import pytest
 from gridfs.asynchronous import AsyncGridFSBucket
 
-from services.files.domain import files as domain
-from services.files.storage.files import FileStore
+from services.files.domain import transfers as domain
+from services.files.storage.file_store import MongoFileStore
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.files import CHUNK_SIZE, FileRead, UploadBegin, UploadChunk, UploadFinish
 
@@ -30,8 +30,8 @@ class Grants:
 
 
 @pytest.fixture
-async def store(db) -> FileStore:
-    s = FileStore(db)
+async def store(db) -> MongoFileStore:
+    s = MongoFileStore(db)
     await s.ensure_indexes()
     return s
 
@@ -309,7 +309,7 @@ async def test_reap_abandoned(store, db):
 @pytest.mark.parametrize("declared", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
 def test_a_form_type_declared_for_a_raw_body_counts_as_none(declared):
     """curl --data-binary declares a form type by default; it says nothing about the file."""
-    from services.files.domain.files import normalize_content_type
+    from services.files.domain.transfers import normalize_content_type
 
     assert normalize_content_type(declared) is None
     assert normalize_content_type("Image/PNG") == "image/png"

@@ -1,4 +1,5 @@
-"""Uploading, finishing, opening and reading files: plain functions over the file store.
+"""Uploads and downloads (begin, chunks, finish, abort; open, info, ranged reads), and the
+reaping of abandoned uploads: plain functions over the `FileStore` port.
 
 The gateway streams an upload as numbered chunks (see `shared.contracts.files`); each one is
 written as it comes, by whichever replica takes it, so nothing here holds a file in memory.
@@ -12,15 +13,23 @@ import os
 import re
 import unicodedata
 from datetime import timedelta
-from typing import Protocol
 
-import filetype
+import filetype  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
 
-from services.files.storage.files import FileStore, StoredFile, Upload
-from shared.contracts import files
+from services.files.domain.ports import Access, FileStore, StoredFile, Upload
 from shared.contracts.base import iso, utc_now
 from shared.contracts.errors import ErrorCode, ParleyError
-from shared.contracts.files import CHUNK_SIZE
+from shared.contracts.files import (
+    CHUNK_SIZE,
+    FileMeta,
+    FileRead,
+    FileReadReply,
+    UploadBegin,
+    UploadBeginReply,
+    UploadChunk,
+    UploadedFile,
+    UploadFinish,
+)
 from shared.ids import new_id
 from shared.logs import log_event
 
@@ -35,12 +44,6 @@ MAX_EXTENSION_CHARS = 16  # longer "extensions" are not kept when a name is shor
 SNIFF_BYTES = 8192  # what `filetype` looks at
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 _ENDS = re.compile(r"^[\s.]+|[\s.]+$")
-
-
-class Access(Protocol):
-    """May `user_id` see a file they did not upload (it was sent in one of their conversations)?"""
-
-    async def allowed(self, file_id: str, user_id: str) -> bool: ...
 
 
 def sanitize_name(raw: str) -> str:
@@ -76,18 +79,19 @@ def sniff_content_type(head: bytes) -> str | None:
     """The MIME type the first bytes show (magic numbers), or None if they are not recognised."""
     if not head:
         return None
-    return filetype.guess_mime(head[:SNIFF_BYTES])
+    mime: str | None = filetype.guess_mime(head[:SNIFF_BYTES])
+    return mime
 
 
-def _info(stored: StoredFile) -> files.UploadedFile:
-    return files.UploadedFile(
+def _info(stored: StoredFile) -> UploadedFile:
+    return UploadedFile(
         file_id=stored.file_id, name=stored.name, size=stored.size,
         content_type=stored.content_type, sha256=stored.sha256,
     )
 
 
-def _meta(stored: StoredFile) -> files.FileMeta:
-    return files.FileMeta(
+def _meta(stored: StoredFile) -> FileMeta:
+    return FileMeta(
         file_id=stored.file_id, name=stored.name, size=stored.size, content_type=stored.content_type,
         sha256=stored.sha256, uploader=stored.uploader, uploaded_at=iso(stored.uploaded_at),
     )
@@ -97,15 +101,15 @@ def _too_large(max_bytes: int) -> ParleyError:
     return ParleyError(ErrorCode.TOO_LARGE, f"a file may have at most {max_bytes} bytes")
 
 
-async def begin_upload(request: files.UploadBegin, uploader: str, store: FileStore) -> files.UploadBeginReply:
+async def begin_upload(request: UploadBegin, uploader: str, store: FileStore) -> UploadBeginReply:
     file_id = new_id("f")
     await store.begin(
         file_id, uploader, sanitize_name(request.name), normalize_content_type(request.content_type), utc_now()
     )
-    return files.UploadBeginReply(file_id=file_id)
+    return UploadBeginReply(file_id=file_id)
 
 
-async def write_chunk(request: files.UploadChunk, uploader: str, store: FileStore, max_bytes: int) -> None:
+async def write_chunk(request: UploadChunk, uploader: str, store: FileStore, max_bytes: int) -> None:
     """Store chunk `index`; every chunk but the last must be exactly CHUNK_SIZE bytes."""
     size = len(request.data)
     if size > CHUNK_SIZE:
@@ -135,8 +139,8 @@ async def _complete(store: FileStore, upload: Upload, size: int) -> bool:
 
 
 async def finish_upload(
-    request: files.UploadFinish, uploader: str, store: FileStore, max_bytes: int
-) -> files.UploadedFile:
+    request: UploadFinish, uploader: str, store: FileStore, max_bytes: int
+) -> UploadedFile:
     """Check the chunks, settle the content type, make the file readable. Idempotent."""
     stored = await store.stored(request.file_id)
     if stored is not None:  # finished already: a retried finish
@@ -172,7 +176,7 @@ async def abort_upload(file_id: str, uploader: str, store: FileStore) -> None:
         await store.discard(file_id)
 
 
-async def open_file(file_id: str, user: str, store: FileStore, access: Access) -> files.FileMeta:
+async def open_file(file_id: str, user: str, store: FileStore, access: Access) -> FileMeta:
     """The file's metadata if `user` may download it; otherwise the same answer as no file."""
     stored = await store.stored(file_id)
     if stored is None or (stored.uploader != user and not await access.allowed(file_id, user)):
@@ -180,7 +184,7 @@ async def open_file(file_id: str, user: str, store: FileStore, access: Access) -
     return _meta(stored)
 
 
-async def file_info(file_id: str, store: FileStore) -> files.FileMeta:
+async def file_info(file_id: str, store: FileStore) -> FileMeta:
     """Internal (no access check): what chat uses to check a file id in a message."""
     stored = await store.stored(file_id)
     if stored is None:
@@ -188,7 +192,7 @@ async def file_info(file_id: str, store: FileStore) -> files.FileMeta:
     return _meta(stored)
 
 
-async def read_range(request: files.FileRead, store: FileStore) -> files.FileReadReply:
+async def read_range(request: FileRead, store: FileStore) -> FileReadReply:
     """Bytes [offset, offset + length) of a finished file, cut short at its end."""
     stored = await store.stored(request.file_id)
     if stored is None:
@@ -199,7 +203,7 @@ async def read_range(request: files.FileRead, store: FileStore) -> files.FileRea
     if raw is None:
         raise ParleyError.not_found(NO_SUCH_FILE)
     # Base64Bytes decodes what it is given, so it is given base64.
-    return files.FileReadReply(data=base64.b64encode(raw))
+    return FileReadReply(data=base64.b64encode(raw))
 
 
 async def reap_abandoned(store: FileStore, idle_seconds: float) -> int:

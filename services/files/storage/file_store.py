@@ -16,7 +16,7 @@ short_chunks: [[n, length], ...]}`. `short_chunks` records every chunk shorter t
 as it is written, so `finish` can tell that only the last one is short without reading back
 (or `$binarySize`-ing) a gigabyte of chunks.
 """
-from dataclasses import dataclass
+from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
@@ -24,31 +24,10 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.files.domain.ports import StoredFile, Upload
 from shared.contracts.files import CHUNK_SIZE
 
 BUCKET = "files"
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    file_id: str
-    name: str
-    size: int
-    content_type: str
-    sha256: str
-    uploader: str
-    uploaded_at: datetime
-
-
-@dataclass(frozen=True)
-class Upload:
-    file_id: str
-    uploader: str
-    name: str
-    content_type: str | None
-    started_at: datetime
-    last_chunk_at: datetime
-    short_chunks: dict[int, int]  # n → length, for chunks shorter than CHUNK_SIZE
 
 
 def _stored(doc: dict[str, Any]) -> StoredFile:
@@ -80,8 +59,10 @@ def _upload(doc: dict[str, Any]) -> Upload:
     )
 
 
-class FileStore:
-    def __init__(self, db: AsyncDatabase):
+class MongoFileStore:
+    """The `FileStore` port (services/files/domain/ports.py): documents in, records out."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]):
         self.files = db[f"{BUCKET}.files"]
         self.chunks = db[f"{BUCKET}.chunks"]
         self.uploads = db["uploads"]
@@ -124,10 +105,8 @@ class FileStore:
 
     async def insert_chunk(self, file_id: str, n: int, data: bytes) -> None:
         """Write one GridFS chunk; the same chunk again (a retried command) is ignored."""
-        try:
+        with suppress(DuplicateKeyError):
             await self.chunks.insert_one({"files_id": file_id, "n": n, "data": data})
-        except DuplicateKeyError:
-            pass
 
     async def chunk_counts(self, file_id: str, below: int) -> tuple[int, int]:
         """(all chunks of the file, those with n < below)."""
