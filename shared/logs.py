@@ -54,7 +54,10 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
-    """`log_event(log, "message.stored", conversation_id=..., seq=...)` → one structured line."""
+def log_event(
+    logger: logging.Logger, event: str, level: int = logging.INFO, *, exc: BaseException | None = None, **fields: Any
+) -> None:
+    """`log_event(log, "message.stored", conversation_id=..., seq=...)` → one structured line
+    (with `exc`'s traceback in it when given)."""
     if logger.isEnabledFor(level):
-        logger.log(level, event, extra={"fields": fields})
+        logger.log(level, event, exc_info=exc, extra={"fields": fields})

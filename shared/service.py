@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared.broker import Broker, dumps, error_result
 from shared.contracts.base import Empty
-from shared.contracts.errors import ErrorCode, ParleyError, describe_validation_error
+from shared.contracts.errors import ParleyError, describe_validation_error
 from shared.contracts.operations import EVENTS, OPERATIONS, Operation
 from shared.contracts.wire import Caller, Command, CommandResult
 from shared.logs import log_event, request_id_var, user_id_var
@@ -49,7 +49,7 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Route:
-    operation: Operation
+    operation: Operation[Any, Any]
     handler: Handler
     timeout: float
 
@@ -178,7 +178,7 @@ class ServiceRunner:
             command = Command.model_validate_json(message.body)
         except ValidationError as exc:
             log_event(log, "command.malformed", logging.ERROR, routing_key=routing_key, error=str(exc))
-            return Verdict("malformed", "ack", error_result(ErrorCode.BAD_REQUEST, "malformed command"))
+            return Verdict("malformed", "ack", error_result(ParleyError.bad_request("malformed command")))
         request_id_var.set(command.caller.request_id)
         user_id_var.set(command.caller.user_id)
         if command.expired(time.time()):
@@ -187,15 +187,15 @@ class ServiceRunner:
             COMMANDS_EXPIRED.labels(routing_key).inc()
             log_event(log, "command.expired", logging.DEBUG, routing_key=routing_key)
             return Verdict("expired", "ack")
+        # Only the decoding of the command (above, and its request in Router.dispatch) is the
+        # client's fault; a ValidationError or KeyError from inside a handler is a bug of ours,
+        # answered `internal` once retries are spent, never `bad_request`.
         try:
             result = await self.router.dispatch(routing_key, command)
             data = result.model_dump(mode="json") if result else {}
             return Verdict("ok", "ack", dumps(CommandResult(ok=True, data=data)))
         except ParleyError as exc:
-            return Verdict(exc.code.value, "ack", error_result(exc.code, exc.message))
-        except (ValidationError, KeyError) as exc:
-            log_event(log, "command.malformed", logging.ERROR, routing_key=routing_key, error=str(exc))
-            return Verdict("malformed", "ack", error_result(ErrorCode.BAD_REQUEST, "malformed command"))
+            return Verdict(exc.code.value, "ack", error_result(exc))
         except Exception as exc:
             return self._failure(message, routing_key, exc)
 
@@ -210,15 +210,15 @@ class ServiceRunner:
         attempt = self._failures_before(message) + 1
         if is_outage(exc) and message.reply_to:
             log_event(log, "command.unavailable", logging.WARNING, routing_key=routing_key, error=repr(exc))
-            return Verdict("unavailable", "ack", error_result(ErrorCode.UNAVAILABLE, "a backend is unavailable; retry"))
+            return Verdict("unavailable", "ack", error_result(ParleyError.unavailable("a backend is unavailable; retry")))
         give_up = attempt >= self.settings.delivery_limit
         log_event(
-            log, "command.failed", logging.ERROR, routing_key=routing_key, attempt=attempt,
+            log, "command.failed", logging.ERROR, exc=exc, routing_key=routing_key, attempt=attempt,
             dead_lettered=give_up, error=repr(exc),
         )
         if not give_up:
             return Verdict("failed", "retry", attempt=attempt)
-        return Verdict("failed", "reject", error_result(ErrorCode.INTERNAL, "internal error"), attempt)
+        return Verdict("failed", "reject", error_result(ParleyError.internal()), attempt)
 
     async def _reply(self, message: AbstractIncomingMessage, routing_key: str, body: bytes) -> None:
         assert message.reply_to is not None

@@ -1,12 +1,10 @@
 """What chat asks other services over RPC: user profiles (auth owns users) and file
 metadata (files owns files)."""
 from shared.broker import RpcClient
-from shared.contracts.auth import UserProfile, UsersGet, UsersGetReply
+from shared.contracts.auth import UserProfile, UsersGet
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.files import FileMeta, FileRef
-from shared.contracts.operations import OPERATIONS
-from shared.contracts.wire import Caller
-from shared.ids import new_id
+from shared.contracts.operations import AUTH_USERS_GET, FILES_INFO
 
 
 class AuthProfiles:
@@ -16,10 +14,8 @@ class AuthProfiles:
     async def get(self, user_ids: list[str]) -> dict[str, UserProfile]:
         if not user_ids:
             return {}
-        data = await self.rpc.call(
-            OPERATIONS["auth.users.get"], Caller(request_id=new_id("r")), UsersGet(user_ids=user_ids).model_dump()
-        )
-        return {p.user_id: p for p in UsersGetReply.model_validate(data).users}
+        reply = await self.rpc.call(AUTH_USERS_GET, UsersGet(user_ids=user_ids))
+        return {p.user_id: p for p in reply.users}
 
 
 class FilesDirectory:
@@ -28,11 +24,8 @@ class FilesDirectory:
 
     async def info(self, file_id: str) -> FileMeta | None:
         try:
-            data = await self.rpc.call(
-                OPERATIONS["files.info"], Caller(request_id=new_id("r")), FileRef(file_id=file_id).model_dump()
-            )
+            return await self.rpc.call(FILES_INFO, FileRef(file_id=file_id))
         except ParleyError as exc:
             if exc.code == ErrorCode.NOT_FOUND:
                 return None
             raise
-        return FileMeta.model_validate(data)

@@ -16,7 +16,7 @@ from services.gateway.bodylimit import BodyLimit
 from services.gateway.files import FileTransfer
 from services.gateway.frames import parse_http_body
 from services.gateway.gateway import Gateway
-from shared.contracts.errors import HTTP_STATUS, ParleyError
+from shared.contracts.errors import ParleyError
 from shared.contracts.operations import OPERATIONS
 from shared.ids import new_id
 from shared.settings import Settings
@@ -29,7 +29,7 @@ def is_file_upload(scope: Scope) -> bool:
 
 
 def error_response(exc: ParleyError) -> JSONResponse:
-    return JSONResponse({"error": {"code": exc.code.value, "message": exc.message}}, status_code=HTTP_STATUS[exc.code])
+    return JSONResponse(exc.response(), status_code=exc.http_status)
 
 
 WS_PATH = "/ws"
@@ -126,8 +126,8 @@ def create_app(settings: Settings) -> FastAPI:
             (request.client.host, request.client.port) if request.client else None, request.headers,
             settings.trust_forwarded_for,
         )
-        data = await gateway.call(operation, gateway.caller(None, new_id("h"), address), body)
-        return JSONResponse(data, status_code=201 if name == "auth.register" else 200)
+        reply = await gateway.call(operation, gateway.caller(None, new_id("h"), address), body)
+        return JSONResponse(reply.model_dump(mode="json"), status_code=201 if name == "auth.register" else 200)
 
     @app.post("/auth/register")
     async def register(request: Request) -> JSONResponse:

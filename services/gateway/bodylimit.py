@@ -10,7 +10,7 @@ from collections.abc import Callable
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.contracts.errors import ErrorCode
+from shared.contracts.errors import ParleyError
 
 
 class BodyTooLarge(Exception):
@@ -55,9 +55,7 @@ class BodyLimit:
                 await self._too_large(send)
 
     async def _too_large(self, send: Send) -> None:
-        body = orjson.dumps(
-            {"error": {"code": ErrorCode.TOO_LARGE.value, "message": f"request body over {self.max_bytes} bytes"}}
-        )
+        body = orjson.dumps(ParleyError.too_large(f"request body over {self.max_bytes} bytes").response())
         await send({
             "type": "http.response.start", "status": 413,
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

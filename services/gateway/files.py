@@ -25,8 +25,18 @@ from starlette.requests import ClientDisconnect
 from services.gateway.gateway import Gateway
 from services.gateway.metrics import DOWNLOAD_BYTES, UPLOAD_BYTES, UPLOADS
 from shared.contracts import files
-from shared.contracts.errors import ErrorCode, ParleyError, describe_validation_error
-from shared.contracts.operations import OPERATIONS
+from shared.contracts.base import Empty
+from shared.contracts.errors import ParleyError, describe_validation_error
+from shared.contracts.operations import (
+    FILES_OPEN,
+    FILES_READ,
+    FILES_UPLOAD_ABORT,
+    FILES_UPLOAD_BEGIN,
+    FILES_UPLOAD_CHUNK,
+    FILES_UPLOAD_FINISH,
+    Operation,
+    ReplyT,
+)
 from shared.contracts.wire import Caller
 from shared.ids import new_id
 from shared.logs import log_event, request_id_var, user_id_var
@@ -47,7 +57,7 @@ _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
 def too_large(limit: int) -> ParleyError:
-    return ParleyError(ErrorCode.TOO_LARGE, f"the file is larger than the limit of {limit} bytes")
+    return ParleyError.too_large(f"the file is larger than the limit of {limit} bytes")
 
 
 def content_disposition(name: str, content_type: str) -> str:
@@ -137,11 +147,9 @@ class FileTransfer:
         user_id_var.set(caller.user_id)
         return caller
 
-    async def _call(self, name: str, caller: Caller, data: dict[str, Any] | BaseModel) -> dict[str, Any]:
+    async def _call(self, operation: Operation[Any, ReplyT], caller: Caller, request: BaseModel) -> ReplyT:
         assert self.gateway.rpc is not None
-        if isinstance(data, BaseModel):
-            data = data.model_dump(mode="json", exclude_none=True)
-        return await self.gateway.rpc.call(OPERATIONS[name], caller, data)
+        return await self.gateway.rpc.call(operation, request, caller)
 
     # --- POST /files ----------------------------------------------------------------------------
     async def upload(self, request: Request) -> JSONResponse:
@@ -156,17 +164,18 @@ class FileTransfer:
             begin = files.UploadBegin(name=name, content_type=request.headers.get("content-type"))
         except ValidationError as exc:
             raise ParleyError.bad_request(describe_validation_error(exc, "upload")) from None
-        reply = files.UploadBeginReply.model_validate(await self._call("files.upload.begin", caller, begin))
+        reply = await self._call(FILES_UPLOAD_BEGIN, caller, begin)
         file_id = reply.file_id
         try:
             size, sha256 = await self._send_body(request, caller, file_id, limit)
             finish = files.UploadFinish(file_id=file_id, size=size, sha256=sha256)
-            info = files.UploadedFile.model_validate(await self._call("files.upload.finish", caller, finish))
+            info = await self._call(FILES_UPLOAD_FINISH, caller, finish)
         except ClientDisconnect as exc:
             await self._abort(caller, file_id, exc)
             UPLOADS.labels("disconnected").inc()
             # Nobody is left to read it; answering keeps uvicorn from logging a crash.
-            return JSONResponse({"error": {"code": "bad_request", "message": "the upload was cut off"}}, 400)
+            cut_off = ParleyError.bad_request("the upload was cut off")
+            return JSONResponse(cut_off.response(), cut_off.http_status)
         except BaseException as exc:
             await self._abort(caller, file_id, exc)
             if isinstance(exc, ParleyError):
@@ -182,7 +191,7 @@ class FileTransfer:
         size = 0
         index = 0
         buffer = bytearray()
-        in_flight: set[asyncio.Task[dict[str, Any]]] = set()
+        in_flight: set[asyncio.Task[Empty]] = set()
 
         async def settle(keep: int) -> None:
             """Wait until at most `keep` chunk RPCs are in flight; raise the first failure."""
@@ -195,8 +204,8 @@ class FileTransfer:
         async def send(piece: bytes) -> None:
             nonlocal index
             await settle(UPLOAD_IN_FLIGHT - 1)
-            data = {"file_id": file_id, "index": index, "data": base64.b64encode(piece).decode("ascii")}
-            in_flight.add(asyncio.create_task(self._call("files.upload.chunk", caller, data)))
+            chunk = files.UploadChunk(file_id=file_id, index=index, data=base64.b64encode(piece))
+            in_flight.add(asyncio.create_task(self._call(FILES_UPLOAD_CHUNK, caller, chunk)))
             index += 1
 
         try:
@@ -228,7 +237,7 @@ class FileTransfer:
         """Best effort: the files service also drops uploads idle for upload_idle_seconds."""
         log_event(log, "file.upload_aborted", logging.WARNING, file_id=file_id, cause=repr(cause))
         try:
-            await asyncio.shield(self._call("files.upload.abort", caller, files.FileRef(file_id=file_id)))
+            await asyncio.shield(self._call(FILES_UPLOAD_ABORT, caller, files.FileRef(file_id=file_id)))
         except Exception as exc:  # never hide the reason the upload failed
             log_event(log, "file.abort_failed", logging.WARNING, file_id=file_id, error=repr(exc))
 
@@ -239,7 +248,7 @@ class FileTransfer:
             ref = files.FileRef(file_id=file_id)
         except ValidationError:
             raise ParleyError.not_found("no such file") from None
-        meta = files.FileMeta.model_validate(await self._call("files.open", caller, ref))
+        meta = await self._call(FILES_OPEN, caller, ref)
         etag = f'"{meta.sha256}"'
         headers = {
             "Accept-Ranges": "bytes",
@@ -279,13 +288,13 @@ class FileTransfer:
             step = min(CHUNK_SIZE - offset % CHUNK_SIZE, end - offset)
             pieces.append((offset, step))
             offset += step
-        pending: deque[tuple[int, asyncio.Task[dict[str, Any]]]] = deque()
+        pending: deque[tuple[int, asyncio.Task[files.FileReadReply]]] = deque()
         upcoming = iter(pieces)
 
         def issue() -> None:
             for piece_offset, piece_length in upcoming:
-                data = {"file_id": file_id, "offset": piece_offset, "length": piece_length}
-                pending.append((piece_length, asyncio.create_task(self._call("files.read", caller, data))))
+                read = files.FileRead(file_id=file_id, offset=piece_offset, length=piece_length)
+                pending.append((piece_length, asyncio.create_task(self._call(FILES_READ, caller, read))))
                 return
 
         try:
@@ -295,9 +304,9 @@ class FileTransfer:
                 expected, task = pending.popleft()
                 reply = await task
                 issue()
-                data = base64.b64decode(reply["data"])
+                data = reply.data
                 if len(data) != expected:
-                    raise ParleyError(ErrorCode.INTERNAL, f"files.read returned {len(data)} bytes, not {expected}")
+                    raise ParleyError.internal(f"files.read returned {len(data)} bytes, not {expected}")
                 DOWNLOAD_BYTES.inc(len(data))
                 yield data
         except Exception as exc:

@@ -27,7 +27,7 @@ class FrameError(ParleyError):
 @dataclass(frozen=True)
 class ParsedFrame:
     id: str
-    operation: Operation
+    operation: Operation[Any, Any]
     request: Contract
 
 
@@ -67,7 +67,7 @@ def parse_frame(text: str, *, max_bytes: int, bound: bool) -> ParsedFrame:
     return ParsedFrame(envelope.id, operation, request)
 
 
-def parse_http_body(body: bytes, operation: Operation) -> Contract:
+def parse_http_body(body: bytes, operation: Operation[Any, Any]) -> Contract:
     """The same checks for `POST /auth/register` and `POST /auth/login` bodies."""
     try:
         raw = orjson.loads(body)
@@ -86,6 +86,4 @@ def reply_ok(frame_id: str | None, data: dict[str, Any]) -> bytes:
 
 
 def reply_error(frame_id: str | None, error: ParleyError) -> bytes:
-    return orjson.dumps(
-        {"type": "reply", "id": frame_id, "ok": False, "error": {"code": error.code.value, "message": error.message}}
-    )
+    return orjson.dumps({"type": "reply", "id": frame_id, "ok": False, **error.response()})

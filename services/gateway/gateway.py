@@ -7,7 +7,7 @@ from typing import Any
 import aio_pika
 import redis.asyncio as aioredis
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -26,11 +26,18 @@ from services.gateway.metrics import CONNECTIONS, FRAMES, SOCKETS_REFUSED
 from services.gateway.upkeep import Upkeep
 from shared.broker import DELIVERIES, Broker, RpcClient
 from shared.contracts import auth
-from shared.contracts.batches import AckBatch, AckItem, BatchReply, Deliveries, ItemResult, SendBatch, SendItem
+from shared.contracts.batches import AckBatch, AckItem, Deliveries, ItemResult, SendBatch, SendItem
 from shared.contracts.base import iso_from_timestamp
 from shared.contracts.chat import DeviceBound, PresenceChanged
 from shared.contracts.errors import ErrorCode, ParleyError
-from shared.contracts.operations import OPERATIONS, Operation
+from shared.contracts.operations import (
+    AUTH_TOKENS_REVOKED,
+    CHAT_MESSAGES_ACK,
+    CHAT_MESSAGES_SEND,
+    CHAT_SYNC,
+    Operation,
+    ReplyT,
+)
 from shared.contracts.wire import Caller, Delivery
 from shared.ids import new_id
 from shared.logs import log_event, request_id_var, user_id_var
@@ -96,9 +103,7 @@ class Gateway:
         # Redis's cache of revocations while it is known complete, else auth (from MongoDB).
         self.revocations = RevocationCheck(
             Revocations(redis, self.settings.namespace),
-            ask=lambda ids: self.call(
-                OPERATIONS["auth.tokens.revoked"], Caller(request_id=new_id("r")), auth.TokensRevoked(token_ids=ids)
-            ),
+            ask=self._ask_revoked,
         )
         await self.broker.connect()
         self.rpc = await RpcClient(self.broker, self.gateway_id).start()
@@ -114,6 +119,9 @@ class Gateway:
             log, "gateway.started", gateway_id=self.gateway_id,
             url=f"http://{self.settings.gateway_host}:{self.settings.gateway_port}",
         )
+
+    async def _ask_revoked(self, token_ids: list[str]) -> auth.TokensRevokedReply:
+        return await self.call(AUTH_TOKENS_REVOKED, None, auth.TokensRevoked(token_ids=token_ids))
 
     async def drain(self) -> None:
         """SIGTERM, while the port is still open (services/gateway/main.py calls it first).
@@ -217,8 +225,8 @@ class Gateway:
         """Refuse the upgrade with an HTTP status and the protocol's error body (a close code where
         the server cannot answer the upgrade with a status)."""
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            body = {"error": {"code": code.value, "message": message}}
-            await websocket.send_denial_response(JSONResponse(body, status_code=status))
+            error = ParleyError(code, message)
+            await websocket.send_denial_response(JSONResponse(error.response(), status_code=error.http_status))
         else:
             await websocket.close(close_code)
 
@@ -305,9 +313,9 @@ class Gateway:
         if name == "ping":
             return {}
         if name == "auth.login":
-            data = await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
-            claims = self.tokens.verify(data["token"])
-            await self._bind(conn, claims, claims.device_id, frame.id, data)
+            login: auth.LoginReply = await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
+            claims = self.tokens.verify(login.token)
+            await self._bind(conn, claims, claims.device_id, frame.id, login.model_dump(mode="json"))
             return None
         if name == "auth.resume":
             request: auth.Resume = frame.request  # type: ignore[assignment]
@@ -325,7 +333,8 @@ class Gateway:
         if name == "message.ack":
             item = AckItem(caller=self.caller(conn, frame.id), request=frame.request)  # type: ignore[arg-type]
             return await self.acks.submit(conn.conn_id, item)
-        return await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
+        reply = await self.call(frame.operation, self.caller(conn, frame.id), frame.request)
+        return reply.model_dump(mode="json")
 
     async def _send_once(self, conn: Connection, frame: ParsedFrame) -> dict[str, Any]:
         """message.send, with a retry of a send still in flight joining it instead of queueing
@@ -345,14 +354,12 @@ class Gateway:
     async def _send_batch(self, items: list[SendItem]) -> list[ItemResult]:
         """One command to chat for many sockets' sends (one batch per socket out at a time: a
         device's messages are stored in the order it sent them)."""
-        return await self._call_batch("chat.messages.send", SendBatch(items=items))
+        reply = await self.call(CHAT_MESSAGES_SEND, self.caller(None, new_id("b")), SendBatch(items=items))
+        return reply.results
 
     async def _ack_batch(self, items: list[AckItem]) -> list[ItemResult]:
-        return await self._call_batch("chat.messages.ack", AckBatch(items=items))
-
-    async def _call_batch(self, operation: str, batch: SendBatch | AckBatch) -> list[ItemResult]:
-        reply = await self.call(OPERATIONS[operation], self.caller(None, new_id("b")), batch)
-        return BatchReply.model_validate(reply).results
+        reply = await self.call(CHAT_MESSAGES_ACK, self.caller(None, new_id("b")), AckBatch(items=items))
+        return reply.results
 
     async def _send_rate_exceeded(self, conn: Connection) -> ParleyError | None:
         """Take one of the bound user's message.send tokens; the `rate_limited` error if none is left."""
@@ -387,9 +394,9 @@ class Gateway:
             client_address=conn.address if conn else address,
         )
 
-    async def call(self, operation: Operation, caller: Caller, request: Any) -> dict[str, Any]:
+    async def call(self, operation: Operation[Any, ReplyT], caller: Caller | None, request: BaseModel) -> ReplyT:
         assert self.rpc is not None
-        return await self.rpc.call(operation, caller, request.model_dump(mode="json", exclude_none=True))
+        return await self.rpc.call(operation, request, caller)
 
     async def verify_token(self, token: str) -> TokenClaims:
         assert self.revocations is not None
@@ -428,7 +435,7 @@ class Gateway:
             user_id=conn.session.user_id, device_id=conn.session.device_id, gateway_id=self.gateway_id,
             conn_id=conn.conn_id,
         )
-        await self.broker.send_command(OPERATIONS["chat.sync"], self.caller(conn, request_id), bound)
+        await self.broker.send_command(CHAT_SYNC, self.caller(conn, request_id), bound)
 
     async def resync(self, reason: str) -> None:
         """Sync every bound socket again, unasked: live pushes were lost (Redis or RabbitMQ was

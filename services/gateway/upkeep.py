@@ -12,8 +12,6 @@ from services.gateway.connections import CLOSE_LOGIN_TIMEOUT, CLOSE_SESSION_ENDE
 from shared.contracts.base import Empty, utc_now
 from shared.contracts.errors import ParleyError
 from shared.contracts.operations import OPERATIONS, SERVICES
-from shared.contracts.wire import Caller
-from shared.ids import new_id
 from shared.logs import log_event
 
 if TYPE_CHECKING:
@@ -157,7 +155,7 @@ class Upkeep:
         async def ask(service: str) -> None:
             if not self.gateway.broker.connected:
                 raise ParleyError.unavailable("RabbitMQ is unreachable")
-            await self.gateway.call(OPERATIONS[f"{service}.health"], Caller(request_id=new_id("r")), Empty())
+            await self.gateway.call(OPERATIONS[f"{service}.health"], None, Empty())
 
         names = ["redis", *SERVICES]
         answers = await asyncio.gather(

@@ -1,5 +1,6 @@
 """The error codes of PROTOCOL.md and the one exception that carries them across the wire."""
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -36,6 +37,12 @@ class ErrorBody(Contract):
     message: str
 
 
+class ErrorResponse(Contract):
+    """The body of every HTTP error response (and, as `error`, of an error reply frame)."""
+
+    error: ErrorBody
+
+
 class ParleyError(Exception):
     """An answer the client should see: raised anywhere, turned into `{code, message}` at the edge."""
 
@@ -46,6 +53,14 @@ class ParleyError(Exception):
 
     def body(self) -> ErrorBody:
         return ErrorBody(code=self.code, message=self.message)
+
+    def response(self) -> dict[str, Any]:
+        """`{"error": {"code", "message"}}`: what an HTTP client reads (ErrorResponse)."""
+        return {"error": {"code": self.code.value, "message": self.message}}
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.code]
 
     @classmethod
     def bad_request(cls, message: str) -> "ParleyError":
@@ -70,6 +85,18 @@ class ParleyError(Exception):
     @classmethod
     def unavailable(cls, message: str) -> "ParleyError":
         return cls(ErrorCode.UNAVAILABLE, message)
+
+    @classmethod
+    def rate_limited(cls, message: str) -> "ParleyError":
+        return cls(ErrorCode.RATE_LIMITED, message)
+
+    @classmethod
+    def too_large(cls, message: str) -> "ParleyError":
+        return cls(ErrorCode.TOO_LARGE, message)
+
+    @classmethod
+    def internal(cls, message: str = "internal error") -> "ParleyError":
+        return cls(ErrorCode.INTERNAL, message)
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "data") -> str:

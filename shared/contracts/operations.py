@@ -4,17 +4,24 @@ This table is the single source the gateway validates frames against and the ser
 their handlers to.
 """
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from shared.contracts import auth, batches, chat, conversations, files, groups
 from shared.contracts.base import Contract, Empty
 
+RequestT = TypeVar("RequestT", bound=Contract)
+ReplyT = TypeVar("ReplyT", bound=Contract)
+
 
 @dataclass(frozen=True)
-class Operation:
+class Operation(Generic[RequestT, ReplyT]):
+    """One operation; typed by its request and reply so that `RpcClient.call` returns the reply's
+    model (the constants below are what code calls; the table is what frames are checked against)."""
+
     name: str  # as a client writes it in "type", or the internal name
     service: str  # auth | chat | files, or gateway: answered by the gateway itself
-    request: type[Contract]
-    reply: type[Contract] | None  # None: a one-way command, no reply
+    request: type[RequestT]
+    reply: type[ReplyT] | None  # None: a one-way command, no reply
     public: bool = True  # clients may send it
     needs_session: bool = True  # only on a bound socket
 
@@ -25,7 +32,26 @@ class Operation:
         return self.name if self.name.startswith(prefix) else prefix + self.name
 
 
-_ALL = [
+# Internal operations that code calls by name (RpcClient.call returns their reply models).
+AUTH_USERS_GET = Operation("auth.users.get", "auth", auth.UsersGet, auth.UsersGetReply, public=False)
+AUTH_TOKENS_REVOKED = Operation(
+    "auth.tokens.revoked", "auth", auth.TokensRevoked, auth.TokensRevokedReply, public=False, needs_session=False
+)
+CHAT_SYNC: Operation[chat.DeviceBound, Empty] = Operation("chat.sync", "chat", chat.DeviceBound, None, public=False)
+# message.send and message.ack as the gateway passes them on: many devices' at once.
+CHAT_MESSAGES_SEND = Operation("chat.messages.send", "chat", batches.SendBatch, batches.BatchReply, public=False)
+CHAT_MESSAGES_ACK = Operation("chat.messages.ack", "chat", batches.AckBatch, batches.BatchReply, public=False)
+CHAT_FILES_ACCESS = Operation("chat.files.access", "chat", files.FileAccess, files.FileAccessReply, public=False)
+# files: the gateway streams bytes over these (HTTP for clients: POST /files, GET /files/{id})
+FILES_UPLOAD_BEGIN = Operation("files.upload.begin", "files", files.UploadBegin, files.UploadBeginReply, public=False)
+FILES_UPLOAD_CHUNK = Operation("files.upload.chunk", "files", files.UploadChunk, Empty, public=False)
+FILES_UPLOAD_FINISH = Operation("files.upload.finish", "files", files.UploadFinish, files.UploadedFile, public=False)
+FILES_UPLOAD_ABORT = Operation("files.upload.abort", "files", files.FileRef, Empty, public=False)
+FILES_OPEN = Operation("files.open", "files", files.FileRef, files.FileMeta, public=False)
+FILES_INFO = Operation("files.info", "files", files.FileRef, files.FileMeta, public=False)
+FILES_READ = Operation("files.read", "files", files.FileRead, files.FileReadReply, public=False)
+
+_ALL: list[Operation[Any, Any]] = [
     # session and accounts
     Operation("auth.register", "auth", auth.Register, auth.RegisterReply, needs_session=False),
     Operation("auth.login", "auth", auth.Login, auth.LoginReply, needs_session=False),
@@ -56,28 +82,26 @@ _ALL = [
     Operation("groups.members", "chat", groups.GroupTarget, groups.GroupMembersReply),
     Operation("groups.set_role", "chat", groups.GroupSetRole, Empty),
     # internal
-    Operation("auth.users.get", "auth", auth.UsersGet, auth.UsersGetReply, public=False),
-    Operation("auth.tokens.revoked", "auth", auth.TokensRevoked, auth.TokensRevokedReply, public=False, needs_session=False),
+    AUTH_USERS_GET,
+    AUTH_TOKENS_REVOKED,
     Operation("auth.health", "auth", Empty, Empty, public=False, needs_session=False),
     Operation("chat.health", "chat", Empty, Empty, public=False, needs_session=False),
     Operation("files.health", "files", Empty, Empty, public=False, needs_session=False),
-    Operation("chat.sync", "chat", chat.DeviceBound, None, public=False),
-    # message.send and message.ack as the gateway passes them on: many devices' at once.
-    Operation("chat.messages.send", "chat", batches.SendBatch, batches.BatchReply, public=False),
-    Operation("chat.messages.ack", "chat", batches.AckBatch, batches.BatchReply, public=False),
-    Operation("chat.files.access", "chat", files.FileAccess, files.FileAccessReply, public=False),
-    # files: the gateway streams bytes over these (HTTP for clients: POST /files, GET /files/{id})
-    Operation("files.upload.begin", "files", files.UploadBegin, files.UploadBeginReply, public=False),
-    Operation("files.upload.chunk", "files", files.UploadChunk, Empty, public=False),
-    Operation("files.upload.finish", "files", files.UploadFinish, files.UploadedFile, public=False),
-    Operation("files.upload.abort", "files", files.FileRef, Empty, public=False),
-    Operation("files.open", "files", files.FileRef, files.FileMeta, public=False),
-    Operation("files.info", "files", files.FileRef, files.FileMeta, public=False),
-    Operation("files.read", "files", files.FileRead, files.FileReadReply, public=False),
+    CHAT_SYNC,
+    CHAT_MESSAGES_SEND,
+    CHAT_MESSAGES_ACK,
+    CHAT_FILES_ACCESS,
+    FILES_UPLOAD_BEGIN,
+    FILES_UPLOAD_CHUNK,
+    FILES_UPLOAD_FINISH,
+    FILES_UPLOAD_ABORT,
+    FILES_OPEN,
+    FILES_INFO,
+    FILES_READ,
 ]
 
-OPERATIONS: dict[str, Operation] = {op.name: op for op in _ALL}
-CLIENT_OPERATIONS: dict[str, Operation] = {op.name: op for op in _ALL if op.public}
+OPERATIONS: dict[str, Operation[Any, Any]] = {op.name: op for op in _ALL}
+CLIENT_OPERATIONS: dict[str, Operation[Any, Any]] = {op.name: op for op in _ALL if op.public}
 SERVICES = ("auth", "chat", "files")
 
 # Pushes a client can receive, by event type.

@@ -37,7 +37,7 @@ class _Fields:
         real = [v for v in variants if v.get("type") != "null"]
         schema = real[0] if len(real) == 1 else prop
         description, nested = self._describe(schema)
-        if nullable and len(real) == 1 and (required or prop.get("default", None) is not None):
+        if nullable and len(real) == 1 and (required or prop.get("default") is not None):
             description += " or null"
         if "default" in prop and prop["default"] is not None:
             description += f", default `{json.dumps(prop['default'])}`"

@@ -50,16 +50,16 @@ async def test_rpc_answers_and_errors_cross_as_codes(isolated: Settings) -> None
         return Empty()
 
     broker, rpc, runner = await start(isolated, router)
-    assert await rpc.call(HEALTH, Caller(request_id="r1"), {}) == {}
+    assert await rpc.call(HEALTH, Empty(), Caller(request_id="r1")) == Empty()
     with pytest.raises(ParleyError) as refused:
-        await rpc.call(HEALTH, Caller(request_id="r2", user_id="refused"), {})
+        await rpc.call(HEALTH, Empty(), Caller(request_id="r2", user_id="refused"))
     assert (refused.value.code, refused.value.message) == (ErrorCode.FORBIDDEN, "not you")
     with pytest.raises(ParleyError) as malformed:
-        await rpc.call(HEALTH, Caller(request_id="r3"), {"unexpected": 1})
+        await rpc.exchange(HEALTH, Caller(request_id="r3"), {"unexpected": 1})
     assert malformed.value.code == ErrorCode.BAD_REQUEST
     # Many calls in flight at once, each answered to its own caller.
-    answers = await asyncio.gather(*(rpc.call(HEALTH, Caller(request_id=f"p{i}"), {}) for i in range(100)))
-    assert answers == [{}] * 100 and calls == 102
+    answers = await asyncio.gather(*(rpc.call(HEALTH, Empty(), Caller(request_id=f"p{i}")) for i in range(100)))
+    assert answers == [Empty()] * 100 and calls == 102
     await runner.stop()
     await broker.close()
 
@@ -69,7 +69,7 @@ async def test_no_service_bound_is_unavailable_at_once(isolated: Settings) -> No
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(ParleyError) as down:
-        await rpc.call(HEALTH, Caller(request_id="r"), {})
+        await rpc.call(HEALTH, Empty(), Caller(request_id="r"))
     assert down.value.code == ErrorCode.UNAVAILABLE and loop.time() - started < 2
     await broker.close()
 
@@ -84,7 +84,7 @@ async def test_a_silent_service_times_out_as_unavailable(isolated: Settings) -> 
 
     broker, rpc, runner = await start(isolated, router)
     with pytest.raises(ParleyError) as late:
-        await rpc.call(HEALTH, Caller(request_id="r"), {}, timeout=1)
+        await rpc.call(HEALTH, Empty(), Caller(request_id="r"), timeout=1)
     assert late.value.code == ErrorCode.UNAVAILABLE and "retry" in late.value.message
     await broker.close()
 
@@ -101,7 +101,7 @@ async def test_a_command_that_keeps_failing_is_dead_lettered(isolated: Settings)
 
     broker, rpc, runner = await start(isolated, router)
     with pytest.raises(ParleyError) as failed:
-        await rpc.call(HEALTH, Caller(request_id="poison"), {}, timeout=10)
+        await rpc.call(HEALTH, Empty(), Caller(request_id="poison"), timeout=10)
     assert failed.value.code == ErrorCode.INTERNAL
     assert attempts == isolated.delivery_limit
 
@@ -110,6 +110,47 @@ async def test_a_command_that_keeps_failing_is_dead_lettered(isolated: Settings)
     message = await dead.get(timeout=5, fail=False)
     assert message is not None and b'"request_id":"poison"' in message.body
     await message.ack()
+    await runner.stop()
+    await broker.close()
+
+
+async def dead_letter_of(broker: Broker, request_id: str) -> bool:
+    """Whether the dead-letter queue holds the command asked as `request_id` (taken off it)."""
+    channel = await broker.channel()
+    dead = await channel.declare_queue(broker.names.dead_letters, durable=True, passive=True)
+    found = False
+    while (message := await dead.get(timeout=5, fail=False)) is not None:
+        found = found or f'"request_id":"{request_id}"'.encode() in message.body
+        await message.ack()
+    return found
+
+
+@pytest.mark.parametrize("bug", ["KeyError", "ValidationError"])
+async def test_a_bug_inside_a_handler_is_internal_not_the_clients_fault(isolated: Settings, bug: str) -> None:
+    """A `doc["..."]` that is not there, or a reply model that does not build, is a server bug:
+    retried, dead-lettered and answered `internal`, never `bad_request` (which tells a client
+    to drop its request as its own mistake). Only the command's own decoding is `bad_request`."""
+    router = Router("files")
+    attempts = 0
+
+    @router.operation("files.health")
+    async def buggy(request: Empty, caller: Caller) -> Empty:
+        nonlocal attempts
+        attempts += 1
+        if bug == "KeyError":
+            return {}["missing"]  # type: ignore[no-any-return]
+        return Empty.model_validate({"not": "a field"})
+
+    broker, rpc, runner = await start(isolated, router)
+    with pytest.raises(ParleyError) as failed:
+        await rpc.call(HEALTH, Empty(), Caller(request_id=f"bug-{bug}"), timeout=10)
+    assert failed.value.code == ErrorCode.INTERNAL and failed.value.message == "internal error"
+    assert attempts == isolated.delivery_limit
+    assert await dead_letter_of(broker, f"bug-{bug}")
+    # The request's own decoding stays the client's fault: answered once, not retried.
+    with pytest.raises(ParleyError) as malformed:
+        await rpc.exchange(HEALTH, Caller(request_id="undecodable"), {"unexpected": 1})
+    assert malformed.value.code == ErrorCode.BAD_REQUEST and attempts == isolated.delivery_limit
     await runner.stop()
     await broker.close()
 
@@ -136,7 +177,7 @@ async def test_replies_nobody_can_receive_never_stall_the_service(isolated: Sett
     broker, rpc, runner = await start(own, router)
     dropped_before = REGISTRY.get_sample_value("parley_replies_dropped_total", {"operation": HEALTH.routing_key}) or 0
     await publish_health(broker, broker.names.reply_queue("a-gateway-that-died"), n=3 * own.prefetch)
-    assert await rpc.call(HEALTH, Caller(request_id="after"), {}, timeout=5) == {}
+    assert await rpc.call(HEALTH, Empty(), Caller(request_id="after"), timeout=5) == Empty()
     dropped = REGISTRY.get_sample_value("parley_replies_dropped_total", {"operation": HEALTH.routing_key})
     assert dropped is not None and dropped - dropped_before == 3 * own.prefetch
     channel = await broker.channel()
@@ -160,7 +201,7 @@ async def test_a_command_past_its_deadline_is_dropped_unrun(isolated: Settings) 
 
     broker, rpc, runner = await start(isolated, router)
     await publish_health(broker, rpc.reply_queue_name, deadline=time.time() - 1, n=20)
-    assert await rpc.call(HEALTH, Caller(request_id="fresh"), {}, timeout=5) == {}
+    assert await rpc.call(HEALTH, Empty(), Caller(request_id="fresh"), timeout=5) == Empty()
     assert runs == 1
     await runner.stop()
     await broker.close()
@@ -183,7 +224,7 @@ async def test_a_backend_away_is_unavailable_at_once_not_internal(isolated: Sett
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(ParleyError) as away:
-        await rpc.call(HEALTH, Caller(request_id="r"), {}, timeout=5)
+        await rpc.call(HEALTH, Empty(), Caller(request_id="r"), timeout=5)
     assert away.value.code == ErrorCode.UNAVAILABLE and attempts == 1 and loop.time() - started < 2
     await runner.stop()
     await broker.close()

@@ -7,12 +7,13 @@ import pytest
 
 from services.auth.domain import revocations
 from services.auth.domain.revocations import CacheKeeper
-from services.auth.storage.revocations import RevocationStore
+from services.auth.storage.revocation_cache import RedisRevocationCache
+from services.auth.storage.revocations import MongoRevocationStore
 from shared.contracts.auth import TokensRevoked
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.wire import Caller
 from shared.stores import redis_client
-from shared.tokens import RevocationCheck, Revocations
+from shared.tokens import RevocationCheck
 from tests.unit.helpers import redis_namespace
 
 
@@ -23,9 +24,9 @@ def caller(token_id: str, expires_in: int = 3600) -> Caller:
 @pytest.fixture
 async def world(db, settings):
     async with redis_namespace(settings) as (redis, namespace):
-        store = RevocationStore(db)
+        store = MongoRevocationStore(db)
         await store.ensure_indexes()
-        cache = Revocations(redis, namespace)
+        cache = RedisRevocationCache(redis, namespace)
         yield store, cache, CacheKeeper(store, cache), redis, namespace
 
 
@@ -89,7 +90,7 @@ async def test_a_logout_that_cannot_reach_redis_is_durable_and_the_gateway_still
     await keeper.check()
     dead = redis_client(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
     try:
-        await revocations.logout(caller("t_out"), store, Revocations(dead, namespace), keeper)
+        await revocations.logout(caller("t_out"), store, RedisRevocationCache(dead, namespace), keeper)
     finally:
         await dead.aclose()
     assert keeper.missed  # the cache may not claim to be complete without it
@@ -103,7 +104,7 @@ async def test_the_gateways_check_never_misses_a_revocation_whatever_redis_lost(
     await revocations.logout(caller("t_out"), store, cache, keeper)
 
     async def ask(token_ids):
-        return (await revocations.revoked_among(TokensRevoked(token_ids=token_ids), store)).model_dump()
+        return await revocations.revoked_among(TokensRevoked(token_ids=token_ids), store)
 
     check = RevocationCheck(cache, ask)
     assert await check.is_revoked("t_out")

@@ -6,6 +6,7 @@ import time
 import jwt
 import pytest
 
+from shared.contracts.auth import TokensRevokedReply
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.tokens import RevocationCheck, Revocations, TokenCodec, marker_run_id
 from shared.stores import redis_client
@@ -160,11 +161,11 @@ class Auth:
     def __init__(self, revoked: set[str], down: bool = False):
         self.revoked, self.down, self.asked = revoked, down, []
 
-    async def __call__(self, token_ids: list[str]) -> dict:
+    async def __call__(self, token_ids: list[str]) -> TokensRevokedReply:
         self.asked.append(token_ids)
         if self.down:
             raise ParleyError.unavailable("the auth service did not answer in time; retry")
-        return {"revoked": sorted(self.revoked & set(token_ids))}
+        return TokensRevokedReply(revoked=sorted(self.revoked & set(token_ids)))
 
 
 async def test_check_reads_a_complete_cache_without_asking_auth(settings):
