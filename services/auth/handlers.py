@@ -1,20 +1,22 @@
 """auth's operations, each mapped to its domain function."""
 import logging
 from dataclasses import dataclass
+from typing import Any
+
+from pymongo import AsyncMongoClient
 
 from services.auth.domain import accounts, revocations
 from services.auth.domain.accounts import Passwords
 from services.auth.domain.limits import LoginThrottle, RegistrationLimit
+from services.auth.domain.ports import RevocationCache, RevocationStore, UserStore
 from services.auth.domain.revocations import CacheKeeper
-from services.auth.storage.revocations import RevocationStore
-from services.auth.storage.users import UserStore
 from shared.contracts import auth
 from shared.contracts.base import Empty
 from shared.contracts.wire import Caller
 from shared.logs import log_event
 from shared.service import Router
 from shared.stores import mongo_ping
-from shared.tokens import Revocations, TokenCodec
+from shared.tokens import TokenCodec
 
 log = logging.getLogger("parley.auth")
 
@@ -25,13 +27,15 @@ class Sessions:
 
     tokens: TokenCodec
     revoked: RevocationStore
-    cache: Revocations
+    cache: RevocationCache
     keeper: CacheKeeper
     login_throttle: LoginThrottle
     register_limit: RegistrationLimit
 
 
-def build_router(users: UserStore, passwords: Passwords, sessions: Sessions, mongo_client) -> Router:
+def build_router(
+    users: UserStore, passwords: Passwords, sessions: Sessions, mongo_client: AsyncMongoClient[dict[str, Any]]
+) -> Router:
     router = Router("auth")
 
     @router.operation("auth.register")

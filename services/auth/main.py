@@ -7,30 +7,30 @@ from services.auth.domain.accounts import Passwords
 from services.auth.domain.limits import LoginRules, LoginThrottle, RegistrationLimit
 from services.auth.domain.revocations import CacheKeeper
 from services.auth.handlers import Sessions, build_router
-from services.auth.storage.login_gates import RedisGates
-from services.auth.storage.revocations import RevocationStore
-from services.auth.storage.users import UserStore
-from shared.ratelimit import TokenBucket
+from services.auth.storage.limits import RedisGates, RedisRateBucket
+from services.auth.storage.revocation_cache import RedisRevocationCache
+from services.auth.storage.revocations import MongoRevocationStore
+from services.auth.storage.users import MongoUserStore
 from shared.runtime import Runtime, run
 from shared.service import Router
-from shared.tokens import Revocations, TokenCodec
+from shared.tokens import TokenCodec
 
 _background: set[asyncio.Task[None]] = set()
 
 
 async def wire(rt: Runtime) -> Router:
     s = rt.settings
-    users = UserStore(rt.db)
+    users = MongoUserStore(rt.db)
     await users.ensure_indexes()
-    revoked = RevocationStore(rt.db)
+    revoked = MongoRevocationStore(rt.db)
     await revoked.ensure_indexes()
     passwords = Passwords(PasswordHasher(time_cost=s.argon2_time_cost, memory_cost=s.argon2_memory_kib, parallelism=1))
-    cache = Revocations(rt.redis, s.namespace)
+    cache = RedisRevocationCache(rt.redis, s.namespace)
     keeper = CacheKeeper(revoked, cache)
     task = asyncio.create_task(keeper.run_forever(), name="auth.revocation_cache")
     _background.add(task)
     task.add_done_callback(_background.discard)
-    registrations = TokenBucket(
+    registrations = RedisRateBucket(
         rt.redis, s.namespace, "register", s.register_per_address_per_hour / 3600, s.register_burst_per_address
     )
     sessions = Sessions(

@@ -6,7 +6,7 @@ from argon2 import PasswordHasher
 
 from services.auth.domain import accounts
 from services.auth.domain.accounts import Passwords
-from services.auth.storage.users import UserStore
+from services.auth.storage.users import MongoUserStore
 from shared.contracts.auth import Login, Register, UserSearch, UsersGet
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.tokens import TokenCodec
@@ -21,8 +21,8 @@ def passwords() -> Passwords:
 
 
 @pytest.fixture
-async def users(db) -> UserStore:
-    store = UserStore(db)
+async def users(db) -> MongoUserStore:
+    store = MongoUserStore(db)
     await store.ensure_indexes()
     return store
 
@@ -183,7 +183,7 @@ class CountingPasswords(Passwords):
 
 async def test_a_throttled_login_costs_no_password_check(settings, users, tokens):
     from services.auth.domain.limits import GateRule, LoginRules, LoginThrottle
-    from services.auth.storage.login_gates import RedisGates
+    from services.auth.storage.limits import RedisGates
     from tests.unit.helpers import redis_namespace
 
     counting = CountingPasswords(PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
@@ -205,11 +205,11 @@ async def test_a_throttled_login_costs_no_password_check(settings, users, tokens
 
 async def test_registrations_past_the_address_limit_are_rate_limited_and_store_nothing(db, settings, users, passwords):
     from services.auth.domain.limits import RegistrationLimit
-    from shared.ratelimit import TokenBucket
+    from services.auth.storage.limits import RedisRateBucket
     from tests.unit.helpers import redis_namespace
 
     async with redis_namespace(settings) as (redis, namespace):
-        limit = RegistrationLimit(TokenBucket(redis, namespace, "register", 1 / 3600, 2))
+        limit = RegistrationLimit(RedisRateBucket(redis, namespace, "register", 1 / 3600, 2))
         for name in ("ann", "bea"):
             await accounts.register(Register(username=name, password=PASSWORD), users, passwords, limit, "6.6.6.6")
         with pytest.raises(ParleyError) as info:

@@ -11,9 +11,8 @@ from services.auth.domain.limits import (
     LoginThrottle,
     RegistrationLimit,
 )
-from services.auth.storage.login_gates import RedisGates
+from services.auth.storage.limits import RedisGates, RedisRateBucket
 from shared.contracts.errors import ErrorCode, ParleyError
-from shared.ratelimit import TokenBucket
 from shared.stores import redis_client
 from tests.unit.helpers import redis_namespace
 
@@ -182,7 +181,7 @@ def test_rules_from_settings(settings):
 
 async def test_registrations_per_address_stop_at_the_burst(settings):
     async with redis_namespace(settings) as (redis, namespace):
-        limit = RegistrationLimit(TokenBucket(redis, namespace, "register", 20 / 3600, 3))
+        limit = RegistrationLimit(RedisRateBucket(redis, namespace, "register", 20 / 3600, 3))
         for _ in range(3):
             await limit.take("10.0.0.1")
         with pytest.raises(ParleyError) as info:

@@ -6,7 +6,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from services.auth.domain.limits import LoginThrottle, RegistrationLimit
-from services.auth.storage.users import UserStore, UsernameTaken
+from services.auth.domain.ports import Profile, UsernameTaken, UserStore
 from shared.contracts import auth
 from shared.contracts.base import iso_from_timestamp, utc_now
 from shared.contracts.errors import ParleyError
@@ -20,7 +20,7 @@ WRONG_CREDENTIALS = "wrong username or password"
 class Passwords:
     """argon2id hashing off the event loop (a hash takes tens of milliseconds of CPU)."""
 
-    def __init__(self, hasher: PasswordHasher):
+    def __init__(self, hasher: PasswordHasher) -> None:
         self.hasher = hasher
         self._dummy_hash = hasher.hash("a password nobody has")
 
@@ -72,22 +72,26 @@ async def login(
     """Throttled before the password is checked, so a refused guess costs no argon2."""
     attempt = await throttle.admit(request.username, address) if throttle is not None else None
     user = await users.by_username(request.username)
-    if not await passwords.verify(user["password_hash"] if user else None, request.password):
+    if not await passwords.verify(user.password_hash if user else None, request.password):
         raise ParleyError.unauthorized(WRONG_CREDENTIALS)  # counted as a failure on admission
-    assert user is not None
+    assert user is not None  # verify is never true without a hash
     if throttle is not None:
         await throttle.succeeded(attempt)
-    if passwords.needs_rehash(user["password_hash"]):
-        await users.set_password_hash(user["_id"], await passwords.hash(request.password))
-    token, claims = tokens.issue(user["_id"], request.device_id)
+    if passwords.needs_rehash(user.password_hash):
+        await users.set_password_hash(user.user_id, await passwords.hash(request.password))
+    token, claims = tokens.issue(user.user_id, request.device_id)
     return auth.LoginReply(
-        user_id=user["_id"], token=token, expires_at=iso_from_timestamp(claims.expires_at)
+        user_id=user.user_id, token=token, expires_at=iso_from_timestamp(claims.expires_at)
     )
 
 
+def _profiles(profiles: list[Profile]) -> list[auth.UserProfile]:
+    return [auth.UserProfile(user_id=p.user_id, username=p.username, display_name=p.display_name) for p in profiles]
+
+
 async def search_users(request: auth.UserSearch, users: UserStore) -> auth.UserSearchReply:
-    return auth.UserSearchReply(users=await users.search_prefix(request.query.strip(), SEARCH_LIMIT))
+    return auth.UserSearchReply(users=_profiles(await users.search_prefix(request.query.strip(), SEARCH_LIMIT)))
 
 
 async def get_profiles(request: auth.UsersGet, users: UserStore) -> auth.UsersGetReply:
-    return auth.UsersGetReply(users=await users.profiles(list(dict.fromkeys(request.user_ids))))
+    return auth.UsersGetReply(users=_profiles(await users.profiles(list(dict.fromkeys(request.user_ids)))))

@@ -31,13 +31,11 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
-from redis.exceptions import RedisError
-
+from services.auth.domain.ports import GateStore, RateBucket, Unreachable, underlying
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.logs import log_event
-from shared.ratelimit import FailOpen, TokenBucket
+from shared.ratelimit import FailOpen
 from shared.settings import Settings
 
 log = logging.getLogger("parley.auth")
@@ -60,7 +58,7 @@ class GateRule:
 
     def backoff(self, excess: int) -> float:
         """The wait after the `excess`-th attempt past the free ones: base, 2 base, 4 base, ... cap."""
-        return min(self.max_seconds, self.base_seconds * 2 ** min(excess - 1, 64))
+        return min(self.max_seconds, self.base_seconds * 2.0 ** min(excess - 1, 64))
 
     def schedule(self) -> list[float]:
         """Every distinct wait, in order, up to the cap (which then repeats): what the store applies."""
@@ -72,24 +70,6 @@ class GateRule:
     def keep_seconds(self) -> int:
         """How long a gate left alone is worth keeping: past the window and any wait, nothing."""
         return math.ceil(self.window_seconds + self.max_seconds) + 1
-
-
-class GateStore(Protocol):
-    """Gates kept where every auth replica sees them (storage/login_gates.py: Redis). `admit` is
-    atomic: counts the attempt and returns 0, or returns the seconds still to wait (not counted).
-    Counts older than `window` are forgotten."""
-
-    async def admit(
-        self, key: str, now: float, free: int, window: float, keep_seconds: int, schedule: list[float]
-    ) -> float: ...
-
-    async def take_back(self, key: str) -> None: ...
-
-    async def delete(self, key: str) -> None: ...
-
-    async def remember(self, key: str, seconds: float) -> None: ...
-
-    async def remembered(self, key: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -150,8 +130,8 @@ class LoginThrottle:
         try:
             async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
                 attempt = await self._admit(username, address)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self.outage.failed(exc)
+        except (Unreachable, TimeoutError) as exc:
+            self.outage.failed(underlying(exc))
             return None
         self.outage.worked()
         return attempt
@@ -198,15 +178,15 @@ class LoginThrottle:
                 if pair_key is not None:
                     await self.gates.delete(pair_key)
                     await self.gates.remember(known_key, KNOWN_ADDRESS_SECONDS)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self.outage.failed(exc)
+        except (Unreachable, TimeoutError) as exc:
+            self.outage.failed(underlying(exc))
 
 
 class RegistrationLimit:
     """Registrations per client address: a token bucket (`register_per_address_per_hour`,
     burst `register_burst_per_address`) taken before any work, failing open without Redis."""
 
-    def __init__(self, bucket: TokenBucket):
+    def __init__(self, bucket: RateBucket):
         self.bucket = bucket
         self.outage = FailOpen("register_limit", log)
 
@@ -216,8 +196,8 @@ class RegistrationLimit:
         try:
             async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
                 taken = await self.bucket.take(_fold(address))
-        except (RedisError, OSError, TimeoutError) as exc:
-            self.outage.failed(exc)
+        except (Unreachable, TimeoutError) as exc:
+            self.outage.failed(underlying(exc))
             return
         self.outage.worked()
         if not taken:

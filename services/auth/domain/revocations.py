@@ -11,15 +11,13 @@ import logging
 import time
 from datetime import datetime, timezone
 
-from redis.exceptions import RedisError
-
-from services.auth.storage.revocations import RevocationStore
+from services.auth.domain.ports import RevocationCache, RevocationStore, Unreachable, underlying
 from shared.contracts import auth
 from shared.contracts.base import utc_now
 from shared.contracts.errors import ParleyError
 from shared.contracts.wire import Caller
 from shared.logs import log_event
-from shared.tokens import BUILDING, Revocations, marker_run_id
+from shared.tokens import BUILDING, marker_run_id
 
 log = logging.getLogger("parley.auth")
 
@@ -33,7 +31,7 @@ class CacheKeeper:
     """Notices an incomplete cache and rebuilds it from MongoDB (every replica runs one; a
     rebuild under way elsewhere, marked `building:`, is left to finish)."""
 
-    def __init__(self, store: RevocationStore, cache: Revocations):
+    def __init__(self, store: RevocationStore, cache: RevocationCache) -> None:
         self.store = store
         self.cache = cache
         # A revocation that reached MongoDB but not Redis: the cache must be marked incomplete.
@@ -61,8 +59,8 @@ class CacheKeeper:
         building = await self.cache.begin_rebuild()
         count = 0
         batch: list[tuple[str, int]] = []
-        async for token_id, expires_at in self.store.active(utc_now()):
-            batch.append((token_id, _unix(expires_at)))
+        async for revocation in self.store.active(utc_now()):
+            batch.append((revocation.token_id, _unix(revocation.expires_at)))
             if len(batch) >= REBUILD_BATCH:
                 await self.cache.revoke_many(batch)
                 await self.cache.still_building(building)
@@ -87,7 +85,7 @@ class CacheKeeper:
             except Exception as exc:  # Redis or MongoDB away: the gateways ask auth meanwhile
                 if not self._failing:
                     self._failing = True
-                    log_event(log, "revocations.cache_unreachable", logging.WARNING, error=repr(exc))
+                    log_event(log, "revocations.cache_unreachable", logging.WARNING, error=repr(underlying(exc)))
             await asyncio.sleep(CHECK_SECONDS)
 
 
@@ -97,7 +95,7 @@ def _unix(dt: datetime) -> int:
     return int(dt.timestamp())
 
 
-async def logout(caller: Caller, store: RevocationStore, cache: Revocations, keeper: CacheKeeper) -> None:
+async def logout(caller: Caller, store: RevocationStore, cache: RevocationCache, keeper: CacheKeeper) -> None:
     """Revoke the caller's token: in MongoDB before answering, then in the Redis cache."""
     if caller.token_id is None or caller.token_expires_at is None:
         raise ParleyError.unauthorized()
@@ -105,14 +103,14 @@ async def logout(caller: Caller, store: RevocationStore, cache: Revocations, kee
     await store.add(caller.token_id, caller.user_id, expires_at)
     try:
         await cache.revoke(caller.token_id, caller.token_expires_at)
-    except (RedisError, OSError) as exc:
+    except Unreachable as exc:
         # Durable already; the cache must not claim to be complete without it.
         keeper.cache_missed()
-        log_event(log, "revocations.cache_write_failed", logging.WARNING, error=repr(exc))
+        log_event(log, "revocations.cache_write_failed", logging.WARNING, error=repr(underlying(exc)))
         try:
             await cache.mark_incomplete()
             keeper.missed = False
-        except (RedisError, OSError):
+        except Unreachable:
             pass  # the keeper marks it as soon as Redis answers
 
 

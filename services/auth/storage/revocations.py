@@ -6,13 +6,18 @@ expired ones, since the TTL monitor runs only about once a minute).
 """
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.auth.domain.ports import Revocation
 
-class RevocationStore:
-    def __init__(self, db: AsyncDatabase):
+
+class MongoRevocationStore:
+    """The `RevocationStore` port (services/auth/domain/ports.py)."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]):
         self.revocations = db["revocations"]
 
     async def ensure_indexes(self) -> None:
@@ -30,8 +35,8 @@ class RevocationStore:
         cursor = self.revocations.find({"_id": {"$in": token_ids}, "expires_at": {"$gt": now}}, {"_id": 1})
         return {doc["_id"] async for doc in cursor}
 
-    async def active(self, now: datetime) -> AsyncIterator[tuple[str, datetime]]:
-        """Every revocation whose token has not expired: (token_id, expires_at)."""
+    async def active(self, now: datetime) -> AsyncIterator[Revocation]:
+        """Every revocation whose token has not expired."""
         cursor = self.revocations.find({"expires_at": {"$gt": now}}, {"expires_at": 1})
         async for doc in cursor:
-            yield doc["_id"], doc["expires_at"]
+            yield Revocation(token_id=doc["_id"], expires_at=doc["expires_at"])

@@ -1,4 +1,8 @@
-"""The `users` collection: accounts and their password hashes (owned by auth alone)."""
+"""The `users` collection: accounts and their password hashes (owned by auth alone).
+
+`{_id: user_id, username, display_name, display_name_folded, password_hash, created_at}`;
+usernames are unique (the index says so: a second registration of one is UsernameTaken).
+"""
 import re
 from datetime import datetime
 from typing import Any
@@ -7,19 +11,27 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.contracts.auth import UserProfile
+from services.auth.domain.ports import Profile, User, UsernameTaken
+
+# What a profile read fetches: never the password hash.
+_PROFILE = {"password_hash": 0}
 
 
-class UsernameTaken(Exception):
-    pass
+def _user(doc: dict[str, Any]) -> User:
+    return User(
+        user_id=doc["_id"], username=doc["username"], display_name=doc["display_name"],
+        password_hash=doc["password_hash"],
+    )
 
 
-def _profile(doc: dict[str, Any]) -> UserProfile:
-    return UserProfile(user_id=doc["_id"], username=doc["username"], display_name=doc["display_name"])
+def _profile(doc: dict[str, Any]) -> Profile:
+    return Profile(user_id=doc["_id"], username=doc["username"], display_name=doc["display_name"])
 
 
-class UserStore:
-    def __init__(self, db: AsyncDatabase):
+class MongoUserStore:
+    """The `UserStore` port (services/auth/domain/ports.py): documents in, records out."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]):
         self.users = db["users"]
 
     async def ensure_indexes(self) -> None:
@@ -43,23 +55,24 @@ class UserStore:
         except DuplicateKeyError:
             raise UsernameTaken(username) from None
 
-    async def by_username(self, username: str) -> dict[str, Any] | None:
-        return await self.users.find_one({"username": username})
+    async def by_username(self, username: str) -> User | None:
+        doc = await self.users.find_one({"username": username})
+        return _user(doc) if doc else None
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self.users.update_one({"_id": user_id}, {"$set": {"password_hash": password_hash}})
 
-    async def profiles(self, user_ids: list[str]) -> list[UserProfile]:
-        cursor = self.users.find({"_id": {"$in": user_ids}}, {"password_hash": 0})
+    async def profiles(self, user_ids: list[str]) -> list[Profile]:
+        cursor = self.users.find({"_id": {"$in": user_ids}}, _PROFILE)
         return [_profile(doc) async for doc in cursor]
 
-    async def search_prefix(self, prefix: str, limit: int) -> list[UserProfile]:
+    async def search_prefix(self, prefix: str, limit: int) -> list[Profile]:
         """Users whose username or display name starts with `prefix` (case-insensitive)."""
         anchored = "^" + re.escape(prefix.casefold())
         cursor = (
             self.users.find(
                 {"$or": [{"username": {"$regex": anchored}}, {"display_name_folded": {"$regex": anchored}}]},
-                {"password_hash": 0},
+                _PROFILE,
             )
             .sort("username", ASCENDING)
             .limit(limit)

@@ -1,5 +1,6 @@
-"""Failed-login gates in Redis (services/auth/domain/limits.py decides the policy; this applies
-it atomically).
+"""auth's abuse limits in Redis (services/auth/domain/limits.py decides the policy; this applies
+it atomically): failed-login gates, and the registrations bucket. Redis's errors become the
+domain's `Unreachable` (the limits then fail open).
 
 One hash per gate, `<ns>:login:<kind>:...`, with fields `f` (counted attempts), `u` (no attempt
 before this time) and `l` (last counted attempt), expiring once it is worth nothing. Keys of one
@@ -9,6 +10,9 @@ are admitted one at a time, with no retries (300 guesses at once: the free ones 
 get through, the rest are refused).
 """
 import redis.asyncio as aioredis
+
+from services.auth.storage.redis_errors import reachable
+from shared.ratelimit import TokenBucket
 
 # KEYS: the gate. ARGV: now, free, window, keep (s), then the backoff schedule: the wait after
 # the 1st, 2nd, ... attempt past the free ones (the last one repeats). Returns 0 when the
@@ -49,6 +53,8 @@ return 0
 
 
 class RedisGates:
+    """The `GateStore` port (services/auth/domain/ports.py)."""
+
     def __init__(self, redis: aioredis.Redis, namespace: str):
         self.redis = redis
         self.prefix = f"{namespace}:login:"
@@ -58,17 +64,30 @@ class RedisGates:
     async def admit(
         self, key: str, now: float, free: int, window: float, keep_seconds: int, schedule: list[float]
     ) -> float:
-        args = [repr(now), free, repr(window), keep_seconds, *(repr(s) for s in schedule)]
-        return float(await self._admit(keys=[self.prefix + key], args=args))
+        args: list[str | int] = [repr(now), free, repr(window), keep_seconds, *(repr(s) for s in schedule)]
+        with reachable():
+            return float(await self._admit(keys=[self.prefix + key], args=args))
 
     async def take_back(self, key: str) -> None:
-        await self._take_back(keys=[self.prefix + key])
+        with reachable():
+            await self._take_back(keys=[self.prefix + key])
 
     async def delete(self, key: str) -> None:
-        await self.redis.delete(self.prefix + key)
+        with reachable():
+            await self.redis.delete(self.prefix + key)
 
     async def remember(self, key: str, seconds: float) -> None:
-        await self.redis.set(self.prefix + key, "1", ex=int(seconds))
+        with reachable():
+            await self.redis.set(self.prefix + key, "1", ex=int(seconds))
 
     async def remembered(self, key: str) -> bool:
-        return bool(await self.redis.exists(self.prefix + key))
+        with reachable():
+            return bool(await self.redis.exists(self.prefix + key))
+
+
+class RedisRateBucket(TokenBucket):
+    """The `RateBucket` port (services/auth/domain/ports.py): shared/ratelimit.py's bucket."""
+
+    async def take(self, key: str) -> bool:
+        with reachable():
+            return await super().take(key)
