@@ -1,0 +1,128 @@
+"""What auth's domain logic needs from the outside world: the records it reads, the outcomes a
+store may answer with, and the stores themselves as protocols.
+
+services/auth/storage/ implements them (MongoDB: users.py, revocations.py; Redis: limits.py,
+revocation_cache.py) and turns driver errors into these outcomes, so the domain never sees a
+document or a driver's exception.
+"""
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+class UsernameTaken(Exception):
+    """Another account has this username already."""
+
+
+class Unreachable(Exception):
+    """A store did not answer (Redis away, refusing or failing); the driver's error is the cause.
+    Raised only where the domain carries on without it (limits fail open, the revocation cache is
+    rebuilt); elsewhere the driver's error goes up to the runner, which answers `unavailable`."""
+
+
+def underlying(exc: BaseException) -> BaseException:
+    """The driver's error behind a translated one: what is worth logging."""
+    return exc.__cause__ or exc
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    username: str
+    display_name: str
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What anyone may see of a user (no password hash)."""
+
+    user_id: str
+    username: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A logged-out token, remembered until it would have expired anyway."""
+
+    token_id: str
+    expires_at: datetime
+
+
+class UserStore(Protocol):
+    async def insert(
+        self, user_id: str, username: str, display_name: str, password_hash: str, created_at: datetime
+    ) -> None:
+        """Raises UsernameTaken."""
+
+    async def by_username(self, username: str) -> User | None: ...
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None: ...
+
+    async def profiles(self, user_ids: list[str]) -> list[Profile]: ...
+
+    async def search_prefix(self, prefix: str, limit: int) -> list[Profile]:
+        """Users whose username or display name starts with `prefix` (case-insensitive)."""
+
+
+class RevocationStore(Protocol):
+    """The durable truth about logged-out tokens."""
+
+    async def add(self, token_id: str, user_id: str | None, expires_at: datetime) -> None:
+        """Idempotent."""
+
+    async def revoked_among(self, token_ids: list[str], now: datetime) -> set[str]: ...
+
+    def active(self, now: datetime) -> AsyncIterator[Revocation]:
+        """Every revocation whose token has not expired by `now`."""
+
+
+class RevocationCache(Protocol):
+    """The cache of revocations the gateways read (shared/tokens.py), auth's side of it. Every
+    call raises Unreachable when the cache cannot be reached."""
+
+    async def revoke(self, token_id: str, expires_at: int) -> None: ...
+
+    async def revoke_many(self, revoked: Iterable[tuple[str, int]]) -> None: ...
+
+    async def marker(self) -> str | None: ...
+
+    async def run_id(self) -> str: ...
+
+    async def begin_rebuild(self) -> str: ...
+
+    async def still_building(self, building: str) -> None: ...
+
+    async def finish_rebuild(self, building: str, run_id: str) -> bool: ...
+
+    async def mark_incomplete(self) -> None: ...
+
+
+class GateStore(Protocol):
+    """Failed-login gates kept where every auth replica sees them. `admit` is atomic: counts the
+    attempt and returns 0, or returns the seconds still to wait (not counted). Counts older than
+    `window` are forgotten. Every call raises Unreachable when the store cannot be reached."""
+
+    async def admit(
+        self, key: str, now: float, free: int, window: float, keep_seconds: int, schedule: list[float]
+    ) -> float: ...
+
+    async def take_back(self, key: str) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def remember(self, key: str, seconds: float) -> None: ...
+
+    async def remembered(self, key: str) -> bool: ...
+
+
+class RateBucket(Protocol):
+    """A token bucket per key, refilled at `rate_per_second`. `take` raises Unreachable when the
+    bucket cannot be reached."""
+
+    @property
+    def rate_per_second(self) -> float: ...
+
+    async def take(self, key: str) -> bool: ...
