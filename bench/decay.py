@@ -29,7 +29,7 @@ def parse_levels(text: str) -> list[int]:
         levels = [int(float(part)) for part in text.split(",") if part.strip()]
     except ValueError:
         raise ValueError(f"--decay takes comma-separated message counts, like 0,100000,1000000; got {text!r}") from None
-    if not levels or any(b <= a for a, b in zip(levels, levels[1:])) or levels[0] < 0:
+    if not levels or any(b <= a for a, b in zip(levels, levels[1:], strict=False)) or levels[0] < 0:
         raise ValueError(f"--decay levels must be >= 0 and rise; got {text!r}")
     return levels
 

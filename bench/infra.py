@@ -8,6 +8,7 @@ redis-server is partly theirs. A private node has the same (default) configurati
 redis-server installed (deploy/local/ensure-infra.sh installs them), and the rights to run
 them (root, as here, or the rabbitmq user's).
 """
+import contextlib
 import asyncio
 import os
 import shutil
@@ -43,10 +44,8 @@ def _stop(proc: subprocess.Popen[bytes] | None, beam: psutil.Process | None = No
     if proc is not None and proc.poll() is None:
         targets.append(psutil.Process(proc.pid))
     for p in targets:
-        try:
+        with contextlib.suppress(psutil.Error):
             p.terminate()
-        except psutil.Error:
-            pass
     for p in targets:
         try:
             p.wait(30)

@@ -1,4 +1,5 @@
 """The chat load (users in pairs and groups sending at a paced rate) and the offline-sync figure."""
+import contextlib
 import asyncio
 import secrets
 import time
@@ -148,10 +149,8 @@ async def paced(sender: Sender, rate: float, phase: float, until: float, size: i
 
 def prime_cpu(procs: dict[str, psutil.Process]) -> None:
     for p in procs.values():
-        try:
+        with contextlib.suppress(psutil.Error):
             p.cpu_percent(None)
-        except psutil.Error:
-            pass
 
 
 def cpu_and_rss(procs: dict[str, psutil.Process], watched: dict[str, Watched]) -> dict[str, dict[str, float]]:
@@ -312,7 +311,7 @@ async def offline_sync(ws_url: str, count: int, size: int, senders: int = 4, win
 
     ticker = asyncio.create_task(progress())
     try:
-        await asyncio.gather(*(fill(f, n) for f, n in zip(friends, shares)))
+        await asyncio.gather(*(fill(f, n) for f, n in zip(friends, shares, strict=False)))
     finally:
         ticker.cancel()
     fill_seconds = time.perf_counter() - t0

@@ -25,6 +25,7 @@ on a socket. Both a retry and a sync the gateway starts unasked (when it fears p
 push messages again by design, dropped by seq: `retries` and `unrequested syncs` tell which.
 --profile DIR: py-spy on chat, gateway and the database over the window (bench/profile.py).
 """
+import contextlib
 import asyncio
 import os
 import secrets
@@ -175,10 +176,8 @@ async def lane(client: BenchClient, to: dict[str, str], recipient: int, size: in
         await asyncio.wait({flight.received, sending}, return_when=asyncio.FIRST_COMPLETED)
         if flight.received.done() or not flight.ok:
             continue  # delivered; or refused / given up (its reply said so)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(flight.received), RECEIPT_TIMEOUT)
-        except asyncio.TimeoutError:
-            pass
 
 
 def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:

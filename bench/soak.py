@@ -138,9 +138,9 @@ async def main(args: argparse.Namespace) -> bool:
         "checks": {k: v for k, v in report.__dict__.items() if k not in ("episodes",)},
         "problems": report.problems({}),
         "latency_ms_over_windows": {
-            "p50_median": statistics.median(l["p50"] for l in all_lat) if all_lat else None,
-            "p99_median": statistics.median(l["p99"] for l in all_lat) if all_lat else None,
-            "p99_worst": max(l["p99"] for l in all_lat) if all_lat else None,
+            "p50_median": statistics.median(w["p50"] for w in all_lat) if all_lat else None,
+            "p99_median": statistics.median(w["p99"] for w in all_lat) if all_lat else None,
+            "p99_worst": max(w["p99"] for w in all_lat) if all_lat else None,
         },
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

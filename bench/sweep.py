@@ -32,7 +32,7 @@ def parse_rates(text: str) -> list[float]:
         raise ValueError("--sweep needs at least one rate")
     if not all(math.isfinite(r) and r > 0 for r in rates):
         raise ValueError(f"--sweep rates must be positive numbers; got {text!r}")
-    if any(b <= a for a, b in zip(rates, rates[1:])):
+    if any(b <= a for a, b in zip(rates, rates[1:], strict=False)):
         raise ValueError(f"--sweep rates must rise from step to step; got {text!r}")
     return rates
 
@@ -126,10 +126,10 @@ def plot_sweep(steps: list[dict[str, Any]], path: str, title: str) -> None:
     fig = Figure(figsize=(12, 5), layout="constrained")
     FigureCanvasAgg(fig)
     lat, thr = fig.subplots(1, 2)
-    for q, marker in zip(QUANTILES, "os^"):
-        points = [(r, s["latency_ms"][q]) for r, s in zip(x, steps) if s["latency_ms"][q]]
+    for q, marker in zip(QUANTILES, "os^", strict=False):
+        points = [(r, s["latency_ms"][q]) for r, s in zip(x, steps, strict=False) if s["latency_ms"][q]]
         if points:
-            lat.plot(*zip(*points), marker=marker, label=f"end-to-end {q}")
+            lat.plot(*zip(*points, strict=False), marker=marker, label=f"end-to-end {q}")
     lat.axhline(MAX_P99_MS, color="grey", linestyle=":", label="p99 limit (overload rule)")
     lat.set_yscale("log")
     lat.set_ylabel("latency (ms, log scale)")
@@ -142,7 +142,7 @@ def plot_sweep(steps: list[dict[str, Any]], path: str, title: str) -> None:
     thr.set_ylabel("deliveries/s")
     thr.set_title("throughput")
     for ax in (lat, thr):
-        over = [r for r, s in zip(x, steps) if s["overloaded"]]
+        over = [r for r, s in zip(x, steps, strict=False) if s["overloaded"]]
         if over:
             ax.axvline(over[0], color="red", linestyle=":", label="overloaded")
         ax.set_xlabel("offered load (messages/s)")

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +72,8 @@ def embedded_mongo_argv(port: int, storage: str) -> list[str] | None:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def port_is_free(port: int) -> bool:
@@ -103,11 +105,12 @@ def _pump(stream: IO[bytes], prefix: str, sink: IO[str]) -> None:
 PR_SET_PDEATHSIG = 1
 
 
-def _load_prctl() -> "ctypes._CFuncPtr | None":
+def _load_prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+        return prctl
     except (OSError, AttributeError):
         return None
 

@@ -11,6 +11,7 @@
 
 Tests and benchmarks use shared.devstack.Stack directly and none of this.
 """
+import contextlib
 import fcntl
 import json
 import os
@@ -65,7 +66,8 @@ class RunFiles:
 
     def read_state(self) -> dict[str, Any]:
         try:
-            return json.loads(self.state_path.read_text())
+            state: dict[str, Any] = json.loads(self.state_path.read_text())
+            return state
         except (OSError, ValueError):
             return {}
 
@@ -121,10 +123,8 @@ def terminate(procs: list[Any], timeout: float) -> tuple[int, int]:
 
     def signal_all(group: list[Any], sig: int) -> None:
         for proc in group:
-            try:
+            with contextlib.suppress(psutil.Error):
                 proc.send_signal(sig)
-            except psutil.Error:
-                pass
 
     def wait_gone(group: list[Any], seconds: float) -> list[Any]:
         deadline = time.monotonic() + seconds
@@ -146,7 +146,7 @@ def running(proc: Any) -> bool:
     import psutil
 
     try:
-        return proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 
@@ -300,7 +300,9 @@ def stop() -> int:
     """`make stop`: SIGTERM to the launcher, which stops everything in order; wait for it."""
     dev = DevSettings()
     files = RunFiles(dev.data_dir)
-    log = lambda text: print(f"{'devstack':<10}| {text}", flush=True)  # noqa: E731
+
+    def log(text: str) -> None:
+        print(f"{'devstack':<10}| {text}", flush=True)
     if files.lock():
         try:
             if not stop_leftovers(files, dev.data_dir / "mongo", log):
@@ -314,10 +316,8 @@ def stop() -> int:
         log(f"error: {files.lock_path} is locked but names no process; find it with `fuser {files.lock_path}`")
         return 1
     log(f"stopping the stack of launcher pid {pid} (gateways, then services, then the database) ...")
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     deadline = time.monotonic() + STOP_WAIT_SECONDS
     while time.monotonic() < deadline:
         if files.lock():

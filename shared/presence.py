@@ -76,7 +76,7 @@ class Presence:
             pipe.zadd(self.expiry_key, {f"{sock.user_id}|{sock.member}": expires})
             pipe.sadd(self.online_key, sock.user_id)
             *_, added = await pipe.execute()
-        return added == 1
+        return bool(added == 1)
 
     async def _remove(self, user_id: str, member: str) -> str | None:
         seen = iso(utc_now())
@@ -118,14 +118,14 @@ class Presence:
                 pipe.zadd(self._user_key(sock.user_id), {sock.member: expires}, xx=True, ch=True)
                 pipe.zadd(self.expiry_key, {f"{sock.user_id}|{sock.member}": expires}, xx=True)
             results = await pipe.execute()
-        return [sock for sock, changed in zip(socks, results[::2]) if not changed]
+        return [sock for sock, changed in zip(socks, results[::2], strict=True) if not changed]
 
     async def sweep(self, limit: int = 500) -> list[tuple[str, str]]:
         """Drop expired sockets; returns (user, last_seen) of users who thereby went offline."""
         expired = await self.redis.zrangebyscore(self.expiry_key, "-inf", time.time(), start=0, num=limit)
         gone_offline: list[tuple[str, str]] = []
         for entry in expired:
-            user_id, member = entry.split("|", 1)
+            user_id, member = str(entry).split("|", 1)
             if seen := await self._remove(user_id, member):
                 gone_offline.append((user_id, seen))
         return gone_offline
@@ -139,7 +139,7 @@ class Presence:
             for user_id in user_ids:
                 pipe.zrangebyscore(self._user_key(user_id), now, "+inf")
             results = await pipe.execute()
-        return [DeviceSocket.parse(uid, m) for uid, members in zip(user_ids, results) for m in members]
+        return [DeviceSocket.parse(uid, m) for uid, members in zip(user_ids, results, strict=True) for m in members]
 
     async def status_of(self, user_ids: list[str]) -> dict[str, tuple[bool, str | None]]:
         """user_id → (online, last_seen), as the presence pushes announced it."""
@@ -149,4 +149,4 @@ class Presence:
             pipe.smismember(self.online_key, user_ids)
             pipe.hmget(self.last_seen_key, user_ids)
             online, seen = await pipe.execute()
-        return {uid: (bool(on), last) for uid, on, last in zip(user_ids, online, seen)}
+        return {uid: (bool(on), last) for uid, on, last in zip(user_ids, online, seen, strict=True)}

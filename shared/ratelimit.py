@@ -124,6 +124,6 @@ class CoalescedTakes:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for (_, future), ok in zip(pending, taken):
+        for (_, future), ok in zip(pending, taken, strict=True):
             if not future.done():
                 future.set_result(ok)

@@ -6,8 +6,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.broker import Broker
 from shared.ids import new_id
@@ -15,14 +13,14 @@ from shared.logs import configure_logging
 from shared.metrics import serve_metrics
 from shared.service import Router, ServiceRunner
 from shared.settings import Settings, UnsafeSecret, get_settings, refuse_unsafe_secrets
-from shared.stores import mongo_client, mongo_database, redis_client, wait_for_mongo
+from shared.stores import Database, MongoClient, mongo_client, mongo_database, redis_client, wait_for_mongo
 
 
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
-    mongo: AsyncMongoClient
-    db: AsyncDatabase
+    mongo: MongoClient
+    db: Database
     redis: aioredis.Redis
     broker: Broker
     instance_id: str  # this process, among the replicas of its service

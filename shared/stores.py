@@ -2,9 +2,11 @@
 import asyncio
 import logging
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
@@ -13,8 +15,15 @@ from shared.settings import Settings
 
 log = logging.getLogger("parley.stores")
 
+# What the services' stores hold and are handed: documents as plain dicts (storage turns them
+# into each service's typed records).
+Document = dict[str, Any]
+MongoClient = AsyncMongoClient[Document]
+Database = AsyncDatabase[Document]
+Collection = AsyncCollection[Document]
 
-def mongo_client(settings: Settings) -> AsyncMongoClient:
+
+def mongo_client(settings: Settings) -> MongoClient:
     # Fail fast (and let the broker redeliver) rather than hang a handler for 30 s.
     # journal: a write is acknowledged once it is in the database's journal, so what a sender
     # was told is stored survives the database crashing right after (without it the embedded
@@ -26,7 +35,7 @@ def mongo_client(settings: Settings) -> AsyncMongoClient:
     )
 
 
-def mongo_database(client: AsyncMongoClient, settings: Settings) -> AsyncDatabase:
+def mongo_database(client: MongoClient, settings: Settings) -> Database:
     return client[settings.mongo_db]
 
 
@@ -38,11 +47,11 @@ def redis_client(settings: Settings) -> aioredis.Redis:
     )
 
 
-async def mongo_ping(client: AsyncMongoClient) -> None:
+async def mongo_ping(client: MongoClient) -> None:
     await client.admin.command("ping")
 
 
-async def wait_for_mongo(client: AsyncMongoClient, settings: Settings) -> None:
+async def wait_for_mongo(client: MongoClient, settings: Settings) -> None:
     """Wait at start-up for MongoDB (it may come up after us), saying what we wait for."""
     started = time.monotonic()
     while True:

@@ -124,11 +124,12 @@ class Revocations:
         before, hits, after = found[0], found[1:-1], found[-1]
         if before is None or before != after or not str(before).startswith(COMPLETE):
             return None
-        return {t for t, hit in zip(token_ids, hits) if hit}
+        return {t for t, hit in zip(token_ids, hits, strict=True) if hit}
 
     # --- the marker (auth's side) ----------------------------------------------------------------
     async def marker(self) -> str | None:
-        return await self.redis.get(self.marker_key)
+        value = await self.redis.get(self.marker_key)
+        return None if value is None else str(value)
 
     async def run_id(self) -> str:
         """This Redis server's run id: a new one after every restart."""

@@ -150,7 +150,8 @@ def _payload(document: dict[str, Any], ref: dict[str, str]) -> dict[str, Any]:
     message = resolve_pointer(document, ref["$ref"])
     while "$ref" in message:
         message = resolve_pointer(document, message["$ref"])
-    return message["payload"]
+    payload: dict[str, Any] = message["payload"]
+    return payload
 
 
 def resolve_pointer(document: Any, ref: str) -> Any:

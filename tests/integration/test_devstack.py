@@ -120,9 +120,12 @@ def processes_of(namespace: str) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter():
         try:
-            if proc.pid != os.getpid() and proc.status() != psutil.STATUS_ZOMBIE:
-                if proc.environ().get("PARLEY_NAMESPACE") == namespace:
-                    found.append(proc)
+            if (
+                proc.pid != os.getpid()
+                and proc.status() != psutil.STATUS_ZOMBIE
+                and proc.environ().get("PARLEY_NAMESPACE") == namespace
+            ):
+                found.append(proc)
         except psutil.Error:
             continue
     return found

@@ -108,13 +108,15 @@ async def test_a_streamed_upload_of_several_mib_without_content_length(port: int
 
     # Streamed back, and compared as it comes.
     digest, count = hashlib.sha256(), 0
-    async with http(port) as client:
-        async with client.stream("GET", f"/files/{info['file_id']}", headers=auth(alice.token)) as got:
-            assert got.status_code == 200
-            assert got.headers["content-length"] == str(len(data))
-            async for piece in got.aiter_bytes():
-                digest.update(piece)
-                count += len(piece)
+    async with (
+        http(port) as client,
+        client.stream("GET", f"/files/{info['file_id']}", headers=auth(alice.token)) as got,
+    ):
+        assert got.status_code == 200
+        assert got.headers["content-length"] == str(len(data))
+        async for piece in got.aiter_bytes():
+            digest.update(piece)
+            count += len(piece)
     assert count == len(data)
     assert digest.hexdigest() == info["sha256"]
 

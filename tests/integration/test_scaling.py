@@ -492,10 +492,10 @@ class Pipelining:
                 for k in indexes
             ]
             results = await asyncio.gather(*sends, return_exceptions=True)
-            for k, result in zip(indexes, results):
+            for k, result in zip(indexes, results, strict=False):
                 if isinstance(result, dict):
                     self.replies[k] = result
-            failed = [(k, r) for k, r in zip(indexes, results) if not isinstance(r, dict)]
+            failed = [(k, r) for k, r in zip(indexes, results, strict=False) if not isinstance(r, dict)]
             unfinished = bool(failed)
             if not failed:
                 i += WINDOW
@@ -517,10 +517,10 @@ async def test_pipelined_devices_lose_nothing_and_keep_their_order_when_a_gatewa
     stack, settings = scaled
     tag = secrets.token_hex(3)
     users = [await User(f"p{i}{tag}", stack.gateway_ports, i % 2).start() for i in range(20)]
-    for a, b in zip(users[0::2], users[1::2]):
+    for a, b in zip(users[0::2], users[1::2], strict=False):
         await befriend(a.client, b.client)
-    devices = [Pipelining(a, b) for a, b in zip(users[0::2], users[1::2])] + [
-        Pipelining(b, a) for a, b in zip(users[0::2], users[1::2])
+    devices = [Pipelining(a, b) for a, b in zip(users[0::2], users[1::2], strict=False)] + [
+        Pipelining(b, a) for a, b in zip(users[0::2], users[1::2], strict=False)
     ]
     done = asyncio.Event()
     senders = [asyncio.create_task(d.run(done)) for d in devices]
@@ -549,7 +549,7 @@ async def test_pipelined_devices_lose_nothing_and_keep_their_order_when_a_gatewa
             seqs = [device.replies[k]["seq"] for k in sorted(device.replies)]
             assert seqs == sorted(seqs), (device.user.name, seqs)
         # Each pair's conversation: seq 1..N without a gap, N = both devices' answered sends.
-        for a, b in zip(devices[:10], devices[10:]):
+        for a, b in zip(devices[:10], devices[10:], strict=False):
             conversation_id = next(iter(a.replies.values()))["conversation_id"]
             seqs = sorted([d["seq"] async for d in mongo[settings.mongo_db]["messages"].find(
                 {"conversation_id": conversation_id}, {"seq": 1})])

@@ -424,7 +424,7 @@ class Device:
                     self.load.socket_closed(self, code)
                 self.ready.clear()
                 self.closed.set()
-            for rid, future in list(self._waiting.items()):
+            for future in list(self._waiting.values()):
                 if not future.done():
                     future.set_exception(ConnectionError("socket closed"))
             self._waiting.clear()
@@ -638,7 +638,7 @@ class Load:
                 await d.register_and_login()
 
         await asyncio.gather(*(start(d) for d in self.devices))
-        for a, b in zip(self.devices[0::2], self.devices[1::2]):
+        for a, b in zip(self.devices[0::2], self.devices[1::2], strict=False):
             await a.call("friends.request", {"user_id": b.user_id})
             await b.call("friends.accept", {"user_id": a.user_id})
             self.friend[a.name], self.friend[b.name] = b, a
@@ -888,7 +888,7 @@ class Load:
 
     def latency(self, since: float, until: float) -> dict[str, float | None]:
         """send -> delivery (first arrival at a receiver) p50/p99 in ms, for deliveries in [since, until)."""
-        lat = sorted(l for t, l, how in self.deliveries if since <= t < until)
+        lat = sorted(took for t, took, _ in self.deliveries if since <= t < until)
         if not lat:
             return {"p50": None, "p99": None, "n": 0}
         return {"p50": round(lat[len(lat) // 2] * 1000, 1), "p99": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000, 1),

@@ -4,6 +4,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from docker.errors import DockerException
 from pydantic import ValidationError
 
 from shared.devstack import free_port
@@ -58,7 +59,7 @@ def test_the_choice_and_urls_come_from_parley_variables(monkeypatch: pytest.Monk
 
 def test_ping_fails_fast_when_docker_host_names_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{free_port()}")
-    with pytest.raises(Exception):
+    with pytest.raises(DockerException):
         ping_docker(timeout=2)
 
 
