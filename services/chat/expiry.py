@@ -1,6 +1,6 @@
 """Deleting disappearing messages once they have expired.
 
-Every read already hides them from `expires_at` on (MessageStore.is_visible); this removes them
+Every read already hides them from `expires_at` on (records.is_visible); this removes them
 from the database soon after, in chat rather than through a TTL index (MessageStore.
 _drop_server_ttl says why). Every chat replica runs it; deleting is idempotent, and the
 jitter keeps replicas from sweeping in step.

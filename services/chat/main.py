@@ -2,11 +2,11 @@
 import asyncio
 from typing import Any
 
+from services.chat.domain.delivery import Deliverer
 from services.chat.expiry import delete_expired_messages
-
-from services.chat.domain.ports import Deliverer
 from services.chat.handlers import ChatContext, build_router
 from services.chat.remote import AuthProfiles, FilesDirectory
+from services.chat.storage.conversations import ConversationStore
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
 from services.chat.storage.messages import MessageStore
@@ -16,33 +16,36 @@ from shared.contracts.chat import DeliveriesLost
 from shared.presence import Presence
 from shared.runtime import Runtime, run
 from shared.service import Router
-
+from shared.stores import mongo_ping
 
 # Background work of this process, held so that it is not garbage-collected.
 _background: list[asyncio.Task[Any]] = []
 
 
 async def wire(rt: Runtime) -> Router:
-    friendships, messages, cursors = FriendshipStore(rt.db), MessageStore(rt.db), CursorStore(rt.db)
-    for store in (friendships, messages, cursors):
+    friendships, conversations = FriendshipStore(rt.db), ConversationStore(rt.db)
+    messages, cursors = MessageStore(rt.db), CursorStore(rt.db)
+    for store in (friendships, conversations, messages, cursors):
         await store.ensure_indexes()
     _background.append(asyncio.create_task(delete_expired_messages(messages, rt.settings.expired_sweep_seconds)))
     rpc = await RpcClient(rt.broker, rt.instance_id).start()
     presence = Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds)
+
+    async def report_lost(why: str) -> None:
+        await rt.broker.publish_event("deliveries.lost", DeliveriesLost(reason=why[:200]))
+
     return build_router(
         ChatContext(
             friendships=friendships,
+            conversations=conversations,
             messages=messages,
             cursors=cursors,
             presence=presence,
-            deliver=Deliverer(
-                presence, rt.broker.deliver,
-                report_lost=lambda why: rt.broker.publish_event("deliveries.lost", DeliveriesLost(reason=why[:200])),
-            ),
+            deliver=Deliverer(presence, rt.broker.deliver, report_lost=report_lost),
             profiles=AuthProfiles(rpc),
             files=FilesDirectory(rpc),
             typing=TypingThrottle(rt.redis, rt.settings.namespace),
-            mongo=rt.mongo,
+            health=lambda: mongo_ping(rt.mongo),
             sync_batch_size=rt.settings.sync_batch_size,
         )
     )

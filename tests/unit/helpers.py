@@ -11,7 +11,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from services.chat.domain.ports import Deliverer
+from services.chat.domain.delivery import Deliverer
+from services.chat.storage.conversations import ConversationStore
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
 from services.chat.storage.messages import MessageStore
@@ -106,6 +107,7 @@ class Chat:
     """chat's stores on a fresh database, presence on real Redis and a recorded delivery port."""
 
     friendships: FriendshipStore
+    conversations: ConversationStore
     messages: MessageStore
     cursors: CursorStore
     presence: Presence
@@ -121,16 +123,28 @@ class Chat:
         assert await self.friendships.add_request(a, b, utc_now())
         assert await self.friendships.accept(a, b, utc_now())
 
+    async def stored_conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        """The conversation's document as the database holds it."""
+        return await self.conversations.collection.find_one({"_id": conversation_id})
+
+    async def stored_group(self, group_id: str) -> dict[str, Any] | None:
+        """The group's conversation document as the database holds it."""
+        return await self.conversations.collection.find_one({"group_id": group_id})
+
 
 @asynccontextmanager
 async def chat_world(db, settings: Settings, *profiles: UserProfile) -> AsyncIterator[Chat]:
     async with redis_namespace(settings) as (redis, namespace):
-        friendships, messages, cursors = FriendshipStore(db), MessageStore(db), CursorStore(db)
-        for store in (friendships, messages, cursors):
+        friendships, conversations = FriendshipStore(db), ConversationStore(db)
+        messages, cursors = MessageStore(db), CursorStore(db)
+        for store in (friendships, conversations, messages, cursors):
             await store.ensure_indexes()
         presence = Presence(redis, namespace, ttl_seconds=30)
         outbox = Outbox()
-        yield Chat(friendships, messages, cursors, presence, outbox, Deliverer(presence, outbox), StaticProfiles(*profiles))
+        yield Chat(
+            friendships, conversations, messages, cursors, presence, outbox, Deliverer(presence, outbox),
+            StaticProfiles(*profiles),
+        )
 
 
 def typing_throttle(world: Chat, window_ms: int = 1000) -> TypingThrottle:

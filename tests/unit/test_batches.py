@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from services.chat.domain import sending
+from services.chat.domain.records import Cursor
 from services.chat.domain.sending import direct_conversation_id
 from services.gateway.batching import Batcher
 from shared.contracts import chat
@@ -33,7 +34,7 @@ def item(sender: str, to: str, client_msg_id: str, text: str = "hi", device: str
 
 
 async def send_batch(world, items):
-    return await sending.send_messages(items, world.friendships, world.messages, world.deliver, world.files)
+    return await sending.send_messages(items, world.friendships, world.conversations, world.messages, world.deliver, world.files)
 
 
 async def stored_texts(db, conversation_id):
@@ -91,7 +92,7 @@ async def test_acks_in_one_batch_coalesce_and_a_refused_one_answers_alone(world,
         AckItem(caller=Caller(request_id="r4", user_id=B, device_id="phone"), request=chat.MessageAck(conversation_id=ab, seq=1)),
         AckItem(caller=Caller(request_id="r5", user_id=B, device_id="phone"), request=chat.MessageAck(conversation_id=ab, seq=9)),
     ]
-    outcomes = await sending.acknowledge_many(acks, world.messages, world.cursors)
+    outcomes = await sending.acknowledge_many(acks, world.conversations, world.messages, world.cursors)
     assert [type(o).__name__ if not isinstance(o, ParleyError) else o.code for o in outcomes] == [
         "Empty", ErrorCode.FORBIDDEN, "Empty", "Empty", ErrorCode.BAD_REQUEST,
     ]
@@ -206,7 +207,7 @@ async def test_when_a_batch_fails_the_items_of_its_sockets_waiting_behind_it_fai
 async def test_cursors_found_by_id_prefix_keep_devices_and_users_apart(world):
     """Device ids may hold "|": the prefix range of `user|dev|` also covers `user|dev|x|...`."""
     cursors = world.cursors
-    await cursors.advance_many({(B, "dev"): {"c1": 5}, (B, "dev|x"): {"c2": 7}, (C, "dev"): {"c1": 9}})
+    await cursors.advance_many([Cursor(B, "dev", "c1", 5), Cursor(B, "dev|x", "c2", 7), Cursor(C, "dev", "c1", 9)])
     assert await cursors.of_device(B, "dev") == {"c1": 5}
     assert await cursors.of_device(B, "dev|x") == {"c2": 7}
     assert await cursors.highest_of_user(B) == {"c1": 5, "c2": 7}

@@ -30,7 +30,7 @@ async def world(db, settings):
 async def send(world, sender, to, client_msg_id, text="hi", device="d1", **extra):
     target = {"group_id": to} if to.startswith("g_") else {"user_id": to}
     request = chat.MessageSend(to=target, client_msg_id=client_msg_id, text=text, **extra)
-    return await sending.send_message(request, sender, device, world.friendships, world.messages, world.deliver, world.files)
+    return await sending.send_message(request, sender, device, world.friendships, world.conversations, world.messages, world.deliver, world.files)
 
 
 async def send_many(world, n, sender, to, prefix="m"):
@@ -39,18 +39,18 @@ async def send_many(world, n, sender, to, prefix="m"):
 
 async def create_group(world, creator, member_ids, name="team") -> tuple[str, str]:
     reply = await groups.create_group(
-        GroupCreate(name=name, member_ids=member_ids), creator, world.messages, world.profiles, world.deliver
+        GroupCreate(name=name, member_ids=member_ids), creator, world.conversations, world.profiles, world.deliver
     )
     return reply.group_id, reply.conversation_id
 
 
 async def add_members(world, adder, group_id, user_ids):
     request = GroupAddMembers(group_id=group_id, user_ids=user_ids)
-    await groups.add_members(request, adder, world.messages, world.profiles, world.deliver)
+    await groups.add_members(request, adder, world.conversations, world.profiles, world.deliver)
 
 
 async def listing(world, user) -> list[contract.ConversationEntry]:
-    reply = await conversations.list_conversations(user, world.messages, world.cursors, world.profiles)
+    reply = await conversations.list_conversations(user, world.conversations, world.messages, world.cursors, world.profiles)
     return reply.conversations
 
 
@@ -65,26 +65,26 @@ async def unread(world, user, conversation_id) -> int:
 
 async def read(world, user, seq, conversation_id=AB):
     request = contract.MessageRead(conversation_id=conversation_id, seq=seq)
-    await conversations.mark_read(request, user, world.messages, world.cursors, world.deliver)
+    await conversations.mark_read(request, user, world.conversations, world.messages, world.cursors, world.deliver)
 
 
 async def recall(world, user, message_id, device="d1"):
     request = contract.MessageRecall(message_id=message_id)
-    await conversations.recall_message(request, user, device, world.messages, world.deliver)
+    await conversations.recall_message(request, user, device, world.conversations, world.messages, world.deliver)
 
 
 async def typing(world, user, conversation_id, throttle):
     request = contract.Typing(conversation_id=conversation_id)
-    await conversations.send_typing(request, user, world.messages, throttle, world.deliver)
+    await conversations.send_typing(request, user, world.conversations, throttle, world.deliver)
 
 
 async def history(world, user, conversation_id=AB):
-    return await messaging.fetch_history(chat.HistoryFetch(conversation_id=conversation_id), user, world.messages)
+    return await messaging.fetch_history(chat.HistoryFetch(conversation_id=conversation_id), user, world.conversations, world.messages)
 
 
 async def sync(world, user, device):
     bound = chat.DeviceBound(user_id=user, device_id=device, gateway_id="gw1", conn_id="c9")
-    return await messaging.sync_device(bound, world.messages, world.cursors, world.deliver, 500)
+    return await messaging.sync_device(bound, world.conversations, world.messages, world.cursors, world.deliver, 500)
 
 
 async def fails(awaitable) -> ParleyError:
@@ -156,7 +156,7 @@ async def test_newest_activity_comes_first(world):
     assert [e.conversation_id for e in await listing(world, A)] == [AB, AC, group_conv]
 
     await tick()
-    group_id = (await world.messages.conversation(group_conv))["group_id"]
+    group_id = (await world.stored_conversation(group_conv))["group_id"]
     await send(world, B, group_id, "b2")
     assert [e.conversation_id for e in await listing(world, A)] == [group_conv, AB, AC]
 
@@ -276,7 +276,7 @@ async def test_reading_the_same_or_a_lower_seq_again_pushes_nothing(world):
 async def test_the_read_marker_is_the_users_not_a_devices(world):
     await send_many(world, 4, A, B)
     await world.online(A)
-    await sending.acknowledge(chat.MessageAck(conversation_id=AB, seq=4), B, "phone", world.messages, world.cursors)
+    await sending.acknowledge(chat.MessageAck(conversation_id=AB, seq=4), B, "phone", world.conversations, world.messages, world.cursors)
     assert await unread(world, B, AB) == 4  # delivering is not reading
 
     await read(world, B, 3)  # read on the phone ...
@@ -442,7 +442,7 @@ async def test_typing_reaches_the_other_members_online_but_not_the_typer(world, 
     assert world.outbox.received_by(A, "laptop") == []
     assert world.outbox.received_by(D, "phone") == []
     assert await db["messages"].count_documents({}) == 0
-    assert (await world.messages.conversation(conversation_id))["last_seq"] == 0
+    assert (await world.stored_conversation(conversation_id))["last_seq"] == 0
 
 
 async def test_typing_again_within_the_window_pushes_nothing(world):

@@ -20,51 +20,51 @@ async def world(db, settings):
 # --- the operations, as chat's handlers call them ----------------------------------------------
 async def create(world, creator, member_ids, name="team") -> str:
     reply = await groups.create_group(
-        GroupCreate(name=name, member_ids=member_ids), creator, world.messages, world.profiles, world.deliver
+        GroupCreate(name=name, member_ids=member_ids), creator, world.conversations, world.profiles, world.deliver
     )
     return reply.group_id
 
 
 async def add(world, adder, group_id, user_ids):
     request = GroupAddMembers(group_id=group_id, user_ids=user_ids)
-    await groups.add_members(request, adder, world.messages, world.profiles, world.deliver)
+    await groups.add_members(request, adder, world.conversations, world.profiles, world.deliver)
 
 
 async def leave(world, user, group_id):
-    await groups.leave_group(group_id, user, world.messages, world.deliver)
+    await groups.leave_group(group_id, user, world.conversations, world.messages, world.deliver)
 
 
 async def set_role(world, owner, group_id, user_id, role):
     request = GroupSetRole(group_id=group_id, user_id=user_id, role=role)
-    await groups.set_role(request, owner, world.messages, world.deliver)
+    await groups.set_role(request, owner, world.conversations, world.deliver)
 
 
 async def members(world, user, group_id) -> list[tuple[str, str]]:
-    reply = await groups.list_members(group_id, user, world.messages, world.profiles)
+    reply = await groups.list_members(group_id, user, world.conversations, world.profiles)
     return [(m.user_id, m.role) for m in reply.members]
 
 
 async def my_groups(world, user) -> list[tuple[str, str]]:
-    return [(g.group_id, g.role) for g in (await groups.list_groups(user, world.messages)).groups]
+    return [(g.group_id, g.role) for g in (await groups.list_groups(user, world.conversations)).groups]
 
 
 async def send(world, sender, group_id, client_msg_id, text="hi", device="d1"):
     request = chat.MessageSend(to={"group_id": group_id}, client_msg_id=client_msg_id, text=text)
-    return await sending.send_message(request, sender, device, world.friendships, world.messages, world.deliver, world.files)
+    return await sending.send_message(request, sender, device, world.friendships, world.conversations, world.messages, world.deliver, world.files)
 
 
 async def history(world, user, conversation_id, before_seq=None):
     request = chat.HistoryFetch(conversation_id=conversation_id, before_seq=before_seq)
-    return await messaging.fetch_history(request, user, world.messages)
+    return await messaging.fetch_history(request, user, world.conversations, world.messages)
 
 
 async def sync(world, user, device):
     bound = chat.DeviceBound(user_id=user, device_id=device, gateway_id="gw1", conn_id="c9")
-    return await messaging.sync_device(bound, world.messages, world.cursors, world.deliver, 500)
+    return await messaging.sync_device(bound, world.conversations, world.messages, world.cursors, world.deliver, 500)
 
 
 async def conversation_of(world, group_id) -> dict:
-    return await world.messages.group(group_id)
+    return await world.stored_group(group_id)
 
 
 async def fails(awaitable) -> ParleyError:
@@ -84,20 +84,20 @@ def received(world, user, device="d1", event=None) -> list[dict]:
 # --- create ------------------------------------------------------------------------------------
 async def test_create_makes_the_creator_owner_and_the_invitees_members(world):
     reply = await groups.create_group(
-        GroupCreate(name="  Weekend  ", member_ids=[B, C]), A, world.messages, world.profiles, world.deliver
+        GroupCreate(name="  Weekend  ", member_ids=[B, C]), A, world.conversations, world.profiles, world.deliver
     )
 
     assert reply.group_id != reply.conversation_id
     assert await members(world, A, reply.group_id) == [(A, "owner"), (B, "member"), (C, "member")]
     for user, role in ((A, "owner"), (B, "member"), (C, "member")):
-        [entry] = (await groups.list_groups(user, world.messages)).groups
+        [entry] = (await groups.list_groups(user, world.conversations)).groups
         assert entry.model_dump() == {
             "group_id": reply.group_id,
             "name": "Weekend",
             "conversation_id": reply.conversation_id,
             "role": role,
         }
-    stored = await world.messages.conversation(reply.conversation_id)
+    stored = await world.stored_conversation(reply.conversation_id)
     assert (stored["kind"], stored["last_seq"], sorted(stored["members"])) == ("group", 0, sorted([A, B, C]))
     assert {u: i["joined_seq"] for u, i in stored["member_info"].items()} == {A: 0, B: 0, C: 0}
 
@@ -115,7 +115,7 @@ async def test_create_pushes_group_added_to_online_invitees_but_not_the_creator(
     # C is invited but offline
 
     reply = await groups.create_group(
-        GroupCreate(name="team", member_ids=[B, C]), A, world.messages, world.profiles, world.deliver
+        GroupCreate(name="team", member_ids=[B, C]), A, world.conversations, world.profiles, world.deliver
     )
 
     added = {"group_id": reply.group_id, "name": "team", "conversation_id": reply.conversation_id}
@@ -457,8 +457,8 @@ async def test_the_last_member_leaving_deletes_the_group_and_its_messages(world,
     await leave(world, B, group_id)
 
     assert world.outbox.sent == []
-    assert await world.messages.group(group_id) is None
-    assert await world.messages.conversation(conversation_id) is None
+    assert await world.conversations.group(group_id) is None
+    assert await world.conversations.conversation(conversation_id) is None
     assert await db["messages"].count_documents({"conversation_id": conversation_id}) == 0
     assert await db["messages"].count_documents({}) == 1
     assert await my_groups(world, B) == []
@@ -529,7 +529,7 @@ async def test_list_groups_shows_each_groups_role(world):
     await set_role(world, C, promoted, A, "admin")
     await create(world, C, [D], name="not mine")
 
-    reply = await groups.list_groups(A, world.messages)
+    reply = await groups.list_groups(A, world.conversations)
 
     by_id = {g.group_id: (g.name, g.role) for g in reply.groups}
     assert by_id == {owned: ("mine", "owner"), joined: ("bobs", "member"), promoted: ("carols", "admin")}
@@ -543,7 +543,7 @@ async def test_list_members_orders_owner_then_admins_then_members_by_standing(wo
     await set_role(world, A, group_id, E, "admin")
     await set_role(world, A, group_id, C, "admin")
 
-    reply = await groups.list_members(group_id, D, world.messages, world.profiles)
+    reply = await groups.list_members(group_id, D, world.conversations, world.profiles)
 
     assert [m.model_dump() for m in reply.members] == [
         {"user_id": A, "username": "u_alice", "role": "owner"},

@@ -28,7 +28,7 @@ async def friends(world):
 
 async def send(world, sender, to, client_msg_id, text="hi", device="d1", **extra):
     request = chat.MessageSend(to={"user_id": to}, client_msg_id=client_msg_id, text=text, **extra)
-    return await sending.send_message(request, sender, device, world.friendships, world.messages, world.deliver, world.files)
+    return await sending.send_message(request, sender, device, world.friendships, world.conversations, world.messages, world.deliver, world.files)
 
 
 async def send_many(world, n, sender=A, to=B, prefix="m"):
@@ -37,18 +37,18 @@ async def send_many(world, n, sender=A, to=B, prefix="m"):
 
 async def history(world, user, before_seq=None, limit=50, conversation_id=CONV):
     request = chat.HistoryFetch(conversation_id=conversation_id, before_seq=before_seq, limit=limit)
-    return await messaging.fetch_history(request, user, world.messages)
+    return await messaging.fetch_history(request, user, world.conversations, world.messages)
 
 
 async def ack(world, user, device, seq, conversation_id=CONV):
     await sending.acknowledge(
-        chat.MessageAck(conversation_id=conversation_id, seq=seq), user, device, world.messages, world.cursors
+        chat.MessageAck(conversation_id=conversation_id, seq=seq), user, device, world.conversations, world.messages, world.cursors
     )
 
 
 async def sync(world, user, device, conn="c9", gateway="gw1", batch_size=500):
     bound = chat.DeviceBound(user_id=user, device_id=device, gateway_id=gateway, conn_id=conn)
-    return await messaging.sync_device(bound, world.messages, world.cursors, world.deliver, batch_size)
+    return await messaging.sync_device(bound, world.conversations, world.messages, world.cursors, world.deliver, batch_size)
 
 
 def code_of(excinfo) -> ErrorCode:
@@ -112,7 +112,7 @@ async def test_concurrent_sends_from_both_sides_take_seqs_without_gaps(friends, 
     assert sorted(r.seq for r in replies) == list(range(1, 51))
     stored = [d["seq"] async for d in db["messages"].find({"conversation_id": CONV})]
     assert sorted(stored) == list(range(1, 51))
-    assert (await friends.messages.conversation(CONV))["last_seq"] == 50
+    assert (await friends.stored_conversation(CONV))["last_seq"] == 50
 
 
 async def test_same_client_msg_id_twice_gives_the_first_reply_and_stores_once(friends, db):
@@ -292,9 +292,9 @@ async def test_ack_of_a_message_stored_just_before_a_crash_is_accepted(friends, 
     await send_many(friends, 2)
     stored = await db["messages"].find_one({"conversation_id": CONV, "seq": 2})
     await db["messages"].insert_one({**stored, "_id": "m_after_crash", "seq": 3, "client_msg_id": "lost-update"})
-    assert (await friends.messages.conversation(CONV))["last_seq"] == 2  # the $max never ran
+    assert (await friends.stored_conversation(CONV))["last_seq"] == 2  # the $max never ran
     await ack(friends, B, "phone", 3)
-    assert (await friends.messages.conversation(CONV))["last_seq"] == 3
+    assert (await friends.stored_conversation(CONV))["last_seq"] == 3
     with pytest.raises(ParleyError) as beyond:
         await ack(friends, B, "phone", 4)
     assert code_of(beyond) == ErrorCode.BAD_REQUEST
@@ -438,6 +438,6 @@ async def test_pages_and_sync_batches_stay_full_when_hidden_messages_fill_a_batc
     newest = await history(friends, B, limit=2)
     assert [m.seq for m in newest.messages] == [5, 6] and newest.has_more is True
     assert [m.seq for m in (await history(friends, B, before_seq=5, limit=2)).messages] == [4]
-    assert [d["seq"] for d in await friends.messages.above(CONV, 0, 2, utc_now(), top=12)] == [4, 5]
-    assert (await friends.messages.latest(CONV, 0, utc_now(), top=12))["seq"] == 6
+    assert [d.seq for d in await friends.messages.above(CONV, 0, 2, utc_now(), top=12)] == [4, 5]
+    assert (await friends.messages.latest(CONV, 0, utc_now(), top=12)).seq == 6
     assert await friends.messages.count_unread(CONV, B, 0, utc_now(), top=12) == 3

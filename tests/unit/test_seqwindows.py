@@ -31,11 +31,11 @@ async def test_pages_walk_across_a_long_hole_of_deleted_messages(store):
     await fill(store, [*range(1, 11), *range(2001, 2011)])  # 11..2000 expired and deleted
     now = utc_now()
     docs, more = await store.page(CONV, None, 15, now, top=2010)
-    assert [d["seq"] for d in docs] == [*range(6, 11), *range(2001, 2011)] and more
+    assert [d.seq for d in docs] == [*range(6, 11), *range(2001, 2011)] and more
     docs, more = await store.page(CONV, 6, 15, now, top=2010)
-    assert [d["seq"] for d in docs] == list(range(1, 6)) and not more
-    assert [d["seq"] for d in await store.above(CONV, 8, 5, now, top=2010)] == [9, 10, 2001, 2002, 2003]
-    assert (await store.latest(CONV, 0, now, top=2010))["seq"] == 2010
+    assert [d.seq for d in docs] == list(range(1, 6)) and not more
+    assert [d.seq for d in await store.above(CONV, 8, 5, now, top=2010)] == [9, 10, 2001, 2002, 2003]
+    assert (await store.latest(CONV, 0, now, top=2010)).seq == 2010
     assert (await store.latest(CONV, 2010, now, top=2010)) is None
     # u_b sent the multiples of 3: unread for u_b counts the others'.
     expected = len([s for s in [*range(1, 11), *range(2001, 2011)] if s > 4 and s % 3])
@@ -46,10 +46,10 @@ async def test_messages_above_a_last_seq_not_yet_raised_are_still_read(store):
     await fill(store, list(range(1, 701)))  # last_seq recorded as 690: a replica died between writes
     now = utc_now()
     docs, _ = await store.page(CONV, None, 3, now, top=690)
-    assert [d["seq"] for d in docs] == [698, 699, 700]
+    assert [d.seq for d in docs] == [698, 699, 700]
     above = await store.above(CONV, 600, 500, now, top=690)
-    assert [d["seq"] for d in above] == list(range(601, 701))
-    assert (await store.latest(CONV, 0, now, top=690))["seq"] == 700
+    assert [d.seq for d in above] == list(range(601, 701))
+    assert (await store.latest(CONV, 0, now, top=690)).seq == 700
     assert await store.count_unread(CONV, "u_x", 0, now, top=690) == 700
     await store.conversations.insert_one({"_id": CONV, "kind": "direct", "members": ["u_a", "u_b"], "last_seq": 690})
     assert await store.highest_seq(CONV) == 700
@@ -62,6 +62,6 @@ async def test_a_whole_sync_of_a_big_conversation_comes_in_order_without_repeats
     after, seen = 0, []
     while after < 1300:
         batch = await store.above(CONV, after, 500, now, top=1300)
-        seen += [d["seq"] for d in batch]
-        after = batch[-1]["seq"]
+        seen += [d.seq for d in batch]
+        after = batch[-1].seq
     assert seen == list(range(1, 1301))

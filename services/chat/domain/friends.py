@@ -1,11 +1,10 @@
 """Friend requests, acceptance, removal and the friends list."""
-from services.chat.domain.ports import Deliverer, Profiles, push
-from services.chat.storage.friendships import FriendshipStore
+from services.chat.domain.delivery import Deliverer, push
+from services.chat.domain.ports import Friendships, Presence, Profiles
 from shared.contracts import chat
 from shared.contracts.auth import UserProfile
 from shared.contracts.base import utc_now
 from shared.contracts.errors import ParleyError
-from shared.presence import Presence
 
 
 async def _profile_of(user_id: str, profiles: Profiles) -> UserProfile:
@@ -16,7 +15,7 @@ async def _profile_of(user_id: str, profiles: Profiles) -> UserProfile:
 
 
 async def request_friendship(
-    me: str, target: str, friendships: FriendshipStore, profiles: Profiles, deliver: Deliverer
+    me: str, target: str, friendships: Friendships, profiles: Profiles, deliver: Deliverer
 ) -> None:
     """Ask `target` to be friends; if they had already asked me, this accepts instead."""
     if target == me:
@@ -24,9 +23,9 @@ async def request_friendship(
     await _profile_of(target, profiles)
     existing = await friendships.get(me, target)
     if existing is not None:
-        if existing["status"] == "accepted":
+        if existing.accepted:
             raise ParleyError.conflict("already friends")
-        if existing["requester"] == me:
+        if existing.requester == me:
             return  # asked already: nothing new to tell anyone
         await accept_friendship(me, target, friendships, profiles, deliver)
         return
@@ -38,47 +37,43 @@ async def request_friendship(
 
 
 async def accept_friendship(
-    me: str, requester: str, friendships: FriendshipStore, profiles: Profiles, deliver: Deliverer
+    me: str, requester: str, friendships: Friendships, profiles: Profiles, deliver: Deliverer
 ) -> None:
     if not await friendships.accept(requester, me, utc_now()):
         existing = await friendships.get(me, requester)
-        if existing is not None and existing["status"] == "accepted":
+        if existing is not None and existing.accepted:
             raise ParleyError.conflict("already friends")
         raise ParleyError.not_found("no friend request from that user")
     mine = await _profile_of(me, profiles)
     await deliver.to_users([requester], [push("friend.accepted", chat.FriendRequestPush(user=mine))])
 
 
-async def remove_friendship(me: str, other: str, friendships: FriendshipStore) -> None:
+async def remove_friendship(me: str, other: str, friendships: Friendships) -> None:
     """Unfriend, withdraw my request, or decline theirs: whatever the pair has, it goes."""
     if not await friendships.remove(me, other):
         raise ParleyError.not_found("no friendship or request with that user")
 
 
 async def list_friends(
-    me: str, friendships: FriendshipStore, profiles: Profiles, presence: Presence
+    me: str, friendships: Friendships, profiles: Profiles, presence: Presence
 ) -> chat.FriendsListReply:
-    docs = await friendships.of_user(me)
-    others = [next(u for u in doc["users"] if u != me) for doc in docs]
+    pairs = await friendships.of_user(me)
+    others = [f.other(me) for f in pairs]
     found = await profiles.get(others)
-    accepted = [o for o, d in zip(others, docs) if d["status"] == "accepted" and o in found]
+    accepted = [o for o, f in zip(others, pairs, strict=True) if f.accepted and o in found]
     status = await presence.status_of(accepted)
     friends = [
         chat.Friend(**found[o].model_dump(), online=status[o][0], last_seen=status[o][1]) for o in accepted
     ]
-    incoming = [found[o] for o, d in zip(others, docs) if d["status"] == "pending" and d["requester"] != me and o in found]
-    outgoing = [found[o] for o, d in zip(others, docs) if d["status"] == "pending" and d["requester"] == me and o in found]
+    incoming = [found[o] for o, f in zip(others, pairs, strict=True) if f.pending and not f.pending_from(me) and o in found]
+    outgoing = [found[o] for o, f in zip(others, pairs, strict=True) if f.pending_from(me) and o in found]
     return chat.FriendsListReply(friends=friends, incoming=incoming, outgoing=outgoing)
 
 
 async def announce_presence(
-    event: chat.PresenceChanged, friendships: FriendshipStore, deliver: Deliverer
+    event: chat.PresenceChanged, friendships: Friendships, deliver: Deliverer
 ) -> None:
     """Tell a user's online friends that their first device came or last device went."""
-    friends = [
-        next(u for u in doc["users"] if u != event.user_id)
-        for doc in await friendships.of_user(event.user_id)
-        if doc["status"] == "accepted"
-    ]
+    friends = [f.other(event.user_id) for f in await friendships.of_user(event.user_id) if f.accepted]
     data = chat.PresencePush(user_id=event.user_id, online=event.online, last_seen=event.last_seen)
     await deliver.to_users(friends, [push("presence", data)])

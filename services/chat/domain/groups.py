@@ -1,44 +1,42 @@
 """Groups: members and roles live on the group's conversation; every change is pushed."""
 import time
 from datetime import datetime
-from typing import Any
 
-from services.chat.domain.ports import Deliverer, Profiles, push
-from services.chat.storage.messages import MessageStore
-from shared.contracts import groups
+from services.chat.domain.delivery import Deliverer, push
+from services.chat.domain.ports import Conversations, Messages, Profiles
+from services.chat.domain.records import Conversation, Member
 from shared.contracts.base import utc_now
+from shared.contracts.envelope import Push
 from shared.contracts.errors import ParleyError
+from shared.contracts.groups import (
+    GroupAddedPush,
+    GroupAddMembers,
+    GroupCreate,
+    GroupCreateReply,
+    GroupEntry,
+    GroupMember,
+    GroupMemberPush,
+    GroupMembersReply,
+    GroupRolePush,
+    GroupSetRole,
+    GroupsListReply,
+    Role,
+)
 from shared.ids import new_id
 
 MAX_MEMBERS = 1000
-RANK = {"owner": 0, "admin": 1, "member": 2}
 
 
-def role_of(conversation: dict[str, Any], user_id: str) -> str | None:
-    info = conversation.get("member_info", {}).get(user_id)
-    return info["role"] if info else None
-
-
-def joined_seq(conversation: dict[str, Any], user_id: str) -> int:
-    """Where a member's view of the conversation starts (0 for direct chats)."""
-    info = conversation.get("member_info", {}).get(user_id)
-    return info["joined_seq"] if info else 0
-
-
-def _member_info(role: str, now: datetime, seq: int, order: int = 0) -> dict[str, Any]:
+def _member(role: Role, now: datetime, seq: int, order: int = 0) -> Member:
     """`since` orders members by how long they have stood (ties at creation: list order)."""
-    return {"role": role, "joined_at": now, "joined_seq": seq, "since": time.time_ns() + order}
+    return Member(role=role, joined_at=now, joined_seq=seq, since=time.time_ns() + order)
 
 
-def _seniority(info: dict[str, dict[str, Any]]) -> list[str]:
-    return sorted(info, key=lambda u: (RANK[info[u]["role"]], info[u]["since"]))
-
-
-async def member_group(group_id: str, user_id: str, messages: MessageStore) -> dict[str, Any]:
+async def member_group(group_id: str, user_id: str, conversations: Conversations) -> Conversation:
     """The group's conversation, if `user_id` is a member; otherwise `forbidden`, whether or
     not the group exists (a non-member learns nothing)."""
-    conversation = await messages.group(group_id)
-    if conversation is None or user_id not in conversation["members"]:
+    conversation = await conversations.group(group_id)
+    if conversation is None or not conversation.has_member(user_id):
         raise ParleyError.forbidden("you are not a member of this group")
     return conversation
 
@@ -50,119 +48,118 @@ async def _existing_users(user_ids: list[str], profiles: Profiles) -> None:
         raise ParleyError.not_found(f"no such user: {missing[0]}")
 
 
-def _added_push(conversation: dict[str, Any]) -> list:
-    data = groups.GroupAddedPush(
-        group_id=conversation["group_id"], name=conversation["name"], conversation_id=conversation["_id"]
-    )
+def _added_push(group: Conversation) -> list[Push]:
+    assert group.group_id is not None and group.name is not None
+    data = GroupAddedPush(group_id=group.group_id, name=group.name, conversation_id=group.conversation_id)
     return [push("group.added", data)]
 
 
 async def create_group(
-    request: groups.GroupCreate, creator: str, messages: MessageStore, profiles: Profiles, deliver: Deliverer
-) -> groups.GroupCreateReply:
+    request: GroupCreate, creator: str, conversations: Conversations, profiles: Profiles, deliver: Deliverer
+) -> GroupCreateReply:
     invited = [u for u in dict.fromkeys(request.member_ids) if u != creator]
     if len(invited) + 1 > MAX_MEMBERS:
         raise ParleyError.bad_request(f"data.member_ids: a group has at most {MAX_MEMBERS} members")
     await _existing_users(invited, profiles)
     now = utc_now()
-    info = {creator: _member_info("owner", now, 0)} | {
-        u: _member_info("member", now, 0, order) for order, u in enumerate(invited, 1)
+    members = {creator: _member("owner", now, 0)} | {
+        u: _member("member", now, 0, order) for order, u in enumerate(invited, 1)
     }
     group_id, conversation_id = new_id("g"), new_id("gc")
-    await messages.create_group(conversation_id, group_id, request.name, info, now)
-    conversation = {"_id": conversation_id, "group_id": group_id, "name": request.name}
-    await deliver.to_users(invited, _added_push(conversation))
-    return groups.GroupCreateReply(group_id=group_id, conversation_id=conversation_id)
+    group = await conversations.create_group(conversation_id, group_id, request.name, members, now)
+    await deliver.to_users(invited, _added_push(group))
+    return GroupCreateReply(group_id=group_id, conversation_id=conversation_id)
 
 
 async def add_members(
-    request: groups.GroupAddMembers, adder: str, messages: MessageStore, profiles: Profiles, deliver: Deliverer
+    request: GroupAddMembers, adder: str, conversations: Conversations, profiles: Profiles, deliver: Deliverer
 ) -> None:
-    conversation = await member_group(request.group_id, adder, messages)
-    if role_of(conversation, adder) not in ("owner", "admin"):
+    group = await member_group(request.group_id, adder, conversations)
+    if group.role_of(adder) not in ("owner", "admin"):
         raise ParleyError.forbidden("only the owner or an admin can add members")
-    new = [u for u in dict.fromkeys(request.user_ids) if u not in conversation["members"]]
+    new = [u for u in dict.fromkeys(request.user_ids) if not group.has_member(u)]
     if not new:
         return
-    if len(conversation["members"]) + len(new) > MAX_MEMBERS:
+    if len(group.members) + len(new) > MAX_MEMBERS:
         raise ParleyError.bad_request(f"data.user_ids: a group has at most {MAX_MEMBERS} members")
     await _existing_users(new, profiles)
     now = utc_now()
     # A member added later reads from the moment they joined.
-    updated = await messages.add_group_members(
-        conversation["_id"],
-        {u: _member_info("member", now, conversation["last_seq"], order) for order, u in enumerate(new)},
+    updated = await conversations.add_members(
+        group.conversation_id, {u: _member("member", now, group.last_seq, order) for order, u in enumerate(new)}
     )
     await deliver.to_users(new, _added_push(updated))
-    others = [u for u in updated["members"] if u not in new]
+    others = [u for u in updated.members if u not in new]
     for user_id in new:
-        data = groups.GroupMemberPush(group_id=request.group_id, user_id=user_id)
+        data = GroupMemberPush(group_id=request.group_id, user_id=user_id)
         await deliver.to_users(others, [push("group.member_joined", data)])
 
 
-def successor(conversation: dict[str, Any]) -> str | None:
+def successor(group: Conversation) -> str | None:
     """Who owns a group after its owner leaves: the longest-standing admin, else member."""
-    ranked = _seniority(conversation.get("member_info", {}))
+    ranked = group.seniority()
     return ranked[0] if ranked else None
 
 
-async def leave_group(group_id: str, user_id: str, messages: MessageStore, deliver: Deliverer) -> None:
-    conversation = await member_group(group_id, user_id, messages)
-    updated = await messages.remove_group_member(conversation["_id"], user_id)
+async def leave_group(
+    group_id: str, user_id: str, conversations: Conversations, messages: Messages, deliver: Deliverer
+) -> None:
+    """The last member out deletes the group and its messages; an owner leaving hands the group on."""
+    group = await member_group(group_id, user_id, conversations)
+    updated = await conversations.remove_member(group.conversation_id, user_id)
     if updated is None:
         return  # left concurrently
-    if not updated["members"]:
-        await messages.delete_if_empty(conversation["_id"])
+    if not updated.members:
+        if await conversations.delete_if_empty(group.conversation_id):
+            await messages.delete_conversation(group.conversation_id)
         return
     await deliver.to_users(
-        updated["members"], [push("group.member_left", groups.GroupMemberPush(group_id=group_id, user_id=user_id))]
+        updated.members, [push("group.member_left", GroupMemberPush(group_id=group_id, user_id=user_id))]
     )
-    if role_of(conversation, user_id) == "owner" and not any(
-        role_of(updated, u) == "owner" for u in updated["members"]
-    ):
+    if group.role_of(user_id) == "owner" and not any(updated.role_of(u) == "owner" for u in updated.members):
         heir = successor(updated)
-        if heir is not None and await messages.set_group_role(conversation["_id"], heir, "owner"):
-            data = groups.GroupRolePush(group_id=group_id, user_id=heir, role="owner")
-            await deliver.to_users(updated["members"], [push("group.role_changed", data)])
+        if heir is not None and await conversations.set_role(group.conversation_id, heir, "owner"):
+            data = GroupRolePush(group_id=group_id, user_id=heir, role="owner")
+            await deliver.to_users(updated.members, [push("group.role_changed", data)])
 
 
-async def set_role(request: groups.GroupSetRole, owner: str, messages: MessageStore, deliver: Deliverer) -> None:
-    conversation = await member_group(request.group_id, owner, messages)
-    if role_of(conversation, owner) != "owner":
+async def set_role(request: GroupSetRole, owner: str, conversations: Conversations, deliver: Deliverer) -> None:
+    group = await member_group(request.group_id, owner, conversations)
+    if group.role_of(owner) != "owner":
         raise ParleyError.forbidden("only the owner can change roles")
     if request.user_id == owner:
         raise ParleyError.bad_request("data.user_id: the owner's role changes only by leaving")
-    if request.user_id not in conversation["members"]:
+    if not group.has_member(request.user_id):
         raise ParleyError.not_found("no such member in this group")
-    if role_of(conversation, request.user_id) == request.role:
+    if group.role_of(request.user_id) == request.role:
         return
-    await messages.set_group_role(conversation["_id"], request.user_id, request.role)
-    data = groups.GroupRolePush(group_id=request.group_id, user_id=request.user_id, role=request.role)
-    await deliver.to_users(conversation["members"], [push("group.role_changed", data)])
+    await conversations.set_role(group.conversation_id, request.user_id, request.role)
+    data = GroupRolePush(group_id=request.group_id, user_id=request.user_id, role=request.role)
+    await deliver.to_users(group.members, [push("group.role_changed", data)])
 
 
-async def list_groups(user_id: str, messages: MessageStore) -> groups.GroupsListReply:
-    return groups.GroupsListReply(
-        groups=[
-            groups.GroupEntry(
-                group_id=c["group_id"], name=c["name"], conversation_id=c["_id"], role=role_of(c, user_id)
+async def list_groups(user_id: str, conversations: Conversations) -> GroupsListReply:
+    entries = []
+    for group in await conversations.of_user(user_id, kind="group"):
+        assert group.group_id is not None and group.name is not None
+        entries.append(
+            GroupEntry(
+                group_id=group.group_id, name=group.name, conversation_id=group.conversation_id,
+                role=group.roster[user_id].role,
             )
-            for c in await messages.conversations_of(user_id, kind="group")
-        ]
-    )
+        )
+    return GroupsListReply(groups=entries)
 
 
 async def list_members(
-    group_id: str, user_id: str, messages: MessageStore, profiles: Profiles
-) -> groups.GroupMembersReply:
-    conversation = await member_group(group_id, user_id, messages)
-    info = conversation["member_info"]
-    found = await profiles.get(conversation["members"])
-    ordered = _seniority(info)
-    return groups.GroupMembersReply(
+    group_id: str, user_id: str, conversations: Conversations, profiles: Profiles
+) -> GroupMembersReply:
+    group = await member_group(group_id, user_id, conversations)
+    found = await profiles.get(list(group.members))
+    return GroupMembersReply(
         members=[
-            groups.GroupMember(user_id=u, username=found[u].username, role=info[u]["role"])
-            for u in ordered
+            GroupMember(user_id=u, username=found[u].username, role=group.roster[u].role)
+            for u in group.seniority()
             if u in found
         ]
     )

@@ -1,68 +1,59 @@
 """Reading messages: membership checks, history, and the sync stream on bind (sending and
 acknowledging are services/chat/domain/sending.py)."""
 import asyncio
-from typing import Any
 
-from services.chat.domain.groups import joined_seq
-from services.chat.domain.ports import Deliverer, push
-from services.chat.storage.cursors import CursorStore
-from services.chat.storage.messages import MessageStore
+from services.chat.domain.delivery import Deliverer, push
+from services.chat.domain.ports import Conversations, Cursors, Messages
+from services.chat.domain.records import Conversation
 from shared.contracts import chat
-from shared.contracts.base import iso, utc_now
+from shared.contracts.base import utc_now
 from shared.contracts.errors import ParleyError
 from shared.presence import DeviceSocket
 
 
-def to_message(doc: dict[str, Any]) -> chat.Message:
-    return chat.Message(
-        message_id=doc["_id"],
-        conversation_id=doc["conversation_id"],
-        seq=doc["seq"],
-        from_user_id=doc["from_user_id"],
-        to=doc["to"],
-        text=doc.get("text"),
-        file=doc.get("file"),
-        sent_at=iso(doc["sent_at"]),
-        expires_at=iso(doc["expires_at"]) if doc.get("expires_at") else None,
-    )
-
-
-async def member_conversation(conversation_id: str, user_id: str, messages: MessageStore) -> dict[str, Any]:
+async def member_conversation(conversation_id: str, user_id: str, conversations: Conversations) -> Conversation:
     """The conversation, if `user_id` takes part in it; unknown and foreign look the same."""
-    conversation = await messages.conversation(conversation_id)
-    if conversation is None or user_id not in conversation["members"]:
+    conversation = await conversations.conversation(conversation_id)
+    if conversation is None or not conversation.has_member(user_id):
         raise ParleyError.forbidden("you are not a participant of this conversation")
     return conversation
 
 
 async def conversation_up_to(
-    conversation_id: str, seq: int, user_id: str, messages: MessageStore
-) -> dict[str, Any]:
+    conversation_id: str, seq: int, user_id: str, conversations: Conversations, messages: Messages
+) -> Conversation:
     """The conversation, if the user is in it and `seq` names a message that exists."""
-    conversation = await member_conversation(conversation_id, user_id, messages)
-    if seq > conversation["last_seq"]:
+    conversation = await member_conversation(conversation_id, user_id, conversations)
+    if seq > conversation.last_seq:
         # A chat replica that died between storing messages and recording `last_seq` left it
         # behind what is stored (the next send would catch it up): catch it up now, so that a
         # client acking a message it did receive is not told its request is bad.
         last_seq = await messages.catch_up_last_seq(conversation_id)
         if seq > last_seq:
             raise ParleyError.bad_request(f"data.seq: beyond the last message ({last_seq})")
-        conversation = {**conversation, "last_seq": last_seq}
+        conversation = conversation.with_last_seq(last_seq)
     return conversation
 
 
-async def fetch_history(request: chat.HistoryFetch, user_id: str, messages: MessageStore) -> chat.HistoryReply:
+async def fetch_history(
+    request: chat.HistoryFetch, user_id: str, conversations: Conversations, messages: Messages
+) -> chat.HistoryReply:
     """A member reads a group from the seq at which they joined."""
-    conversation = await member_conversation(request.conversation_id, user_id, messages)
-    docs, has_more = await messages.page(
-        request.conversation_id, request.before_seq, request.limit, utc_now(), conversation["last_seq"],
-        floor=joined_seq(conversation, user_id),
+    conversation = await member_conversation(request.conversation_id, user_id, conversations)
+    found, has_more = await messages.page(
+        request.conversation_id, request.before_seq, request.limit, utc_now(), conversation.last_seq,
+        floor=conversation.joined_seq(user_id),
     )
-    return chat.HistoryReply(messages=[to_message(d) for d in docs], has_more=has_more)
+    return chat.HistoryReply(messages=[m.to_contract() for m in found], has_more=has_more)
 
 
 async def sync_device(
-    bound: chat.DeviceBound, messages: MessageStore, cursors: CursorStore, deliver: Deliverer, batch_size: int
+    bound: chat.DeviceBound,
+    conversations: Conversations,
+    messages: Messages,
+    cursors: Cursors,
+    deliver: Deliverer,
+    batch_size: int,
 ) -> int:
     """Stream a freshly bound socket everything above its device's cursors, then `sync.done`.
 
@@ -77,18 +68,19 @@ async def sync_device(
     # Each batch is published while the next is read (in order: one publish out at a time).
     publishing: asyncio.Task[None] | None = None
     try:
-        for conversation in await messages.conversations_of(bound.user_id):
-            after = max(positions.get(conversation["_id"], 0), joined_seq(conversation, bound.user_id))
-            while after < conversation["last_seq"]:
-                batch = await messages.above(conversation["_id"], after, batch_size, now, conversation["last_seq"])
+        for conversation in await conversations.of_user(bound.user_id):
+            cid = conversation.conversation_id
+            after = max(positions.get(cid, 0), conversation.joined_seq(bound.user_id))
+            while after < conversation.last_seq:
+                batch = await messages.above(cid, after, batch_size, now, conversation.last_seq)
                 if not batch:
                     break
                 if publishing is not None:
                     await publishing
-                pushes = [push("message.new", to_message(d)) for d in batch]
+                pushes = [push("message.new", m.to_contract()) for m in batch]
                 publishing = asyncio.create_task(deliver.to_socket(sock, pushes, sync=True))
                 count += len(batch)
-                after = batch[-1]["seq"]
+                after = batch[-1].seq
         if publishing is not None:
             await publishing
     finally:

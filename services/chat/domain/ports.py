@@ -1,134 +1,132 @@
-"""What chat's domain logic needs from the outside world, as small interfaces.
+"""What chat's domain code needs from the outside world, as small interfaces.
 
-`Deliverer` sends pushes to whichever gateways hold the target devices (presence in Redis,
-deliveries on RabbitMQ); `Profiles` resolves user ids through auth, which owns users.
+Stores (services/chat/storage), Redis (presence, the typing throttle) and the other services
+(services/chat/remote.py) implement these; domain code names only these and the records.
 """
-import logging
-import time
-from collections import defaultdict
-import asyncio
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Protocol
 
+from services.chat.domain.records import Appended, Conversation, Cursor, Draft, Friendship, Kind, Member, Message, Placed
 from shared.contracts.auth import UserProfile
-from shared.contracts.base import Contract
-from shared.contracts.batches import Deliveries
-from shared.contracts.envelope import Push
 from shared.contracts.files import FileMeta
-from shared.contracts.wire import Delivery, DeviceAddress
-from shared.logs import log_event
-from shared.presence import DeviceSocket, Presence
-
-log = logging.getLogger("parley.chat")
-
-Publish = Callable[[str, Delivery | Deliveries], Awaitable[None]]  # (gateway_id, what for its sockets)
-ReportLost = Callable[[str], Awaitable[None]]  # (why): tells the gateways to resync their sockets
-# At most one "deliveries lost" report per this many seconds: an outage fails every push.
-REPORT_LOST_EVERY_SECONDS = 0.5
+from shared.contracts.groups import Role
+from shared.presence import DeviceSocket
 
 
 class Profiles(Protocol):
+    """auth's users (auth owns them): the profiles of those that exist."""
+
     async def get(self, user_ids: list[str]) -> dict[str, UserProfile]: ...
 
 
 class Files(Protocol):
+    """The files service's metadata of an uploaded file, None if there is no such file."""
+
     async def info(self, file_id: str) -> FileMeta | None: ...
 
 
-def push(event: str, data: Contract) -> Push:
-    return Push(type=event, data=data.model_dump(mode="json"))
+class Presence(Protocol):
+    """Where users' devices are connected, and whether users are online."""
+
+    async def sockets_of(self, user_ids: list[str]) -> list[DeviceSocket]: ...
+
+    async def status_of(self, user_ids: list[str]) -> dict[str, tuple[bool, str | None]]: ...
 
 
-@dataclass(frozen=True)
-class Fanout:
-    """Pushes for every live device of some users, but one (the sender's own)."""
-
-    user_ids: list[str]
-    pushes: list[Push]
-    except_device: tuple[str, str | None] | None = None
+class TypingNotices(Protocol):
+    async def first_in_window(self, conversation_id: str, user_id: str) -> bool:
+        """True at most once per moment per (conversation, user): the notice worth pushing."""
+        ...
 
 
-class Deliverer:
-    def __init__(self, presence: Presence, publish: Publish, report_lost: ReportLost | None = None):
-        self.presence = presence
-        self.publish = publish
-        self.report_lost = report_lost
-        self._reported_at = -REPORT_LOST_EVERY_SECONDS
+class Friendships(Protocol):
+    async def get(self, a: str, b: str) -> Friendship | None: ...
 
-    async def to_users(
-        self, user_ids: Iterable[str], pushes: list[Push], *, except_device: tuple[str, str | None] | None = None
-    ) -> int:
-        """Push to every live device of these users (but `except_device`); returns devices reached."""
-        return await self.fan_out([Fanout(list(user_ids), pushes, except_device)])
+    async def add_request(self, requester: str, target: str, now: datetime) -> bool:
+        """False when the pair already has a friendship or request (someone asked first)."""
+        ...
 
-    async def fan_out(self, fanouts: list[Fanout]) -> int:
-        """Many fan-outs with one presence read, and one broker message per gateway; returns
-        the devices reached (counted once per fan-out).
+    async def accept(self, requester: str, accepter: str, now: datetime) -> bool:
+        """False when there is no pending request from `requester`."""
+        ...
 
-        Best effort: what is already stored must not fail for a push (Redis or a gateway
-        being away); whoever missed it gets it from their cursor on the next bind.
-        """
-        if not fanouts:
-            return 0
-        try:
-            return await self._fan_out(fanouts)
-        except Exception as exc:
-            kind = fanouts[0].pushes[0].type if fanouts[0].pushes else ""
-            log_event(log, "push.failed", logging.WARNING, push_type=kind, error=repr(exc))
-            await self._report_lost(repr(exc))
-            return 0
+    async def remove(self, a: str, b: str) -> bool: ...
 
-    async def _report_lost(self, why: str) -> None:
-        """Have every gateway resync its sockets: a push that could not go out is above the
-        devices' cursors, and a socket that stays open would otherwise see it only on its next
-        bind. Reported after the failure, so the resync comes after it (best effort: with the
-        broker away the gateways resync when it is back anyway)."""
-        now = time.monotonic()
-        if self.report_lost is None or now - self._reported_at < REPORT_LOST_EVERY_SECONDS:
-            return
-        self._reported_at = now
-        try:
-            await self.report_lost(why)
-        except Exception as exc:
-            log_event(log, "push.lost_report_failed", logging.WARNING, error=repr(exc))
+    async def of_user(self, user_id: str) -> list[Friendship]: ...
 
-    async def _fan_out(self, fanouts: list[Fanout]) -> int:
-        users = list(dict.fromkeys(u for f in fanouts for u in f.user_ids))
-        sockets_of: dict[str, list[DeviceSocket]] = defaultdict(list)
-        for sock in await self.presence.sockets_of(users):
-            sockets_of[sock.user_id].append(sock)
-        # In fan-out order per gateway: a conversation's pushes reach each socket in seq order.
-        by_gateway: dict[str, list[Delivery]] = defaultdict(list)
-        reached = 0
-        for fanout in fanouts:
-            targets: dict[str, list[DeviceAddress]] = defaultdict(list)
-            for user_id in dict.fromkeys(fanout.user_ids):
-                for sock in sockets_of.get(user_id, ()):
-                    if fanout.except_device and (sock.user_id, sock.device_id) == fanout.except_device:
-                        continue
-                    address = DeviceAddress(user_id=sock.user_id, device_id=sock.device_id)
-                    if address not in targets[sock.gateway_id]:
-                        targets[sock.gateway_id].append(address)
-            for gateway_id, addresses in targets.items():
-                by_gateway[gateway_id].append(Delivery(targets=addresses, pushes=fanout.pushes))
-                reached += len(addresses)
-        await asyncio.gather(
-            *(
-                self.publish(gateway_id, items[0] if len(items) == 1 else Deliveries(items=items))
-                for gateway_id, items in by_gateway.items()
-            )
-        )
-        return reached
+    async def accepted_among(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of the pairs (as given) that are friends, in one read."""
+        ...
 
-    async def to_socket(self, sock: DeviceSocket, pushes: list[Push], *, sync: bool) -> None:
-        """Push to one socket only (a bind's sync stream)."""
-        await self.publish(
-            sock.gateway_id,
-            Delivery(
-                targets=[DeviceAddress(user_id=sock.user_id, device_id=sock.device_id)],
-                conn_id=sock.conn_id,
-                sync=sync,
-                pushes=pushes,
-            ),
-        )
+
+class Conversations(Protocol):
+    """Conversations with their members; a group's roles and join points."""
+
+    async def conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    async def by_ids(self, conversation_ids: list[str]) -> dict[str, Conversation]: ...
+
+    async def groups_by_id(self, group_ids: list[str]) -> dict[str, Conversation]: ...
+
+    async def ensure_direct(self, conversation_id: str, members: list[str], now: datetime) -> Conversation: ...
+
+    async def of_user(self, user_id: str, kind: Kind | None = None) -> list[Conversation]: ...
+
+    async def create_group(
+        self, conversation_id: str, group_id: str, name: str, members: dict[str, Member], now: datetime
+    ) -> Conversation: ...
+
+    async def group(self, group_id: str) -> Conversation | None: ...
+
+    async def add_members(self, conversation_id: str, members: dict[str, Member]) -> Conversation: ...
+
+    async def remove_member(self, conversation_id: str, user_id: str) -> Conversation | None: ...
+
+    async def set_role(self, conversation_id: str, user_id: str, role: Role) -> bool: ...
+
+    async def delete_if_empty(self, conversation_id: str) -> bool: ...
+
+
+class Messages(Protocol):
+    """Messages in seq order: storing, paging, recalling; `top` is the conversation's last_seq."""
+
+    async def append_many(self, entries: list[tuple[Conversation, Draft]]) -> list[Appended]: ...
+
+    async def catch_up_last_seq(self, conversation_id: str) -> int: ...
+
+    async def page(
+        self, conversation_id: str, before_seq: int | None, limit: int, now: datetime, top: int, floor: int = 0
+    ) -> tuple[list[Message], bool]: ...
+
+    async def above(self, conversation_id: str, after_seq: int, limit: int, now: datetime, top: int) -> list[Message]: ...
+
+    async def latest(self, conversation_id: str, floor: int, now: datetime, top: int) -> Message | None: ...
+
+    async def count_unread(self, conversation_id: str, reader: str, floor: int, now: datetime, top: int) -> int: ...
+
+    async def message(self, message_id: str) -> Message | None: ...
+
+    async def recall(self, message_id: str, now: datetime) -> None: ...
+
+    async def carrying_file(self, file_id: str, now: datetime) -> list[Placed]: ...
+
+    async def delete_conversation(self, conversation_id: str) -> None: ...
+
+
+class Cursors(Protocol):
+    """What each device has acknowledged, and each user's read markers."""
+
+    async def register_device(self, user_id: str, device_id: str, now: datetime) -> bool: ...
+
+    async def of_device(self, user_id: str, device_id: str) -> dict[str, int]: ...
+
+    async def highest_of_user(self, user_id: str) -> dict[str, int]: ...
+
+    async def advance(self, user_id: str, device_id: str, positions: dict[str, int]) -> None: ...
+
+    async def advance_many(self, cursors: Iterable[Cursor]) -> None: ...
+
+    async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> bool: ...
+
+    async def read_positions(self, user_id: str) -> dict[str, int]: ...

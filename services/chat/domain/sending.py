@@ -10,17 +10,14 @@ retries: every item is idempotent by client_msg_id (sends) or by `$max` (acks).
 import hashlib
 from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import Any
 
-from services.chat.domain.files import file_for_message
-from services.chat.domain.messaging import conversation_up_to, to_message
-from services.chat.domain.ports import Deliverer, Fanout, Files, push
-from services.chat.storage.appender import DuplicateClientMessage
-from services.chat.storage.cursors import CursorStore
-from services.chat.storage.friendships import FriendshipStore, pair_key
-from services.chat.storage.messages import MessageStore
+from services.chat.domain.attachments import attachment_for
+from services.chat.domain.delivery import Deliverer, Fanout, push
+from services.chat.domain.messaging import conversation_up_to
+from services.chat.domain.ports import Conversations, Cursors, Files, Friendships, Messages
+from services.chat.domain.records import Conversation, Cursor, Draft, Message
 from shared.contracts import chat
-from shared.contracts.base import Empty, iso, utc_now
+from shared.contracts.base import Empty, utc_now
 from shared.contracts.batches import AckItem, SendItem
 from shared.contracts.errors import ParleyError
 from shared.contracts.wire import Caller
@@ -34,12 +31,6 @@ def direct_conversation_id(a: str, b: str) -> str:
     return "d_" + hashlib.sha256("|".join(sorted((a, b))).encode()).hexdigest()[:24]
 
 
-def _reply(doc: dict[str, Any]) -> chat.MessageSendReply:
-    return chat.MessageSendReply(
-        message_id=doc["_id"], conversation_id=doc["conversation_id"], seq=doc["seq"], sent_at=iso(doc["sent_at"])
-    )
-
-
 def _sender(item: SendItem | AckItem) -> str:
     if item.caller.user_id is None:
         raise ParleyError.unauthorized()
@@ -47,7 +38,12 @@ def _sender(item: SendItem | AckItem) -> str:
 
 
 async def send_messages(
-    items: list[SendItem], friendships: FriendshipStore, messages: MessageStore, deliver: Deliverer, files: Files
+    items: list[SendItem],
+    friendships: Friendships,
+    conversations: Conversations,
+    messages: Messages,
+    deliver: Deliverer,
+    files: Files,
 ) -> list[Outcome]:
     """Store first, answer second, then push to every online device that should see it.
 
@@ -58,65 +54,65 @@ async def send_messages(
     """
     now = utc_now()
     outcomes: list[Outcome | None] = [None] * len(items)
-    conversations = await _conversations_for(items, friendships, messages, now)
-    accepted: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
-    for i, (item, conversation) in enumerate(zip(items, conversations)):
+    targets = await _conversations_for(items, friendships, conversations, now)
+    accepted: list[tuple[int, Conversation, Draft]] = []
+    for i, (item, conversation) in enumerate(zip(items, targets, strict=True)):
         try:
             if isinstance(conversation, ParleyError):
                 raise conversation
-            accepted.append((i, conversation, await _new_message(item, conversation, now, files, messages)))
+            accepted.append((i, conversation, await _draft(item, now, files, conversations, messages)))
         except ParleyError as exc:
             outcomes[i] = exc
-    results = await messages.append_many([(conversation, doc) for _, conversation, doc in accepted])
+    stored = await messages.append_many([(conversation, draft) for _, conversation, draft in accepted])
     fanouts: list[Fanout] = []
-    for (i, conversation, _), stored in zip(accepted, results):
+    for (i, conversation, _), appended in zip(accepted, stored, strict=True):
         item = items[i]
         sender = (item.caller.user_id or "", item.caller.device_id)
-        if isinstance(stored, DuplicateClientMessage):  # a retry, or the same send racing itself
-            outcomes[i], fanout = await _answer_retry(stored.existing, sender, messages)
+        if appended.first:
+            outcomes[i] = appended.message.send_reply()
+            fanouts.append(Fanout(conversation.members, [push("message.new", appended.message.to_contract())], sender))
+        else:  # a retry, or the same send racing itself
+            outcomes[i], fanout = await _answer_retry(appended.message, sender, conversations)
             fanouts += fanout
-        elif isinstance(stored, BaseException):
-            raise stored  # the database is away: the whole batch is answered unavailable
-        else:
-            outcomes[i] = _reply(stored)
-            fanouts.append(Fanout(conversation["members"], [push("message.new", to_message(stored))], sender))
     await deliver.fan_out(fanouts)
-    assert all(o is not None for o in outcomes)
-    return outcomes  # type: ignore[return-value]
+    answered = [o for o in outcomes if o is not None]
+    assert len(answered) == len(items)
+    return answered
 
 
 async def send_message(
     request: chat.MessageSend,
     sender: str,
     sender_device: str | None,
-    friendships: FriendshipStore,
-    messages: MessageStore,
+    friendships: Friendships,
+    conversations: Conversations,
+    messages: Messages,
     deliver: Deliverer,
     files: Files,
 ) -> chat.MessageSendReply:
     """One message (a batch of one); raises what refused it."""
     item = SendItem(caller=Caller(request_id=new_id("r"), user_id=sender, device_id=sender_device), request=request)
-    (outcome,) = await send_messages([item], friendships, messages, deliver, files)
+    (outcome,) = await send_messages([item], friendships, conversations, messages, deliver, files)
     if isinstance(outcome, ParleyError):
         raise outcome
     return outcome
 
 
 async def _conversations_for(
-    items: list[SendItem], friendships: FriendshipStore, messages: MessageStore, now: datetime
-) -> list[dict[str, Any] | ParleyError]:
+    items: list[SendItem], friendships: Friendships, conversations: Conversations, now: datetime
+) -> list[Conversation | ParleyError]:
     """Each item's conversation, or why its sender may not write there; one read for all the
     groups named and one for all the friendships."""
     group_ids = list({i.request.to.group_id for i in items if i.request.to.group_id is not None})
-    groups = await messages.groups_by_id(group_ids)
+    groups = await conversations.groups_by_id(group_ids)
     pairs = [(_sender(i), i.request.to.user_id) for i in items if i.request.to.user_id is not None]
     friends = await friendships.accepted_among([(a, b) for a, b in pairs if a != b])
-    found: list[dict[str, Any] | ParleyError] = []
+    found: list[Conversation | ParleyError] = []
     for item in items:
         sender, to = _sender(item), item.request.to
         if to.group_id is not None:
             group = groups.get(to.group_id)
-            if group is None or sender not in group["members"]:
+            if group is None or not group.has_member(sender):
                 found.append(ParleyError.forbidden("you are not a member of this group"))
             else:
                 found.append(group)
@@ -124,81 +120,81 @@ async def _conversations_for(
         assert to.user_id is not None
         if to.user_id == sender:
             found.append(ParleyError.bad_request("data.to.user_id: you cannot message yourself"))
-        elif pair_key(sender, to.user_id) not in friends:
+        elif (sender, to.user_id) not in friends:
             found.append(ParleyError.forbidden("direct messages need an accepted friendship"))
         else:
             found.append(
-                await messages.ensure_direct(direct_conversation_id(sender, to.user_id), sorted((sender, to.user_id)), now)
+                await conversations.ensure_direct(
+                    direct_conversation_id(sender, to.user_id), sorted((sender, to.user_id)), now
+                )
             )
     return found
 
 
-async def _new_message(
-    item: SendItem, conversation: dict[str, Any], now: datetime, files: Files, messages: MessageStore
-) -> dict[str, Any]:
+async def _draft(item: SendItem, now: datetime, files: Files, conversations: Conversations, messages: Messages) -> Draft:
     request, sender = item.request, _sender(item)
-    to = {"group_id": request.to.group_id} if request.to.group_id is not None else {"user_id": request.to.user_id}
-    doc: dict[str, Any] = {
-        "_id": new_id("m"),
-        "from_user_id": sender,
-        "client_msg_id": request.client_msg_id,
-        "to": to,
-        "sent_at": now,
-    }
-    if request.text is not None:
-        doc["text"] = request.text
-    if request.file_id is not None:
-        doc["file"] = (await file_for_message(request.file_id, sender, files, messages)).model_dump()
-    if request.ttl_seconds is not None:
-        doc["expires_at"] = now + timedelta(seconds=request.ttl_seconds)
-    return doc
+    return Draft(
+        message_id=new_id("m"),
+        from_user_id=sender,
+        client_msg_id=request.client_msg_id,
+        to={"group_id": request.to.group_id} if request.to.group_id is not None else {"user_id": request.to.user_id or ""},
+        sent_at=now,
+        text=request.text,
+        file=(
+            await attachment_for(request.file_id, sender, files, conversations, messages)
+            if request.file_id is not None
+            else None
+        ),
+        expires_at=now + timedelta(seconds=request.ttl_seconds) if request.ttl_seconds is not None else None,
+    )
 
 
 async def _answer_retry(
-    earlier: dict[str, Any], sender: tuple[str, str | None], messages: MessageStore
+    earlier: Message, sender: tuple[str, str | None], conversations: Conversations
 ) -> tuple[chat.MessageSendReply, list[Fanout]]:
     """A send repeated with its client_msg_id: the first reply, and the first message pushed
     again (to its own conversation) in case the first attempt died before pushing, unless it
     was recalled or has expired since."""
-    conversation = await messages.conversation(earlier["conversation_id"])
-    if conversation is None or not messages.is_visible(earlier, utc_now()):
-        return _reply(earlier), []
-    return _reply(earlier), [Fanout(conversation["members"], [push("message.new", to_message(earlier))], sender)]
+    conversation = await conversations.conversation(earlier.conversation_id)
+    if conversation is None or not earlier.is_visible(utc_now()):
+        return earlier.send_reply(), []
+    return earlier.send_reply(), [Fanout(conversation.members, [push("message.new", earlier.to_contract())], sender)]
 
 
 async def acknowledge_many(
-    items: list[AckItem], messages: MessageStore, cursors: CursorStore
+    items: list[AckItem], conversations: Conversations, messages: Messages, cursors: Cursors
 ) -> list[Empty | ParleyError]:
     """Move each device's cursor up to the seq it acknowledged: one read of the conversations
     named, one write of every cursor moved (several acks of one device coalesce into its
     highest)."""
-    conversations = await messages.conversations_by_id(list({i.request.conversation_id for i in items}))
+    known = await conversations.by_ids(list({i.request.conversation_id for i in items}))
     outcomes: list[Empty | ParleyError] = []
-    positions: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    highest: dict[tuple[str, str, str], int] = defaultdict(int)
     for item in items:
         request = item.request
         try:
             user = _sender(item)
-            known = conversations.get(request.conversation_id)
-            if known is None or user not in known["members"] or request.seq > known["last_seq"]:
+            conversation = known.get(request.conversation_id)
+            if conversation is None or not conversation.has_member(user) or request.seq > conversation.last_seq:
                 # Not a member, or beyond last_seq (which may need catching up): the careful path.
-                known = await conversation_up_to(request.conversation_id, request.seq, user, messages)
-                conversations[request.conversation_id] = known
+                conversation = await conversation_up_to(request.conversation_id, request.seq, user, conversations, messages)
+                known[request.conversation_id] = conversation
         except ParleyError as exc:
             outcomes.append(exc)
             continue
-        seqs = positions[(user, item.caller.device_id or "default")]
-        seqs[request.conversation_id] = max(seqs.get(request.conversation_id, 0), request.seq)
+        key = (user, item.caller.device_id or "default", request.conversation_id)
+        highest[key] = max(highest[key], request.seq)
         outcomes.append(Empty())
-    await cursors.advance_many(positions)
+    await cursors.advance_many(Cursor(u, d, c, seq) for (u, d, c), seq in highest.items())
     return outcomes
 
 
 async def acknowledge(
-    request: chat.MessageAck, user_id: str, device_id: str, messages: MessageStore, cursors: CursorStore
+    request: chat.MessageAck, user_id: str, device_id: str, conversations: Conversations, messages: Messages,
+    cursors: Cursors,
 ) -> None:
     """One acknowledgement (a batch of one); raises what refused it."""
     item = AckItem(caller=Caller(request_id=new_id("r"), user_id=user_id, device_id=device_id), request=request)
-    (outcome,) = await acknowledge_many([item], messages, cursors)
+    (outcome,) = await acknowledge_many([item], conversations, messages, cursors)
     if isinstance(outcome, ParleyError):
         raise outcome

@@ -14,11 +14,13 @@ seqs again from the hints as they stood after the stored prefix.
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from pymongo import UpdateOne, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
+
+from services.chat.domain.records import Conversation, Draft, Message
+from services.chat.storage.documents import Document, message_doc
 
 DUPLICATE_KEY = 11000
 MAX_BATCH = 256
@@ -28,25 +30,26 @@ MAX_HINTS = 100_000
 class DuplicateClientMessage(Exception):
     """The sender already sent a message with this client_msg_id; `existing` is it."""
 
-    def __init__(self, existing: dict[str, Any]):
-        super().__init__(existing["_id"])
+    def __init__(self, existing: Message):
+        super().__init__(existing.message_id)
         self.existing = existing
 
 
 @dataclass
 class Pending:
-    conversation: dict[str, Any]
-    message: dict[str, Any]
-    done: asyncio.Future[dict[str, Any]]
-    doc: dict[str, Any] = field(default_factory=dict)
+    conversation: Conversation
+    draft: Draft
+    done: asyncio.Future[Message]
+    seq: int = 0
+    doc: Document = field(default_factory=dict)
 
 
 class GroupCommit:
     def __init__(
         self,
-        messages: AsyncCollection,
-        conversations: AsyncCollection,
-        by_client_msg_id: Callable[[str, str], Awaitable[dict[str, Any] | None]],
+        messages: AsyncCollection[Document],
+        conversations: AsyncCollection[Document],
+        by_client_msg_id: Callable[[str, str], Awaitable[Message | None]],
         highest_seq: Callable[[str], Awaitable[int]],
     ):
         self.messages = messages
@@ -61,18 +64,18 @@ class GroupCommit:
         self._queue: list[Pending] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def append(self, conversation: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
-        """Store `message` at the conversation's next seq; returns the stored document."""
-        return await self._enqueue(conversation, message)
+    async def append(self, conversation: Conversation, draft: Draft) -> Message:
+        """Store `draft` at the conversation's next seq; returns the stored message."""
+        return await self._enqueue(conversation, draft)
 
-    async def append_many(self, entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any] | Exception]:
+    async def append_many(self, entries: list[tuple[Conversation, Draft]]) -> list[Message | BaseException]:
         """Queue every entry now, in order (so one sender's messages take ascending seqs), then
-        wait for them all; each result is the stored document or what refused it."""
-        waits = [self._enqueue(conversation, message) for conversation, message in entries]
+        wait for them all; each result is the stored message or what refused it."""
+        waits = [self._enqueue(conversation, draft) for conversation, draft in entries]
         return list(await asyncio.gather(*waits, return_exceptions=True))
 
-    def _enqueue(self, conversation: dict[str, Any], message: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
-        pending = Pending(conversation, message, asyncio.get_running_loop().create_future())
+    def _enqueue(self, conversation: Conversation, draft: Draft) -> asyncio.Future[Message]:
+        pending = Pending(conversation, draft, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_while_queued())
@@ -89,7 +92,7 @@ class GroupCommit:
                 # is never stored ahead of an earlier one that failed and will come again.
                 failed, self._queue = [*batch, *self._queue], []
                 for p in failed:
-                    self._next_seq.pop(p.conversation["_id"], None)  # what was written is unknown
+                    self._next_seq.pop(p.conversation.conversation_id, None)  # what was written is unknown
                     if not p.done.done():
                         p.done.set_exception(exc)
                 continue
@@ -99,10 +102,10 @@ class GroupCommit:
         if len(self._next_seq) > MAX_HINTS:
             self._next_seq.clear()
         for p in batch:
-            cid = p.conversation["_id"]
-            seq = max(self._next_seq.get(cid, 0), p.conversation.get("last_seq", 0) + 1)
+            cid = p.conversation.conversation_id
+            seq = max(self._next_seq.get(cid, 0), p.conversation.last_seq + 1)
             self._next_seq[cid] = seq + 1
-            p.doc = {**p.message, "conversation_id": cid, "seq": seq}
+            p.seq, p.doc = seq, message_doc(p.draft, cid, seq)
 
     async def _write(self, batch: list[Pending]) -> list[Pending]:
         """Insert the batch; settle what was stored or refused; return what must go again."""
@@ -119,22 +122,22 @@ class GroupCommit:
         stored = batch[:failed_at]
         await self._record_last_seq(stored)
         for p in stored:
-            p.done.set_result(p.doc)
+            p.done.set_result(p.draft.stored_at(p.conversation.conversation_id, p.seq))
         if error is None:
             return []
         # Hints as they stand after the stored prefix: the rest takes its seqs again.
         self._next_seq = hints_before
         for p in stored:
-            self._next_seq[p.conversation["_id"]] = p.doc["seq"] + 1
+            self._next_seq[p.conversation.conversation_id] = p.seq + 1
         failed, rest = batch[failed_at], batch[failed_at + 1:]
         if "client_msg_id" in (error.get("keyPattern") or {}):
-            existing = await self.by_client_msg_id(failed.message["from_user_id"], failed.message["client_msg_id"])
+            existing = await self.by_client_msg_id(failed.draft.from_user_id, failed.draft.client_msg_id)
             if existing is not None:
                 failed.done.set_exception(DuplicateClientMessage(existing))
                 return rest
             return [failed, *rest]  # deleted meanwhile: try again
         # Another replica took this seq: start this conversation above everything stored.
-        cid = failed.conversation["_id"]
+        cid = failed.conversation.conversation_id
         self._next_seq[cid] = max(self._next_seq.get(cid, 0), await self.highest_seq(cid) + 1)
         return [failed, *rest]
 
@@ -142,11 +145,11 @@ class GroupCommit:
         """`last_seq` only moves up: one $max per conversation for the whole batch."""
         latest: dict[str, Pending] = {}
         for p in stored:
-            latest[p.conversation["_id"]] = p
+            latest[p.conversation.conversation_id] = p
         if latest:
             await self.conversations.bulk_write(
                 [
-                    UpdateOne({"_id": cid}, {"$max": {"last_seq": p.doc["seq"], "last_at": p.doc["sent_at"]}})
+                    UpdateOne({"_id": cid}, {"$max": {"last_seq": p.seq, "last_at": p.draft.sent_at}})
                     for cid, p in latest.items()
                 ],
                 ordered=False,

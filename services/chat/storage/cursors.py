@@ -1,18 +1,21 @@
 """The `devices` and `cursors` collections: what each (user, device) has acknowledged."""
-from datetime import datetime
-
+from collections.abc import Iterable
 from contextlib import suppress
+from datetime import datetime
 
 from pymongo import ASCENDING, UpdateOne, WriteConcern
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from services.chat.domain.records import Cursor
+from services.chat.storage.documents import Document
+
 AFTER_BAR = chr(ord("|") + 1)  # the first character above "|": the end of a `...|` prefix range
 
 
 class CursorStore:
-    def __init__(self, db: AsyncDatabase):
+    def __init__(self, db: AsyncDatabase[Document]):
         self.devices = db["devices"]
         # Cursor moves are not waited on to reach the journal (a flush per write): one lost
         # with a database crash only means a device is sent again what it already holds,
@@ -38,7 +41,7 @@ class CursorStore:
             return False
         return True
 
-    def _with_prefix(self, *parts: str) -> AsyncCursor:
+    def _with_prefix(self, *parts: str) -> AsyncCursor[Document]:
         """Cursors whose _id starts with `part|...|`: a range of the _id index. ("|" may occur in
         a device id, so callers also check the fields.)"""
         prefix = "|".join(parts) + "|"
@@ -62,21 +65,20 @@ class CursorStore:
 
     async def advance(self, user_id: str, device_id: str, positions: dict[str, int]) -> None:
         """Move cursors forward (never back) to the given seqs."""
-        await self.advance_many({(user_id, device_id): positions})
+        await self.advance_many(Cursor(user_id, device_id, cid, seq) for cid, seq in positions.items())
 
-    async def advance_many(self, positions: dict[tuple[str, str], dict[str, int]]) -> None:
-        """Move many devices' cursors forward in one write: (user, device) → conversation → seq."""
+    async def advance_many(self, cursors: Iterable[Cursor]) -> None:
+        """Move many devices' cursors forward in one write."""
         updates = [
             UpdateOne(
-                {"_id": f"{user_id}|{device_id}|{conversation_id}"},
+                {"_id": f"{c.user_id}|{c.device_id}|{c.conversation_id}"},
                 {
-                    "$max": {"seq": seq},
-                    "$setOnInsert": {"user_id": user_id, "device_id": device_id, "conversation_id": conversation_id},
+                    "$max": {"seq": c.seq},
+                    "$setOnInsert": {"user_id": c.user_id, "device_id": c.device_id, "conversation_id": c.conversation_id},
                 },
                 upsert=True,
             )
-            for (user_id, device_id), seqs in positions.items()
-            for conversation_id, seq in seqs.items()
+            for c in cursors
         ]
         if updates:
             await self.cursors.bulk_write(updates, ordered=False)

@@ -1,12 +1,12 @@
 """The `friendships` collection: one document per pair of users, pending or accepted."""
 from datetime import datetime
-from typing import Any, Literal
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-Status = Literal["pending", "accepted"]
+from services.chat.domain.records import Friendship
+from services.chat.storage.documents import Document, friendship
 
 
 def pair_key(a: str, b: str) -> str:
@@ -14,14 +14,15 @@ def pair_key(a: str, b: str) -> str:
 
 
 class FriendshipStore:
-    def __init__(self, db: AsyncDatabase):
+    def __init__(self, db: AsyncDatabase[Document]):
         self.friendships = db["friendships"]
 
     async def ensure_indexes(self) -> None:
         await self.friendships.create_index([("users", ASCENDING)])
 
-    async def get(self, a: str, b: str) -> dict[str, Any] | None:
-        return await self.friendships.find_one({"_id": pair_key(a, b)})
+    async def get(self, a: str, b: str) -> Friendship | None:
+        doc = await self.friendships.find_one({"_id": pair_key(a, b)})
+        return friendship(doc) if doc else None
 
     async def add_request(self, requester: str, target: str, now: datetime) -> bool:
         """False when the pair already has a document (someone asked first)."""
@@ -51,16 +52,18 @@ class FriendshipStore:
         result = await self.friendships.delete_one({"_id": pair_key(a, b)})
         return result.deleted_count == 1
 
-    async def of_user(self, user_id: str) -> list[dict[str, Any]]:
-        return [doc async for doc in self.friendships.find({"users": user_id}).sort("created_at", ASCENDING)]
+    async def of_user(self, user_id: str) -> list[Friendship]:
+        return [friendship(doc) async for doc in self.friendships.find({"users": user_id}).sort("created_at", ASCENDING)]
 
-    async def accepted_among(self, pairs: list[tuple[str, str]]) -> set[str]:
-        """The pair keys (pair_key) of those pairs that are friends, in one read."""
-        keys = list({pair_key(a, b) for a, b in pairs})
-        if not keys:
+    async def accepted_among(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of the pairs (as given) that are friends, in one read."""
+        by_key: dict[str, list[tuple[str, str]]] = {}
+        for pair in pairs:
+            by_key.setdefault(pair_key(*pair), []).append(pair)
+        if not by_key:
             return set()
-        cursor = self.friendships.find({"_id": {"$in": keys}, "status": "accepted"}, projection={"_id": 1})
-        return {doc["_id"] async for doc in cursor}
+        cursor = self.friendships.find({"_id": {"$in": list(by_key)}, "status": "accepted"}, projection={"_id": 1})
+        return {pair async for doc in cursor for pair in by_key[doc["_id"]]}
 
     async def are_friends(self, a: str, b: str) -> bool:
-        return pair_key(a, b) in await self.accepted_among([(a, b)])
+        return bool(await self.accepted_among([(a, b)]))

@@ -1,4 +1,4 @@
-"""The `conversations` and `messages` collections, and gap-free `seq` allocation.
+"""The `messages` collection, and gap-free `seq` allocation (the conversation's `last_seq`).
 
 A message takes the next seq and is inserted under a unique (conversation_id, seq) index: two
 concurrent senders cannot take one seq, and a crash between allocating and storing leaves no
@@ -8,29 +8,31 @@ conversation only moves up ($max) and is the base for the next seq even after ol
 expire and are deleted.
 """
 from datetime import datetime, timezone
-from typing import Any
-
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
-from services.chat.storage.appender import GroupCommit
+from services.chat.domain.records import Appended, Conversation, Draft, Message, Placed, is_visible
+from services.chat.storage.appender import DuplicateClientMessage, GroupCommit
+from services.chat.storage.documents import Document, message
 from services.chat.storage.seqwindows import windows
 
-MAX_KNOWN_DIRECT = 100_000
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def _visible(doc: Document, now: datetime) -> bool:
+    return is_visible(bool(doc.get("recalled")), doc.get("expires_at"), now)
+
+
 class MessageStore:
-    def __init__(self, db: AsyncDatabase):
+    """Messages: storing them in seq order, reading them in pages, recalling and expiring them.
+    The conversations' `last_seq` is written here too: it moves with the messages it counts."""
+
+    def __init__(self, db: AsyncDatabase[Document]):
         self.conversations = db["conversations"]
         self.messages = db["messages"]
-        self._known_direct: set[str] = set()
         self._group_commit = GroupCommit(self.messages, self.conversations, self.by_client_msg_id, self.highest_seq)
 
     async def ensure_indexes(self) -> None:
-        await self.conversations.create_index([("members", ASCENDING)])
-        await self.conversations.create_index([("group_id", ASCENDING)], unique=True, sparse=True)
         await self.messages.create_index([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True)
         await self.messages.create_index([("from_user_id", ASCENDING), ("client_msg_id", ASCENDING)], unique=True)
         await self.messages.create_index([("file.file_id", ASCENDING)], sparse=True)
@@ -55,119 +57,30 @@ class MessageStore:
         result = await self.messages.delete_many({"expires_at": {"$gte": EPOCH, "$lt": now}})
         return result.deleted_count
 
-    # --- conversations ---------------------------------------------------------------------
-    async def conversation(self, conversation_id: str) -> dict[str, Any] | None:
-        return await self.conversations.find_one({"_id": conversation_id})
-
-    async def conversations_by_id(self, conversation_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Many conversations in one read (a batch of acks names several)."""
-        if not conversation_ids:
-            return {}
-        return {doc["_id"]: doc async for doc in self.conversations.find({"_id": {"$in": conversation_ids}})}
-
-    async def groups_by_id(self, group_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Many groups' conversations in one read (a batch of sends names several)."""
-        if not group_ids:
-            return {}
-        return {doc["group_id"]: doc async for doc in self.conversations.find({"group_id": {"$in": group_ids}})}
-
-    async def ensure_direct(self, conversation_id: str, members: list[str], now: datetime) -> dict[str, Any]:
-        """The direct conversation, created on first use. Direct conversations are never deleted
-        and their members never change, so once this process has seen one it skips the read
-        (the seq comes from the group commit's hint; a stale one is caught by the unique index)."""
-        if conversation_id in self._known_direct:
-            return {"_id": conversation_id, "kind": "direct", "members": members}
-        doc = await self._direct(conversation_id, members, now)
-        if len(self._known_direct) >= MAX_KNOWN_DIRECT:
-            self._known_direct.clear()
-        self._known_direct.add(conversation_id)
-        return doc
-
-    async def _direct(self, conversation_id: str, members: list[str], now: datetime) -> dict[str, Any]:
-        doc = await self.conversation(conversation_id)
-        if doc is not None:
-            return doc
-        try:
-            await self.conversations.insert_one(
-                {"_id": conversation_id, "kind": "direct", "members": members, "last_seq": 0, "created_at": now}
-            )
-        except DuplicateKeyError:
-            pass  # created by a concurrent first message
-        doc = await self.conversation(conversation_id)
-        assert doc is not None
-        return doc
-
-    async def conversations_of(self, user_id: str, kind: str | None = None) -> list[dict[str, Any]]:
-        query: dict[str, Any] = {"members": user_id}
-        if kind is not None:
-            query["kind"] = kind
-        return [doc async for doc in self.conversations.find(query).sort("_id", ASCENDING)]
-
-    # --- groups: membership lives in the conversation document, so each change is atomic ---
-    async def create_group(
-        self, conversation_id: str, group_id: str, name: str, member_info: dict[str, dict[str, Any]], now: datetime
-    ) -> None:
-        await self.conversations.insert_one(
-            {
-                "_id": conversation_id,
-                "kind": "group",
-                "group_id": group_id,
-                "name": name,
-                "members": list(member_info),
-                "member_info": member_info,
-                "last_seq": 0,
-                "created_at": now,
-            }
-        )
-
-    async def group(self, group_id: str) -> dict[str, Any] | None:
-        return await self.conversations.find_one({"group_id": group_id})
-
-    async def add_group_members(self, conversation_id: str, member_info: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """Add members who are not in yet; returns the updated conversation."""
-        sets = {f"member_info.{uid}": info for uid, info in member_info.items()}
-        doc = await self.conversations.find_one_and_update(
-            {"_id": conversation_id},
-            {"$addToSet": {"members": {"$each": list(member_info)}}, "$set": sets},
-            return_document=ReturnDocument.AFTER,
-        )
-        assert doc is not None
-        return doc
-
-    async def remove_group_member(self, conversation_id: str, user_id: str) -> dict[str, Any] | None:
-        """Remove one member; returns the updated conversation (None if they were not in it)."""
-        return await self.conversations.find_one_and_update(
-            {"_id": conversation_id, "members": user_id},
-            {"$pull": {"members": user_id}, "$unset": {f"member_info.{user_id}": ""}},
-            return_document=ReturnDocument.AFTER,
-        )
-
-    async def set_group_role(self, conversation_id: str, user_id: str, role: str) -> bool:
-        result = await self.conversations.update_one(
-            {"_id": conversation_id, "members": user_id}, {"$set": {f"member_info.{user_id}.role": role}}
-        )
-        return result.matched_count == 1
-
-    async def delete_if_empty(self, conversation_id: str) -> bool:
-        """An empty group is gone, with its messages (unless someone joined meanwhile)."""
-        result = await self.conversations.delete_one({"_id": conversation_id, "members": {"$size": 0}})
-        if result.deleted_count:
-            await self.messages.delete_many({"conversation_id": conversation_id})
-        return bool(result.deleted_count)
-
     # --- messages --------------------------------------------------------------------------
-    async def append(self, conversation: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
-        """Store `message` at the conversation's next seq; returns the stored document."""
-        return await self._group_commit.append(conversation, message)
+    async def append(self, conversation: Conversation, draft: Draft) -> Message:
+        """Store `draft` at the conversation's next seq; returns the stored message (raises
+        DuplicateClientMessage for a retry)."""
+        return await self._group_commit.append(conversation, draft)
 
-    async def append_many(self, entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any] | Exception]:
-        """Store each (conversation, message) in this order, in as few writes as the group commit
-        makes; returns each stored document, or the exception that refused it (a
-        DuplicateClientMessage for a retry, or the database's error for all of them)."""
-        return await self._group_commit.append_many(entries)
+    async def append_many(self, entries: list[tuple[Conversation, Draft]]) -> list[Appended]:
+        """Store each (conversation, draft) in this order, in as few writes as the group commit
+        makes. A draft whose client_msg_id its sender used before gives the earlier message;
+        a database error raises out of the whole batch."""
+        results = await self._group_commit.append_many(entries)
+        appended: list[Appended] = []
+        for result in results:
+            if isinstance(result, DuplicateClientMessage):  # a retry, or the same send racing itself
+                appended.append(Appended(result.existing, first=False))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                appended.append(Appended(result, first=True))
+        return appended
 
-    async def by_client_msg_id(self, sender: str, client_msg_id: str) -> dict[str, Any] | None:
-        return await self.messages.find_one({"from_user_id": sender, "client_msg_id": client_msg_id})
+    async def by_client_msg_id(self, sender: str, client_msg_id: str) -> Message | None:
+        doc = await self.messages.find_one({"from_user_id": sender, "client_msg_id": client_msg_id})
+        return message(doc) if doc else None
 
     async def catch_up_last_seq(self, conversation_id: str) -> int:
         """Raise `last_seq` to the highest seq stored (a crash between the two writes of a group
@@ -181,20 +94,20 @@ class MessageStore:
             projection={"last_seq": 1},
             return_document=ReturnDocument.AFTER,
         )
-        return conversation["last_seq"] if conversation else latest["seq"]
+        return int(conversation["last_seq"] if conversation else latest["seq"])
 
     async def highest_seq(self, conversation_id: str) -> int:
         """The highest seq stored or recorded for the conversation (even if since expired)."""
         recorded, latest = await self._recorded_and_stored_top(conversation_id)
         return max(latest["seq"] if latest else 0, recorded)
 
-    async def _recorded_and_stored_top(self, conversation_id: str) -> tuple[int, dict[str, Any] | None]:
+    async def _recorded_and_stored_top(self, conversation_id: str) -> tuple[int, Document | None]:
         """The conversation's recorded `last_seq`, and the highest message stored at or above it."""
-        conversation = await self.conversation(conversation_id)
-        recorded = conversation["last_seq"] if conversation else 0
+        conversation = await self.conversations.find_one({"_id": conversation_id}, projection={"last_seq": 1})
+        recorded: int = conversation.get("last_seq", 0) if conversation else 0
         return recorded, await self._stored_from(conversation_id, recorded)
 
-    async def _stored_from(self, conversation_id: str, seq: int) -> dict[str, Any] | None:
+    async def _stored_from(self, conversation_id: str, seq: int) -> Document | None:
         """The highest message stored at or above `seq`: a short range just under the top,
         never the whole conversation sorted (seqwindows.py says why)."""
         cursor = self.messages.find(
@@ -203,30 +116,26 @@ class MessageStore:
         docs = await cursor.to_list()
         return max(docs, key=lambda d: d["seq"]) if docs else None
 
-    # Visibility (not recalled, not expired) is decided here in code, on the documents an index
-    # range returns, not in the query: on the embedded MongoDB-wire server a `$ne`/`$or` beside
-    # the (conversation_id, seq) range turned an index scan into a collection scan (7 ms ->
+    # Visibility (records.is_visible) is decided here in code, on the documents an index range
+    # returns, not in the query: on the embedded MongoDB-wire server a `$ne`/`$or` beside the
+    # (conversation_id, seq) range turned an index scan into a collection scan (7 ms ->
     # 240-350 ms at 10,000 messages). A real mongod filters fetched documents either way, so
     # results are the same; hidden messages are few, and the windows refill to `limit`.
-    @staticmethod
-    def is_visible(doc: dict[str, Any], now: datetime) -> bool:
-        return not doc.get("recalled") and (doc.get("expires_at") is None or doc["expires_at"] > now)
-
     async def _visible_in_range(
         self, conversation_id: str, low: int, high: int | None, top: int, limit: int, now: datetime,
         newest_first: bool,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Message]:
         """Up to `limit` visible messages with low < seq < high, in windows of seqs (seqwindows.py)."""
-        found: list[dict[str, Any]] = []
+        found: list[Message] = []
         async for docs in windows(self.messages, conversation_id, low, high, top, limit, newest_first):
-            found += [d for d in docs if self.is_visible(d, now)]
+            found += [message(d) for d in docs if _visible(d, now)]
             if len(found) >= limit:
                 break
         return found[:limit]
 
     async def page(
         self, conversation_id: str, before_seq: int | None, limit: int, now: datetime, top: int, floor: int = 0
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[Message], bool]:
         """The newest `limit` visible messages above `floor` and below `before_seq`, ascending,
         and whether older ones (above `floor`) exist. `top`: the conversation's last_seq."""
         docs = await self._visible_in_range(conversation_id, floor, before_seq, top, limit + 1, now, newest_first=True)
@@ -234,11 +143,11 @@ class MessageStore:
 
     async def above(
         self, conversation_id: str, after_seq: int, limit: int, now: datetime, top: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[Message]:
         """Visible messages with seq > after_seq, ascending, at most `limit`."""
         return await self._visible_in_range(conversation_id, after_seq, None, top, limit, now, newest_first=False)
 
-    async def latest(self, conversation_id: str, floor: int, now: datetime, top: int) -> dict[str, Any] | None:
+    async def latest(self, conversation_id: str, floor: int, now: datetime, top: int) -> Message | None:
         """The newest visible message above `floor`."""
         docs = await self._visible_in_range(conversation_id, floor, None, top, 1, now, newest_first=True)
         return docs[0] if docs else None
@@ -249,11 +158,12 @@ class MessageStore:
         unread = 0
         projection = {"from_user_id": 1, "recalled": 1, "expires_at": 1, "seq": 1}
         async for docs in windows(self.messages, conversation_id, floor, None, top, 500, False, projection):
-            unread += sum(1 for d in docs if d["from_user_id"] != reader and self.is_visible(d, now))
+            unread += sum(1 for d in docs if d["from_user_id"] != reader and _visible(d, now))
         return unread
 
-    async def message(self, message_id: str) -> dict[str, Any] | None:
-        return await self.messages.find_one({"_id": message_id})
+    async def message(self, message_id: str) -> Message | None:
+        doc = await self.messages.find_one({"_id": message_id})
+        return message(doc) if doc else None
 
     async def recall(self, message_id: str, now: datetime) -> None:
         """Mark recalled and drop the content: a recalled message keeps only its place (seq)."""
@@ -261,9 +171,13 @@ class MessageStore:
             {"_id": message_id}, {"$set": {"recalled": True, "recalled_at": now}, "$unset": {"text": "", "file": ""}}
         )
 
-    async def carrying_file(self, file_id: str, now: datetime) -> list[dict[str, Any]]:
-        """Visible messages that carry this file (conversation id and seq are enough)."""
+    async def carrying_file(self, file_id: str, now: datetime) -> list[Placed]:
+        """Where the visible messages that carry this file sit."""
         cursor = self.messages.find(
             {"file.file_id": file_id}, {"conversation_id": 1, "seq": 1, "recalled": 1, "expires_at": 1}
         )
-        return [doc async for doc in cursor if self.is_visible(doc, now)]
+        return [Placed(doc["conversation_id"], doc["seq"]) async for doc in cursor if _visible(doc, now)]
+
+    async def delete_conversation(self, conversation_id: str) -> None:
+        """Every message of a conversation that is gone (an empty group)."""
+        await self.messages.delete_many({"conversation_id": conversation_id})

@@ -19,12 +19,14 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
+from services.chat.storage.documents import Document
+
 MIN_WIDTH = 32
 MAX_WIDTH = 8192
 
 
 async def windows(
-    messages: AsyncCollection,
+    messages: AsyncCollection[Document],
     conversation_id: str,
     low: int,
     high: int | None,
@@ -70,7 +72,7 @@ def _next_width(width: int, found: int) -> int:
 
 
 async def _read(
-    messages: AsyncCollection, conversation_id: str, seq: dict[str, int], order: int, projection: dict[str, int] | None
+    messages: AsyncCollection[Document], conversation_id: str, seq: dict[str, int], order: int, projection: dict[str, int] | None
 ) -> list[dict[str, Any]]:
     cursor = messages.find({"conversation_id": conversation_id, "seq": seq}, projection)
     return await cursor.sort("seq", order).to_list()

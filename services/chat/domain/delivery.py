@@ -1,0 +1,123 @@
+"""Pushes to users' devices: `Deliverer` sends them to whichever gateways hold the target
+devices (presence in Redis, deliveries on RabbitMQ), many fan-outs in one broker message per
+gateway.
+"""
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from services.chat.domain.ports import Presence
+from shared.contracts.base import Contract
+from shared.contracts.batches import Deliveries
+from shared.contracts.envelope import Push
+from shared.contracts.wire import Delivery, DeviceAddress
+from shared.logs import log_event
+from shared.presence import DeviceSocket
+
+log = logging.getLogger("parley.chat")
+
+Publish = Callable[[str, Delivery | Deliveries], Awaitable[None]]  # (gateway_id, what for its sockets)
+ReportLost = Callable[[str], Awaitable[None]]  # (why): tells the gateways to resync their sockets
+# At most one "deliveries lost" report per this many seconds: an outage fails every push.
+REPORT_LOST_EVERY_SECONDS = 0.5
+
+
+def push(event: str, data: Contract) -> Push:
+    return Push(type=event, data=data.model_dump(mode="json"))
+
+
+@dataclass(frozen=True)
+class Fanout:
+    """Pushes for every live device of some users, but one (the sender's own)."""
+
+    user_ids: Sequence[str]
+    pushes: list[Push]
+    except_device: tuple[str, str | None] | None = None
+
+
+class Deliverer:
+    def __init__(self, presence: Presence, publish: Publish, report_lost: ReportLost | None = None):
+        self.presence = presence
+        self.publish = publish
+        self.report_lost = report_lost
+        self._reported_at = -REPORT_LOST_EVERY_SECONDS
+
+    async def to_users(
+        self, user_ids: Iterable[str], pushes: list[Push], *, except_device: tuple[str, str | None] | None = None
+    ) -> int:
+        """Push to every live device of these users (but `except_device`); returns devices reached."""
+        return await self.fan_out([Fanout(list(user_ids), pushes, except_device)])
+
+    async def fan_out(self, fanouts: list[Fanout]) -> int:
+        """Many fan-outs with one presence read, and one broker message per gateway; returns
+        the devices reached (counted once per fan-out).
+
+        Best effort: what is already stored must not fail for a push (Redis or a gateway
+        being away); whoever missed it gets it from their cursor on the next bind.
+        """
+        if not fanouts:
+            return 0
+        try:
+            return await self._fan_out(fanouts)
+        except Exception as exc:
+            kind = fanouts[0].pushes[0].type if fanouts[0].pushes else ""
+            log_event(log, "push.failed", logging.WARNING, push_type=kind, error=repr(exc))
+            await self._report_lost(repr(exc))
+            return 0
+
+    async def _report_lost(self, why: str) -> None:
+        """Have every gateway resync its sockets: a push that could not go out is above the
+        devices' cursors, and a socket that stays open would otherwise see it only on its next
+        bind. Reported after the failure, so the resync comes after it (best effort: with the
+        broker away the gateways resync when it is back anyway)."""
+        now = time.monotonic()
+        if self.report_lost is None or now - self._reported_at < REPORT_LOST_EVERY_SECONDS:
+            return
+        self._reported_at = now
+        try:
+            await self.report_lost(why)
+        except Exception as exc:
+            log_event(log, "push.lost_report_failed", logging.WARNING, error=repr(exc))
+
+    async def _fan_out(self, fanouts: list[Fanout]) -> int:
+        users = list(dict.fromkeys(u for f in fanouts for u in f.user_ids))
+        sockets_of: dict[str, list[DeviceSocket]] = defaultdict(list)
+        for sock in await self.presence.sockets_of(users):
+            sockets_of[sock.user_id].append(sock)
+        # In fan-out order per gateway: a conversation's pushes reach each socket in seq order.
+        by_gateway: dict[str, list[Delivery]] = defaultdict(list)
+        reached = 0
+        for fanout in fanouts:
+            targets: dict[str, list[DeviceAddress]] = defaultdict(list)
+            for user_id in dict.fromkeys(fanout.user_ids):
+                for sock in sockets_of.get(user_id, ()):
+                    if fanout.except_device and (sock.user_id, sock.device_id) == fanout.except_device:
+                        continue
+                    address = DeviceAddress(user_id=sock.user_id, device_id=sock.device_id)
+                    if address not in targets[sock.gateway_id]:
+                        targets[sock.gateway_id].append(address)
+            for gateway_id, addresses in targets.items():
+                by_gateway[gateway_id].append(Delivery(targets=addresses, pushes=fanout.pushes))
+                reached += len(addresses)
+        await asyncio.gather(
+            *(
+                self.publish(gateway_id, items[0] if len(items) == 1 else Deliveries(items=items))
+                for gateway_id, items in by_gateway.items()
+            )
+        )
+        return reached
+
+    async def to_socket(self, sock: DeviceSocket, pushes: list[Push], *, sync: bool) -> None:
+        """Push to one socket only (a bind's sync stream)."""
+        await self.publish(
+            sock.gateway_id,
+            Delivery(
+                targets=[DeviceAddress(user_id=sock.user_id, device_id=sock.device_id)],
+                conn_id=sock.conn_id,
+                sync=sync,
+                pushes=pushes,
+            ),
+        )

@@ -1,0 +1,215 @@
+"""chat's domain model: what the stores hand to the domain code, and take from it.
+
+Only storage turns documents into these records and back (services/chat/storage/documents.py);
+domain code reads fields and asks methods. What a member may see of a conversation, and whether
+a message is still visible (not recalled, not expired), is decided here and nowhere else.
+
+Frozen dataclasses with slots: cheap enough to build for every message of a sync.
+"""
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Literal
+
+from shared.contracts import chat
+from shared.contracts.base import iso
+from shared.contracts.groups import Role
+
+Kind = Literal["direct", "group"]
+FriendshipStatus = Literal["pending", "accepted"]
+
+RANK: dict[Role, int] = {"owner": 0, "admin": 1, "member": 2}
+NEVER = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def is_visible(recalled: bool, expires_at: datetime | None, now: datetime) -> bool:
+    """The one visibility rule: a message is shown until it is recalled or its time is up.
+    (Stores apply it to projected documents through this function too.)"""
+    return not recalled and (expires_at is None or expires_at > now)
+
+
+def is_expired(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is not None and expires_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A group member: their role, and where their view of the conversation starts."""
+
+    role: Role
+    joined_at: datetime
+    joined_seq: int
+    since: int  # orders members by how long they have stood (ties at creation: list order)
+
+
+NO_MEMBERS: Mapping[str, Member] = MappingProxyType({})
+
+
+def _no_members() -> Mapping[str, Member]:
+    return NO_MEMBERS
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A direct chat (two members, never changes) or a group's conversation (members with roles).
+
+    `last_seq` is the seq the conversation's next message builds on, as read (0 when the store
+    did not need to read it: a direct conversation this process already knows).
+    """
+
+    conversation_id: str
+    kind: Kind
+    members: Sequence[str]
+    last_seq: int = 0
+    created_at: datetime | None = None
+    last_at: datetime | None = None
+    group_id: str | None = None
+    name: str | None = None
+    roster: Mapping[str, Member] = field(default_factory=_no_members)  # a group's members with their roles; none for direct chats
+
+    def has_member(self, user_id: str) -> bool:
+        return user_id in self.members
+
+    def others(self, user_id: str) -> list[str]:
+        return [m for m in self.members if m != user_id]
+
+    def member(self, user_id: str) -> Member | None:
+        return self.roster.get(user_id)
+
+    def role_of(self, user_id: str) -> Role | None:
+        member = self.roster.get(user_id)
+        return member.role if member else None
+
+    def joined_seq(self, user_id: str) -> int:
+        """Where a member's view starts: the seq at which they joined (0 for direct chats)."""
+        member = self.roster.get(user_id)
+        return member.joined_seq if member else 0
+
+    def sees(self, user_id: str, message: "Message | Placed") -> bool:
+        """A member sees the messages stored after they joined."""
+        return self.has_member(user_id) and message.seq > self.joined_seq(user_id)
+
+    def seniority(self) -> list[str]:
+        """Members by rank (owner, admins, members), then by how long they have stood."""
+        roster = self.roster
+        return sorted(roster, key=lambda u: (RANK[roster[u].role], roster[u].since))
+
+    def with_last_seq(self, last_seq: int) -> "Conversation":
+        return Conversation(
+            self.conversation_id, self.kind, self.members, last_seq, self.created_at, self.last_at,
+            self.group_id, self.name, self.roster,
+        )
+
+    @property
+    def active_at(self) -> datetime:
+        """When something last happened here (the latest message, else the creation)."""
+        return self.last_at or self.created_at or NEVER
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A message as its sender wrote it, before the store gives it its seq."""
+
+    message_id: str
+    from_user_id: str
+    client_msg_id: str
+    to: Mapping[str, str]  # {"user_id": ...} or {"group_id": ...}
+    sent_at: datetime
+    text: str | None = None
+    file: chat.Attachment | None = None
+    expires_at: datetime | None = None
+
+    def stored_at(self, conversation_id: str, seq: int) -> "Message":
+        return Message(
+            self.message_id, conversation_id, seq, self.from_user_id, self.client_msg_id, self.to, self.sent_at,
+            self.text, self.file, self.expires_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    message_id: str
+    conversation_id: str
+    seq: int
+    from_user_id: str
+    client_msg_id: str
+    to: Mapping[str, str]
+    sent_at: datetime
+    text: str | None = None
+    file: chat.Attachment | None = None
+    expires_at: datetime | None = None
+    recalled: bool = False
+
+    def is_visible(self, now: datetime) -> bool:
+        return is_visible(self.recalled, self.expires_at, now)
+
+    def is_expired(self, now: datetime) -> bool:
+        return is_expired(self.expires_at, now)
+
+    def to_contract(self) -> chat.Message:
+        return chat.Message(
+            message_id=self.message_id,
+            conversation_id=self.conversation_id,
+            seq=self.seq,
+            from_user_id=self.from_user_id,
+            to=dict(self.to),
+            text=self.text,
+            file=self.file,
+            sent_at=iso(self.sent_at),
+            expires_at=iso(self.expires_at) if self.expires_at else None,
+        )
+
+    def send_reply(self) -> chat.MessageSendReply:
+        return chat.MessageSendReply(
+            message_id=self.message_id, conversation_id=self.conversation_id, seq=self.seq, sent_at=iso(self.sent_at)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Where a visible message sits (what deciding who may see its file needs)."""
+
+    conversation_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What storing a draft gave: the stored message, or (`first` False) the one its sender
+    had already sent with the same client_msg_id."""
+
+    message: Message
+    first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Friendship:
+    users: tuple[str, str]
+    requester: str
+    status: FriendshipStatus
+    created_at: datetime
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+    def other(self, me: str) -> str:
+        return self.users[1] if self.users[0] == me else self.users[0]
+
+    @property
+    def pending(self) -> bool:
+        return self.status == "pending"
+
+    def pending_from(self, user_id: str) -> bool:
+        return self.status == "pending" and self.requester == user_id
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """How far one device of a user has acknowledged one conversation."""
+
+    user_id: str
+    device_id: str
+    conversation_id: str
+    seq: int

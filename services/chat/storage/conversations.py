@@ -1,0 +1,124 @@
+"""The `conversations` collection: direct chats and groups, with their members and roles.
+
+A group's members and roles live in its conversation document, so each membership change is
+one atomic update. `last_seq` is written by the messages it counts (storage/messages.py).
+"""
+from contextlib import suppress
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.chat.domain.records import Conversation, Kind, Member
+from services.chat.storage.documents import Document, conversation, conversation_doc, member_doc
+from shared.contracts.groups import Role
+
+MAX_KNOWN_DIRECT = 100_000
+
+
+class ConversationStore:
+    def __init__(self, db: AsyncDatabase[Document]):
+        self.collection = db["conversations"]
+        self._known_direct: set[str] = set()
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([("members", ASCENDING)])
+        await self.collection.create_index([("group_id", ASCENDING)], unique=True, sparse=True)
+
+    async def conversation(self, conversation_id: str) -> Conversation | None:
+        doc = await self.collection.find_one({"_id": conversation_id})
+        return conversation(doc) if doc else None
+
+    async def by_ids(self, conversation_ids: list[str]) -> dict[str, Conversation]:
+        """Many conversations in one read (a batch of acks names several)."""
+        if not conversation_ids:
+            return {}
+        return {
+            doc["_id"]: conversation(doc) async for doc in self.collection.find({"_id": {"$in": conversation_ids}})
+        }
+
+    async def groups_by_id(self, group_ids: list[str]) -> dict[str, Conversation]:
+        """Many groups' conversations in one read (a batch of sends names several)."""
+        if not group_ids:
+            return {}
+        return {
+            doc["group_id"]: conversation(doc) async for doc in self.collection.find({"group_id": {"$in": group_ids}})
+        }
+
+    async def ensure_direct(self, conversation_id: str, members: list[str], now: datetime) -> Conversation:
+        """The direct conversation, created on first use. Direct conversations are never deleted
+        and their members never change, so once this process has seen one it skips the read
+        (the seq comes from the group commit's hint; a stale one is caught by the unique index)."""
+        if conversation_id in self._known_direct:
+            return Conversation(conversation_id, "direct", members)
+        found = await self._direct(conversation_id, members, now)
+        if len(self._known_direct) >= MAX_KNOWN_DIRECT:
+            self._known_direct.clear()
+        self._known_direct.add(conversation_id)
+        return found
+
+    async def _direct(self, conversation_id: str, members: list[str], now: datetime) -> Conversation:
+        found = await self.conversation(conversation_id)
+        if found is not None:
+            return found
+        with suppress(DuplicateKeyError):  # created by a concurrent first message
+            await self.collection.insert_one(
+                conversation_doc(Conversation(conversation_id, "direct", members, created_at=now))
+            )
+        found = await self.conversation(conversation_id)
+        assert found is not None
+        return found
+
+    async def of_user(self, user_id: str, kind: Kind | None = None) -> list[Conversation]:
+        query: dict[str, Any] = {"members": user_id}
+        if kind is not None:
+            query["kind"] = kind
+        return [conversation(doc) async for doc in self.collection.find(query).sort("_id", ASCENDING)]
+
+    # --- groups ----------------------------------------------------------------------------
+    async def create_group(
+        self, conversation_id: str, group_id: str, name: str, members: dict[str, Member], now: datetime
+    ) -> Conversation:
+        created = Conversation(
+            conversation_id, "group", list(members), created_at=now, group_id=group_id, name=name, roster=members
+        )
+        await self.collection.insert_one(conversation_doc(created))
+        return created
+
+    async def group(self, group_id: str) -> Conversation | None:
+        doc = await self.collection.find_one({"group_id": group_id})
+        return conversation(doc) if doc else None
+
+    async def add_members(self, conversation_id: str, members: dict[str, Member]) -> Conversation:
+        """Add members who are not in yet; returns the updated conversation."""
+        sets = {f"member_info.{uid}": member_doc(member) for uid, member in members.items()}
+        doc = await self.collection.find_one_and_update(
+            {"_id": conversation_id},
+            {"$addToSet": {"members": {"$each": list(members)}}, "$set": sets},
+            return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None
+        return conversation(doc)
+
+    async def remove_member(self, conversation_id: str, user_id: str) -> Conversation | None:
+        """Remove one member; returns the updated conversation (None if they were not in it)."""
+        doc = await self.collection.find_one_and_update(
+            {"_id": conversation_id, "members": user_id},
+            {"$pull": {"members": user_id}, "$unset": {f"member_info.{user_id}": ""}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return conversation(doc) if doc else None
+
+    async def set_role(self, conversation_id: str, user_id: str, role: Role) -> bool:
+        result = await self.collection.update_one(
+            {"_id": conversation_id, "members": user_id}, {"$set": {f"member_info.{user_id}.role": role}}
+        )
+        return result.matched_count == 1
+
+    async def delete_if_empty(self, conversation_id: str) -> bool:
+        """An empty group is gone (unless someone joined meanwhile); its messages go next
+        (MessageStore.delete_conversation)."""
+        result = await self.collection.delete_one({"_id": conversation_id, "members": {"$size": 0}})
+        return bool(result.deleted_count)

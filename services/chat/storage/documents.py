@@ -1,0 +1,119 @@
+"""Documents to records and back: the one place that knows the shape of chat's documents.
+
+conversations: `{_id, kind: "direct"|"group", members: [user_id], last_seq, last_at?, created_at,
+  group_id?, name?, member_info?: {user_id: {role, joined_at, joined_seq, since}}}`
+messages: `{_id, conversation_id, seq, from_user_id, client_msg_id, to: {user_id|group_id},
+  sent_at, text?, file?: {file_id, name, size, content_type}, expires_at?, recalled?, recalled_at?}`
+friendships: `{_id: pair_key, users: [requester, target], requester, status, created_at, accepted_at?}`
+"""
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from services.chat.domain.records import NO_MEMBERS, Conversation, Draft, Friendship, Member, Message
+from shared.contracts.chat import Attachment
+
+Document = dict[str, Any]
+
+
+class Roster(Mapping[str, Member]):
+    """A group's `member_info` as Member records, each built when first asked for: sends read
+    a whole group (up to 1,000 members) and need only its member list."""
+
+    __slots__ = ("_info", "_built")
+
+    def __init__(self, info: Mapping[str, Mapping[str, Any]]):
+        self._info = info
+        self._built: dict[str, Member] = {}
+
+    def __getitem__(self, user_id: str) -> Member:
+        member = self._built.get(user_id)
+        if member is None:
+            info = self._info[user_id]
+            member = self._built[user_id] = Member(info["role"], info["joined_at"], info["joined_seq"], info["since"])
+        return member
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._info)
+
+    def __len__(self) -> int:
+        return len(self._info)
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._info
+
+
+def member_doc(member: Member) -> Document:
+    return {"role": member.role, "joined_at": member.joined_at, "joined_seq": member.joined_seq, "since": member.since}
+
+
+def conversation(doc: Document) -> Conversation:
+    info = doc.get("member_info")
+    return Conversation(
+        doc["_id"],
+        doc["kind"],
+        doc["members"],
+        doc.get("last_seq", 0),
+        doc.get("created_at"),
+        doc.get("last_at"),
+        doc.get("group_id"),
+        doc.get("name"),
+        Roster(info) if info else NO_MEMBERS,
+    )
+
+
+def conversation_doc(conv: Conversation) -> Document:
+    doc: Document = {
+        "_id": conv.conversation_id,
+        "kind": conv.kind,
+        "members": list(conv.members),
+        "last_seq": conv.last_seq,
+        "created_at": conv.created_at,
+    }
+    if conv.kind == "group":
+        doc |= {
+            "group_id": conv.group_id,
+            "name": conv.name,
+            "member_info": {u: member_doc(m) for u, m in conv.roster.items()},
+        }
+    return doc
+
+
+def message(doc: Document) -> Message:
+    file = doc.get("file")
+    return Message(
+        doc["_id"],
+        doc["conversation_id"],
+        doc["seq"],
+        doc["from_user_id"],
+        doc["client_msg_id"],
+        doc["to"],
+        doc["sent_at"],
+        doc.get("text"),
+        Attachment.model_validate(file) if file else None,
+        doc.get("expires_at"),
+        bool(doc.get("recalled")),
+    )
+
+
+def message_doc(draft: Draft, conversation_id: str, seq: int) -> Document:
+    doc: Document = {
+        "_id": draft.message_id,
+        "from_user_id": draft.from_user_id,
+        "client_msg_id": draft.client_msg_id,
+        "to": dict(draft.to),
+        "sent_at": draft.sent_at,
+    }
+    if draft.text is not None:
+        doc["text"] = draft.text
+    if draft.file is not None:
+        doc["file"] = draft.file.model_dump()
+    if draft.expires_at is not None:
+        doc["expires_at"] = draft.expires_at
+    doc["conversation_id"] = conversation_id
+    doc["seq"] = seq
+    return doc
+
+
+def friendship(doc: Document) -> Friendship:
+    first, second = doc["users"]
+    return Friendship((first, second), doc["requester"], doc["status"], doc["created_at"])
