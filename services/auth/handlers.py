@@ -1,9 +1,6 @@
 """auth's operations, each mapped to its domain function."""
 import logging
 from dataclasses import dataclass
-from typing import Any
-
-from pymongo import AsyncMongoClient
 
 from services.auth.domain import accounts, revocations
 from services.auth.domain.accounts import Passwords
@@ -15,7 +12,7 @@ from shared.contracts.base import Empty
 from shared.contracts.wire import Caller
 from shared.logs import log_event
 from shared.service import Router
-from shared.stores import mongo_ping
+from shared.stores import MongoClient, mongo_ping
 from shared.tokens import TokenCodec
 
 log = logging.getLogger("parley.auth")
@@ -34,7 +31,7 @@ class Sessions:
 
 
 def build_router(
-    users: UserStore, passwords: Passwords, sessions: Sessions, mongo_client: AsyncMongoClient[dict[str, Any]]
+    users: UserStore, passwords: Passwords, sessions: Sessions, mongo_client: MongoClient
 ) -> Router:
     router = Router("auth")
 

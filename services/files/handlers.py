@@ -1,7 +1,4 @@
 """files' operations, each mapped to its domain function."""
-from typing import Any
-
-from pymongo import AsyncMongoClient
 
 from services.files.domain import transfers
 from services.files.domain.ports import Access, FileStore
@@ -20,7 +17,7 @@ from shared.contracts.files import (
 )
 from shared.contracts.wire import Caller
 from shared.service import Router
-from shared.stores import mongo_ping
+from shared.stores import MongoClient, mongo_ping
 
 BYTES_TIMEOUT = 30.0  # a chunk or a range moves up to ~1 MiB through MongoDB
 
@@ -32,7 +29,7 @@ def _user(caller: Caller) -> str:
 
 
 def build_router(
-    store: FileStore, access: Access, max_upload_bytes: int, mongo_client: AsyncMongoClient[dict[str, Any]]
+    store: FileStore, access: Access, max_upload_bytes: int, mongo_client: MongoClient
 ) -> Router:
     router = Router("files")
 

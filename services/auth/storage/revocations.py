@@ -6,18 +6,17 @@ expired ones, since the TTL monitor runs only about once a minute).
 """
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 
 from services.auth.domain.ports import Revocation
+from shared.stores import Database
 
 
 class MongoRevocationStore:
     """The `RevocationStore` port (services/auth/domain/ports.py)."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]):
+    def __init__(self, db: Database):
         self.revocations = db["revocations"]
 
     async def ensure_indexes(self) -> None:

@@ -5,33 +5,32 @@ usernames are unique (the index says so: a second registration of one is Usernam
 """
 import re
 from datetime import datetime
-from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.auth.domain.ports import Profile, User, UsernameTaken
+from shared.stores import Database, Document
 
 # What a profile read fetches: never the password hash.
 _PROFILE = {"password_hash": 0}
 
 
-def _user(doc: dict[str, Any]) -> User:
+def _user(doc: Document) -> User:
     return User(
         user_id=doc["_id"], username=doc["username"], display_name=doc["display_name"],
         password_hash=doc["password_hash"],
     )
 
 
-def _profile(doc: dict[str, Any]) -> Profile:
+def _profile(doc: Document) -> Profile:
     return Profile(user_id=doc["_id"], username=doc["username"], display_name=doc["display_name"])
 
 
 class MongoUserStore:
     """The `UserStore` port (services/auth/domain/ports.py): documents in, records out."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]):
+    def __init__(self, db: Database):
         self.users = db["users"]
 
     async def ensure_indexes(self) -> None:

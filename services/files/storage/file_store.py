@@ -21,16 +21,16 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.files.domain.ports import StoredFile, Upload
 from shared.contracts.files import CHUNK_SIZE
+from shared.stores import Database, Document
 
 BUCKET = "files"
 
 
-def _stored(doc: dict[str, Any]) -> StoredFile:
+def _stored(doc: Document) -> StoredFile:
     meta = doc.get("metadata") or {}
     return StoredFile(
         file_id=doc["_id"],
@@ -43,7 +43,7 @@ def _stored(doc: dict[str, Any]) -> StoredFile:
     )
 
 
-def _upload(doc: dict[str, Any]) -> Upload:
+def _upload(doc: Document) -> Upload:
     short: dict[int, int] = {}
     for n, length in doc.get("short_chunks", []):
         # Two different lengths for one chunk cannot both be right: remember it as impossible.
@@ -62,7 +62,7 @@ def _upload(doc: dict[str, Any]) -> Upload:
 class MongoFileStore:
     """The `FileStore` port (services/files/domain/ports.py): documents in, records out."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]):
+    def __init__(self, db: Database):
         self.files = db[f"{BUCKET}.files"]
         self.chunks = db[f"{BUCKET}.chunks"]
         self.uploads = db["uploads"]
