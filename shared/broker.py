@@ -5,6 +5,9 @@ Exchanges (prefixed by the namespace setting):
 - `<ns>.deliver` (direct): one queue per gateway instance, routing key = its instance id.
 - `<ns>.events` (topic): domain events; a service binds its own events queue.
 - `<ns>.dead` (fanout) → `<ns>.dead-letters`: commands that failed `delivery_limit` times.
+
+They are declared in one place, `Broker.connect`; consumers (ServiceRunner, the gateway's
+deliver queue) bind their queues to them by name (`Broker.names`), never declare them again.
 """
 import asyncio
 import logging
@@ -112,6 +115,7 @@ class Broker:
         return self
 
     async def declare_exchanges(self, channel: AbstractChannel) -> None:
+        """Every exchange, here only (so their types and flags cannot disagree between processes)."""
         n = self.names
         topic, direct = aio_pika.ExchangeType.TOPIC, aio_pika.ExchangeType.DIRECT
         self._exchanges["commands"] = await channel.declare_exchange(n.commands, topic, durable=True)

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import BaseModel, ValidationError
 
@@ -119,18 +118,17 @@ class ServiceRunner:
         if self.settings.command_queue_type == "quorum":
             arguments |= {"x-queue-type": "quorum", "x-delivery-limit": self.settings.delivery_limit}
         channel = await self.broker.channel(prefetch=self.settings.prefetch)
-        commands = await channel.declare_exchange(names.commands, aio_pika.ExchangeType.TOPIC, durable=True)
+        # The exchanges are the Broker's (declared in Broker.connect, the one place): bound by name.
         queue = await channel.declare_queue(names.service_queue(self.router.service), durable=True, arguments=arguments)
         for routing_key in self.router.routes:
-            await queue.bind(commands, routing_key)
+            await queue.bind(names.commands, routing_key)
         self._consumers.append((queue, await queue.consume(self._on_command)))
         if self.router.events:
-            events = await channel.declare_exchange(names.events, aio_pika.ExchangeType.TOPIC, durable=True)
             equeue = await channel.declare_queue(
                 names.events_queue(self.router.service), durable=True, arguments=arguments
             )
             for name in self.router.events:
-                await equeue.bind(events, name)
+                await equeue.bind(names.events, name)
             self._consumers.append((equeue, await equeue.consume(self._on_event)))
         log_event(log, "service.consuming", service=self.router.service, operations=sorted(self.router.routes))
 

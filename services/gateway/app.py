@@ -1,4 +1,5 @@
-"""The gateway's HTTP and WebSocket surface (FastAPI); the work itself is in gateway.py."""
+"""The gateway's HTTP and WebSocket surface (FastAPI); the work itself is in gateway.py and the
+modules it composes."""
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,9 +14,9 @@ from starlette.types import Receive, Scope, Send
 
 from services.gateway.admission import client_address
 from services.gateway.bodylimit import BodyLimit
-from services.gateway.files import FileTransfer
 from services.gateway.frames import parse_http_body
 from services.gateway.gateway import Gateway
+from services.gateway.identity import caller_for
 from shared.contracts.errors import ParleyError
 from shared.contracts.operations import OPERATIONS
 from shared.ids import new_id
@@ -24,8 +25,15 @@ from shared.stores import redis_client
 
 
 def is_file_upload(scope: Scope) -> bool:
-    """POST /files streams its body under max_upload_bytes (services/gateway/files.py)."""
-    return scope["method"] == "POST" and scope["path"].removeprefix(scope.get("root_path", "")) == "/files"
+    """POST /files streams its body under max_upload_bytes (services/gateway/file_routes.py)."""
+    return scope["method"] == "POST" and _path(scope) == "/files"
+
+
+def _path(scope: Scope) -> str:
+    """The request's path below the app's root path."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path.removeprefix(root)
 
 
 def error_response(exc: ParleyError) -> JSONResponse:
@@ -75,33 +83,32 @@ class GatewayApp(FastAPI):
     coroutines and three AsyncExitStacks (~8 KiB) per socket, idle or not, while none of it
     acts on a WebSocket here (its error middleware and handlers are for HTTP; serve_socket
     handles its own errors). HTTP requests take the whole stack as before.
+
+    `gateway` is set by the lifespan once the gateway has started: uvicorn serves nothing
+    before the lifespan's startup is done, and runs its shutdown (the drain) only after it.
     """
 
     gateway: Gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"].removeprefix(scope.get("root_path", "")) == WS_PATH:
+        if scope["type"] == "websocket" and _path(scope) == WS_PATH:
             await self.gateway.serve_socket(WebSocket(scope, receive, send))
             return
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    gateway = Gateway(settings)
-
+def create_app(settings: Settings) -> GatewayApp:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         redis = redis_client(settings)
-        await gateway.start(redis)
+        app.gateway = await Gateway.start(settings, redis)
         try:
             yield
         finally:
-            await gateway.stop()
+            await app.gateway.stop()
             await redis.aclose()
 
     app = GatewayApp(title="Parley gateway", lifespan=lifespan)
-    app.gateway = gateway
-    app.state.gateway = gateway
 
     @app.exception_handler(ParleyError)
     async def parley_error(request: Request, exc: ParleyError) -> JSONResponse:
@@ -109,13 +116,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
-        return {"status": "alive", "gateway_id": gateway.gateway_id}
+        return {"status": "alive", "gateway_id": app.gateway.gateway_id}
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        if gateway.draining:  # SIGTERM: out of rotation at once, before the port closes
+        if app.gateway.draining:  # SIGTERM: out of rotation at once, before the port closes
             return JSONResponse({"ready": False, "checks": {"gateway": "draining"}}, status_code=503)
-        checks = await gateway.upkeep.readiness()
+        checks = await app.gateway.readiness.checks()
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
@@ -126,7 +133,8 @@ def create_app(settings: Settings) -> FastAPI:
             (request.client.host, request.client.port) if request.client else None, request.headers,
             settings.trust_forwarded_for,
         )
-        reply = await gateway.call(operation, gateway.caller(None, new_id("h"), address), body)
+        gateway = app.gateway
+        reply = await gateway.rpc.call(operation, body, caller_for(gateway.gateway_id, new_id("h"), address=address))
         return JSONResponse(reply.model_dump(mode="json"), status_code=201 if name == "auth.register" else 200)
 
     @app.post("/auth/register")
@@ -137,15 +145,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def login(request: Request) -> JSONResponse:
         return await relay("auth.login", request)
 
-    transfer = FileTransfer(gateway)
-
     @app.post("/files")
     async def upload_file(request: Request) -> Response:
-        return await transfer.upload(request)
+        return await app.gateway.transfers.upload(request)
 
     @app.api_route("/files/{file_id}", methods=["GET", "HEAD"])
     async def download_file(request: Request, file_id: str) -> Response:
-        return await transfer.download(request, file_id)
+        return await app.gateway.transfers.download(request, file_id)
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -106,7 +106,7 @@ class Batcher(Generic[T]):
             results = await self._send([q.item for q in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"{self.name}: {len(results)} answers for {len(batch)} items")
-            for queued, result in zip(batch, results):
+            for queued, result in zip(batch, results, strict=True):
                 if queued.answer.done():
                     continue
                 if result.ok:
@@ -120,7 +120,7 @@ class Batcher(Generic[T]):
             if self.one_per_socket:
                 self._busy.difference_update(q.socket for q in batch)
             # Its slot is free now (not when the done-callback runs, after the flush below).
-            self._in_flight.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._in_flight.discard(asyncio.current_task())
             if self._waiting:
                 self._schedule_flush()
 

@@ -4,15 +4,14 @@ frame (size, JSON, envelope) → known type → bound socket → fields. What pa
 `ParsedFrame`; what fails is a ParleyError carrying the frame's id when it could be read.
 """
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic
 
 import orjson
 from pydantic import ValidationError
 
-from shared.contracts.base import Contract
 from shared.contracts.envelope import ClientRequest
 from shared.contracts.errors import ErrorCode, ParleyError, describe_validation_error
-from shared.contracts.operations import CLIENT_OPERATIONS, Operation
+from shared.contracts.operations import CLIENT_OPERATIONS, Operation, RequestT
 
 
 class FrameError(ParleyError):
@@ -25,19 +24,20 @@ class FrameError(ParleyError):
 
 
 @dataclass(frozen=True)
-class ParsedFrame:
+class ParsedFrame(Generic[RequestT]):
+    """A valid request: typed by its operation's request model, so handlers read its fields."""
+
     id: str
-    operation: Operation[Any, Any]
-    request: Contract
+    operation: Operation[RequestT, Any]
+    request: RequestT
 
 
 def _readable_id(raw: Any) -> str | None:
-    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-        return raw["id"]
-    return None
+    frame_id = raw.get("id") if isinstance(raw, dict) else None
+    return frame_id if isinstance(frame_id, str) else None
 
 
-def parse_frame(text: str, *, max_bytes: int, bound: bool) -> ParsedFrame:
+def parse_frame(text: str, *, max_bytes: int, bound: bool) -> ParsedFrame[Any]:
     try:
         raw = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -67,7 +67,7 @@ def parse_frame(text: str, *, max_bytes: int, bound: bool) -> ParsedFrame:
     return ParsedFrame(envelope.id, operation, request)
 
 
-def parse_http_body(body: bytes, operation: Operation[Any, Any]) -> Contract:
+def parse_http_body(body: bytes, operation: Operation[RequestT, Any]) -> RequestT:
     """The same checks for `POST /auth/register` and `POST /auth/login` bodies."""
     try:
         raw = orjson.loads(body)

@@ -1,11 +1,11 @@
 """gateway: runs the FastAPI app on uvicorn; SIGTERM drains it (Gateway.drain) before uvicorn stops."""
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
 
-from services.gateway.app import create_app
-from services.gateway.gateway import Gateway
+from services.gateway.app import GatewayApp, create_app
 from services.gateway.wsprotocol import GatewayWebSocketProtocol
 from shared.logs import configure_logging
 from shared.runtime import refuse_to_start_unsafely
@@ -21,13 +21,13 @@ class DrainingServer(uvicorn.Server):
     still running, then the lifespan) follows.
     """
 
-    def __init__(self, config: uvicorn.Config, gateway: Gateway):
+    def __init__(self, config: uvicorn.Config, app: GatewayApp):
         super().__init__(config)
-        self.gateway = gateway
+        self.gateway_app = app
 
-    async def shutdown(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if not self.force_exit:  # a second Ctrl-C skips the drain
-            await self.gateway.drain()
+            await self.gateway_app.gateway.drain()  # started: uvicorn shuts down only after a startup
         await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -55,7 +55,7 @@ def main() -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
-    DrainingServer(config, app.state.gateway).run()
+    DrainingServer(config, app).run()
 
 
 if __name__ == "__main__":

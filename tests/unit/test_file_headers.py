@@ -1,7 +1,7 @@
 """The gateway's file headers: Content-Disposition from a stored name, Range parsing, ETags."""
 import pytest
 
-from services.gateway.files import ByteRange, Unsatisfiable, content_disposition, etag_matches, parse_range
+from services.gateway.file_routes import ByteRange, Unsatisfiable, content_disposition, etag_matches, parse_range
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import logging
 import redis.asyncio as aioredis
 
 from services.gateway.connections import Connection, Session
-from services.gateway.gateway import Gateway
+from services.gateway.send_rate import SendRate
 from shared.contracts.errors import ErrorCode
 from shared.devstack import free_port
 from shared.ratelimit import TokenBucket
@@ -18,23 +18,21 @@ def bound_socket(user_id: str) -> Connection:
 
 
 async def test_past_the_burst_the_gateway_answers_rate_limited(settings):
-    gateway = Gateway(settings.model_copy(update={"send_rate_per_second": 20.0, "send_burst": 3}))
     async with redis_namespace(settings) as (redis, namespace):
-        gateway.send_limit = TokenBucket(redis, namespace, "send", 20.0, 3)
+        send_rate = SendRate(TokenBucket(redis, namespace, "send", 20.0, 3), rate_per_second=20.0)
         conn = bound_socket("u_alice")
-        assert [await gateway._send_rate_exceeded(conn) for _ in range(3)] == [None] * 3
-        refused = await gateway._send_rate_exceeded(conn)
+        assert [await send_rate.exceeded(conn.session.user_id) for _ in range(3)] == [None] * 3
+        refused = await send_rate.exceeded(conn.session.user_id)
         assert refused is not None and refused.code == ErrorCode.RATE_LIMITED
         assert refused.message == "sending faster than 20 messages a second; slow down"
-        assert await gateway._send_rate_exceeded(bound_socket("u_bob")) is None
+        assert await send_rate.exceeded(bound_socket("u_bob").session.user_id) is None
 
 
 async def test_without_redis_sends_go_through_and_the_outage_is_logged_once(settings, caplog):
-    gateway = Gateway(settings)
     nowhere = aioredis.Redis(host="127.0.0.1", port=free_port(), decode_responses=True)  # nothing listens
-    gateway.send_limit = TokenBucket(nowhere, settings.namespace, "send", 1.0, 1)
+    send_rate = SendRate(TokenBucket(nowhere, settings.namespace, "send", 1.0, 1), settings.send_rate_per_second)
     conn = bound_socket("u_alice")
     with caplog.at_level(logging.WARNING, logger="parley.gateway"):
-        assert [await gateway._send_rate_exceeded(conn) for _ in range(5)] == [None] * 5
+        assert [await send_rate.exceeded(conn.session.user_id) for _ in range(5)] == [None] * 5
     assert [r.levelno for r in caplog.records if "ratelimit.unavailable" in r.getMessage()] == [logging.WARNING]
     await nowhere.aclose()

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
-from services.gateway.gateway import Gateway
+from services.gateway.identity import TokenCheck, caller_for
 from services.gateway.metrics import DOWNLOAD_BYTES, UPLOAD_BYTES, UPLOADS
 from shared.contracts import files
 from shared.contracts.base import Empty
@@ -38,9 +38,10 @@ from shared.contracts.operations import (
     ReplyT,
 )
 from shared.contracts.wire import Caller
+from shared.broker import RpcClient
 from shared.ids import new_id
 from shared.logs import log_event, request_id_var, user_id_var
-from shared.tokens import TokenClaims
+from shared.settings import Settings
 
 log = logging.getLogger("parley.gateway.files")
 
@@ -121,9 +122,11 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
 class FileTransfer:
     """The two file routes; everything the services need goes through the gateway's RPC client."""
 
-    def __init__(self, gateway: Gateway):
-        self.gateway = gateway
-        self.settings = gateway.settings
+    def __init__(self, settings: Settings, gateway_id: str, rpc: RpcClient, tokens: TokenCheck):
+        self.settings = settings
+        self.gateway_id = gateway_id
+        self.rpc = rpc
+        self.tokens = tokens
 
     # --- common ---------------------------------------------------------------------------------
     async def authenticate(self, request: Request) -> Caller:
@@ -134,22 +137,14 @@ class FileTransfer:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise ParleyError.unauthorized("an Authorization: Bearer <token> header is required")
-        claims: TokenClaims = await self.gateway.verify_token(token)
-        caller = Caller(
-            request_id=new_id("h"),
-            user_id=claims.user_id,
-            device_id=claims.device_id,
-            token_id=claims.token_id,
-            token_expires_at=claims.expires_at,
-            gateway_id=self.gateway.gateway_id,
-        )
+        claims = await self.tokens.verify(token)
+        caller = caller_for(self.gateway_id, new_id("h"), claims)
         request_id_var.set(caller.request_id)
         user_id_var.set(caller.user_id)
         return caller
 
     async def _call(self, operation: Operation[Any, ReplyT], caller: Caller, request: BaseModel) -> ReplyT:
-        assert self.gateway.rpc is not None
-        return await self.gateway.rpc.call(operation, request, caller)
+        return await self.rpc.call(operation, request, caller)
 
     # --- POST /files ----------------------------------------------------------------------------
     async def upload(self, request: Request) -> JSONResponse:

@@ -1,0 +1,63 @@
+"""message.send and message.ack frames on their way to chat, many to a command (batching.py),
+and a retried send joining the one still in flight."""
+import asyncio
+from typing import Any
+
+from services.gateway.batching import Batcher
+from services.gateway.connections import Connection
+from services.gateway.frames import ParsedFrame
+from services.gateway.identity import caller_for
+from shared.broker import RpcClient
+from shared.contracts.batches import AckBatch, AckItem, ItemResult, SendBatch, SendItem
+from shared.contracts.chat import MessageAck, MessageSend
+from shared.contracts.errors import ParleyError
+from shared.contracts.operations import CHAT_MESSAGES_ACK, CHAT_MESSAGES_SEND
+from shared.ids import new_id
+from shared.settings import Settings
+
+
+class ChatBatches:
+    def __init__(self, settings: Settings, gateway_id: str, rpc: RpcClient):
+        self.gateway_id = gateway_id
+        self.rpc = rpc
+        # message.send in flight, by (user, client_msg_id): a retry joins the first (send).
+        self._sends_in_flight: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
+        self.sends: Batcher[SendItem] = Batcher(
+            "message.send", self._send_batch, max_items=settings.batch_max_items,
+            max_in_flight=settings.batches_in_flight, one_per_socket=True,
+        )
+        self.acks: Batcher[AckItem] = Batcher(
+            "message.ack", self._ack_batch, max_items=settings.batch_max_items,
+            max_in_flight=settings.batches_in_flight, one_per_socket=False,
+        )
+
+    async def send(self, conn: Connection, frame: ParsedFrame[MessageSend]) -> dict[str, Any]:
+        """message.send, with a retry of a send still in flight joining it instead of queueing
+        behind it: after an outage, clients that retry on timeouts would otherwise pile copies
+        of each message up behind their own socket's earlier batches."""
+        session = conn.session
+        if session is None:  # logged out (or its token ended) since the frame was read
+            raise ParleyError.unauthorized("message.send needs a logged-in socket")
+        key = (session.user_id, frame.request.client_msg_id)
+        running = self._sends_in_flight.get(key)
+        if running is None:
+            caller = caller_for(self.gateway_id, frame.id, session, conn_id=conn.conn_id, address=conn.address)
+            running = asyncio.ensure_future(self.sends.submit(conn.conn_id, SendItem(caller=caller, request=frame.request)))
+            self._sends_in_flight[key] = running
+            running.add_done_callback(lambda _: self._sends_in_flight.pop(key, None))
+        # Shielded: the first asker's socket closing must not cancel what a retry waits for.
+        return await asyncio.shield(running)
+
+    async def ack(self, conn: Connection, frame: ParsedFrame[MessageAck]) -> dict[str, Any]:
+        caller = caller_for(self.gateway_id, frame.id, conn.session, conn_id=conn.conn_id, address=conn.address)
+        return await self.acks.submit(conn.conn_id, AckItem(caller=caller, request=frame.request))
+
+    async def _send_batch(self, items: list[SendItem]) -> list[ItemResult]:
+        """One command to chat for many sockets' sends (one batch per socket out at a time: a
+        device's messages are stored in the order it sent them)."""
+        reply = await self.rpc.call(CHAT_MESSAGES_SEND, SendBatch(items=items), caller_for(self.gateway_id, new_id("b")))
+        return reply.results
+
+    async def _ack_batch(self, items: list[AckItem]) -> list[ItemResult]:
+        reply = await self.rpc.call(CHAT_MESSAGES_ACK, AckBatch(items=items), caller_for(self.gateway_id, new_id("b")))
+        return reply.results

@@ -1,0 +1,94 @@
+"""One valid request answered: its handler found in one table by operation name.
+
+The gateway answers `ping` and `auth.resume` itself and binds or unbinds the socket around
+`auth.login` / `auth.logout`; `message.send` and `message.ack` go to chat in batches; every
+other operation is relayed to its service as one RPC.
+"""
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from services.gateway.chat_batches import ChatBatches
+from services.gateway.connections import Connection
+from services.gateway.frames import ParsedFrame, reply_error, reply_ok
+from services.gateway.identity import TokenCheck, caller_for
+from services.gateway.metrics import FRAMES
+from services.gateway.sessions import Sessions
+from shared.broker import RpcClient
+from shared.contracts import auth
+from shared.contracts.base import Contract, iso_from_timestamp
+from shared.contracts.errors import ParleyError
+from shared.contracts.wire import Caller
+from shared.logs import log_event, request_id_var, user_id_var
+from shared.outages import is_outage
+
+log = logging.getLogger("parley.gateway")
+
+# The reply's data, or None when the handler has already replied (binding replies before the sync).
+FrameHandler = Callable[[Connection, ParsedFrame[Any]], Awaitable[dict[str, Any] | None]]
+
+
+class Dispatcher:
+    def __init__(self, gateway_id: str, rpc: RpcClient, tokens: TokenCheck, sessions: Sessions, batches: ChatBatches):
+        self.gateway_id = gateway_id
+        self.rpc = rpc
+        self.tokens = tokens
+        self.sessions = sessions
+        # Every operation not named here is relayed to its service (_relay).
+        self.handlers: dict[str, FrameHandler] = {
+            "ping": self._ping,
+            "auth.login": self._login,
+            "auth.resume": self._resume,
+            "auth.logout": self._logout,
+            "message.send": batches.send,
+            "message.ack": batches.ack,
+        }
+
+    async def answer(self, conn: Connection, frame: ParsedFrame[Any]) -> None:
+        """Run the frame's handler and send its reply; every failure becomes the reply's error."""
+        request_id_var.set(frame.id)
+        user_id_var.set(conn.session.user_id if conn.session else None)
+        name = frame.operation.name
+        try:
+            data = await self.handlers.get(name, self._relay)(conn, frame)
+            if data is not None:
+                conn.send(reply_ok(frame.id, data))
+            FRAMES.labels(name, "ok").inc()
+        except ParleyError as exc:
+            FRAMES.labels(name, exc.code.value).inc()
+            conn.send(reply_error(frame.id, exc))
+        except Exception as exc:
+            if is_outage(exc):  # Redis or the broker away: the protocol's promise is "retry"
+                error = ParleyError.unavailable("a backend is unavailable; retry")
+                log_event(log, "frame.unavailable", logging.WARNING, operation=name, error=repr(exc))
+            else:
+                error = ParleyError.internal("internal error")
+                log_event(log, "frame.failed", logging.ERROR, operation=name, error=repr(exc))
+            FRAMES.labels(name, error.code.value).inc()
+            conn.send(reply_error(frame.id, error))
+
+    def _caller(self, conn: Connection, request_id: str) -> Caller:
+        return caller_for(self.gateway_id, request_id, conn.session, conn_id=conn.conn_id, address=conn.address)
+
+    async def _relay(self, conn: Connection, frame: ParsedFrame[Any]) -> dict[str, Any]:
+        reply: Contract = await self.rpc.call(frame.operation, frame.request, self._caller(conn, frame.id))
+        return reply.model_dump(mode="json")
+
+    async def _ping(self, conn: Connection, frame: ParsedFrame[Any]) -> dict[str, Any]:
+        return {}
+
+    async def _login(self, conn: Connection, frame: ParsedFrame[auth.Login]) -> None:
+        login: auth.LoginReply = await self.rpc.call(frame.operation, frame.request, self._caller(conn, frame.id))
+        claims = self.tokens.codec.verify(login.token)
+        await self.sessions.bind(conn, claims, claims.device_id, frame.id, login.model_dump(mode="json"))
+
+    async def _resume(self, conn: Connection, frame: ParsedFrame[auth.Resume]) -> None:
+        claims = await self.tokens.verify(frame.request.token)
+        device_id = frame.request.device_id or claims.device_id
+        reply = auth.ResumeReply(user_id=claims.user_id, expires_at=iso_from_timestamp(claims.expires_at))
+        await self.sessions.bind(conn, claims, device_id, frame.id, reply.model_dump())
+
+    async def _logout(self, conn: Connection, frame: ParsedFrame[auth.Logout]) -> dict[str, Any]:
+        await self.rpc.call(frame.operation, frame.request, self._caller(conn, frame.id))
+        await self.sessions.forget(conn)
+        return {}

@@ -1,0 +1,46 @@
+"""The per-user message.send rate, checked as a socket's frames arrive (before anything reaches chat)."""
+import asyncio
+import logging
+from typing import Protocol
+
+from redis.exceptions import RedisError
+
+from shared.contracts.errors import ErrorCode, ParleyError
+from shared.ratelimit import FailOpen
+
+log = logging.getLogger("parley.gateway")
+
+# How long a message.send waits on the rate limiter in Redis before going through unchecked.
+RATE_LIMIT_TIMEOUT_SECONDS = 0.5
+
+
+class Tokens(Protocol):
+    """A token bucket per key (shared.ratelimit: TokenBucket, or CoalescedTakes over one)."""
+
+    async def take(self, key: str) -> bool: ...
+
+
+class SendRate:
+    def __init__(self, tokens: Tokens, rate_per_second: float):
+        self.tokens = tokens
+        self.rate_per_second = rate_per_second
+        self._outage = FailOpen("ratelimit", log)  # logged once per Redis outage, not per send
+
+    async def exceeded(self, user_id: str) -> ParleyError | None:
+        """Take one of the user's message.send tokens; the `rate_limited` error if none is left."""
+        try:
+            async with asyncio.timeout(RATE_LIMIT_TIMEOUT_SECONDS):
+                allowed = await self.tokens.take(user_id)
+        except (RedisError, OSError, TimeoutError) as exc:
+            # Fail open: with Redis unreachable or slow, the send goes through unchecked. The
+            # limit only shields chat from a flooding client (each socket stays bounded by
+            # MAX_IN_FLIGHT_PER_SOCKET and one batch in flight meanwhile), while chat stores a message
+            # without Redis (live pushes are best effort; sync catches up). Failing closed would
+            # turn a Redis outage into nobody being able to send at all.
+            self._outage.failed(exc)
+            return None
+        self._outage.worked()
+        if allowed:
+            return None
+        rate = self.rate_per_second
+        return ParleyError(ErrorCode.RATE_LIMITED, f"sending faster than {rate:g} messages a second; slow down")
