@@ -4,13 +4,15 @@ Only storage turns documents into these records and back (services/chat/storage/
 domain code reads fields and asks methods. What a member may see of a conversation, and whether
 a message is still visible (not recalled, not expired), is decided here and nowhere else.
 
-Frozen dataclasses with slots: cheap enough to build for every message of a sync.
+Records are dataclasses with slots, frozen for the type checker (`record`): a frozen
+dataclass's `__init__` costs five times a plain one's (2.2 against 0.4 µs for a Message), and a
+Message is built for every message sent and synced.
 """
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypeVar, dataclass_transform
 
 from shared.contracts import chat
 from shared.contracts.base import iso
@@ -18,6 +20,16 @@ from shared.contracts.groups import Role
 
 Kind = Literal["direct", "group"]
 FriendshipStatus = Literal["pending", "accepted"]
+
+T = TypeVar("T")
+
+
+@dataclass_transform(frozen_default=True)
+def record(cls: type[T]) -> type[T]:
+    """A dataclass with slots that mypy holds frozen (an assignment to a field is a type
+    error) without the runtime cost of frozen's `__init__`."""
+    return dataclass(slots=True)(cls)
+
 
 RANK: dict[Role, int] = {"owner": 0, "admin": 1, "member": 2}
 NEVER = datetime.min.replace(tzinfo=timezone.utc)
@@ -33,7 +45,7 @@ def is_expired(expires_at: datetime | None, now: datetime) -> bool:
     return expires_at is not None and expires_at <= now
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Member:
     """A group member: their role, and where their view of the conversation starts."""
 
@@ -50,7 +62,7 @@ def _no_members() -> Mapping[str, Member]:
     return NO_MEMBERS
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Conversation:
     """A direct chat (two members, never changes) or a group's conversation (members with roles).
 
@@ -66,16 +78,14 @@ class Conversation:
     last_at: datetime | None = None
     group_id: str | None = None
     name: str | None = None
-    roster: Mapping[str, Member] = field(default_factory=_no_members)  # a group's members with their roles; none for direct chats
+    # A group's members with their roles and join points; none for direct chats.
+    roster: Mapping[str, Member] = field(default_factory=_no_members)
 
     def has_member(self, user_id: str) -> bool:
         return user_id in self.members
 
     def others(self, user_id: str) -> list[str]:
         return [m for m in self.members if m != user_id]
-
-    def member(self, user_id: str) -> Member | None:
-        return self.roster.get(user_id)
 
     def role_of(self, user_id: str) -> Role | None:
         member = self.roster.get(user_id)
@@ -96,10 +106,7 @@ class Conversation:
         return sorted(roster, key=lambda u: (RANK[roster[u].role], roster[u].since))
 
     def with_last_seq(self, last_seq: int) -> "Conversation":
-        return Conversation(
-            self.conversation_id, self.kind, self.members, last_seq, self.created_at, self.last_at,
-            self.group_id, self.name, self.roster,
-        )
+        return replace(self, last_seq=last_seq)
 
     @property
     def active_at(self) -> datetime:
@@ -107,7 +114,7 @@ class Conversation:
         return self.last_at or self.created_at or NEVER
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Draft:
     """A message as its sender wrote it, before the store gives it its seq."""
 
@@ -127,7 +134,7 @@ class Draft:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Message:
     message_id: str
     conversation_id: str
@@ -166,7 +173,7 @@ class Message:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Placed:
     """Where a visible message sits (what deciding who may see its file needs)."""
 
@@ -174,7 +181,7 @@ class Placed:
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Appended:
     """What storing a draft gave: the stored message, or (`first` False) the one its sender
     had already sent with the same client_msg_id."""
@@ -183,7 +190,7 @@ class Appended:
     first: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Friendship:
     users: tuple[str, str]
     requester: str
@@ -205,7 +212,7 @@ class Friendship:
         return self.status == "pending" and self.requester == user_id
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Cursor:
     """How far one device of a user has acknowledged one conversation."""
 
