@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from pymongo import UpdateOne, WriteConcern
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from services.chat.domain.records import Conversation, Draft, Message
-from services.chat.storage.documents import Document, message_doc
+from services.chat.storage.documents import message_doc
+from shared.stores import Collection, Document
 
 DUPLICATE_KEY = 11000
 MAX_BATCH = 256
@@ -47,8 +47,8 @@ class Pending:
 class GroupCommit:
     def __init__(
         self,
-        messages: AsyncCollection[Document],
-        conversations: AsyncCollection[Document],
+        messages: Collection,
+        conversations: Collection,
         by_client_msg_id: Callable[[str, str], Awaitable[Message | None]],
         highest_seq: Callable[[str], Awaitable[int]],
     ):

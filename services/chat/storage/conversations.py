@@ -8,18 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.chat.domain.records import Conversation, Kind, Member
-from services.chat.storage.documents import Document, conversation, conversation_doc, member_doc
+from services.chat.storage.documents import conversation, conversation_doc, member_doc
 from shared.contracts.groups import Role
+from shared.stores import Database
 
 MAX_KNOWN_DIRECT = 100_000
 
 
 class ConversationStore:
-    def __init__(self, db: AsyncDatabase[Document]):
+    def __init__(self, db: Database):
         self.collection = db["conversations"]
         self._known_direct: set[str] = set()
 

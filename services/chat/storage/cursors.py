@@ -5,17 +5,16 @@ from datetime import datetime
 
 from pymongo import ASCENDING, UpdateOne, WriteConcern
 from pymongo.asynchronous.cursor import AsyncCursor
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.chat.domain.records import Cursor
-from services.chat.storage.documents import Document
+from shared.stores import Database, Document
 
 AFTER_BAR = chr(ord("|") + 1)  # the first character above "|": the end of a `...|` prefix range
 
 
 class CursorStore:
-    def __init__(self, db: AsyncDatabase[Document]):
+    def __init__(self, db: Database):
         self.devices = db["devices"]
         # Cursor moves are not waited on to reach the journal (a flush per write): one lost
         # with a database crash only means a device is sent again what it already holds,

@@ -11,8 +11,7 @@ from typing import Any
 
 from services.chat.domain.records import NO_MEMBERS, Conversation, Draft, Friendship, Member, Message
 from shared.contracts.chat import Attachment
-
-Document = dict[str, Any]
+from shared.stores import Document
 
 
 class Roster(Mapping[str, Member]):

@@ -2,11 +2,11 @@
 from datetime import datetime
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.chat.domain.records import Friendship
-from services.chat.storage.documents import Document, friendship
+from services.chat.storage.documents import friendship
+from shared.stores import Database
 
 
 def pair_key(a: str, b: str) -> str:
@@ -14,7 +14,7 @@ def pair_key(a: str, b: str) -> str:
 
 
 class FriendshipStore:
-    def __init__(self, db: AsyncDatabase[Document]):
+    def __init__(self, db: Database):
         self.friendships = db["friendships"]
 
     async def ensure_indexes(self) -> None:

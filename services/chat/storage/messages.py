@@ -8,13 +8,14 @@ conversation only moves up ($max) and is the base for the next seq even after ol
 expire and are deleted.
 """
 from datetime import datetime, timezone
+
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
 
 from services.chat.domain.records import Appended, Conversation, Draft, Message, Placed, is_visible
 from services.chat.storage.appender import DuplicateClientMessage, GroupCommit
-from services.chat.storage.documents import Document, message
+from services.chat.storage.documents import message
 from services.chat.storage.seqwindows import windows
+from shared.stores import Database, Document
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -27,7 +28,7 @@ class MessageStore:
     """Messages: storing them in seq order, reading them in pages, recalling and expiring them.
     The conversations' `last_seq` is written here too: it moves with the messages it counts."""
 
-    def __init__(self, db: AsyncDatabase[Document]):
+    def __init__(self, db: Database):
         self.conversations = db["conversations"]
         self.messages = db["messages"]
         self._group_commit = GroupCommit(self.messages, self.conversations, self.by_client_msg_id, self.highest_seq)

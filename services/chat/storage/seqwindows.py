@@ -14,19 +14,17 @@ reaches it is left open above, so messages stored above a `last_seq` not yet rai
 died between its two writes) are still read.
 """
 from collections.abc import AsyncIterator
-from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.asynchronous.collection import AsyncCollection
 
-from services.chat.storage.documents import Document
+from shared.stores import Collection, Document
 
 MIN_WIDTH = 32
 MAX_WIDTH = 8192
 
 
 async def windows(
-    messages: AsyncCollection[Document],
+    messages: Collection,
     conversation_id: str,
     low: int,
     high: int | None,
@@ -34,7 +32,7 @@ async def windows(
     width: int,
     newest_first: bool,
     projection: dict[str, int] | None = None,
-) -> AsyncIterator[list[dict[str, Any]]]:
+) -> AsyncIterator[list[Document]]:
     """The messages with low < seq < high (high None: no bound but `top`), a window at a time,
     each window's documents in the walking order."""
     width = max(width, MIN_WIDTH)
@@ -72,7 +70,7 @@ def _next_width(width: int, found: int) -> int:
 
 
 async def _read(
-    messages: AsyncCollection[Document], conversation_id: str, seq: dict[str, int], order: int, projection: dict[str, int] | None
-) -> list[dict[str, Any]]:
+    messages: Collection, conversation_id: str, seq: dict[str, int], order: int, projection: dict[str, int] | None
+) -> list[Document]:
     cursor = messages.find({"conversation_id": conversation_id, "seq": seq}, projection)
     return await cursor.sort("seq", order).to_list()
