@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from services.gateway.admission import client_address
 from services.gateway.bodylimit import BodyLimit
-from services.gateway.frames import parse_http_body
+from services.gateway.frames import error_response, parse_http_body
 from services.gateway.gateway import Gateway
 from services.gateway.identity import caller_for
 from shared.contracts.errors import ParleyError
@@ -34,10 +34,6 @@ def _path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path.removeprefix(root)
-
-
-def error_response(exc: ParleyError) -> JSONResponse:
-    return JSONResponse(exc.response(), status_code=exc.http_status)
 
 
 WS_PATH = "/ws"

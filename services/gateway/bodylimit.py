@@ -55,9 +55,10 @@ class BodyLimit:
                 await self._too_large(send)
 
     async def _too_large(self, send: Send) -> None:
-        body = orjson.dumps(ParleyError.too_large(f"request body over {self.max_bytes} bytes").response())
+        error = ParleyError.too_large(f"request body over {self.max_bytes} bytes")
+        body = orjson.dumps(error.response())
         await send({
-            "type": "http.response.start", "status": 413,
+            "type": "http.response.start", "status": error.http_status,
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                         (b"connection", b"close")],
         })

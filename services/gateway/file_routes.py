@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
+from services.gateway.frames import error_response
 from services.gateway.identity import TokenCheck, caller_for
 from services.gateway.metrics import DOWNLOAD_BYTES, UPLOAD_BYTES, UPLOADS
 from shared.contracts import files
@@ -169,8 +170,7 @@ class FileTransfer:
             await self._abort(caller, file_id, exc)
             UPLOADS.labels("disconnected").inc()
             # Nobody is left to read it; answering keeps uvicorn from logging a crash.
-            cut_off = ParleyError.bad_request("the upload was cut off")
-            return JSONResponse(cut_off.response(), cut_off.http_status)
+            return error_response(ParleyError.bad_request("the upload was cut off"))
         except BaseException as exc:
             await self._abort(caller, file_id, exc)
             if isinstance(exc, ParleyError):

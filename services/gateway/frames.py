@@ -1,4 +1,5 @@
-"""Reading one client frame: the checks of PROTOCOL.md, in its order, up to the typed request.
+"""Reading one client frame: the checks of PROTOCOL.md, in its order, up to the typed request;
+and the replies, frames and HTTP error bodies alike rendered by `ParleyError.response()`.
 
 frame (size, JSON, envelope) → known type → bound socket → fields. What passes is a
 `ParsedFrame`; what fails is a ParleyError carrying the frame's id when it could be read.
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Generic
 
 import orjson
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from shared.contracts.envelope import ClientRequest
@@ -87,3 +89,8 @@ def reply_ok(frame_id: str | None, data: dict[str, Any]) -> bytes:
 
 def reply_error(frame_id: str | None, error: ParleyError) -> bytes:
     return orjson.dumps({"type": "reply", "id": frame_id, "ok": False, **error.response()})
+
+
+def error_response(error: ParleyError) -> JSONResponse:
+    """The same error as an HTTP response: its body and status."""
+    return JSONResponse(error.response(), status_code=error.http_status)

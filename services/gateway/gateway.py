@@ -45,6 +45,8 @@ FORGET_BATCH = 200
 
 @dataclass(eq=False)
 class Gateway:
+    """A started gateway: its parts, each built complete by `start` (none is filled in later)."""
+
     settings: Settings
     gateway_id: str
     broker: Broker
@@ -52,7 +54,6 @@ class Gateway:
     hub: Hub
     sessions: Sessions
     sockets: SocketServer
-    tokens: TokenCheck
     readiness: Readiness
     transfers: FileTransfer
     tasks: list[asyncio.Task[None]]
@@ -99,7 +100,6 @@ class Gateway:
             hub=hub,
             sessions=sessions,
             sockets=SocketServer(settings, hub, admission, sessions, send_rate, dispatcher),
-            tokens=tokens,
             readiness=Readiness(broker, redis, rpc),
             transfers=FileTransfer(settings, gateway_id, rpc, tokens),
             tasks=[asyncio.create_task(loop()) for loop in loops],

@@ -5,7 +5,7 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
-from shared.contracts.errors import ErrorCode, ParleyError
+from shared.contracts.errors import ParleyError
 from shared.ratelimit import FailOpen
 
 log = logging.getLogger("parley.gateway")
@@ -43,4 +43,4 @@ class SendRate:
         if allowed:
             return None
         rate = self.rate_per_second
-        return ParleyError(ErrorCode.RATE_LIMITED, f"sending faster than {rate:g} messages a second; slow down")
+        return ParleyError.rate_limited(f"sending faster than {rate:g} messages a second; slow down")

@@ -11,7 +11,7 @@ from services.gateway.frames import reply_ok
 from services.gateway.identity import caller_for
 from shared.broker import Broker
 from shared.contracts.chat import DeviceBound, PresenceChanged
-from shared.contracts.errors import ErrorCode, ParleyError
+from shared.contracts.errors import ParleyError
 from shared.contracts.operations import CHAT_SYNC
 from shared.ids import new_id
 from shared.logs import log_event
@@ -50,8 +50,7 @@ class Sessions:
         """Bind, answer, then ask chat for the sync stream (the reply must come first)."""
         await self.forget(conn)
         if not self.admission.may_bind(claims.user_id):
-            raise ParleyError(
-                ErrorCode.RATE_LIMITED,
+            raise ParleyError.rate_limited(
                 f"this user already holds {self.settings.ws_max_sockets_per_user} sockets here; close one first",
             )
         conn.session = session = Session(claims.user_id, device_id, claims.token_id, claims.expires_at)

@@ -4,14 +4,13 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi.responses import JSONResponse
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.gateway.admission import Admission, client_address, origin_allowed
 from services.gateway.connections import CLOSE_RESTARTING, Connection, Hub
 from services.gateway.dispatch import Dispatcher
-from services.gateway.frames import FrameError, ParsedFrame, parse_frame, reply_error
+from services.gateway.frames import FrameError, ParsedFrame, error_response, parse_frame, reply_error
 from services.gateway.metrics import FRAMES, SOCKETS_REFUSED
 from services.gateway.send_rate import SendRate
 from services.gateway.sessions import Sessions
@@ -57,7 +56,7 @@ class SocketServer:
         if refusal := self.admission.refusal(address):
             SOCKETS_REFUSED.labels("cap").inc()
             log_event(log, "socket.refused", logging.WARNING, reason=refusal, address=address)
-            await self._refuse(websocket, ParleyError(ErrorCode.RATE_LIMITED, refusal), 1008)
+            await self._refuse(websocket, ParleyError.rate_limited(refusal), 1008)
             return
         await websocket.accept()
         conn = Connection(new_id("c"), websocket, self.settings.outbound_queue_max_bytes, address)
@@ -84,7 +83,7 @@ class SocketServer:
         """Refuse the upgrade with an HTTP status and the protocol's error body (a close code where
         the server cannot answer the upgrade with a status)."""
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            await websocket.send_denial_response(JSONResponse(error.response(), status_code=error.http_status))
+            await websocket.send_denial_response(error_response(error))
         else:
             await websocket.close(close_code)
 
