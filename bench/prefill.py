@@ -42,7 +42,7 @@ MARKER = "prefill.json"
 
 
 def direct_conversation_id(a: str, b: str) -> str:
-    """As services/chat/domain/messaging.py names direct conversations (copied, not imported:
+    """As services/chat/domain/sending.py names direct conversations (copied, not imported:
     the bench must not break when chat's modules move)."""
     return "d_" + hashlib.sha256("|".join(sorted((a, b))).encode()).hexdigest()[:24]
 

@@ -10,6 +10,7 @@ the database write), replies to RPCs, dead-letters a command that keeps failing,
 SIGTERM stops consuming and lets in-flight handlers finish. Handlers never see the broker.
 """
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -263,10 +264,8 @@ class ServiceRunner:
         """
         log_event(log, "service.stopping", service=self.router.service, in_flight=len(self._in_flight))
         for queue, tag in self._consumers:
-            try:
+            with contextlib.suppress(Exception):  # the connection may already be gone
                 await queue.cancel(tag)
-            except Exception:  # the connection may already be gone
-                pass
         # Deliveries that arrived before the cancel have handler tasks created but maybe not
         # yet started (so not yet tracked): let them start.
         await asyncio.sleep(0)

@@ -240,11 +240,13 @@ async def test_the_gateway_protocol_speaks_websocket_as_uvicorn_does():
 
 
 async def test_per_message_deflate_is_negotiated_when_turned_on():
-    async with served(EchoGateway(), ws_per_message_deflate=True) as (address, _):
-        async with websockets.connect(f"ws://{address}/ws") as ws:
-            assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
-            await ws.send("compressed")
-            assert await ws.recv() == "compressed"
+    async with (
+        served(EchoGateway(), ws_per_message_deflate=True) as (address, _),
+        websockets.connect(f"ws://{address}/ws") as ws,
+    ):
+        assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        await ws.send("compressed")
+        assert await ws.recv() == "compressed"
 
 
 @dataclass
@@ -265,15 +267,17 @@ async def test_pongs_are_read_while_the_app_takes_no_frames():
     requests all wait (a backend slow) then misses the client's pongs and its keepalive closes
     the socket with 1011. Here reading goes on, so control frames are answered."""
     gateway = BusyGateway()
-    async with served(gateway) as (address, _):
-        async with websockets.connect(f"ws://{address}/ws", ping_interval=None) as ws:
-            await ws.send("first")
-            await asyncio.wait_for(gateway.busy.wait(), 5)
-            for i in range(5):
-                await ws.send(f"waiting {i}")  # frames the app does not take yet
-            await asyncio.sleep(0.3)  # received (uvicorn alone would stop reading here)
-            latency = await asyncio.wait_for(await ws.ping(), 5)
-            assert latency < 5
+    async with (
+        served(gateway) as (address, _),
+        websockets.connect(f"ws://{address}/ws", ping_interval=None) as ws,
+    ):
+        await ws.send("first")
+        await asyncio.wait_for(gateway.busy.wait(), 5)
+        for i in range(5):
+            await ws.send(f"waiting {i}")  # frames the app does not take yet
+        await asyncio.sleep(0.3)  # received (uvicorn alone would stop reading here)
+        latency = await asyncio.wait_for(await ws.ping(), 5)
+        assert latency < 5
 
 
 @dataclass
