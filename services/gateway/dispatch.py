@@ -63,7 +63,7 @@ class Dispatcher:
                 log_event(log, "frame.unavailable", logging.WARNING, operation=name, error=repr(exc))
             else:
                 error = ParleyError.internal("internal error")
-                log_event(log, "frame.failed", logging.ERROR, operation=name, error=repr(exc))
+                log_event(log, "frame.failed", logging.ERROR, exc=exc, operation=name, error=repr(exc))
             FRAMES.labels(name, error.code.value).inc()
             conn.send(reply_error(frame.id, error))
 
