@@ -129,6 +129,23 @@ class Settings(BaseSettings):
     register_per_address_per_hour: float = Field(20.0, gt=0)
     register_burst_per_address: int = Field(10, ge=1)
 
+    # Calls (docs/protocol.md "Calls"): an unanswered call ends after call_ring_seconds; chat
+    # checks ringing calls and the participants' sockets this often (a call whose participant's
+    # socket is gone ends, within presence_ttl_seconds of a gateway dying). call.invite per
+    # user: a token bucket (per minute, burst).
+    call_ring_seconds: float = Field(45.0, gt=0)
+    call_check_seconds: float = Field(1.0, gt=0)
+    call_invites_per_minute: float = Field(10.0, gt=0)
+    call_invite_burst: int = Field(5, ge=1)
+    # ICE servers handed out by calls.ice_servers. TURN credentials follow coturn's shared-secret
+    # scheme (use-auth-secret / static-auth-secret): username `expiry:user_id`, password
+    # base64(HMAC-SHA1(turn_secret, username)), valid turn_credential_ttl_seconds. No TURN URL or
+    # no secret: STUN only (or nothing), and calls still work on one network.
+    stun_urls: list[str] = Field(default_factory=list)
+    turn_urls: list[str] = Field(default_factory=list)
+    turn_secret: str = ""
+    turn_credential_ttl_seconds: int = Field(3600, ge=60)
+
     # Files: the largest upload accepted (bytes); bigger ones get 413 as soon as they pass it.
     max_upload_bytes: int = 100 * 1024 * 1024
     # An upload that sends nothing for this long is abandoned (its chunks deleted).

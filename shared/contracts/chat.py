@@ -5,6 +5,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from shared.contracts.auth import DeviceId, UserProfile
 from shared.contracts.base import Contract, SparseContract
+from shared.contracts.calls import CallRecord
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Seq = Annotated[int, Field(ge=1, le=2**53)]
@@ -106,6 +107,7 @@ class Message(SparseContract):
     to: dict[str, str]
     text: str | None = None
     file: Attachment | None = None
+    call: CallRecord | None = None  # a call's message, stored by chat when the call ends
     sent_at: str
     expires_at: str | None = None
 

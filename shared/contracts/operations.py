@@ -6,7 +6,7 @@ their handlers to.
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from shared.contracts import auth, batches, chat, conversations, files, groups
+from shared.contracts import auth, batches, calls, chat, conversations, files, groups
 from shared.contracts.base import Contract, Empty
 
 RequestT = TypeVar("RequestT", bound=Contract)
@@ -81,6 +81,15 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("groups.list", "chat", groups.GroupsList, groups.GroupsListReply),
     Operation("groups.members", "chat", groups.GroupTarget, groups.GroupMembersReply),
     Operation("groups.set_role", "chat", groups.GroupSetRole, Empty),
+    # calls: signalling routed to the two participants' sockets (docs/protocol.md "Calls")
+    Operation("call.invite", "chat", calls.CallInvite, calls.CallInviteReply),
+    Operation("call.accept", "chat", calls.CallAccept, Empty),
+    Operation("call.decline", "chat", calls.CallTarget, Empty),
+    Operation("call.cancel", "chat", calls.CallTarget, Empty),
+    Operation("call.hangup", "chat", calls.CallTarget, Empty),
+    Operation("call.ice", "chat", calls.CallIce, Empty),
+    # STUN/TURN servers with short-lived TURN credentials, made by the gateway from its settings.
+    Operation("calls.ice_servers", "gateway", Empty, calls.IceServersReply),
     # internal
     AUTH_USERS_GET,
     AUTH_TOKENS_REVOKED,
@@ -118,6 +127,10 @@ PUSHES: dict[str, type[Contract]] = {
     "group.member_joined": groups.GroupMemberPush,
     "group.member_left": groups.GroupMemberPush,
     "group.role_changed": groups.GroupRolePush,
+    "call.incoming": calls.CallIncomingPush,
+    "call.accepted": calls.CallAcceptedPush,
+    "call.ice": calls.CallIcePush,
+    "call.ended": calls.CallEndedPush,
 }
 
 # Domain events on `parley.events`.
