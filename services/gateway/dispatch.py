@@ -1,6 +1,6 @@
 """One valid request answered: its handler found in one table by operation name.
 
-The gateway answers `ping` and `auth.resume` itself and binds or unbinds the socket around
+The gateway answers `ping`, `auth.resume` and `calls.ice_servers` itself and binds or unbinds the socket around
 `auth.login` / `auth.logout`; `message.send` and `message.ack` go to chat in batches; every
 other operation is relayed to its service as one RPC.
 """
@@ -11,6 +11,7 @@ from typing import Any
 from services.gateway.chat_batches import ChatBatches
 from services.gateway.connections import Connection
 from services.gateway.frames import ParsedFrame, reply_error, reply_ok
+from services.gateway.ice_servers import IceServers
 from services.gateway.identity import TokenCheck, caller_for
 from services.gateway.metrics import FRAMES
 from services.gateway.sessions import Sessions
@@ -29,11 +30,20 @@ FrameHandler = Callable[[Connection, ParsedFrame[Any]], Awaitable[dict[str, Any]
 
 
 class Dispatcher:
-    def __init__(self, gateway_id: str, rpc: RpcClient, tokens: TokenCheck, sessions: Sessions, batches: ChatBatches):
+    def __init__(
+        self,
+        gateway_id: str,
+        rpc: RpcClient,
+        tokens: TokenCheck,
+        sessions: Sessions,
+        batches: ChatBatches,
+        ice_servers: IceServers,
+    ):
         self.gateway_id = gateway_id
         self.rpc = rpc
         self.tokens = tokens
         self.sessions = sessions
+        self.ice_servers = ice_servers
         # Every operation not named here is relayed to its service (_relay).
         self.handlers: dict[str, FrameHandler] = {
             "ping": self._ping,
@@ -42,6 +52,7 @@ class Dispatcher:
             "auth.logout": self._logout,
             "message.send": batches.send,
             "message.ack": batches.ack,
+            "calls.ice_servers": self._ice_servers,
         }
 
     async def answer(self, conn: Connection, frame: ParsedFrame[Any]) -> None:
@@ -92,3 +103,8 @@ class Dispatcher:
         await self.rpc.call(frame.operation, frame.request, self._caller(conn, frame.id))
         await self.sessions.forget(conn)
         return {}
+
+    async def _ice_servers(self, conn: Connection, frame: ParsedFrame[Any]) -> dict[str, Any]:
+        if conn.session is None:  # parse_frame refuses it first (needs_session); kept for the type
+            raise ParleyError.unauthorized()
+        return self.ice_servers.for_user(conn.session.user_id).model_dump(mode="json")

@@ -19,6 +19,7 @@ from services.gateway.connections import CLOSE_RESTARTING, Hub
 from services.gateway.deliveries import DeliveryConsumer
 from services.gateway.dispatch import Dispatcher
 from services.gateway.file_routes import FileTransfer
+from services.gateway.ice_servers import IceServers
 from services.gateway.identity import TokenCheck
 from services.gateway.metrics import CONNECTIONS
 from services.gateway.readiness import Readiness
@@ -82,7 +83,9 @@ class Gateway:
             CoalescedTakes(TokenBucket(redis, settings.namespace, "send", settings.send_rate_per_second, settings.send_burst)),
             settings.send_rate_per_second,
         )
-        dispatcher = Dispatcher(gateway_id, rpc, tokens, sessions, ChatBatches(settings, gateway_id, rpc))
+        dispatcher = Dispatcher(
+            gateway_id, rpc, tokens, sessions, ChatBatches(settings, gateway_id, rpc), IceServers.from_settings(settings)
+        )
         resync = PendingResync()
         await DeliveryConsumer(broker, gateway_id, hub, resync).start()
         watch = PresenceWatch(gateway_id, hub, presence, broker, sessions, resync)
