@@ -6,7 +6,8 @@ The operation `friends.request` is `friends.request_friendship`, `groups.create`
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from services.chat.domain import attachments, conversations, friends, groups, messaging, sending
+from services.chat.domain import attachments, calls, conversations, friends, groups, messaging, sending
+from services.chat.domain.calls import CallPorts
 from services.chat.domain.delivery import Deliverer
 from services.chat.domain.ports import (
     Conversations,
@@ -20,6 +21,7 @@ from services.chat.domain.ports import (
 )
 from shared.contracts.base import Empty
 from shared.contracts.batches import AckBatch, BatchReply, ItemResult, SendBatch
+from shared.contracts.calls import CallAccept, CallIce, CallInvite, CallInviteReply, CallTarget
 from shared.contracts.chat import (
     DeviceBound,
     FriendsList,
@@ -67,6 +69,7 @@ class ChatContext:
     files: Files
     typing: TypingNotices
     health: Callable[[], Awaitable[None]]  # the database answers
+    calls: CallPorts
     sync_batch_size: int = 500
 
 
@@ -74,6 +77,12 @@ def _user(caller: Caller) -> str:
     if caller.user_id is None:
         raise ParleyError.unauthorized()
     return caller.user_id
+
+
+def _device(caller: Caller) -> str:
+    if caller.device_id is None:
+        raise ParleyError.unauthorized()
+    return caller.device_id
 
 
 def build_router(ctx: ChatContext) -> Router:
@@ -191,6 +200,36 @@ def build_router(ctx: ChatContext) -> Router:
     @router.operation("groups.set_role")
     async def set_role(request: GroupSetRole, caller: Caller) -> Empty:
         await groups.set_role(request, _user(caller), ctx.conversations, ctx.deliver)
+        return Empty()
+
+    # --- calls (signalling; one stored message per call) ---------------------------------------
+    @router.operation("call.invite")
+    async def invite(request: CallInvite, caller: Caller) -> CallInviteReply:
+        return await calls.invite(request, _user(caller), _device(caller), ctx.calls)
+
+    @router.operation("call.accept")
+    async def accept_call(request: CallAccept, caller: Caller) -> Empty:
+        await calls.accept(request, _user(caller), _device(caller), ctx.calls)
+        return Empty()
+
+    @router.operation("call.decline")
+    async def decline_call(request: CallTarget, caller: Caller) -> Empty:
+        await calls.decline(request.call_id, _user(caller), ctx.calls)
+        return Empty()
+
+    @router.operation("call.cancel")
+    async def cancel_call(request: CallTarget, caller: Caller) -> Empty:
+        await calls.cancel(request.call_id, _user(caller), ctx.calls)
+        return Empty()
+
+    @router.operation("call.hangup")
+    async def hang_up(request: CallTarget, caller: Caller) -> Empty:
+        await calls.hang_up(request.call_id, _user(caller), ctx.calls)
+        return Empty()
+
+    @router.operation("call.ice")
+    async def ice(request: CallIce, caller: Caller) -> Empty:
+        await calls.relay_ice(request, _user(caller), _device(caller), ctx.calls)
         return Empty()
 
     # --- files ---------------------------------------------------------------------------------

@@ -2,10 +2,13 @@
 import asyncio
 from typing import Any
 
+from services.chat.call_checks import check_calls_forever
+from services.chat.domain.calls import CallPorts
 from services.chat.domain.delivery import Deliverer
 from services.chat.expiry import delete_expired_messages
 from services.chat.handlers import ChatContext, build_router
 from services.chat.remote import AuthProfiles, FilesDirectory
+from services.chat.storage.calls import RedisCallStore
 from services.chat.storage.conversations import ConversationStore
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
@@ -14,6 +17,7 @@ from services.chat.storage.typing import TypingThrottle
 from shared.broker import RpcClient
 from shared.contracts.chat import DeliveriesLost
 from shared.presence import Presence
+from shared.ratelimit import TokenBucket
 from shared.runtime import Runtime, run
 from shared.service import Router
 from shared.stores import mongo_ping
@@ -34,6 +38,19 @@ async def wire(rt: Runtime) -> Router:
     async def report_lost(why: str) -> None:
         await rt.broker.publish_event("deliveries.lost", DeliveriesLost(reason=why[:200]))
 
+    deliver = Deliverer(presence, rt.broker.deliver, report_lost=report_lost)
+    s = rt.settings
+    call_ports = CallPorts(
+        calls=RedisCallStore(rt.redis, s.namespace),
+        conversations=conversations,
+        friendships=friendships,
+        messages=messages,
+        presence=presence,
+        deliver=deliver,
+        invites=TokenBucket(rt.redis, s.namespace, "call", s.call_invites_per_minute / 60, s.call_invite_burst),
+        ring_seconds=s.call_ring_seconds,
+    )
+    _background.append(asyncio.create_task(check_calls_forever(call_ports, s.call_check_seconds)))
     return build_router(
         ChatContext(
             friendships=friendships,
@@ -41,11 +58,12 @@ async def wire(rt: Runtime) -> Router:
             messages=messages,
             cursors=cursors,
             presence=presence,
-            deliver=Deliverer(presence, rt.broker.deliver, report_lost=report_lost),
+            deliver=deliver,
             profiles=AuthProfiles(rpc),
             files=FilesDirectory(rpc),
             typing=TypingThrottle(rt.redis, rt.settings.namespace),
             health=lambda: mongo_ping(rt.mongo),
+            calls=call_ports,
             sync_batch_size=rt.settings.sync_batch_size,
         )
     )

@@ -7,7 +7,7 @@ their size (`too_large` past MAX_SDP_CHARS / MAX_CANDIDATE_CHARS) and passes the
 """
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from shared.contracts.base import Contract, SparseContract
 
@@ -51,9 +51,19 @@ class IceCandidate(SparseContract):
 
 # --- requests and replies ---------------------------------------------------------------------
 class CallInvite(Contract):
-    conversation_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    """Call the other person of a direct conversation: named by the conversation, or by the
+    friend's user_id (before any message, when the client has no conversation id yet)."""
+
+    conversation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     media: Media
     sdp: Sdp  # the caller's offer
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "CallInvite":
+        if (self.conversation_id is None) == (self.user_id is None):
+            raise ValueError("give exactly one of conversation_id or user_id")
+        return self
 
 
 class CallInviteReply(SparseContract):

@@ -110,6 +110,19 @@ class Deliverer:
         )
         return reached
 
+    async def to_device(self, user_id: str, device_id: str, pushes: list[Push]) -> int:
+        """Push to one device of a user, wherever it is connected (a call's signalling); returns
+        the sockets reached. Best effort, like fan_out."""
+        try:
+            socks = [s for s in await self.presence.sockets_of([user_id]) if s.device_id == device_id]
+            address = DeviceAddress(user_id=user_id, device_id=device_id)
+            for gateway_id in dict.fromkeys(s.gateway_id for s in socks):
+                await self.publish(gateway_id, Delivery(targets=[address], pushes=pushes))
+        except Exception as exc:
+            log_event(log, "push.failed", logging.WARNING, push_type=pushes[0].type if pushes else "", error=repr(exc))
+            return 0
+        return len(socks)
+
     async def to_socket(self, sock: DeviceSocket, pushes: list[Push], *, sync: bool) -> None:
         """Push to one socket only (a bind's sync stream)."""
         await self.publish(

@@ -16,6 +16,7 @@ from typing import Literal, TypeVar, dataclass_transform
 
 from shared.contracts import chat
 from shared.contracts.base import iso
+from shared.contracts.calls import CallRecord, Media
 from shared.contracts.groups import Role
 
 Kind = Literal["direct", "group"]
@@ -126,11 +127,12 @@ class Draft:
     text: str | None = None
     file: chat.Attachment | None = None
     expires_at: datetime | None = None
+    call: CallRecord | None = None  # stored by chat when a call ends (services/chat/domain/calls.py)
 
     def stored_at(self, conversation_id: str, seq: int) -> "Message":
         return Message(
             self.message_id, conversation_id, seq, self.from_user_id, self.client_msg_id, self.to, self.sent_at,
-            self.text, self.file, self.expires_at,
+            self.text, self.file, self.expires_at, call=self.call,
         )
 
 
@@ -147,6 +149,7 @@ class Message:
     file: chat.Attachment | None = None
     expires_at: datetime | None = None
     recalled: bool = False
+    call: CallRecord | None = None
 
     def is_visible(self, now: datetime) -> bool:
         return is_visible(self.recalled, self.expires_at, now)
@@ -163,6 +166,7 @@ class Message:
             to=dict(self.to),
             text=self.text,
             file=self.file,
+            call=self.call,
             sent_at=iso(self.sent_at),
             expires_at=iso(self.expires_at) if self.expires_at else None,
         )
@@ -220,3 +224,33 @@ class Cursor:
     device_id: str
     conversation_id: str
     seq: int
+
+
+CallState = Literal["ringing", "active"]
+
+
+@record
+class Call:
+    """A call in progress (ringing or answered), as the call store holds it; times in unix seconds."""
+
+    call_id: str
+    conversation_id: str
+    caller: str
+    caller_device: str
+    callee: str
+    media: Media
+    state: CallState
+    invited_at: float
+    ring_until: float
+    answered_at: float | None = None
+    callee_device: str | None = None
+
+    def has(self, user_id: str) -> bool:
+        return user_id in (self.caller, self.callee)
+
+    def other(self, user_id: str) -> str:
+        return self.callee if user_id == self.caller else self.caller
+
+    def device_of(self, user_id: str) -> str | None:
+        """The device a participant is in the call on (the callee's: once one accepted)."""
+        return self.caller_device if user_id == self.caller else self.callee_device

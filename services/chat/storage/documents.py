@@ -3,13 +3,15 @@
 conversations: `{_id, kind: "direct"|"group", members: [user_id], last_seq, last_at?, created_at,
   group_id?, name?, member_info?: {user_id: {role, joined_at, joined_seq, since}}}`
 messages: `{_id, conversation_id, seq, from_user_id, client_msg_id, to: {user_id|group_id},
-  sent_at, text?, file?: {file_id, name, size, content_type}, expires_at?, recalled?, recalled_at?}`
+  sent_at, text?, file?: {file_id, name, size, content_type}, call?: {call_id, media, outcome,
+  duration_seconds?}, expires_at?, recalled?, recalled_at?}`
 friendships: `{_id: pair_key, users: [requester, target], requester, status, created_at, accepted_at?}`
 """
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.chat.domain.records import NO_MEMBERS, Conversation, Draft, Friendship, Member, Message
+from shared.contracts.calls import CallRecord
 from shared.contracts.chat import Attachment
 from shared.stores import Document
 
@@ -78,7 +80,7 @@ def conversation_doc(conv: Conversation) -> Document:
 
 
 def message(doc: Document) -> Message:
-    file = doc.get("file")
+    file, call = doc.get("file"), doc.get("call")
     return Message(
         doc["_id"],
         doc["conversation_id"],
@@ -91,6 +93,7 @@ def message(doc: Document) -> Message:
         Attachment.model_validate(file) if file else None,
         doc.get("expires_at"),
         bool(doc.get("recalled")),
+        CallRecord.model_validate(call) if call else None,
     )
 
 
@@ -108,6 +111,8 @@ def message_doc(draft: Draft, conversation_id: str, seq: int) -> Document:
         doc["file"] = draft.file.model_dump()
     if draft.expires_at is not None:
         doc["expires_at"] = draft.expires_at
+    if draft.call is not None:
+        doc["call"] = draft.call.model_dump(exclude_none=True)
     doc["conversation_id"] = conversation_id
     doc["seq"] = seq
     return doc
