@@ -10,6 +10,8 @@ import { setupSidebar } from "./views/sidebar.js";
 import { setupChat } from "./views/chat.js";
 import { setupMessages } from "./views/messages.js";
 import { setupGroups } from "./views/groups.js";
+import { setupCall } from "./views/call.js";
+import { setupCalls } from "./calls.js";
 
 const ERROR_SHOWN_MS = 10_000;
 
@@ -86,7 +88,7 @@ function renderStatus(el) {
 }
 
 function start() {
-  const renders = [setupShell(), setupAuth(), setupSidebar(), setupChat(), setupMessages(), setupGroups()];
+  const renders = [setupShell(), setupAuth(), setupSidebar(), setupChat(), setupMessages(), setupGroups(), setupCall()];
   subscribe(() => {
     for (const render of renders) {
       try {
@@ -96,6 +98,7 @@ function start() {
       }
     }
   });
+  setupCalls();
   init();
   changed();
 }

@@ -11,6 +11,7 @@ import { retry } from "../delivery.js";
 import { showError } from "../wire.js";
 import { objectUrl, save } from "../files.js";
 import { describe } from "../errors.js";
+import { callSummary } from "../calltext.js";
 
 const RECALL_WINDOW_MS = 10 * 60 * 1000;
 const STATE_TEXT = { sending: "Sending…", sent: "✓ Sent", read: "✓✓ Read", failed: "⚠ Not sent" };
@@ -83,8 +84,12 @@ function updateMessage(el, conv, message) {
   const sender = el.querySelector(".sender");
   if (sender) setText(sender, nameOf(message.from_user_id));
 
-  // A file without a caption has no text element at all.
-  const words = message.recalled ? "message recalled" : message.text || "";
+  // A file without a caption has no text element at all; a call is told in words, with an icon.
+  const call = message.call && !message.recalled ? message.call : null;
+  const words = message.recalled ? "message recalled" : call ? callSummary(message) : message.text || "";
+  setAttr(el, "data-call", call ? call.outcome : null);
+  el.classList.toggle("call", Boolean(call));
+  const slot = el.querySelector(".file-slot");
   let text = el.querySelector(".text");
   if (words && !text) {
     text = h("p", { class: "text", dataset: { testid: "message-text" } });
@@ -94,11 +99,10 @@ function updateMessage(el, conv, message) {
   }
   if (text && words) setText(text, words);
 
-  const slot = el.querySelector(".file-slot");
-  const fileId = message.recalled ? "" : message.file?.file_id || "";
+  const fileId = message.recalled ? "" : message.file?.file_id || (call ? `call:${call.media}` : "");
   if (slot.dataset.fileId !== fileId) {
     slot.dataset.fileId = fileId;
-    slot.replaceChildren(fileId ? fileView(message.file) : "");
+    slot.replaceChildren(call ? icon(call.media === "video" ? "video" : "phone") : fileId ? fileView(message.file) : "");
   }
 
   const ttl = el.querySelector(".ttl");
@@ -126,7 +130,7 @@ function updateMessage(el, conv, message) {
 }
 
 function updateActions(slot, conv, message, mine) {
-  const canRecall = mine && message.seq && !message.recalled
+  const canRecall = mine && message.seq && !message.recalled && !message.call
     && Date.now() - new Date(message.sent_at).getTime() < RECALL_WINDOW_MS;
   const canRetry = mine && message.state === "failed";
   const want = canRecall ? "recall" : canRetry ? "retry" : "";

@@ -3,6 +3,7 @@
 
 import { state, nameOf, titleOf, sortedConvs } from "../store.js";
 import { h, setText, setAttr, syncList, avatar, ago, shortTime, debounce } from "../dom.js";
+import { callSummary } from "../calltext.js";
 import { search, requestFriend, acceptFriend, declineFriend, openDirect, openConversation } from "../actions.js";
 
 export function setupSidebar() {
@@ -146,6 +147,7 @@ function preview(conv) {
   if (!message) return conv.kind === "group" ? "Group created" : "";
   const who = message.from_user_id === state.me?.user_id ? "You: " : conv.kind === "group" ? `${nameOf(message.from_user_id)}: ` : "";
   if (message.recalled) return `${who}message recalled`;
+  if (message.call) return callSummary(message);
   if (message.file) return `${who}${fileKind(message.file.content_type)}: ${message.file.name}`;
   return `${who}${message.text || ""}`;
 }

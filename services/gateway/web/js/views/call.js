@@ -1,0 +1,131 @@
+// The call views: voice and video buttons in a direct chat's header, the incoming-call card (on
+// every device of the callee), the in-call screen (the peer's video large, mine small, mute,
+// camera off, hang up, running time; the peer's name instead of video on a voice call), and a
+// notice saying why a call ended or could not start.
+
+import { state, openConv, nameOf } from "../store.js";
+import { h, icon, setText, setAttr, avatar } from "../dom.js";
+import { currentCall, callNotice, startCall, accept, hangUp, toggleMic, toggleCamera, notify } from "../calls.js";
+import { clock } from "../calltext.js";
+
+const STATUS = {
+  preparing: "Starting…",
+  ringing: "Ringing…",
+  answering: "Connecting…",
+  connecting: "Connecting…",
+};
+
+function byId(id) {
+  return document.getElementById(id);
+}
+
+/** A button's content: an icon and a word (the word is its accessible name). */
+function label(button, iconName, text) {
+  if (button.dataset.label === text) return;
+  button.dataset.label = text;
+  button.replaceChildren(icon(iconName), h("span", {}, text));
+}
+
+/** Show `stream` in `video` (once per stream: re-assigning restarts playback). */
+function attach(video, stream) {
+  if (video.srcObject === (stream || null)) return;
+  video.srcObject = stream || null;
+  if (stream) video.play().catch(() => {}); // autoplay refused: the user's next click plays it
+}
+
+function setAvatar(slot, userId) {
+  const name = nameOf(userId);
+  if (slot.dataset.for === `${userId}:${name}`) return;
+  slot.dataset.for = `${userId}:${name}`;
+  slot.replaceChildren(avatar(userId, name));
+}
+
+export function setupCall() {
+  const audioButton = byId("call-audio");
+  const videoButton = byId("call-video");
+  const layout = byId("layout");
+  const incoming = byId("incoming-call");
+  const acceptButton = byId("call-accept");
+  const screen = byId("call-screen");
+  const remoteVideo = byId("remote-video");
+  const localVideo = byId("local-video");
+  const status = byId("call-status");
+  const mute = byId("call-mute");
+  const camera = byId("call-camera");
+  const hangup = byId("call-hangup");
+  const noticeBox = byId("call-notice");
+
+  audioButton.append(icon("phone"));
+  videoButton.append(icon("video"));
+  audioButton.addEventListener("click", () => startCall(openConv(), "audio"));
+  videoButton.addEventListener("click", () => startCall(openConv(), "video"));
+  acceptButton.prepend(icon("phone"));
+  acceptButton.addEventListener("click", accept);
+  byId("call-decline").prepend(icon("phone-off"));
+  byId("call-decline").addEventListener("click", hangUp);
+  hangup.addEventListener("click", hangUp);
+  mute.addEventListener("click", toggleMic);
+  camera.addEventListener("click", toggleCamera);
+  byId("call-notice-dismiss").addEventListener("click", () => notify(""));
+  // The peer's picture replaces their name once their video really plays.
+  for (const event of ["loadeddata", "resize", "emptied"]) {
+    remoteVideo.addEventListener(event, () => screen.classList.toggle("has-video", remoteVideo.videoWidth > 0));
+  }
+
+  function renderButtons(call) {
+    const conv = openConv();
+    const direct = conv?.kind === "direct";
+    const friend = direct && state.friends.has(conv.peerId);
+    const why = !conv?.id ? "Send a first message, then you can call"
+      : !friend ? "You can call friends only" : call ? "You are in a call" : !state.bound ? "Not connected" : "";
+    for (const [button, what] of [[audioButton, "Voice call"], [videoButton, "Video call"]]) {
+      button.hidden = !direct;
+      button.disabled = Boolean(why);
+      setAttr(button, "title", why || `${what} with ${direct ? nameOf(conv.peerId) : ""}`);
+    }
+  }
+
+  function renderIncoming(call) {
+    const ringing = call?.phase === "incoming";
+    if (ringing && incoming.hidden) queueMicrotask(() => acceptButton.focus());
+    incoming.hidden = !ringing;
+    if (!ringing) return;
+    setAvatar(byId("incoming-avatar"), call.peerId);
+    setText(byId("incoming-name"), nameOf(call.peerId));
+    setText(byId("incoming-what"), call.media === "video" ? "Incoming video call…" : "Incoming voice call…");
+  }
+
+  function renderScreen(call) {
+    const shown = Boolean(call) && call.phase !== "incoming";
+    screen.hidden = !shown;
+    layout.inert = shown;
+    attach(remoteVideo, shown ? call.remote : null);
+    attach(localVideo, shown && call.media === "video" ? call.local : null);
+    if (!shown) return;
+    screen.dataset.phase = call.phase;
+    screen.classList.toggle("audio-only", call.media === "audio");
+    screen.classList.toggle("camera-off", call.cameraOff);
+    setAvatar(byId("call-avatar"), call.peerId);
+    setText(byId("call-peer-name"), nameOf(call.peerId));
+    let text = STATUS[call.phase] || "";
+    if (call.phase === "ringing") text = `Calling ${nameOf(call.peerId)}…`;
+    if (call.phase === "active") text = call.unstable ? "Reconnecting…" : clock((Date.now() - call.acceptedAt) / 1000);
+    setText(status, text);
+    label(mute, call.micOff ? "mic-off" : "mic", call.micOff ? "Unmute" : "Mute");
+    setAttr(mute, "aria-pressed", String(call.micOff));
+    camera.hidden = call.media !== "video";
+    label(camera, call.cameraOff ? "video-off" : "video", call.cameraOff ? "Camera on" : "Camera off");
+    setAttr(camera, "aria-pressed", String(call.cameraOff));
+    label(hangup, "phone-off", call.phase === "ringing" || call.phase === "preparing" ? "Cancel" : "Hang up");
+  }
+
+  return function renderCall() {
+    const call = currentCall();
+    renderButtons(call);
+    renderIncoming(call);
+    renderScreen(call);
+    const notice = callNotice();
+    noticeBox.hidden = !notice;
+    setText(byId("call-notice-text"), notice?.text || "");
+  };
+}
