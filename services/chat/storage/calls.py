@@ -196,10 +196,10 @@ class RedisCallStore:
         """Calls still ringing at their ring_until."""
         return [str(c) for c in await self.redis.zrangebyscore(self.ringing_key, "-inf", now, start=0, num=limit)]
 
-    async def live(self, limit: int = 1000) -> list[Call]:
-        _, ids = await self.redis.sscan(self.live_key, 0, count=limit)
-        calls = await self.many([str(i) for i in ids])
-        gone = {str(i) for i in ids} - {c.call_id for c in calls}
+    async def live(self, limit: int = 10_000) -> list[Call]:
+        ids = [str(i) async for i in self.redis.sscan_iter(self.live_key, count=500)][:limit]
+        calls = await self.many(ids)
+        gone = set(ids) - {c.call_id for c in calls}
         if gone:  # expired under us (CALL_TTL_SECONDS): forget them
             await self.redis.srem(self.live_key, *gone)
         return calls
