@@ -7,6 +7,7 @@ docker-compose there), `docker-compose config` parses, merges and interpolates t
 Compose itself does. That needs no Docker daemon, and neither does anything here: the images are
 not built.
 """
+import json
 import os
 import re
 import shutil
@@ -38,6 +39,14 @@ from tests.deploy.support import (
 )
 
 INFRASTRUCTURE = ("mongo", "rabbitmq", "redis")
+# The gateway's settings on top of the shared ones: calls.ice_servers points at coturn.
+GATEWAY_ONLY = {"PARLEY_STUN_URLS", "PARLEY_TURN_URLS", "PARLEY_TURN_SECRET", "PARLEY_TURN_CREDENTIAL_TTL_SECONDS"}
+TURN_PORT = 3478
+RELAY_PORTS = (49160, 49200)
+PRIVATE_RANGES = (
+    "10.0.0.0-10.255.255.255", "172.16.0.0-172.31.255.255", "192.168.0.0-192.168.255.255",
+    "100.64.0.0-100.127.255.255", "169.254.0.0-169.254.255.255",
+)
 DATA_VOLUMES = {"mongo": "/data/db", "rabbitmq": "/var/lib/rabbitmq", "redis": "/data"}
 GATEWAY_PORT = 8000  # the gateway image's PARLEY_GATEWAY_PORT
 
@@ -67,13 +76,15 @@ def seconds(duration: str) -> float:
 
 # --- docker-compose.yml ----------------------------------------------------------------------------
 def test_every_service_is_there(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {*INFRASTRUCTURE, *SERVICES, "proxy"}
+    assert set(compose["services"]) == {*INFRASTRUCTURE, *SERVICES, "proxy", "coturn"}
 
 
 def test_only_the_proxy_publishes_a_port(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         if name != "proxy":
             assert "ports" not in service, f"{name} publishes a port: it could not be scaled, nor stay private"
+        # coturn alone is on the host's network (its relay ports must be the host's).
+        assert ("network_mode" in service) == (name == "coturn"), name
     (mapping,) = compose["services"]["proxy"]["ports"]
     assert re.fullmatch(r"(\$\{PARLEY_HTTP_PORT:-8000\}|8000):8000", mapping)
 
@@ -95,10 +106,15 @@ def test_parley_services_can_be_scaled(compose: dict[str, Any], stages: dict[str
 
 def test_parley_services_share_one_configuration(compose: dict[str, Any]) -> None:
     environments = [compose["services"][name]["environment"] for name in SERVICES]
-    assert all(env == environments[0] for env in environments), "the same settings for every service"
-    env = environments[0]
-    for variable in env:
-        assert variable in PARLEY_VARIABLES, f"{variable} is no setting of shared/settings.py"
+    shared = environments[0]
+    for name, env in zip(SERVICES, environments, strict=True):
+        extra = GATEWAY_ONLY if name == "gateway" else set()
+        assert env.keys() - extra == shared.keys() and set(env) >= extra, f"{name}: the shared settings (+ the gateway's TURN ones)"
+        assert all(env[k] == shared[k] for k in shared), f"{name}: the same settings for every service"
+        for variable in env:
+            assert variable in PARLEY_VARIABLES, f"{variable} is no setting of shared/settings.py"
+    env = shared
+    assert "PARLEY_TURN_SECRET" not in env, "only the gateway (and coturn) hold the TURN secret"
     assert env["PARLEY_JWT_SECRET"].startswith("${PARLEY_JWT_SECRET:?"), "no default secret: it must be set"
     for url, host in (("PARLEY_MONGO_URL", "mongo"), ("PARLEY_AMQP_URL", "rabbitmq"), ("PARLEY_REDIS_URL", "redis")):
         assert f"@{host}:" in env[url] or f"//{host}:" in env[url], f"{url} points at the {host} service"
@@ -137,6 +153,46 @@ def test_the_usage_comment_shows_scaling() -> None:
     head = COMPOSE_FILE.read_text().split("\nx-parley-env", 1)[0]
     assert "docker compose up --build --scale chat=3 --scale gateway=2" in head
     assert "PARLEY_JWT_SECRET" in head
+    assert "export PARLEY_TURN_SECRET=$(openssl rand -hex 32)" in head
+
+
+# --- coturn ----------------------------------------------------------------------------------------
+def coturn_options(command: list[str]) -> dict[str, list[str]]:
+    """turnserver's `--name=value` / `--flag` arguments: name -> every value given."""
+    options: dict[str, list[str]] = {}
+    for argument in command:
+        name, _, value = argument.partition("=")
+        options.setdefault(name, []).append(value)
+    return options
+
+
+def test_coturn_relays_on_the_hosts_network_with_the_gateways_secret(compose: dict[str, Any]) -> None:
+    coturn = compose["services"]["coturn"]
+    assert coturn["image"].startswith("coturn/coturn:")
+    assert coturn["network_mode"] == "host", "relay ports must be the host's, reachable by clients"
+    assert coturn["restart"] == "unless-stopped"
+    options = coturn_options(coturn["command"])
+    for flag in ("--use-auth-secret", "--no-cli", "--no-tcp-relay", "--no-multicast-peers", "-n"):
+        assert options.get(flag) == [""], f"coturn: {flag}"
+    assert "--lt-cred-mech" not in options and "--user" not in options, "no static users: only the gateway's credentials"
+    assert options["--listening-port"] == [str(TURN_PORT)]
+    assert (int(options["--min-port"][0]), int(options["--max-port"][0])) == RELAY_PORTS
+    assert options["--realm"][0]
+    assert set(PRIVATE_RANGES) <= set(options["--denied-peer-ip"]), "the relay reaches no private network"
+    # The very same secret as the gateway signs credentials with, and no default for it.
+    (secret,) = options["--static-auth-secret"]
+    gateway = compose["services"]["gateway"]["environment"]
+    assert secret == gateway["PARLEY_TURN_SECRET"]
+    assert secret.startswith("${PARLEY_TURN_SECRET:?"), "no default TURN secret: it must be set"
+
+
+def test_the_gateway_hands_out_coturn(compose: dict[str, Any]) -> None:
+    env = compose["services"]["gateway"]["environment"]
+    stun, turn = json.loads(env["PARLEY_STUN_URLS"]), json.loads(env["PARLEY_TURN_URLS"])
+    host = "${PARLEY_TURN_HOST:-127.0.0.1}"
+    assert stun == [f"stun:{host}:{TURN_PORT}"]
+    assert turn == [f"turn:{host}:{TURN_PORT}?transport=udp", f"turn:{host}:{TURN_PORT}?transport=tcp"]
+    assert int(env["PARLEY_TURN_CREDENTIAL_TTL_SECONDS"]) >= 60
 
 
 # --- the Dockerfile --------------------------------------------------------------------------------
@@ -256,11 +312,19 @@ def run_compose_config(env_extra: dict[str, str]) -> subprocess.CompletedProcess
 
 
 def test_compose_accepts_the_file() -> None:
-    secret = "a-test-secret-" + "0" * 40
-    result = run_compose_config({"PARLEY_JWT_SECRET": secret})
+    secret, turn_secret = "a-test-secret-" + "0" * 40, "ab" * 32
+    result = run_compose_config({"PARLEY_JWT_SECRET": secret, "PARLEY_TURN_SECRET": turn_secret, "PARLEY_TURN_HOST": "turn.example.org"})
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
-    assert set(config["services"]) == {*INFRASTRUCTURE, *SERVICES, "proxy"}
+    assert set(config["services"]) == {*INFRASTRUCTURE, *SERVICES, "proxy", "coturn"}
+    # The gateway and coturn, as Compose resolved them: one secret, coturn's address handed out.
+    gateway = config["services"]["gateway"]["environment"]
+    assert gateway["PARLEY_TURN_SECRET"] == turn_secret
+    assert json.loads(gateway["PARLEY_TURN_URLS"])[0] == "turn:turn.example.org:3478?transport=udp"
+    assert all("PARLEY_TURN_SECRET" not in config["services"][name]["environment"] for name in ("auth", "chat", "files"))
+    coturn = config["services"]["coturn"]
+    assert f"--static-auth-secret={turn_secret}" in coturn["command"]
+    assert coturn["network_mode"] == "host"
     # As Compose resolved the anchors and merges: private services, one published port.
     for name, service in config["services"].items():
         assert ("ports" in service) == (name == "proxy"), name
@@ -274,9 +338,15 @@ def test_compose_accepts_the_file() -> None:
 
 
 def test_compose_refuses_to_start_without_a_jwt_secret() -> None:
-    result = run_compose_config({})
+    result = run_compose_config({"PARLEY_TURN_SECRET": "ab" * 32})
     assert result.returncode != 0
     assert "PARLEY_JWT_SECRET" in result.stderr
+
+
+def test_compose_refuses_to_start_without_a_turn_secret() -> None:
+    result = run_compose_config({"PARLEY_JWT_SECRET": "a-test-secret-" + "0" * 40})
+    assert result.returncode != 0
+    assert "PARLEY_TURN_SECRET" in result.stderr
 
 
 # --- nginx itself, when it is installed ---------------------------------------------------------------
