@@ -14,10 +14,45 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 NGINX_CONF = ROOT / "deploy" / "proxy" / "nginx.conf"
 K8S_BASE = ROOT / "deploy" / "k8s" / "base"
 K8S_OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "example"
+# coturn: its own base and the example's overlay of it (a namespace of its own: hostNetwork).
+K8S_TURN = ROOT / "deploy" / "k8s" / "turn"
+K8S_TURN_OVERLAY = K8S_OVERLAY / "turn"
 
 SERVICES = ("auth", "chat", "files", "gateway")
 # Every environment variable shared/settings.py reads.
 PARLEY_VARIABLES = frozenset(f"PARLEY_{name.upper()}" for name in Settings.model_fields)
+
+
+# coturn, the same in docker-compose.yml and deploy/k8s/turn (deploy/README.md says to open these).
+TURN_PORT = 3478
+RELAY_PORTS = (49160, 49200)
+PRIVATE_PEER_RANGES = (
+    "10.0.0.0-10.255.255.255", "172.16.0.0-172.31.255.255", "192.168.0.0-192.168.255.255",
+    "100.64.0.0-100.127.255.255", "169.254.0.0-169.254.255.255",
+)
+# Flags every coturn here runs with: shared-secret credentials only, no admin CLI, no TCP relays
+# (browsers relay UDP), no multicast peers, no config file.
+COTURN_FLAGS = ("--use-auth-secret", "--no-cli", "--no-tcp-relay", "--no-multicast-peers", "-n")
+
+
+def coturn_options(arguments: list[str]) -> dict[str, list[str]]:
+    """turnserver's `--name=value` / `--flag` arguments: name -> every value given ('' for a flag)."""
+    options: dict[str, list[str]] = {}
+    for argument in arguments:
+        name, _, value = argument.partition("=")
+        options.setdefault(name, []).append(value)
+    return options
+
+
+def check_coturn_options(options: dict[str, list[str]], where: str) -> None:
+    for flag in COTURN_FLAGS:
+        assert options.get(flag) == [""], f"{where}: {flag}"
+    assert "--lt-cred-mech" not in options and "--user" not in options, f"{where}: no static users, only the gateways' credentials"
+    assert options["--listening-port"] == [str(TURN_PORT)], where
+    assert (int(options["--min-port"][0]), int(options["--max-port"][0])) == RELAY_PORTS, f"{where}: the relay range deploy/README.md opens"
+    assert options["--realm"][0], where
+    assert set(PRIVATE_PEER_RANGES) <= set(options["--denied-peer-ip"]), f"{where}: the relay reaches no private network"
+    assert "--allow-loopback-peers" not in options, where
 
 
 def load_yaml_documents(path: Path) -> list[dict[str, Any]]:

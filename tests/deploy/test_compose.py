@@ -29,7 +29,10 @@ from tests.deploy.support import (
     PARLEY_VARIABLES,
     ROOT,
     SERVICES,
+    TURN_PORT,
     Directive,
+    check_coturn_options,
+    coturn_options,
     dockerfile_stages,
     load_yaml,
     nginx_bytes,
@@ -41,12 +44,6 @@ from tests.deploy.support import (
 INFRASTRUCTURE = ("mongo", "rabbitmq", "redis")
 # The gateway's settings on top of the shared ones: calls.ice_servers points at coturn.
 GATEWAY_ONLY = {"PARLEY_STUN_URLS", "PARLEY_TURN_URLS", "PARLEY_TURN_SECRET", "PARLEY_TURN_CREDENTIAL_TTL_SECONDS"}
-TURN_PORT = 3478
-RELAY_PORTS = (49160, 49200)
-PRIVATE_RANGES = (
-    "10.0.0.0-10.255.255.255", "172.16.0.0-172.31.255.255", "192.168.0.0-192.168.255.255",
-    "100.64.0.0-100.127.255.255", "169.254.0.0-169.254.255.255",
-)
 DATA_VOLUMES = {"mongo": "/data/db", "rabbitmq": "/var/lib/rabbitmq", "redis": "/data"}
 GATEWAY_PORT = 8000  # the gateway image's PARLEY_GATEWAY_PORT
 
@@ -157,28 +154,13 @@ def test_the_usage_comment_shows_scaling() -> None:
 
 
 # --- coturn ----------------------------------------------------------------------------------------
-def coturn_options(command: list[str]) -> dict[str, list[str]]:
-    """turnserver's `--name=value` / `--flag` arguments: name -> every value given."""
-    options: dict[str, list[str]] = {}
-    for argument in command:
-        name, _, value = argument.partition("=")
-        options.setdefault(name, []).append(value)
-    return options
-
-
 def test_coturn_relays_on_the_hosts_network_with_the_gateways_secret(compose: dict[str, Any]) -> None:
     coturn = compose["services"]["coturn"]
     assert coturn["image"].startswith("coturn/coturn:")
     assert coturn["network_mode"] == "host", "relay ports must be the host's, reachable by clients"
     assert coturn["restart"] == "unless-stopped"
     options = coturn_options(coturn["command"])
-    for flag in ("--use-auth-secret", "--no-cli", "--no-tcp-relay", "--no-multicast-peers", "-n"):
-        assert options.get(flag) == [""], f"coturn: {flag}"
-    assert "--lt-cred-mech" not in options and "--user" not in options, "no static users: only the gateway's credentials"
-    assert options["--listening-port"] == [str(TURN_PORT)]
-    assert (int(options["--min-port"][0]), int(options["--max-port"][0])) == RELAY_PORTS
-    assert options["--realm"][0]
-    assert set(PRIVATE_RANGES) <= set(options["--denied-peer-ip"]), "the relay reaches no private network"
+    check_coturn_options(options, "docker-compose.yml coturn")
     # The very same secret as the gateway signs credentials with, and no default for it.
     (secret,) = options["--static-auth-secret"]
     gateway = compose["services"]["gateway"]["environment"]

@@ -1,7 +1,9 @@
 """deploy/k8s: every resource of the base and of the example overlay is valid Kubernetes (strict
 schemas from kubernetes-validate: unknown fields fail), and describes what an operator relies on:
 probes, non-root pods, resources, an HPA and a PDB per service, config from the ConfigMap and
-the Secret, a gateway that drains before it stops.
+the Secret, a gateway that drains before it stops; and coturn (deploy/k8s/turn, the example's
+overlays/example/turn): on the host network, in a namespace of its own, checking credentials with
+the same secret the gateways sign them with.
 
 kustomize is not a Python tool, so the overlay is rendered here by a small, deliberately limited
 reading of kustomization.yaml (resources, namespace, images, strategic-merge patches that each
@@ -10,6 +12,7 @@ Where `kubectl` is installed, `kubectl kustomize` renders both directories too, 
 validated the same way and must equal this rendering.
 """
 import copy
+import json
 import re
 import shutil
 import subprocess
@@ -20,13 +23,20 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from shared.settings import Settings
 from tests.deploy.support import (
     DOCKERFILE,
     K8S_BASE,
     K8S_OVERLAY,
+    K8S_TURN,
+    K8S_TURN_OVERLAY,
     PARLEY_VARIABLES,
+    RELAY_PORTS,
     ROOT,
     SERVICES,
+    TURN_PORT,
+    check_coturn_options,
+    coturn_options,
     dockerfile_stages,
     load_yaml,
     load_yaml_documents,
@@ -75,7 +85,7 @@ def strategic_merge(target: Any, patch: Any, where: str) -> Any:
 
 
 def pod_containers(resource: Resource) -> list[dict[str, Any]]:
-    if resource["kind"] != "Deployment":
+    if resource["kind"] not in ("Deployment", "DaemonSet"):
         return []
     spec = resource["spec"]["template"]["spec"]
     return spec.get("initContainers", []) + spec["containers"]
@@ -125,6 +135,16 @@ def overlay() -> list[Resource]:
     return render(K8S_OVERLAY)
 
 
+@pytest.fixture(scope="module")
+def turn_base() -> list[Resource]:
+    return render(K8S_TURN)
+
+
+@pytest.fixture(scope="module")
+def turn_overlay() -> list[Resource]:
+    return render(K8S_TURN_OVERLAY)
+
+
 def find(resources: list[Resource], kind: str, name: str) -> Resource:
     matches = [r for r in resources if key(r) == (kind, name)]
     assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
@@ -152,6 +172,11 @@ def test_overlay_resources_are_valid_kubernetes(overlay: list[Resource]) -> None
     validate_all(overlay, "deploy/k8s/overlays/example")
 
 
+def test_turn_resources_are_valid_kubernetes(turn_base: list[Resource], turn_overlay: list[Resource]) -> None:
+    validate_all(turn_base, "deploy/k8s/turn")
+    validate_all(turn_overlay, "deploy/k8s/overlays/example/turn")
+
+
 def test_the_schema_check_is_strict(base: list[Resource]) -> None:
     """The validation above would catch a misspelt field or a wrong type (it is not lenient)."""
     deployment = copy.deepcopy(find(base, "Deployment", "gateway"))
@@ -164,9 +189,10 @@ def test_the_schema_check_is_strict(base: list[Resource]) -> None:
         kubernetes_validate.validate(hpa, PINNED_KUBERNETES, strict=True)
 
 
-def test_every_file_of_the_base_is_in_its_kustomization() -> None:
-    listed = {Path(p).name for p in load_yaml(K8S_BASE / "kustomization.yaml")["resources"]}
-    present = {p.name for p in K8S_BASE.glob("*.yaml")} - {"kustomization.yaml"}
+@pytest.mark.parametrize("directory", [K8S_BASE, K8S_TURN], ids=["base", "turn"])
+def test_every_file_of_the_base_is_in_its_kustomization(directory: Path) -> None:
+    listed = {Path(p).name for p in load_yaml(directory / "kustomization.yaml")["resources"]}
+    present = {p.name for p in directory.glob("*.yaml")} - {"kustomization.yaml"}
     assert listed == present
 
 
@@ -337,8 +363,103 @@ def test_every_image_is_a_stage_of_the_dockerfile(base: list[Resource]) -> None:
         assert service in stages
 
 
+# --- coturn --------------------------------------------------------------------------------------
+def coturn_pod(resources: list[Resource]) -> dict[str, Any]:
+    daemonset = find(resources, "DaemonSet", "coturn")
+    labels = daemonset["spec"]["template"]["metadata"]["labels"]
+    assert daemonset["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    spec: dict[str, Any] = daemonset["spec"]["template"]["spec"]
+    return spec
+
+
+def expanded_args(container: dict[str, Any]) -> list[str]:
+    """The container's args with Kubernetes' $(VAR) expansion of its literal env values (a
+    secretKeyRef stays `$(NAME)`)."""
+    values = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    return [re.sub(r"\$\((\w+)\)", lambda m: values.get(m.group(1), m.group(0)), arg) for arg in container["args"]]
+
+
+@pytest.mark.parametrize("resources_name", ["turn_base", "turn_overlay"])
+def test_coturn_runs_on_the_host_network_unprivileged(resources_name: str, request: pytest.FixtureRequest) -> None:
+    resources: list[Resource] = request.getfixturevalue(resources_name)
+    pod = coturn_pod(resources)
+    # Relay ports are handed to clients as the node's address and port: no Service, no NAT between.
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert pod["nodeSelector"] == {"parley/turn": "true"}, "on the nodes chosen (and firewalled) for TURN only"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    (container,) = pod["containers"]
+    assert re.fullmatch(r"coturn/coturn:[\w.\-]+", container["image"]), "a pinned coturn image"
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert {(p["containerPort"], p["hostPort"], p["protocol"]) for p in container["ports"]} == {
+        (TURN_PORT, TURN_PORT, "UDP"), (TURN_PORT, TURN_PORT, "TCP")
+    }
+    for probe_name in ("readinessProbe", "livenessProbe"):
+        port = container[probe_name]["tcpSocket"]["port"]
+        assert port in {p["name"] for p in container["ports"] if p["protocol"] == "TCP"}
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= container["resources"][kind].keys()
+    options = coturn_options(expanded_args(container))
+    check_coturn_options(options, f"{resources_name} coturn")
+    # Writable places only on emptyDirs (the root filesystem is read-only).
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    for option in ("--pidfile", "--userdb"):
+        assert any(options[option][0].startswith(m + "/") for m in mounts), f"{option} on a mounted volume"
+
+
+@pytest.mark.parametrize(("parley_name", "turn_name"), [("base", "turn_base"), ("overlay", "turn_overlay")])
+def test_coturn_checks_credentials_with_the_gateways_secret(parley_name: str, turn_name: str, request: pytest.FixtureRequest) -> None:
+    parley: list[Resource] = request.getfixturevalue(parley_name)
+    turn: list[Resource] = request.getfixturevalue(turn_name)
+    (container,) = coturn_pod(turn)["containers"]
+    options = coturn_options(expanded_args(container))
+    assert options["--static-auth-secret"] == ["$(PARLEY_TURN_SECRET)"]
+    (variable,) = [e for e in container["env"] if e["name"] == "PARLEY_TURN_SECRET"]
+    reference = variable["valueFrom"]["secretKeyRef"]
+    coturn_secret = find(turn, "Secret", reference["name"])
+    assert coturn_secret["metadata"].get("namespace") == find(turn, "DaemonSet", "coturn")["metadata"].get("namespace")
+    # The gateways sign with parley-secrets' PARLEY_TURN_SECRET (envFrom, checked above): the
+    # same key, and in these examples the same (placeholder) value.
+    gateway_secret = find(parley, "Secret", SECRET)["stringData"]
+    assert coturn_secret["stringData"][reference["key"]] == gateway_secret["PARLEY_TURN_SECRET"]
+    assert reference["key"] == "PARLEY_TURN_SECRET"
+
+
+def test_coturn_has_a_namespace_of_its_own_that_admits_host_networking(overlay: list[Resource], turn_overlay: list[Resource]) -> None:
+    parley_namespace = load_yaml(K8S_OVERLAY / "kustomization.yaml")["namespace"]
+    turn_namespace = load_yaml(K8S_TURN_OVERLAY / "kustomization.yaml")["namespace"]
+    assert turn_namespace != parley_namespace
+    enforce = "pod-security.kubernetes.io/enforce"
+    assert find(overlay, "Namespace", parley_namespace)["metadata"]["labels"][enforce] == "restricted"
+    # baseline and restricted both refuse hostNetwork: coturn's namespace must be privileged.
+    assert find(turn_overlay, "Namespace", turn_namespace)["metadata"]["labels"][enforce] == "privileged"
+    assert [r["kind"] for r in turn_overlay if r["kind"] not in CLUSTER_SCOPED] == ["Secret", "DaemonSet"], "nothing else there"
+    for resource in turn_overlay:
+        if resource["kind"] not in CLUSTER_SCOPED:
+            assert resource["metadata"]["namespace"] == turn_namespace
+
+
+def test_the_example_gateways_hand_out_its_coturn(overlay: list[Resource], turn_overlay: list[Resource]) -> None:
+    config = find(overlay, "ConfigMap", CONFIGMAP)["data"]
+    settings = Settings(
+        stun_urls=json.loads(config["PARLEY_STUN_URLS"]), turn_urls=json.loads(config["PARLEY_TURN_URLS"]),
+        turn_credential_ttl_seconds=int(config["PARLEY_TURN_CREDENTIAL_TTL_SECONDS"]),
+    )
+    (container,) = coturn_pod(turn_overlay)["containers"]
+    (realm,) = coturn_options(expanded_args(container))["--realm"]
+    assert settings.stun_urls == [f"stun:{realm}:{TURN_PORT}"]
+    assert settings.turn_urls == [f"turn:{realm}:{TURN_PORT}?transport=udp", f"turn:{realm}:{TURN_PORT}?transport=tcp"]
+    assert RELAY_PORTS[0] < RELAY_PORTS[1]
+
+
 # --- kubectl kustomize, when it is there ---------------------------------------------------------
-@pytest.mark.parametrize("directory", [K8S_BASE, K8S_OVERLAY], ids=["base", "overlay"])
+@pytest.mark.parametrize(
+    "directory", [K8S_BASE, K8S_OVERLAY, K8S_TURN, K8S_TURN_OVERLAY], ids=["base", "overlay", "turn", "turn-overlay"]
+)
 def test_kubectl_kustomize_renders_the_same(directory: Path) -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
