@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra browser compose run stop test lint unit screenshots docs bench bench-upload profile chaos soak clean
+.PHONY: help venv infra browser compose coturn run stop test lint unit screenshots docs bench bench-upload profile chaos soak clean
 
 help:
 	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=2 CHATS=3 to scale: gateways on consecutive ports from 8000)"
@@ -29,6 +29,7 @@ help:
 	@echo "make venv   create .venv and install '.[dev,local]' when pyproject.toml changed"
 	@echo "make browser  make sure Debian's Chromium is there for tests/browser (apt-get when root; else they are skipped, loudly)"
 	@echo "make compose  make sure docker-compose is there for the docker-compose.yml check in tests/deploy (apt-get when root; else that check is skipped, loudly)"
+	@echo "make coturn  make sure Debian's coturn (turnserver) is there for the TURN tests, its system service left off (apt-get when root; else they are skipped, loudly)"
 	@echo "make infra  make sure RabbitMQ (127.0.0.1:5672) and Redis (127.0.0.1:6379) answer"
 	@echo "make clean  remove .venv, .run and .pytest_cache"
 
@@ -50,7 +51,7 @@ run: venv infra
 stop: venv
 	$(PY) -m shared.devstack stop
 
-test: venv lint infra browser compose
+test: venv lint infra browser compose coturn
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
@@ -64,6 +65,9 @@ browser:
 
 compose:
 	@bash deploy/local/ensure-compose.sh
+
+coturn:
+	@bash deploy/local/ensure-coturn.sh
 
 unit: venv
 	$(PY) -m pytest tests/unit
