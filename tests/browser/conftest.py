@@ -5,20 +5,37 @@ No browser is downloaded: Playwright launches the system's Chromium (PARLEY_CHRO
 Without one every browser test is skipped, and the run's summary says so in capitals.
 A failing test leaves a screenshot of each of its pages in .run/test-logs/browser/.
 PARLEY_SCREENSHOTS_DIR (`make screenshots`) saves the main screens for the README.
+
+Calls: Chromium gets a fake camera and microphone (a test pattern and a beep) and every context
+may use them. `calls_stack` is a stack of its own for the calls tests that need other settings
+(calls ring CALL_RING_SECONDS; its gateway hands out TURN credentials for `turnserver`, a coturn
+on loopback, skipped loudly where Debian's coturn is not installed).
 """
+import asyncio
+import json
 import os
 import re
+import secrets
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tests.support.infra import LOG_DIR
+from shared.devstack import DevSettings, Stack, free_port
+from shared.settings import Settings
+from tests.support.infra import LOG_DIR, remove_namespace, unique_namespace
 
 SKIPPED_FOR_NO_CHROMIUM: list[str] = []
+SKIPPED_FOR_NO_COTURN: list[str] = []
+CALL_RING_SECONDS = 6
+MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -50,7 +67,7 @@ async def browser(browser_settings: BrowserSettings) -> AsyncIterator[Browser]:
         pytest.skip("NO CHROMIUM: install Debian's `chromium` (make browser, as root) or set PARLEY_CHROMIUM")
     async with async_playwright() as playwright:
         # Chromium's sandbox needs user namespaces, which root in a container does not get.
-        args = ["--no-sandbox"] if os.geteuid() == 0 else []
+        args = MEDIA_ARGS + (["--no-sandbox"] if os.geteuid() == 0 else [])
         browser = await playwright.chromium.launch(executable_path=executable, args=args)
         yield browser
         await browser.close()
@@ -78,7 +95,9 @@ async def open_page(browser: Browser, base_url: str, request: pytest.FixtureRequ
 
     async def open_(context: BrowserContext | None = None, viewport: dict | None = None, url: str | None = None) -> Page:
         if context is None:
-            context = await browser.new_context(viewport=viewport or DESKTOP, accept_downloads=True)
+            context = await browser.new_context(
+                viewport=viewport or DESKTOP, accept_downloads=True, permissions=["camera", "microphone"],
+            )
             contexts.append(context)
         page = await context.new_page()
         pages.append(page)
@@ -109,6 +128,87 @@ def shoot(browser_settings: BrowserSettings) -> Callable[[Page, str], Awaitable[
     return save
 
 
+# --- calls: a stack with a short ring time and TURN, and a coturn for it ---------------------------
+@pytest.fixture(scope="session")
+def turn_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def turn_secret() -> str:
+    return secrets.token_hex(24)
+
+
+@pytest.fixture(scope="session")
+async def calls_stack(test_env: dict[str, str], turn_port: int, turn_secret: str) -> AsyncIterator[str]:
+    """The base URL of a one-gateway stack (its own namespace) whose calls ring CALL_RING_SECONDS
+    and whose gateway offers TURN on 127.0.0.1:turn_port (UDP) with turn_secret."""
+    namespace = unique_namespace()
+    gateway_port = free_port()
+    own = {"PARLEY_NAMESPACE": namespace, "PARLEY_MONGO_DB": f"parley_{namespace}", "PARLEY_GATEWAY_PORT": str(gateway_port)}
+    settings = Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in {**test_env, **own}.items()})
+    env = {
+        **test_env,
+        **own,
+        "PARLEY_CALL_RING_SECONDS": str(CALL_RING_SECONDS),
+        "PARLEY_TURN_URLS": json.dumps([f"turn:127.0.0.1:{turn_port}?transport=udp"]),
+        "PARLEY_TURN_SECRET": turn_secret,
+    }
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    sink = open(LOG_DIR / "calls-stack.log", "w")
+    stack = Stack(env=env, dev=DevSettings(gateways=1, ready_timeout_seconds=90), sink=sink)
+    stack.gateway_ports = [gateway_port]
+    stack.start_all()
+    try:
+        await asyncio.to_thread(stack.wait_ready)
+        yield f"http://127.0.0.1:{gateway_port}"
+    finally:
+        await asyncio.to_thread(stack.stop_all)
+        sink.close()
+        await remove_namespace(settings)
+
+
+@pytest.fixture(scope="session")
+def turnserver(turn_port: int, turn_secret: str) -> Iterator[None]:
+    """Debian's coturn on 127.0.0.1:turn_port, loopback peers allowed (both browsers are here),
+    checking credentials with turn_secret as the gateway makes them; its log in LOG_DIR."""
+    server = shutil.which("turnserver")
+    if server is None:
+        SKIPPED_FOR_NO_COTURN.append("no turnserver")
+        pytest.skip("NO COTURN: the call through TURN was not tried. "
+                    "`sudo apt-get install --no-install-recommends coturn`, then run the tests again")
+    relay_base = 50000 + secrets.randbelow(10000)
+    log_path = LOG_DIR / "browser-turnserver.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as directory, log_path.open("w") as log:
+        argv = [
+            server, "-n", "--no-cli", "--no-tls", "--no-dtls", "--log-file=stdout", "--simple-log",
+            f"--pidfile={directory}/turnserver.pid", f"--userdb={directory}/turndb",
+            "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={turn_port}",
+            f"--min-port={relay_base}", f"--max-port={relay_base + 40}", "--allow-loopback-peers",
+            "--realm=parley", "--use-auth-secret", f"--static-auth-secret={turn_secret}",
+        ]
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 15
+            while True:  # it listens on TCP and UDP alike: TCP says when it is up
+                assert proc.poll() is None, f"turnserver exited: see {log_path}"
+                try:
+                    socket.create_connection(("127.0.0.1", turn_port), timeout=1).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, f"turnserver did not listen within 15 s: see {log_path}"
+                    time.sleep(0.2)
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
@@ -123,4 +223,10 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(
             "Install Debian's chromium (`sudo apt-get install chromium`, or `make browser` as root) "
             "or set PARLEY_CHROMIUM to a Chromium binary, then run `make test` again."
+        )
+    if SKIPPED_FOR_NO_COTURN:
+        terminalreporter.write_sep("#", "CALL THROUGH TURN SKIPPED: NO COTURN", red=True, bold=True)
+        terminalreporter.write_line(
+            "Install Debian's coturn (`sudo apt-get install --no-install-recommends coturn`), "
+            "then run `make test` again."
         )

@@ -76,14 +76,16 @@ function send(type, c) {
 /** Call the peer of direct conversation `conv` ("audio" or "video"). */
 export async function startCall(conv, media) {
   if (call) return notify("You are already in a call.");
-  if (!conv?.id || conv.kind !== "direct") return notify("Send a first message, then you can call.");
+  if (conv?.kind !== "direct") return;
   const c = newCall({ role: "caller", media, peerId: conv.peerId, conversationId: conv.id });
   let reply;
   try {
     await connect(c);
     await c.pc.setLocalDescription(await c.pc.createOffer());
     if (c.ended) return;
-    reply = await conn.request("call.invite", { conversation_id: c.conversationId, media, sdp: c.pc.localDescription.sdp });
+    // Before a first message the conversation has no id yet: the friend is named instead.
+    const to = c.conversationId ? { conversation_id: c.conversationId } : { user_id: c.peerId };
+    reply = await conn.request("call.invite", { ...to, media, sdp: c.pc.localDescription.sdp });
   } catch (error) {
     return failed(c, error, "call.invite");
   }

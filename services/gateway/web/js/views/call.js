@@ -76,8 +76,7 @@ export function setupCall() {
     const conv = openConv();
     const direct = conv?.kind === "direct";
     const friend = direct && state.friends.has(conv.peerId);
-    const why = !conv?.id ? "Send a first message, then you can call"
-      : !friend ? "You can call friends only" : call ? "You are in a call" : !state.bound ? "Not connected" : "";
+    const why = !friend ? "You can call friends only" : call ? "You are in a call" : !state.bound ? "Not connected" : "";
     for (const [button, what] of [[audioButton, "Voice call"], [videoButton, "Video call"]]) {
       button.hidden = !direct;
       button.disabled = Boolean(why);

@@ -1,0 +1,184 @@
+"""Voice and video calls in the web client (docs/protocol.md "Calls"), in Chromium with a fake
+camera and microphone: media really flows between two pages (the remote video plays, inbound
+RTP bytes grow), the call leaves its message in both timelines, drawn from each side, and the
+ways a call does not happen are told in words.
+
+The page exposes its current call as `window.parleyCall` (its RTCPeerConnection as `.pc`).
+The first test calls before any message (the invite names the friend: no conversation id yet).
+"""
+import re
+
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import CALL_RING_SECONDS
+from tests.browser.test_web_client import by_id, contact, log_in, message, open_chat_with, send, two_friends
+
+# The remote <video> plays: the browser decoded frames (videoWidth) and its clock moves.
+REMOTE_VIDEO_PLAYS = """async () => {
+  const video = document.querySelector('[data-testid=remote-video]');
+  if (!video || video.videoWidth === 0 || video.currentTime === 0) return false;
+  const before = video.currentTime;
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  return video.currentTime > before;
+}"""
+
+INBOUND_BYTES = """async (kind) => {
+  let bytes = 0;
+  (await window.parleyCall.pc.getStats()).forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === kind) bytes += r.bytesReceived;
+  });
+  return bytes;
+}"""
+
+# The local candidate's type of the pair ICE selected (through TURN: "relay").
+SELECTED_LOCAL_CANDIDATE_TYPE = """async () => {
+  const stats = await window.parleyCall.pc.getStats();
+  let pair = null;
+  stats.forEach((r) => {
+    if (r.type === 'transport' && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId);
+  });
+  if (!pair) stats.forEach((r) => { if (r.type === 'candidate-pair' && r.state === 'succeeded' && r.nominated) pair = r; });
+  return pair ? stats.get(pair.localCandidateId).candidateType : null;
+}"""
+
+
+async def chatting(open_page, url: str | None = None, hello: bool = True) -> tuple[Page, Page, str, str]:
+    """Two friends looking at their conversation, which has a first message if `hello`."""
+    if url is None:
+        alice, bob, a, b = await two_friends(open_page)
+    else:
+        alice, bob, a, b = await two_friends(lambda **kw: open_page(url=url, **kw))
+    await open_chat_with(alice, b)
+    if hello:
+        await send(alice, "call me?")
+        await expect(message(alice, "call me?")).to_have_attribute("data-state", re.compile("sent|read"), timeout=10_000)
+    await open_chat_with(bob, a)
+    if hello:
+        await expect(message(bob, "call me?")).to_have_count(1, timeout=10_000)
+    return alice, bob, a, b
+
+
+async def media_flows(page: Page, kind: str = "video") -> None:
+    if kind == "video":
+        await page.wait_for_function(REMOTE_VIDEO_PLAYS, timeout=20_000, polling=500)
+    before = await page.evaluate(INBOUND_BYTES, kind)
+    await page.wait_for_timeout(1000)
+    assert await page.evaluate(INBOUND_BYTES, kind) > before, f"no {kind} arrives"
+
+
+async def ring(caller: Page, callee: Page, caller_name: str, media: str = "video") -> None:
+    await by_id(caller, f"call-{media}").click()
+    incoming = by_id(callee, "incoming-call")
+    await expect(incoming).to_be_visible(timeout=15_000)
+    await expect(incoming).to_contain_text(caller_name)
+    await expect(incoming).to_contain_text("video call" if media == "video" else "voice call")
+
+
+async def test_a_video_call_plays_both_ways_and_leaves_its_message(open_page, shoot):
+    alice, bob, a, b = await chatting(open_page, hello=False)
+    await ring(alice, bob, a)
+    await expect(by_id(alice, "call-status")).to_contain_text(re.compile("Calling|Starting"))
+    await shoot(bob, "call-incoming")
+    await by_id(bob, "call-accept").click()
+
+    for page in (alice, bob):
+        await expect(by_id(page, "call-screen")).to_be_visible()
+        await media_flows(page, "video")
+        await media_flows(page, "audio")
+        await expect(by_id(page, "call-status")).to_have_text(re.compile(r"^0:\d\d$"), timeout=10_000)
+    await by_id(alice, "call-mute").click()
+    await expect(by_id(alice, "call-mute")).to_have_attribute("aria-pressed", "true")
+    await by_id(alice, "call-mute").click()
+    await shoot(alice, "call-video")
+
+    await by_id(alice, "call-hangup").click()
+    for page in (alice, bob):
+        await expect(by_id(page, "call-screen")).to_be_hidden(timeout=10_000)
+        await expect(by_id(page, "composer-input")).to_be_visible()
+        await expect(message(page, re.compile(r"Video call, \d+ s"))).to_have_count(1, timeout=10_000)
+    await expect(by_id(bob, "call-notice")).to_contain_text("hung up")
+    assert await bob.evaluate("window.parleyCall") is None
+
+
+async def test_a_declined_call_is_told_to_the_caller(open_page):
+    alice, bob, a, b = await chatting(open_page)
+    await ring(alice, bob, a, "audio")
+    await by_id(bob, "call-decline").click()
+    await expect(by_id(bob, "incoming-call")).to_be_hidden()
+    await expect(by_id(alice, "call-notice")).to_contain_text(f"{b} declined", timeout=10_000)
+    await expect(by_id(alice, "call-screen")).to_be_hidden()
+    await expect(message(alice, "Voice call, declined")).to_have_count(1, timeout=10_000)
+    await expect(message(bob, "Declined voice call")).to_have_count(1, timeout=10_000)
+
+
+async def test_a_call_cancelled_while_ringing_is_a_missed_call_for_the_callee(open_page):
+    alice, bob, a, b = await chatting(open_page)
+    await ring(alice, bob, a)
+    await expect(by_id(alice, "call-hangup")).to_have_text("Cancel")
+    await by_id(alice, "call-hangup").click()
+    await expect(by_id(bob, "incoming-call")).to_be_hidden(timeout=10_000)
+    await expect(by_id(bob, "call-notice")).to_contain_text(f"Missed call from {a}")
+    await expect(message(alice, "Cancelled video call")).to_have_count(1, timeout=10_000)
+    await expect(message(bob, "Missed video call")).to_have_count(1, timeout=10_000)
+
+
+async def test_ringing_on_every_device_stops_on_the_others_when_one_answers(open_page):
+    alice, bob, a, b = await chatting(open_page)
+    bob_phone = await open_page()
+    await log_in(bob_phone, b)
+    await ring(alice, bob, a, "audio")
+    await expect(by_id(bob_phone, "incoming-call")).to_be_visible(timeout=10_000)
+    await by_id(bob_phone, "call-accept").click()
+    await expect(by_id(bob, "incoming-call")).to_be_hidden(timeout=10_000)
+    await expect(by_id(bob, "call-notice")).to_contain_text("answered on another device")
+    await media_flows(alice, "audio")
+    await media_flows(bob_phone, "audio")
+    await expect(by_id(bob_phone, "call-peer-name")).to_have_text(a)  # a voice call shows the name
+    await by_id(bob_phone, "call-hangup").click()
+    await expect(by_id(alice, "call-screen")).to_be_hidden(timeout=10_000)
+    await expect(message(alice, re.compile(r"Voice call, \d+ s"))).to_have_count(1, timeout=10_000)
+
+
+async def test_calling_someone_offline_says_so(open_page):
+    alice, bob, a, b = await chatting(open_page)
+    await bob.close()
+    await expect(contact(alice, b)).to_have_attribute("data-online", "false", timeout=15_000)
+    await by_id(alice, "call-audio").click()
+    await expect(by_id(alice, "call-notice")).to_contain_text(f"{b} is offline", timeout=10_000)
+    await expect(by_id(alice, "call-screen")).to_be_hidden()
+
+
+async def test_a_camera_refused_by_the_user_is_told_in_words(open_page):
+    alice, bob, a, b = await chatting(open_page)
+    await alice.evaluate("""() => {
+      navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('denied', 'NotAllowedError'));
+    }""")
+    await by_id(alice, "call-video").click()
+    await expect(by_id(alice, "call-notice")).to_contain_text("permission was denied", timeout=10_000)
+    await expect(by_id(alice, "call-screen")).to_be_hidden()
+    await expect(by_id(bob, "incoming-call")).to_be_hidden()
+
+
+async def test_an_unanswered_call_ends_as_missed(open_page, calls_stack):
+    alice, bob, a, b = await chatting(open_page, calls_stack)
+    await ring(alice, bob, a, "audio")
+    timeout = (CALL_RING_SECONDS + 10) * 1000
+    await expect(by_id(alice, "call-notice")).to_contain_text(f"No answer from {b}", timeout=timeout)
+    await expect(by_id(bob, "incoming-call")).to_be_hidden()
+    await expect(by_id(bob, "call-notice")).to_contain_text(f"Missed call from {a}")
+    await expect(message(alice, "Voice call, no answer")).to_have_count(1, timeout=10_000)
+    await expect(message(bob, "Missed voice call")).to_have_count(1, timeout=10_000)
+
+
+async def test_a_call_forced_through_turn_relays_its_media(open_page, calls_stack, turnserver):
+    alice, bob, a, b = await chatting(open_page, f"{calls_stack}/?relay=1")
+    ice = await alice.evaluate("async () => (await import('/app/js/wire.js')).conn.request('calls.ice_servers', {})")
+    assert any(url.startswith("turn:") for server in ice["ice_servers"] for url in server["urls"]), ice
+    await ring(alice, bob, a)
+    await by_id(bob, "call-accept").click()
+    for page in (alice, bob):
+        await media_flows(page, "video")
+        assert await page.evaluate(SELECTED_LOCAL_CANDIDATE_TYPE) == "relay"
+    await by_id(bob, "call-hangup").click()
+    await expect(message(alice, re.compile(r"Video call, \d+ s"))).to_have_count(1, timeout=10_000)
+
