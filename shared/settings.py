@@ -152,19 +152,25 @@ class Settings(BaseSettings):
     upload_idle_seconds: float = 60.0
 
 
+def _unsafe(secret: str) -> bool:
+    lowered = secret.lower()
+    return secret == DEV_JWT_SECRET or len(secret) < MIN_SECRET_LENGTH or any(m in lowered for m in PLACEHOLDER_MARKERS)
+
+
 def refuse_unsafe_secrets(settings: Settings) -> None:
-    """Raise UnsafeSecret (services call this first thing) for a known or placeholder JWT secret
-    outside development: a token signed with a public secret would be accepted."""
+    """Raise UnsafeSecret (services call this first thing) for a known or placeholder secret
+    outside development: a token signed with a public JWT secret would be accepted, and anyone
+    could mint TURN credentials (and relay through our coturn) with a public TURN secret."""
     if settings.environment == "development":
         return
-    secret = settings.jwt_secret
-    lowered = secret.lower()
-    if secret == DEV_JWT_SECRET or len(secret) < MIN_SECRET_LENGTH or any(m in lowered for m in PLACEHOLDER_MARKERS):
-        raise UnsafeSecret(
-            "PARLEY_JWT_SECRET is the built-in development secret, a placeholder or shorter than "
-            f"{MIN_SECRET_LENGTH} characters; set it to a long random string (openssl rand -hex 32), "
-            "or PARLEY_ENVIRONMENT=development for a throwaway local run"
-        )
+    advice = (
+        f"a placeholder or shorter than {MIN_SECRET_LENGTH} characters; set it to a long random string "
+        "(openssl rand -hex 32), or PARLEY_ENVIRONMENT=development for a throwaway local run"
+    )
+    if _unsafe(settings.jwt_secret):
+        raise UnsafeSecret(f"PARLEY_JWT_SECRET is the built-in development secret, {advice}")
+    if settings.turn_urls and settings.turn_secret and _unsafe(settings.turn_secret):
+        raise UnsafeSecret(f"PARLEY_TURN_SECRET is {advice}")
 
 
 @lru_cache

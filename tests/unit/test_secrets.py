@@ -30,6 +30,18 @@ def test_the_default_environment_is_production():
         refuse_unsafe_secrets(Settings(jwt_secret=DEV_JWT_SECRET))
 
 
+@pytest.mark.parametrize("secret", UNSAFE.values(), ids=UNSAFE.keys())
+def test_an_unsafe_turn_secret_is_refused_when_turn_is_configured(secret):
+    jwt = secrets.token_hex(32)
+    with pytest.raises(UnsafeSecret) as info:
+        refuse_unsafe_secrets(
+            Settings(jwt_secret=jwt, turn_urls=["turn:turn.example.com:3478"], turn_secret=secret, environment="production")
+        )
+    assert "PARLEY_TURN_SECRET" in str(info.value) and secret not in str(info.value)
+    # No TURN URL: the secret is never used, nothing to refuse.
+    refuse_unsafe_secrets(Settings(jwt_secret=jwt, turn_secret=secret, environment="production"))
+
+
 def test_a_long_random_secret_is_accepted():
     refuse_unsafe_secrets(Settings(jwt_secret=secrets.token_hex(32), environment="production"))
 
