@@ -524,10 +524,17 @@ async def test_pipelined_devices_lose_nothing_and_keep_their_order_when_a_gatewa
     ]
     done = asyncio.Event()
     senders = [asyncio.create_task(d.run(done)) for d in devices]
-    await asyncio.sleep(1.5)
-    before = sum(len(d.replies) for d in devices)
+
+    async def answered_at_least(n: int) -> int:
+        """Wait (on a busy machine, as long as it takes, up to 30 s) for n sends answered."""
+        deadline = time.monotonic() + 30
+        while (answered := sum(len(d.replies) for d in devices)) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        return answered
+
+    before = await answered_at_least(101)
     await kill_and_restart_gateway2_and_chat2(stack)
-    await asyncio.sleep(1.5)
+    await answered_at_least(before + 101)
     done.set()
     await asyncio.wait_for(asyncio.gather(*senders), 60)
     total = sum(len(d.replies) for d in devices)
