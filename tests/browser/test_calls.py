@@ -159,6 +159,17 @@ async def test_a_camera_refused_by_the_user_is_told_in_words(open_page):
     await expect(by_id(bob, "incoming-call")).to_be_hidden()
 
 
+async def test_a_call_that_finds_no_network_path_says_it_could_not_connect(open_page, base_url):
+    # Relay only, on a stack that offers no TURN: no candidate at all, so no path.
+    alice, bob, a, b = await chatting(open_page, f"{base_url}/?relay=1")
+    await ring(alice, bob, a, "audio")
+    await by_id(bob, "call-accept").click()
+    await expect(by_id(alice, "call-status")).to_have_text("Connecting…")
+    for page in (alice, bob):
+        await expect(by_id(page, "call-notice")).to_contain_text(re.compile("could not connect|hung up"), timeout=40_000)
+        await expect(by_id(page, "call-screen")).to_be_hidden()
+
+
 async def test_an_unanswered_call_ends_as_missed(open_page, calls_stack):
     alice, bob, a, b = await chatting(open_page, calls_stack)
     await ring(alice, bob, a, "audio")

@@ -15,6 +15,7 @@ import { endedText, failureText } from "./calltext.js";
 
 const NOTICE_SHOWN_MS = 8000;
 const RING_GRACE_MS = 10_000; // past ring_until without a call.ended: give up here too
+const CONNECT_MS = 20_000; // answered but no media path found by then: the connection failed
 
 let call = null;
 let notice = null; // {text, at}
@@ -130,11 +131,8 @@ export async function accept() {
     return failed(c, error, "call.accept");
   }
   if (c.ended) return send("call.hangup", c); // hung up while the accept was on its way
-  c.phase = "connecting";
-  c.acceptedAt = Date.now();
-  clearTimeout(c.timer);
+  answered(c);
   mayTrickle(c);
-  changed();
 }
 
 // --- both sides --------------------------------------------------------------------------------
@@ -215,6 +213,15 @@ async function remoteDescribed(c) {
   for (const candidate of c.remoteQueue.splice(0)) await addCandidate(c.pc, candidate);
 }
 
+/** The call was answered: it runs from now, and must connect within CONNECT_MS. */
+function answered(c) {
+  c.phase = "connecting";
+  c.acceptedAt = Date.now();
+  clearTimeout(c.timer);
+  c.timer = setTimeout(() => c.phase === "connecting" && failed(c, new CallFailure("connection_failed")), CONNECT_MS);
+  changed();
+}
+
 function ringTimeout(c) {
   const left = new Date(c.ringUntil).getTime() - Date.now();
   c.timer = setTimeout(() => finish(c, endedText(c, { reason: "timeout" })), Math.max(0, left) + RING_GRACE_MS);
@@ -232,10 +239,7 @@ const PUSHES = {
   "call.accepted": async (data) => {
     const c = mine("call.accepted", data);
     if (!c || c.remoteSet) return;
-    c.phase = "connecting";
-    c.acceptedAt = Date.now();
-    clearTimeout(c.timer);
-    changed();
+    answered(c);
     try {
       await c.pc.setRemoteDescription({ type: "answer", sdp: data.sdp });
       await remoteDescribed(c);
