@@ -11,7 +11,9 @@ import re
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import CALL_RING_SECONDS
-from tests.browser.test_web_client import by_id, contact, log_in, message, open_chat_with, send, two_friends
+from tests.browser.test_web_client import (
+    befriend, by_id, contact, log_in, message, open_chat_with, register, send, two_friends, unique,
+)
 
 # The remote <video> plays: the browser decoded frames (videoWidth) and its clock moves.
 REMOTE_VIDEO_PLAYS = """async () => {
@@ -40,6 +42,10 @@ SELECTED_LOCAL_CANDIDATE_TYPE = """async () => {
   if (!pair) stats.forEach((r) => { if (r.type === 'candidate-pair' && r.state === 'succeeded' && r.nominated) pair = r; });
   return pair ? stats.get(pair.localCandidateId).candidateType : null;
 }"""
+
+
+def call_message(page: Page, pattern: re.Pattern[str]):
+    return by_id(page, "message").filter(has_text=pattern)
 
 
 async def chatting(open_page, url: str | None = None, hello: bool = True) -> tuple[Page, Page, str, str]:
@@ -89,13 +95,17 @@ async def test_a_video_call_plays_both_ways_and_leaves_its_message(open_page, sh
     await by_id(alice, "call-mute").click()
     await expect(by_id(alice, "call-mute")).to_have_attribute("aria-pressed", "true")
     await by_id(alice, "call-mute").click()
+    await by_id(bob, "call-camera").click()
+    await expect(by_id(bob, "local-video")).to_be_hidden()
+    await by_id(bob, "call-camera").click()
+    await expect(by_id(bob, "local-video")).to_be_visible()
     await shoot(alice, "call-video")
 
     await by_id(alice, "call-hangup").click()
     for page in (alice, bob):
         await expect(by_id(page, "call-screen")).to_be_hidden(timeout=10_000)
         await expect(by_id(page, "composer-input")).to_be_visible()
-        await expect(message(page, re.compile(r"Video call, \d+ s"))).to_have_count(1, timeout=10_000)
+        await expect(call_message(page, re.compile(r"Video call, \d+ s"))).to_have_count(1, timeout=10_000)
     await expect(by_id(bob, "call-notice")).to_contain_text("hung up")
     assert await bob.evaluate("window.parleyCall") is None
 
@@ -136,7 +146,23 @@ async def test_ringing_on_every_device_stops_on_the_others_when_one_answers(open
     await expect(by_id(bob_phone, "call-peer-name")).to_have_text(a)  # a voice call shows the name
     await by_id(bob_phone, "call-hangup").click()
     await expect(by_id(alice, "call-screen")).to_be_hidden(timeout=10_000)
-    await expect(message(alice, re.compile(r"Voice call, \d+ s"))).to_have_count(1, timeout=10_000)
+    await expect(call_message(alice, re.compile(r"Voice call, \d+ s"))).to_have_count(1, timeout=10_000)
+
+
+async def test_calling_someone_in_another_call_says_they_are_busy(open_page):
+    alice, bob, a, b = await chatting(open_page)
+    carol = await open_page()
+    await register(carol, unique("carol"))
+    await befriend(carol, bob, b)
+    await open_chat_with(carol, b)
+    await ring(alice, bob, a, "audio")
+    await by_id(bob, "call-accept").click()
+    await expect(by_id(alice, "call-status")).to_have_text(re.compile(r"^0:\d\d$"), timeout=15_000)
+    await by_id(carol, "call-video").click()
+    await expect(by_id(carol, "call-notice")).to_contain_text(f"{b} is busy", timeout=10_000)
+    await expect(message(carol, "Video call, busy")).to_have_count(1, timeout=10_000)
+    await expect(by_id(bob, "call-screen")).to_be_visible()  # Bob's call goes on
+    await expect(by_id(bob, "incoming-call")).to_be_hidden()
 
 
 async def test_calling_someone_offline_says_so(open_page):
@@ -191,5 +217,5 @@ async def test_a_call_forced_through_turn_relays_its_media(open_page, calls_stac
         await media_flows(page, "video")
         assert await page.evaluate(SELECTED_LOCAL_CANDIDATE_TYPE) == "relay"
     await by_id(bob, "call-hangup").click()
-    await expect(message(alice, re.compile(r"Video call, \d+ s"))).to_have_count(1, timeout=10_000)
+    await expect(call_message(alice, re.compile(r"Video call, \d+ s"))).to_have_count(1, timeout=10_000)
 

@@ -65,8 +65,18 @@ function finish(c, text = "") {
 
 function failed(c, error, operation) {
   const text = error instanceof CallFailure ? failureText(error.kind) : describe(error, operation);
-  if (c.id && !c.ended) send(c.phase === "incoming" || c.phase === "answering" ? "call.decline" : "call.hangup", c);
+  if (!c.ended) endOnServer(c);
   finish(c, text);
+}
+
+/** Decline, cancel or hang up, whichever the call's phase calls for. */
+function endOnServer(c) {
+  if (!c.id) return; // the invite's reply will tell; startCall cancels then
+  if (c.phase === "incoming" || c.phase === "answering") send("call.decline", c);
+  else if (c.role === "caller" && !c.acceptedAt) {
+    // a cancel that crosses the callee's accept is refused: hang up the answered call instead
+    conn.request("call.cancel", { call_id: c.id }).catch((e) => e.code === "conflict" && send("call.hangup", c));
+  } else send("call.hangup", c);
 }
 
 function send(type, c) {
@@ -136,18 +146,11 @@ export async function accept() {
 }
 
 // --- both sides --------------------------------------------------------------------------------
-/** Hang up, cancel or decline, whichever the call's phase calls for. */
+/** The user hangs up (or cancels, or declines). */
 export function hangUp() {
-  const c = call;
-  if (!c) return;
-  if (c.id) {
-    if (c.phase === "incoming" || c.phase === "answering") send("call.decline", c);
-    else if (c.role === "caller" && !c.acceptedAt) {
-      // a cancel that crosses the callee's accept is refused: hang up the answered call instead
-      conn.request("call.cancel", { call_id: c.id }).catch((e) => e.code === "conflict" && send("call.hangup", c));
-    } else send("call.hangup", c);
-  }
-  finish(c);
+  if (!call) return;
+  endOnServer(call);
+  finish(call);
 }
 
 export function toggleMic() {

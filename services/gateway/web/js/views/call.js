@@ -21,8 +21,8 @@ function byId(id) {
 
 /** A button's content: an icon and a word (the word is its accessible name). */
 function label(button, iconName, text) {
-  if (button.dataset.label === text) return;
-  button.dataset.label = text;
+  if (button.dataset.label === `${iconName}:${text}`) return;
+  button.dataset.label = `${iconName}:${text}`;
   button.replaceChildren(icon(iconName), h("span", {}, text));
 }
 
@@ -97,7 +97,7 @@ export function setupCall() {
   function renderScreen(call) {
     const shown = Boolean(call) && call.phase !== "incoming";
     screen.hidden = !shown;
-    layout.inert = shown;
+    layout.inert = Boolean(call);
     attach(remoteVideo, shown ? call.remote : null);
     attach(localVideo, shown && call.media === "video" ? call.local : null);
     if (!shown) return;
@@ -110,10 +110,11 @@ export function setupCall() {
     if (call.phase === "ringing") text = `Calling ${nameOf(call.peerId)}…`;
     if (call.phase === "active") text = call.unstable ? "Reconnecting…" : clock((Date.now() - call.acceptedAt) / 1000);
     setText(status, text);
-    label(mute, call.micOff ? "mic-off" : "mic", call.micOff ? "Unmute" : "Mute");
+    // Toggle buttons: a fixed name, pressed or not (the icon follows).
+    label(mute, call.micOff ? "mic-off" : "mic", "Mute");
     setAttr(mute, "aria-pressed", String(call.micOff));
     camera.hidden = call.media !== "video";
-    label(camera, call.cameraOff ? "video-off" : "video", call.cameraOff ? "Camera on" : "Camera off");
+    label(camera, call.cameraOff ? "video-off" : "video", "Camera off");
     setAttr(camera, "aria-pressed", String(call.cameraOff));
     label(hangup, "phone-off", call.phase === "ringing" || call.phase === "preparing" ? "Cancel" : "Hang up");
   }
