@@ -176,7 +176,7 @@ def turnserver(turn_port: int, turn_secret: str) -> Iterator[None]:
     if server is None:
         SKIPPED_FOR_NO_COTURN.append("no turnserver")
         pytest.skip("NO COTURN: the call through TURN was not tried. "
-                    "`sudo apt-get install --no-install-recommends coturn`, then run the tests again")
+                    "`sudo apt-get install --no-install-recommends coturn` (or `make coturn` as root), then run the tests again")
     relay_base = 50000 + secrets.randbelow(10000)
     log_path = LOG_DIR / "browser-turnserver.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,6 +227,6 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if SKIPPED_FOR_NO_COTURN:
         terminalreporter.write_sep("#", "CALL THROUGH TURN SKIPPED: NO COTURN", red=True, bold=True)
         terminalreporter.write_line(
-            "Install Debian's coturn (`sudo apt-get install --no-install-recommends coturn`), "
+            "Install Debian's coturn (`sudo apt-get install --no-install-recommends coturn`, or `make coturn` as root), "
             "then run `make test` again."
         )

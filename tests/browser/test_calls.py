@@ -207,7 +207,7 @@ async def test_an_unanswered_call_ends_as_missed(open_page, calls_stack):
     await expect(message(bob, "Missed voice call")).to_have_count(1, timeout=10_000)
 
 
-async def test_a_call_forced_through_turn_relays_its_media(open_page, calls_stack, turnserver):
+async def test_a_call_forced_through_turn_relays_its_media(turnserver, open_page, calls_stack):
     alice, bob, a, b = await chatting(open_page, f"{calls_stack}/?relay=1")
     ice = await alice.evaluate("async () => (await import('/app/js/wire.js')).conn.request('calls.ice_servers', {})")
     assert any(url.startswith("turn:") for server in ice["ice_servers"] for url in server["urls"]), ice
