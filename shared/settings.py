@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     register_per_address_per_hour: float = Field(20.0, gt=0)
     register_burst_per_address: int = Field(10, ge=1)
 
+    # message.edit: the sender may edit a message this long after sending it.
+    edit_window_seconds: float = Field(24 * 3600, gt=0)
+    # Burn after reading: a message never opened is destroyed this long after sending; chat
+    # destroys what is due this often.
+    burn_unopened_seconds: float = Field(7 * 24 * 3600, gt=0)
+    burn_check_seconds: float = Field(1.0, gt=0)
+
     # Calls (docs/protocol.md "Calls"): an unanswered call ends after call_ring_seconds; chat
     # checks ringing calls and the participants' sockets this often (a call whose participant's
     # socket is gone ends, within presence_ttl_seconds of a gateway dying). call.invite per

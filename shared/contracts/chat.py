@@ -6,6 +6,15 @@ from pydantic import Field, StringConstraints, model_validator
 from shared.contracts.auth import DeviceId, UserProfile
 from shared.contracts.base import Contract, SparseContract
 from shared.contracts.calls import CallRecord
+from shared.contracts.interactions import (
+    BURN_MAX_SECONDS,
+    BURN_MIN_SECONDS,
+    MAX_MENTIONS,
+    Burn,
+    Position,
+    Quote,
+    Reaction,
+)
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Seq = Annotated[int, Field(ge=1, le=2**53)]
@@ -68,11 +77,19 @@ class MessageSend(Contract):
     text: Annotated[str, StringConstraints(min_length=1, max_length=4000)] | None = None
     file_id: Id | None = None
     ttl_seconds: Annotated[int, Field(ge=1, le=604800)] | None = None
+    # A message of the same conversation this one answers (its quote is stored with it).
+    reply_to: Id | None = None
+    # Group members this message mentions (groups only).
+    mentions: Annotated[list[Id], Field(max_length=MAX_MENTIONS)] | None = None
+    # Burn after reading (direct messages only): destroyed this long after the recipient opens it.
+    burn_seconds: Annotated[int, Field(ge=BURN_MIN_SECONDS, le=BURN_MAX_SECONDS)] | None = None
 
     @model_validator(mode="after")
     def _has_content(self) -> "MessageSend":
         if self.text is None and self.file_id is None:
             raise ValueError("text: one of text or file_id is required")
+        if self.burn_seconds is not None and self.ttl_seconds is not None:
+            raise ValueError("burn_seconds: a message burns after reading or disappears on a timer, not both")
         return self
 
 
@@ -110,6 +127,12 @@ class Message(SparseContract):
     call: CallRecord | None = None  # a call's message, stored by chat when the call ends
     sent_at: str
     expires_at: str | None = None
+    edited_at: str | None = None
+    reply_to: Quote | None = None
+    reactions: list[Reaction] | None = None
+    mentions: list[str] | None = None
+    # Burn after reading; for the recipient `text` and `file` are absent until opened (message.open).
+    burn: Burn | None = None
 
 
 class HistoryFetch(Contract):
@@ -121,6 +144,9 @@ class HistoryFetch(Contract):
 class HistoryReply(Contract):
     messages: list[Message]
     has_more: bool
+    # The other members' read and delivery positions (receipts that survive a reload).
+    read_by: list[Position] = []
+    delivered_to: list[Position] = []
 
 
 class SyncDone(Contract):

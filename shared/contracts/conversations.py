@@ -4,6 +4,7 @@ from pydantic import Field
 from shared.contracts.auth import UserProfile
 from shared.contracts.base import Contract, SparseContract
 from shared.contracts.chat import Id, Message, Seq
+from shared.contracts.interactions import Position
 
 
 class ConversationsList(Contract):
@@ -23,6 +24,10 @@ class ConversationEntry(SparseContract):
     last_seq: int
     last_message: Message | None = None
     unread: int = Field(ge=0)
+    unread_mentions: int = Field(0, ge=0)  # unread messages that mention me
+    # The other members' read and delivery positions.
+    read_by: list[Position] = []
+    delivered_to: list[Position] = []
 
 
 class ConversationsListReply(Contract):

@@ -6,7 +6,7 @@ their handlers to.
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from shared.contracts import auth, batches, calls, chat, conversations, files, groups
+from shared.contracts import auth, batches, calls, chat, conversations, files, groups, interactions
 from shared.contracts.base import Contract, Empty
 
 RequestT = TypeVar("RequestT", bound=Contract)
@@ -73,6 +73,11 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("message.read", "chat", conversations.MessageRead, Empty),
     Operation("message.recall", "chat", conversations.MessageRecall, Empty),
     Operation("typing", "chat", conversations.Typing, Empty),
+    Operation("message.edit", "chat", interactions.MessageEdit, interactions.MessageEditReply),
+    Operation("reaction.add", "chat", interactions.ReactionChange, Empty),
+    Operation("reaction.remove", "chat", interactions.ReactionChange, Empty),
+    Operation("message.open", "chat", interactions.MessageRef, chat.Message),
+    Operation("message.hide", "chat", interactions.MessageRef, Empty),
     Operation("conversations.list", "chat", conversations.ConversationsList, conversations.ConversationsListReply),
     # groups
     Operation("groups.create", "chat", groups.GroupCreate, groups.GroupCreateReply),
@@ -122,6 +127,15 @@ PUSHES: dict[str, type[Contract]] = {
     "presence": chat.PresencePush,
     "receipt.read": conversations.ReceiptReadPush,
     "message.recalled": conversations.MessageRecalledPush,
+    # A message seen before changed while this device was away (sent during sync): the whole
+    # message as it is now (edited text, reactions, burn state).
+    "message.changed": chat.Message,
+    "message.edited": interactions.MessageEditedPush,
+    "message.reactions": interactions.MessageReactionsPush,
+    "message.opened": interactions.MessageOpenedPush,
+    "message.burned": interactions.MessageGonePush,
+    "message.hidden": interactions.MessageGonePush,
+    "receipt.delivered": interactions.ReceiptDeliveredPush,
     "typing": conversations.TypingPush,
     "group.added": groups.GroupAddedPush,
     "group.member_joined": groups.GroupMemberPush,
