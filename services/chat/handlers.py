@@ -5,6 +5,7 @@ The operation `friends.request` is `friends.request_friendship`, `groups.create`
 """
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from services.chat.domain import attachments, calls, conversations, friends, groups, messaging, sending
 from services.chat.domain.calls import CallPorts
@@ -70,6 +71,8 @@ class ChatContext:
     typing: TypingNotices
     health: Callable[[], Awaitable[None]]  # the database answers
     calls: CallPorts
+    edit_window: timedelta = timedelta(hours=24)
+    burn_unopened: timedelta = sending.DEFAULT_BURN_UNOPENED
     sync_batch_size: int = 500
 
 
@@ -117,7 +120,7 @@ def build_router(ctx: ChatContext) -> Router:
     async def send(request: MessageSend, caller: Caller) -> MessageSendReply:
         return await sending.send_message(
             request, _user(caller), caller.device_id,
-            ctx.friendships, ctx.conversations, ctx.messages, ctx.deliver, ctx.files,
+            ctx.friendships, ctx.conversations, ctx.messages, ctx.deliver, ctx.files, ctx.burn_unopened,
         )
 
     @router.operation("message.ack")
@@ -130,7 +133,7 @@ def build_router(ctx: ChatContext) -> Router:
     @router.operation("chat.messages.send")
     async def send_batch(request: SendBatch, caller: Caller) -> BatchReply:
         outcomes = await sending.send_messages(
-            request.items, ctx.friendships, ctx.conversations, ctx.messages, ctx.deliver, ctx.files
+            request.items, ctx.friendships, ctx.conversations, ctx.messages, ctx.deliver, ctx.files, ctx.burn_unopened
         )
         return BatchReply(results=[ItemResult.of(o) for o in outcomes])
 

@@ -1,5 +1,6 @@
 """chat: wiring only (clients → stores → handlers)."""
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from services.chat.call_checks import check_calls_forever
@@ -64,6 +65,8 @@ async def wire(rt: Runtime) -> Router:
             typing=TypingThrottle(rt.redis, rt.settings.namespace),
             health=lambda: mongo_ping(rt.mongo),
             calls=call_ports,
+            edit_window=timedelta(seconds=s.edit_window_seconds),
+            burn_unopened=timedelta(seconds=s.burn_unopened_seconds),
             sync_batch_size=rt.settings.sync_batch_size,
         )
     )

@@ -130,6 +130,9 @@ async def test_a_direct_entry_has_the_peer_and_a_group_entry_has_the_group(world
         "group": {"group_id": group_id, "name": "team"},
         "last_seq": 0,
         "unread": 0,
+        "unread_mentions": 0,
+        "read_by": [],
+        "delivered_to": [],
     }
     assert set(by_id) == {AB, conversation_id}
     # The other side sees the same direct conversation with A as the peer.

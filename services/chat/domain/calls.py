@@ -279,4 +279,5 @@ async def _record(call: Call, reason: EndReason, ended_at: float, ports: CallPor
     )
     (appended,) = await ports.messages.append_many([(conversation, draft)])
     if appended.first:
-        await ports.deliver.fan_out([Fanout(conversation.members, [push("message.new", appended.message.to_contract())])])
+        new = push("message.new", appended.message.contract())
+        await ports.deliver.fan_out([Fanout(conversation.members, [new])])

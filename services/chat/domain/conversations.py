@@ -35,7 +35,7 @@ async def list_conversations(
     entries = []
     for conv in convs:
         cid, floor = conv.conversation_id, conv.joined_seq(user_id)
-        latest = await messages.latest(cid, floor, now, conv.last_seq)
+        latest = await messages.latest(cid, floor, now, conv.last_seq, viewer=user_id)
         unread = await messages.count_unread(cid, user_id, max(floor, read.get(cid, 0)), now, conv.last_seq)
         entry = ConversationEntry(
             conversation_id=cid,
@@ -43,7 +43,7 @@ async def list_conversations(
             peer=found.get(peers[cid]) if conv.kind == "direct" else None,
             group=GroupRef(group_id=conv.group_id, name=conv.name) if conv.group_id and conv.name is not None else None,
             last_seq=conv.last_seq,
-            last_message=latest.to_contract() if latest else None,
+            last_message=latest.to_contract(user_id) if latest else None,
             unread=unread,
         )
         entries.append((conv.active_at, entry))

@@ -42,9 +42,9 @@ async def fetch_history(
     conversation = await member_conversation(request.conversation_id, user_id, conversations)
     found, has_more = await messages.page(
         request.conversation_id, request.before_seq, request.limit, utc_now(), conversation.last_seq,
-        floor=conversation.joined_seq(user_id),
+        floor=conversation.joined_seq(user_id), viewer=user_id,
     )
-    return chat.HistoryReply(messages=[m.to_contract() for m in found], has_more=has_more)
+    return chat.HistoryReply(messages=[m.to_contract(user_id) for m in found], has_more=has_more)
 
 
 async def sync_device(
@@ -72,12 +72,12 @@ async def sync_device(
             cid = conversation.conversation_id
             after = max(positions.get(cid, 0), conversation.joined_seq(bound.user_id))
             while after < conversation.last_seq:
-                batch = await messages.above(cid, after, batch_size, now, conversation.last_seq)
+                batch = await messages.above(cid, after, batch_size, now, conversation.last_seq, viewer=bound.user_id)
                 if not batch:
                     break
                 if publishing is not None:
                     await publishing
-                pushes = [push("message.new", m.to_contract()) for m in batch]
+                pushes = [push("message.new", m.to_contract(bound.user_id)) for m in batch]
                 publishing = asyncio.create_task(deliver.to_socket(sock, pushes, sync=True))
                 count += len(batch)
                 after = batch[-1].seq

@@ -20,10 +20,14 @@ from shared.contracts import chat
 from shared.contracts.base import Empty, utc_now
 from shared.contracts.batches import AckItem, SendItem
 from shared.contracts.errors import ParleyError
+from shared.contracts.interactions import Quote
 from shared.contracts.wire import Caller
 from shared.ids import new_id
 
 Outcome = chat.MessageSendReply | ParleyError
+# A burn-after-reading message never opened is destroyed this long after sending (the
+# burn_unopened_seconds setting; services pass theirs).
+DEFAULT_BURN_UNOPENED = timedelta(days=7)
 
 
 def direct_conversation_id(a: str, b: str) -> str:
@@ -44,6 +48,7 @@ async def send_messages(
     messages: Messages,
     deliver: Deliverer,
     files: Files,
+    burn_unopened: timedelta = DEFAULT_BURN_UNOPENED,
 ) -> list[Outcome]:
     """Store first, answer second, then push to every online device that should see it.
 
@@ -60,7 +65,8 @@ async def send_messages(
         try:
             if isinstance(conversation, ParleyError):
                 raise conversation
-            accepted.append((i, conversation, await _draft(item, now, files, conversations, messages)))
+            draft = await _draft(item, conversation, now, files, conversations, messages, burn_unopened)
+            accepted.append((i, conversation, draft))
         except ParleyError as exc:
             outcomes[i] = exc
     stored = await messages.append_many([(conversation, draft) for _, conversation, draft in accepted])
@@ -70,7 +76,7 @@ async def send_messages(
         sender = (item.caller.user_id or "", item.caller.device_id)
         if appended.first:
             outcomes[i] = appended.message.send_reply()
-            fanouts.append(Fanout(conversation.members, [push("message.new", appended.message.to_contract())], sender))
+            fanouts += announce(conversation, appended.message, sender)
         else:  # a retry, or the same send racing itself
             outcomes[i], fanout = await _answer_retry(appended.message, sender, conversations)
             fanouts += fanout
@@ -89,10 +95,11 @@ async def send_message(
     messages: Messages,
     deliver: Deliverer,
     files: Files,
+    burn_unopened: timedelta = DEFAULT_BURN_UNOPENED,
 ) -> chat.MessageSendReply:
     """One message (a batch of one); raises what refused it."""
     item = SendItem(caller=Caller(request_id=new_id("r"), user_id=sender, device_id=sender_device), request=request)
-    (outcome,) = await send_messages([item], friendships, conversations, messages, deliver, files)
+    (outcome,) = await send_messages([item], friendships, conversations, messages, deliver, files, burn_unopened)
     if isinstance(outcome, ParleyError):
         raise outcome
     return outcome
@@ -131,8 +138,30 @@ async def _conversations_for(
     return found
 
 
-async def _draft(item: SendItem, now: datetime, files: Files, conversations: Conversations, messages: Messages) -> Draft:
+def announce(conversation: Conversation, message: Message, except_device: tuple[str, str | None] | None) -> list[Fanout]:
+    """`message.new` to every member's devices; a burn-after-reading message goes sealed (no
+    content) to its recipient."""
+    if message.burn_seconds is None:
+        return [Fanout(conversation.members, [push("message.new", message.contract())], except_device)]
+    sender = message.from_user_id
+    return [
+        Fanout([sender], [push("message.new", message.contract())], except_device),
+        Fanout(conversation.others(sender), [push("message.new", message.contract(sealed=True))]),
+    ]
+
+
+async def _draft(
+    item: SendItem, conversation: Conversation, now: datetime, files: Files, conversations: Conversations,
+    messages: Messages, burn_unopened: timedelta,
+) -> Draft:
     request, sender = item.request, _sender(item)
+    group = conversation.kind == "group"
+    if request.burn_seconds is not None and group:
+        raise ParleyError.bad_request("data.burn_seconds: burn after reading is for direct messages, not groups")
+    if request.mentions and not group:
+        raise ParleyError.bad_request("data.mentions: mentions are for groups")
+    if request.mentions and not all(conversation.has_member(m) for m in request.mentions):
+        raise ParleyError.bad_request("data.mentions: only members of the group can be mentioned")
     return Draft(
         message_id=new_id("m"),
         from_user_id=sender,
@@ -146,7 +175,23 @@ async def _draft(item: SendItem, now: datetime, files: Files, conversations: Con
             else None
         ),
         expires_at=now + timedelta(seconds=request.ttl_seconds) if request.ttl_seconds is not None else None,
+        reply_to=await _quote(request.reply_to, conversation, sender, now, messages) if request.reply_to else None,
+        mentions=tuple(dict.fromkeys(request.mentions or ())),
+        burn_seconds=request.burn_seconds,
+        burns_at=now + burn_unopened if request.burn_seconds is not None else None,
     )
+
+
+async def _quote(message_id: str, conversation: Conversation, sender: str, now: datetime, messages: Messages) -> Quote:
+    """What a reply carries of the message it answers: one of its conversation the sender can see."""
+    quoted = await messages.message(message_id)
+    if quoted is not None and quoted.conversation_id != conversation.conversation_id:
+        raise ParleyError.bad_request("data.reply_to: a reply answers a message of the same conversation")
+    if quoted is None or not quoted.visible_to(sender, now) or not conversation.sees(sender, quoted):
+        raise ParleyError.not_found("data.reply_to: no such message (recalled, expired, burned or not yours to see)")
+    if quoted.burn_seconds is not None:  # its quote would outlive its burning
+        raise ParleyError.bad_request("data.reply_to: a burn-after-reading message cannot be quoted")
+    return quoted.quote()
 
 
 async def _answer_retry(
@@ -158,7 +203,7 @@ async def _answer_retry(
     conversation = await conversations.conversation(earlier.conversation_id)
     if conversation is None or not earlier.is_visible(utc_now()):
         return earlier.send_reply(), []
-    return earlier.send_reply(), [Fanout(conversation.members, [push("message.new", earlier.to_contract())], sender)]
+    return earlier.send_reply(), announce(conversation, earlier, sender)
 
 
 async def acknowledge_many(

@@ -4,7 +4,10 @@ conversations: `{_id, kind: "direct"|"group", members: [user_id], last_seq, last
   group_id?, name?, member_info?: {user_id: {role, joined_at, joined_seq, since}}}`
 messages: `{_id, conversation_id, seq, from_user_id, client_msg_id, to: {user_id|group_id},
   sent_at, text?, file?: {file_id, name, size, content_type}, call?: {call_id, media, outcome,
-  duration_seconds?}, expires_at?, recalled?, recalled_at?}`
+  duration_seconds?}, expires_at?, recalled?, recalled_at?, edited_at?, reply_to?: {message_id,
+  from_user_id, text?, file_name?}, reactions?: {<emoji as hex code points>: [user_id]},
+  mentions?: [user_id], burn?: {seconds, opened_at?}, burns_at?, burned?, hidden_for?: [user_id],
+  changed_at? (the last edit, reaction, open, burn or recall: what a device's sync catches up on)}`
 friendships: `{_id: pair_key, users: [requester, target], requester, status, created_at, accepted_at?}`
 """
 from collections.abc import Iterator, Mapping
@@ -13,6 +16,7 @@ from typing import Any
 from services.chat.domain.records import NO_MEMBERS, Conversation, Draft, Friendship, Member, Message
 from shared.contracts.calls import CallRecord
 from shared.contracts.chat import Attachment
+from shared.contracts.interactions import Quote
 from shared.stores import Document
 
 
@@ -79,8 +83,18 @@ def conversation_doc(conv: Conversation) -> Document:
     return doc
 
 
+def reaction_key(emoji: str) -> str:
+    """A field name for an emoji (code points in hex): field names may not hold every character."""
+    return "-".join(f"{ord(c):x}" for c in emoji)
+
+
+def emoji_of(key: str) -> str:
+    return "".join(chr(int(part, 16)) for part in key.split("-"))
+
+
 def message(doc: Document) -> Message:
-    file, call = doc.get("file"), doc.get("call")
+    file, call, burn = doc.get("file"), doc.get("call"), doc.get("burn")
+    reply_to, reactions = doc.get("reply_to"), doc.get("reactions")
     return Message(
         doc["_id"],
         doc["conversation_id"],
@@ -94,6 +108,15 @@ def message(doc: Document) -> Message:
         doc.get("expires_at"),
         bool(doc.get("recalled")),
         CallRecord.model_validate(call) if call else None,
+        doc.get("edited_at"),
+        Quote.model_validate(reply_to) if reply_to else None,
+        {emoji_of(k): users for k, users in reactions.items()} if reactions else {},
+        doc.get("mentions") or (),
+        burn["seconds"] if burn else None,
+        doc.get("burns_at"),
+        burn.get("opened_at") if burn else None,
+        bool(doc.get("burned")),
+        frozenset(doc.get("hidden_for") or ()),
     )
 
 
@@ -113,6 +136,13 @@ def message_doc(draft: Draft, conversation_id: str, seq: int) -> Document:
         doc["expires_at"] = draft.expires_at
     if draft.call is not None:
         doc["call"] = draft.call.model_dump(exclude_none=True)
+    if draft.reply_to is not None:
+        doc["reply_to"] = draft.reply_to.model_dump(exclude_none=True)
+    if draft.mentions:
+        doc["mentions"] = list(draft.mentions)
+    if draft.burn_seconds is not None:
+        doc["burn"] = {"seconds": draft.burn_seconds}
+        doc["burns_at"] = draft.burns_at
     doc["conversation_id"] = conversation_id
     doc["seq"] = seq
     return doc

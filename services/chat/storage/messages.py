@@ -20,8 +20,16 @@ from shared.stores import Database, Document
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _visible(doc: Document, now: datetime) -> bool:
-    return is_visible(bool(doc.get("recalled")), doc.get("expires_at"), now)
+def _visible(doc: Document, now: datetime, viewer: str | None = None) -> bool:
+    """records.is_visible on a document (projected with VISIBILITY_FIELDS), and not deleted by
+    `viewer` for themselves."""
+    return is_visible(
+        bool(doc.get("recalled")), doc.get("expires_at"), now, doc.get("burns_at"), bool(doc.get("burned"))
+    ) and (viewer is None or viewer not in doc.get("hidden_for", ()))
+
+
+# What _visible reads, for projected reads.
+VISIBILITY_FIELDS = {"recalled": 1, "expires_at": 1, "burns_at": 1, "burned": 1, "hidden_for": 1}
 
 
 class MessageStore:
@@ -124,42 +132,50 @@ class MessageStore:
     # results are the same; hidden messages are few, and the windows refill to `limit`.
     async def _visible_in_range(
         self, conversation_id: str, low: int, high: int | None, top: int, limit: int, now: datetime,
-        newest_first: bool,
+        newest_first: bool, viewer: str | None,
     ) -> list[Message]:
-        """Up to `limit` visible messages with low < seq < high, in windows of seqs (seqwindows.py)."""
+        """Up to `limit` messages visible (to `viewer`) with low < seq < high, in windows of seqs
+        (seqwindows.py)."""
         found: list[Message] = []
         async for docs in windows(self.messages, conversation_id, low, high, top, limit, newest_first):
-            found += [message(d) for d in docs if _visible(d, now)]
+            found += [message(d) for d in docs if _visible(d, now, viewer)]
             if len(found) >= limit:
                 break
         return found[:limit]
 
     async def page(
-        self, conversation_id: str, before_seq: int | None, limit: int, now: datetime, top: int, floor: int = 0
+        self, conversation_id: str, before_seq: int | None, limit: int, now: datetime, top: int, floor: int = 0,
+        *, viewer: str | None = None,
     ) -> tuple[list[Message], bool]:
         """The newest `limit` visible messages above `floor` and below `before_seq`, ascending,
         and whether older ones (above `floor`) exist. `top`: the conversation's last_seq."""
-        docs = await self._visible_in_range(conversation_id, floor, before_seq, top, limit + 1, now, newest_first=True)
+        docs = await self._visible_in_range(
+            conversation_id, floor, before_seq, top, limit + 1, now, newest_first=True, viewer=viewer
+        )
         return list(reversed(docs[:limit])), len(docs) > limit
 
     async def above(
-        self, conversation_id: str, after_seq: int, limit: int, now: datetime, top: int
+        self, conversation_id: str, after_seq: int, limit: int, now: datetime, top: int, *, viewer: str | None = None
     ) -> list[Message]:
         """Visible messages with seq > after_seq, ascending, at most `limit`."""
-        return await self._visible_in_range(conversation_id, after_seq, None, top, limit, now, newest_first=False)
+        return await self._visible_in_range(
+            conversation_id, after_seq, None, top, limit, now, newest_first=False, viewer=viewer
+        )
 
-    async def latest(self, conversation_id: str, floor: int, now: datetime, top: int) -> Message | None:
+    async def latest(
+        self, conversation_id: str, floor: int, now: datetime, top: int, *, viewer: str | None = None
+    ) -> Message | None:
         """The newest visible message above `floor`."""
-        docs = await self._visible_in_range(conversation_id, floor, None, top, 1, now, newest_first=True)
+        docs = await self._visible_in_range(conversation_id, floor, None, top, 1, now, newest_first=True, viewer=viewer)
         return docs[0] if docs else None
 
     async def count_unread(self, conversation_id: str, reader: str, floor: int, now: datetime, top: int) -> int:
         """Others' visible messages above `floor` (the reader's read marker): a read of what is
         unread, in windows, not of the conversation."""
         unread = 0
-        projection = {"from_user_id": 1, "recalled": 1, "expires_at": 1, "seq": 1}
+        projection = {"from_user_id": 1, "seq": 1, **VISIBILITY_FIELDS}
         async for docs in windows(self.messages, conversation_id, floor, None, top, 500, False, projection):
-            unread += sum(1 for d in docs if d["from_user_id"] != reader and _visible(d, now))
+            unread += sum(1 for d in docs if d["from_user_id"] != reader and _visible(d, now, reader))
         return unread
 
     async def message(self, message_id: str) -> Message | None:
@@ -175,7 +191,7 @@ class MessageStore:
     async def carrying_file(self, file_id: str, now: datetime) -> list[Placed]:
         """Where the visible messages that carry this file sit."""
         cursor = self.messages.find(
-            {"file.file_id": file_id}, {"conversation_id": 1, "seq": 1, "recalled": 1, "expires_at": 1}
+            {"file.file_id": file_id}, {"conversation_id": 1, "seq": 1, **VISIBILITY_FIELDS}
         )
         return [Placed(doc["conversation_id"], doc["seq"]) async for doc in cursor if _visible(doc, now)]
 
