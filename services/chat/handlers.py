@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.chat.domain import attachments, calls, conversations, friends, groups, messaging, sending
+from services.chat.domain import attachments, calls, conversations, friends, groups, interactions, messaging, sending
 from services.chat.domain.calls import CallPorts
 from services.chat.domain.delivery import Deliverer
 from services.chat.domain.ports import (
@@ -30,6 +30,7 @@ from shared.contracts.chat import (
     FriendTarget,
     HistoryFetch,
     HistoryReply,
+    Message,
     MessageAck,
     MessageSend,
     MessageSendReply,
@@ -44,6 +45,7 @@ from shared.contracts.conversations import (
 )
 from shared.contracts.errors import ParleyError
 from shared.contracts.files import FileAccess, FileAccessReply
+from shared.contracts.interactions import MessageEdit, MessageEditReply, MessageRef, ReactionChange
 from shared.contracts.groups import (
     GroupAddMembers,
     GroupCreate,
@@ -175,6 +177,40 @@ def build_router(ctx: ChatContext) -> Router:
     @router.operation("typing")
     async def typing(request: Typing, caller: Caller) -> Empty:
         await conversations.send_typing(request, _user(caller), ctx.conversations, ctx.typing, ctx.deliver)
+        return Empty()
+
+    # --- after sending: edit, reactions, burn after reading, delete for me --------------------------
+    @router.operation("message.edit")
+    async def edit(request: MessageEdit, caller: Caller) -> MessageEditReply:
+        return await interactions.edit_message(
+            request, _user(caller), caller.device_id, ctx.edit_window, ctx.conversations, ctx.messages, ctx.deliver
+        )
+
+    @router.operation("reaction.add")
+    async def add_reaction(request: ReactionChange, caller: Caller) -> Empty:
+        await interactions.change_reaction(
+            request, True, _user(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
+        )
+        return Empty()
+
+    @router.operation("reaction.remove")
+    async def remove_reaction(request: ReactionChange, caller: Caller) -> Empty:
+        await interactions.change_reaction(
+            request, False, _user(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
+        )
+        return Empty()
+
+    @router.operation("message.open")
+    async def open_message(request: MessageRef, caller: Caller) -> Message:
+        return await interactions.open_message(
+            request.message_id, _user(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
+        )
+
+    @router.operation("message.hide")
+    async def hide(request: MessageRef, caller: Caller) -> Empty:
+        await interactions.hide_message(
+            request.message_id, _user(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
+        )
         return Empty()
 
     # --- groups --------------------------------------------------------------------------------

@@ -3,8 +3,9 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from services.chat.call_checks import check_calls_forever
-from services.chat.domain.calls import CallPorts
+from services.chat.background import every
+from services.chat.domain.calls import CallPorts, check_calls
+from services.chat.domain.interactions import burn_due
 from services.chat.domain.delivery import Deliverer
 from services.chat.expiry import delete_expired_messages
 from services.chat.handlers import ChatContext, build_router
@@ -16,6 +17,7 @@ from services.chat.storage.friendships import FriendshipStore
 from services.chat.storage.messages import MessageStore
 from services.chat.storage.typing import TypingThrottle
 from shared.broker import RpcClient
+from shared.contracts.base import utc_now
 from shared.contracts.chat import DeliveriesLost
 from shared.presence import Presence
 from shared.ratelimit import TokenBucket
@@ -32,15 +34,14 @@ async def wire(rt: Runtime) -> Router:
     messages, cursors = MessageStore(rt.db), CursorStore(rt.db)
     for store in (friendships, conversations, messages, cursors):
         await store.ensure_indexes()
-    _background.append(asyncio.create_task(delete_expired_messages(messages, rt.settings.expired_sweep_seconds)))
+    s = rt.settings
     rpc = await RpcClient(rt.broker, rt.instance_id).start()
-    presence = Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds)
+    presence = Presence(rt.redis, s.namespace, s.presence_ttl_seconds)
 
     async def report_lost(why: str) -> None:
         await rt.broker.publish_event("deliveries.lost", DeliveriesLost(reason=why[:200]))
 
     deliver = Deliverer(presence, rt.broker.deliver, report_lost=report_lost)
-    s = rt.settings
     call_ports = CallPorts(
         calls=RedisCallStore(rt.redis, s.namespace),
         conversations=conversations,
@@ -51,7 +52,14 @@ async def wire(rt: Runtime) -> Router:
         invites=TokenBucket(rt.redis, s.namespace, "call", s.call_invites_per_minute / 60, s.call_invite_burst),
         ring_seconds=s.call_ring_seconds,
     )
-    _background.append(asyncio.create_task(check_calls_forever(call_ports, s.call_check_seconds)))
+    _background.extend(
+        asyncio.create_task(job)
+        for job in (
+            every(s.expired_sweep_seconds, lambda: delete_expired_messages(messages), "expired.sweep"),
+            every(s.burn_check_seconds, lambda: burn_due(utc_now(), conversations, messages, deliver), "burn.check"),
+            every(s.call_check_seconds, lambda: check_calls(call_ports), "calls.check"),
+        )
+    )
     return build_router(
         ChatContext(
             friendships=friendships,

@@ -7,13 +7,13 @@ inserts of concurrent sends). `last_seq` on the
 conversation only moves up ($max) and is the base for the next seq even after old messages
 expire and are deleted.
 """
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from pymongo import ASCENDING, ReturnDocument
 
 from services.chat.domain.records import Appended, Conversation, Draft, Message, Placed, is_visible
 from services.chat.storage.appender import DuplicateClientMessage, GroupCommit
-from services.chat.storage.documents import message
+from services.chat.storage.documents import message, reaction_key
 from services.chat.storage.seqwindows import windows
 from shared.stores import Database, Document
 
@@ -49,6 +49,8 @@ class MessageStore:
         # (delete_expired), not by a TTL index: see _drop_server_ttl.
         await self._drop_server_ttl()
         await self.messages.create_index([("expires_at", ASCENDING)], sparse=True)
+        # Burn after reading: what is due (burns_at is unset once burned).
+        await self.messages.create_index([("burns_at", ASCENDING)], sparse=True)
 
     async def _drop_server_ttl(self) -> None:
         """Earlier versions let the server's TTL monitor delete expired messages. On the embedded
@@ -185,8 +187,69 @@ class MessageStore:
     async def recall(self, message_id: str, now: datetime) -> None:
         """Mark recalled and drop the content: a recalled message keeps only its place (seq)."""
         await self.messages.update_one(
-            {"_id": message_id}, {"$set": {"recalled": True, "recalled_at": now}, "$unset": {"text": "", "file": ""}}
+            {"_id": message_id},
+            {"$set": {"recalled": True, "recalled_at": now, "changed_at": now}, "$unset": {"text": "", "file": ""}},
         )
+
+    # --- changes after sending (edit, reactions, burn after reading, delete for me) -------------
+    # Each sets `changed_at`: what a device's next sync catches up on (messaging.sync_device).
+    async def edit(self, message_id: str, text: str, now: datetime) -> Message | None:
+        """The new text, unless it was recalled or burned meanwhile (None then)."""
+        doc = await self.messages.find_one_and_update(
+            {"_id": message_id, "recalled": {"$ne": True}, "burned": {"$ne": True}},
+            {"$set": {"text": text, "edited_at": now, "changed_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return message(doc) if doc else None
+
+    async def react(self, message_id: str, emoji: str, user_id: str, add: bool, now: datetime) -> Message | None:
+        """Add or take back one user's emoji; the message as it is after (None: it is gone)."""
+        key = f"reactions.{reaction_key(emoji)}"
+        change: Document = {"$addToSet": {key: user_id}} if add else {"$pull": {key: user_id}}
+        change["$set"] = {"changed_at": now}
+        doc = await self.messages.find_one_and_update(
+            {"_id": message_id}, change, return_document=ReturnDocument.AFTER
+        )
+        if doc is not None and not add and not (doc.get("reactions") or {}).get(reaction_key(emoji), True):
+            # The last one took it back: drop the emptied emoji (it counts toward the cap).
+            await self.messages.update_one({"_id": message_id, key: {"$size": 0}}, {"$unset": {key: ""}})
+        return message(doc) if doc else None
+
+    async def open_sealed(self, message_id: str, now: datetime) -> Message | None:
+        """The recipient opens a burn-after-reading message: its timer starts now (once; opening
+        again changes nothing). None if it is gone."""
+        doc = await self.messages.find_one({"_id": message_id})
+        if doc is None or doc.get("burned") or "burn" not in doc:
+            return None
+        if doc["burn"].get("opened_at") is None:
+            burns_at = min(doc["burns_at"], now + timedelta(seconds=doc["burn"]["seconds"]))
+            doc = await self.messages.find_one_and_update(
+                {"_id": message_id, "burn.opened_at": {"$exists": False}},
+                {"$set": {"burn.opened_at": now, "burns_at": burns_at, "changed_at": now}},
+                return_document=ReturnDocument.AFTER,
+            ) or await self.messages.find_one({"_id": message_id})
+        return message(doc) if doc else None
+
+    async def due_to_burn(self, now: datetime, limit: int = 500) -> list[Message]:
+        """Burn-after-reading messages past their time, not yet burned."""
+        cursor = self.messages.find({"burns_at": {"$gte": EPOCH, "$lte": now}}).limit(limit)
+        return [message(d) async for d in cursor if not d.get("burned")]
+
+    async def burn(self, message_id: str, now: datetime) -> bool:
+        """Destroy the content (text, file, quote, reactions) for good; the seq stays, marked
+        burned. False if it was already burned."""
+        result = await self.messages.update_one(
+            {"_id": message_id, "burned": {"$ne": True}},
+            {
+                "$set": {"burned": True, "burned_at": now, "changed_at": now},
+                "$unset": {"text": "", "file": "", "reply_to": "", "reactions": "", "mentions": "", "burns_at": ""},
+            },
+        )
+        return result.modified_count == 1
+
+    async def hide(self, message_id: str, user_id: str) -> None:
+        """Delete for me: this user's reads skip it from now on."""
+        await self.messages.update_one({"_id": message_id}, {"$addToSet": {"hidden_for": user_id}})
 
     async def carrying_file(self, file_id: str, now: datetime) -> list[Placed]:
         """Where the visible messages that carry this file sit."""
