@@ -8,7 +8,7 @@ import * as store from "./store.js";
 import { state, changed } from "./store.js";
 import { upload } from "./files.js";
 
-const PAGE = 30;
+const PAGE = 50;
 
 /** Run `fn`; on failure show why (in words fit for `operation`) and resolve to undefined. */
 async function attempt(operation, fn) {
@@ -123,6 +123,7 @@ export async function loadHistory(conv, older = false) {
   try {
     const reply = await conn.request("history.fetch", data);
     for (const message of reply.messages) store.addMessage(message, false);
+    store.learnPositions(conv, reply);
     conv.hasMore = reply.has_more && store.lowestSeq(conv) > 1;
     conv.historyLoaded = true;
     markRead();
@@ -142,8 +143,8 @@ export function recall(conv, message) {
   });
 }
 
-/** Upload each file (with a progress bar), then send it as a message. */
-export async function sendFiles(conv, files, ttl) {
+/** Upload each file (with a progress bar), then send it as a message (`extra`: see sendMessage). */
+export async function sendFiles(conv, files, ttl, extra = {}) {
   for (const file of files) {
     state.upload = { name: file.name, progress: 0 };
     changed();
@@ -152,7 +153,7 @@ export async function sendFiles(conv, files, ttl) {
         state.upload.progress = fraction;
         changed();
       });
-      sendMessage(state.convs.get(conv.key) || conv, { file: info, ttl });
+      sendMessage(state.convs.get(conv.key) || conv, { file: info, ttl, ...extra });
     } catch (error) {
       showError(error, "upload");
       if (error.code === "unauthorized") conn.drop("unauthorized");
@@ -184,6 +185,8 @@ export function loadMembers(group) {
     for (const member of reply.members) store.learnUser({ user_id: member.user_id, username: member.username });
     const current = state.groups.get(group.group_id);
     if (current) current.members = reply.members;
+    const conv = store.convById(group.conversation_id);
+    if (conv) conv.all += 1; // "read by N of M" counts the members
     changed();
     learnDisplayNames(reply.members);
   });

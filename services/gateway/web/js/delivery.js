@@ -61,8 +61,9 @@ export function markRead() {
   const conv = store.openConv();
   if (!conv?.id || !state.bound || document.visibilityState !== "visible") return;
   const seq = store.highestFromOthers(conv);
-  if (conv.unread) {
+  if (conv.unread || conv.unreadMentions) {
     conv.unread = 0;
+    conv.unreadMentions = 0;
     changed();
   }
   if (seq <= conv.readSent) return;
@@ -84,7 +85,11 @@ export function clearOutbox() {
   outbox.clear();
 }
 
-export function sendMessage(conv, { text, file, ttl }) {
+/**
+ * Send a message: `replyTo` (a message of this conversation), `mentions` (user ids, groups) and
+ * `burn` (burn after reading, seconds, direct chats) are optional; `ttl` does not go with `burn`.
+ */
+export function sendMessage(conv, { text, file, ttl, replyTo, mentions, burn }) {
   const clientMsgId = randomId("w");
   const payload = {
     to: conv.kind === "group" ? { group_id: conv.groupId } : { user_id: conv.peerId },
@@ -92,9 +97,12 @@ export function sendMessage(conv, { text, file, ttl }) {
   };
   if (text) payload.text = text;
   if (file) payload.file_id = file.file_id;
-  if (ttl) payload.ttl_seconds = ttl;
+  if (burn) payload.burn_seconds = burn;
+  else if (ttl) payload.ttl_seconds = ttl;
+  if (replyTo?.message_id) payload.reply_to = replyTo.message_id;
+  if (mentions?.length) payload.mentions = mentions.slice(0, 50);
   const shownFile = file && { file_id: file.file_id, name: file.name, size: file.size, content_type: file.content_type };
-  store.addPending(conv, { clientMsgId, text, file: shownFile, ttl });
+  store.addPending(conv, { clientMsgId, text, file: shownFile, ttl: burn ? 0 : ttl, replyTo, mentions: payload.mentions, burn });
   outbox.set(clientMsgId, { conv, payload, inFlight: false });
   changed();
   deliver(clientMsgId);

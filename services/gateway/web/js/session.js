@@ -8,6 +8,7 @@ import { forgetAll } from "./files.js";
 import { randomId } from "./dom.js";
 import { conn, showError } from "./wire.js";
 import { scheduleAck, markRead, flushOutbox, clearOutbox } from "./delivery.js";
+import { listenInteractions } from "./interactions.js";
 
 const TOKEN_KEY = "parley.token";
 const USER_KEY = "parley.user";
@@ -247,16 +248,7 @@ function listen() {
     if (conv && user_id !== state.me?.user_id) conv.typing.set(user_id, Date.now() + TYPING_SHOWN_MS);
     changed();
   });
-  conn.on("receipt.read", ({ conversation_id, user_id, seq }) => {
-    const conv = store.convById(conversation_id);
-    if (!conv) return;
-    conv.readBy.set(user_id, Math.max(conv.readBy.get(user_id) || 0, seq));
-    changed();
-  });
-  conn.on("message.recalled", ({ conversation_id, message_id }) => {
-    store.markRecalled(conversation_id, message_id);
-    changed();
-  });
+  listenInteractions(); // edits, reactions, burn, hide, recall, receipts
   conn.on("friend.request", ({ user }) => {
     store.learnUser(user);
     state.incoming.set(user.user_id, user);
@@ -287,7 +279,8 @@ function listen() {
   });
 }
 
-// --- once a second: disappearing messages, typing that stopped, countdowns -----------------------
+// --- once a second: disappearing and burning messages, typing that stopped, countdowns ----------
+// Only messages with a clock are looked at (conv.timed), so a long conversation costs nothing here.
 function tick() {
   let redraw = state.status === "reconnecting";
   const now = Date.now();
@@ -301,6 +294,6 @@ function tick() {
     }
   }
   const open = store.openConv();
-  if (open) for (const message of open.messages.values()) if (message.expires_at || message.seq) redraw = true;
+  if (open?.timed.size) redraw = true;
   if (redraw) changed();
 }

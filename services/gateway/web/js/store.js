@@ -2,6 +2,11 @@
 // Only data and its rules live here (deduplication by seq, what to acknowledge, unread counts,
 // read state); session.js talks to the server, the views draw. Any change calls changed(), which
 // re-renders once, a moment later.
+//
+// Drawing stays incremental: a change to one message calls touch(conv, message) (its `rev` goes
+// up and its key joins `conv.dirty`), a change to which messages there are or their order calls
+// relayout(conv), and a change that alters how every message looks (names, group size) bumps
+// `conv.all` or `state.namesRev`. The message view redraws only what these say.
 
 const listeners = new Set();
 let scheduled = false;
@@ -35,6 +40,7 @@ export const state = {
   search: { query: "", results: [], busy: false },
   upload: null, // {name, progress 0..1}
   error: null, // {text, at}
+  namesRev: 0, // goes up when a user's name changes (every bubble naming them is redrawn)
 };
 
 export function reset() {
@@ -50,7 +56,9 @@ export function reset() {
 export function learnUser(user) {
   if (!user?.user_id) return;
   const known = state.users.get(user.user_id) || {};
-  state.users.set(user.user_id, { ...known, ...user });
+  const merged = { ...known, ...user };
+  if (merged.username !== known.username || merged.display_name !== known.display_name) state.namesRev += 1;
+  state.users.set(user.user_id, merged);
 }
 
 export function nameOf(userId) {
@@ -66,11 +74,18 @@ function newConv(key, fields) {
     lastSeq: 0, listedSeq: 0, lastMessage: null, lastActivity: "", unread: 0,
     messages: new Map(), // key ("s:<seq>", or "c:<client_msg_id>" for my sends) -> message
     seqs: new Map(), // seq -> message
-    gone: new Set(), // seqs recalled or expired before this page saw them
+    byId: new Map(), // message_id -> message
+    gone: new Set(), // seqs recalled, expired, burned or hidden (counted as held for acks)
     firstArrival: 0, acked: 0, // see ackTarget()
     readBy: new Map(), // other user_id -> highest seq they read
+    deliveredTo: new Map(), // other user_id -> highest seq one of their devices received
     readSent: 0, hasMore: null, historyLoaded: false, loadingOlder: false,
+    unreadMentions: 0, highestOthers: 0,
     typing: new Map(), // user_id -> until (ms)
+    replyTo: null, // the message the composer answers
+    // Incremental drawing (see the top of this file).
+    dirty: new Set(), layout: 0, all: 0, ordered: null,
+    timed: new Set(), // keys of messages with a clock: disappearing, or burning once opened
     ...fields,
   };
 }
@@ -121,6 +136,7 @@ export function adoptId(conv, id) {
   const target = existing || conv;
   if (existing) {
     for (const [key, message] of conv.messages) if (!existing.messages.has(key)) existing.messages.set(key, message);
+    relayout(existing);
   } else {
     conv.id = id;
     conv.key = id;
@@ -148,6 +164,8 @@ export function learnListed(item) {
   conv.lastSeq = Math.max(conv.lastSeq, item.last_seq);
   conv.listedSeq = item.last_seq;
   conv.unread = conv.readSent >= item.last_seq ? 0 : item.unread;
+  conv.unreadMentions = conv.readSent >= item.last_seq ? 0 : item.unread_mentions || 0;
+  learnPositions(conv, item);
   const newest = latestVisible(conv);
   conv.lastMessage = newest && newest.seq >= (item.last_message?.seq || 0) ? newest : item.last_message || newest;
   conv.lastActivity = conv.lastMessage?.sent_at || conv.lastActivity;
@@ -175,17 +193,47 @@ export function convOfMessage(message) {
 export function addMessage(message, arrival) {
   const conv = convOfMessage(message);
   if (arrival) conv.firstArrival = conv.firstArrival ? Math.min(conv.firstArrival, message.seq) : message.seq;
-  if (conv.seqs.has(message.seq) || conv.gone.has(message.seq) || isExpired(message)) {
-    if (isExpired(message)) conv.gone.add(message.seq);
+  if (conv.seqs.has(message.seq) || conv.gone.has(message.seq) || isExpired(message) || isBurnt(message)) {
+    if (isExpired(message) || isBurnt(message)) conv.gone.add(message.seq);
     return null;
   }
-  const kept = { ...message, key: `s:${message.seq}` };
+  const kept = { ...message, key: `s:${message.seq}`, rev: 1 };
   conv.messages.set(kept.key, kept);
   conv.seqs.set(kept.seq, kept);
+  conv.byId.set(kept.message_id, kept);
+  noteTimed(conv, kept);
+  relayout(conv);
   noteNewest(conv, kept);
   const mine = state.me && kept.from_user_id === state.me.user_id;
-  if (arrival && !mine && kept.seq > conv.listedSeq && kept.seq > conv.readSent) conv.unread += 1;
+  if (!mine && kept.seq > conv.highestOthers) conv.highestOthers = kept.seq;
+  if (arrival && !mine && kept.seq > conv.listedSeq && kept.seq > conv.readSent) {
+    conv.unread += 1;
+    if (mentionsMe(kept)) conv.unreadMentions += 1;
+  }
   return kept;
+}
+
+export function mentionsMe(message) {
+  return Boolean(state.me && message.mentions?.includes(state.me.user_id));
+}
+
+/** This message looks different: redraw it (and only it). */
+export function touch(conv, message) {
+  message.rev = (message.rev || 0) + 1;
+  conv.dirty.add(message.key);
+}
+
+/** Messages came or went: the list is put in order again. */
+export function relayout(conv) {
+  conv.layout += 1;
+  conv.ordered = null;
+}
+
+/** Keep `conv.timed` (the messages whose clock runs) in step with the message. */
+export function noteTimed(conv, message) {
+  const clock = !message.recalled && !message.burned && (message.expires_at || message.ttl || message.burn?.burns_at);
+  if (clock) conv.timed.add(message.key);
+  else conv.timed.delete(message.key);
 }
 
 function noteNewest(conv, message) {
@@ -200,15 +248,32 @@ export function isExpired(message) {
   return Boolean(message.expires_at) && new Date(message.expires_at).getTime() <= Date.now();
 }
 
+/** A burn-after-reading message whose time is up (opened, and burns_at has passed). */
+export function isBurnt(message) {
+  return Boolean(message.burn?.burns_at) && new Date(message.burn.burns_at).getTime() <= Date.now();
+}
+
 /** My message, shown at once as "sending" until the server stores it. */
-export function addPending(conv, { clientMsgId, text, file, ttl }) {
+export function addPending(conv, { clientMsgId, text, file, ttl, replyTo, mentions, burn }) {
   const message = {
     key: `c:${clientMsgId}`, client_msg_id: clientMsgId, conversation_id: conv.id,
-    from_user_id: state.me.user_id, text, file, ttl, sent_at: new Date().toISOString(), state: "sending",
+    from_user_id: state.me.user_id, text, file, ttl, sent_at: new Date().toISOString(), state: "sending", rev: 1,
   };
+  if (replyTo) message.reply_to = quoteOf(replyTo);
+  if (mentions?.length) message.mentions = mentions;
+  if (burn) message.burn = { seconds: burn };
   conv.messages.set(message.key, message);
   conv.lastActivity = message.sent_at;
+  relayout(conv);
   return message;
+}
+
+/** What a reply shows of the message it answers (as the server stores it in `reply_to`). */
+export function quoteOf(message) {
+  const quote = { message_id: message.message_id, from_user_id: message.from_user_id };
+  if (message.text) quote.text = message.text.slice(0, 100);
+  if (message.file) quote.file_name = message.file.name;
+  return quote;
 }
 
 /** The reply to my send: the message has its seq and is stored ("sent"). */
@@ -226,40 +291,89 @@ export function confirmSent(conv, clientMsgId, reply) {
   });
   if (message.ttl) message.expires_at = new Date(new Date(reply.sent_at).getTime() + message.ttl * 1000).toISOString();
   conv.seqs.set(reply.seq, message);
+  conv.byId.set(message.message_id, message);
+  noteTimed(conv, message);
+  touch(conv, message);
+  relayout(conv);
   noteNewest(conv, message);
   return conv;
 }
 
 export function failSend(conv, clientMsgId, text) {
   const message = conv.messages.get(`c:${clientMsgId}`);
-  if (message) Object.assign(message, { state: "failed", error: text });
+  if (message) {
+    Object.assign(message, { state: "failed", error: text });
+    touch(conv, message);
+  }
+}
+
+/** The message `messageId` of conversation `conversationId`, with its conversation, or {}. */
+export function findMessage(conversationId, messageId) {
+  const conv = convById(conversationId);
+  const message = conv?.byId.get(messageId);
+  return message ? { conv, message } : { conv };
 }
 
 /** A recalled message keeps its place, without its text or file. */
 export function markRecalled(conversationId, messageId) {
-  const conv = convById(conversationId);
-  if (!conv) return null;
-  for (const message of conv.messages.values()) {
-    if (message.message_id === messageId) {
-      Object.assign(message, { recalled: true, text: undefined, file: undefined, expires_at: undefined });
-      return conv;
-    }
-  }
+  const { conv, message } = findMessage(conversationId, messageId);
+  if (!message) return conv || null;
+  Object.assign(message, {
+    recalled: true, text: undefined, file: undefined, expires_at: undefined, ttl: undefined,
+    reactions: undefined, reply_to: undefined, burn: undefined,
+  });
+  noteTimed(conv, message);
+  touch(conv, message);
   return conv;
 }
 
-/** Drop what has expired; true when something went. */
+/** A message leaves this page for good (hidden for me, burned, expired): its seq counts as held. */
+export function removeMessage(conv, message) {
+  conv.messages.delete(message.key);
+  if (message.seq) {
+    conv.seqs.delete(message.seq);
+    conv.gone.add(message.seq);
+  }
+  if (message.message_id) conv.byId.delete(message.message_id);
+  conv.timed.delete(message.key);
+  conv.dirty.delete(message.key);
+  if (conv.replyTo === message) conv.replyTo = null;
+  relayout(conv);
+  if (conv.lastMessage === message || conv.lastMessage?.message_id === message.message_id) {
+    conv.lastMessage = latestVisible(conv);
+  }
+}
+
+/**
+ * A burn-after-reading message is destroyed: the recipient loses it altogether; the sender keeps
+ * an empty bubble saying "burned".
+ */
+export function burnMessage(conv, message) {
+  if (message.from_user_id !== state.me?.user_id) {
+    removeMessage(conv, message);
+    return;
+  }
+  Object.assign(message, { burned: true, text: undefined, file: undefined, reply_to: undefined, reactions: undefined });
+  noteTimed(conv, message);
+  touch(conv, message);
+  if (conv.replyTo === message) conv.replyTo = null;
+}
+
+/** Drop what has expired or burned; true when something went. Looks only at messages with a clock. */
 export function dropExpired(conv) {
   let dropped = false;
-  for (const [key, message] of conv.messages) {
-    if (message.seq && isExpired(message)) {
-      conv.messages.delete(key);
-      conv.seqs.delete(message.seq);
-      conv.gone.add(message.seq);
+  for (const key of [...conv.timed]) {
+    const message = conv.messages.get(key);
+    if (!message) {
+      conv.timed.delete(key);
+    } else if (message.seq && isExpired(message)) {
+      removeMessage(conv, message);
+      dropped = true;
+    } else if (message.seq && isBurnt(message)) {
+      burnMessage(conv, message);
       dropped = true;
     }
   }
-  if (dropped && conv.lastMessage && isExpired(conv.lastMessage)) conv.lastMessage = latestVisible(conv);
   return dropped;
 }
 
@@ -269,11 +383,14 @@ export function latestVisible(conv) {
   return newest;
 }
 
-/** Messages in display order: by seq, then my sends still waiting for theirs. */
+/** Messages in display order: by seq, then my sends still waiting for theirs (kept until relayout). */
 export function orderedMessages(conv) {
-  const stored = [...conv.seqs.values()].sort((a, b) => a.seq - b.seq);
-  const waiting = [...conv.messages.values()].filter((m) => !m.seq);
-  return stored.concat(waiting);
+  if (!conv.ordered) {
+    const stored = [...conv.seqs.values()].sort((a, b) => a.seq - b.seq);
+    const waiting = [...conv.messages.values()].filter((m) => !m.seq);
+    conv.ordered = stored.concat(waiting);
+  }
+  return conv.ordered;
 }
 
 export function lowestSeq(conv) {
@@ -283,20 +400,46 @@ export function lowestSeq(conv) {
   return low;
 }
 
-/** The highest seq of someone else's message here. */
+/** The highest seq of someone else's message here (kept up to date by addMessage). */
 export function highestFromOthers(conv) {
-  let high = 0;
-  for (const message of conv.seqs.values()) {
-    if (message.from_user_id !== state.me?.user_id && message.seq > high) high = message.seq;
-  }
-  return high;
+  return conv.highestOthers;
 }
 
-/** "sending", "sent" or "read" (someone else read up to it), or "failed". */
+// --- receipts ------------------------------------------------------------------------------------
+/** `read_by` and `delivered_to` of a conversations.list entry or a history.fetch reply. */
+export function learnPositions(conv, { read_by: readBy, delivered_to: deliveredTo }) {
+  for (const { user_id: userId, seq } of readBy || []) movePosition(conv, conv.readBy, userId, seq);
+  for (const { user_id: userId, seq } of deliveredTo || []) movePosition(conv, conv.deliveredTo, userId, seq);
+}
+
+/** Someone read (or received) up to `seq`: my messages in between show it. Never moves back. */
+export function movePosition(conv, positions, userId, seq) {
+  if (userId === state.me?.user_id) return;
+  const before = positions.get(userId) || 0;
+  if (seq <= before) return;
+  positions.set(userId, seq);
+  for (let s = Math.max(before + 1, seq - 5000); s <= seq; s += 1) {
+    const message = conv.seqs.get(s);
+    if (message && message.from_user_id === state.me?.user_id) touch(conv, message);
+  }
+}
+
+/**
+ * Where my message is: {status: "sending" | "failed" | "sent" | "delivered" | "read", read, of}
+ * (in a group: read by `read` of the `of` other members; "read" once all of them have).
+ */
 export function ownState(conv, message) {
-  if (!message.seq) return message.state || "sending";
-  for (const [userId, seq] of conv.readBy) if (userId !== state.me?.user_id && seq >= message.seq) return "read";
-  return "sent";
+  if (!message.seq) return { status: message.state || "sending", read: 0, of: 0 };
+  let read = 0;
+  let delivered = 0;
+  for (const seq of conv.readBy.values()) if (seq >= message.seq) read += 1;
+  for (const [userId, seq] of conv.deliveredTo) {
+    if (seq >= message.seq || (conv.readBy.get(userId) || 0) >= message.seq) delivered += 1;
+  }
+  const members = conv.kind === "group" ? state.groups.get(conv.groupId)?.members?.length : 0;
+  const of = conv.kind === "group" ? Math.max((members || 1) - 1, conv.readBy.size, conv.deliveredTo.size) : 1;
+  const status = read && read >= of ? "read" : read || delivered ? (conv.kind === "group" && read ? "read-some" : "delivered") : "sent";
+  return { status, read, of };
 }
 
 // --- acknowledging -------------------------------------------------------------------------------

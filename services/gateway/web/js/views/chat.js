@@ -7,6 +7,7 @@ import { setText, ago } from "../dom.js";
 import { closeConversation, sendFiles } from "../actions.js";
 import { sendMessage, typing } from "../delivery.js";
 import { showError } from "../wire.js";
+import { setupComposer } from "./composer.js";
 
 export function setupChat() {
   const layout = document.getElementById("layout");
@@ -25,6 +26,7 @@ export function setupChat() {
   const uploadName = document.getElementById("upload-name");
   const progress = document.getElementById("upload-progress");
   const chat = document.getElementById("chat");
+  const composer = setupComposer();
 
   function send() {
     const conv = openConv();
@@ -34,7 +36,8 @@ export function setupChat() {
       showError("That message is too long: at most 4000 characters.");
       return;
     }
-    sendMessage(conv, { text, ttl: Number(ttl.value) || 0 });
+    sendMessage(conv, { text, ttl: Number(ttl.value) || 0, ...composer.extras(conv, text) });
+    composer.sent(conv);
     input.value = "";
     autosize();
     input.focus();
@@ -50,6 +53,7 @@ export function setupChat() {
     send();
   });
   input.addEventListener("keydown", (event) => {
+    if (composer.handleKey(event)) return; // picking an @mention
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       send();
@@ -62,7 +66,9 @@ export function setupChat() {
 
   function pick(files) {
     const conv = openConv();
-    if (conv && files.length) sendFiles(conv, [...files], Number(ttl.value) || 0);
+    if (!conv || !files.length) return;
+    sendFiles(conv, [...files], Number(ttl.value) || 0, composer.extras(conv, ""));
+    composer.sent(conv);
   }
   fileInput.addEventListener("change", () => {
     pick(fileInput.files);
@@ -130,6 +136,7 @@ export function setupChat() {
       autosize();
       if (!matchMedia("(max-width: 699px)").matches) input.focus();
     }
+    composer.render(conv);
     setText(title, titleOf(conv));
     setText(subtitle, describePeer(conv));
     const typists = [...conv.typing.keys()].map(nameOf);

@@ -1,20 +1,31 @@
 // The message pane: the open conversation's messages in seq order, my sends that wait for their
-// seq below them. Delivery state on my messages (sending → sent → read), recalled and
+// seq below them. Delivery state on my messages (sending → sent → delivered → read, "read by N of
+// M" in groups), replies, reactions, mentions, edits, burn after reading, recalled and
 // disappearing messages, files (images inline, audio and video players, other files as links),
-// and "load older" to page the history upward without the view jumping.
+// and older pages loaded when scrolled to the top, without the view jumping.
+//
+// Drawing is incremental (store.js): a change redraws the bubbles it touched; only a change of
+// which messages there are walks the list (no rebuild, no redraw of unchanged bubbles); a clock
+// ticks only the messages that have one.
 
-import { state, openConv, orderedMessages, ownState, nameOf } from "../store.js";
-import { h, icon, setText, setAttr, syncList, shortTime, fullTime, countdown, fileSize } from "../dom.js";
-import { loadHistory, recall } from "../actions.js";
+import { state, openConv, orderedMessages, ownState, nameOf, mentionsMe } from "../store.js";
+import { h, icon, setText, setAttr, shortTime, fullTime, countdown, fileSize } from "../dom.js";
+import { loadHistory } from "../actions.js";
 import { token } from "../session.js";
 import { retry } from "../delivery.js";
 import { showError } from "../wire.js";
 import { objectUrl, save } from "../files.js";
 import { describe } from "../errors.js";
 import { callSummary } from "../calltext.js";
+import { updateQuote, scrollToMessage } from "./quote.js";
+import { updateReactions } from "./reactions.js";
+import { updateBurn, tickBurn, burnState, sealed } from "./burn.js";
+import { fillText } from "./mentions.js";
+import { setupMessageActions } from "./actions.js";
+import { setReplyTo } from "./composer.js";
 
-const RECALL_WINDOW_MS = 10 * 60 * 1000;
-const STATE_TEXT = { sending: "Sending…", sent: "✓ Sent", read: "✓✓ Read", failed: "⚠ Not sent" };
+const STATE_TEXT = { sending: "Sending…", sent: "✓ Sent", delivered: "✓✓ Delivered", read: "✓✓ Read", failed: "⚠ Not sent" };
+const OLDER_WHEN_WITHIN_PX = 150; // scrolled this close to the top: the next older page comes
 
 let pinned = true; // the view follows new messages while the user is at the bottom
 let list = null;
@@ -29,35 +40,91 @@ export function setupMessages() {
   const older = document.getElementById("load-older");
   const empty = h("p", { class: "muted small empty center" }, "No messages yet. Say hello!");
   list.append(empty);
+  const loadOlder = () => {
+    const conv = openConv();
+    if (conv?.hasMore && !conv.loadingOlder) loadHistory(conv, true);
+  };
   list.addEventListener("scroll", () => {
     pinned = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    if (list.scrollTop < OLDER_WHEN_WITHIN_PX) loadOlder();
   });
-  older.addEventListener("click", () => {
-    const conv = openConv();
-    if (conv) loadHistory(conv, true);
+  older.addEventListener("click", loadOlder);
+  ol.addEventListener("click", (event) => {
+    const quote = event.target.closest(".quote");
+    if (quote && !scrollToMessage(ol, quote.dataset.target)) {
+      setAttr(quote, "title", "The original is not loaded here: scroll up to load older messages");
+    }
   });
+  const actions = setupMessageActions(ol, openConv, setReplyTo);
+
   let shown = null;
+  let drawn = { layout: -1, all: -1, names: -1 };
+  const els = new Map(); // key -> li, for the conversation shown
 
   return function renderMessages() {
     const conv = openConv();
     if (conv !== shown) {
+      actions.hide();
       ol.replaceChildren();
+      els.clear();
       shown = conv;
+      drawn = { layout: -1, all: -1, names: -1 };
       pinned = true;
     }
     if (!conv) return;
     older.hidden = !conv.hasMore;
     older.disabled = conv.loadingOlder;
     setText(older, conv.loadingOlder ? "Loading…" : "Load older messages");
-    const messages = orderedMessages(conv);
-    empty.hidden = messages.length > 0 || (conv.id && !conv.historyLoaded);
+    empty.hidden = conv.messages.size > 0 || (conv.id && !conv.historyLoaded);
     const anchor = ol.firstElementChild;
     const anchorTop = anchor ? anchor.offsetTop : 0;
     const scrollTop = list.scrollTop;
-    syncList(ol, messages, (m) => m.key, (m) => createMessage(conv, m), (el, m) => updateMessage(el, conv, m));
+
+    const everything = drawn.all !== conv.all || drawn.names !== state.namesRev;
+    if (drawn.layout !== conv.layout) place(ol, els, conv, everything);
+    if (everything) {
+      for (const [key, el] of els) updateMessage(el, conv, conv.messages.get(key));
+    } else {
+      for (const key of conv.dirty) {
+        const el = els.get(key);
+        const message = conv.messages.get(key);
+        if (el && message && el.rev !== message.rev) updateMessage(el, conv, message);
+      }
+    }
+    conv.dirty.clear();
+    for (const key of conv.timed) {
+      const el = els.get(key);
+      if (el) tick(el, conv.messages.get(key));
+    }
+    drawn = { layout: conv.layout, all: conv.all, names: state.namesRev };
+
     if (pinned) stickToBottom();
     else if (anchor && anchor.isConnected) list.scrollTop = scrollTop + (anchor.offsetTop - anchorTop);
   };
+}
+
+/** Put the conversation's messages in order: new ones built, gone ones removed, the rest moved only if out of place. */
+function place(ol, els, conv, everything) {
+  const messages = orderedMessages(conv);
+  const keep = new Set();
+  for (const message of messages) keep.add(message.key);
+  for (const [key, el] of els) {
+    if (!keep.has(key)) {
+      el.remove();
+      els.delete(key);
+    }
+  }
+  let cursor = ol.firstElementChild;
+  for (const message of messages) {
+    let el = els.get(message.key);
+    if (!el) {
+      el = createMessage(conv, message);
+      els.set(message.key, el);
+    }
+    if (!everything && el.rev !== message.rev) updateMessage(el, conv, message);
+    if (el !== cursor) ol.insertBefore(el, cursor);
+    else cursor = cursor.nextElementSibling;
+  }
 }
 
 function createMessage(conv, message) {
@@ -65,85 +132,110 @@ function createMessage(conv, message) {
   const bubble = h("div", { class: "bubble" });
   if (conv.kind === "group" && !mine) bubble.append(h("span", { class: "sender small" }));
   bubble.append(
+    h("div", { class: "quote-slot" }),
     h("div", { class: "file-slot" }),
+    h("div", { class: "burn-slot" }),
     h("div", { class: "meta small" },
       h("span", { class: "ttl", hidden: true }, icon("timer"), h("span", { class: "visually-hidden" }, "Disappearing message"),
         h("span", { class: "left", "aria-hidden": "true" })),
+      h("span", { class: "edited", hidden: true, dataset: { testid: "edited" } }, "edited"),
       h("time", { class: "when" }),
-      mine ? h("span", { class: "state" }) : null,
+      mine ? h("span", { class: "state", dataset: { testid: "receipt" } }) : null,
       h("span", { class: "actions" })),
   );
-  return h("li", { class: mine ? "msg mine" : "msg", dataset: { testid: "message", mine: String(mine) } }, bubble);
+  const reactions = h("div", { class: "reactions", hidden: true, dataset: { testid: "reactions" } });
+  const li = h("li", { class: mine ? "msg mine" : "msg", dataset: { testid: "message", mine: String(mine), key: message.key } }, bubble, reactions);
+  return li;
 }
 
 function updateMessage(el, conv, message) {
+  el.rev = message.rev;
   const mine = message.from_user_id === state.me?.user_id;
   setAttr(el, "data-seq", message.seq || null);
+  setAttr(el, "data-message-id", message.message_id || null);
   setAttr(el, "data-recalled", message.recalled ? "true" : null);
+  setAttr(el, "data-burn", burnState(message));
+  setAttr(el, "data-edited", message.edited_at ? "true" : null);
+  const toMe = !mine && mentionsMe(message);
+  setAttr(el, "data-mentions-me", toMe ? "true" : null);
+  el.classList.toggle("mentions-me", toMe);
   el.classList.toggle("recalled", Boolean(message.recalled));
   const sender = el.querySelector(".sender");
   if (sender) setText(sender, nameOf(message.from_user_id));
+  updateQuote(el.querySelector(".quote-slot"), message);
 
   // A file without a caption has no text element at all; a call is told in words, with an icon.
   const call = message.call && !message.recalled ? message.call : null;
-  const words = message.recalled ? "message recalled" : call ? callSummary(message) : message.text || "";
+  const words = message.recalled ? "message recalled" : call ? callSummary(message) : sealed(message) ? "" : message.text || "";
   setAttr(el, "data-call", call ? call.outcome : null);
   el.classList.toggle("call", Boolean(call));
   const slot = el.querySelector(".file-slot");
   let text = el.querySelector(".text");
-  if (words && !text) {
-    text = h("p", { class: "text", dataset: { testid: "message-text" } });
-    el.querySelector(".meta").before(text);
-  } else if (!words && text) {
-    text.remove();
+  if (!el.classList.contains("editing")) {
+    if (words && !text) {
+      text = h("p", { class: "text", dataset: { testid: "message-text" } });
+      slot.after(text);
+    } else if (!words && text) {
+      text.remove();
+    }
+    if (text && words) fillText(text, words, message.recalled || call ? null : message);
   }
-  if (text && words) setText(text, words);
 
-  const fileId = message.recalled ? "" : message.file?.file_id || (call ? `call:${call.media}` : "");
+  const fileId = message.recalled || !message.file ? (call ? `call:${call.media}` : "") : message.file.file_id;
   if (slot.dataset.fileId !== fileId) {
     slot.dataset.fileId = fileId;
     slot.replaceChildren(call ? icon(call.media === "video" ? "video" : "phone") : fileId ? fileView(message.file) : "");
   }
+  updateBurn(el.querySelector(".burn-slot"), conv, message);
 
-  const ttl = el.querySelector(".ttl");
-  const timed = !message.recalled && (message.expires_at || message.ttl);
-  ttl.hidden = !timed;
-  if (timed) {
-    const until = message.expires_at || new Date(Date.now() + message.ttl * 1000).toISOString();
-    setText(ttl.querySelector(".left"), countdown(until));
-    setAttr(ttl, "title", message.expires_at ? `Disappears at ${fullTime(message.expires_at)}` : "Disappearing message");
-  }
+  el.querySelector(".edited").hidden = !message.edited_at || Boolean(message.recalled);
+  setAttr(el.querySelector(".edited"), "title", message.edited_at ? `Edited ${fullTime(message.edited_at)}` : null);
+  tickTtl(el, message);
 
   const when = el.querySelector(".when");
   setText(when, shortTime(message.sent_at));
   setAttr(when, "datetime", message.sent_at);
   setAttr(when, "title", fullTime(message.sent_at));
 
-  if (mine) {
-    const status = ownState(conv, message);
-    setAttr(el, "data-state", status);
-    const stateEl = el.querySelector(".state");
-    setText(stateEl, STATE_TEXT[status] || status);
-    setAttr(stateEl, "title", message.error || null);
-  }
-  updateActions(el.querySelector(".actions"), conv, message, mine);
+  if (mine) updateReceipt(el, conv, message);
+  updateRetry(el.querySelector(".actions"), conv, message, mine);
+  updateReactions(el.querySelector(".reactions"), conv, message);
 }
 
-function updateActions(slot, conv, message, mine) {
-  const canRecall = mine && message.seq && !message.recalled && !message.call
-    && Date.now() - new Date(message.sent_at).getTime() < RECALL_WINDOW_MS;
-  const canRetry = mine && message.state === "failed";
-  const want = canRecall ? "recall" : canRetry ? "retry" : "";
+/** The clocks of one message (disappearing, burning), once a second. */
+function tick(el, message) {
+  if (!message) return;
+  tickTtl(el, message);
+  tickBurn(el.querySelector(".burn-slot"), message);
+}
+
+function tickTtl(el, message) {
+  const ttl = el.querySelector(".ttl");
+  const timed = !message.recalled && (message.expires_at || message.ttl);
+  ttl.hidden = !timed;
+  if (!timed) return;
+  const until = message.expires_at || new Date(Date.now() + message.ttl * 1000).toISOString();
+  setText(ttl.querySelector(".left"), countdown(until));
+  setAttr(ttl, "title", message.expires_at ? `Disappears at ${fullTime(message.expires_at)}` : "Disappearing message");
+}
+
+/** Sent, delivered, read; in a group "read by N of M". */
+function updateReceipt(el, conv, message) {
+  const { status, read, of } = ownState(conv, message);
+  setAttr(el, "data-state", status);
+  setAttr(el, "data-read-count", conv.kind === "group" && message.seq ? read : null);
+  const stateEl = el.querySelector(".state");
+  let text = STATE_TEXT[status] || status;
+  if (conv.kind === "group" && read) text = `✓✓ Read by ${read} of ${of}`;
+  setText(stateEl, text);
+  setAttr(stateEl, "title", message.error || null);
+}
+
+function updateRetry(slot, conv, message, mine) {
+  const want = mine && message.state === "failed" ? "retry" : "";
   if (slot.dataset.want === want) return;
   slot.dataset.want = want;
-  if (want === "recall") {
-    const button = h("button", { type: "button", class: "link", dataset: { testid: "recall" }, "aria-label": "Recall this message" }, "Recall");
-    button.addEventListener("click", () => {
-      button.disabled = true;
-      recall(conv, message).finally(() => (button.disabled = false));
-    });
-    slot.replaceChildren(button);
-  } else if (want === "retry") {
+  if (want === "retry") {
     const button = h("button", { type: "button", class: "link", dataset: { testid: "retry" } }, "Try again");
     button.addEventListener("click", () => retry(conv, message));
     slot.replaceChildren(button);

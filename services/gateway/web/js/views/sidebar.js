@@ -131,15 +131,20 @@ function updateConversation(el, conv) {
   setText(button.querySelector(".preview"), preview(conv));
   setAttr(button, "aria-current", state.openKey === conv.key ? "true" : null);
   const badgeSlot = button.querySelector(".badge-slot");
-  if (conv.unread > 0) {
-    let badge = badgeSlot.firstChild;
-    if (!badge) badge = badgeSlot.appendChild(h("span", { class: "badge", dataset: { testid: "unread-badge" } }));
-    setText(badge, String(conv.unread));
-    setAttr(badge, "aria-label", `${conv.unread} unread`);
-  } else {
-    badgeSlot.replaceChildren();
+  const signature = `${conv.unread}|${conv.unreadMentions}`;
+  if (badgeSlot.dataset.signature !== signature) {
+    badgeSlot.dataset.signature = signature;
+    const badges = [];
+    if (conv.unreadMentions > 0) {
+      badges.push(h("span", { class: "badge mention-badge", dataset: { testid: "mention-badge" }, "aria-label": `${conv.unreadMentions} unread mentions of you` }, "@"));
+    }
+    if (conv.unread > 0) {
+      badges.push(h("span", { class: "badge", dataset: { testid: "unread-badge" }, "aria-label": `${conv.unread} unread` }, String(conv.unread)));
+    }
+    badgeSlot.replaceChildren(...badges);
   }
-  setAttr(button, "aria-label", `${title}${conv.unread ? `, ${conv.unread} unread` : ""}`);
+  const mentions = conv.unreadMentions ? `, mentioned ${conv.unreadMentions === 1 ? "once" : `${conv.unreadMentions} times`}` : "";
+  setAttr(button, "aria-label", `${title}${conv.unread ? `, ${conv.unread} unread` : ""}${mentions}`);
 }
 
 function preview(conv) {
@@ -147,6 +152,8 @@ function preview(conv) {
   if (!message) return conv.kind === "group" ? "Group created" : "";
   const who = message.from_user_id === state.me?.user_id ? "You: " : conv.kind === "group" ? `${nameOf(message.from_user_id)}: ` : "";
   if (message.recalled) return `${who}message recalled`;
+  if (message.burned) return `${who}burned`;
+  if (message.burn) return `${who}🔥 Burn after reading`;
   if (message.call) return callSummary(message);
   if (message.file) return `${who}${fileKind(message.file.content_type)}: ${message.file.name}`;
   return `${who}${message.text || ""}`;

@@ -1,0 +1,30 @@
+// Reactions under a message: one chip per emoji with its count, mine highlighted (aria-pressed);
+// a click on a chip adds my reaction or takes it back. Redrawn only when the reactions change.
+
+import { state, nameOf } from "../store.js";
+import { h } from "../dom.js";
+import { toggleReaction } from "../interactions.js";
+
+export const COMMON_EMOJI = ["👍", "❤️", "😂", "😮", "😢", "🙏", "🎉", "🔥"];
+
+export function updateReactions(row, conv, message) {
+  const me = state.me?.user_id;
+  const reactions = message.reactions || [];
+  const signature = reactions.map((r) => `${r.emoji}:${r.count}:${r.user_ids.includes(me) ? 1 : 0}`).join(",") + `|${state.namesRev}`;
+  if (row.dataset.signature === signature) return;
+  row.dataset.signature = signature;
+  row.hidden = reactions.length === 0;
+  row.replaceChildren(...reactions.map((reaction) => chip(conv, message, reaction, me)));
+}
+
+function chip(conv, message, reaction, me) {
+  const mine = reaction.user_ids.includes(me);
+  const who = reaction.user_ids.map(nameOf).join(", ");
+  const button = h("button", {
+    type: "button", class: "reaction", "aria-pressed": String(mine), title: who,
+    "aria-label": `${reaction.emoji} ${reaction.count}${mine ? ", yours" : ""}: ${who}`,
+    dataset: { testid: "reaction", emoji: reaction.emoji, mine: String(mine) },
+  }, h("span", { class: "emoji" }, reaction.emoji), h("span", { class: "count", dataset: { testid: "reaction-count" } }, String(reaction.count)));
+  button.addEventListener("click", () => toggleReaction(conv, message, reaction.emoji));
+  return button;
+}
