@@ -1,0 +1,79 @@
+"""services/chat/domain/interactions.py on chat's real stores: the rules a socket test cannot
+reach in reasonable time (the edit window, the never-opened cap) and what burning takes away."""
+from datetime import timedelta
+
+import pytest
+
+from services.chat.domain import interactions, sending
+from services.chat.domain.attachments import may_see_file
+from shared.contracts import chat
+from shared.contracts.base import utc_now
+from shared.contracts.errors import ErrorCode, ParleyError
+from shared.contracts.interactions import MessageEdit
+from shared.emoji import is_single_emoji
+from tests.unit.helpers import chat_world
+
+A, B = "u_alice", "u_bob"
+
+
+@pytest.fixture
+async def world(db, settings):
+    async with chat_world(db, settings) as world:
+        await world.befriend(A, B)
+        yield world
+
+
+async def send(world, text="hi", burn_unopened=sending.DEFAULT_BURN_UNOPENED, **extra):
+    request = chat.MessageSend(to={"user_id": B}, client_msg_id=f"c{utc_now().timestamp()}", text=text, **extra)
+    return await sending.send_message(
+        request, A, "d1", world.friendships, world.conversations, world.messages, world.deliver, world.files,
+        burn_unopened,
+    )
+
+
+async def test_an_edit_after_the_window_is_refused_and_changes_nothing(world) -> None:
+    sent = await send(world, "typo")
+    edit = MessageEdit(message_id=sent.message_id, text="fixed")
+    with pytest.raises(ParleyError) as late:
+        await interactions.edit_message(edit, A, "d1", timedelta(0), world.conversations, world.messages, world.deliver)
+    assert late.value.code == ErrorCode.FORBIDDEN
+    assert (await world.messages.message(sent.message_id)).text == "typo"
+    reply = await interactions.edit_message(
+        edit, A, "d1", timedelta(hours=24), world.conversations, world.messages, world.deliver
+    )
+    stored = await world.messages.message(sent.message_id)
+    assert stored.text == "fixed" and reply.edited_at
+
+
+async def test_a_burn_message_never_opened_burns_at_the_cap_and_its_file_goes_with_it(world) -> None:
+    world.files.add("f_1", A)
+    await world.online(B, "d1")
+    sent = await send(world, None, burn_unopened=timedelta(seconds=30), burn_seconds=5, file_id="f_1")
+    assert await may_see_file("f_1", B, world.conversations, world.messages)
+    assert await interactions.burn_due(utc_now(), world.conversations, world.messages, world.deliver) == 0
+    later = utc_now() + timedelta(seconds=31)
+    assert await interactions.burn_due(later, world.conversations, world.messages, world.deliver) == 1
+    assert await interactions.burn_due(later, world.conversations, world.messages, world.deliver) == 0  # once
+    burned = await world.messages.message(sent.message_id)
+    assert burned.burned and burned.file is None and burned.text is None
+    assert not await may_see_file("f_1", B, world.conversations, world.messages)
+    pushes = [p["type"] for p in world.outbox.received_by(B, "d1")]
+    assert pushes.count("message.burned") == 1
+
+
+async def test_opening_starts_the_timer_once(world) -> None:
+    sent = await send(world, "secret", burn_seconds=60)
+    first = await interactions.open_message(sent.message_id, B, "d2", world.conversations, world.messages, world.deliver)
+    again = await interactions.open_message(sent.message_id, B, "d2", world.conversations, world.messages, world.deliver)
+    assert first.text == "secret" and first.burn.opened_at == again.burn.opened_at
+    assert first.burn.burns_at == again.burn.burns_at
+
+
+@pytest.mark.parametrize("emoji", ["👍", "❤️", "👍🏿", "👩‍💻", "👨‍👩‍👧‍👦", "🇯🇵", "#️⃣", "🏳️‍🌈"])
+def test_single_emoji_are_accepted(emoji: str) -> None:
+    assert is_single_emoji(emoji)
+
+
+@pytest.mark.parametrize("text", ["", "a", ":)", "👍👍", "👍 ", "🇯", "ok👍", "1", "❤️❤️"])
+def test_anything_else_is_not_an_emoji(text: str) -> None:
+    assert not is_single_emoji(text)
