@@ -1,0 +1,180 @@
+"""Issue 15 in the web client, in Chromium: reply, react, edit, delete for me, receipts, mentions
+in a group, and burn after reading from sending to destruction, as two people see them.
+
+Message actions sit in a toolbar shown over the message under the mouse (hover); each test uses
+fresh profiles and users on the session's stack.
+"""
+import re
+
+from playwright.async_api import Page, expect
+
+from tests.browser.test_web_client import by_id, open_chat_with, send, two_friends
+
+
+def message(page: Page, text: str):
+    """The message whose own text (not a quote of it in a reply) contains `text`."""
+    return by_id(page, "message").filter(has=page.get_by_test_id("message-text").filter(has_text=text))
+
+
+async def act(page: Page, text: str, action: str) -> None:
+    """Hover the message saying `text` and pick `action` (reply, react, edit, hide, recall)."""
+    bubble = message(page, text)
+    await bubble.hover()
+    await bubble.get_by_test_id(f"action-{action}").click()
+
+
+async def react(page: Page, text: str, emoji: str) -> None:
+    await act(page, text, "react")
+    await message(page, text).get_by_test_id("emoji-option").and_(page.locator(f'[data-emoji="{emoji}"]')).click()
+
+
+def chip(page: Page, text: str, emoji: str):
+    return message(page, text).locator(f'[data-testid="reaction"][data-emoji="{emoji}"]')
+
+
+async def test_reply_react_edit_and_delete_for_me(open_page, shoot):
+    alice, bob, a, b = await two_friends(open_page)
+    await open_chat_with(alice, b)
+    await send(alice, "what time is dinner?")
+    await open_chat_with(bob, a)
+    await expect(message(bob, "what time is dinner?")).to_have_count(1, timeout=10_000)
+
+    # Reply: the composer shows the quote, the sent message draws it on both screens.
+    await act(bob, "what time is dinner?", "reply")
+    await expect(by_id(bob, "reply-bar")).to_contain_text("what time is dinner?")
+    await send(bob, "at eight")
+    await expect(by_id(bob, "reply-bar")).to_be_hidden()
+    for page in (alice, bob):
+        quote = message(page, "at eight").get_by_test_id("reply-quote")
+        await expect(quote).to_contain_text("what time is dinner?", timeout=10_000)
+    await message(alice, "at eight").get_by_test_id("reply-quote").click()
+    await expect(message(alice, "what time is dinner?")).to_have_class(re.compile(r"\bflash\b"))
+
+    # A reply cancelled in the composer carries no quote.
+    await act(bob, "what time is dinner?", "reply")
+    await by_id(bob, "reply-cancel").click()
+    await expect(by_id(bob, "reply-bar")).to_be_hidden()
+
+    # Reactions: chips with counts, mine pressed; a click on a chip toggles mine.
+    await react(bob, "what time is dinner?", "👍")
+    await expect(chip(alice, "what time is dinner?", "👍")).to_contain_text("1", timeout=10_000)
+    await expect(chip(alice, "what time is dinner?", "👍")).to_have_attribute("aria-pressed", "false")
+    await expect(chip(bob, "what time is dinner?", "👍")).to_have_attribute("aria-pressed", "true")
+    await chip(alice, "what time is dinner?", "👍").click()
+    await expect(chip(bob, "what time is dinner?", "👍")).to_contain_text("2", timeout=10_000)
+    await expect(chip(alice, "what time is dinner?", "👍")).to_have_attribute("aria-pressed", "true")
+    await react(alice, "at eight", "🎉")
+    await expect(chip(bob, "at eight", "🎉")).to_contain_text("1", timeout=10_000)
+    await chip(alice, "what time is dinner?", "👍").click()
+    await expect(chip(bob, "what time is dinner?", "👍")).to_contain_text("1", timeout=10_000)
+    await chip(alice, "what time is dinner?", "👍").click()
+    await expect(chip(bob, "what time is dinner?", "👍")).to_contain_text("2", timeout=10_000)
+
+    # Edit my own message in place: both screens show the new text, marked "edited".
+    await act(alice, "what time is dinner?", "edit")
+    editor = by_id(alice, "edit-input")
+    await editor.fill("what time is dinner tonight?")
+    await editor.press("Enter")
+    for page in (alice, bob):
+        edited = message(page, "what time is dinner tonight?")
+        await expect(edited).to_have_count(1, timeout=10_000)
+        await expect(edited.get_by_test_id("edited")).to_be_visible()
+    # Someone else's message offers no edit.
+    await message(bob, "what time is dinner tonight?").hover()
+    await expect(message(bob, "what time is dinner tonight?").get_by_test_id("action-edit")).to_be_hidden()
+    await alice.mouse.move(5, 5)
+    await shoot(alice, "message-actions")
+
+    # Receipts: read shows on my messages, and still after a reload (history's read_by).
+    await expect(message(alice, "what time is dinner tonight?")).to_have_attribute("data-state", "read", timeout=10_000)
+    await alice.reload()
+    await open_chat_with(alice, b)
+    await expect(message(alice, "what time is dinner tonight?")).to_have_attribute("data-state", "read", timeout=10_000)
+    await expect(message(alice, "what time is dinner tonight?").get_by_test_id("receipt")).to_contain_text("Read")
+
+    # Delete for me: gone from Bob's screen (and after his reload), still on Alice's.
+    await act(bob, "at eight", "hide")
+    await expect(message(bob, "at eight")).to_have_count(0, timeout=10_000)
+    await bob.reload()
+    await open_chat_with(bob, a)
+    await expect(message(bob, "what time is dinner tonight?")).to_have_count(1, timeout=10_000)
+    await expect(message(bob, "at eight")).to_have_count(0)
+    await expect(message(alice, "at eight")).to_have_count(1)
+
+
+async def test_receipts_go_from_sent_to_delivered_to_read(open_page):
+    alice, bob, a, b = await two_friends(open_page)
+    await open_chat_with(alice, b)
+    profile = bob.context
+    await bob.close()  # offline: nothing is delivered
+    await send(alice, "are you there?")
+    mine = message(alice, "are you there?")
+    await expect(mine).to_have_attribute("data-state", "sent", timeout=10_000)
+    bob = await open_page(context=profile)  # back, but not looking at the chat: delivered, not read
+    await expect(mine).to_have_attribute("data-state", "delivered", timeout=15_000)
+    await expect(mine.get_by_test_id("receipt")).to_contain_text("Delivered")
+    await open_chat_with(bob, a)
+    await expect(mine).to_have_attribute("data-state", "read", timeout=10_000)
+
+
+async def test_a_mention_in_a_group_is_completed_highlighted_and_badged(open_page):
+    alice, bob, a, b = await two_friends(open_page)
+    await by_id(alice, "new-group").click()
+    await by_id(alice, "group-name").fill("Dinner plans")
+    await by_id(alice, "group-member-option").filter(has_text=b).click()
+    await by_id(alice, "create-group").click()
+    await expect(by_id(alice, "composer-input")).to_be_visible(timeout=10_000)
+
+    composer = by_id(alice, "composer-input")
+    await composer.press_sequentially(f"see you there @{b[:4]}", delay=20)
+    option = by_id(alice, "mention-option").filter(has_text=b)
+    await expect(option).to_have_count(1, timeout=10_000)
+    await composer.press("Enter")  # picks the member, does not send
+    await expect(composer).to_have_value(f"see you there @{b} ")
+    await composer.press("Enter")
+    await expect(message(alice, "see you there")).to_have_count(1, timeout=10_000)
+    await expect(message(alice, "see you there").get_by_test_id("mention")).to_have_text(f"@{b}")
+
+    group = by_id(bob, "conversation").filter(has_text="Dinner plans")
+    await expect(group.get_by_test_id("mention-badge")).to_have_text("@", timeout=10_000)
+    await group.click()
+    mention = message(bob, "see you there")
+    await expect(mention).to_have_attribute("data-mentions-me", "true", timeout=10_000)
+    await expect(mention.get_by_test_id("mention")).to_have_class(re.compile(r"\bme\b"))
+    await expect(group.get_by_test_id("mention-badge")).to_have_count(0)
+    await expect(message(alice, "see you there").get_by_test_id("receipt")).to_contain_text("Read by 1 of 1", timeout=10_000)
+
+
+async def test_burn_after_reading_from_sending_to_destruction(open_page, shoot):
+    alice, bob, a, b = await two_friends(open_page)
+    await open_chat_with(alice, b)
+    await open_chat_with(bob, a)
+    await by_id(alice, "burn-toggle").click()
+    await by_id(alice, "burn-select").select_option("5")
+    await send(alice, "the door code is 4711")
+
+    sent = message(alice, "the door code is 4711")
+    await expect(sent).to_have_attribute("data-burn", "waiting", timeout=10_000)
+    await expect(sent.get_by_test_id("burn-status")).to_contain_text("Burn after reading")
+    sealed = by_id(bob, "message").and_(bob.locator('[data-burn="sealed"]'))
+    await expect(sealed).to_have_count(1, timeout=10_000)
+    await expect(sealed.get_by_test_id("message-text")).to_have_count(0)  # nothing to read before opening
+    await expect(bob.get_by_text("4711")).to_have_count(0)
+
+    await sealed.get_by_test_id("burn-open").click()
+    opened = message(bob, "the door code is 4711")
+    await expect(opened).to_have_attribute("data-burn", "open", timeout=10_000)
+    await expect(opened.get_by_test_id("burn-status")).to_contain_text(re.compile(r"Burns in \d+ s"))
+    await expect(sent).to_have_attribute("data-burn", "opened", timeout=10_000)
+    await expect(sent.get_by_test_id("burn-status")).to_contain_text("Opened")
+    await shoot(bob, "burn")
+
+    # Five seconds after opening it is destroyed: gone for Bob, an empty "burned" bubble for Alice.
+    await expect(by_id(bob, "message")).to_have_count(0, timeout=15_000)
+    burned = by_id(alice, "message").and_(alice.locator('[data-burn="burned"]'))
+    await expect(burned).to_have_count(1, timeout=15_000)
+    await expect(burned.get_by_test_id("burn-status")).to_have_text("Burned")
+    await expect(alice.get_by_text("4711")).to_have_count(0)
+    await bob.reload()  # and it does not come back
+    await open_chat_with(bob, a)
+    await expect(by_id(bob, "message")).to_have_count(0)
