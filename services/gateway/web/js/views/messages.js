@@ -72,6 +72,10 @@ export function setupMessages() {
       pinned = true;
     }
     if (!conv) return;
+    if (conv.id && !conv.historyLoaded && !conv.historyAsked && state.bound) {
+      conv.historyAsked = true; // opened before its id was known (no list yet): fetch now, once
+      loadHistory(conv);
+    }
     older.hidden = !conv.hasMore;
     older.disabled = conv.loadingOlder;
     setText(older, conv.loadingOlder ? "Loading…" : "Load older messages");
