@@ -82,8 +82,9 @@ async def test_reply_react_edit_and_delete_for_me(open_page, shoot):
     # Someone else's message offers no edit.
     await message(bob, "what time is dinner tonight?").hover()
     await expect(message(bob, "what time is dinner tonight?").get_by_test_id("action-edit")).to_be_hidden()
-    await alice.mouse.move(5, 5)
+    await message(alice, "at eight").hover()  # the actions beside Bob's reply
     await shoot(alice, "message-actions")
+    await alice.mouse.move(5, 5)
 
     # Receipts: read shows on my messages, and still after a reload (history's read_by).
     await expect(message(alice, "what time is dinner tonight?")).to_have_attribute("data-state", "read", timeout=10_000)
@@ -167,6 +168,7 @@ async def test_burn_after_reading_from_sending_to_destruction(open_page, shoot):
     await expect(opened.get_by_test_id("burn-status")).to_contain_text(re.compile(r"Burns in \d+ s"))
     await expect(sent).to_have_attribute("data-burn", "opened", timeout=10_000)
     await expect(sent.get_by_test_id("burn-status")).to_contain_text("Opened")
+    await bob.mouse.move(5, 5)
     await shoot(bob, "burn")
 
     # Five seconds after opening it is destroyed: gone for Bob, an empty "burned" bubble for Alice.

@@ -45,15 +45,15 @@ export function setupMessageActions(ol, currentConv, onReply) {
   }
 
   function show(li) {
-    if (li === target && toolbar.isConnected) return;
     if (li.classList.contains("editing")) return;
     const found = currentConv()?.messages.get(li.dataset.key);
     const can = found ? allowed(found) : {};
     if (!Object.values(can).some(Boolean)) return hide();
-    for (const [name, el] of Object.entries(buttons)) el.hidden = !can[name];
+    for (const [name, el] of Object.entries(buttons)) el.hidden = !can[name]; // what it allows now
+    if (li === target && toolbar.isConnected) return;
     picker.hidden = true;
     target = li;
-    li.append(toolbar);
+    li.querySelector(".bubble").append(toolbar); // placed beside the bubble (style.css)
   }
 
   function hide() {

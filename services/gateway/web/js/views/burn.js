@@ -21,7 +21,7 @@ export function sealed(message) {
 
 export function updateBurn(slot, conv, message) {
   const phase = burnState(message);
-  const signature = phase ? `${phase}|${message.burn?.seconds}` : "";
+  const signature = phase ? `${phase}|${message.burn?.seconds}|${Boolean(message.burn?.opened_at)}` : "";
   if (slot.dataset.phase !== signature) {
     slot.dataset.phase = signature;
     slot.replaceChildren(...(phase ? build(conv, message, phase) : []));
@@ -38,6 +38,9 @@ function build(conv, message, phase) {
       button.disabled = true;
       openBurn(conv, message).finally(() => (button.disabled = false));
     });
+    if (message.burn?.opened_at) {
+      return [button, h("span", { class: "burn-note muted small" }, "Opened · ", h("span", { class: "words" }))];
+    }
     return [button, h("span", { class: "burn-note muted small" }, `Disappears ${seconds} s after opening`)];
   }
   return [h("span", { class: "burn-status small", dataset: { testid: "burn-status" } }, icon("flame"), h("span", { class: "words" }))];
@@ -52,6 +55,7 @@ export function tickBurn(slot, message) {
   let text = "";
   if (phase === "burned") text = "Burned";
   else if (phase === "waiting") text = `Burn after reading · ${message.burn.seconds} s`;
+  else if (burnsAt && phase === "sealed") text = `burns in ${countdown(burnsAt)}`;
   else if (burnsAt) text = `${phase === "opened" ? "Opened · burns" : "Burns"} in ${countdown(burnsAt)}`;
   else text = "Opened";
   setText(words, text);

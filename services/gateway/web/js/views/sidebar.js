@@ -153,7 +153,7 @@ function preview(conv) {
   const who = message.from_user_id === state.me?.user_id ? "You: " : conv.kind === "group" ? `${nameOf(message.from_user_id)}: ` : "";
   if (message.recalled) return `${who}message recalled`;
   if (message.burned) return `${who}burned`;
-  if (message.burn) return `${who}🔥 Burn after reading`;
+  if (message.burn) return `${who}burn-after-reading message`;
   if (message.call) return callSummary(message);
   if (message.file) return `${who}${fileKind(message.file.content_type)}: ${message.file.name}`;
   return `${who}${message.text || ""}`;
