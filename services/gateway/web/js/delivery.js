@@ -56,6 +56,16 @@ async function fillGap(conv) {
   }
 }
 
+let readTimer = null;
+/** markRead once for a burst of arrivals (a sync of a thousand messages sends one message.read). */
+export function markReadSoon() {
+  if (readTimer) return;
+  readTimer = setTimeout(() => {
+    readTimer = null;
+    markRead();
+  }, 150);
+}
+
 /** Tell the server the open conversation is read, when the page is actually being looked at. */
 export function markRead() {
   const conv = store.openConv();

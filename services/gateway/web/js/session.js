@@ -7,7 +7,7 @@ import { state, changed } from "./store.js";
 import { forgetAll } from "./files.js";
 import { randomId } from "./dom.js";
 import { conn, showError } from "./wire.js";
-import { scheduleAck, markRead, flushOutbox, clearOutbox } from "./delivery.js";
+import { scheduleAck, markRead, markReadSoon, flushOutbox, clearOutbox } from "./delivery.js";
 import { listenInteractions } from "./interactions.js";
 
 const TOKEN_KEY = "parley.token";
@@ -230,7 +230,11 @@ function listen() {
     const unknownGroup = conv.kind === "group" && !state.groups.has(conv.groupId);
     if (kept && (unknownGroup || !state.users.has(kept.from_user_id))) refreshSoon();
     scheduleAck(conv);
-    if (kept && conv === store.openConv()) markRead();
+    if (kept && conv === store.openConv() && document.visibilityState === "visible") {
+      conv.unread = 0; // being looked at: no badge meanwhile
+      conv.unreadMentions = 0;
+      markReadSoon();
+    }
     changed();
   });
   conn.on("sync.done", () => {
