@@ -181,3 +181,49 @@ async def test_burn_after_reading_from_sending_to_destruction(open_page, shoot):
     await bob.reload()  # and it does not come back
     await open_chat_with(bob, a)
     await expect(by_id(bob, "message")).to_have_count(0)
+
+
+async def test_a_page_cut_off_for_a_while_catches_up_on_edits_reactions_and_recalls(open_page):
+    """The page keeps the messages it holds; the sync after reconnecting tells what changed."""
+    alice, bob, a, b = await two_friends(open_page)
+    await open_chat_with(alice, b)
+    for text in ("first draft", "to be recalled", "plain words"):
+        await send(alice, text)
+    down = False
+    sockets = []
+
+    async def gate(route):  # while `down`, every new socket is refused at once
+        if down:
+            await route.close(code=1012, reason="restart")
+            return
+        route.connect_to_server()
+        sockets.append(route)
+
+    await bob.route_web_socket(re.compile(r".*/ws$"), gate)
+    await bob.reload()
+    await expect(by_id(bob, "connection-status")).to_contain_text("Connected", timeout=15_000)
+    await open_chat_with(bob, a)
+    await expect(message(bob, "plain words")).to_have_count(1, timeout=10_000)
+    await expect(message(alice, "plain words")).to_have_attribute("data-state", "read", timeout=10_000)
+    await bob.wait_for_timeout(1000)  # its acknowledgement goes out 0.4 s after arrival
+
+    down = True
+    await sockets[-1].close(code=1012, reason="restart")
+    await expect(by_id(bob, "connection-status")).to_contain_text("Reconnecting", timeout=10_000)
+    await act(alice, "first draft", "edit")
+    await by_id(alice, "edit-input").fill("final draft")
+    await by_id(alice, "edit-input").press("Enter")
+    await expect(message(alice, "final draft")).to_have_count(1, timeout=10_000)
+    await react(alice, "plain words", "❤️")
+    await act(alice, "to be recalled", "recall")
+    await expect(message(alice, "message recalled")).to_have_count(1, timeout=10_000)
+    await expect(chip(alice, "plain words", "❤️")).to_have_count(1)
+
+    down = False
+    await expect(by_id(bob, "connection-status")).to_contain_text("Connected", timeout=20_000)
+    await expect(message(bob, "final draft")).to_have_count(1, timeout=10_000)
+    await expect(message(bob, "final draft").get_by_test_id("edited")).to_be_visible()
+    await expect(chip(bob, "plain words", "❤️")).to_contain_text("1", timeout=10_000)
+    await expect(message(bob, "to be recalled")).to_have_count(0, timeout=10_000)
+    await expect(message(bob, "message recalled")).to_have_count(1)
+    assert len(sockets) >= 2
