@@ -8,7 +8,7 @@ import re
 
 from playwright.async_api import Page, expect
 
-from tests.browser.test_web_client import by_id, open_chat_with, send, two_friends
+from tests.browser.test_web_client import by_id, log_in, open_chat_with, send, two_friends
 
 
 def message(page: Page, text: str):
@@ -227,3 +227,28 @@ async def test_a_page_cut_off_for_a_while_catches_up_on_edits_reactions_and_reca
     await expect(message(bob, "to be recalled")).to_have_count(0, timeout=10_000)
     await expect(message(bob, "message recalled")).to_have_count(1)
     assert len(sockets) >= 2
+
+
+async def test_a_long_press_on_a_phone_shows_the_actions(open_page):
+    from tests.browser.conftest import PHONE
+
+    alice, bob, a, b = await two_friends(open_page)
+    await open_chat_with(alice, b)
+    await send(alice, "press me")
+    phone = await open_page(viewport=PHONE)  # Bob's phone
+    await log_in(phone, b)
+    await open_chat_with(phone, a)
+    bubble = message(phone, "press me")
+    await expect(bubble).to_have_count(1, timeout=10_000)
+
+    cdp = await phone.context.new_cdp_session(phone)
+    await cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1})
+    box = await bubble.locator(".bubble").bounding_box()
+    point = {"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [point]})
+    await phone.wait_for_timeout(700)
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    await expect(bubble.get_by_test_id("action-react")).to_be_visible()
+    await bubble.get_by_test_id("action-react").click()
+    await bubble.locator('[data-testid="emoji-option"][data-emoji="😂"]').click()
+    await expect(chip(alice, "press me", "😂")).to_contain_text("1", timeout=10_000)

@@ -83,6 +83,7 @@ export function setupComposer() {
       setAttr(burnToggle, "aria-pressed", String(burning));
       burnSelect.hidden = !burning;
       ttl.disabled = burning; // burn after reading and a disappearing time do not go together
+      ttl.closest(".ttl-box").hidden = burning;
       setAttr(input, "placeholder", burning ? "Burn-after-reading message…" : "Message…");
       input.classList.toggle("burning", burning);
     },
