@@ -128,7 +128,8 @@ def build_router(ctx: ChatContext) -> Router:
     @router.operation("message.ack")
     async def ack(request: MessageAck, caller: Caller) -> Empty:
         await sending.acknowledge(
-            request, _user(caller), caller.device_id or "default", ctx.conversations, ctx.messages, ctx.cursors
+            request, _user(caller), caller.device_id or "default", ctx.conversations, ctx.messages, ctx.cursors,
+            ctx.deliver,
         )
         return Empty()
 
@@ -141,13 +142,15 @@ def build_router(ctx: ChatContext) -> Router:
 
     @router.operation("chat.messages.ack")
     async def ack_batch(request: AckBatch, caller: Caller) -> BatchReply:
-        outcomes = await sending.acknowledge_many(request.items, ctx.conversations, ctx.messages, ctx.cursors)
+        outcomes = await sending.acknowledge_many(
+            request.items, ctx.conversations, ctx.messages, ctx.cursors, ctx.deliver
+        )
         return BatchReply(results=[ItemResult.of(o) for o in outcomes])
 
     # --- reading -----------------------------------------------------------------------------
     @router.operation("history.fetch")
     async def history(request: HistoryFetch, caller: Caller) -> HistoryReply:
-        return await messaging.fetch_history(request, _user(caller), ctx.conversations, ctx.messages)
+        return await messaging.fetch_history(request, _user(caller), ctx.conversations, ctx.messages, ctx.cursors)
 
     @router.operation("chat.sync", timeout=300)
     async def sync(request: DeviceBound, caller: Caller) -> None:

@@ -1,8 +1,9 @@
 """The conversations list with unread counts, read receipts, recall and typing."""
+import asyncio
 from datetime import timedelta
 
 from services.chat.domain.delivery import Deliverer, push
-from services.chat.domain.messaging import conversation_up_to, member_conversation
+from services.chat.domain.messaging import conversation_up_to, member_conversation, positions_of_others
 from services.chat.domain.ports import Conversations, Cursors, Messages, Profiles, TypingNotices
 from shared.contracts.base import utc_now
 from shared.contracts.conversations import (
@@ -24,7 +25,9 @@ RECALL_WINDOW = timedelta(minutes=10)
 async def list_conversations(
     user_id: str, conversations: Conversations, messages: Messages, cursors: Cursors, profiles: Profiles
 ) -> ConversationsListReply:
-    """Newest activity first; `unread` counts others' visible messages above the read marker."""
+    """Newest activity first; `unread` counts others' visible messages above the read marker
+    (`unread_mentions`: those that mention the user, counted in the same pass); `read_by` and
+    `delivered_to` are the other members' positions."""
     now = utc_now()
     convs = await conversations.of_user(user_id)
     read = await cursors.read_positions(user_id)
@@ -35,8 +38,12 @@ async def list_conversations(
     entries = []
     for conv in convs:
         cid, floor = conv.conversation_id, conv.joined_seq(user_id)
-        latest = await messages.latest(cid, floor, now, conv.last_seq, viewer=user_id)
-        unread = await messages.count_unread(cid, user_id, max(floor, read.get(cid, 0)), now, conv.last_seq)
+        latest, (unread, mentions), (read_markers, delivered_markers) = await asyncio.gather(
+            messages.latest(cid, floor, now, conv.last_seq, viewer=user_id),
+            messages.unread_counts(cid, user_id, max(floor, read.get(cid, 0)), now, conv.last_seq),
+            cursors.positions(cid),
+        )
+        read_by, delivered_to = positions_of_others(conv, user_id, read_markers, delivered_markers)
         entry = ConversationEntry(
             conversation_id=cid,
             kind=conv.kind,
@@ -45,6 +52,9 @@ async def list_conversations(
             last_seq=conv.last_seq,
             last_message=latest.to_contract(user_id) if latest else None,
             unread=unread,
+            unread_mentions=mentions,
+            read_by=read_by,
+            delivered_to=delivered_to,
         )
         entries.append((conv.active_at, entry))
     entries.sort(key=lambda e: e[0], reverse=True)

@@ -3,7 +3,7 @@
 Stores (services/chat/storage), Redis (presence, the typing throttle) and the other services
 (services/chat/remote.py) implement these; domain code names only these and the records.
 """
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -122,6 +122,16 @@ class Messages(Protocol):
 
     async def count_unread(self, conversation_id: str, reader: str, floor: int, now: datetime, top: int) -> int: ...
 
+    async def unread_counts(
+        self, conversation_id: str, reader: str, floor: int, now: datetime, top: int
+    ) -> tuple[int, int]:
+        """(unread, of which mention the reader), in one pass."""
+        ...
+
+    async def changed_since(self, conversation_id: str, since: datetime, up_to_seq: int) -> list[Message]:
+        """Messages at or below `up_to_seq` changed (edit, reaction, open, burn, recall) after `since`."""
+        ...
+
     async def message(self, message_id: str) -> Message | None: ...
 
     async def recall(self, message_id: str, now: datetime) -> None: ...
@@ -154,7 +164,25 @@ class Cursors(Protocol):
 
     async def advance(self, user_id: str, device_id: str, positions: dict[str, int]) -> None: ...
 
-    async def advance_many(self, cursors: Iterable[Cursor]) -> None: ...
+    async def advance_many(
+        self, cursors: Iterable[Cursor], delivered: Mapping[tuple[str, str], int] | None = None
+    ) -> None:
+        """Cursors and delivered markers ((user_id, conversation_id) → seq) forward, in one write."""
+        ...
+
+    async def delivered_of(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """(user_id, conversation_id) → delivered marker, for the pairs that have one; one read."""
+        ...
+
+    async def positions(self, conversation_id: str) -> tuple[dict[str, int], dict[str, int]]:
+        """(read markers, delivered markers) of the conversation: user_id → seq."""
+        ...
+
+    async def begin_sync(self, user_id: str, device_id: str, now: datetime) -> tuple[bool, datetime | None]:
+        """Register the device: (seen for the first time, when its last sync started)."""
+        ...
+
+    async def finish_sync(self, user_id: str, device_id: str, started_at: datetime) -> None: ...
 
     async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> bool: ...
 

@@ -20,7 +20,7 @@ from shared.contracts import chat
 from shared.contracts.base import Empty, utc_now
 from shared.contracts.batches import AckItem, SendItem
 from shared.contracts.errors import ParleyError
-from shared.contracts.interactions import Quote
+from shared.contracts.interactions import Quote, ReceiptDeliveredPush
 from shared.contracts.wire import Caller
 from shared.ids import new_id
 
@@ -207,11 +207,15 @@ async def _answer_retry(
 
 
 async def acknowledge_many(
-    items: list[AckItem], conversations: Conversations, messages: Messages, cursors: Cursors
+    items: list[AckItem], conversations: Conversations, messages: Messages, cursors: Cursors,
+    deliver: Deliverer | None = None,
 ) -> list[Empty | ParleyError]:
-    """Move each device's cursor up to the seq it acknowledged: one read of the conversations
-    named, one write of every cursor moved (several acks of one device coalesce into its
-    highest)."""
+    """Move each device's cursor up to the seq it acknowledged, and each user's delivered marker
+    (the highest seq any of their devices acknowledged) with it: one read of the conversations
+    named, one of the delivered markers of the (user, conversation) pairs acked, one write of
+    every cursor and marker moved (several acks of one device coalesce into its highest). Each
+    marker that moved goes to the conversation's other members as `receipt.delivered`, all in
+    one fan-out (`deliver` None: not pushed)."""
     known = await conversations.by_ids(list({i.request.conversation_id for i in items}))
     outcomes: list[Empty | ParleyError] = []
     highest: dict[tuple[str, str, str], int] = defaultdict(int)
@@ -230,16 +234,31 @@ async def acknowledge_many(
         key = (user, item.caller.device_id or "default", request.conversation_id)
         highest[key] = max(highest[key], request.seq)
         outcomes.append(Empty())
-    await cursors.advance_many(Cursor(u, d, c, seq) for (u, d, c), seq in highest.items())
+    acked: dict[tuple[str, str], int] = defaultdict(int)
+    for (user, _, conversation_id), seq in highest.items():
+        acked[user, conversation_id] = max(acked[user, conversation_id], seq)
+    # Read before the write, so only a marker that moves is pushed. Two replicas moving one
+    # user's marker at the same instant may both push it: a receipt twice, harmless ($max).
+    before = await cursors.delivered_of(list(acked)) if acked else {}
+    moved = {pair: seq for pair, seq in acked.items() if seq > before.get(pair, 0)}
+    await cursors.advance_many((Cursor(u, d, c, seq) for (u, d, c), seq in highest.items()), moved)
+    if deliver is not None and moved:
+        await deliver.fan_out([
+            Fanout(
+                known[cid].others(user),
+                [push("receipt.delivered", ReceiptDeliveredPush(conversation_id=cid, user_id=user, seq=seq))],
+            )
+            for (user, cid), seq in moved.items()
+        ])
     return outcomes
 
 
 async def acknowledge(
     request: chat.MessageAck, user_id: str, device_id: str, conversations: Conversations, messages: Messages,
-    cursors: Cursors,
+    cursors: Cursors, deliver: Deliverer | None = None,
 ) -> None:
     """One acknowledgement (a batch of one); raises what refused it."""
     item = AckItem(caller=Caller(request_id=new_id("r"), user_id=user_id, device_id=device_id), request=request)
-    (outcome,) = await acknowledge_many([item], conversations, messages, cursors)
+    (outcome,) = await acknowledge_many([item], conversations, messages, cursors, deliver)
     if isinstance(outcome, ParleyError):
         raise outcome

@@ -1,9 +1,19 @@
-"""The `devices` and `cursors` collections: what each (user, device) has acknowledged."""
-from collections.abc import Iterable
+"""The `devices`, `cursors` and `read_markers` collections: what each (user, device) has
+acknowledged, how far each user has received (delivered markers) and read each conversation,
+and when each device last finished a sync.
+
+devices: `{_id: user|device, user_id, device_id, first_seen, synced_at?}`
+cursors: `{_id: user|device|conversation, user_id, device_id, conversation_id, seq}`, and the
+  delivered markers `{_id: @delivered|conversation|user, user_id, conversation_id, seq}` (the
+  highest seq any of the user's devices acknowledged: written in the acks' one bulk write)
+read_markers: `{_id: user|conversation, user_id, conversation_id, seq}`
+"""
+import asyncio
+from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from datetime import datetime
 
-from pymongo import ASCENDING, UpdateOne, WriteConcern
+from pymongo import ASCENDING, ReturnDocument, UpdateOne, WriteConcern
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
@@ -11,6 +21,10 @@ from services.chat.domain.records import Cursor
 from shared.stores import Database, Document
 
 AFTER_BAR = chr(ord("|") + 1)  # the first character above "|": the end of a `...|` prefix range
+# The _id prefix of delivered markers in the cursors collection; conversation first, so one
+# conversation's markers are a range of the _id index. No user id starts with "@" (ids are
+# `u_...`), so no device cursor's `user|` prefix range reaches them.
+DELIVERED = "@delivered|"
 
 
 class CursorStore:
@@ -29,6 +43,9 @@ class CursorStore:
         with suppress(OperationFailure):  # made by earlier versions; gone already is fine
             await self.cursors.drop_index("user_id_1_device_id_1")
         await self.read_markers.create_index([("user_id", ASCENDING)])
+        # A conversation's members' markers (read_by): read markers move once per message.read,
+        # not per ack, so this index costs no hot path.
+        await self.read_markers.create_index([("conversation_id", ASCENDING)])
 
     async def register_device(self, user_id: str, device_id: str, now: datetime) -> bool:
         """True the first time this device of this user is seen."""
@@ -39,6 +56,29 @@ class CursorStore:
         except DuplicateKeyError:
             return False
         return True
+
+    async def begin_sync(self, user_id: str, device_id: str, now: datetime) -> tuple[bool, datetime | None]:
+        """Register the device (one write, as register_device): whether it is seen for the first
+        time, and when it last finished a sync (a device that never recorded one: when it was
+        first seen; None for a new device)."""
+        key = {"_id": f"{user_id}|{device_id}"}
+        try:
+            before = await self.devices.find_one_and_update(
+                key,
+                {"$setOnInsert": {"user_id": user_id, "device_id": device_id, "first_seen": now}},
+                upsert=True,
+                return_document=ReturnDocument.BEFORE,
+            )
+        except DuplicateKeyError:  # a second bind of a new device raced this one's upsert
+            before = await self.devices.find_one(key)
+        if before is None:
+            return True, None
+        synced_at: datetime | None = before.get("synced_at") or before.get("first_seen")
+        return False, synced_at
+
+    async def finish_sync(self, user_id: str, device_id: str, started_at: datetime) -> None:
+        """The device's sync that started at `started_at` completed (never moves back)."""
+        await self.devices.update_one({"_id": f"{user_id}|{device_id}"}, {"$max": {"synced_at": started_at}})
 
     def _with_prefix(self, *parts: str) -> AsyncCursor[Document]:
         """Cursors whose _id starts with `part|...|`: a range of the _id index. ("|" may occur in
@@ -66,8 +106,11 @@ class CursorStore:
         """Move cursors forward (never back) to the given seqs."""
         await self.advance_many(Cursor(user_id, device_id, cid, seq) for cid, seq in positions.items())
 
-    async def advance_many(self, cursors: Iterable[Cursor]) -> None:
-        """Move many devices' cursors forward in one write."""
+    async def advance_many(
+        self, cursors: Iterable[Cursor], delivered: Mapping[tuple[str, str], int] | None = None
+    ) -> None:
+        """Move many devices' cursors, and users' delivered markers ((user_id, conversation_id) →
+        seq), forward in one write."""
         updates = [
             UpdateOne(
                 {"_id": f"{c.user_id}|{c.device_id}|{c.conversation_id}"},
@@ -79,8 +122,36 @@ class CursorStore:
             )
             for c in cursors
         ]
+        updates += [
+            UpdateOne(
+                {"_id": _delivered_id(conversation_id, user_id)},
+                {"$max": {"seq": seq}, "$setOnInsert": {"user_id": user_id, "conversation_id": conversation_id}},
+                upsert=True,
+            )
+            for (user_id, conversation_id), seq in (delivered or {}).items()
+        ]
         if updates:
             await self.cursors.bulk_write(updates, ordered=False)
+
+    async def delivered_of(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """(user_id, conversation_id) → the user's delivered marker there, for the pairs that have
+        one: one read (point lookups on _id)."""
+        ids = {_delivered_id(conversation_id, user_id): (user_id, conversation_id) for user_id, conversation_id in pairs}
+        if not ids:
+            return {}
+        return {ids[doc["_id"]]: doc["seq"] async for doc in self.cursors.find({"_id": {"$in": list(ids)}})}
+
+    async def positions(self, conversation_id: str) -> tuple[dict[str, int], dict[str, int]]:
+        """The conversation's read markers and delivered markers: user_id → seq, for each user
+        that has one (members who left included: callers keep the members)."""
+        prefix = _delivered_id(conversation_id, "")
+        read_docs, delivered_docs = await asyncio.gather(
+            self.read_markers.find({"conversation_id": conversation_id}).to_list(),
+            self.cursors.find({"_id": {"$gte": prefix, "$lt": prefix[:-1] + AFTER_BAR}}).to_list(),
+        )
+        read = {d["user_id"]: d["seq"] for d in read_docs if d["conversation_id"] == conversation_id}
+        delivered = {d["user_id"]: d["seq"] for d in delivered_docs if d["conversation_id"] == conversation_id}
+        return read, delivered
 
     async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> bool:
         """Move the user's read marker (shared by their devices) up to `seq`; False if it was there."""
@@ -94,3 +165,7 @@ class CursorStore:
     async def read_positions(self, user_id: str) -> dict[str, int]:
         """conversation_id → the user's read marker."""
         return {doc["conversation_id"]: doc["seq"] async for doc in self.read_markers.find({"user_id": user_id})}
+
+
+def _delivered_id(conversation_id: str, user_id: str) -> str:
+    return f"{DELIVERED}{conversation_id}|{user_id}"

@@ -18,6 +18,12 @@ from services.chat.storage.seqwindows import windows
 from shared.stores import Database, Document
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Messages changed after sending (edit, reaction, open, burn, recall set `changed_at`), indexed by
+# conversation. Partial, not sparse: a sparse compound index holds every document that has either
+# field (every message); this one holds only changed messages. The embedded server's planner
+# skips partial indexes, so reads name it (hint); mongod allows that, the query implying the filter.
+CHANGED: Document = {"changed_at": {"$exists": True}}
+CHANGED_INDEX = "conversation_id_1_changed_at_1_changed"
 
 
 def _visible(doc: Document, now: datetime, viewer: str | None = None) -> bool:
@@ -51,6 +57,10 @@ class MessageStore:
         await self.messages.create_index([("expires_at", ASCENDING)], sparse=True)
         # Burn after reading: what is due (burns_at is unset once burned).
         await self.messages.create_index([("burns_at", ASCENDING)], sparse=True)
+        # What changed in a conversation since a device's last sync (changed_since).
+        await self.messages.create_index(
+            [("conversation_id", ASCENDING), ("changed_at", ASCENDING)], name=CHANGED_INDEX, partialFilterExpression=CHANGED
+        )
 
     async def _drop_server_ttl(self) -> None:
         """Earlier versions let the server's TTL monitor delete expired messages. On the embedded
@@ -172,13 +182,23 @@ class MessageStore:
         return docs[0] if docs else None
 
     async def count_unread(self, conversation_id: str, reader: str, floor: int, now: datetime, top: int) -> int:
-        """Others' visible messages above `floor` (the reader's read marker): a read of what is
-        unread, in windows, not of the conversation."""
-        unread = 0
-        projection = {"from_user_id": 1, "seq": 1, **VISIBILITY_FIELDS}
-        async for docs in windows(self.messages, conversation_id, floor, None, top, 500, False, projection):
-            unread += sum(1 for d in docs if d["from_user_id"] != reader and _visible(d, now, reader))
+        """Others' visible messages above `floor` (the reader's read marker)."""
+        unread, _ = await self.unread_counts(conversation_id, reader, floor, now, top)
         return unread
+
+    async def unread_counts(
+        self, conversation_id: str, reader: str, floor: int, now: datetime, top: int
+    ) -> tuple[int, int]:
+        """Others' visible messages above `floor` (the reader's read marker), and how many of them
+        mention the reader: one read of what is unread, in windows, not of the conversation."""
+        unread = mentioned = 0
+        projection = {"from_user_id": 1, "seq": 1, "mentions": 1, **VISIBILITY_FIELDS}
+        async for docs in windows(self.messages, conversation_id, floor, None, top, 500, False, projection):
+            for d in docs:
+                if d["from_user_id"] != reader and _visible(d, now, reader):
+                    unread += 1
+                    mentioned += reader in d.get("mentions", ())
+        return unread, mentioned
 
     async def message(self, message_id: str) -> Message | None:
         doc = await self.messages.find_one({"_id": message_id})
@@ -261,3 +281,12 @@ class MessageStore:
     async def delete_conversation(self, conversation_id: str) -> None:
         """Every message of a conversation that is gone (an empty group)."""
         await self.messages.delete_many({"conversation_id": conversation_id})
+
+    # --- catching up on changes (messaging.sync_device) ------------------------------------
+    async def changed_since(self, conversation_id: str, since: datetime, up_to_seq: int) -> list[Message]:
+        """Messages at or below `up_to_seq` whose `changed_at` is after `since`, ascending by seq,
+        whatever they are now (recalled, burned, hidden: the caller decides what each is to whom).
+        An index range of changed messages (the seq bound is applied here, on few documents)."""
+        cursor = self.messages.find({"conversation_id": conversation_id, "changed_at": {"$gt": since}}).hint(CHANGED_INDEX)
+        found = [message(d) for d in await cursor.to_list() if d["seq"] <= up_to_seq]
+        return sorted(found, key=lambda m: m.seq)
