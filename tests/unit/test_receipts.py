@@ -1,0 +1,356 @@
+"""Receipts that last, mentions, and a sync catching up on changes (docs/protocol.md "Edit, reply,
+reactions, mentions, burn after reading, delete for me, receipts"), on chat's real stores:
+delivered markers moved by the acks' batch (and what that batch costs the database), `read_by` /
+`delivered_to` in conversations.list and history.fetch, `unread_mentions`, and `message.changed` /
+`message.burned` / `message.recalled` for held messages that changed while a device was away."""
+from datetime import timedelta
+
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+
+from services.chat.domain import conversations, groups, interactions, messaging, sending
+from services.chat.domain.messaging import SYNC_CLOCK_MARGIN
+from services.chat.domain.sending import direct_conversation_id
+from services.chat.storage.conversations import ConversationStore
+from services.chat.storage.cursors import CursorStore
+from services.chat.storage.messages import CHANGED_INDEX, MessageStore
+from shared.contracts import chat
+from shared.contracts import conversations as contract
+from shared.contracts.base import utc_now
+from shared.contracts.batches import AckItem
+from shared.contracts.groups import GroupAddMembers, GroupCreate
+from shared.contracts.interactions import MessageEdit, ReactionChange
+from shared.contracts.wire import Caller
+from tests.unit.helpers import chat_world, profile
+
+A, B, C, D = "u_alice", "u_bob", "u_carol", "u_dave"
+AB = direct_conversation_id(A, B)
+
+
+@pytest.fixture
+async def world(db, settings):
+    async with chat_world(db, settings, *(profile(u) for u in (A, B, C, D))) as world:
+        await world.befriend(A, B)
+        yield world
+
+
+# --- the operations, as chat's handlers call them ------------------------------------------------
+async def send(world, sender, to, client_msg_id, text="hi", device="d1", **extra):
+    target = {"group_id": to} if to.startswith("g_") else {"user_id": to}
+    request = chat.MessageSend(to=target, client_msg_id=client_msg_id, text=text, **extra)
+    return await sending.send_message(
+        request, sender, device, world.friendships, world.conversations, world.messages, world.deliver, world.files
+    )
+
+
+def ack_item(user, device, seq, conversation_id=AB):
+    return AckItem(
+        caller=Caller(request_id=f"r{user}{device}{seq}", user_id=user, device_id=device),
+        request=chat.MessageAck(conversation_id=conversation_id, seq=seq),
+    )
+
+
+async def ack(world, items):
+    return await sending.acknowledge_many(items, world.conversations, world.messages, world.cursors, world.deliver)
+
+
+async def entry(world, user, conversation_id=AB) -> contract.ConversationEntry:
+    reply = await conversations.list_conversations(user, world.conversations, world.messages, world.cursors, world.profiles)
+    [found] = [e for e in reply.conversations if e.conversation_id == conversation_id]
+    return found
+
+
+async def history(world, user, conversation_id=AB) -> chat.HistoryReply:
+    request = chat.HistoryFetch(conversation_id=conversation_id)
+    return await messaging.fetch_history(request, user, world.conversations, world.messages, world.cursors)
+
+
+async def read(world, user, seq, conversation_id=AB):
+    request = contract.MessageRead(conversation_id=conversation_id, seq=seq)
+    await conversations.mark_read(request, user, world.conversations, world.messages, world.cursors, world.deliver)
+
+
+async def sync(world, user, device, conn="c9"):
+    bound = chat.DeviceBound(user_id=user, device_id=device, gateway_id="gw1", conn_id=conn)
+    return await messaging.sync_device(bound, world.conversations, world.messages, world.cursors, world.deliver, 500)
+
+
+async def create_group(world, creator, member_ids) -> tuple[str, str]:
+    reply = await groups.create_group(
+        GroupCreate(name="team", member_ids=member_ids), creator, world.conversations, world.profiles, world.deliver
+    )
+    return reply.group_id, reply.conversation_id
+
+
+def positions(found) -> dict[str, int]:
+    return {p.user_id: p.seq for p in found}
+
+
+def receipts(world, user, device="d1") -> list[dict]:
+    return [p["data"] for p in world.outbox.received_by(user, device) if p["type"] == "receipt.delivered"]
+
+
+def types(world, user, device) -> list[str]:
+    return [p["type"] for p in world.outbox.received_by(user, device)]
+
+
+# --- delivered markers and receipt.delivered -----------------------------------------------------
+async def test_the_first_device_to_ack_moves_the_marker_and_the_sender_hears_it_once(world) -> None:
+    for n in range(1, 4):
+        await send(world, A, B, f"m{n}")
+    await world.online(A, "d1")
+    await ack(world, [ack_item(B, "phone", 2)])
+    assert receipts(world, A) == [{"conversation_id": AB, "user_id": B, "seq": 2}]
+    await ack(world, [ack_item(B, "laptop", 2), ack_item(B, "laptop", 1)])  # B's second device: nothing new
+    await ack(world, [ack_item(B, "phone", 2)])  # again: nothing new
+    assert len(receipts(world, A)) == 1
+    await ack(world, [ack_item(B, "laptop", 3)])  # the other device is now ahead: it moves again
+    assert receipts(world, A)[1:] == [{"conversation_id": AB, "user_id": B, "seq": 3}]
+    assert receipts(world, B, "phone") == []  # not to the acknowledging user
+    assert positions((await entry(world, A)).delivered_to) == {B: 3}
+
+
+async def test_one_batch_pushes_one_receipt_per_user_and_conversation_at_its_highest(world) -> None:
+    await world.befriend(A, C)
+    ac = direct_conversation_id(A, C)
+    for n in range(1, 4):
+        await send(world, A, B, f"b{n}")
+        await send(world, A, C, f"c{n}")
+    await world.online(A, "d1")
+    items = [
+        ack_item(B, "phone", 1), ack_item(B, "laptop", 3), ack_item(B, "phone", 2),
+        ack_item(C, "pc", 2, ac), ack_item(C, "pc", 9, ac),  # the last one is refused: beyond the last message
+    ]
+    outcomes = await ack(world, items)
+    assert [type(o).__name__ for o in outcomes][:4] == ["Empty"] * 4
+    assert sorted((r["user_id"], r["seq"]) for r in receipts(world, A)) == [(B, 3), (C, 2)]
+    # One broker message to the gateway holds both.
+    assert len([m for m in world.outbox.messages]) == 1
+
+
+async def test_an_ack_batch_costs_one_read_more_and_no_write_more(world, mongo_url, db) -> None:
+    """The ack path (issue 12's hot path): the conversations read, the delivered markers read,
+    one bulk write of cursors and markers together; no round trip per item."""
+    await world.befriend(A, C)
+    for n in range(1, 4):
+        await send(world, A, B, f"b{n}")
+        await send(world, A, C, f"c{n}")
+    commands: list[tuple[str, str]] = []
+
+    class Listener(monitoring.CommandListener):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if event.command_name in ("find", "update", "insert", "delete", "aggregate", "findAndModify"):
+                commands.append((event.command_name, str(event.command.get(event.command_name))))
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None: ...
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None: ...
+
+    client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[Listener()])
+    try:
+        watched = client[db.name]
+        stores = ConversationStore(watched), MessageStore(watched), CursorStore(watched)
+        ac = direct_conversation_id(A, C)
+        items = [ack_item(B, d, s) for d in ("phone", "laptop") for s in (1, 2, 3)] + [ack_item(C, "pc", 2, ac)]
+        outcomes = await sending.acknowledge_many(items, *stores, world.deliver)
+        assert all(type(o).__name__ == "Empty" for o in outcomes)
+        assert commands == [("find", "conversations"), ("find", "cursors"), ("update", "cursors")]
+    finally:
+        await client.close()
+
+
+# --- read_by and delivered_to ------------------------------------------------------------------
+async def test_a_direct_chat_lists_the_peers_positions_in_the_list_and_in_history(world) -> None:
+    for n in range(1, 5):
+        await send(world, A, B, f"m{n}")
+    assert (await entry(world, A)).read_by == [] and (await entry(world, A)).delivered_to == []
+    await ack(world, [ack_item(B, "phone", 4)])
+    await read(world, B, 2)
+    listed = await entry(world, A)
+    assert positions(listed.read_by) == {B: 2} and positions(listed.delivered_to) == {B: 4}
+    fetched = await history(world, A)
+    assert positions(fetched.read_by) == {B: 2} and positions(fetched.delivered_to) == {B: 4}
+    # B sees A's positions, not their own: A never acknowledged nor read anything here.
+    assert (await entry(world, B)).read_by == [] and (await history(world, B)).delivered_to == []
+
+
+async def test_a_group_lists_every_other_members_position_and_not_those_who_left(world) -> None:
+    group_id, cid = await create_group(world, A, [B, C, D])
+    for n in range(1, 6):
+        await send(world, A, group_id, f"g{n}")
+    await ack(world, [ack_item(B, "d1", 5, cid), ack_item(C, "d1", 4, cid), ack_item(D, "d1", 3, cid)])
+    await read(world, B, 5, cid)
+    await read(world, C, 3, cid)
+    listed = await entry(world, A, cid)
+    assert positions(listed.read_by) == {B: 5, C: 3}  # "read by 2 of 3" at seq 3, "1 of 3" at 5
+    assert positions(listed.delivered_to) == {B: 5, C: 4, D: 3}
+    assert positions((await entry(world, B, cid)).read_by) == {C: 3}  # never the viewer's own
+    await groups.leave_group(group_id, D, world.conversations, world.messages, world.deliver)
+    assert D not in positions((await history(world, A, cid)).delivered_to)
+
+
+# --- unread_mentions -----------------------------------------------------------------------------
+async def test_unread_mentions_count_unread_visible_messages_that_mention_me(world) -> None:
+    group_id, cid = await create_group(world, A, [B, C])
+    await send(world, A, group_id, "g1", mentions=[C])
+    await send(world, A, group_id, "g2")
+    third = await send(world, B, group_id, "g3", mentions=[C, A])
+    await send(world, C, group_id, "g4", mentions=[C])  # my own: not unread, not a mention
+    await send(world, A, group_id, "g5", mentions=[B])
+    listed = await entry(world, C, cid)
+    assert (listed.unread, listed.unread_mentions) == (4, 2)
+    assert (await entry(world, A, cid)).unread_mentions == 1
+    await interactions.hide_message(third.message_id, C, "d1", world.conversations, world.messages, world.deliver)
+    assert (await entry(world, C, cid)).unread_mentions == 1  # hidden for me: not counted
+    await read(world, C, 1, cid)
+    after_read = await entry(world, C, cid)
+    assert (after_read.unread, after_read.unread_mentions) == (2, 0)  # g2 and g5; g3 hidden
+
+
+# --- a sync catching up on changes ---------------------------------------------------------------
+async def held_by_b(world, n: int) -> list[chat.MessageSendReply]:
+    """A sends n messages; B's phone syncs them, acknowledges them and goes away."""
+    sent = [await send(world, A, B, f"m{i}", text=f"text {i}") for i in range(1, n + 1)]
+    assert await sync(world, B, "phone") == n
+    await ack(world, [ack_item(B, "phone", n)])
+    world.outbox.clear()
+    return sent
+
+
+async def test_an_offline_device_gets_edits_reactions_and_recalls_without_a_second_message_new(world, db) -> None:
+    sent = await held_by_b(world, 4)
+    edit = MessageEdit(message_id=sent[0].message_id, text="fixed")
+    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world.conversations, world.messages, world.deliver)
+    react = ReactionChange(message_id=sent[1].message_id, emoji="👍")
+    await interactions.change_reaction(react, True, A, "d1", world.conversations, world.messages, world.deliver)
+    recall = contract.MessageRecall(message_id=sent[2].message_id)
+    await conversations.recall_message(recall, A, "d1", world.conversations, world.messages, world.deliver)
+    new = await send(world, A, B, "m5", text="text 5")
+
+    assert await sync(world, B, "phone") == 1
+    pushes = world.outbox.received_by(B, "phone")
+    assert [(p["type"], p["data"].get("seq")) for p in pushes] == [
+        ("message.new", new.seq),
+        ("message.changed", 1),
+        ("message.changed", 2),
+        ("message.recalled", None),
+        ("sync.done", None),
+    ]
+    changed = {p["data"]["seq"]: p["data"] for p in pushes if p["type"] == "message.changed"}
+    assert changed[1]["text"] == "fixed" and changed[1]["edited_at"]
+    assert changed[2]["reactions"] == [{"emoji": "👍", "count": 1, "user_ids": [A]}]
+    assert pushes[3]["data"] == {"conversation_id": AB, "message_id": sent[2].message_id}
+
+    # Time passes (past the clock margin) with nothing changed: the next sync has nothing to
+    # catch up on.
+    await ack(world, [ack_item(B, "phone", new.seq)])
+    device = await db["devices"].find_one({"_id": f"{B}|phone"})
+    long_before = device["synced_at"] - SYNC_CLOCK_MARGIN - timedelta(seconds=1)
+    await db["messages"].update_many({"changed_at": {"$exists": True}}, {"$set": {"changed_at": long_before}})
+    world.outbox.clear()
+    assert await sync(world, B, "phone") == 0
+    assert types(world, B, "phone") == ["sync.done"]
+
+
+async def test_changes_above_the_cursor_come_as_the_new_message_itself(world) -> None:
+    sent = await held_by_b(world, 2)
+    await send(world, A, B, "m3", text="draft")
+    edit = MessageEdit(message_id=(await world.messages.by_client_msg_id(A, "m3")).message_id, text="final")
+    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world.conversations, world.messages, world.deliver)
+    await sync(world, B, "phone")
+    pushes = world.outbox.received_by(B, "phone")
+    assert [p["type"] for p in pushes] == ["message.new", "sync.done"]
+    assert pushes[0]["data"]["text"] == "final"
+    assert sent  # held ones unchanged: no message.changed
+
+
+async def test_a_burned_message_is_sent_as_burned_and_a_hidden_one_not_at_all(world) -> None:
+    burning = await send(world, A, B, "b1", text="secret", burn_seconds=5)
+    kept = await send(world, A, B, "k1", text="kept")
+    await sync(world, B, "phone")
+    await ack(world, [ack_item(B, "phone", kept.seq)])
+    world.outbox.clear()
+    await interactions.open_message(burning.message_id, B, "laptop", world.conversations, world.messages, world.deliver)
+    await interactions.burn_due(utc_now() + timedelta(seconds=6), world.conversations, world.messages, world.deliver)
+    react = ReactionChange(message_id=kept.message_id, emoji="🎉")
+    await interactions.change_reaction(react, True, A, "d1", world.conversations, world.messages, world.deliver)
+    await interactions.hide_message(kept.message_id, B, "laptop", world.conversations, world.messages, world.deliver)
+    world.outbox.clear()
+    await sync(world, B, "phone")
+    assert world.outbox.received_by(B, "phone") == [
+        {"type": "message.burned", "data": {"conversation_id": AB, "message_id": burning.message_id}},
+        {"type": "sync.done", "data": {"count": 0}},
+    ]
+
+
+async def test_an_opened_burn_message_is_sent_sealed_to_the_recipient_and_whole_to_the_sender(world) -> None:
+    burning = await send(world, A, B, "b1", text="secret", burn_seconds=600)
+    await sync(world, A, "d1")
+    await sync(world, B, "phone")
+    await ack(world, [ack_item(A, "d1", burning.seq), ack_item(B, "phone", burning.seq)])
+    await interactions.open_message(burning.message_id, B, "laptop", world.conversations, world.messages, world.deliver)
+    world.outbox.clear()
+    await sync(world, B, "phone")
+    await sync(world, A, "d1")
+    [to_b] = [p["data"] for p in world.outbox.received_by(B, "phone") if p["type"] == "message.changed"]
+    [to_a] = [p["data"] for p in world.outbox.received_by(A, "d1") if p["type"] == "message.changed"]
+    assert "text" not in to_b and to_b["burn"]["opened_at"] and to_b["burn"]["burns_at"]
+    assert to_a["text"] == "secret" and to_a["burn"]["opened_at"]
+
+
+async def test_a_new_device_has_nothing_to_catch_up_and_a_change_just_before_the_last_sync_comes_again(world, db) -> None:
+    sent = await held_by_b(world, 2)
+    edit = MessageEdit(message_id=sent[0].message_id, text="fixed")
+    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world.conversations, world.messages, world.deliver)
+    await sync(world, B, "tablet")  # first seen: starts at B's cursor, holds nothing before it
+    assert types(world, B, "tablet") == ["sync.done"]
+    # Another replica's clock ran a little behind: its change is stamped just before the phone's
+    # last sync started. It is sent (again) all the same, within the margin.
+    await sync(world, B, "phone")
+    device = await db["devices"].find_one({"_id": f"{B}|phone"})
+    stamp = device["synced_at"] - SYNC_CLOCK_MARGIN + timedelta(seconds=1)
+    await db["messages"].update_one({"_id": sent[1].message_id}, {"$set": {"text": "changed elsewhere", "changed_at": stamp}})
+    world.outbox.clear()
+    await sync(world, B, "phone")
+    changed = [p["data"] for p in world.outbox.received_by(B, "phone") if p["type"] == "message.changed"]
+    assert [(c["seq"], c["text"]) for c in changed] == [(1, "fixed"), (2, "changed elsewhere")]
+
+
+async def test_a_device_registered_before_syncs_were_recorded_catches_up_since_first_seen(world, db) -> None:
+    sent = await held_by_b(world, 1)
+    await db["devices"].update_one({"_id": f"{B}|phone"}, {"$unset": {"synced_at": ""}})
+    edit = MessageEdit(message_id=sent[0].message_id, text="fixed")
+    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world.conversations, world.messages, world.deliver)
+    await sync(world, B, "phone")
+    assert types(world, B, "phone") == ["message.changed", "sync.done"]
+
+
+async def test_a_group_member_is_not_told_of_changes_to_messages_from_before_they_joined(world) -> None:
+    group_id, cid = await create_group(world, A, [B])
+    before = await send(world, A, group_id, "g1", text="before")
+    await groups.add_members(
+        GroupAddMembers(group_id=group_id, user_ids=[C]), A, world.conversations, world.profiles, world.deliver
+    )
+    after = await send(world, A, group_id, "g2", text="after")
+    await sync(world, C, "d1")
+    await ack(world, [ack_item(C, "d1", after.seq, cid)])
+    for sent in (before, after):
+        edit = MessageEdit(message_id=sent.message_id, text="edited")
+        await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world.conversations, world.messages, world.deliver)
+    world.outbox.clear()
+    await sync(world, C, "d1")
+    assert [p["data"]["seq"] for p in world.outbox.received_by(C, "d1") if p["type"] == "message.changed"] == [after.seq]
+
+
+async def test_changes_are_read_through_the_changed_index(world) -> None:
+    """An index range of changed messages, not a scan of the conversation (the embedded
+    server's planner passes partial indexes by: the read names it)."""
+    sent = await held_by_b(world, 3)
+    react = ReactionChange(message_id=sent[2].message_id, emoji="👍")
+    await interactions.change_reaction(react, True, A, "d1", world.conversations, world.messages, world.deliver)
+    since = utc_now() - timedelta(minutes=1)
+    query = {"conversation_id": AB, "changed_at": {"$gt": since}}
+    plan = await world.messages.messages.find(query).hint(CHANGED_INDEX).explain()
+    assert "IXSCAN" in str(plan["queryPlanner"]["winningPlan"])
+    assert [m.seq for m in await world.messages.changed_since(AB, since, 3)] == [3]
+    assert await world.messages.changed_since(AB, since, 2) == []
