@@ -23,9 +23,9 @@ found && exit 0
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     say "Chromium is missing: installing Debian's chromium package with apt-get (a few minutes) ..."
     export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y --no-install-recommends chromium; then
+    if ! apt-get install -y --no-install-recommends chromium fonts-noto-color-emoji; then
         say "apt-get install failed; refreshing the package lists and trying again ..."
-        apt-get update && apt-get install -y --no-install-recommends chromium
+        apt-get update && apt-get install -y --no-install-recommends chromium fonts-noto-color-emoji
     fi
     found && exit 0
 fi

@@ -106,6 +106,9 @@ async def test_reactions_add_remove_push_and_last(port: int) -> None:
     sent = await send(alice, bob, "party?")
     await bob.next_push("message.new")
     await bob.call("reaction.add", {"message_id": sent["message_id"], "emoji": "🎉"})
+    # The reacting device hears the totals too (its reply is `{}`).
+    assert (await bob.next_push("message.reactions"))["reactions"] == [
+        {"emoji": "🎉", "count": 1, "user_ids": [bob.user_id]}]
     await alice.call("reaction.add", {"message_id": sent["message_id"], "emoji": "🎉"})
     await alice.call("reaction.add", {"message_id": sent["message_id"], "emoji": "👍🏽"})
     pushed = await bob.next_push("message.reactions")

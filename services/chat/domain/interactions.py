@@ -77,7 +77,8 @@ async def change_reaction(
         conversation_id=changed.conversation_id, message_id=changed.message_id, seq=changed.seq,
         reactions=changed.reaction_list(),
     )
-    await deliver.to_users(_could_see(conversation, changed), [push("message.reactions", data)], except_device=(user_id, device_id))
+    # The reacting device too: its reply is `{}`, and the totals may include others' at the same moment.
+    await deliver.to_users(_could_see(conversation, changed), [push("message.reactions", data)])
 
 
 async def open_message(
