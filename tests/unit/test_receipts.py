@@ -128,6 +128,22 @@ async def test_one_batch_pushes_one_receipt_per_user_and_conversation_at_its_hig
     assert len([m for m in world.outbox.messages]) == 1
 
 
+class Commands(monitoring.CommandListener):
+    """The database commands a client sends: (name, collection, filter of a find)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, dict]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in ("find", "update", "insert", "delete", "aggregate", "findAndModify"):
+            command = event.command
+            self.seen.append((event.command_name, str(command.get(event.command_name)), dict(command.get("filter") or {})))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None: ...
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None: ...
+
+
 async def test_an_ack_batch_costs_one_read_more_and_no_write_more(world, mongo_url, db) -> None:
     """The ack path (issue 12's hot path): the conversations read, the delivered markers read,
     one bulk write of cursors and markers together; no round trip per item."""
@@ -135,18 +151,8 @@ async def test_an_ack_batch_costs_one_read_more_and_no_write_more(world, mongo_u
     for n in range(1, 4):
         await send(world, A, B, f"b{n}")
         await send(world, A, C, f"c{n}")
-    commands: list[tuple[str, str]] = []
-
-    class Listener(monitoring.CommandListener):
-        def started(self, event: monitoring.CommandStartedEvent) -> None:
-            if event.command_name in ("find", "update", "insert", "delete", "aggregate", "findAndModify"):
-                commands.append((event.command_name, str(event.command.get(event.command_name))))
-
-        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None: ...
-
-        def failed(self, event: monitoring.CommandFailedEvent) -> None: ...
-
-    client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[Listener()])
+    commands = Commands()
+    client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
     try:
         watched = client[db.name]
         stores = ConversationStore(watched), MessageStore(watched), CursorStore(watched)
@@ -154,7 +160,29 @@ async def test_an_ack_batch_costs_one_read_more_and_no_write_more(world, mongo_u
         items = [ack_item(B, d, s) for d in ("phone", "laptop") for s in (1, 2, 3)] + [ack_item(C, "pc", 2, ac)]
         outcomes = await sending.acknowledge_many(items, *stores, world.deliver)
         assert all(type(o).__name__ == "Empty" for o in outcomes)
-        assert commands == [("find", "conversations"), ("find", "cursors"), ("update", "cursors")]
+        assert [(name, collection) for name, collection, _ in commands.seen] == [
+            ("find", "conversations"), ("find", "cursors"), ("update", "cursors"),
+        ]
+    finally:
+        await client.close()
+
+
+async def test_positions_are_read_through_indexes(world, mongo_url, db) -> None:
+    """A conversation's markers: no read of them scans a collection (on the embedded server a
+    range of _id does, so delivered markers are point reads)."""
+    group_id, cid = await create_group(world, A, [B, C, D])
+    await send(world, A, group_id, "g1")
+    await ack(world, [ack_item(u, "d1", 1, cid) for u in (B, C)])
+    await read(world, B, 1, cid)
+    commands = Commands()
+    client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
+    try:
+        read_markers, delivered = await CursorStore(client[db.name]).positions(cid, [B, C, D])
+        assert (read_markers, delivered) == ({B: 1}, {B: 1, C: 1})
+        assert len(commands.seen) == 2
+        for _, collection, query in commands.seen:
+            plan = await db[collection].find(query).explain()
+            assert "COLLSCAN" not in str(plan["queryPlanner"]["winningPlan"]), (collection, query)
     finally:
         await client.close()
 

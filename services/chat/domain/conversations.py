@@ -41,7 +41,7 @@ async def list_conversations(
         latest, (unread, mentions), (read_markers, delivered_markers) = await asyncio.gather(
             messages.latest(cid, floor, now, conv.last_seq, viewer=user_id),
             messages.unread_counts(cid, user_id, max(floor, read.get(cid, 0)), now, conv.last_seq),
-            cursors.positions(cid),
+            cursors.positions(cid, conv.others(user_id)),
         )
         read_by, delivered_to = positions_of_others(conv, user_id, read_markers, delivered_markers)
         entry = ConversationEntry(

@@ -60,7 +60,9 @@ async def fetch_history(
     if cursors is None:
         found, has_more = await paging
         return chat.HistoryReply(messages=[m.to_contract(user_id) for m in found], has_more=has_more)
-    (found, has_more), (read, delivered) = await asyncio.gather(paging, cursors.positions(request.conversation_id))
+    (found, has_more), (read, delivered) = await asyncio.gather(
+        paging, cursors.positions(request.conversation_id, conversation.others(user_id))
+    )
     read_by, delivered_to = positions_of_others(conversation, user_id, read, delivered)
     return chat.HistoryReply(
         messages=[m.to_contract(user_id) for m in found], has_more=has_more, read_by=read_by, delivered_to=delivered_to

@@ -3,7 +3,7 @@
 Stores (services/chat/storage), Redis (presence, the typing throttle) and the other services
 (services/chat/remote.py) implement these; domain code names only these and the records.
 """
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -174,8 +174,8 @@ class Cursors(Protocol):
         """(user_id, conversation_id) → delivered marker, for the pairs that have one; one read."""
         ...
 
-    async def positions(self, conversation_id: str) -> tuple[dict[str, int], dict[str, int]]:
-        """(read markers, delivered markers) of the conversation: user_id → seq."""
+    async def positions(self, conversation_id: str, user_ids: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """(read markers, delivered markers) of these users in the conversation: user_id → seq."""
         ...
 
     async def begin_sync(self, user_id: str, device_id: str, now: datetime) -> tuple[bool, datetime | None]:

@@ -9,7 +9,7 @@ cursors: `{_id: user|device|conversation, user_id, device_id, conversation_id, s
 read_markers: `{_id: user|conversation, user_id, conversation_id, seq}`
 """
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime
 
@@ -21,9 +21,8 @@ from services.chat.domain.records import Cursor
 from shared.stores import Database, Document
 
 AFTER_BAR = chr(ord("|") + 1)  # the first character above "|": the end of a `...|` prefix range
-# The _id prefix of delivered markers in the cursors collection; conversation first, so one
-# conversation's markers are a range of the _id index. No user id starts with "@" (ids are
-# `u_...`), so no device cursor's `user|` prefix range reaches them.
+# The _id prefix of delivered markers in the cursors collection. No user id starts with "@"
+# (ids are `u_...`), so no device cursor's `user|` prefix range reaches them.
 DELIVERED = "@delivered|"
 
 
@@ -141,16 +140,19 @@ class CursorStore:
             return {}
         return {ids[doc["_id"]]: doc["seq"] async for doc in self.cursors.find({"_id": {"$in": list(ids)}})}
 
-    async def positions(self, conversation_id: str) -> tuple[dict[str, int], dict[str, int]]:
-        """The conversation's read markers and delivered markers: user_id → seq, for each user
-        that has one (members who left included: callers keep the members)."""
-        prefix = _delivered_id(conversation_id, "")
+    async def positions(self, conversation_id: str, user_ids: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """These users' read markers and delivered markers in the conversation: user_id → seq, for
+        each that has one. Delivered markers are point reads by _id: on the embedded server a
+        range of _id is a collection scan (a range of a secondary index is not)."""
+        if not user_ids:
+            return {}, {}
+        wanted = set(user_ids)
         read_docs, delivered_docs = await asyncio.gather(
             self.read_markers.find({"conversation_id": conversation_id}).to_list(),
-            self.cursors.find({"_id": {"$gte": prefix, "$lt": prefix[:-1] + AFTER_BAR}}).to_list(),
+            self.cursors.find({"_id": {"$in": [_delivered_id(conversation_id, u) for u in wanted]}}).to_list(),
         )
-        read = {d["user_id"]: d["seq"] for d in read_docs if d["conversation_id"] == conversation_id}
-        delivered = {d["user_id"]: d["seq"] for d in delivered_docs if d["conversation_id"] == conversation_id}
+        read = {d["user_id"]: d["seq"] for d in read_docs if d["user_id"] in wanted}
+        delivered = {d["user_id"]: d["seq"] for d in delivered_docs}
         return read, delivered
 
     async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> bool:
