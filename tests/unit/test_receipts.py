@@ -382,3 +382,24 @@ async def test_changes_are_read_through_the_changed_index(world) -> None:
     assert "IXSCAN" in str(plan["queryPlanner"]["winningPlan"])
     assert [m.seq for m in await world.messages.changed_since(AB, since, 3)] == [3]
     assert await world.messages.changed_since(AB, since, 2) == []
+
+
+async def test_a_devices_cursors_are_read_by_id_on_sync(world, mongo_url, db) -> None:
+    """The sync reads the device's cursors of the user's conversations as point reads: no read
+    of the cursors collection on a sync scans it (a range of _id would, on the embedded server)."""
+    await held_by_b(world, 2)
+    bound = chat.DeviceBound(user_id=B, device_id="phone", gateway_id="gw1", conn_id="c9")
+    commands = Commands()
+    client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
+    try:
+        watched = client[db.name]
+        await messaging.sync_device(
+            bound, ConversationStore(watched), MessageStore(watched), CursorStore(watched), world.deliver, 500
+        )
+        cursor_reads = [query for name, collection, query in commands.seen if (name, collection) == ("find", "cursors")]
+        assert cursor_reads
+        for query in cursor_reads:
+            plan = await db["cursors"].find(query).explain()
+            assert "COLLSCAN" not in str(plan["queryPlanner"]["winningPlan"]), query
+    finally:
+        await client.close()

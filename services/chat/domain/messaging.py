@@ -101,8 +101,8 @@ async def sync_device(
     first, synced_at = await cursors.begin_sync(bound.user_id, bound.device_id, now)
     if first:
         await cursors.advance(bound.user_id, bound.device_id, await cursors.highest_of_user(bound.user_id))
-    positions = await cursors.of_device(bound.user_id, bound.device_id)
     joined = await conversations.of_user(bound.user_id)
+    positions = await cursors.of_device(bound.user_id, bound.device_id, [c.conversation_id for c in joined])
     count = 0
     # Each batch is published while the next is read (in order: one publish out at a time).
     publishing: asyncio.Task[None] | None = None

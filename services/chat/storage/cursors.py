@@ -85,8 +85,16 @@ class CursorStore:
         prefix = "|".join(parts) + "|"
         return self.cursors.find({"_id": {"$gte": prefix, "$lt": prefix[:-1] + AFTER_BAR}})
 
-    async def of_device(self, user_id: str, device_id: str) -> dict[str, int]:
-        """conversation_id → highest acknowledged seq of this device."""
+    async def of_device(
+        self, user_id: str, device_id: str, conversation_ids: Sequence[str] | None = None
+    ) -> dict[str, int]:
+        """conversation_id → highest acknowledged seq of this device (in these conversations: read
+        by _id, point reads; the embedded server scans the whole collection for an _id range)."""
+        if conversation_ids is not None:
+            if not conversation_ids:
+                return {}
+            ids = [f"{user_id}|{device_id}|{cid}" for cid in conversation_ids]
+            return {doc["conversation_id"]: doc["seq"] async for doc in self.cursors.find({"_id": {"$in": ids}})}
         return {
             doc["conversation_id"]: doc["seq"]
             async for doc in self._with_prefix(user_id, device_id)
