@@ -11,7 +11,6 @@ may use them. `calls_stack` is a stack of its own for the calls tests that need 
 (calls ring CALL_RING_SECONDS; its gateway hands out TURN credentials for `turnserver`, a coturn
 on loopback, skipped loudly where Debian's coturn is not installed).
 """
-import asyncio
 import json
 import os
 import re
@@ -28,9 +27,8 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.devstack import DevSettings, Stack, free_port
-from shared.settings import Settings
-from tests.support.infra import LOG_DIR, remove_namespace, unique_namespace
+from shared.devstack import free_port
+from tests.support.infra import LOG_DIR, stack_of_its_own
 
 SKIPPED_FOR_NO_CHROMIUM: list[str] = []
 SKIPPED_FOR_NO_COTURN: list[str] = []
@@ -143,29 +141,13 @@ def turn_secret() -> str:
 async def calls_stack(test_env: dict[str, str], turn_port: int, turn_secret: str) -> AsyncIterator[str]:
     """The base URL of a one-gateway stack (its own namespace) whose calls ring CALL_RING_SECONDS
     and whose gateway offers TURN on 127.0.0.1:turn_port (UDP) with turn_secret."""
-    namespace = unique_namespace()
-    gateway_port = free_port()
-    own = {"PARLEY_NAMESPACE": namespace, "PARLEY_MONGO_DB": f"parley_{namespace}", "PARLEY_GATEWAY_PORT": str(gateway_port)}
-    settings = Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in {**test_env, **own}.items()})
-    env = {
-        **test_env,
-        **own,
+    overrides = {
         "PARLEY_CALL_RING_SECONDS": str(CALL_RING_SECONDS),
         "PARLEY_TURN_URLS": json.dumps([f"turn:127.0.0.1:{turn_port}?transport=udp"]),
         "PARLEY_TURN_SECRET": turn_secret,
     }
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    sink = open(LOG_DIR / "calls-stack.log", "w")
-    stack = Stack(env=env, dev=DevSettings(gateways=1, ready_timeout_seconds=90), sink=sink)
-    stack.gateway_ports = [gateway_port]
-    stack.start_all()
-    try:
-        await asyncio.to_thread(stack.wait_ready)
-        yield f"http://127.0.0.1:{gateway_port}"
-    finally:
-        await asyncio.to_thread(stack.stop_all)
-        sink.close()
-        await remove_namespace(settings)
+    async with stack_of_its_own(test_env, "calls-stack", overrides) as (stack, _):
+        yield f"http://127.0.0.1:{stack.gateway_ports[0]}"
 
 
 @pytest.fixture(scope="session")

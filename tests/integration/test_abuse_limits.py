@@ -19,26 +19,17 @@ import httpx
 import pytest
 import websockets
 
-from shared.devstack import DevSettings, Stack, free_port
-from shared.settings import Settings
 from tests.support.client import PASSWORD, Client
-from tests.support.infra import LOG_DIR, remove_namespace, unique_namespace
+from tests.support.infra import stack_of_its_own
 
 FREE_FAILURES = 3  # per (account, address)
 BACKOFF_BASE = 1.0
 REGISTER_BURST = 3
-LOG_PATH = LOG_DIR / "abuse-limits.log"
 
 
 @pytest.fixture(scope="module")
 async def port(test_env: dict[str, str]) -> AsyncIterator[int]:
-    namespace = unique_namespace()
-    gateway_port = free_port()
-    env = {
-        **test_env,
-        "PARLEY_NAMESPACE": namespace,
-        "PARLEY_MONGO_DB": f"parley_{namespace}",
-        "PARLEY_GATEWAY_PORT": str(gateway_port),
+    overrides = {
         "PARLEY_TRUST_FORWARDED_FOR": "true",
         "PARLEY_LOGIN_FREE_FAILURES_PER_ACCOUNT": str(FREE_FAILURES),
         "PARLEY_LOGIN_FREE_FAILURES_PER_ADDRESS": "20",
@@ -50,19 +41,8 @@ async def port(test_env: dict[str, str]) -> AsyncIterator[int]:
         "PARLEY_ARGON2_TIME_COST": "1",
         "PARLEY_ARGON2_MEMORY_KIB": "8192",
     }
-    settings = Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in env.items()})
-    LOG_PATH.parent.mkdir(parents=True, exist_ok=True)
-    sink = open(LOG_PATH, "w")
-    stack = Stack(env=env, dev=DevSettings(gateways=1, ready_timeout_seconds=90), sink=sink)
-    stack.gateway_ports = [gateway_port]
-    stack.start_all()
-    try:
-        await asyncio.to_thread(stack.wait_ready)
-        yield gateway_port
-    finally:
-        await asyncio.to_thread(stack.stop_all)
-        sink.close()
-        await remove_namespace(settings)
+    async with stack_of_its_own(test_env, "abuse-limits", overrides) as (stack, _):
+        yield stack.gateway_ports[0]
 
 
 class At(Client):

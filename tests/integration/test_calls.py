@@ -10,12 +10,10 @@ from typing import Any
 
 import pytest
 
-from shared.devstack import DevSettings, Stack, free_port
-from shared.settings import Settings
+from shared.devstack import Stack
 from tests.support.client import Client, befriend, log_in_again, new_user
-from tests.support.infra import LOG_DIR, remove_namespace, unique_namespace
+from tests.support.infra import stack_of_its_own
 
-LOG_PATH = LOG_DIR / "calls.log"
 RING_SECONDS = 3.0
 PRESENCE_TTL_SECONDS = 4.0
 OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
@@ -25,30 +23,15 @@ CANDIDATE = {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host
 
 @pytest.fixture(scope="module")
 async def calls_stack(test_env: dict[str, str]) -> AsyncIterator[Stack]:
-    namespace = unique_namespace()
-    env = {
-        **test_env,
-        "PARLEY_NAMESPACE": namespace,
-        "PARLEY_MONGO_DB": f"parley_{namespace}",
+    overrides = {
         "PARLEY_CALL_RING_SECONDS": str(RING_SECONDS),
         "PARLEY_CALL_CHECK_SECONDS": "0.3",
         "PARLEY_PRESENCE_TTL_SECONDS": str(PRESENCE_TTL_SECONDS),
         "PARLEY_PRESENCE_SWEEP_SECONDS": "0.5",
         "PARLEY_CALL_INVITE_BURST": "20",
     }
-    settings = Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in env.items()})
-    LOG_PATH.parent.mkdir(parents=True, exist_ok=True)
-    sink = open(LOG_PATH, "w")
-    stack = Stack(env=env, dev=DevSettings(gateways=2, ready_timeout_seconds=90), sink=sink)
-    stack.gateway_ports = [free_port(), free_port()]
-    stack.start_all()
-    try:
-        await asyncio.to_thread(stack.wait_ready)
+    async with stack_of_its_own(test_env, "calls", overrides, gateways=2) as (stack, _):
         yield stack
-    finally:
-        await asyncio.to_thread(stack.stop_all)
-        sink.close()
-        await remove_namespace(settings)
 
 
 @pytest.fixture

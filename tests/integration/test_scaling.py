@@ -23,10 +23,10 @@ import pytest
 import websockets
 from pymongo import AsyncMongoClient
 
-from shared.devstack import DevSettings, Stack, free_port
+from shared.devstack import Stack
 from shared.settings import Settings
 from tests.support.client import Client, ReplyError, befriend
-from tests.support.infra import LOG_DIR, remove_namespace, unique_namespace, wait_until_ready
+from tests.support.infra import LOG_DIR, stack_of_its_own, wait_until_ready
 
 pytestmark = pytest.mark.faults
 
@@ -41,26 +41,9 @@ DROPPED = (ConnectionError, websockets.ConnectionClosed, asyncio.TimeoutError)
 @pytest.fixture(scope="module")
 async def scaled(test_env: dict[str, str]) -> AsyncIterator[tuple[Stack, Settings]]:
     """auth, files, three chat replicas and two gateways, in a namespace and database of their own."""
-    namespace = unique_namespace()
-    env = {
-        **test_env,
-        "PARLEY_NAMESPACE": namespace,
-        "PARLEY_MONGO_DB": f"parley_{namespace}",
-        "PARLEY_GATEWAY_DRAIN_SECONDS": str(DRAIN_SECONDS),
-    }
-    settings = Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in env.items()})
-    LOG_PATH.parent.mkdir(parents=True, exist_ok=True)
-    sink = open(LOG_PATH, "w")
-    stack = Stack(env=env, dev=DevSettings(gateways=2, chats=3, ready_timeout_seconds=90), sink=sink)
-    stack.gateway_ports = [free_port(), free_port()]
-    stack.start_all()
-    try:
-        await asyncio.to_thread(stack.wait_ready)
-        yield stack, settings
-    finally:
-        await asyncio.to_thread(stack.stop_all)
-        sink.close()
-        await remove_namespace(settings)
+    overrides = {"PARLEY_GATEWAY_DRAIN_SECONDS": str(DRAIN_SECONDS)}
+    async with stack_of_its_own(test_env, "scaling", overrides, gateways=2, chats=3) as stack_and_settings:
+        yield stack_and_settings
 
 
 # --- a user as an app runs one -------------------------------------------------------------------

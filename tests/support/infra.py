@@ -9,13 +9,15 @@ import asyncio
 import secrets
 import subprocess
 import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aio_pika
 import redis.asyncio as aioredis
 
 from shared.broker import Names
-from shared.devstack import embedded_mongo_argv, embedded_mongo_url, free_port, wait_for_port
+from shared.devstack import DevSettings, Stack, embedded_mongo_argv, embedded_mongo_url, free_port, wait_for_port
 from shared.settings import Settings
 
 
@@ -94,3 +96,28 @@ async def wait_until_ready(port: int, timeout: float = 60) -> None:
     while not await asyncio.to_thread(ready):
         assert loop.time() < deadline, f"gateway on {port} not ready after {timeout} s"
         await asyncio.sleep(0.3)
+
+
+@asynccontextmanager
+async def stack_of_its_own(
+    test_env: dict[str, str], log_name: str, overrides: dict[str, str] | None = None, gateways: int = 1, chats: int = 1
+) -> AsyncIterator[tuple[Stack, Settings]]:
+    """A whole stack in a namespace and database of its own (settings `overrides` on top of the
+    run's), its gateways on free ports, its logs in LOG_DIR/<log_name>.log; removed afterwards."""
+    namespace = unique_namespace()
+    own = {**test_env, "PARLEY_NAMESPACE": namespace, "PARLEY_MONGO_DB": f"parley_{namespace}"}
+    env = {**own, **(overrides or {})}
+    # Where its traces are (namespace, database): the overrides are the processes' business
+    # (and in their environment form, e.g. JSON lists, which keyword arguments do not parse).
+    settings = Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in own.items()})
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LOG_DIR / f"{log_name}.log", "w") as sink:
+        stack = Stack(env=env, dev=DevSettings(gateways=gateways, chats=chats, ready_timeout_seconds=90), sink=sink)
+        stack.gateway_ports = [free_port() for _ in range(gateways)]
+        stack.start_all()
+        try:
+            await asyncio.to_thread(stack.wait_ready)
+            yield stack, settings
+        finally:
+            await asyncio.to_thread(stack.stop_all)
+            await remove_namespace(settings)
