@@ -403,3 +403,27 @@ async def test_a_devices_cursors_are_read_by_id_on_sync(world, mongo_url, db) ->
             assert "COLLSCAN" not in str(plan["queryPlanner"]["winningPlan"]), query
     finally:
         await client.close()
+
+
+async def test_a_new_device_starts_where_the_users_devices_are_without_scanning(world, mongo_url, db) -> None:
+    """A device's first bind starts at the highest seq any of the user's devices acknowledged,
+    read by _id point reads over the user's devices and conversations (before: an _id prefix
+    range, a scan of the whole cursors collection on the embedded server)."""
+    await held_by_b(world, 3)
+    bound = chat.DeviceBound(user_id=B, device_id="tablet", gateway_id="gw1", conn_id="c10")
+    commands = Commands()
+    client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
+    try:
+        watched = client[db.name]
+        streamed = await messaging.sync_device(
+            bound, ConversationStore(watched), MessageStore(watched), CursorStore(watched), world.deliver, 500
+        )
+        assert streamed == 0  # the phone had them all: nothing new for the tablet
+        assert await world.cursors.of_device(B, "tablet") == await world.cursors.of_device(B, "phone")
+        reads = [(c, q) for name, c, q in commands.seen if name == "find" and c in ("cursors", "devices")]
+        assert any(c == "devices" for c, _ in reads)
+        for collection, query in reads:
+            plan = await db[collection].find(query).explain()
+            assert "COLLSCAN" not in str(plan["queryPlanner"]["winningPlan"]), (collection, query)
+    finally:
+        await client.close()

@@ -99,10 +99,11 @@ async def sync_device(
     now = utc_now()
     sock = DeviceSocket(bound.user_id, bound.device_id, bound.gateway_id, bound.conn_id)
     first, synced_at = await cursors.begin_sync(bound.user_id, bound.device_id, now)
-    if first:
-        await cursors.advance(bound.user_id, bound.device_id, await cursors.highest_of_user(bound.user_id))
     joined = await conversations.of_user(bound.user_id)
-    positions = await cursors.of_device(bound.user_id, bound.device_id, [c.conversation_id for c in joined])
+    ids = [c.conversation_id for c in joined]
+    if first:
+        await cursors.advance(bound.user_id, bound.device_id, await cursors.highest_of_user(bound.user_id, ids))
+    positions = await cursors.of_device(bound.user_id, bound.device_id, ids)
     count = 0
     # Each batch is published while the next is read (in order: one publish out at a time).
     publishing: asyncio.Task[None] | None = None
