@@ -9,7 +9,7 @@ from services.chat.domain.records import Cursor
 from services.chat.domain.sending import direct_conversation_id
 from services.gateway.batching import Batcher
 from shared.contracts import chat
-from shared.contracts.base import Empty
+from shared.contracts.base import Empty, utc_now
 from shared.contracts.batches import AckItem, Deliveries, ItemResult, SendItem
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.wire import Caller
@@ -210,4 +210,7 @@ async def test_cursors_found_by_id_prefix_keep_devices_and_users_apart(world):
     await cursors.advance_many([Cursor(B, "dev", "c1", 5), Cursor(B, "dev|x", "c2", 7), Cursor(C, "dev", "c1", 9)])
     assert await cursors.of_device(B, "dev") == {"c1": 5}
     assert await cursors.of_device(B, "dev|x") == {"c2": 7}
-    assert await cursors.highest_of_user(B) == {"c1": 5, "c2": 7}
+    for device in ("dev", "dev|x"):
+        await cursors.begin_sync(B, device, utc_now())
+    await cursors.begin_sync(C, "dev", utc_now())
+    assert await cursors.highest_of_user(B, ["c1", "c2"]) == {"c1": 5, "c2": 7}
