@@ -16,10 +16,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -28,6 +24,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.devstack import free_port
+from tests.support.coturn import loopback_turnserver
 from tests.support.infra import LOG_DIR, stack_of_its_own
 
 SKIPPED_FOR_NO_CHROMIUM: list[str] = []
@@ -159,36 +156,8 @@ def turnserver(turn_port: int, turn_secret: str) -> Iterator[None]:
         SKIPPED_FOR_NO_COTURN.append("no turnserver")
         pytest.skip("NO COTURN: the call through TURN was not tried. "
                     "`sudo apt-get install --no-install-recommends coturn` (or `make coturn` as root), then run the tests again")
-    relay_base = 50000 + secrets.randbelow(10000)
-    log_path = LOG_DIR / "browser-turnserver.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as directory, log_path.open("w") as log:
-        argv = [
-            server, "-n", "--no-cli", "--no-tls", "--no-dtls", "--log-file=stdout", "--simple-log",
-            f"--pidfile={directory}/turnserver.pid", f"--userdb={directory}/turndb",
-            "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={turn_port}",
-            f"--min-port={relay_base}", f"--max-port={relay_base + 40}", "--allow-loopback-peers",
-            "--realm=parley", "--use-auth-secret", f"--static-auth-secret={turn_secret}",
-        ]
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 15
-            while True:  # it listens on TCP and UDP alike: TCP says when it is up
-                assert proc.poll() is None, f"turnserver exited: see {log_path}"
-                try:
-                    socket.create_connection(("127.0.0.1", turn_port), timeout=1).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, f"turnserver did not listen within 15 s: see {log_path}"
-                    time.sleep(0.2)
-            yield
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with loopback_turnserver(server, turn_port, turn_secret, LOG_DIR / "browser-turnserver.log"):
+        yield
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

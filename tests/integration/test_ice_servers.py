@@ -14,9 +14,7 @@ import hmac
 import json
 import secrets
 import shutil
-import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -25,6 +23,7 @@ import pytest
 
 from shared.devstack import Stack, free_port
 from tests.support.client import Client, ReplyError, new_user
+from tests.support.coturn import loopback_turnserver
 from tests.support.infra import LOG_DIR, wait_until_ready
 
 TTL_SECONDS = 120
@@ -108,37 +107,8 @@ def coturn_tools() -> tuple[str, str]:
 def turnserver(turn_port: int, turn_secret: str) -> Iterator[str]:
     """turnserver on 127.0.0.1:turn_port with the gateway's secret, its files in a temporary directory."""
     server, client = coturn_tools()
-    relay_base = 50000 + secrets.randbelow(10000)
-    with tempfile.TemporaryDirectory() as directory:
-        log_path = LOG_DIR / "turnserver.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = [
-            server, "-n", "--no-cli", "--no-tls", "--no-dtls", "--log-file=stdout", "--simple-log",
-            f"--pidfile={directory}/turnserver.pid", f"--userdb={directory}/turndb",
-            "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={turn_port}",
-            f"--min-port={relay_base}", f"--max-port={relay_base + 20}", "--allow-loopback-peers",
-            f"--realm={REALM}", "--use-auth-secret", f"--static-auth-secret={turn_secret}",
-        ]
-        with log_path.open("w") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                deadline = time.monotonic() + 15
-                while True:
-                    assert proc.poll() is None, f"turnserver exited: see {log_path}"
-                    try:
-                        socket.create_connection(("127.0.0.1", turn_port), timeout=1).close()
-                        break
-                    except OSError:
-                        assert time.monotonic() < deadline, f"turnserver did not listen within 15 s: see {log_path}"
-                        time.sleep(0.2)
-                yield client
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+    with loopback_turnserver(server, turn_port, turn_secret, LOG_DIR / "turnserver.log", realm=REALM, relay_ports=20):
+        yield client
 
 
 def allocate(client: str, port: int, username: str, password: str) -> subprocess.CompletedProcess[str]:

@@ -384,33 +384,10 @@ async def test_changes_are_read_through_the_changed_index(world) -> None:
     assert await world.messages.changed_since(AB, since, 2) == []
 
 
-async def test_a_devices_cursors_are_read_by_id_on_sync(world, mongo_url, db) -> None:
-    """The sync reads the device's cursors of the user's conversations as point reads: no read
-    of the cursors collection on a sync scans it (a range of _id would, on the embedded server)."""
-    await held_by_b(world, 2)
-    bound = chat.DeviceBound(user_id=B, device_id="phone", gateway_id="gw1", conn_id="c9")
-    commands = Commands()
-    client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
-    try:
-        watched = client[db.name]
-        await messaging.sync_device(
-            bound, ConversationStore(watched), MessageStore(watched), CursorStore(watched), world.deliver, 500
-        )
-        cursor_reads = [query for name, collection, query in commands.seen if (name, collection) == ("find", "cursors")]
-        assert cursor_reads
-        for query in cursor_reads:
-            plan = await db["cursors"].find(query).explain()
-            assert "COLLSCAN" not in str(plan["queryPlanner"]["winningPlan"]), query
-    finally:
-        await client.close()
-
-
-async def test_a_new_device_starts_where_the_users_devices_are_without_scanning(world, mongo_url, db) -> None:
-    """A device's first bind starts at the highest seq any of the user's devices acknowledged,
-    read by _id point reads over the user's devices and conversations (before: an _id prefix
-    range, a scan of the whole cursors collection on the embedded server)."""
-    await held_by_b(world, 3)
-    bound = chat.DeviceBound(user_id=B, device_id="tablet", gateway_id="gw1", conn_id="c10")
+async def sync_watched(world, mongo_url: str, db, device_id: str) -> tuple[int, list[tuple[str, dict]]]:
+    """B's device syncs through a client that records its commands: how many messages it
+    streamed, and the (collection, filter) of every find it sent to cursors or devices."""
+    bound = chat.DeviceBound(user_id=B, device_id=device_id, gateway_id="gw1", conn_id=f"c-{device_id}")
     commands = Commands()
     client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
     try:
@@ -418,12 +395,34 @@ async def test_a_new_device_starts_where_the_users_devices_are_without_scanning(
         streamed = await messaging.sync_device(
             bound, ConversationStore(watched), MessageStore(watched), CursorStore(watched), world.deliver, 500
         )
-        assert streamed == 0  # the phone had them all: nothing new for the tablet
-        assert await world.cursors.of_device(B, "tablet") == await world.cursors.of_device(B, "phone")
-        reads = [(c, q) for name, c, q in commands.seen if name == "find" and c in ("cursors", "devices")]
-        assert any(c == "devices" for c, _ in reads)
-        for collection, query in reads:
-            plan = await db[collection].find(query).explain()
-            assert "COLLSCAN" not in str(plan["queryPlanner"]["winningPlan"]), (collection, query)
     finally:
         await client.close()
+    return streamed, [(c, q) for name, c, q in commands.seen if name == "find" and c in ("cursors", "devices")]
+
+
+async def assert_no_scan(db, reads: list[tuple[str, dict]]) -> None:
+    for collection, query in reads:
+        plan = await db[collection].find(query).explain()
+        assert "COLLSCAN" not in str(plan["queryPlanner"]["winningPlan"]), (collection, query)
+
+
+async def test_a_devices_cursors_are_read_by_id_on_sync(world, mongo_url, db) -> None:
+    """The sync reads the device's cursors of the user's conversations as point reads: no read
+    of the cursors collection on a sync scans it (a range of _id would, on the embedded server)."""
+    await held_by_b(world, 2)
+    _, reads = await sync_watched(world, mongo_url, db, "phone")
+    cursor_reads = [(c, q) for c, q in reads if c == "cursors"]
+    assert cursor_reads
+    await assert_no_scan(db, cursor_reads)
+
+
+async def test_a_new_device_starts_where_the_users_devices_are_without_scanning(world, mongo_url, db) -> None:
+    """A device's first bind starts at the highest seq any of the user's devices acknowledged,
+    read by _id point reads over the user's devices and conversations (before: an _id prefix
+    range, a scan of the whole cursors collection on the embedded server)."""
+    await held_by_b(world, 3)
+    streamed, reads = await sync_watched(world, mongo_url, db, "tablet")
+    assert streamed == 0  # the phone had them all: nothing new for the tablet
+    assert await world.cursors.of_device(B, "tablet") == await world.cursors.of_device(B, "phone")
+    assert any(c == "devices" for c, _ in reads)
+    await assert_no_scan(db, reads)
