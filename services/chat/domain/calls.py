@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from services.chat.domain.delivery import Deliverer, Fanout, push
+from services.chat.domain.delivery import Deliverer, push
 from services.chat.domain.ports import Calls, Conversations, Friendships, Messages, Presence, RateLimit
 from services.chat.domain.records import Call, Conversation, Draft
-from services.chat.domain.sending import direct_conversation_id
+from services.chat.domain.sending import announce, direct_conversation_id
 from shared.contracts.base import iso_from_timestamp, utc_now
 from shared.contracts.calls import (
     MAX_CANDIDATE_CHARS,
@@ -107,7 +107,7 @@ async def accept(request: CallAccept, user_id: str, device_id: str, ports: CallP
     answer = CallAcceptedPush(call_id=call.call_id, sdp=request.sdp, device_id=device_id)
     elsewhere = CallEndedPush(call_id=call.call_id, reason="answered_elsewhere", by_user_id=user_id)
     await ports.deliver.to_device(call.caller, call.caller_device, [push("call.accepted", answer)])
-    await ports.deliver.fan_out([Fanout([user_id], [push("call.ended", elsewhere)], except_device=(user_id, device_id))])
+    await ports.deliver.to_users([user_id], [push("call.ended", elsewhere)], except_device=(user_id, device_id))
     if buffered:
         pushes = [push("call.ice", CallIcePush(call_id=call.call_id, from_user_id=call.caller, candidate=c)) for c in buffered]
         await ports.deliver.to_device(user_id, device_id, pushes)
@@ -279,5 +279,4 @@ async def _record(call: Call, reason: EndReason, ended_at: float, ports: CallPor
     )
     (appended,) = await ports.messages.append_many([(conversation, draft)])
     if appended.first:
-        new = push("message.new", appended.message.contract())
-        await ports.deliver.fan_out([Fanout(conversation.members, [new])])
+        await ports.deliver.fan_out(announce(conversation, appended.message, None))

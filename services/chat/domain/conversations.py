@@ -93,8 +93,7 @@ async def recall_message(
         raise ParleyError.forbidden("a message can be recalled only within 10 minutes of sending")
     await messages.recall(request.message_id, now)
     data = MessageRecalledPush(conversation_id=conversation.conversation_id, message_id=request.message_id)
-    could_see = [m for m in conversation.members if conversation.sees(m, message)]
-    await deliver.to_users(could_see, [push("message.recalled", data)], except_device=(user_id, device_id))
+    await deliver.to_users(conversation.seen_by(message), [push("message.recalled", data)], except_device=(user_id, device_id))
 
 
 async def send_typing(

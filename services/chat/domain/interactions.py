@@ -52,7 +52,7 @@ async def edit_message(
         conversation_id=edited.conversation_id, message_id=edited.message_id, seq=edited.seq, text=request.text,
         edited_at=iso(edited.edited_at),
     )
-    await deliver.to_users(_could_see(conversation, edited), [push("message.edited", data)], except_device=(user_id, device_id))
+    await deliver.to_users(conversation.seen_by(edited), [push("message.edited", data)], except_device=(user_id, device_id))
     return MessageEditReply(message_id=edited.message_id, edited_at=data.edited_at)
 
 
@@ -78,7 +78,7 @@ async def change_reaction(
         reactions=changed.reaction_list(),
     )
     # The reacting device too: its reply is `{}`, and the totals may include others' at the same moment.
-    await deliver.to_users(_could_see(conversation, changed), [push("message.reactions", data)])
+    await deliver.to_users(conversation.seen_by(changed), [push("message.reactions", data)])
 
 
 async def open_message(
@@ -144,10 +144,6 @@ async def _seen_by(
     if not message.visible_to(user_id, now):
         raise ParleyError.not_found("no such message (recalled, expired, burned or deleted)")
     return message, conversation
-
-
-def _could_see(conversation: Conversation, message: Message) -> list[str]:
-    return [m for m in conversation.members if conversation.sees(m, message)]
 
 
 def _span(window: timedelta) -> str:

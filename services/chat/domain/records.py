@@ -109,6 +109,10 @@ class Conversation:
         """A member sees the messages stored after they joined."""
         return self.has_member(user_id) and message.seq > self.joined_seq(user_id)
 
+    def seen_by(self, message: "Message") -> list[str]:
+        """The members who can see `message` (those who joined before it)."""
+        return [m for m in self.members if self.sees(m, message)]
+
     def seniority(self) -> list[str]:
         """Members by rank (owner, admins, members), then by how long they have stood."""
         roster = self.roster
