@@ -8,7 +8,7 @@ Keys under `<ns>:call:` —
   `live`          set of ids: what the checker watches for sockets gone
   `<id>:ice`      list: the caller's candidates while it rings (delivered on accept)
   `ended:<id>`    "caller|callee" for a minute after the end (a crossing hang-up is not not_found)
-  `unrecorded`    list: calls ended whose message could not be stored yet (retried)
+  `unrecorded`    list: calls ended whose message could not be stored yet (retried; MAX_UNRECORDED)
 The scripts name keys built from ARGV (the users' busy keys): Parley's Redis is one node.
 """
 from typing import Any, Literal
@@ -22,7 +22,10 @@ from shared.contracts.calls import EndReason, IceCandidate
 # A call's keys outlive any real call; the checker ends calls whose sockets are gone long before.
 CALL_TTL_SECONDS = 12 * 3600
 TOMBSTONE_SECONDS = 60
-MAX_BUFFERED_CANDIDATES = 64
+MAX_BUFFERED_CANDIDATES = 64  # of at most MAX_CANDIDATE_CHARS each: <= 64 KiB per ringing call
+# Ended calls waiting for their message (the database away): each entry is ~400 bytes, so at most
+# ~4 MB; past it the oldest are dropped (those calls leave no message; logged by the caller).
+MAX_UNRECORDED = 10_000
 
 Begun = Literal["ok", "busy", "caller_busy"]
 Accepted = Literal["ok", "taken", "gone"]
@@ -207,7 +210,10 @@ class RedisCallStore:
     # --- calls ended whose message is not stored yet -------------------------------------------
     async def defer_record(self, call: Call, reason: EndReason, ended_at: float) -> None:
         entry = {"call": _pairs(_fields(call) + _answer_fields(call)), "reason": reason, "ended_at": ended_at}
-        await self.redis.rpush(self.unrecorded_key, orjson.dumps(entry))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(self.unrecorded_key, orjson.dumps(entry))
+            pipe.ltrim(self.unrecorded_key, -MAX_UNRECORDED, -1)
+            await pipe.execute()
 
     async def take_deferred(self) -> tuple[Call, EndReason, float] | None:
         raw = await self.redis.lpop(self.unrecorded_key)
