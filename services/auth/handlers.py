@@ -2,10 +2,10 @@
 import logging
 from dataclasses import dataclass
 
-from services.auth.domain import accounts, revocations
+from services.auth.domain import accounts, profiles, revocations
 from services.auth.domain.accounts import Passwords
 from services.auth.domain.limits import LoginThrottle, RegistrationLimit
-from services.auth.domain.ports import RevocationCache, RevocationStore, UserStore
+from services.auth.domain.ports import AvatarMaker, ProfileEvents, RevocationCache, RevocationStore, UserStore
 from services.auth.domain.revocations import CacheKeeper
 from shared.contracts import auth
 from shared.contracts.base import Empty
@@ -30,8 +30,16 @@ class Sessions:
     register_limit: RegistrationLimit
 
 
+@dataclass(frozen=True)
+class ProfileChanges:
+    """What changing a profile needs besides the users: the files service, and the events out."""
+
+    avatars: AvatarMaker
+    events: ProfileEvents
+
+
 def build_router(
-    users: UserStore, passwords: Passwords, sessions: Sessions, mongo_client: MongoClient
+    users: UserStore, passwords: Passwords, sessions: Sessions, mongo_client: MongoClient, changes: ProfileChanges
 ) -> Router:
     router = Router("auth")
 
@@ -63,8 +71,18 @@ def build_router(
         return await accounts.search_users(request, users)
 
     @router.operation("auth.users.get")
-    async def profiles(request: auth.UsersGet, caller: Caller) -> auth.UsersGetReply:
+    async def users_get(request: auth.UsersGet, caller: Caller) -> auth.UsersGetReply:
         return await accounts.get_profiles(request, users)
+
+    @router.operation("profile.get")
+    async def get_profile(request: auth.ProfileGet, caller: Caller) -> auth.UserProfile:
+        return await profiles.get_profile(request, users)
+
+    @router.operation("profile.update")
+    async def update_profile(request: auth.ProfileUpdate, caller: Caller) -> auth.UserProfile:
+        profile = await profiles.update_profile(request, caller, users, changes.avatars, changes.events)
+        log_event(log, "profile.updated", avatar_url=profile.avatar_url)
+        return profile
 
     router.health(lambda: mongo_ping(mongo_client))
 

@@ -6,11 +6,13 @@ from argon2 import PasswordHasher
 from services.auth.domain.accounts import Passwords
 from services.auth.domain.limits import LoginRules, LoginThrottle, RegistrationLimit
 from services.auth.domain.revocations import CacheKeeper
-from services.auth.handlers import Sessions, build_router
+from services.auth.handlers import ProfileChanges, Sessions, build_router
+from services.auth.remote import BrokerProfileEvents, FilesAvatars
 from services.auth.storage.limits import RedisGates, RedisRateBucket
 from services.auth.storage.revocation_cache import RedisRevocationCache
 from services.auth.storage.revocations import MongoRevocationStore
 from services.auth.storage.users import MongoUserStore
+from shared.broker import RpcClient
 from shared.runtime import Runtime, run
 from shared.service import Router
 from shared.tokens import TokenCodec
@@ -41,7 +43,9 @@ async def wire(rt: Runtime) -> Router:
         login_throttle=LoginThrottle(RedisGates(rt.redis, s.namespace), LoginRules.from_settings(s)),
         register_limit=RegistrationLimit(registrations),
     )
-    return build_router(users, passwords, sessions, rt.mongo)
+    rpc = await RpcClient(rt.broker, rt.instance_id).start()
+    changes = ProfileChanges(avatars=FilesAvatars(rpc), events=BrokerProfileEvents(rt.broker))
+    return build_router(users, passwords, sessions, rt.mongo, changes)
 
 
 if __name__ == "__main__":

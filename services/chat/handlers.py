@@ -1,26 +1,43 @@
 """chat's operations and events, each mapped to its domain function.
 
 The operation `friends.request` is `friends.request_friendship`, `groups.create` is
-`groups.create_group`, and so on: one hop from the name to the code.
+`groups.create_group`, and so on: one hop from the name to the code (the `groups.*` operations
+are bound in group_handlers.py).
 """
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.chat.domain import attachments, calls, conversations, friends, groups, interactions, messaging, sending
+from services.chat.domain import (
+    attachments,
+    blocks,
+    calls,
+    conversations,
+    friends,
+    interactions,
+    messaging,
+    sending,
+)
 from services.chat.domain.calls import CallPorts
 from services.chat.domain.delivery import Deliverer
+from services.chat.group_handlers import bind_group_operations
 from services.chat.domain.ports import (
+    Blocks,
     Conversations,
     Cursors,
     Files,
     Friendships,
+    Images,
+    Invites,
+    JoinRequests,
     Messages,
     Presence,
     Profiles,
     TypingNotices,
 )
+from shared.contracts.auth import ProfileChanged
 from shared.contracts.base import Empty
+from shared.contracts.blocks import BlocksList, BlocksListReply, BlockTarget
 from shared.contracts.batches import AckBatch, BatchReply, ItemResult, SendBatch
 from shared.contracts.calls import CallAccept, CallIce, CallInvite, CallInviteReply, CallTarget
 from shared.contracts.chat import (
@@ -46,16 +63,6 @@ from shared.contracts.conversations import (
 from shared.contracts.errors import ParleyError
 from shared.contracts.files import FileAccess, FileAccessReply
 from shared.contracts.interactions import MessageEdit, MessageEditReply, MessageRef, ReactionChange
-from shared.contracts.groups import (
-    GroupAddMembers,
-    GroupCreate,
-    GroupCreateReply,
-    GroupMembersReply,
-    GroupSetRole,
-    GroupsList,
-    GroupsListReply,
-    GroupTarget,
-)
 from shared.contracts.wire import Caller
 from shared.service import Router
 
@@ -73,6 +80,10 @@ class ChatContext:
     typing: TypingNotices
     health: Callable[[], Awaitable[None]]  # the database answers
     calls: CallPorts
+    blocks: Blocks
+    invites: Invites
+    join_requests: JoinRequests
+    images: Images
     edit_window: timedelta = timedelta(hours=24)
     burn_unopened: timedelta = sending.DEFAULT_BURN_UNOPENED
     sync_batch_size: int = 500
@@ -96,12 +107,16 @@ def build_router(ctx: ChatContext) -> Router:
     # --- friends ---------------------------------------------------------------------------
     @router.operation("friends.request")
     async def request_friend(request: FriendTarget, caller: Caller) -> Empty:
-        await friends.request_friendship(_user(caller), request.user_id, ctx.friendships, ctx.profiles, ctx.deliver)
+        await friends.request_friendship(
+            _user(caller), request.user_id, ctx.friendships, ctx.profiles, ctx.deliver, blocks=ctx.blocks
+        )
         return Empty()
 
     @router.operation("friends.accept")
     async def accept_friend(request: FriendTarget, caller: Caller) -> Empty:
-        await friends.accept_friendship(_user(caller), request.user_id, ctx.friendships, ctx.profiles, ctx.deliver)
+        await friends.accept_friendship(
+            _user(caller), request.user_id, ctx.friendships, ctx.profiles, ctx.deliver, blocks=ctx.blocks
+        )
         return Empty()
 
     @router.operation("friends.remove")
@@ -116,6 +131,25 @@ def build_router(ctx: ChatContext) -> Router:
     @router.event("presence.changed")
     async def presence_changed(event: PresenceChanged) -> None:
         await friends.announce_presence(event, ctx.friendships, ctx.deliver)
+
+    @router.event("profile.changed")
+    async def profile_changed(event: ProfileChanged) -> None:
+        await friends.announce_profile(event, ctx.friendships, ctx.deliver)
+
+    # --- blocks --------------------------------------------------------------------------------
+    @router.operation("blocks.add")
+    async def block(request: BlockTarget, caller: Caller) -> Empty:
+        await blocks.block_user(_user(caller), request.user_id, ctx.blocks, ctx.friendships, ctx.profiles)
+        return Empty()
+
+    @router.operation("blocks.remove")
+    async def unblock(request: BlockTarget, caller: Caller) -> Empty:
+        await blocks.unblock_user(_user(caller), request.user_id, ctx.blocks)
+        return Empty()
+
+    @router.operation("blocks.list")
+    async def list_blocked(request: BlocksList, caller: Caller) -> BlocksListReply:
+        return await blocks.list_blocked(_user(caller), ctx.blocks, ctx.profiles)
 
     # --- sending and acknowledging -----------------------------------------------------------
     @router.operation("message.send")
@@ -216,33 +250,8 @@ def build_router(ctx: ChatContext) -> Router:
         )
         return Empty()
 
-    # --- groups --------------------------------------------------------------------------------
-    @router.operation("groups.create")
-    async def create_group(request: GroupCreate, caller: Caller) -> GroupCreateReply:
-        return await groups.create_group(request, _user(caller), ctx.conversations, ctx.profiles, ctx.deliver)
-
-    @router.operation("groups.add_members")
-    async def add_members(request: GroupAddMembers, caller: Caller) -> Empty:
-        await groups.add_members(request, _user(caller), ctx.conversations, ctx.profiles, ctx.deliver)
-        return Empty()
-
-    @router.operation("groups.leave")
-    async def leave(request: GroupTarget, caller: Caller) -> Empty:
-        await groups.leave_group(request.group_id, _user(caller), ctx.conversations, ctx.messages, ctx.deliver)
-        return Empty()
-
-    @router.operation("groups.list")
-    async def list_groups(request: GroupsList, caller: Caller) -> GroupsListReply:
-        return await groups.list_groups(_user(caller), ctx.conversations)
-
-    @router.operation("groups.members")
-    async def members(request: GroupTarget, caller: Caller) -> GroupMembersReply:
-        return await groups.list_members(request.group_id, _user(caller), ctx.conversations, ctx.profiles)
-
-    @router.operation("groups.set_role")
-    async def set_role(request: GroupSetRole, caller: Caller) -> Empty:
-        await groups.set_role(request, _user(caller), ctx.conversations, ctx.deliver)
-        return Empty()
+    # --- groups (services/chat/group_handlers.py) ------------------------------------------------
+    bind_group_operations(router, ctx)
 
     # --- calls (signalling; one stored message per call) ---------------------------------------
     @router.operation("call.invite")

@@ -9,11 +9,13 @@ from services.chat.domain.interactions import burn_due
 from services.chat.domain.delivery import Deliverer
 from services.chat.expiry import delete_expired_messages
 from services.chat.handlers import ChatContext, build_router
-from services.chat.remote import AuthProfiles, FilesDirectory
+from services.chat.remote import AuthProfiles, FilesDirectory, FilesImages
+from services.chat.storage.blocks import BlockStore
 from services.chat.storage.calls import RedisCallStore
 from services.chat.storage.conversations import ConversationStore
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
+from services.chat.storage.invites import InviteStore, JoinRequestStore
 from services.chat.storage.messages import MessageStore
 from services.chat.storage.typing import TypingThrottle
 from shared.broker import RpcClient
@@ -34,6 +36,11 @@ async def wire(rt: Runtime) -> Router:
     messages, cursors = MessageStore(rt.db), CursorStore(rt.db)
     for store in (friendships, conversations, messages, cursors):
         await store.ensure_indexes()
+    blocks = BlockStore(rt.db)
+    await blocks.ensure_indexes()
+    invites, join_requests = InviteStore(rt.db), JoinRequestStore(rt.db)
+    await invites.ensure_indexes()
+    await join_requests.ensure_indexes()
     s = rt.settings
     rpc = await RpcClient(rt.broker, rt.instance_id).start()
     presence = Presence(rt.redis, s.namespace, s.presence_ttl_seconds)
@@ -73,6 +80,10 @@ async def wire(rt: Runtime) -> Router:
             typing=TypingThrottle(rt.redis, rt.settings.namespace),
             health=lambda: mongo_ping(rt.mongo),
             calls=call_ports,
+            blocks=blocks,
+            invites=invites,
+            join_requests=join_requests,
+            images=FilesImages(rpc),
             edit_window=timedelta(seconds=s.edit_window_seconds),
             burn_unopened=timedelta(seconds=s.burn_unopened_seconds),
             sync_batch_size=rt.settings.sync_batch_size,

@@ -4,7 +4,10 @@ from shared.broker import RpcClient
 from shared.contracts.auth import UserProfile, UsersGet
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.files import FileMeta, FileRef
-from shared.contracts.operations import AUTH_USERS_GET, FILES_INFO
+from shared.contracts.images import ImageInfo, ImageKind, ImageMake, ImageRef
+from shared.contracts.operations import AUTH_USERS_GET, FILES_IMAGES_MAKE, FILES_IMAGES_OPEN, FILES_INFO
+from shared.contracts.wire import Caller
+from shared.ids import new_id
 
 
 class AuthProfiles:
@@ -29,3 +32,24 @@ class FilesDirectory:
             if exc.code == ErrorCode.NOT_FOUND:
                 return None
             raise
+
+    async def image(self, image_id: str) -> ImageInfo | None:
+        try:
+            return await self.rpc.call(FILES_IMAGES_OPEN, ImageRef(image_id=image_id))
+        except ParleyError as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                return None
+            raise
+
+
+class FilesImages:
+    """Images made by files from an upload (a group's avatar), with the user as caller: files
+    checks they may download it, and answers not_found or bad_request (not an image)."""
+
+    def __init__(self, rpc: RpcClient):
+        self.rpc = rpc
+
+    async def make(self, file_id: str, user_id: str, kind: ImageKind) -> str:
+        caller = Caller(request_id=new_id("r"), user_id=user_id)
+        reply = await self.rpc.call(FILES_IMAGES_MAKE, ImageMake(file_id=file_id, kind=kind), caller)
+        return reply.url

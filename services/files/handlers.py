@@ -1,7 +1,7 @@
 """files' operations, each mapped to its domain function."""
 
-from services.files.domain import transfers
-from services.files.domain.ports import Access, FileStore
+from services.files.domain import images, stickers, transfers
+from services.files.domain.ports import Access, FileStore, StickerStore
 from shared.contracts.base import Empty
 from shared.contracts.errors import ParleyError
 from shared.contracts.files import (
@@ -15,11 +15,22 @@ from shared.contracts.files import (
     UploadedFile,
     UploadFinish,
 )
+from shared.contracts.images import (
+    ImageInfo,
+    ImageMake,
+    ImageRef,
+    StickerEntry,
+    StickerAdd,
+    StickerRef,
+    StickersList,
+    StickersListReply,
+    ThumbnailRef,
+)
 from shared.contracts.wire import Caller
 from shared.service import Router
 from shared.stores import MongoClient, mongo_ping
 
-BYTES_TIMEOUT = 30.0  # a chunk or a range moves up to ~1 MiB through MongoDB
+BYTES_TIMEOUT = 30.0  # a chunk or a range moves up to ~1 MiB through MongoDB; an image is decoded
 
 
 def _user(caller: Caller) -> str:
@@ -29,7 +40,7 @@ def _user(caller: Caller) -> str:
 
 
 def build_router(
-    store: FileStore, access: Access, max_upload_bytes: int, mongo_client: MongoClient
+    store: FileStore, access: Access, max_upload_bytes: int, mongo_client: MongoClient, own_stickers: StickerStore
 ) -> Router:
     router = Router("files")
 
@@ -62,6 +73,31 @@ def build_router(
     @router.operation("files.read", timeout=BYTES_TIMEOUT)
     async def read(request: FileRead, caller: Caller) -> FileReadReply:
         return await transfers.read_range(request, store)
+
+    @router.operation("files.images.make", timeout=BYTES_TIMEOUT)
+    async def make_image(request: ImageMake, caller: Caller) -> ImageInfo:
+        return await images.make_image(request, _user(caller), store, access)
+
+    @router.operation("files.images.open")
+    async def open_image(request: ImageRef, caller: Caller) -> ImageInfo:
+        return await images.open_image(request.image_id, store)
+
+    @router.operation("files.thumbnail.open", timeout=BYTES_TIMEOUT)
+    async def open_thumbnail(request: ThumbnailRef, caller: Caller) -> FileMeta:
+        return await images.open_thumbnail(request.file_id, _user(caller), store, access)
+
+    @router.operation("stickers.list")
+    async def list_stickers(request: StickersList, caller: Caller) -> StickersListReply:
+        return await stickers.list_stickers(_user(caller), own_stickers)
+
+    @router.operation("stickers.add", timeout=BYTES_TIMEOUT)
+    async def add_sticker(request: StickerAdd, caller: Caller) -> StickerEntry:
+        return await stickers.add_sticker(request.file_id, _user(caller), store, access, own_stickers)
+
+    @router.operation("stickers.remove")
+    async def remove_sticker(request: StickerRef, caller: Caller) -> Empty:
+        await stickers.remove_sticker(request.sticker_id, _user(caller), own_stickers)
+        return Empty()
 
     router.health(lambda: mongo_ping(mongo_client))
 

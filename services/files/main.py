@@ -7,6 +7,7 @@ from services.files.domain.ports import FileStore
 from services.files.domain.transfers import reap_abandoned
 from services.files.handlers import build_router
 from services.files.storage.file_store import MongoFileStore
+from services.files.storage.stickers import MongoStickerStore
 from shared.broker import RpcClient
 from shared.logs import log_event
 from shared.runtime import Runtime, run
@@ -34,8 +35,10 @@ async def wire(rt: Runtime) -> Router:
     task = asyncio.create_task(reap_forever(store, idle), name="files.reaper")
     _background.add(task)
     task.add_done_callback(_background.discard)
+    stickers = MongoStickerStore(rt.db)
+    await stickers.ensure_indexes()
     rpc = await RpcClient(rt.broker, rt.instance_id).start()
-    return build_router(store, ChatAccess(rpc), rt.settings.max_upload_bytes, rt.mongo)
+    return build_router(store, ChatAccess(rpc), rt.settings.max_upload_bytes, rt.mongo, stickers)
 
 
 if __name__ == "__main__":

@@ -46,8 +46,9 @@ _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?
 
 
 def content_security_policy(host: str | None) -> str:
-    """Everything the page loads comes from the gateway itself (no CDN can inject code):
-    blob: only for the images and media it downloads with its token, and its WebSocket back to
+    """Everything the page loads comes from the gateway itself (no CDN can inject code; avatars
+    and stickers are its own /images/ and /app/stickers/), blob: only for the images and media it
+    downloads with its token, and its WebSocket back to
     the same host (named explicitly: older browsers do not let 'self' cover ws:)."""
     sockets = f" ws://{host} wss://{host}" if host and _HOST.match(host) else ""
     return (
@@ -148,6 +149,15 @@ def create_app(settings: Settings) -> GatewayApp:
     @app.api_route("/files/{file_id}", methods=["GET", "HEAD"])
     async def download_file(request: Request, file_id: str) -> Response:
         return await app.gateway.transfers.download(request, file_id)
+
+    @app.api_route("/files/{file_id}/thumbnail", methods=["GET", "HEAD"])
+    async def file_thumbnail(request: Request, file_id: str) -> Response:
+        return await app.gateway.transfers.thumbnail(request, file_id)
+
+    @app.api_route("/images/{image_id}", methods=["GET", "HEAD"])
+    async def image(request: Request, image_id: str) -> Response:
+        """Avatars and stickers: no token (the id is unguessable), cached for good."""
+        return await app.gateway.transfers.image(request, image_id)
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -1,4 +1,5 @@
-"""File bytes over HTTP (PROTOCOL.md "Files"): `POST /files` and `GET /files/{file_id}`.
+"""File bytes over HTTP (PROTOCOL.md "Files"): `POST /files` and `GET /files/{file_id}`, and the
+images made from files (docs/protocol.md): `GET /files/{file_id}/thumbnail`, `GET /images/{image_id}`.
 
 The gateway holds no file: an upload is re-cut into CHUNK_SIZE pieces as its body arrives,
 counted and hashed on the way, and each piece goes to the files service as one
@@ -25,12 +26,14 @@ from starlette.requests import ClientDisconnect
 from services.gateway.frames import error_response
 from services.gateway.identity import TokenCheck, caller_for
 from services.gateway.metrics import DOWNLOAD_BYTES, UPLOAD_BYTES, UPLOADS
-from shared.contracts import files
+from shared.contracts import files, images
 from shared.contracts.base import Empty
-from shared.contracts.errors import ParleyError, describe_validation_error
+from shared.contracts.errors import ErrorCode, ParleyError, describe_validation_error
 from shared.contracts.operations import (
+    FILES_IMAGES_OPEN,
     FILES_OPEN,
     FILES_READ,
+    FILES_THUMBNAIL_OPEN,
     FILES_UPLOAD_ABORT,
     FILES_UPLOAD_BEGIN,
     FILES_UPLOAD_CHUNK,
@@ -55,6 +58,11 @@ DEFAULT_NAME = "file"
 INLINE_TYPES = ("image/", "audio/", "video/")
 # RFC 5987 attr-char, besides ALPHA / DIGIT (which quote() always keeps): kept as they are.
 _ATTR_CHARS = "!#$&+-.^_`|~"
+# An upload may change hands (recall, leaving a group): revalidated on every use. A thumbnail is
+# the same for a day. An avatar or sticker never changes: a new one has a new id.
+PRIVATE = "private, no-cache"
+THUMBNAIL_CACHE = "private, max-age=86400"
+IMAGE_CACHE = "public, max-age=31536000, immutable"
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
@@ -83,6 +91,16 @@ class ByteRange:
 
 class Unsatisfiable(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Served:
+    """What a GET answers with: a stored file's id (read with files.read) and what it is."""
+
+    file_id: str
+    size: int
+    content_type: str
+    sha256: str
 
 
 def parse_range(header: str | None, size: int) -> ByteRange | None:
@@ -244,34 +262,78 @@ class FileTransfer:
         except ValidationError:
             raise ParleyError.not_found("no such file") from None
         meta = await self._call(FILES_OPEN, caller, ref)
-        etag = f'"{meta.sha256}"'
+        return self._respond_file(request, caller, meta, PRIVATE)
+
+    # --- GET /files/{file_id}/thumbnail ---------------------------------------------------------
+    async def thumbnail(self, request: Request, file_id: str) -> Response:
+        """The file's thumbnail (made by the files service on the first request), under the
+        file's own access rule; `415` when the file is no image it can read."""
+        caller = await self.authenticate(request)
+        try:
+            ref = images.ThumbnailRef(file_id=file_id)
+        except ValidationError:
+            raise ParleyError.not_found("no such file") from None
+        try:
+            meta = await self._call(FILES_THUMBNAIL_OPEN, caller, ref)
+        except ParleyError as exc:
+            if exc.code != ErrorCode.BAD_REQUEST:
+                raise
+            return JSONResponse(exc.response(), status_code=415)
+        return self._respond_file(request, caller, meta, THUMBNAIL_CACHE)
+
+    # --- GET /images/{image_id} -----------------------------------------------------------------
+    async def image(self, request: Request, image_id: str) -> Response:
+        """An avatar or a sticker, to anyone holding its (unguessable) id: no token, and cached
+        for good, since an image never changes (a new avatar is a new image with a new URL)."""
+        caller = caller_for(self.gateway_id, new_id("h"))
+        request_id_var.set(caller.request_id)
+        try:
+            ref = images.ImageRef(image_id=image_id)
+        except ValidationError:
+            raise ParleyError.not_found("no such image") from None
+        info = await self._call(FILES_IMAGES_OPEN, caller, ref)
+        return self._respond(
+            request, caller, Served(info.image_id, info.size, info.content_type, info.sha256),
+            {"Cache-Control": IMAGE_CACHE},
+        )
+
+    # --- the bytes of any of them ---------------------------------------------------------------
+    def _respond_file(self, request: Request, caller: Caller, meta: files.FileMeta, cache: str) -> Response:
+        served = Served(meta.file_id, meta.size, meta.content_type, meta.sha256)
+        disposition = content_disposition(meta.name, meta.content_type)
+        return self._respond(request, caller, served, {"Content-Disposition": disposition, "Cache-Control": cache})
+
+    def _respond(self, request: Request, caller: Caller, served: Served, extra: dict[str, str]) -> Response:
+        """ETag (`304` on a match), one range (`206`/`416`), HEAD, or the whole file streamed."""
+        etag = f'"{served.sha256}"'
         headers = {
             "Accept-Ranges": "bytes",
             "ETag": etag,
-            "Content-Type": meta.content_type,
-            "Content-Disposition": content_disposition(meta.name, meta.content_type),
-            "Cache-Control": "private, no-cache",
+            "Content-Type": served.content_type,
+            **extra,
             "X-Content-Type-Options": "nosniff",
         }
         if_none_match = request.headers.get("if-none-match")
         if if_none_match is not None and etag_matches(if_none_match, etag):
             return Response(status_code=304, headers={k: v for k, v in headers.items() if k != "Content-Type"})
         status = 200
-        start, length = 0, meta.size
+        start, length = 0, served.size
         try:
-            byte_range = parse_range(request.headers.get("range"), meta.size)
+            byte_range = parse_range(request.headers.get("range"), served.size)
         except Unsatisfiable:
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{meta.size}", "Accept-Ranges": "bytes"})
+            return Response(
+                status_code=416, headers={"Content-Range": f"bytes */{served.size}", "Accept-Ranges": "bytes"}
+            )
         if byte_range is not None:
             status = 206
             start, length = byte_range.start, byte_range.length
-            headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{meta.size}"
+            headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{served.size}"
         headers["Content-Length"] = str(length)
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers)
         return StreamingResponse(
-            self._read(caller, meta.file_id, start, length), status_code=status, headers=headers,
-            media_type=meta.content_type,
+            self._read(caller, served.file_id, start, length), status_code=status, headers=headers,
+            media_type=served.content_type,
         )
 
     async def _read(self, caller: Caller, file_id: str, start: int, length: int) -> AsyncIterator[bytes]:

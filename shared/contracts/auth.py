@@ -75,6 +75,7 @@ class UserProfile(Contract):
     user_id: str
     username: str
     display_name: str
+    avatar_url: str | None = None  # `/images/<image_id>` (docs/protocol.md "Profiles and avatars")
 
 
 class UserSearchReply(Contract):
@@ -90,6 +91,18 @@ class UsersGetReply(Contract):
     users: list[UserProfile]
 
 
+class ProfileGet(Contract):
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class ProfileUpdate(Contract):
+    """The caller's own profile; fields left out stay as they are."""
+
+    display_name: DisplayName | None = None
+    avatar_file_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    clear_avatar: bool = False
+
+
 
 # Internal: the gateway asks auth which tokens were revoked when the Redis cache cannot say
 # (shared/tokens.py RevocationCheck); auth answers from MongoDB.
@@ -99,3 +112,9 @@ class TokensRevoked(Contract):
 
 class TokensRevokedReply(Contract):
     revoked: list[str]
+
+
+class ProfileChanged(Contract):
+    """Event `profile.changed`: auth changed a user's profile; chat tells their friends."""
+
+    user: UserProfile

@@ -33,6 +33,7 @@ class Friend(Contract):
     user_id: str
     username: str
     display_name: str
+    avatar_url: str | None = None
     online: bool
     last_seen: str | None
 
@@ -57,6 +58,12 @@ class PresencePush(Contract):
     last_seen: str | None
 
 
+class ProfileUpdatedPush(Contract):
+    """Push `profile.updated`: a friend's (or your own) profile changed."""
+
+    user: UserProfile
+
+
 # --- messages --------------------------------------------------------------------------------
 class Target(Contract):
     """`{"user_id": ...}` for a friend, or `{"group_id": ...}` for a group."""
@@ -71,6 +78,22 @@ class Target(Contract):
         return self
 
 
+VOICE_MAX_MS = 900_000  # a voice message is at most 15 minutes
+
+
+class Voice(Contract):
+    """A voice message's recording (its audio is the message's `file`)."""
+
+    duration_ms: Annotated[int, Field(ge=1, le=VOICE_MAX_MS)]
+
+
+class Sticker(Contract):
+    """A sticker message's sticker: a built-in (`builtin:<name>`) or a made one (an image id)."""
+
+    sticker_id: str
+    url: str
+
+
 class MessageSend(Contract):
     to: Target
     client_msg_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -83,11 +106,19 @@ class MessageSend(Contract):
     mentions: Annotated[list[Id], Field(max_length=MAX_MENTIONS)] | None = None
     # Burn after reading (direct messages only): destroyed this long after the recipient opens it.
     burn_seconds: Annotated[int, Field(ge=BURN_MIN_SECONDS, le=BURN_MAX_SECONDS)] | None = None
+    # A sticker message (instead of text and file): `builtin:<name>` or a made sticker's id.
+    sticker_id: Id | None = None
+    # A voice message: `file_id` is its audio.
+    voice: Voice | None = None
 
     @model_validator(mode="after")
     def _has_content(self) -> "MessageSend":
-        if self.text is None and self.file_id is None:
-            raise ValueError("text: one of text or file_id is required")
+        if self.sticker_id is not None and (self.text is not None or self.file_id is not None):
+            raise ValueError("sticker_id: a sticker message carries no text or file")
+        if self.text is None and self.file_id is None and self.sticker_id is None:
+            raise ValueError("text: one of text, file_id or sticker_id is required")
+        if self.voice is not None and self.file_id is None:
+            raise ValueError("voice: a voice message carries its audio as file_id")
         if self.burn_seconds is not None and self.ttl_seconds is not None:
             raise ValueError("burn_seconds: a message burns after reading or disappears on a timer, not both")
         return self
@@ -133,6 +164,8 @@ class Message(SparseContract):
     mentions: list[str] | None = None
     # Burn after reading; for the recipient `text` and `file` are absent until opened (message.open).
     burn: Burn | None = None
+    sticker: Sticker | None = None  # a sticker message (no text, no file)
+    voice: Voice | None = None  # a voice message: `file` is its audio
 
 
 class HistoryFetch(Contract):

@@ -6,7 +6,7 @@ their handlers to.
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from shared.contracts import auth, batches, calls, chat, conversations, files, groups, interactions
+from shared.contracts import auth, batches, blocks, calls, chat, conversations, files, groups, images, interactions
 from shared.contracts.base import Contract, Empty
 
 RequestT = TypeVar("RequestT", bound=Contract)
@@ -50,6 +50,12 @@ FILES_UPLOAD_ABORT = Operation("files.upload.abort", "files", files.FileRef, Emp
 FILES_OPEN = Operation("files.open", "files", files.FileRef, files.FileMeta, public=False)
 FILES_INFO = Operation("files.info", "files", files.FileRef, files.FileMeta, public=False)
 FILES_READ = Operation("files.read", "files", files.FileRead, files.FileReadReply, public=False)
+# files: images made from uploads (avatars, stickers; thumbnails), docs/protocol.md "Profiles and avatars"
+FILES_IMAGES_MAKE = Operation("files.images.make", "files", images.ImageMake, images.ImageInfo, public=False)
+FILES_IMAGES_OPEN = Operation(
+    "files.images.open", "files", images.ImageRef, images.ImageInfo, public=False, needs_session=False
+)
+FILES_THUMBNAIL_OPEN = Operation("files.thumbnail.open", "files", images.ThumbnailRef, files.FileMeta, public=False)
 
 _ALL: list[Operation[Any, Any]] = [
     # session and accounts
@@ -61,11 +67,21 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("ping", "gateway", Empty, Empty, needs_session=False),
     Operation("auth.logout", "auth", auth.Logout, Empty),
     Operation("users.search", "auth", auth.UserSearch, auth.UserSearchReply),
+    # profiles and stickers (docs/protocol.md "Profiles and avatars", "Stickers and emoji")
+    Operation("profile.get", "auth", auth.ProfileGet, auth.UserProfile),
+    Operation("profile.update", "auth", auth.ProfileUpdate, auth.UserProfile),
+    Operation("stickers.list", "files", images.StickersList, images.StickersListReply),
+    Operation("stickers.add", "files", images.StickerAdd, images.StickerEntry),
+    Operation("stickers.remove", "files", images.StickerRef, Empty),
     # friends
     Operation("friends.request", "chat", chat.FriendTarget, Empty),
     Operation("friends.accept", "chat", chat.FriendTarget, Empty),
     Operation("friends.remove", "chat", chat.FriendTarget, Empty),
     Operation("friends.list", "chat", chat.FriendsList, chat.FriendsListReply),
+    # blocking (docs/protocol.md "Blocking")
+    Operation("blocks.add", "chat", blocks.BlockTarget, Empty),
+    Operation("blocks.remove", "chat", blocks.BlockTarget, Empty),
+    Operation("blocks.list", "chat", blocks.BlocksList, blocks.BlocksListReply),
     # messages
     Operation("message.send", "chat", chat.MessageSend, chat.MessageSendReply),
     Operation("message.ack", "chat", chat.MessageAck, Empty),
@@ -86,6 +102,21 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("groups.list", "chat", groups.GroupsList, groups.GroupsListReply),
     Operation("groups.members", "chat", groups.GroupTarget, groups.GroupMembersReply),
     Operation("groups.set_role", "chat", groups.GroupSetRole, Empty),
+    # group administration (docs/protocol.md "Group administration")
+    Operation("groups.info", "chat", groups.GroupTarget, groups.GroupInfo),
+    Operation("groups.update", "chat", groups.GroupUpdate, groups.GroupInfo),
+    Operation("groups.remove_member", "chat", groups.GroupMemberTarget, Empty),
+    Operation("groups.mute", "chat", groups.GroupMute, Empty),
+    Operation("groups.transfer_ownership", "chat", groups.GroupMemberTarget, Empty),
+    Operation("groups.dissolve", "chat", groups.GroupTarget, Empty),
+    Operation("groups.invites.create", "chat", groups.InviteCreate, groups.Invite),
+    Operation("groups.invites.list", "chat", groups.GroupTarget, groups.InvitesReply),
+    Operation("groups.invites.revoke", "chat", groups.InviteRevoke, Empty),
+    Operation("groups.invites.preview", "chat", groups.InviteRef, groups.InvitePreview),
+    Operation("groups.join", "chat", groups.InviteRef, groups.GroupJoinReply),
+    Operation("groups.join_requests", "chat", groups.GroupTarget, groups.JoinRequestsReply),
+    Operation("groups.join_requests.accept", "chat", groups.GroupMemberTarget, Empty),
+    Operation("groups.join_requests.decline", "chat", groups.GroupMemberTarget, Empty),
     # calls: signalling routed to the two participants' sockets (docs/protocol.md "Calls")
     Operation("call.invite", "chat", calls.CallInvite, calls.CallInviteReply),
     Operation("call.accept", "chat", calls.CallAccept, Empty),
@@ -112,6 +143,9 @@ _ALL: list[Operation[Any, Any]] = [
     FILES_OPEN,
     FILES_INFO,
     FILES_READ,
+    FILES_IMAGES_MAKE,
+    FILES_IMAGES_OPEN,
+    FILES_THUMBNAIL_OPEN,
 ]
 
 OPERATIONS: dict[str, Operation[Any, Any]] = {op.name: op for op in _ALL}
@@ -125,6 +159,7 @@ PUSHES: dict[str, type[Contract]] = {
     "friend.request": chat.FriendRequestPush,
     "friend.accepted": chat.FriendRequestPush,
     "presence": chat.PresencePush,
+    "profile.updated": chat.ProfileUpdatedPush,
     "receipt.read": conversations.ReceiptReadPush,
     "message.recalled": conversations.MessageRecalledPush,
     # A message seen before changed while this device was away (sent during sync): the whole
@@ -139,8 +174,14 @@ PUSHES: dict[str, type[Contract]] = {
     "typing": conversations.TypingPush,
     "group.added": groups.GroupAddedPush,
     "group.member_joined": groups.GroupMemberPush,
-    "group.member_left": groups.GroupMemberPush,
+    "group.member_left": groups.GroupMemberLeftPush,
     "group.role_changed": groups.GroupRolePush,
+    "group.updated": groups.GroupUpdatedPush,
+    "group.removed": groups.GroupRemovedPush,
+    "group.member_muted": groups.GroupMemberMutedPush,
+    "group.dissolved": groups.GroupDissolvedPush,
+    "group.join_requested": groups.GroupJoinRequestedPush,
+    "group.join_declined": groups.GroupJoinDeclinedPush,
     "call.incoming": calls.CallIncomingPush,
     "call.accepted": calls.CallAcceptedPush,
     "call.ice": calls.CallIcePush,
@@ -150,5 +191,6 @@ PUSHES: dict[str, type[Contract]] = {
 # Domain events on `parley.events`.
 EVENTS: dict[str, type[Contract]] = {
     "presence.changed": chat.PresenceChanged,
+    "profile.changed": auth.ProfileChanged,
     "deliveries.lost": chat.DeliveriesLost,
 }

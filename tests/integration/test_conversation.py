@@ -93,7 +93,10 @@ async def test_friend_requests_and_lists(port: int) -> None:
     alice, bob, carol = await new_user(port), await new_user(port), await new_user(port)
     await alice.call("friends.request", {"user_id": bob.user_id})
     pushed = await bob.next_push("friend.request")
-    assert pushed["user"] == {"user_id": alice.user_id, "username": alice.username, "display_name": alice.username}
+    assert pushed["user"] == {
+        "user_id": alice.user_id, "username": alice.username, "display_name": alice.username,
+        "avatar_url": None,
+    }
     await carol.call("friends.request", {"user_id": alice.user_id})
 
     mine = await alice.call("friends.list")

@@ -18,7 +18,9 @@ async def test_conversations_list_unread_and_read_receipts(port: int) -> None:
     g, d = listed
     assert g["group"] == {"group_id": group["group_id"], "name": "G"} and "peer" not in g
     assert g["unread"] == 2 and g["last_seq"] == 2 and g["last_message"]["text"] == "g1"
-    assert d["peer"] == {"user_id": alice.user_id, "username": alice.username, "display_name": alice.username}
+    assert d["peer"] == {
+        "user_id": alice.user_id, "username": alice.username, "display_name": alice.username, "avatar_url": None,
+    }
     assert "group" not in d and d["unread"] == 3 and d["last_message"]["text"] == "bob's own"
 
     await bob.call("message.read", {"conversation_id": d["conversation_id"], "seq": 2})

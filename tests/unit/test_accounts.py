@@ -156,7 +156,7 @@ async def test_search_returns_profiles_without_secrets(users, passwords):
     registered = await register(users, passwords, "alice", "Alice L")
     reply = await accounts.search_users(UserSearch(query="ali"), users)
     assert [u.model_dump() for u in reply.users] == [
-        {"user_id": registered.user_id, "username": "alice", "display_name": "Alice L"}
+        {"user_id": registered.user_id, "username": "alice", "display_name": "Alice L", "avatar_url": None}
     ]
 
 

@@ -96,6 +96,11 @@ async def test_create_makes_the_creator_owner_and_the_invitees_members(world):
             "name": "Weekend",
             "conversation_id": reply.conversation_id,
             "role": role,
+            "description": "",
+            "avatar_url": None,
+            "everyone_muted": False,
+            "approval_required": False,
+            "member_count": 3,
         }
     stored = await world.stored_conversation(reply.conversation_id)
     assert (stored["kind"], stored["last_seq"], sorted(stored["members"])) == ("group", 0, sorted([A, B, C]))
@@ -545,13 +550,14 @@ async def test_list_members_orders_owner_then_admins_then_members_by_standing(wo
 
     reply = await groups.list_members(group_id, D, world.conversations, world.profiles)
 
-    assert [m.model_dump() for m in reply.members] == [
+    assert [m.model_dump(include={"user_id", "username", "role"}) for m in reply.members] == [
         {"user_id": A, "username": "u_alice", "role": "owner"},
         {"user_id": C, "username": "u_carol", "role": "admin"},
         {"user_id": E, "username": "u_erin", "role": "admin"},
         {"user_id": B, "username": "u_bob", "role": "member"},
         {"user_id": D, "username": "u_dave", "role": "member"},
     ]
+    assert {(m.display_name, m.avatar_url, m.muted_until) for m in reply.members[:1]} == {("U_Alice", None, None)}
 
 
 async def test_list_members_is_for_members_only(world):

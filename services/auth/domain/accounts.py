@@ -1,5 +1,5 @@
 """Registering, logging in, finding users: plain functions over the user store (logging out is
-services/auth/domain/revocations.py; the abuse limits are limits.py)."""
+services/auth/domain/revocations.py; the abuse limits are limits.py; profiles profiles.py)."""
 import asyncio
 
 from argon2 import PasswordHasher
@@ -7,6 +7,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from services.auth.domain.limits import LoginThrottle, RegistrationLimit
 from services.auth.domain.ports import Profile, UsernameTaken, UserStore
+from services.auth.domain.profiles import public_profile
 from shared.contracts import auth
 from shared.contracts.base import iso_from_timestamp, utc_now
 from shared.contracts.errors import ParleyError
@@ -86,7 +87,7 @@ async def login(
 
 
 def _profiles(profiles: list[Profile]) -> list[auth.UserProfile]:
-    return [auth.UserProfile(user_id=p.user_id, username=p.username, display_name=p.display_name) for p in profiles]
+    return [public_profile(p) for p in profiles]
 
 
 async def search_users(request: auth.UserSearch, users: UserStore) -> auth.UserSearchReply:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from shared.contracts.auth import UserProfile
+from shared.contracts.wire import Caller
+
 
 class UsernameTaken(Exception):
     """Another account has this username already."""
@@ -41,6 +44,7 @@ class Profile:
     user_id: str
     username: str
     display_name: str
+    avatar_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,25 @@ class UserStore(Protocol):
 
     async def search_prefix(self, prefix: str, limit: int) -> list[Profile]:
         """Users whose username or display name starts with `prefix` (case-insensitive)."""
+
+    async def update_profile(
+        self, user_id: str, display_name: str | None, avatar_url: str | None, clear_avatar: bool
+    ) -> Profile | None:
+        """Set what is given (None: unchanged; `clear_avatar`: no avatar); the profile after, or
+        None when there is no such user."""
+
+
+class AvatarMaker(Protocol):
+    """The files service: an avatar image made from an upload the caller may download."""
+
+    async def make_avatar(self, file_id: str, caller: Caller) -> str:
+        """The new image's URL; ParleyError not_found / bad_request / too_large as files says."""
+
+
+class ProfileEvents(Protocol):
+    """Who else hears of a profile change (chat, which tells the user's friends)."""
+
+    async def changed(self, profile: UserProfile) -> None: ...
 
 
 class RevocationStore(Protocol):

@@ -1,12 +1,14 @@
 """The `users` collection: accounts and their password hashes (owned by auth alone).
 
-`{_id: user_id, username, display_name, display_name_folded, password_hash, created_at}`;
+`{_id: user_id, username, display_name, display_name_folded, password_hash, created_at,
+avatar_url?}` (`avatar_url`: the user's avatar image, made by the files service);
 usernames are unique (the index says so: a second registration of one is UsernameTaken).
 """
 import re
 from datetime import datetime
+from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.auth.domain.ports import Profile, User, UsernameTaken
@@ -24,7 +26,10 @@ def _user(doc: Document) -> User:
 
 
 def _profile(doc: Document) -> Profile:
-    return Profile(user_id=doc["_id"], username=doc["username"], display_name=doc["display_name"])
+    return Profile(
+        user_id=doc["_id"], username=doc["username"], display_name=doc["display_name"],
+        avatar_url=doc.get("avatar_url"),
+    )
 
 
 class MongoUserStore:
@@ -77,3 +82,21 @@ class MongoUserStore:
             .limit(limit)
         )
         return [_profile(doc) async for doc in cursor]
+
+    async def update_profile(
+        self, user_id: str, display_name: str | None, avatar_url: str | None, clear_avatar: bool
+    ) -> Profile | None:
+        update: dict[str, Any] = {}
+        if display_name is not None:
+            update["$set"] = {"display_name": display_name, "display_name_folded": display_name.casefold()}
+        if avatar_url is not None:
+            update.setdefault("$set", {})["avatar_url"] = avatar_url
+        elif clear_avatar:
+            update["$unset"] = {"avatar_url": ""}
+        if not update:
+            doc = await self.users.find_one({"_id": user_id}, _PROFILE)
+        else:
+            doc = await self.users.find_one_and_update(
+                {"_id": user_id}, update, projection=_PROFILE, return_document=ReturnDocument.AFTER
+            )
+        return _profile(doc) if doc else None

@@ -1,4 +1,5 @@
-"""Files on messages: what a message's attachment is, and who may see a file.
+"""Files and stickers on messages: what a message's attachment (or voice recording, or sticker)
+is, and who may see a file.
 
 Who may see a file: its uploader (the files service knows) and whoever could see a message
 carrying it. chat answers the second part because it alone knows conversations, their members,
@@ -6,8 +7,9 @@ when each joined, and what was recalled or has expired; asked at download time, 
 member leaving takes effect at once."""
 from services.chat.domain.ports import Conversations, Files, Messages
 from shared.contracts.base import utc_now
-from shared.contracts.chat import Attachment
+from shared.contracts.chat import Attachment, MessageSend, Sticker
 from shared.contracts.errors import ParleyError
+from shared.stickers import builtin_sticker_url, is_builtin_sticker, parse_sticker_id
 
 
 async def may_see_file(file_id: str, user_id: str, conversations: Conversations, messages: Messages) -> bool:
@@ -28,3 +30,31 @@ async def attachment_for(
     if meta is None or (meta.uploader != sender and not await may_see_file(file_id, sender, conversations, messages)):
         raise ParleyError.not_found("no such file")
     return Attachment(file_id=meta.file_id, name=meta.name, size=meta.size, content_type=meta.content_type)
+
+
+async def message_content(
+    request: MessageSend, sender: str, files: Files, conversations: Conversations, messages: Messages
+) -> tuple[Attachment | None, Sticker | None]:
+    """A message's `file` (a voice message's must be audio) and `sticker`; a text asks nothing."""
+    if request.sticker_id is not None:
+        return None, await sticker_for(request.sticker_id, files)
+    if request.file_id is None:
+        return None, None
+    file = await attachment_for(request.file_id, sender, files, conversations, messages)
+    if request.voice is not None and not file.content_type.lower().startswith("audio/"):
+        raise ParleyError.bad_request("data.voice: a voice message carries an audio file")
+    return file, None
+
+
+async def sticker_for(sticker_id: str, files: Files) -> Sticker:
+    """A built-in by its name (no lookup), else a sticker files made: anyone holding its id may
+    send it on (ids are unguessable, as its URL is)."""
+    kind, name = parse_sticker_id(sticker_id)
+    if kind == "builtin":
+        if not is_builtin_sticker(name):
+            raise ParleyError.not_found("no such sticker")
+        return Sticker(sticker_id=sticker_id, url=builtin_sticker_url(name))
+    image = await files.image(name)
+    if image is None or image.kind != "sticker":
+        raise ParleyError.not_found("no such sticker")
+    return Sticker(sticker_id=image.image_id, url=image.url)

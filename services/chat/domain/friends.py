@@ -1,8 +1,13 @@
-"""Friend requests, acceptance, removal and the friends list."""
+"""Friend requests, acceptance, removal and the friends list; profile changes told to friends.
+
+No friendship crosses a block (docs/protocol.md "Blocking"): a request or an acceptance checks
+for a block between the two before it writes, and again after. Blocking writes the block before
+it deletes the pair's friendship, so when the two race one of them sees the other's write.
+"""
 from services.chat.domain.delivery import Deliverer, push
-from services.chat.domain.ports import Friendships, Presence, Profiles
+from services.chat.domain.ports import Blocks, Friendships, Presence, Profiles
 from shared.contracts import chat
-from shared.contracts.auth import UserProfile
+from shared.contracts.auth import ProfileChanged, UserProfile
 from shared.contracts.base import utc_now
 from shared.contracts.errors import ParleyError
 
@@ -14,36 +19,72 @@ async def _profile_of(user_id: str, profiles: Profiles) -> UserProfile:
     return found[user_id]
 
 
+def _request_refused(me: str, blockers: set[str]) -> ParleyError | None:
+    """Why `me` may not ask for friendship across these blocks (the answer never says "blocked"
+    to the blocked user: the same forbidden as a closed door)."""
+    if me in blockers:
+        return ParleyError.conflict("you blocked this user; unblock them first")
+    if blockers:
+        return ParleyError.forbidden("you cannot send this user a friend request")
+    return None
+
+
+def _no_request() -> ParleyError:
+    return ParleyError.not_found("no friend request from that user")
+
+
+async def _undo_if_blocked(me: str, other: str, friendships: Friendships, blocks: Blocks | None) -> set[str]:
+    """After writing a request or an acceptance: a block that came meanwhile ends what we
+    wrote (the blockers, empty when none)."""
+    blockers = await blocks.between(me, other) if blocks is not None else set()
+    if blockers:
+        await friendships.remove(me, other)
+    return blockers
+
+
 async def request_friendship(
-    me: str, target: str, friendships: Friendships, profiles: Profiles, deliver: Deliverer
+    me: str, target: str, friendships: Friendships, profiles: Profiles, deliver: Deliverer,
+    *, blocks: Blocks | None = None,
 ) -> None:
-    """Ask `target` to be friends; if they had already asked me, this accepts instead."""
+    """Ask `target` to be friends; if they had already asked me, this accepts instead.
+
+    `blocks` is None only where nobody can block (friendship tests of their own)."""
     if target == me:
         raise ParleyError.bad_request("data.user_id: you cannot befriend yourself")
     await _profile_of(target, profiles)
+    if blocks is not None and (refused := _request_refused(me, await blocks.between(me, target))):
+        raise refused
     existing = await friendships.get(me, target)
     if existing is not None:
         if existing.accepted:
             raise ParleyError.conflict("already friends")
         if existing.requester == me:
             return  # asked already: nothing new to tell anyone
-        await accept_friendship(me, target, friendships, profiles, deliver)
+        await accept_friendship(me, target, friendships, profiles, deliver, blocks=blocks)
         return
     if not await friendships.add_request(me, target, utc_now()):
         # A request crossed ours: settle it the same way as above.
-        return await request_friendship(me, target, friendships, profiles, deliver)
+        return await request_friendship(me, target, friendships, profiles, deliver, blocks=blocks)
+    if refused := _request_refused(me, await _undo_if_blocked(me, target, friendships, blocks)):
+        raise refused
     mine = await _profile_of(me, profiles)
     await deliver.to_users([target], [push("friend.request", chat.FriendRequestPush(user=mine))])
 
 
 async def accept_friendship(
-    me: str, requester: str, friendships: Friendships, profiles: Profiles, deliver: Deliverer
+    me: str, requester: str, friendships: Friendships, profiles: Profiles, deliver: Deliverer,
+    *, blocks: Blocks | None = None,
 ) -> None:
+    """Accept `requester`'s pending request. Across a block there is none to accept."""
+    if blocks is not None and await blocks.between(me, requester):
+        raise _no_request()
     if not await friendships.accept(requester, me, utc_now()):
         existing = await friendships.get(me, requester)
         if existing is not None and existing.accepted:
             raise ParleyError.conflict("already friends")
-        raise ParleyError.not_found("no friend request from that user")
+        raise _no_request()
+    if await _undo_if_blocked(me, requester, friendships, blocks):
+        raise _no_request()
     mine = await _profile_of(me, profiles)
     await deliver.to_users([requester], [push("friend.accepted", chat.FriendRequestPush(user=mine))])
 
@@ -77,3 +118,10 @@ async def announce_presence(
     friends = [f.other(event.user_id) for f in await friendships.of_user(event.user_id) if f.accepted]
     data = chat.PresencePush(user_id=event.user_id, online=event.online, last_seen=event.last_seen)
     await deliver.to_users(friends, [push("presence", data)])
+
+
+async def announce_profile(event: ProfileChanged, friendships: Friendships, deliver: Deliverer) -> None:
+    """Tell a user's friends and the user's own devices that their profile changed."""
+    friends = [f.other(event.user.user_id) for f in await friendships.of_user(event.user.user_id) if f.accepted]
+    data = chat.ProfileUpdatedPush(user=event.user)
+    await deliver.to_users([event.user.user_id, *friends], [push("profile.updated", data)])

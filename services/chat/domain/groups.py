@@ -1,11 +1,15 @@
-"""Groups: members and roles live on the group's conversation; every change is pushed."""
+"""Groups: members and roles live on the group's conversation; every change is pushed.
+
+The administration (settings, removing, muting, ownership, dissolving) is in group_admin.py,
+invite links and join requests in invites.py; both admit members through `admit` here.
+"""
 import time
 from datetime import datetime
 
 from services.chat.domain.delivery import Deliverer, push
-from services.chat.domain.ports import Conversations, Messages, Profiles
+from services.chat.domain.ports import Blocks, Conversations, Invites, JoinRequests, Messages, Profiles
 from services.chat.domain.records import Conversation, Member
-from shared.contracts.base import utc_now
+from shared.contracts.base import iso, utc_now
 from shared.contracts.envelope import Push
 from shared.contracts.errors import ParleyError
 from shared.contracts.groups import (
@@ -14,7 +18,9 @@ from shared.contracts.groups import (
     GroupCreate,
     GroupCreateReply,
     GroupEntry,
+    GroupInfo,
     GroupMember,
+    GroupMemberLeftPush,
     GroupMemberPush,
     GroupMembersReply,
     GroupRolePush,
@@ -48,6 +54,22 @@ async def _existing_users(user_ids: list[str], profiles: Profiles) -> None:
         raise ParleyError.not_found(f"no such user: {missing[0]}")
 
 
+def group_info(group: Conversation) -> GroupInfo:
+    assert group.group_id is not None and group.name is not None
+    return GroupInfo(
+        group_id=group.group_id, conversation_id=group.conversation_id, name=group.name,
+        description=group.description, avatar_url=group.avatar_url, everyone_muted=group.everyone_muted,
+        approval_required=group.approval_required, member_count=len(group.members),
+    )
+
+
+async def refuse_blocked(adder: str, user_ids: list[str], blocks: Blocks | None) -> None:
+    """Nobody adds to a group (or lets into one) a user who blocked them; the answer does not
+    say "blocked" (docs/protocol.md "Blocking")."""
+    if blocks is not None and user_ids and await blocks.blockers_of(adder, user_ids):
+        raise ParleyError.forbidden("this user cannot be added")
+
+
 def _added_push(group: Conversation) -> list[Push]:
     assert group.group_id is not None and group.name is not None
     data = GroupAddedPush(group_id=group.group_id, name=group.name, conversation_id=group.conversation_id)
@@ -55,12 +77,14 @@ def _added_push(group: Conversation) -> list[Push]:
 
 
 async def create_group(
-    request: GroupCreate, creator: str, conversations: Conversations, profiles: Profiles, deliver: Deliverer
+    request: GroupCreate, creator: str, conversations: Conversations, profiles: Profiles, deliver: Deliverer,
+    blocks: Blocks | None = None,
 ) -> GroupCreateReply:
     invited = [u for u in dict.fromkeys(request.member_ids) if u != creator]
     if len(invited) + 1 > MAX_MEMBERS:
         raise ParleyError.bad_request(f"data.member_ids: a group has at most {MAX_MEMBERS} members")
     await _existing_users(invited, profiles)
+    await refuse_blocked(creator, invited, blocks)
     now = utc_now()
     members = {creator: _member("owner", now, 0)} | {
         u: _member("member", now, 0, order) for order, u in enumerate(invited, 1)
@@ -72,7 +96,8 @@ async def create_group(
 
 
 async def add_members(
-    request: GroupAddMembers, adder: str, conversations: Conversations, profiles: Profiles, deliver: Deliverer
+    request: GroupAddMembers, adder: str, conversations: Conversations, profiles: Profiles, deliver: Deliverer,
+    blocks: Blocks | None = None,
 ) -> None:
     group = await member_group(request.group_id, adder, conversations)
     if group.role_of(adder) not in ("owner", "admin"):
@@ -83,16 +108,31 @@ async def add_members(
     if len(group.members) + len(new) > MAX_MEMBERS:
         raise ParleyError.bad_request(f"data.user_ids: a group has at most {MAX_MEMBERS} members")
     await _existing_users(new, profiles)
+    await refuse_blocked(adder, new, blocks)
+    if await admit(group, new, conversations, deliver) is None:
+        raise ParleyError.forbidden("you are not a member of this group")  # gone meanwhile
+
+
+async def admit(
+    group: Conversation, new: list[str], conversations: Conversations, deliver: Deliverer
+) -> Conversation | None:
+    """Add users who are not members yet (by an admin, an invite link or an accepted request):
+    they get `group.added`, the others one `group.member_joined` each. None: the group is gone
+    (dissolved meanwhile, or its last member left)."""
+    assert group.group_id is not None
     now = utc_now()
     # A member added later reads from the moment they joined.
     updated = await conversations.add_members(
         group.conversation_id, {u: _member("member", now, group.last_seq, order) for order, u in enumerate(new)}
     )
+    if updated is None:
+        return None
     await deliver.to_users(new, _added_push(updated))
     others = [u for u in updated.members if u not in new]
     for user_id in new:
-        data = GroupMemberPush(group_id=request.group_id, user_id=user_id)
+        data = GroupMemberPush(group_id=group.group_id, user_id=user_id)
         await deliver.to_users(others, [push("group.member_joined", data)])
+    return updated
 
 
 def successor(group: Conversation) -> str | None:
@@ -102,9 +142,11 @@ def successor(group: Conversation) -> str | None:
 
 
 async def leave_group(
-    group_id: str, user_id: str, conversations: Conversations, messages: Messages, deliver: Deliverer
+    group_id: str, user_id: str, conversations: Conversations, messages: Messages, deliver: Deliverer,
+    invites: Invites | None = None, join_requests: JoinRequests | None = None,
 ) -> None:
-    """The last member out deletes the group and its messages; an owner leaving hands the group on."""
+    """The last member out deletes the group, its messages, invite links and join requests; an
+    owner leaving hands the group on."""
     group = await member_group(group_id, user_id, conversations)
     updated = await conversations.remove_member(group.conversation_id, user_id)
     if updated is None:
@@ -112,9 +154,12 @@ async def leave_group(
     if not updated.members:
         if await conversations.delete_if_empty(group.conversation_id):
             await messages.delete_conversation(group.conversation_id)
+            if invites is not None and join_requests is not None:
+                await invites.delete_group(group_id)
+                await join_requests.delete_group(group_id)
         return
     await deliver.to_users(
-        updated.members, [push("group.member_left", GroupMemberPush(group_id=group_id, user_id=user_id))]
+        updated.members, [push("group.member_left", GroupMemberLeftPush(group_id=group_id, user_id=user_id))]
     )
     if group.role_of(user_id) == "owner" and not any(updated.role_of(u) == "owner" for u in updated.members):
         heir = successor(updated)
@@ -139,16 +184,12 @@ async def set_role(request: GroupSetRole, owner: str, conversations: Conversatio
 
 
 async def list_groups(user_id: str, conversations: Conversations) -> GroupsListReply:
-    entries = []
-    for group in await conversations.of_user(user_id, kind="group"):
-        assert group.group_id is not None and group.name is not None
-        entries.append(
-            GroupEntry(
-                group_id=group.group_id, name=group.name, conversation_id=group.conversation_id,
-                role=group.roster[user_id].role,
-            )
-        )
-    return GroupsListReply(groups=entries)
+    return GroupsListReply(
+        groups=[
+            GroupEntry(**group_info(group).model_dump(), role=group.roster[user_id].role)
+            for group in await conversations.of_user(user_id, kind="group")
+        ]
+    )
 
 
 async def list_members(
@@ -156,10 +197,17 @@ async def list_members(
 ) -> GroupMembersReply:
     group = await member_group(group_id, user_id, conversations)
     found = await profiles.get(list(group.members))
-    return GroupMembersReply(
-        members=[
-            GroupMember(user_id=u, username=found[u].username, role=group.roster[u].role)
-            for u in group.seniority()
-            if u in found
-        ]
-    )
+    now = utc_now()
+    members = []
+    for u in group.seniority():
+        if u not in found:
+            continue
+        member, profile = group.roster[u], found[u]
+        muted_until = member.muted_at(now)
+        members.append(
+            GroupMember(
+                user_id=u, username=profile.username, display_name=profile.display_name,
+                avatar_url=profile.avatar_url, role=member.role, muted_until=iso(muted_until) if muted_until else None,
+            )
+        )
+    return GroupMembersReply(members=members)

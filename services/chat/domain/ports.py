@@ -14,6 +14,9 @@ from services.chat.domain.records import (
     Cursor,
     Draft,
     Friendship,
+    GroupChanges,
+    InviteLink,
+    JoinRequest,
     Kind,
     Member,
     Message,
@@ -22,7 +25,9 @@ from services.chat.domain.records import (
 from shared.contracts.auth import UserProfile
 from shared.contracts.calls import EndReason, IceCandidate
 from shared.contracts.files import FileMeta
+from shared.contracts.images import ImageInfo
 from shared.contracts.groups import Role
+from shared.contracts.images import ImageKind
 from shared.presence import DeviceSocket
 
 
@@ -36,6 +41,10 @@ class Files(Protocol):
     """The files service's metadata of an uploaded file, None if there is no such file."""
 
     async def info(self, file_id: str) -> FileMeta | None: ...
+
+    async def image(self, image_id: str) -> ImageInfo | None:
+        """An image files made (a made sticker's id is its image's id), None if there is none."""
+        ...
 
 
 class Presence(Protocol):
@@ -72,6 +81,30 @@ class Friendships(Protocol):
         ...
 
 
+class Blocks(Protocol):
+    """Who blocked whom (docs/protocol.md "Blocking"); one way: a blocker and the blocked."""
+
+    async def add(self, blocker: str, blocked: str, now: datetime) -> None:
+        """Idempotent: blocking again keeps the first time."""
+        ...
+
+    async def remove(self, blocker: str, blocked: str) -> bool:
+        """False when `blocker` had not blocked `blocked`."""
+        ...
+
+    async def blockers_of(self, user_id: str, among: list[str]) -> set[str]:
+        """Which of `among` have blocked `user_id`, in one read."""
+        ...
+
+    async def between(self, a: str, b: str) -> set[str]:
+        """Which of the two blocked the other (empty, one or both), in one read."""
+        ...
+
+    async def blocked_by(self, blocker: str) -> list[str]:
+        """The users `blocker` blocked, the most recent first."""
+        ...
+
+
 class Conversations(Protocol):
     """Conversations with their members; a group's roles and join points."""
 
@@ -91,13 +124,71 @@ class Conversations(Protocol):
 
     async def group(self, group_id: str) -> Conversation | None: ...
 
-    async def add_members(self, conversation_id: str, members: dict[str, Member]) -> Conversation: ...
+    async def add_members(self, conversation_id: str, members: dict[str, Member]) -> Conversation | None:
+        """The group after adding them; None when it is gone (dissolved, or its last member left)."""
+        ...
 
     async def remove_member(self, conversation_id: str, user_id: str) -> Conversation | None: ...
 
     async def set_role(self, conversation_id: str, user_id: str, role: Role) -> bool: ...
 
     async def delete_if_empty(self, conversation_id: str) -> bool: ...
+
+    async def update_group(self, conversation_id: str, changes: GroupChanges) -> Conversation | None: ...
+
+    async def mute(self, conversation_id: str, user_id: str, until: datetime | None) -> bool: ...
+
+    async def transfer_ownership(self, conversation_id: str, owner: str, heir: str) -> bool: ...
+
+    async def dissolve(self, conversation_id: str) -> Conversation | None:
+        """Delete a group's conversation; what it was, None if already gone."""
+        ...
+
+
+class Invites(Protocol):
+    """Groups' invite links, found and used by code."""
+
+    async def create(self, invite: InviteLink) -> None: ...
+
+    async def get(self, code: str) -> InviteLink | None: ...
+
+    async def of_group(self, group_id: str) -> list[InviteLink]: ...
+
+    async def use(self, invite: InviteLink) -> bool:
+        """Count one use atomically; False when revoked or used up meanwhile."""
+        ...
+
+    async def revoke(self, group_id: str, code: str, now: datetime) -> bool: ...
+
+    async def delete(self, codes: list[str]) -> None: ...
+
+    async def delete_group(self, group_id: str) -> None: ...
+
+
+class JoinRequests(Protocol):
+    """Pending requests to join groups that need approval; one per (group, user)."""
+
+    async def add(self, request: JoinRequest) -> bool:
+        """False when the user already has one pending for the group."""
+        ...
+
+    async def get(self, group_id: str, user_id: str) -> JoinRequest | None: ...
+
+    async def of_group(self, group_id: str) -> list[JoinRequest]: ...
+
+    async def count(self, group_id: str) -> int: ...
+
+    async def remove(self, group_id: str, user_id: str) -> bool: ...
+
+    async def delete_group(self, group_id: str) -> None: ...
+
+
+class Images(Protocol):
+    """The files service's images (avatars, stickers) made from an upload the user may download."""
+
+    async def make(self, file_id: str, user_id: str, kind: ImageKind) -> str:
+        """The image's url; not_found / bad_request (not an image) as files answers."""
+        ...
 
 
 class Messages(Protocol):

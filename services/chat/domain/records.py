@@ -62,6 +62,11 @@ class Member:
     joined_at: datetime
     joined_seq: int
     since: int  # orders members by how long they have stood (ties at creation: list order)
+    muted_until: datetime | None = None  # set by the owner or an admin; ends by itself
+
+    def muted_at(self, now: datetime) -> datetime | None:
+        """Until when the member is muted, if they are at `now`."""
+        return self.muted_until if self.muted_until is not None and self.muted_until > now else None
 
 
 NO_MEMBERS: Mapping[str, Member] = MappingProxyType({})
@@ -89,6 +94,11 @@ class Conversation:
     name: str | None = None
     # A group's members with their roles and join points; none for direct chats.
     roster: Mapping[str, Member] = field(default_factory=_no_members)
+    # A group's settings (docs/protocol.md "Group administration").
+    description: str = ""
+    avatar_url: str | None = None
+    everyone_muted: bool = False  # only the owner and admins may send
+    approval_required: bool = False  # joining by invite link files a join request
 
     def has_member(self, user_id: str) -> bool:
         return user_id in self.members
@@ -128,6 +138,49 @@ class Conversation:
 
 
 @record
+class GroupChanges:
+    """What `groups.update` changes (None: unchanged); `avatar_url` None with `clear_avatar`: removed."""
+
+    name: str | None = None
+    description: str | None = None
+    avatar_url: str | None = None
+    clear_avatar: bool = False
+    everyone_muted: bool | None = None
+    approval_required: bool | None = None
+
+
+@record
+class InviteLink:
+    """A group's invite link; `uses` counts joins and filed requests (never past `max_uses`)."""
+
+    code: str
+    group_id: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    max_uses: int | None
+    uses: int
+    revoked: bool = False
+
+    def unusable_because(self, now: datetime) -> str | None:
+        """Why the link cannot be used now (the end of "this invite link …"), or None."""
+        if self.revoked:
+            return "was revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "has expired"
+        if self.max_uses is not None and self.uses >= self.max_uses:
+            return "has been used up"
+        return None
+
+
+@record
+class JoinRequest:
+    group_id: str
+    user_id: str
+    requested_at: datetime
+
+
+@record
 class Draft:
     """A message as its sender wrote it, before the store gives it its seq."""
 
@@ -144,12 +197,14 @@ class Draft:
     mentions: tuple[str, ...] = ()
     burn_seconds: int | None = None  # burn after reading
     burns_at: datetime | None = None  # unopened: the cap; opened: opened_at + burn_seconds
+    sticker: chat.Sticker | None = None  # a sticker message (no text, no file)
+    voice: chat.Voice | None = None  # a voice message: `file` is its audio
 
     def stored_at(self, conversation_id: str, seq: int) -> "Message":
         return Message(
             self.message_id, conversation_id, seq, self.from_user_id, self.client_msg_id, self.to, self.sent_at,
             self.text, self.file, self.expires_at, call=self.call, reply_to=self.reply_to, mentions=self.mentions,
-            burn_seconds=self.burn_seconds, burns_at=self.burns_at,
+            burn_seconds=self.burn_seconds, burns_at=self.burns_at, sticker=self.sticker, voice=self.voice,
         )
 
 
@@ -177,6 +232,8 @@ class Message:
     opened_at: datetime | None = None
     burned: bool = False  # its content destroyed; the seq stays
     hidden_for: Collection[str] = frozenset()  # users who deleted it for themselves
+    sticker: chat.Sticker | None = None
+    voice: chat.Voice | None = None
 
     def is_visible(self, now: datetime) -> bool:
         return is_visible(self.recalled, self.expires_at, now, self.burns_at, self.burned)
@@ -205,6 +262,8 @@ class Message:
             to=dict(self.to),
             text=None if sealed else self.text,
             file=None if sealed else self.file,
+            sticker=None if sealed else self.sticker,
+            voice=None if sealed else self.voice,
             call=self.call,
             sent_at=iso(self.sent_at),
             expires_at=iso(self.expires_at) if self.expires_at else None,

@@ -11,8 +11,9 @@ import hashlib
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from services.chat.domain.attachments import attachment_for
+from services.chat.domain.attachments import message_content
 from services.chat.domain.delivery import Deliverer, Fanout, push
+from services.chat.domain.group_admin import send_refusal
 from services.chat.domain.messaging import conversation_up_to
 from services.chat.domain.ports import Conversations, Cursors, Files, Friendships, Messages
 from services.chat.domain.records import Conversation, Cursor, Draft, Message
@@ -121,8 +122,8 @@ async def _conversations_for(
             group = groups.get(to.group_id)
             if group is None or not group.has_member(sender):
                 found.append(ParleyError.forbidden("you are not a member of this group"))
-            else:
-                found.append(group)
+            else:  # muted, or everyone muted (docs/protocol.md "Group administration")
+                found.append(send_refusal(group, sender, now) or group)
             continue
         assert to.user_id is not None
         if to.user_id == sender:
@@ -162,6 +163,11 @@ async def _draft(
         raise ParleyError.bad_request("data.mentions: mentions are for groups")
     if request.mentions and not all(conversation.has_member(m) for m in request.mentions):
         raise ParleyError.bad_request("data.mentions: only members of the group can be mentioned")
+    file, sticker = (
+        await message_content(request, sender, files, conversations, messages)
+        if request.file_id is not None or request.sticker_id is not None
+        else (None, None)
+    )
     return Draft(
         message_id=new_id("m"),
         from_user_id=sender,
@@ -169,11 +175,9 @@ async def _draft(
         to={"group_id": request.to.group_id} if request.to.group_id is not None else {"user_id": request.to.user_id or ""},
         sent_at=now,
         text=request.text,
-        file=(
-            await attachment_for(request.file_id, sender, files, conversations, messages)
-            if request.file_id is not None
-            else None
-        ),
+        file=file,
+        sticker=sticker,
+        voice=request.voice,
         expires_at=now + timedelta(seconds=request.ttl_seconds) if request.ttl_seconds is not None else None,
         reply_to=await _quote(request.reply_to, conversation, sender, now, messages) if request.reply_to else None,
         mentions=tuple(dict.fromkeys(request.mentions or ())),

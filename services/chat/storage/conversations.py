@@ -10,7 +10,7 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from services.chat.domain.records import Conversation, Kind, Member
+from services.chat.domain.records import Conversation, GroupChanges, Kind, Member
 from services.chat.storage.documents import conversation, conversation_doc, member_doc
 from shared.contracts.groups import Role
 from shared.stores import Database
@@ -91,16 +91,15 @@ class ConversationStore:
         doc = await self.collection.find_one({"group_id": group_id})
         return conversation(doc) if doc else None
 
-    async def add_members(self, conversation_id: str, members: dict[str, Member]) -> Conversation:
-        """Add members who are not in yet; returns the updated conversation."""
+    async def add_members(self, conversation_id: str, members: dict[str, Member]) -> Conversation | None:
+        """Add members who are not in yet; returns the updated conversation (None: it is gone)."""
         sets = {f"member_info.{uid}": member_doc(member) for uid, member in members.items()}
         doc = await self.collection.find_one_and_update(
             {"_id": conversation_id},
             {"$addToSet": {"members": {"$each": list(members)}}, "$set": sets},
             return_document=ReturnDocument.AFTER,
         )
-        assert doc is not None
-        return conversation(doc)
+        return conversation(doc) if doc else None
 
     async def remove_member(self, conversation_id: str, user_id: str) -> Conversation | None:
         """Remove one member; returns the updated conversation (None if they were not in it)."""
@@ -122,3 +121,51 @@ class ConversationStore:
         (MessageStore.delete_conversation)."""
         result = await self.collection.delete_one({"_id": conversation_id, "members": {"$size": 0}})
         return bool(result.deleted_count)
+
+    # --- administration (docs/protocol.md "Group administration") -----------------------------
+    async def update_group(self, conversation_id: str, changes: GroupChanges) -> Conversation | None:
+        """Change a group's settings; the group as it is after (None: it is gone)."""
+        sets: dict[str, Any] = {
+            field: value
+            for field, value in (
+                ("name", changes.name),
+                ("description", changes.description),
+                ("avatar_url", changes.avatar_url),
+                ("everyone_muted", changes.everyone_muted),
+                ("approval_required", changes.approval_required),
+            )
+            if value is not None
+        }
+        if changes.clear_avatar:
+            sets["avatar_url"] = None
+        if not sets:
+            return await self.conversation(conversation_id)
+        doc = await self.collection.find_one_and_update(
+            {"_id": conversation_id, "kind": "group"}, {"$set": sets}, return_document=ReturnDocument.AFTER
+        )
+        return conversation(doc) if doc else None
+
+    async def mute(self, conversation_id: str, user_id: str, until: datetime | None) -> bool:
+        """Mute a member until a time (None: unmute); False when they are not a member."""
+        field = f"member_info.{user_id}.muted_until"
+        update = {"$set": {field: until}} if until is not None else {"$unset": {field: ""}}
+        result = await self.collection.update_one({"_id": conversation_id, "members": user_id}, update)
+        return result.matched_count == 1
+
+    async def transfer_ownership(self, conversation_id: str, owner: str, heir: str) -> bool:
+        """The owner becomes an admin and `heir` (a member) the owner, unmuted, in one update;
+        False when `owner` no longer owns the group or `heir` is no longer in it."""
+        result = await self.collection.update_one(
+            {"_id": conversation_id, "members": heir, f"member_info.{owner}.role": "owner"},
+            {
+                "$set": {f"member_info.{owner}.role": "admin", f"member_info.{heir}.role": "owner"},
+                "$unset": {f"member_info.{heir}.muted_until": ""},
+            },
+        )
+        return result.matched_count == 1
+
+    async def dissolve(self, conversation_id: str) -> Conversation | None:
+        """Delete a group's conversation; what it was (for telling its members), None if it was
+        already gone. Its messages, invites and join requests go next, in their stores."""
+        doc = await self.collection.find_one_and_delete({"_id": conversation_id, "kind": "group"})
+        return conversation(doc) if doc else None

@@ -1,21 +1,24 @@
 """Documents to records and back: the one place that knows the shape of chat's documents.
 
 conversations: `{_id, kind: "direct"|"group", members: [user_id], last_seq, last_at?, created_at,
-  group_id?, name?, member_info?: {user_id: {role, joined_at, joined_seq, since}}}`
+  group_id?, name?, description?, avatar_url?, everyone_muted?, approval_required?,
+  member_info?: {user_id: {role, joined_at, joined_seq, since, muted_until?}}}`
 messages: `{_id, conversation_id, seq, from_user_id, client_msg_id, to: {user_id|group_id},
   sent_at, text?, file?: {file_id, name, size, content_type}, call?: {call_id, media, outcome,
   duration_seconds?}, expires_at?, recalled?, recalled_at?, edited_at?, reply_to?: {message_id,
   from_user_id, text?, file_name?}, reactions?: {<emoji as hex code points>: [user_id]},
   mentions?: [user_id], burn?: {seconds, opened_at?}, burns_at?, burned?, hidden_for?: [user_id],
+  sticker?: {sticker_id, url}, voice?: {duration_ms},
   changed_at? (the last edit, reaction, open, burn or recall: what a device's sync catches up on)}`
 friendships: `{_id: pair_key, users: [requester, target], requester, status, created_at, accepted_at?}`
+(group invites and join requests: services/chat/storage/invites.py)
 """
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.chat.domain.records import NO_MEMBERS, Conversation, Draft, Friendship, Member, Message
 from shared.contracts.calls import CallRecord
-from shared.contracts.chat import Attachment
+from shared.contracts.chat import Attachment, Sticker, Voice
 from shared.contracts.interactions import Quote
 from shared.stores import Document
 
@@ -34,7 +37,9 @@ class Roster(Mapping[str, Member]):
         member = self._built.get(user_id)
         if member is None:
             info = self._info[user_id]
-            member = self._built[user_id] = Member(info["role"], info["joined_at"], info["joined_seq"], info["since"])
+            member = self._built[user_id] = Member(
+                info["role"], info["joined_at"], info["joined_seq"], info["since"], info.get("muted_until")
+            )
         return member
 
     def __iter__(self) -> Iterator[str]:
@@ -48,7 +53,12 @@ class Roster(Mapping[str, Member]):
 
 
 def member_doc(member: Member) -> Document:
-    return {"role": member.role, "joined_at": member.joined_at, "joined_seq": member.joined_seq, "since": member.since}
+    doc: Document = {
+        "role": member.role, "joined_at": member.joined_at, "joined_seq": member.joined_seq, "since": member.since
+    }
+    if member.muted_until is not None:
+        doc["muted_until"] = member.muted_until
+    return doc
 
 
 def conversation(doc: Document) -> Conversation:
@@ -63,6 +73,10 @@ def conversation(doc: Document) -> Conversation:
         doc.get("group_id"),
         doc.get("name"),
         Roster(info) if info else NO_MEMBERS,
+        doc.get("description", ""),
+        doc.get("avatar_url"),
+        bool(doc.get("everyone_muted")),
+        bool(doc.get("approval_required")),
     )
 
 
@@ -79,6 +93,10 @@ def conversation_doc(conv: Conversation) -> Document:
             "group_id": conv.group_id,
             "name": conv.name,
             "member_info": {u: member_doc(m) for u, m in conv.roster.items()},
+            "description": conv.description,
+            "avatar_url": conv.avatar_url,
+            "everyone_muted": conv.everyone_muted,
+            "approval_required": conv.approval_required,
         }
     return doc
 
@@ -117,6 +135,8 @@ def message(doc: Document) -> Message:
         burn.get("opened_at") if burn else None,
         bool(doc.get("burned")),
         frozenset(doc.get("hidden_for") or ()),
+        sticker=Sticker.model_validate(sticker) if (sticker := doc.get("sticker")) else None,
+        voice=Voice.model_validate(voice) if (voice := doc.get("voice")) else None,
     )
 
 
@@ -132,6 +152,10 @@ def message_doc(draft: Draft, conversation_id: str, seq: int) -> Document:
         doc["text"] = draft.text
     if draft.file is not None:
         doc["file"] = draft.file.model_dump()
+    if draft.sticker is not None:
+        doc["sticker"] = draft.sticker.model_dump()
+    if draft.voice is not None:
+        doc["voice"] = draft.voice.model_dump()
     if draft.expires_at is not None:
         doc["expires_at"] = draft.expires_at
     if draft.call is not None:

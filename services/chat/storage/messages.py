@@ -208,7 +208,10 @@ class MessageStore:
         """Mark recalled and drop the content: a recalled message keeps only its place (seq)."""
         await self.messages.update_one(
             {"_id": message_id},
-            {"$set": {"recalled": True, "recalled_at": now, "changed_at": now}, "$unset": {"text": "", "file": ""}},
+            {
+                "$set": {"recalled": True, "recalled_at": now, "changed_at": now},
+                "$unset": {"text": "", "file": "", "sticker": "", "voice": ""},
+            },
         )
 
     # --- changes after sending (edit, reactions, burn after reading, delete for me) -------------
@@ -262,7 +265,7 @@ class MessageStore:
             {"_id": message_id, "burned": {"$ne": True}},
             {
                 "$set": {"burned": True, "burned_at": now, "changed_at": now},
-                "$unset": {"text": "", "file": "", "reply_to": "", "reactions": "", "mentions": "", "burns_at": ""},
+                "$unset": {"text": "", "file": "", "sticker": "", "voice": "", "reply_to": "", "reactions": "", "mentions": "", "burns_at": ""},
             },
         )
         return result.modified_count == 1

@@ -1,6 +1,7 @@
 """What files' domain logic needs from the outside world: the records it reads, and the stores
-it reads them from, as protocols. storage/file_store.py (MongoDB: GridFS and `uploads`) and
-services/files/access.py (chat, over RPC) implement them; the unit tests use the real store."""
+it reads them from, as protocols. storage/file_store.py (MongoDB: GridFS and `uploads`),
+storage/stickers.py and services/files/access.py (chat, over RPC) implement them; the unit
+tests use the real stores."""
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -17,6 +18,17 @@ class StoredFile:
     sha256: str
     uploader: str
     uploaded_at: datetime
+    kind: str | None = None  # None: an upload; "avatar", "sticker", "thumbnail": made here (images.py)
+
+
+@dataclass(frozen=True)
+class Sticker:
+    """One of a user's own stickers: an image made from one of their uploads."""
+
+    sticker_id: str  # the image's id
+    owner: str
+    url: str
+    added_at: datetime
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,22 @@ class FileStore(Protocol):
     async def drop_upload_record(self, file_id: str) -> None: ...
 
     async def read(self, file_id: str, offset: int, length: int) -> bytes | None: ...
+
+    async def put(self, made: StoredFile, data: bytes, source: str) -> StoredFile:
+        """Store bytes made here (an image) as a finished file in one go. A file with the same
+        id already there (a thumbnail made twice at once) is kept and returned."""
+
+
+class StickerStore(Protocol):
+    async def add(self, sticker: Sticker) -> None: ...
+
+    async def count(self, owner: str) -> int: ...
+
+    async def owned(self, owner: str) -> list[Sticker]:
+        """Oldest first."""
+
+    async def remove(self, sticker_id: str, owner: str) -> bool:
+        """False when `owner` has no such sticker."""
 
 
 class Access(Protocol):

@@ -90,7 +90,7 @@ def _info(stored: StoredFile) -> UploadedFile:
     )
 
 
-def _meta(stored: StoredFile) -> FileMeta:
+def meta_of(stored: StoredFile) -> FileMeta:
     return FileMeta(
         file_id=stored.file_id, name=stored.name, size=stored.size, content_type=stored.content_type,
         sha256=stored.sha256, uploader=stored.uploader, uploaded_at=iso(stored.uploaded_at),
@@ -176,12 +176,17 @@ async def abort_upload(file_id: str, uploader: str, store: FileStore) -> None:
         await store.discard(file_id)
 
 
-async def open_file(file_id: str, user: str, store: FileStore, access: Access) -> FileMeta:
-    """The file's metadata if `user` may download it; otherwise the same answer as no file."""
+async def readable(file_id: str, user: str, store: FileStore, access: Access) -> StoredFile:
+    """The file if `user` may download it; otherwise the same answer as no file."""
     stored = await store.stored(file_id)
     if stored is None or (stored.uploader != user and not await access.allowed(file_id, user)):
         raise ParleyError.not_found(NO_SUCH_FILE)
-    return _meta(stored)
+    return stored
+
+
+async def open_file(file_id: str, user: str, store: FileStore, access: Access) -> FileMeta:
+    """The file's metadata if `user` may download it; otherwise the same answer as no file."""
+    return meta_of(await readable(file_id, user, store, access))
 
 
 async def file_info(file_id: str, store: FileStore) -> FileMeta:
@@ -189,7 +194,7 @@ async def file_info(file_id: str, store: FileStore) -> FileMeta:
     stored = await store.stored(file_id)
     if stored is None:
         raise ParleyError.not_found(NO_SUCH_FILE)
-    return _meta(stored)
+    return meta_of(stored)
 
 
 async def read_range(request: FileRead, store: FileStore) -> FileReadReply:

@@ -11,6 +11,10 @@ and survive the replica that began it. Whatever is written here is a plain GridF
 `AsyncGridFSBucket.open_download_stream` and any GridFS tool can read (the tests check this);
 the service itself reads ranges straight from the chunk documents (see `read`).
 
+Images made here (avatars, stickers, thumbnails: services/files/domain/images.py) are GridFS
+files of the same bucket, written whole by `put`; their metadata adds `kind` and `source` (the
+upload they were made from).
+
 `uploads`: `{_id: file_id, uploader, name, content_type (declared), started_at, last_chunk_at,
 short_chunks: [[n, length], ...]}`. `short_chunks` records every chunk shorter than CHUNK_SIZE
 as it is written, so `finish` can tell that only the last one is short without reading back
@@ -40,6 +44,7 @@ def _stored(doc: Document) -> StoredFile:
         sha256=meta["sha256"],
         uploader=meta["uploader"],
         uploaded_at=doc["uploadDate"],
+        kind=meta.get("kind"),
     )
 
 
@@ -191,3 +196,28 @@ class MongoFileStore:
         joined = b"".join(pieces[n] for n in range(first, last + 1))
         start = offset - first * size
         return joined[start : start + (end - offset)]
+
+    async def put(self, made: StoredFile, data: bytes, source: str) -> StoredFile:
+        """Chunks first, the `files.files` document last (as `finish`): a file is readable only
+        once whole. A second writer of the same id (a thumbnail made twice at once: the same
+        bytes) finds its chunks there already and the first document wins."""
+        for n, start in enumerate(range(0, len(data), CHUNK_SIZE)):
+            await self.insert_chunk(made.file_id, n, data[start : start + CHUNK_SIZE])
+        doc = {
+            "_id": made.file_id,
+            "length": len(data),
+            "chunkSize": CHUNK_SIZE,
+            "uploadDate": made.uploaded_at,
+            "filename": made.name,
+            "metadata": {
+                "uploader": made.uploader, "sha256": made.sha256, "content_type": made.content_type,
+                "kind": made.kind, "source": source,
+            },
+        }
+        try:
+            await self.files.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.files.find_one({"_id": made.file_id})
+            assert existing is not None
+            doc = existing
+        return _stored(doc)

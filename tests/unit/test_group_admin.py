@@ -1,0 +1,403 @@
+"""Group administration over real stores: settings, who may act on whom, muting (and what a
+send then gets), ownership, dissolving, invite links (uses counted atomically) and join requests."""
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from services.chat.domain import group_admin, groups, invites, sending
+from services.chat.storage.blocks import BlockStore
+from services.chat.storage.invites import InviteStore, JoinRequestStore
+from shared.contracts import chat
+from shared.contracts.base import iso, utc_now
+from shared.contracts.batches import SendItem
+from shared.contracts.errors import ErrorCode, ParleyError
+from shared.contracts.groups import (
+    GroupAddMembers,
+    GroupCreate,
+    GroupMemberTarget,
+    GroupMute,
+    GroupSetRole,
+    GroupUpdate,
+    InviteCreate,
+    InviteRevoke,
+)
+from shared.contracts.wire import Caller
+from tests.unit.helpers import chat_world, profile
+
+A, B, C, D, E = "u_alice", "u_bob", "u_carol", "u_dave", "u_erin"
+
+
+class FakeImages:
+    """The `Images` port: files makes an avatar from an upload the user may download."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, str, str]] = []
+
+    async def make(self, file_id: str, user_id: str, kind: str) -> str:
+        if file_id == "f_not_mine":
+            raise ParleyError.not_found("no such file")
+        self.made.append((file_id, user_id, kind))
+        return f"/images/i_{file_id}"
+
+
+@pytest.fixture
+async def world(db, settings):
+    async with chat_world(db, settings, *(profile(u) for u in (A, B, C, D, E))) as world:
+        world.invites, world.requests = InviteStore(db), JoinRequestStore(db)
+        world.blocks = BlockStore(db)
+        for store in (world.invites, world.requests, world.blocks):
+            await store.ensure_indexes()
+        world.images = FakeImages()
+        for user in (A, B, C, D, E):
+            await world.online(user, "d1", "gw1", f"c_{user}")
+        yield world
+
+
+async def fails(awaitable) -> ParleyError:
+    with pytest.raises(ParleyError) as info:
+        await awaitable
+    return info.value
+
+
+def pushed(world, user, event) -> list[dict]:
+    return [p["data"] for p in world.outbox.received_by(user, "d1") if p["type"] == event]
+
+
+async def group_of(world, admins=(C,), members=(B, D)) -> str:
+    """A owns; `admins` are admins; `members` plain members."""
+    reply = await groups.create_group(
+        GroupCreate(name="club", member_ids=[*admins, *members]), A, world.conversations, world.profiles, world.deliver
+    )
+    for admin in admins:
+        await groups.set_role(GroupSetRole(group_id=reply.group_id, user_id=admin, role="admin"), A,
+                              world.conversations, world.deliver)
+    world.outbox.clear()
+    return reply.group_id
+
+
+async def send(world, sender, group_id, text="hi"):
+    request = chat.MessageSend(to={"group_id": group_id}, client_msg_id=f"{sender}-{text}", text=text)
+    return await sending.send_message(request, sender, "d1", world.friendships, world.conversations, world.messages,
+                                      world.deliver, world.files)
+
+
+async def remove(world, actor, group_id, user_id):
+    await group_admin.remove_member(GroupMemberTarget(group_id=group_id, user_id=user_id), actor,
+                                    world.conversations, world.deliver)
+
+
+async def mute(world, actor, group_id, user_id, until):
+    await group_admin.mute_member(GroupMute(group_id=group_id, user_id=user_id, until=until), actor,
+                                  world.conversations, world.deliver)
+
+
+async def update(world, actor, group_id, **changes):
+    return await group_admin.update_group(GroupUpdate(group_id=group_id, **changes), actor, world.conversations,
+                                          world.images, world.deliver)
+
+
+async def new_invite(world, actor, group_id, **options):
+    return await invites.create_invite(InviteCreate(group_id=group_id, **options), actor, world.conversations,
+                                       world.invites)
+
+
+async def join(world, user, code):
+    return await invites.join_group(code, user, world.conversations, world.invites, world.requests, world.profiles,
+                                    world.deliver)
+
+
+# --- who may act on whom -------------------------------------------------------------------------
+async def test_the_owner_acts_on_anyone_an_admin_on_plain_members_a_member_on_nobody(world):
+    group_id = await group_of(world, admins=(C, E), members=(B, D))
+    for actor, target, code in [
+        (B, D, ErrorCode.FORBIDDEN),  # a member on nobody
+        (C, E, ErrorCode.FORBIDDEN),  # an admin not on an admin
+        (C, A, ErrorCode.FORBIDDEN),  # nor on the owner
+        (C, C, ErrorCode.BAD_REQUEST),  # yourself: leave instead
+        (C, "u_stranger", ErrorCode.NOT_FOUND),
+    ]:
+        assert (await fails(remove(world, actor, group_id, target))).code == code, (actor, target)
+        assert (await fails(mute(world, actor, group_id, target, utc_now() + timedelta(hours=1)))).code == code
+    error = await fails(remove(world, C, group_id, E))
+    assert error.message == "only the owner can remove an admin or the owner"
+    assert (await fails(remove(world, B, group_id, D))).message == "only the owner or an admin can remove members"
+
+    await remove(world, C, group_id, D)  # an admin removes a member
+    await remove(world, A, group_id, E)  # the owner removes an admin
+    group = await world.conversations.group(group_id)
+    assert sorted(group.members) == sorted([A, B, C])
+    assert pushed(world, D, "group.removed") == [{"group_id": group_id, "conversation_id": group.conversation_id,
+                                                   "by": C}]
+    assert pushed(world, B, "group.member_left") == [
+        {"group_id": group_id, "user_id": D, "removed_by": C}, {"group_id": group_id, "user_id": E, "removed_by": A},
+    ]
+    assert pushed(world, D, "group.member_left") == []  # the removed user is told once, as removed
+    assert (await fails(send(world, D, group_id))).code == ErrorCode.FORBIDDEN
+
+
+# --- muting ----------------------------------------------------------------------------------------
+async def test_a_muted_member_cannot_send_until_the_mute_ends_or_is_lifted(world):
+    group_id = await group_of(world)
+    until = utc_now() + timedelta(minutes=5)
+    await mute(world, C, group_id, B, until)
+    stamp = iso(until)
+    assert pushed(world, D, "group.member_muted") == [{"group_id": group_id, "user_id": B, "until": stamp}]
+    error = await fails(send(world, B, group_id))
+    assert (error.code, error.message) == (ErrorCode.FORBIDDEN, f"you are muted in this group until {stamp}")
+    listed = await groups.list_members(group_id, D, world.conversations, world.profiles)
+    assert {m.user_id: m.muted_until for m in listed.members} == {A: None, C: None, B: stamp, D: None}
+
+    await mute(world, A, group_id, B, None)
+    assert pushed(world, D, "group.member_muted")[-1] == {"group_id": group_id, "user_id": B, "until": None}
+    await send(world, B, group_id)
+
+    # A mute whose time has passed has ended by itself.
+    await world.conversations.mute((await world.conversations.group(group_id)).conversation_id, D,
+                                   utc_now() - timedelta(seconds=1))
+    await send(world, D, group_id)
+    listed = await groups.list_members(group_id, A, world.conversations, world.profiles)
+    assert all(m.muted_until is None for m in listed.members)
+
+
+async def test_mute_times_must_be_in_the_future_and_within_366_days(world):
+    group_id = await group_of(world)
+    for until in (utc_now() - timedelta(seconds=1), utc_now() + timedelta(days=367)):
+        error = await fails(mute(world, A, group_id, B, until))
+        assert error.code == ErrorCode.BAD_REQUEST and error.message.startswith("data.until")
+    await mute(world, A, group_id, B, utc_now() + timedelta(days=365))
+
+
+async def test_everyone_muted_leaves_only_the_owner_and_admins_sending(world):
+    group_id = await group_of(world)
+    info = await update(world, C, group_id, everyone_muted=True)
+    assert info.everyone_muted is True
+    error = await fails(send(world, B, group_id))
+    assert (error.code, error.message) == (ErrorCode.FORBIDDEN, "only the owner and admins can send in this group")
+    await send(world, A, group_id)
+    await send(world, C, group_id)
+    await update(world, A, group_id, everyone_muted=False)
+    await send(world, B, group_id)
+
+
+async def test_a_batch_refuses_only_the_muted_senders_items(world):
+    group_id = await group_of(world)
+    await mute(world, A, group_id, B, utc_now() + timedelta(minutes=1))
+    items = [
+        SendItem(caller=Caller(request_id=f"r{i}", user_id=user, device_id="d1"),
+                 request=chat.MessageSend(to={"group_id": group_id}, client_msg_id=f"m{i}", text="x"))
+        for i, user in enumerate((B, D, B))
+    ]
+    outcomes = await sending.send_messages(items, world.friendships, world.conversations, world.messages,
+                                           world.deliver, world.files)
+    assert [isinstance(o, ParleyError) for o in outcomes] == [True, False, True]
+
+
+# --- settings ----------------------------------------------------------------------------------------
+async def test_update_changes_settings_and_tells_every_member(world):
+    group_id = await group_of(world)
+    info = await update(world, C, group_id, name="  Chess club ", description="Tuesdays", avatar_file_id="f_pic")
+    assert (info.name, info.description, info.avatar_url) == ("Chess club", "Tuesdays", "/images/i_f_pic")
+    assert world.images.made == [("f_pic", C, "avatar")]
+    for user in (A, B, C, D):
+        assert pushed(world, user, "group.updated") == [{"group": info.model_dump(), "by": C}]
+    assert await group_admin.group_details(group_id, B, world.conversations) == info
+    [entry] = [g for g in (await groups.list_groups(B, world.conversations)).groups if g.group_id == group_id]
+    assert (entry.name, entry.avatar_url, entry.member_count, entry.role) == ("Chess club", "/images/i_f_pic", 4,
+                                                                              "member")
+
+    cleared = await update(world, A, group_id, clear_avatar=True, approval_required=True)
+    assert (cleared.avatar_url, cleared.approval_required, cleared.description) == (None, True, "Tuesdays")
+
+    world.outbox.clear()
+    assert await update(world, A, group_id) == cleared  # nothing asked: nothing pushed
+    assert pushed(world, B, "group.updated") == []
+    assert (await fails(update(world, B, group_id, name="mine"))).code == ErrorCode.FORBIDDEN
+    assert (await fails(update(world, A, group_id, avatar_file_id="f_not_mine"))).code == ErrorCode.NOT_FOUND
+    assert (await fails(group_admin.group_details(group_id, E, world.conversations))).code == ErrorCode.FORBIDDEN
+
+
+# --- ownership and dissolving ------------------------------------------------------------------------------
+async def test_transfer_ownership_makes_the_old_owner_an_admin_and_lifts_the_heirs_mute(world):
+    group_id = await group_of(world)
+    await mute(world, A, group_id, C, utc_now() + timedelta(hours=1))
+    target = GroupMemberTarget(group_id=group_id, user_id=C)
+    assert (await fails(group_admin.transfer_ownership(target, C, world.conversations, world.deliver))).code == (
+        ErrorCode.FORBIDDEN
+    )
+    await group_admin.transfer_ownership(target, A, world.conversations, world.deliver)
+    assert pushed(world, B, "group.role_changed") == [
+        {"group_id": group_id, "user_id": C, "role": "owner"}, {"group_id": group_id, "user_id": A, "role": "admin"},
+    ]
+    group = await world.conversations.group(group_id)
+    assert (group.role_of(C), group.role_of(A), group.roster[C].muted_until) == ("owner", "admin", None)
+    await send(world, C, group_id)
+    itself = GroupMemberTarget(group_id=group_id, user_id=C)
+    assert (await fails(group_admin.transfer_ownership(itself, C, world.conversations, world.deliver))).code == (
+        ErrorCode.BAD_REQUEST
+    )
+
+
+async def test_dissolve_deletes_the_group_its_messages_links_and_requests(world):
+    group_id = await group_of(world)
+    conversation_id = (await world.conversations.group(group_id)).conversation_id
+    await send(world, B, group_id)
+    link = await new_invite(world, A, group_id)
+    await update(world, A, group_id, approval_required=True)
+    assert (await join(world, E, link.code)).status == "requested"
+    dissolve = group_admin.dissolve_group(group_id, C, world.conversations, world.messages, world.invites,
+                                          world.requests, world.deliver)
+    assert (await fails(dissolve)).code == ErrorCode.FORBIDDEN
+
+    await group_admin.dissolve_group(group_id, A, world.conversations, world.messages, world.invites,
+                                     world.requests, world.deliver)
+    for user in (A, B, C, D):
+        assert pushed(world, user, "group.dissolved") == [{"group_id": group_id, "conversation_id": conversation_id}]
+    assert await world.conversations.group(group_id) is None
+    assert await world.messages.messages.count_documents({"conversation_id": conversation_id}) == 0
+    assert await world.invites.of_group(group_id) == [] and await world.requests.of_group(group_id) == []
+    assert (await fails(join(world, E, link.code))).message == "this invite link is not valid"
+
+
+# --- invite links -----------------------------------------------------------------------------------------
+async def test_invite_links_say_why_they_cannot_be_used(world):
+    group_id = await group_of(world)
+    link = await new_invite(world, C, group_id, max_uses=1, expires_in_seconds=3600)
+    assert len(link.code) == 22 and link.url == f"/#join={link.code}" and link.created_by == C
+    assert (await fails(new_invite(world, B, group_id))).code == ErrorCode.FORBIDDEN
+
+    assert (await join(world, A, link.code)).status == "joined"  # already a member: nothing used
+    joined = await join(world, E, link.code)
+    assert (joined.status, joined.group_id) == ("joined", group_id)
+    assert pushed(world, E, "group.added")[0]["group_id"] == group_id
+    assert pushed(world, B, "group.member_joined") == [{"group_id": group_id, "user_id": E}]
+    assert (await fails(join(world, "u_frank", link.code))).message == "this invite link has been used up"
+
+    revoked = await new_invite(world, A, group_id)
+    await invites.revoke_invite(InviteRevoke(group_id=group_id, code=revoked.code), C, world.conversations,
+                                world.invites)
+    assert (await fails(join(world, "u_frank", revoked.code))).message == "this invite link was revoked"
+    preview = invites.preview_invite(revoked.code, world.invites, world.conversations)
+    assert (await fails(preview)).message == "this invite link was revoked"
+    unknown = InviteRevoke(group_id=group_id, code="nope")
+    assert (await fails(invites.revoke_invite(unknown, A, world.conversations, world.invites))).code == (
+        ErrorCode.NOT_FOUND
+    )
+
+    expiring = await new_invite(world, A, group_id, expires_in_seconds=60)
+    await world.invites.collection.update_one({"_id": expiring.code},
+                                              {"$set": {"expires_at": utc_now() - timedelta(seconds=1)}})
+    assert (await fails(join(world, "u_frank", expiring.code))).message == "this invite link has expired"
+    assert (await fails(join(world, "u_frank", "x" * 22))).message == "this invite link is not valid"
+
+    usable = await new_invite(world, A, group_id)
+    listed = await invites.list_invites(group_id, C, world.conversations, world.invites)
+    assert [i.code for i in listed.invites] == [usable.code]
+    shown = await invites.preview_invite(usable.code, world.invites, world.conversations)
+    assert (shown.name, shown.member_count, shown.approval_required) == ("club", 5, False)
+
+
+async def test_concurrent_joins_never_pass_max_uses(world):
+    group_id = await group_of(world, admins=(), members=())
+    link = await new_invite(world, A, group_id, max_uses=3)
+    joiners = [f"u_j{i}" for i in range(8)]
+    outcomes = await asyncio.gather(*(join(world, u, link.code) for u in joiners), return_exceptions=True)
+    assert sum(not isinstance(o, Exception) for o in outcomes) == 3
+    assert len((await world.conversations.group(group_id)).members) == 4
+    assert (await world.invites.get(link.code)).uses == 3
+
+
+async def test_a_group_keeps_a_bounded_number_of_links(world, monkeypatch):
+    monkeypatch.setattr(invites, "MAX_USABLE_INVITES", 2)
+    monkeypatch.setattr(invites, "MAX_STORED_INVITES", 3)
+    group_id = await group_of(world)
+
+    async def revoke(code):
+        await invites.revoke_invite(InviteRevoke(group_id=group_id, code=code), A, world.conversations, world.invites)
+
+    first, second = await new_invite(world, A, group_id), await new_invite(world, A, group_id)
+    assert (await fails(new_invite(world, A, group_id))).code == ErrorCode.CONFLICT
+    await revoke(first.code)
+    await revoke(first.code)  # again: still {}
+    third = await new_invite(world, A, group_id)
+    await revoke(second.code)
+    fourth = await new_invite(world, A, group_id)  # three stored: the oldest unusable one goes
+    assert [i.code for i in await world.invites.of_group(group_id)] == [second.code, third.code, fourth.code]
+
+
+# --- join requests ------------------------------------------------------------------------------------------
+async def test_join_requests_are_filed_once_and_accepted_or_declined(world):
+    group_id = await group_of(world)
+    await update(world, A, group_id, approval_required=True)
+    link = await new_invite(world, A, group_id, max_uses=2)
+    world.outbox.clear()
+
+    assert (await join(world, E, link.code)).model_dump(exclude_none=True) == {"status": "requested",
+                                                                               "group_id": group_id}
+    assert (await join(world, E, link.code)).status == "requested"  # again: nothing used
+    assert (await world.invites.get(link.code)).uses == 1
+    for manager in (A, C):
+        assert pushed(world, manager, "group.join_requested") == [{"group_id": group_id, "user": profile(E).model_dump()}]
+    assert pushed(world, B, "group.join_requested") == []
+    listed = await invites.list_join_requests(group_id, C, world.conversations, world.requests, world.profiles)
+    assert [r.user.user_id for r in listed.requests] == [E]
+    assert (await fails(invites.list_join_requests(group_id, B, world.conversations, world.requests,
+                                                   world.profiles))).code == ErrorCode.FORBIDDEN
+
+    accept = GroupMemberTarget(group_id=group_id, user_id=E)
+    await invites.accept_join_request(accept, C, world.conversations, world.requests, world.deliver, world.blocks)
+    assert pushed(world, E, "group.added")[0]["group_id"] == group_id
+    assert pushed(world, B, "group.member_joined") == [{"group_id": group_id, "user_id": E}]
+    assert (await world.conversations.group(group_id)).has_member(E)
+    again = invites.accept_join_request(accept, C, world.conversations, world.requests, world.deliver)
+    assert (await fails(again)).code == ErrorCode.NOT_FOUND
+
+    assert (await join(world, "u_frank", link.code)).status == "requested"
+    decline = GroupMemberTarget(group_id=group_id, user_id="u_frank")
+    await invites.decline_join_request(decline, A, world.conversations, world.requests, world.deliver)
+    assert await world.requests.of_group(group_id) == []
+    assert not (await world.conversations.group(group_id)).has_member("u_frank")
+    assert (await fails(invites.decline_join_request(decline, A, world.conversations, world.requests,
+                                                     world.deliver))).code == ErrorCode.NOT_FOUND
+
+
+async def test_pending_requests_are_bounded(world, monkeypatch):
+    monkeypatch.setattr(invites, "MAX_PENDING_REQUESTS", 2)
+    group_id = await group_of(world)
+    await update(world, A, group_id, approval_required=True)
+    link = await new_invite(world, A, group_id)
+    await join(world, E, link.code)
+    await join(world, "u_frank", link.code)
+    assert (await fails(join(world, "u_gina", link.code))).code == ErrorCode.CONFLICT
+    assert (await world.invites.get(link.code)).uses == 2
+
+
+async def test_a_blocked_user_cannot_add_the_blocker_or_accept_their_request(world):
+    group_id = await group_of(world)
+    await world.blocks.add(E, C, utc_now())  # Erin blocked Carol (an admin)
+    add = groups.add_members(GroupAddMembers(group_id=group_id, user_ids=[E]), C, world.conversations,
+                             world.profiles, world.deliver, world.blocks)
+    error = await fails(add)
+    assert (error.code, error.message) == (ErrorCode.FORBIDDEN, "this user cannot be added")
+    create = groups.create_group(GroupCreate(name="x", member_ids=[E]), C, world.conversations, world.profiles,
+                                 world.deliver, world.blocks)
+    assert (await fails(create)).message == "this user cannot be added"
+
+    await update(world, A, group_id, approval_required=True)
+    link = await new_invite(world, A, group_id)
+    await join(world, E, link.code)
+    accept = GroupMemberTarget(group_id=group_id, user_id=E)
+    refused = invites.accept_join_request(accept, C, world.conversations, world.requests, world.deliver, world.blocks)
+    assert (await fails(refused)).message == "this user cannot be added"
+    await invites.accept_join_request(accept, A, world.conversations, world.requests, world.deliver, world.blocks)
+    assert (await world.conversations.group(group_id)).has_member(E)
+
+
+async def test_admitting_to_a_group_dissolved_meanwhile_adds_nobody(world):
+    group_id = await group_of(world)
+    stale = await world.conversations.group(group_id)
+    await group_admin.dissolve_group(group_id, A, world.conversations, world.messages, world.invites,
+                                     world.requests, world.deliver)
+    assert await groups.admit(stale, [E], world.conversations, world.deliver) is None
+    assert pushed(world, E, "group.added") == []
+    assert await world.conversations.group(group_id) is None
