@@ -245,6 +245,10 @@ def test_long_name_without_extension():
     assert domain.sanitize_name("z" * 300 + "." + "e" * 40) == ("z" * 300 + "." + "e" * 40)[:255]
 
 
+# EBML header with DocType "webm": what MediaRecorder writes first.
+WEBM = bytes.fromhex("1a45dfa3") + b"\x9f\x42\x86\x81\x01\x42\x82\x84webm"
+
+
 @pytest.mark.parametrize(
     "data, declared, expected",
     [
@@ -253,6 +257,10 @@ def test_long_name_without_extension():
         (b"just some words\n", None, "application/octet-stream"),
         (b"just some words\n", "not a type", "application/octet-stream"),
         (b"%PDF-1.7\n" + os.urandom(50), None, "application/pdf"),
+        # A browser's voice recording: WebM (which the sniffer calls video) declared as audio.
+        (WEBM + os.urandom(100), "audio/webm", "audio/webm"),
+        (WEBM + os.urandom(100), None, "video/webm"),
+        (WEBM + os.urandom(100), "text/plain", "video/webm"),
     ],
 )
 async def test_content_type(store, data, declared, expected):

@@ -83,6 +83,18 @@ def sniff_content_type(head: bytes) -> str | None:
     return mime
 
 
+def stored_content_type(head: bytes, declared: str | None) -> str:
+    """What the bytes show wins over what was declared, except that a container the sniffer
+    calls video (WebM, MP4, Ogg) declared as audio stays audio: the sniffer cannot tell the two
+    apart, and a browser's voice recording is WebM with only an audio track."""
+    sniffed = sniff_content_type(head)
+    if sniffed is None:
+        return declared or DEFAULT_CONTENT_TYPE
+    if sniffed.startswith("video/") and declared is not None and declared.startswith("audio/"):
+        return declared
+    return sniffed
+
+
 def _info(stored: StoredFile) -> UploadedFile:
     return UploadedFile(
         file_id=stored.file_id, name=stored.name, size=stored.size,
@@ -163,7 +175,7 @@ async def finish_upload(
         await store.discard(request.file_id)
         raise ParleyError.bad_request(f"the upload's chunks do not add up to {request.size} bytes")
     head = await store.chunk_data(request.file_id, 0) if request.size else b""
-    content_type = sniff_content_type(head or b"") or upload.content_type or DEFAULT_CONTENT_TYPE
+    content_type = stored_content_type(head or b"", upload.content_type)
     stored = await store.finish(upload, request.size, request.sha256, content_type, utc_now())
     log_event(log, "file.stored", file_id=stored.file_id, size=stored.size, content_type=stored.content_type)
     return _info(stored)

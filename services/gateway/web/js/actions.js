@@ -182,7 +182,12 @@ export async function createGroup(name, memberIds) {
 export function loadMembers(group) {
   return attempt("groups.members", async () => {
     const reply = await conn.request("groups.members", { group_id: group.group_id });
-    for (const member of reply.members) store.learnUser({ user_id: member.user_id, username: member.username });
+    for (const member of reply.members) {
+      const user = { user_id: member.user_id, username: member.username };
+      if (member.display_name) user.display_name = member.display_name;
+      if (member.avatar_url !== undefined) user.avatar_url = member.avatar_url;
+      store.learnUser(user);
+    }
     const current = state.groups.get(group.group_id);
     if (current) current.members = reply.members;
     const conv = store.convById(group.conversation_id);

@@ -98,8 +98,10 @@ export function clearOutbox() {
 /**
  * Send a message: `replyTo` (a message of this conversation), `mentions` (user ids, groups) and
  * `burn` (burn after reading, seconds, direct chats) are optional; `ttl` does not go with `burn`.
+ * `sticker` ({sticker_id, url}) is sent instead of text or file; `voice` ({duration_ms}) goes
+ * with an audio file (docs/protocol.md "Stickers and emoji", "Voice messages and thumbnails").
  */
-export function sendMessage(conv, { text, file, ttl, replyTo, mentions, burn }) {
+export function sendMessage(conv, { text, file, ttl, replyTo, mentions, burn, sticker, voice }) {
   const clientMsgId = randomId("w");
   const payload = {
     to: conv.kind === "group" ? { group_id: conv.groupId } : { user_id: conv.peerId },
@@ -107,12 +109,16 @@ export function sendMessage(conv, { text, file, ttl, replyTo, mentions, burn }) 
   };
   if (text) payload.text = text;
   if (file) payload.file_id = file.file_id;
+  if (sticker) payload.sticker_id = sticker.sticker_id;
+  if (file && voice) payload.voice = { duration_ms: voice.duration_ms };
   if (burn) payload.burn_seconds = burn;
   else if (ttl) payload.ttl_seconds = ttl;
   if (replyTo?.message_id) payload.reply_to = replyTo.message_id;
   if (mentions?.length) payload.mentions = mentions.slice(0, 50);
   const shownFile = file && { file_id: file.file_id, name: file.name, size: file.size, content_type: file.content_type };
-  store.addPending(conv, { clientMsgId, text, file: shownFile, ttl: burn ? 0 : ttl, replyTo, mentions: payload.mentions, burn });
+  const pending = store.addPending(conv, { clientMsgId, text, file: shownFile, ttl: burn ? 0 : ttl, replyTo, mentions: payload.mentions, burn });
+  if (sticker) pending.sticker = { sticker_id: sticker.sticker_id, url: sticker.url };
+  if (payload.voice) pending.voice = payload.voice;
   outbox.set(clientMsgId, { conv, payload, inFlight: false });
   changed();
   deliver(clientMsgId);

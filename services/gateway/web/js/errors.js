@@ -48,6 +48,12 @@ const SPECIFIC = {
   "upload:disconnected": "The upload was interrupted. Check your connection and try again.",
   "download:not_found": "This file is not available (it was recalled, or you cannot see it).",
   "download:unauthorized": "Your session has ended. Please log in again to open files.",
+  "friends.request:forbidden": "You cannot send this user a friend request.",
+  "profile.get:not_found": "That user does not exist any more.",
+  "profile.update:not_found": "That picture is not available any more. Please upload it again.",
+  "blocks.add:not_found": "That user does not exist any more.",
+  "blocks.add:bad_request": "You cannot block yourself.",
+  "blocks.remove:not_found": "That user is not blocked any more.",
 };
 
 const HTTP_CODES = { 400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -58,6 +64,7 @@ const FIELDS = {
   username: "Username", password: "Password", display_name: "Display name", text: "Message",
   name: "Group name", query: "Search", member_ids: "Members", user_ids: "Members",
   ttl_seconds: "Disappearing time", client_msg_id: "Message id", "to.user_id": "Recipient",
+  avatar_file_id: "Picture",
 };
 
 /** The code an HTTP response stands for: the body's `error.code`, else the status's. */
@@ -70,6 +77,9 @@ export function describe(error, operation = "") {
   const code = error?.code || "internal";
   if (code === "bad_request") return describeBadRequest(error.message, operation);
   if (code === "too_large" && operation === "upload") return describeTooLarge(error.message);
+  if (operation === "friends.request" && code === "conflict" && /\bblocked\b/.test(error.message || "")) {
+    return "You blocked this user. Unblock them first (in your profile).";
+  }
   return SPECIFIC[`${operation}:${code}`] || GENERAL[code] || GENERAL.internal;
 }
 

@@ -1,7 +1,9 @@
 // Files over HTTP (PROTOCOL.md "Files"), with the session's token as a Bearer header.
 // Uploads go through XMLHttpRequest for its upload progress events. Downloads need the header
 // too, so a file is fetched into a Blob and shown through an object URL (img, audio, video) or
-// saved through a temporary <a download>.
+// saved through a temporary <a download>. Images in the timeline are drawn from their thumbnail
+// (`GET /files/{file_id}/thumbnail`, docs/protocol.md "Voice messages and thumbnails"); the full
+// image is fetched only when opened.
 
 import { ProtocolError } from "./protocol.js";
 import { httpCode } from "./errors.js";
@@ -33,23 +35,36 @@ export function upload(file, token, onProgress) {
   });
 }
 
-// file_id -> Promise of an object URL; one download per file for the page's life.
+// path -> Promise of an object URL; one download per file (and thumbnail) for the page's life.
 const cache = new Map();
 
 /** An object URL holding the file's bytes (fetched once). Rejects with a ProtocolError. */
 export function objectUrl(fileId, token) {
-  if (!cache.has(fileId)) {
-    const pending = fetchBlob(fileId, token).then((blob) => URL.createObjectURL(blob));
-    pending.catch(() => cache.delete(fileId)); // let a later attempt try again
-    cache.set(fileId, pending);
-  }
-  return cache.get(fileId);
+  return cached(`/files/${encodeURIComponent(fileId)}`, token);
 }
 
-async function fetchBlob(fileId, token) {
+/**
+ * An object URL holding the image's thumbnail (a JPEG fitting 320×320, fetched once). Rejects
+ * with a ProtocolError whose `status` is 415 (not an image the server can read) or 413 (too
+ * big to thumbnail): the caller shows a file card then.
+ */
+export function thumbnailUrl(fileId, token) {
+  return cached(`/files/${encodeURIComponent(fileId)}/thumbnail`, token);
+}
+
+function cached(path, token) {
+  if (!cache.has(path)) {
+    const pending = fetchBlob(path, token).then((blob) => URL.createObjectURL(blob));
+    pending.catch(() => cache.delete(path)); // let a later attempt try again
+    cache.set(path, pending);
+  }
+  return cache.get(path);
+}
+
+async function fetchBlob(path, token) {
   let response;
   try {
-    response = await fetch(`/files/${encodeURIComponent(fileId)}`, {
+    response = await fetch(path, {
       headers: { Authorization: `Bearer ${token}` },
       cache: "no-store",
     });

@@ -14,7 +14,7 @@ export const RECALL_WINDOW_MS = 10 * 60 * 1000;
 // --- what the user may do with a message ----------------------------------------------------------
 const isMine = (message) => message.from_user_id === state.me?.user_id;
 const stored = (message) => Boolean(message.seq && message.message_id) && !message.recalled && !message.burned;
-const locked = (message) => Boolean(message.burn) && !isMine(message) && message.text === undefined && !message.file;
+const locked = (message) => Boolean(message.burn) && !isMine(message) && message.text === undefined && !message.file && !message.sticker;
 
 /** {reply, react, edit, hide, recall}: which actions the toolbar offers for this message. */
 export function allowed(message) {
@@ -100,7 +100,7 @@ export async function openBurn(conv, message) {
 
 // --- pushes ---------------------------------------------------------------------------------------
 /** The content fields of a message, replaced as a whole by `message.changed` and `message.open`. */
-const CONTENT = ["text", "file", "call", "expires_at", "edited_at", "reply_to", "reactions", "mentions", "burn"];
+const CONTENT = ["text", "file", "sticker", "voice", "call", "expires_at", "edited_at", "reply_to", "reactions", "mentions", "burn"];
 
 function replaceContent(conv, message, full) {
   const keepOpened = message.burn && !isMine(message) && message.text !== undefined && full.text === undefined;

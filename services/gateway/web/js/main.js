@@ -12,6 +12,8 @@ import { setupMessages } from "./views/messages.js";
 import { setupGroups } from "./views/groups.js";
 import { setupCall } from "./views/call.js";
 import { setupCalls } from "./calls.js";
+import { setupProfile } from "./views/profile.js";
+import { listenProfiles } from "./profile_state.js";
 
 const ERROR_SHOWN_MS = 10_000;
 
@@ -88,7 +90,7 @@ function renderStatus(el) {
 }
 
 function start() {
-  const renders = [setupShell(), setupAuth(), setupSidebar(), setupChat(), setupMessages(), setupGroups(), setupCall()];
+  const renders = [setupShell(), setupAuth(), setupSidebar(), setupChat(), setupMessages(), setupGroups(), setupCall(), setupProfile()];
   subscribe(() => {
     for (const render of renders) {
       try {
@@ -99,6 +101,7 @@ function start() {
     }
   });
   setupCalls();
+  listenProfiles();
   init();
   changed();
 }

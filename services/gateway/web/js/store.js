@@ -30,7 +30,7 @@ export const state = {
   me: null, // {user_id, username}
   bound: false, // the socket is logged in
   status: "idle", // idle | connecting | reconnecting | syncing | connected | paused
-  users: new Map(), // user_id -> {user_id, username, display_name}
+  users: new Map(), // user_id -> {user_id, username, display_name, avatar_url}
   friends: new Map(), // user_id -> {user_id, online, last_seen}
   incoming: new Map(), // user_id -> user (they asked me)
   outgoing: new Map(), // user_id -> user (I asked them)
@@ -57,7 +57,8 @@ export function learnUser(user) {
   if (!user?.user_id) return;
   const known = state.users.get(user.user_id) || {};
   const merged = { ...known, ...user };
-  if (merged.username !== known.username || merged.display_name !== known.display_name) state.namesRev += 1;
+  if (merged.username !== known.username || merged.display_name !== known.display_name
+      || merged.avatar_url !== known.avatar_url) state.namesRev += 1; // avatars drawn beside names too
   state.users.set(user.user_id, merged);
 }
 
@@ -173,7 +174,7 @@ export function learnListed(item) {
 
 export function sortedConvs() {
   return [...state.convs.values()]
-    .filter((conv) => conv.id)
+    .filter((conv) => conv.id && !conv.ended) // ended: a group I was removed from, still open (group_state.js)
     .sort((a, b) => (b.lastActivity || "").localeCompare(a.lastActivity || ""));
 }
 

@@ -1,14 +1,17 @@
 // The actions on one message: a small toolbar shown over the message under the mouse (desktop),
 // after a long press (touch) or when something in the message has the keyboard focus. Reply,
-// react (a picker of common emoji, or any one typed), edit (own text messages, in place), delete
-// for me, recall (own, within 10 minutes). There is one toolbar, moved to the message it serves:
-// a thousand messages do not carry a thousand sets of buttons.
+// react (a picker of common emoji, the whole emoji picker, or any one typed), edit (own text
+// messages, in place), delete for me, recall (own, within 10 minutes), add an image to my
+// stickers. There is one toolbar, moved to the message it serves: a thousand messages do not
+// carry a thousand sets of buttons.
 
 import { changed, touch } from "../store.js";
 import { h, icon } from "../dom.js";
 import { allowed, editMessage, hideMessage, toggleReaction } from "../interactions.js";
 import { recall } from "../actions.js";
 import { COMMON_EMOJI } from "./reactions.js";
+import { emojiPicker } from "./emoji_picker.js";
+import { addToStickers, canAddSticker, stickerIcon } from "./stickers.js";
 
 const LONG_PRESS_MS = 450;
 
@@ -27,14 +30,17 @@ export function setupMessageActions(ol, currentConv, onReply) {
     edit: button("edit", "Edit", "edit"),
     hide: button("hide", "Delete for me", "trash"),
     recall: button("recall", "Recall for everyone", "undo"),
+    sticker: button("sticker", "Add to stickers", "smile"),
   };
+  buttons.sticker.replaceChildren(stickerIcon());
+  const more = h("button", { type: "button", class: "ghost emoji more", "aria-label": "More emoji", title: "More emoji", dataset: { testid: "emoji-more" } }, "＋");
   const custom = h("input", {
     class: "emoji-input", maxlength: "32", placeholder: "Other", "aria-label": "Another emoji",
     dataset: { testid: "emoji-input" }, autocomplete: "off",
   });
   const picker = h("div", { class: "emoji-picker", role: "group", "aria-label": "Pick a reaction", hidden: true, dataset: { testid: "emoji-picker" } },
     ...COMMON_EMOJI.map((emoji) => h("button", { type: "button", class: "ghost emoji", dataset: { testid: "emoji-option", emoji }, "aria-label": `React ${emoji}` }, emoji)),
-    custom);
+    more, custom);
   const toolbar = h("div", { class: "msg-toolbar", role: "toolbar", "aria-label": "Message actions", dataset: { testid: "message-actions" } },
     ...Object.values(buttons), picker);
 
@@ -47,7 +53,7 @@ export function setupMessageActions(ol, currentConv, onReply) {
   function show(li) {
     if (li.classList.contains("editing")) return;
     const found = currentConv()?.messages.get(li.dataset.key);
-    const can = found ? allowed(found) : {};
+    const can = found ? { ...allowed(found), sticker: canAddSticker(found) } : {};
     if (!Object.values(can).some(Boolean)) return hide();
     for (const [name, el] of Object.entries(buttons)) el.hidden = !can[name]; // what it allows now
     if (li === target && toolbar.isConnected) return;
@@ -113,6 +119,12 @@ export function setupMessageActions(ol, currentConv, onReply) {
       hide();
       return;
     }
+    if (el === more) { // the whole emoji picker; the pick reacts to this message
+      const anchor = target.querySelector(".bubble") || target;
+      emojiPicker().open(anchor, (emoji) => toggleReaction(conv, message, emoji));
+      hide();
+      return;
+    }
     const action = el.dataset.action;
     if (action === "react") {
       picker.hidden = !picker.hidden;
@@ -125,6 +137,7 @@ export function setupMessageActions(ol, currentConv, onReply) {
     else if (action === "edit") startEditing(li, conv, message);
     else if (action === "hide") hideMessage(conv, message);
     else if (action === "recall") recall(conv, message);
+    else if (action === "sticker") addToStickers(message);
   });
   custom.addEventListener("keydown", (event) => {
     if (event.key !== "Enter") return;

@@ -11,7 +11,7 @@ export function burnState(message) {
   if (!message.burn && !message.burned) return null;
   const mine = message.from_user_id === state.me?.user_id;
   if (mine) return message.burned ? "burned" : message.burn?.opened_at ? "opened" : "waiting";
-  return message.text === undefined && !message.file ? "sealed" : "open";
+  return message.text === undefined && !message.file && !message.sticker ? "sealed" : "open";
 }
 
 /** Is the content of this message held back (the recipient has not opened it)? */

@@ -4,7 +4,8 @@
 // notice saying why a call ended or could not start.
 
 import { state, openConv, nameOf } from "../store.js";
-import { h, icon, setText, setAttr, avatar } from "../dom.js";
+import { h, icon, setText, setAttr } from "../dom.js";
+import { userAvatar } from "./avatar.js";
 import { currentCall, callNotice, startCall, accept, hangUp, toggleMic, toggleCamera, notify } from "../calls.js";
 import { clock } from "../calltext.js";
 
@@ -35,9 +36,10 @@ function attach(video, stream) {
 
 function setAvatar(slot, userId) {
   const name = nameOf(userId);
-  if (slot.dataset.for === `${userId}:${name}`) return;
-  slot.dataset.for = `${userId}:${name}`;
-  slot.replaceChildren(avatar(userId, name));
+  const url = state.users.get(userId)?.avatar_url || "";
+  if (slot.dataset.for === `${userId}:${name}:${url}`) return;
+  slot.dataset.for = `${userId}:${name}:${url}`;
+  slot.replaceChildren(userAvatar(userId));
 }
 
 export function setupCall() {

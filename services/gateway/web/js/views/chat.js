@@ -8,6 +8,7 @@ import { closeConversation, sendFiles } from "../actions.js";
 import { sendMessage, typing } from "../delivery.js";
 import { showError } from "../wire.js";
 import { setupComposer } from "./composer.js";
+import { sendBlock } from "../group_state.js";
 
 export function setupChat() {
   const layout = document.getElementById("layout");
@@ -26,12 +27,14 @@ export function setupChat() {
   const uploadName = document.getElementById("upload-name");
   const progress = document.getElementById("upload-progress");
   const chat = document.getElementById("chat");
+  const notice = document.getElementById("composer-notice"); // why I cannot write here (groups)
+  const sendButton = document.getElementById("send-button");
   const composer = setupComposer();
 
   function send() {
     const conv = openConv();
     const text = input.value.trim();
-    if (!conv || !text) return;
+    if (!conv || !text || sendBlock(conv)) return;
     if (text.length > 4000) {
       showError("That message is too long: at most 4000 characters.");
       return;
@@ -66,7 +69,7 @@ export function setupChat() {
 
   function pick(files) {
     const conv = openConv();
-    if (!conv || !files.length) return;
+    if (!conv || !files.length || sendBlock(conv)) return;
     sendFiles(conv, [...files], Number(ttl.value) || 0, composer.extras(conv, ""));
     composer.sent(conv);
   }
@@ -137,6 +140,10 @@ export function setupChat() {
       if (!matchMedia("(max-width: 699px)").matches) input.focus();
     }
     composer.render(conv);
+    const blocked = sendBlock(conv);
+    setText(notice, blocked);
+    notice.hidden = !blocked;
+    form.inert = input.disabled = sendButton.disabled = fileInput.disabled = Boolean(blocked);
     setText(title, titleOf(conv));
     setText(subtitle, describePeer(conv));
     const typists = [...conv.typing.keys()].map(nameOf);
@@ -152,7 +159,7 @@ export function setupChat() {
 function describePeer(conv) {
   if (conv.kind === "group") {
     const group = state.groups.get(conv.groupId);
-    const count = group?.members?.length;
+    const count = group?.members?.length || group?.member_count;
     return count ? `${count} member${count === 1 ? "" : "s"}` : "Group";
   }
   const friend = state.friends.get(conv.peerId);

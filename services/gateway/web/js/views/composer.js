@@ -1,11 +1,18 @@
 // What the composer adds to a message besides its text: the message it replies to (a bar above
 // the composer with a cancel button), burn after reading (direct chats: a toggle and how long the
-// opened message lasts), and @mentions in groups (completion in mentions.js).
+// opened message lasts), @mentions in groups (completion in mentions.js), emoji put in at the
+// caret (emoji_picker.js), stickers sent from their panel (stickers.js) and voice messages
+// recorded and sent (voice.js).
 
-import { changed, openConv } from "../store.js";
+import { state, changed, openConv, directConv } from "../store.js";
 import { setAttr } from "../dom.js";
+import { sendMessage } from "../delivery.js";
+import { sendFiles } from "../actions.js";
 import { replyBarContent } from "./quote.js";
 import { mentionedIn, setupMentionCompletion } from "./mentions.js";
+import { emojiPicker } from "./emoji_picker.js";
+import { setupStickerPanel } from "./stickers.js";
+import { setupRecorder } from "./voice.js";
 
 let input = null;
 
@@ -35,6 +42,11 @@ export function setupComposer() {
   });
   input.addEventListener("keydown", (event) => {
     const conv = openConv();
+    if (event.key === "Escape" && emojiPicker().isOpen()) {
+      event.stopPropagation(); // only the panel closes
+      emojiPicker().close();
+      return;
+    }
     if (event.key === "Escape" && conv?.replyTo && bar.hidden === false) {
       conv.replyTo = null;
       changed();
@@ -47,21 +59,54 @@ export function setupComposer() {
     if (burnOn) burnSelect.focus();
   });
 
+  /** replyTo, mentions and burn for a message about to be sent in `conv`. */
+  function extras(conv, text) {
+    const extra = {};
+    if (conv.replyTo?.message_id) extra.replyTo = conv.replyTo;
+    if (conv.kind === "group" && text) {
+      const mentions = mentionedIn(conv, text);
+      if (mentions.length) extra.mentions = mentions;
+    }
+    if (conv.kind === "direct" && burnOn) extra.burn = Number(burnSelect.value) || 10;
+    return extra;
+  }
+
+  // Emoji go in at the caret (replacing a selection); the panel stays open for more.
+  const emojiButton = document.getElementById("emoji-button");
+  const insertEmoji = (emoji) => {
+    const start = input.selectionStart ?? input.value.length;
+    input.setRangeText(emoji, start, input.selectionEnd ?? start, "end");
+    input.focus();
+    input.dispatchEvent(new Event("input", { bubbles: true })); // the box grows, "typing" goes out
+  };
+  emojiButton.addEventListener("click", () => emojiPicker().toggle(emojiButton, insertEmoji, { keepOpen: true }));
+
+  // A sticker goes at once, like a message typed: answering, disappearing or burning as chosen.
+  setupStickerPanel(document.getElementById("sticker-button"), (sticker) => {
+    const conv = openConv();
+    if (!conv) return;
+    sendMessage(conv, { sticker, ttl: ttl.disabled ? 0 : Number(ttl.value) || 0, ...extras(conv, "") });
+    conv.replyTo = null;
+    changed();
+  });
+
+  // A voice message goes to the conversation it was recorded in, uploaded like a file.
+  const recorder = setupRecorder({
+    button: document.getElementById("voice-button"),
+    form: document.getElementById("composer"),
+    begin: () => openConv(),
+    onRecorded(file, durationMs, conv) {
+      const current = conv.kind === "direct" ? directConv(conv.peerId) : state.convs.get(conv.key) || conv;
+      sendFiles(current, [file], ttl.disabled ? 0 : Number(ttl.value) || 0, { ...extras(current, ""), voice: { duration_ms: durationMs } });
+      current.replyTo = null;
+      changed();
+    },
+  });
+
   let shownReply = null;
   return {
     handleKey: handleMentionKey,
-
-    /** replyTo, mentions and burn for a message about to be sent in `conv`. */
-    extras(conv, text) {
-      const extra = {};
-      if (conv.replyTo?.message_id) extra.replyTo = conv.replyTo;
-      if (conv.kind === "group" && text) {
-        const mentions = mentionedIn(conv, text);
-        if (mentions.length) extra.mentions = mentions;
-      }
-      if (conv.kind === "direct" && burnOn) extra.burn = Number(burnSelect.value) || 10;
-      return extra;
-    },
+    extras,
 
     /** The message went: the reply bar closes (burn stays on until turned off). */
     sent(conv) {
@@ -70,6 +115,9 @@ export function setupComposer() {
     },
 
     render(conv) {
+      const recording = recorder.context();
+      const same = recording === conv || (recording?.kind === "direct" && recording.peerId === conv.peerId);
+      if (recording && !same) recorder.cancel(); // another conversation was opened
       const reply = conv.replyTo && conv.messages.has(conv.replyTo.key) ? conv.replyTo : null;
       if (!reply) conv.replyTo = null;
       bar.hidden = !reply;

@@ -1,12 +1,20 @@
-// Groups: the "new group" dialog (a name and contacts to invite) and, in an open group, the
-// members panel (roles, adding contacts, making admins for the owner, leaving).
+// Groups: the "new group" dialog (a name and contacts to invite), joining by an invite link
+// (join.js), and in an open group the header's "Info" button with the group info panel
+// (group_info.js): open beside the chat on a wide screen unless the user closed it, over the
+// chat on a narrow one. Group administration's pushes are handled by group_state.js.
 
-import { state, openConv, nameOf } from "../store.js";
-import { h, setText, setAttr, syncList, avatar } from "../dom.js";
-import { createGroup, addMembers, leaveGroup, setRole, loadMembers } from "../actions.js";
+import { state, openConv, nameOf, changed } from "../store.js";
+import { h, setText, setAttr } from "../dom.js";
+import { createGroup, loadMembers } from "../actions.js";
 import { describe } from "../errors.js";
+import { userAvatar } from "./avatar.js";
+import { listenGroupAdmin, onGroupNotice, pendingRequests } from "../group_state.js";
+import { setupGroupInfo } from "./group_info.js";
+import { setupJoin } from "./join.js";
+import { toast } from "./notice.js";
 
-const ROLE_TEXT = { owner: "Owner", admin: "Admin", member: "Member" };
+const WIDE = "(min-width: 1000px)";
+const PANEL_KEY = "parley.groupInfo"; // "closed" when the user closed the panel on a wide screen
 
 export function setupGroups() {
   const dialog = document.getElementById("group-dialog");
@@ -27,7 +35,7 @@ export function setupGroups() {
       const user = state.users.get(userId);
       return h("li", {},
         h("label", { class: "row", for: id, dataset: { testid: "group-member-option", userId } },
-          h("input", { type: "checkbox", id, value: userId }), avatar(userId, nameOf(userId)),
+          h("input", { type: "checkbox", id, value: userId }), userAvatar(userId),
           h("span", { class: "who" }, h("span", { class: "name" }, nameOf(userId)),
             h("span", { class: "sub muted small" }, `@${user?.username || ""}`))));
     }));
@@ -55,102 +63,75 @@ export function setupGroups() {
     }
   });
 
-  // --- the members panel of an open group ------------------------------------------------------
+  listenGroupAdmin();
+  onGroupNotice(toast);
+  const renderJoin = setupJoin();
+
+  // --- the info panel of an open group ---------------------------------------------------------
   const toggle = document.getElementById("group-info");
   const panel = document.getElementById("group-panel");
-  const list = document.getElementById("group-members");
-  const addForm = document.getElementById("add-member-form");
-  const select = document.getElementById("add-member-select");
-  const addButton = document.getElementById("add-member");
-  const leave = document.getElementById("leave-group");
+  const badge = h("span", { class: "badge", dataset: { testid: "group-info-badge" }, hidden: true });
+  toggle.replaceChildren(h("span", {}, "Info"), badge);
+  setAttr(toggle, "data-testid", "group-info-toggle");
+  const wide = matchMedia(WIDE);
 
-  toggle.addEventListener("click", () => {
-    panel.hidden = !panel.hidden;
-    toggle.setAttribute("aria-expanded", String(!panel.hidden));
-    const group = currentGroup();
-    if (!panel.hidden && group) loadMembers(group);
+  function show(open, remember) {
+    panel.hidden = !open;
+    toggle.setAttribute("aria-expanded", String(open));
+    if (remember && wide.matches) {
+      if (open) localStorage.removeItem(PANEL_KEY);
+      else localStorage.setItem(PANEL_KEY, "closed");
+    }
+    if (open) {
+      const group = currentGroup();
+      if (group) loadMembers(group);
+    }
+    changed();
+  }
+  toggle.addEventListener("click", () => show(panel.hidden, true));
+  const renderInfo = setupGroupInfo(panel, {
+    onClose: () => {
+      show(false, true);
+      toggle.focus();
+    },
   });
-  addForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const group = currentGroup();
-    if (!group || !select.value) return;
-    addButton.disabled = true;
-    await addMembers(group, [select.value]);
-    addButton.disabled = false;
-  });
-  leave.addEventListener("click", () => {
-    const group = currentGroup();
-    if (group) leaveGroup(group);
-  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !panel.hidden && !wide.matches && !document.querySelector("dialog[open]")) {
+      event.stopImmediatePropagation();
+      show(false, true);
+    }
+  }, true);
 
   let shownGroup = null;
   return function renderGroups() {
+    renderJoin();
     const group = currentGroup();
-    toggle.hidden = !group;
-    if (!group) {
+    toggle.hidden = !group || Boolean(group.ended);
+    if (!group || group.ended) {
       panel.hidden = true;
       shownGroup = null;
+      renderInfo(null);
       return;
     }
     if (shownGroup !== group.group_id) {
       shownGroup = group.group_id;
-      panel.hidden = false; // open at first: who is here, and how to add or leave
-      toggle.setAttribute("aria-expanded", "true");
+      const open = wide.matches && localStorage.getItem(PANEL_KEY) !== "closed";
+      panel.hidden = !open;
+      toggle.setAttribute("aria-expanded", String(open));
     }
     if (!group.members && !group.loading) {
       group.loading = true;
       loadMembers(group).finally(() => (group.loading = false));
     }
-    const members = group.members || [];
-    syncList(list, members, (m) => m.user_id, (m) => createMember(group, m), (el, m) => updateMember(el, group, m));
-    const manager = group.role === "owner" || group.role === "admin";
-    addForm.hidden = !manager;
-    const inGroup = new Set(members.map((m) => m.user_id));
-    const candidates = [...state.friends.keys()].filter((id) => !inGroup.has(id));
-    const signature = candidates.join(",");
-    if (select.dataset.signature !== signature) {
-      select.dataset.signature = signature;
-      select.replaceChildren(...(candidates.length
-        ? candidates.map((id) => h("option", { value: id }, nameOf(id)))
-        : [h("option", { value: "" }, "No contacts to add")]));
-    }
-    select.disabled = addButton.disabled = !candidates.length;
+    const waiting = pendingRequests(group.group_id);
+    badge.hidden = !waiting;
+    setText(badge, String(waiting));
+    setAttr(toggle, "aria-label", waiting ? `Group info, ${waiting} waiting to join` : "Group info");
+    if (!panel.hidden) renderInfo(group);
   };
 }
 
 function currentGroup() {
   const conv = openConv();
   return conv?.kind === "group" ? state.groups.get(conv.groupId) || null : null;
-}
-
-function createMember(group, member) {
-  return h("li", { class: "row", dataset: { testid: "group-member", userId: member.user_id } },
-    avatar(member.user_id, member.username),
-    h("span", { class: "who" }, h("span", { class: "name" }), h("span", { class: "handle muted small" }),
-      h("span", { class: "role muted small" })),
-    h("span", { class: "actions" }));
-}
-
-function updateMember(el, group, member) {
-  const user = state.users.get(member.user_id);
-  const mine = member.user_id === state.me?.user_id;
-  const name = mine ? `${member.username} (you)` : user?.display_name || member.username;
-  setText(el.querySelector(".name"), name);
-  setText(el.querySelector(".handle"), !mine && name !== member.username ? `@${member.username}` : "");
-  setText(el.querySelector(".role"), ROLE_TEXT[member.role] || member.role);
-  setAttr(el, "data-role", member.role);
-  const actions = el.querySelector(".actions");
-  const canPromote = group.role === "owner" && member.role !== "owner";
-  const want = canPromote ? member.role : "";
-  if (actions.dataset.want === want) return;
-  actions.dataset.want = want;
-  if (!canPromote) {
-    actions.replaceChildren();
-    return;
-  }
-  const next = member.role === "admin" ? "member" : "admin";
-  const button = h("button", { type: "button", class: "link small", dataset: { testid: "set-role" } },
-    next === "admin" ? "Make admin" : "Remove admin");
-  button.addEventListener("click", () => setRole(group, member.user_id, next));
-  actions.replaceChildren(button);
 }

@@ -1,7 +1,8 @@
 // The message pane: the open conversation's messages in seq order, my sends that wait for their
 // seq below them. Delivery state on my messages (sending → sent → delivered → read, "read by N of
 // M" in groups), replies, reactions, mentions, edits, burn after reading, recalled and
-// disappearing messages, files (images inline, audio and video players, other files as links),
+// disappearing messages, files (images from their thumbnails, voice messages, audio and video
+// players, other files as links), stickers (large, without a bubble),
 // and older pages loaded when scrolled to the top, without the view jumping.
 //
 // Drawing is incremental (store.js): a change redraws the bubbles it touched; only a change of
@@ -23,6 +24,10 @@ import { updateBurn, tickBurn, burnState, sealed } from "./burn.js";
 import { fillText } from "./mentions.js";
 import { setupMessageActions } from "./actions.js";
 import { setReplyTo } from "./composer.js";
+import { userAvatar, updateUserAvatar } from "./avatar.js";
+import { imageView } from "./media.js";
+import { stickerView, stickerOf } from "./stickers.js";
+import { voicePlayer } from "./voice.js";
 
 const STATE_TEXT = { sending: "Sending…", sent: "✓ Sent", delivered: "✓✓ Delivered", read: "✓✓ Read", failed: "⚠ Not sent" };
 const OLDER_WHEN_WITHIN_PX = 150; // scrolled this close to the top: the next older page comes
@@ -119,12 +124,15 @@ function place(ol, els, conv, everything) {
     }
   }
   let cursor = ol.firstElementChild;
+  let previousSender = null;
   for (const message of messages) {
     let el = els.get(message.key);
     if (!el) {
       el = createMessage(conv, message);
       els.set(message.key, el);
     }
+    el.classList.toggle("run-start", message.from_user_id !== previousSender); // its sender's avatar shows
+    previousSender = message.from_user_id;
     if (!everything && el.rev !== message.rev) updateMessage(el, conv, message);
     if (el !== cursor) ol.insertBefore(el, cursor);
     else cursor = cursor.nextElementSibling;
@@ -149,6 +157,10 @@ function createMessage(conv, message) {
   );
   const reactions = h("div", { class: "reactions", hidden: true, dataset: { testid: "reactions" } });
   const li = h("li", { class: mine ? "msg mine" : "msg", dataset: { testid: "message", mine: String(mine), key: message.key } }, bubble, reactions);
+  if (conv.kind === "group" && !mine) {
+    li.classList.add("with-avatar");
+    li.prepend(h("span", { class: "sender-avatar", dataset: { testid: "sender-avatar" } }, userAvatar(message.from_user_id, 28)));
+  }
   return li;
 }
 
@@ -166,6 +178,8 @@ function updateMessage(el, conv, message) {
   el.classList.toggle("recalled", Boolean(message.recalled));
   const sender = el.querySelector(".sender");
   if (sender) setText(sender, nameOf(message.from_user_id));
+  const senderAvatar = el.querySelector(".sender-avatar .avatar");
+  if (senderAvatar) updateUserAvatar(senderAvatar, message.from_user_id);
   updateQuote(el.querySelector(".quote-slot"), message);
 
   // A file without a caption has no text element at all; a call is told in words, with an icon.
@@ -185,10 +199,14 @@ function updateMessage(el, conv, message) {
     if (text && words) fillText(text, words, message.recalled || call ? null : message);
   }
 
-  const fileId = message.recalled || !message.file ? (call ? `call:${call.media}` : "") : message.file.file_id;
+  const sticker = stickerOf(message); // drawn large, without a bubble (style.css .msg.sticker)
+  el.classList.toggle("sticker", Boolean(sticker));
+  const fileId = sticker ? `sticker:${sticker.sticker_id}`
+    : message.recalled || !message.file ? (call ? `call:${call.media}` : "") : message.file.file_id;
   if (slot.dataset.fileId !== fileId) {
     slot.dataset.fileId = fileId;
-    slot.replaceChildren(call ? icon(call.media === "video" ? "video" : "phone") : fileId ? fileView(message.file) : "");
+    slot.replaceChildren(call ? icon(call.media === "video" ? "video" : "phone")
+      : sticker ? stickerView(sticker, stickToBottom) : fileId ? fileView(message.file, message.voice) : "");
   }
   updateBurn(el.querySelector(".burn-slot"), conv, message);
 
@@ -249,23 +267,15 @@ function updateRetry(slot, conv, message, mine) {
 }
 
 // --- files ---------------------------------------------------------------------------------------
-function fileView(file) {
+function fileView(file, voice) {
   const type = (file.content_type || "").toLowerCase();
+  if (type.startsWith("image/")) return imageView(file, stickToBottom, () => fileCard(file)); // its thumbnail
+  if (voice) return voicePlayer(file, voice);
   const caption = h("span", { class: "file-caption muted small" }, `${file.name} · ${fileSize(file.size)}`);
   const failed = (error) => {
     caption.textContent = `${file.name}: ${describe(error, "download")}`;
     caption.classList.add("form-error");
   };
-  if (type.startsWith("image/")) {
-    const img = h("img", { class: "media", alt: file.name, dataset: { testid: "message-image" } });
-    const link = h("a", { class: "media-link", target: "_blank", rel: "noopener", "aria-label": `Open image ${file.name}` }, img);
-    img.addEventListener("load", stickToBottom);
-    objectUrl(file.file_id, token()).then((url) => {
-      img.src = url;
-      link.href = url;
-    }, failed);
-    return h("figure", { class: "file" }, link, caption);
-  }
   if (type.startsWith("audio/") || type.startsWith("video/")) {
     const video = type.startsWith("video/");
     const player = h(video ? "video" : "audio", {
@@ -277,6 +287,11 @@ function fileView(file) {
     objectUrl(file.file_id, token()).then((url) => (player.src = url), failed);
     return h("figure", { class: "file" }, player, caption);
   }
+  return h("div", { class: "file" }, fileCard(file));
+}
+
+/** A file as a link that saves it. */
+function fileCard(file) {
   const link = h("a", { class: "file-link", href: "#", download: file.name, dataset: { testid: "file-link" } },
     icon("file"),
     h("span", {}, file.name), h("span", { class: "muted small" }, ` · ${fileSize(file.size)}`));
@@ -284,5 +299,5 @@ function fileView(file) {
     event.preventDefault();
     save(file.file_id, file.name, token()).catch((error) => showError(error, "download"));
   });
-  return h("div", { class: "file" }, link);
+  return link;
 }

@@ -2,9 +2,13 @@
 // contacts (online dot, last seen). Every item is a real button, so Tab and Enter work.
 
 import { state, nameOf, titleOf, sortedConvs } from "../store.js";
-import { h, setText, setAttr, syncList, avatar, ago, shortTime, debounce } from "../dom.js";
+import { h, setText, setAttr, syncList, ago, shortTime, debounce } from "../dom.js";
 import { callSummary } from "../calltext.js";
 import { search, requestFriend, acceptFriend, declineFriend, openDirect, openConversation } from "../actions.js";
+import { avatarElement, updateAvatar, userAvatar, updateUserAvatar, groupAvatar, updateGroupAvatar } from "./avatar.js";
+import { isBlocked } from "../profile_state.js";
+import { showProfile } from "./profile.js";
+import { pendingRequests } from "../group_state.js";
 
 export function setupSidebar() {
   const input = document.getElementById("search-input");
@@ -64,7 +68,7 @@ function createResult(user) {
   const button = h("button", { type: "button", class: "small", dataset: { testid: "add-friend" } });
   button.addEventListener("click", () => requestFriend(state.users.get(user.user_id) || user));
   return h("li", { class: "row", dataset: { testid: "search-result", userId: user.user_id } },
-    avatar(user.user_id, user.display_name || user.username),
+    avatarElement({ url: user.avatar_url, name: user.display_name || user.username, seed: user.user_id }),
     h("span", { class: "who" }, h("span", { class: "name" }), h("span", { class: "sub muted small" })),
     button);
 }
@@ -76,12 +80,14 @@ function updateResult(el, user) {
   }
   setText(el.querySelector(".name"), user.display_name || user.username);
   setText(el.querySelector(".sub"), `@${user.username}`);
+  updateAvatar(el.querySelector(".avatar"), { url: user.avatar_url, name: user.display_name || user.username, seed: user.user_id });
   const button = el.querySelector("button");
   let label = "Add friend";
   let disabled = false;
   if (user.user_id === state.me?.user_id) [label, disabled] = ["That's you", true];
   else if (state.friends.has(user.user_id)) [label, disabled] = ["Friends ✓", true];
   else if (state.outgoing.has(user.user_id)) [label, disabled] = ["Requested", true];
+  else if (isBlocked(user.user_id)) [label, disabled] = ["Blocked", true];
   else if (state.incoming.has(user.user_id)) label = "Accept";
   setText(button, label);
   button.disabled = disabled;
@@ -95,13 +101,14 @@ function createRequest(user) {
   const decline = h("button", { type: "button", class: "small ghost", dataset: { testid: "decline-request" } }, "Decline");
   decline.addEventListener("click", () => declineFriend(user.user_id));
   return h("li", { class: "row", dataset: { testid: "friend-request", userId: user.user_id } },
-    avatar(user.user_id, user.display_name || user.username),
+    userAvatar(user.user_id),
     h("span", { class: "who" }, h("span", { class: "name" }, user.display_name || user.username),
       h("span", { class: "sub muted small" }, `@${user.username} wants to be friends`)),
     h("span", { class: "actions" }, accept, decline));
 }
 
 function updateRequest(el, user) {
+  updateUserAvatar(el.querySelector(".avatar"), user.user_id);
   el.querySelector('[data-testid="accept-request"]').setAttribute("aria-label", `Accept ${user.username}`);
   el.querySelector('[data-testid="decline-request"]').setAttribute("aria-label", `Decline ${user.username}`);
 }
@@ -121,20 +128,22 @@ function updateConversation(el, conv) {
   const button = el.firstElementChild;
   const title = titleOf(conv);
   const slot = button.querySelector(".avatar-slot");
-  if (slot.dataset.title !== title) {
-    slot.dataset.title = title;
-    slot.replaceChildren(avatar(conv.groupId || conv.peerId || conv.id, title));
-    if (conv.kind === "group") slot.firstChild.classList.add("group");
-  }
+  if (!slot.firstChild) slot.append(conv.kind === "group" ? groupAvatar(state.groups.get(conv.groupId)) : userAvatar(conv.peerId));
+  if (conv.kind === "group") updateGroupAvatar(slot.firstChild, state.groups.get(conv.groupId));
+  else updateUserAvatar(slot.firstChild, conv.peerId);
   setText(button.querySelector(".name"), title);
   setText(button.querySelector(".when"), shortTime(conv.lastActivity));
   setText(button.querySelector(".preview"), preview(conv));
   setAttr(button, "aria-current", state.openKey === conv.key ? "true" : null);
   const badgeSlot = button.querySelector(".badge-slot");
-  const signature = `${conv.unread}|${conv.unreadMentions}`;
+  const waiting = conv.kind === "group" ? pendingRequests(conv.groupId) : 0; // join requests
+  const signature = `${conv.unread}|${conv.unreadMentions}|${waiting}`;
   if (badgeSlot.dataset.signature !== signature) {
     badgeSlot.dataset.signature = signature;
     const badges = [];
+    if (waiting > 0) {
+      badges.push(h("span", { class: "badge requests-badge", dataset: { testid: "join-requests-badge" }, title: `${waiting} waiting to join`, "aria-label": `${waiting} waiting to join` }, `+${waiting}`));
+    }
     if (conv.unreadMentions > 0) {
       badges.push(h("span", { class: "badge mention-badge", dataset: { testid: "mention-badge" }, "aria-label": `${conv.unreadMentions} unread mentions of you` }, "@"));
     }
@@ -155,6 +164,8 @@ function preview(conv) {
   if (message.burned) return `${who}burned`;
   if (message.burn) return `${who}burn-after-reading message`;
   if (message.call) return callSummary(message);
+  if (message.sticker) return `${who}Sticker`;
+  if (message.voice) return `${who}Voice message`;
   if (message.file) return `${who}${fileKind(message.file.content_type)}: ${message.file.name}`;
   return `${who}${message.text || ""}`;
 }
@@ -169,10 +180,12 @@ function fileKind(type = "") {
 // --- contacts ------------------------------------------------------------------------------------
 function createContact(friend) {
   const button = h("button", { type: "button", class: "item", dataset: { testid: "contact", userId: friend.user_id } },
-    h("span", { class: "avatar-wrap" }, avatar(friend.user_id, nameOf(friend.user_id)), h("span", { class: "dot" })),
+    h("span", { class: "avatar-wrap" }, userAvatar(friend.user_id), h("span", { class: "dot" })),
     h("span", { class: "who" }, h("span", { class: "name" }), h("span", { class: "sub muted small" })));
   button.addEventListener("click", () => openDirect(friend.user_id));
-  return h("li", {}, button);
+  const profile = h("button", { type: "button", class: "ghost small contact-profile", dataset: { testid: "contact-profile" } }, "Profile");
+  profile.addEventListener("click", () => showProfile(friend.user_id));
+  return h("li", { class: "contact-row" }, button, profile);
 }
 
 function updateContact(el, friend) {
@@ -181,6 +194,8 @@ function updateContact(el, friend) {
   const name = user.display_name || user.username || "?";
   setAttr(button, "data-online", friend.online ? "true" : "false");
   setText(button.querySelector(".name"), name);
+  updateUserAvatar(button.querySelector(".avatar"), friend.user_id);
+  setAttr(el.querySelector(".contact-profile"), "aria-label", `Profile of ${name}`);
   const sub = button.querySelector(".sub");
   const seen = friend.last_seen ? `last seen ${ago(friend.last_seen)}` : "offline";
   if (friend.online) {

@@ -1,0 +1,185 @@
+// The emoji picker: a panel floating over the page beside the button that opened it (the
+// composer's smiley, or "more" among the reactions), with the curated set of emoji_data.js in
+// nine categories, a search by name, and the ones used lately first (kept in localStorage).
+// One panel serves every caller: open(anchor, onPick) says where it shows and who gets the pick.
+
+import { h } from "../dom.js";
+import { EMOJI_CATEGORIES } from "../emoji_data.js";
+import { placeBeside } from "./media.js";
+
+const RECENT_KEY = "parley.emoji.recent";
+const RECENT_MAX = 24;
+
+let picker = null;
+
+/** The page's one emoji picker: {open(anchor, onPick, {keepOpen}), close(), toggle(...), isOpenFor(anchor)}. */
+export function emojiPicker() {
+  picker ||= buildPicker();
+  return picker;
+}
+
+// --- recently used -------------------------------------------------------------------------------
+function recent() {
+  try {
+    const list = JSON.parse(localStorage.getItem(RECENT_KEY) || "[]");
+    return Array.isArray(list) ? list.filter((e) => typeof e === "string").slice(0, RECENT_MAX) : [];
+  } catch {
+    return [];
+  }
+}
+
+function remember(emoji) {
+  const list = [emoji, ...recent().filter((e) => e !== emoji)].slice(0, RECENT_MAX);
+  try {
+    localStorage.setItem(RECENT_KEY, JSON.stringify(list));
+  } catch {
+    // private mode or full storage: the list is just not kept
+  }
+}
+
+// --- the panel -----------------------------------------------------------------------------------
+const NAMES = new Map(EMOJI_CATEGORIES.flatMap((c) => c.emoji.map((e) => [e.emoji, e.name])));
+
+function choice(emoji, name = NAMES.get(emoji) || "") {
+  return h("button", {
+    type: "button", class: "emoji-choice", title: name ? `${emoji} ${name}` : emoji,
+    "aria-label": name || emoji, dataset: { testid: "emoji-choice", emoji },
+  }, emoji);
+}
+
+function section(id, title, buttons) {
+  return h("section", { class: "emoji-section", dataset: { category: id }, "aria-label": title },
+    h("h3", { class: "emoji-section-title" }, title), h("div", { class: "emoji-grid" }, buttons));
+}
+
+function buildPicker() {
+  const search = h("input", {
+    type: "search", class: "emoji-search", placeholder: "Search emoji", "aria-label": "Search emoji",
+    autocomplete: "off", spellcheck: "false", dataset: { testid: "emoji-search" },
+  });
+  const tabs = h("div", { class: "emoji-tabs", role: "toolbar", "aria-label": "Emoji categories" });
+  const body = h("div", { class: "emoji-body" });
+  const results = h("div", { class: "emoji-results", hidden: true, dataset: { testid: "emoji-results" } });
+  const panel = h("div", {
+    class: "emoji-panel", role: "dialog", "aria-label": "Emoji", hidden: true, dataset: { testid: "emoji-panel" },
+  }, search, tabs, body, results);
+
+  const recentSection = section("recent", "Recently used", []);
+  recentSection.dataset.testid = "emoji-recent";
+  const tab = (id, icon, title) => h("button", {
+    type: "button", class: "emoji-tab", title, "aria-label": title, dataset: { testid: "emoji-tab", category: id },
+  }, icon);
+  tabs.append(tab("recent", "🕘", "Recently used"));
+  body.append(recentSection);
+  for (const category of EMOJI_CATEGORIES) {
+    tabs.append(tab(category.id, category.icon, category.name));
+    body.append(section(category.id, category.name, category.emoji.map((e) => choice(e.emoji, e.name))));
+  }
+
+  let anchor = null;
+  let onPick = null;
+  let keepOpen = false;
+
+  function fillRecent() {
+    const list = recent();
+    recentSection.hidden = list.length === 0;
+    tabs.querySelector('[data-category="recent"]').hidden = list.length === 0;
+    recentSection.querySelector(".emoji-grid").replaceChildren(...list.map((emoji) => choice(emoji)));
+  }
+
+  function filter() {
+    const words = search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    body.hidden = words.length > 0;
+    tabs.hidden = words.length > 0;
+    results.hidden = words.length === 0;
+    if (!words.length) return;
+    const found = [];
+    for (const category of EMOJI_CATEGORIES) {
+      for (const e of category.emoji) {
+        const names = e.name.split(" ");
+        if (words.every((w) => names.some((n) => n.startsWith(w)))) found.push(choice(e.emoji, e.name));
+      }
+    }
+    results.replaceChildren(found.length
+      ? section("results", `Results for “${search.value.trim()}”`, found)
+      : h("p", { class: "muted small emoji-none" }, "No emoji found."));
+  }
+
+  function open(at, pick, options = {}) {
+    anchor = at;
+    onPick = pick;
+    keepOpen = Boolean(options.keepOpen);
+    search.value = "";
+    filter();
+    fillRecent();
+    if (!panel.isConnected) document.body.append(panel);
+    panel.hidden = false;
+    body.scrollTop = 0;
+    setAttr(anchor, true);
+    placeBeside(panel, anchor);
+    if (!matchMedia("(pointer: coarse)").matches) search.focus({ preventScroll: true });
+  }
+
+  function close(returnFocus = false) {
+    if (panel.hidden) return;
+    panel.hidden = true;
+    if (anchor) {
+      setAttr(anchor, false);
+      if (returnFocus) anchor.focus();
+    }
+    anchor = null;
+    onPick = null;
+  }
+
+  panel.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button) return;
+    if (button.dataset.category && button.classList.contains("emoji-tab")) {
+      const target = body.querySelector(`section[data-category="${button.dataset.category}"]`);
+      if (target) body.scrollTop = target.offsetTop; // .emoji-body is positioned (style.css)
+      return;
+    }
+    const emoji = button.dataset.emoji;
+    if (!emoji || !onPick) return;
+    remember(emoji);
+    const pick = onPick;
+    if (!keepOpen) close();
+    else fillRecent();
+    pick(emoji);
+  });
+  search.addEventListener("input", filter);
+  search.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      panel.querySelector(".emoji-results .emoji-choice")?.click();
+    }
+  });
+  panel.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.stopPropagation();
+      close(true);
+    }
+  });
+  document.addEventListener("pointerdown", (event) => {
+    if (!panel.hidden && !panel.contains(event.target) && !anchor?.contains(event.target)) close();
+  });
+  addEventListener("resize", () => {
+    if (!panel.hidden && anchor?.isConnected) placeBeside(panel, anchor);
+    else close();
+  });
+
+  return {
+    open,
+    close,
+    /** Open for `at`, or close when it is already open for it. */
+    toggle(at, pick, options) {
+      if (!panel.hidden && anchor === at) close();
+      else open(at, pick, options);
+    },
+    isOpen: () => !panel.hidden,
+  };
+}
+
+function setAttr(anchor, expanded) {
+  if (anchor.tagName === "BUTTON") anchor.setAttribute("aria-expanded", String(expanded));
+}
