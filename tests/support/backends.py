@@ -1,7 +1,9 @@
 """Where a test session's MongoDB, RabbitMQ and Redis come from.
 
-When a Docker engine answers, testcontainers starts throwaway ones (mongo:7, rabbitmq:3.13,
-redis:7), so a run needs nothing installed but Docker. Otherwise the environment's
+When a Docker engine answers and the images can be had (the engine holds them, or pulls
+them), testcontainers starts throwaway ones (mongo:7, rabbitmq:3.13, redis:7), so a run needs
+nothing installed but Docker. An engine that cannot get them (no registry, as on a machine
+whose only network is loopback) is no reason to fail: the run falls back. Otherwise the environment's
 (PARLEY_MONGO_URL, PARLEY_AMQP_URL, PARLEY_REDIS_URL) or the local services are used, with the
 embedded MongoDB-wire server when no MongoDB is given. PARLEY_TEST_BACKENDS=local|containers
 forces the choice (`containers` fails loudly without an engine rather than testing something
@@ -20,7 +22,10 @@ from shared.settings import Settings
 from tests.support.infra import start_embedded_mongo
 
 MONGO_IMAGE, RABBITMQ_IMAGE, REDIS_IMAGE = "mongo:7", "rabbitmq:3.13", "redis:7"
+IMAGES = (MONGO_IMAGE, RABBITMQ_IMAGE, REDIS_IMAGE)
 PING_TIMEOUT_SECONDS = 3
+# A pull that has not finished in this long is taken as "cannot be had" (the run falls back).
+PULL_TIMEOUT_SECONDS = 300
 
 
 class BackendSettings(BaseSettings):
@@ -50,19 +55,54 @@ def ping_docker(timeout: float = PING_TIMEOUT_SECONDS) -> str:
         client.close()
 
 
-def choose(settings: BackendSettings, ping: Callable[[], str] = ping_docker) -> Choice:
-    """Containers when forced or when an engine answers; local services otherwise."""
+def images_out_of_reach(names: tuple[str, ...] = IMAGES, timeout: float = PULL_TIMEOUT_SECONDS) -> list[str]:
+    """Those of the images the engine neither holds nor can pull, each with why ("mongo:7 (...)")."""
+    import docker  # installed with testcontainers
+    from docker.errors import DockerException, ImageNotFound
+
+    client = docker.from_env(timeout=timeout)
+    missing = []
+    try:
+        for name in names:
+            try:
+                client.images.get(name)
+                continue
+            except ImageNotFound:
+                pass
+            try:
+                client.images.pull(name)
+            except (DockerException, OSError) as exc:  # no registry, no DNS, a timeout, ...
+                why = getattr(exc, "explanation", None) or str(exc)  # an APIError's own words
+                missing.append(f"{name} (pull failed: {str(why).strip()[:120]})")
+    finally:
+        client.close()
+    return missing
+
+
+def choose(
+    settings: BackendSettings,
+    ping: Callable[[], str] = ping_docker,
+    out_of_reach: Callable[[], list[str]] = images_out_of_reach,
+) -> Choice:
+    """Containers when forced, or when an engine answers and has (or can pull) the images; local
+    services otherwise."""
     if settings.test_backends == "local":
         return Choice(False, "PARLEY_TEST_BACKENDS=local")
+    forced = settings.test_backends == "containers"
     try:
         where = ping()
     except Exception as exc:  # ImportError (no testcontainers), refused socket, timeout, ...
         why = f"{type(exc).__name__}: {exc}".strip()[:160]
-        if settings.test_backends == "containers":
+        if forced:
             raise RuntimeError(f"PARLEY_TEST_BACKENDS=containers, but no Docker engine answers ({why})") from exc
         return Choice(False, f"no Docker engine: {why}")
-    forced = ", forced by PARLEY_TEST_BACKENDS" if settings.test_backends == "containers" else ""
-    return Choice(True, f"docker at {where}{forced}")
+    missing = out_of_reach()
+    if missing:
+        why = f"the Docker engine at {where} cannot get {', '.join(missing)}"
+        if forced:
+            raise RuntimeError(f"PARLEY_TEST_BACKENDS=containers, but {why}")
+        return Choice(False, why)
+    return Choice(True, f"docker at {where}{', forced by PARLEY_TEST_BACKENDS' if forced else ''}")
 
 
 @dataclass(frozen=True)
@@ -105,11 +145,14 @@ def containers() -> Iterator[tuple[str, str, str]]:
 
 @contextmanager
 def provide(
-    log_dir: Path, settings: BackendSettings | None = None, ping: Callable[[], str] = ping_docker
+    log_dir: Path,
+    settings: BackendSettings | None = None,
+    ping: Callable[[], str] = ping_docker,
+    out_of_reach: Callable[[], list[str]] = images_out_of_reach,
 ) -> Iterator[Backends]:
     """The session's backends, up for the duration of the `with`."""
     settings = settings or BackendSettings()
-    choice = choose(settings, ping)
+    choice = choose(settings, ping, out_of_reach)
     if choice.containers:
         with containers() as (mongo_url, amqp_url, redis_url):
             urls = f"MongoDB {redact(mongo_url)}, RabbitMQ {redact(amqp_url)}, Redis {redact(redis_url)}"

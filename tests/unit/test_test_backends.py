@@ -23,9 +23,28 @@ def never() -> str:
     raise AssertionError("the engine should not be asked")
 
 
+def all_there() -> list[str]:
+    return []
+
+
+def none_pullable() -> list[str]:
+    return ["mongo:7 (APIError: dial tcp: lookup registry-1.docker.io: no such host)"]
+
+
 def test_an_engine_that_answers_means_containers() -> None:
-    choice = choose(BackendSettings(test_backends="auto"), ping=answers)
+    choice = choose(BackendSettings(test_backends="auto"), ping=answers, out_of_reach=all_there)
     assert choice.containers and choice.reason == "docker at unix:///var/run/docker.sock"
+
+
+def test_an_engine_that_cannot_get_the_images_means_local_services_and_says_why() -> None:
+    choice = choose(BackendSettings(test_backends="auto"), ping=answers, out_of_reach=none_pullable)
+    assert not choice.containers
+    assert choice.reason == (
+        "the Docker engine at unix:///var/run/docker.sock cannot get "
+        "mongo:7 (APIError: dial tcp: lookup registry-1.docker.io: no such host)"
+    )
+    with pytest.raises(RuntimeError, match="PARLEY_TEST_BACKENDS=containers, but the Docker engine at .* cannot get mongo:7"):
+        choose(BackendSettings(test_backends="containers"), ping=answers, out_of_reach=none_pullable)
 
 
 def test_no_engine_means_local_services_and_says_why() -> None:
@@ -41,7 +60,7 @@ def test_local_can_be_forced_without_asking_docker() -> None:
 
 def test_containers_can_be_forced_and_then_fail_loudly_without_an_engine() -> None:
     forced = BackendSettings(test_backends="containers")
-    assert choose(forced, ping=answers).containers
+    assert choose(forced, ping=answers, out_of_reach=all_there).containers
     with pytest.raises(RuntimeError, match="PARLEY_TEST_BACKENDS=containers, but no Docker engine answers"):
         choose(forced, ping=silent)
 
@@ -129,7 +148,7 @@ def test_containers_are_started_for_the_session_and_their_urls_handed_out(
     monkeypatch.setattr(containers_module("mongodb"), "MongoDbContainer", FakeMongo)
     monkeypatch.setattr(containers_module("rabbitmq"), "RabbitMqContainer", FakeRabbit)
     monkeypatch.setattr(containers_module("redis"), "RedisContainer", FakeRedis)
-    with provide(tmp_path, BackendSettings(test_backends="auto"), ping=answers) as found:
+    with provide(tmp_path, BackendSettings(test_backends="auto"), ping=answers, out_of_reach=all_there) as found:
         assert FakeContainer.started == ["mongo:7", "rabbitmq:3.13", "redis:7"]
         assert found.mongo_url == "mongodb://test:test@localhost:57017"
         assert found.amqp_url == "amqp://guest:guest@localhost:35672/"
