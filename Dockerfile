@@ -9,8 +9,14 @@
 # Only the runtime dependencies are installed: never the `local` extra (the embedded
 # MongoDB-wire server is GPL and for local runs only) nor the `dev` extra.
 
+# The base: any image with Python 3.11+ as `python` (with venv) and groupadd/useradd. The public
+# python:3.11-slim by default; where no registry can be reached, the Debian bookworm base made
+# by deploy/local/make-base-image.sh (`make images` builds with
+# --build-arg BASE_IMAGE=parley-base:bookworm).
+ARG BASE_IMAGE=python:3.11-slim
+
 # --- builder: the dependencies in a virtualenv ---------------------------------------------------
-FROM python:3.11-slim AS builder
+FROM ${BASE_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
@@ -25,7 +31,7 @@ RUN pip install . \
  && pip uninstall --yes parley
 
 # --- runtime: what every service image shares ----------------------------------------------------
-FROM python:3.11-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \

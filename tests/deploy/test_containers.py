@@ -1,0 +1,160 @@
+"""The service images, built and run for real on this machine (issue 17).
+
+Built by deploy/local/build-images.sh on the Debian base deploy/local/make-base-image.sh makes
+(no registry needed), run with `--network host` against this run's RabbitMQ, Redis and
+MongoDB-wire server, driven through the protocol, then stopped with `docker stop`: each must
+stop by itself within its grace period and lose nothing. Skipped, loudly, when no Docker engine
+answers (`make images` installs and starts one as root).
+"""
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared.devstack import free_port
+from shared.settings import Settings
+from tests.deploy.conftest import skip_for_missing
+from tests.support.infra import remove_namespace, unique_namespace
+from tests.support.smoke import collect_offline_messages, leave_offline_messages, protocol_smoke
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("auth", "chat", "files", "gateway")
+TAG = "test"  # built for this run; `make images` tags its own `local`
+GRACE_SECONDS = 30  # docker stop -t: SIGTERM, then SIGKILL after this long
+# (websockets is a runtime dependency: uvicorn[standard] serves WebSockets with it.)
+DEV_PACKAGES = ("pytest", "secantusdb", "playwright", "hypothesis", "ruff", "mypy", "httpx", "testcontainers")
+
+pytestmark = pytest.mark.timeout(900)  # a first run makes the base image with debootstrap
+
+
+def docker(*args: str, timeout: float = 120, check: bool = True) -> str:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return done.stdout.strip()
+
+
+def engine_answers() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="module")
+def images() -> Iterator[dict[str, str]]:
+    if not engine_answers():
+        skip_for_missing(
+            "docker engine", "no Docker engine answers: `make images` (as root) installs Debian's docker.io, starts "
+            "`dockerd --bridge=none` and builds the images; then run `make test` again",
+        )
+    base_there = subprocess.run(["docker", "image", "inspect", "parley-base:bookworm"], capture_output=True).returncode == 0
+    if not base_there and os.getuid() != 0:
+        skip_for_missing("base image", "no parley-base:bookworm image, and making it needs root: `sudo make images`")
+    started = time.monotonic()
+    built = subprocess.run(
+        ["bash", "deploy/local/build-images.sh"], cwd=ROOT, env={**os.environ, "PARLEY_TAG": TAG},
+        capture_output=True, text=True, timeout=840,
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    print(f"\n[images] built in {time.monotonic() - started:.0f} s:\n{built.stdout.strip()}")
+    yield {service: f"parley/{service}:{TAG}" for service in SERVICES}
+
+
+@dataclass
+class Running:
+    names: dict[str, str]  # service -> container name
+    port: int  # the gateway's
+
+
+def service_env(test_env: dict[str, str], namespace: str, gateway_port: int) -> dict[str, str]:
+    return {
+        **test_env,
+        "PARLEY_NAMESPACE": namespace,
+        "PARLEY_MONGO_DB": f"parley_{namespace}",
+        "PARLEY_GATEWAY_HOST": "127.0.0.1",
+        "PARLEY_GATEWAY_PORT": str(gateway_port),
+        "PARLEY_JWT_SECRET": secrets.token_hex(32),
+        "PARLEY_TURN_SECRET": secrets.token_hex(32),
+        "PARLEY_SHUTDOWN_TIMEOUT_SECONDS": "20",
+        "PARLEY_GATEWAY_DRAIN_SECONDS": "1",
+    }
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as answer:
+            return bool(json.load(answer)["ready"])
+    except OSError:
+        return False
+
+
+async def wait_ready(port: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready(port):
+        assert time.monotonic() < deadline, f"the gateway container on {port} was not ready within {timeout} s"
+        await asyncio.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+async def running(images: dict[str, str], test_env: dict[str, str]) -> AsyncIterator[Running]:
+    namespace, port = unique_namespace(), free_port()
+    env = service_env(test_env, namespace, port)
+    names = {service: f"parley-test-{namespace}-{service}" for service in SERVICES}
+    try:
+        for service in SERVICES:
+            own = {**env, "PARLEY_METRICS_PORT": str(free_port())} if service != "gateway" else env
+            flags = [f"--env={k}={v}" for k, v in own.items() if k.startswith("PARLEY_")]
+            docker("run", "--detach", "--network", "host", "--name", names[service], *flags, images[service])
+        await wait_ready(port)
+        yield Running(names, port)
+    finally:
+        for name in names.values():
+            docker("rm", "--force", name, check=False)
+        await remove_namespace(Settings(**{"namespace": namespace, "amqp_url": env["PARLEY_AMQP_URL"],
+                                           "redis_url": env["PARLEY_REDIS_URL"]}))
+
+
+def test_the_images_run_as_a_user_and_hold_no_dev_extras(images: dict[str, str]) -> None:
+    for service, image in images.items():
+        assert docker("image", "inspect", "-f", "{{.Config.User}}", image) == "10001:10001", service
+        uid = docker("run", "--rm", "--network", "host", "--entrypoint", "id", image, "-u")
+        assert uid == "10001", f"{service} runs as uid {uid}"
+    probe = f"import importlib.util as u; print([m for m in {DEV_PACKAGES!r} if u.find_spec(m)])"
+    found = docker("run", "--rm", "--network", "host", "--entrypoint", "python", images["gateway"], "-c", probe)
+    assert found == "[]", f"dev packages in the image: {found}"
+
+
+async def test_the_running_images_pass_the_protocol_smoke_and_their_health_checks(running: Running) -> None:
+    await protocol_smoke(running.port)
+    deadline = time.monotonic() + 60  # the first health check runs 15 s after the start
+    while True:
+        states = {s: docker("inspect", "-f", "{{.State.Health.Status}}", n) for s, n in running.names.items()}
+        if all(state == "healthy" for state in states.values()):
+            break
+        assert "unhealthy" not in states.values() and time.monotonic() < deadline, f"health: {states}"
+        await asyncio.sleep(1)
+
+
+async def test_docker_stop_is_graceful_and_nothing_acknowledged_is_lost(running: Running) -> None:
+    waiting = await leave_offline_messages(running.port)
+    await waiting.sender.close()
+    for service in ("gateway", "chat", "files", "auth"):  # the way traffic flows: the entry first
+        started = time.monotonic()
+        docker("stop", "-t", str(GRACE_SECONDS), running.names[service], timeout=GRACE_SECONDS + 30)
+        took = time.monotonic() - started
+        code = docker("inspect", "-f", "{{.State.ExitCode}}", running.names[service])
+        assert code == "0" and took < GRACE_SECONDS, f"{service}: exit code {code} after {took:.1f} s"
+        print(f"[images] docker stop {service}: exit code {code} after {took:.1f} s")
+    for service in ("auth", "chat", "files", "gateway"):
+        docker("start", running.names[service])
+    await wait_ready(running.port)
+    await collect_offline_messages(running.port, waiting)
