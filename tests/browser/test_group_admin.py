@@ -94,6 +94,7 @@ async def test_owner_renames_shares_a_link_mutes_and_removes(open_page, shoot, t
     await expect(member(alice, b)).to_have_count(0, timeout=10_000)
     await expect(by_id(bob, "composer-notice")).to_have_text("You were removed from this group.", timeout=10_000)
     await expect(by_id(bob, "composer-input")).to_be_disabled()
+    await expect(bob.locator("#chat-subtitle")).to_have_text("You were removed")
     await expect(by_id(bob, "conversation").filter(has_text="Boulder crew")).to_have_count(0)
     await expect(by_id(bob, "group-info-panel")).to_be_hidden()
 
@@ -129,25 +130,29 @@ async def test_approval_requests_only_admins_send_and_dissolving(open_page):
     await expect(by_id(alice, "group-info-badge")).to_be_hidden()
     await expect(by_id(bob, "toast")).to_contain_text("declined", timeout=10_000)
 
-    # Asking again with the pasted link; accepted, he is in but only admins may write.
+    # Asking again with the pasted link; accepted (his dialog closes), he is in but only admins may write.
     await by_id(bob, "join-cancel").click()
     await by_id(bob, "join-group").click()
     await by_id(bob, "join-code-input").fill(link)
     await by_id(bob, "join-lookup").click()
     await by_id(bob, "join-button").click()
     await expect(by_id(bob, "join-status")).to_contain_text("Request sent", timeout=10_000)
-    await by_id(bob, "join-cancel").click()
     await by_id(alice, "join-request").filter(has_text=b).get_by_test_id("join-request-accept").click()
     await expect(by_id(alice, "group-member").filter(has_text=f"@{b}")).to_have_count(1, timeout=10_000)
+    await expect(by_id(bob, "join-dialog")).to_be_hidden(timeout=10_000)
+    await expect(by_id(bob, "toast")).to_contain_text("You joined “Quiet room”")
     group = by_id(bob, "conversation").filter(has_text="Quiet room")
     await expect(group).to_have_count(1, timeout=10_000)
     await group.click()
     await expect(by_id(bob, "composer-notice")).to_have_text("Only admins can send messages in this group.")
     await expect(by_id(bob, "composer-input")).to_be_disabled()
+    for tool in ("emoji-button", "sticker-button", "voice-button"):
+        await expect(by_id(bob, tool)).to_be_disabled()
 
     # Dissolving: confirmed by the owner; the member's open chat says so.
     await by_id(alice, "dissolve-group").click()
     await by_id(alice, "confirm-ok").click()
     await expect(by_id(alice, "conversation").filter(has_text="Quiet room")).to_have_count(0, timeout=10_000)
     await expect(by_id(bob, "composer-notice")).to_have_text("This group was dissolved.", timeout=10_000)
+    await expect(bob.locator("#chat-subtitle")).to_have_text("Group dissolved")
     await expect(by_id(bob, "conversation").filter(has_text="Quiet room")).to_have_count(0)

@@ -77,10 +77,20 @@ export function describe(error, operation = "") {
   const code = error?.code || "internal";
   if (code === "bad_request") return describeBadRequest(error.message, operation);
   if (code === "too_large" && operation === "upload") return describeTooLarge(error.message);
+  if (code === "rate_limited" && (operation === "auth.register" || operation === "auth.login")) {
+    return serverSentence(error.message, code) || GENERAL.rate_limited; // it says how long to wait
+  }
   if (operation === "friends.request" && code === "conflict" && /\bblocked\b/.test(error.message || "")) {
     return "You blocked this user. Unblock them first (in your profile).";
   }
   return SPECIFIC[`${operation}:${code}`] || GENERAL[code] || GENERAL.internal;
+}
+
+/** The server's own message as a sentence ("too many …; retry in 180 s" -> "Too many …; retry in 180 s."). */
+function serverSentence(message, code) {
+  const text = (message || "").trim();
+  if (!text || text === code) return "";
+  return text[0].toUpperCase() + text.slice(1) + (/[.!?]$/.test(text) ? "" : ".");
 }
 
 function describeBadRequest(message, operation) {

@@ -47,15 +47,21 @@ export function setupCall() {
   const videoButton = byId("call-video");
   const layout = byId("layout");
   const incoming = byId("incoming-call");
+  const incomingAvatar = byId("incoming-avatar");
+  const incomingName = byId("incoming-name");
+  const incomingWhat = byId("incoming-what");
   const acceptButton = byId("call-accept");
   const screen = byId("call-screen");
   const remoteVideo = byId("remote-video");
   const localVideo = byId("local-video");
+  const peerAvatar = byId("call-avatar");
+  const peerName = byId("call-peer-name");
   const status = byId("call-status");
   const mute = byId("call-mute");
   const camera = byId("call-camera");
   const hangup = byId("call-hangup");
   const noticeBox = byId("call-notice");
+  const noticeText = byId("call-notice-text");
 
   audioButton.append(icon("phone"));
   videoButton.append(icon("video"));
@@ -91,9 +97,9 @@ export function setupCall() {
     if (ringing && incoming.hidden) queueMicrotask(() => acceptButton.focus());
     incoming.hidden = !ringing;
     if (!ringing) return;
-    setAvatar(byId("incoming-avatar"), call.peerId);
-    setText(byId("incoming-name"), nameOf(call.peerId));
-    setText(byId("incoming-what"), call.media === "video" ? "Incoming video call…" : "Incoming voice call…");
+    setAvatar(incomingAvatar, call.peerId);
+    setText(incomingName, nameOf(call.peerId));
+    setText(incomingWhat, call.media === "video" ? "Incoming video call…" : "Incoming voice call…");
   }
 
   function renderScreen(call) {
@@ -106,8 +112,8 @@ export function setupCall() {
     screen.dataset.phase = call.phase;
     screen.classList.toggle("audio-only", call.media === "audio");
     screen.classList.toggle("camera-off", call.cameraOff);
-    setAvatar(byId("call-avatar"), call.peerId);
-    setText(byId("call-peer-name"), nameOf(call.peerId));
+    setAvatar(peerAvatar, call.peerId);
+    setText(peerName, nameOf(call.peerId));
     let text = STATUS[call.phase] || "";
     if (call.phase === "ringing") text = `Calling ${nameOf(call.peerId)}…`;
     if (call.phase === "active") text = call.unstable ? "Reconnecting…" : clock((Date.now() - call.acceptedAt) / 1000);
@@ -128,6 +134,6 @@ export function setupCall() {
     renderScreen(call);
     const notice = callNotice();
     noticeBox.hidden = !notice;
-    setText(byId("call-notice-text"), notice?.text || "");
+    setText(noticeText, notice?.text || "");
   };
 }

@@ -139,8 +139,8 @@ export function setupChat() {
       autosize();
       if (!matchMedia("(max-width: 699px)").matches) input.focus();
     }
-    composer.render(conv);
     const blocked = sendBlock(conv);
+    composer.render(conv, Boolean(blocked));
     setText(notice, blocked);
     notice.hidden = !blocked;
     form.inert = input.disabled = sendButton.disabled = fileInput.disabled = Boolean(blocked);
@@ -158,6 +158,7 @@ export function setupChat() {
 
 function describePeer(conv) {
   if (conv.kind === "group") {
+    if (conv.ended) return conv.ended === "dissolved" ? "Group dissolved" : "You were removed";
     const group = state.groups.get(conv.groupId);
     const count = group?.members?.length || group?.member_count;
     return count ? `${count} member${count === 1 ? "" : "s"}` : "Group";

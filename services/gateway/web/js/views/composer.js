@@ -11,7 +11,7 @@ import { sendFiles } from "../actions.js";
 import { replyBarContent } from "./quote.js";
 import { mentionedIn, setupMentionCompletion } from "./mentions.js";
 import { emojiPicker } from "./emoji_picker.js";
-import { setupStickerPanel } from "./stickers.js";
+import { setupStickerPanel, closeStickerPanel } from "./stickers.js";
 import { setupRecorder } from "./voice.js";
 
 let input = null;
@@ -82,7 +82,8 @@ export function setupComposer() {
   emojiButton.addEventListener("click", () => emojiPicker().toggle(emojiButton, insertEmoji, { keepOpen: true }));
 
   // A sticker goes at once, like a message typed: answering, disappearing or burning as chosen.
-  setupStickerPanel(document.getElementById("sticker-button"), (sticker) => {
+  const stickerButton = document.getElementById("sticker-button");
+  setupStickerPanel(stickerButton, (sticker) => {
     const conv = openConv();
     if (!conv) return;
     sendMessage(conv, { sticker, ttl: ttl.disabled ? 0 : Number(ttl.value) || 0, ...extras(conv, "") });
@@ -114,7 +115,8 @@ export function setupComposer() {
       changed();
     },
 
-    render(conv) {
+    /** `blocked`: I may not send in `conv` now, so emoji, stickers and voice are disabled too. */
+    render(conv, blocked) {
       const recording = recorder.context();
       const same = recording === conv || (recording?.kind === "direct" && recording.peerId === conv.peerId);
       if (recording && !same) recorder.cancel(); // another conversation was opened
@@ -134,6 +136,12 @@ export function setupComposer() {
       ttl.closest(".ttl-box").hidden = burning;
       setAttr(input, "placeholder", burning ? "Burn-after-reading message…" : "Message…");
       input.classList.toggle("burning", burning);
+      emojiButton.disabled = stickerButton.disabled = blocked;
+      recorder.block(blocked);
+      if (blocked) {
+        closeStickerPanel();
+        if (emojiButton.getAttribute("aria-expanded") === "true") emojiPicker().close();
+      }
     },
   };
 }

@@ -1,7 +1,8 @@
 // Joining a group by an invite link. Opening the page at `/#join=<code>` (once logged in), or
 // pasting a link or code into "Join with link", shows what the group is (groups.invites.preview)
 // and a Join button (groups.join): "joined" opens the group's chat, "requested" says that the
-// request was sent (an owner or admin answers it; a decline comes as a toast).
+// request was sent (an owner or admin answers it; a decline comes as a toast, an acceptance
+// closes the dialog).
 
 import { state } from "../store.js";
 import { h, setText } from "../dom.js";
@@ -36,6 +37,7 @@ export function setupJoin() {
   (document.getElementById("app-screen") || document.body).append(dialog);
 
   let code = "";
+  let asked = null; // {groupId, name}: the request sent, while its answer is awaited here
   function step(which) {
     askStep.hidden = which !== "ask";
     lookup.hidden = which !== "ask";
@@ -46,6 +48,7 @@ export function setupJoin() {
 
   async function show(wanted) {
     code = wanted;
+    asked = null;
     setText(error, "");
     setText(status, "");
     if (!dialog.open) dialog.showModal();
@@ -100,6 +103,7 @@ export function setupJoin() {
     try {
       const reply = await joinByCode(code);
       if (reply.status === "requested") {
+        asked = { groupId: reply.group_id, name: name.textContent };
         step("requested");
         setText(status, "Request sent. You can write once an admin lets you in.");
       } else {
@@ -126,5 +130,11 @@ export function setupJoin() {
 
   return function renderJoin() {
     takeLinkFromAddress();
+    // An admin let me in (push group.added) while the dialog still says "Request sent".
+    if (dialog.open && asked && state.groups.has(asked.groupId)) {
+      dialog.close();
+      toast(`You joined “${asked.name}”.`);
+      asked = null;
+    }
   };
 }

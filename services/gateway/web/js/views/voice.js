@@ -35,7 +35,7 @@ function recordingType() {
 /**
  * `button`: the microphone; `form`: the composer, hidden while recording; `onRecorded(file,
  * durationMs, context)` gets what was recorded, with what `begin()` returned when it started
- * (the conversation it is for). Returns {cancel(), active()}.
+ * (the conversation it is for). Returns {cancel(), context(), block(blocked)}.
  */
 export function setupRecorder({ button, form, begin, onRecorded }) {
   const timer = h("span", { class: "voice-timer", dataset: { testid: "voice-timer" } }, "0:00");
@@ -53,27 +53,33 @@ export function setupRecorder({ button, form, begin, onRecorded }) {
   form.after(bar);
 
   let session = null; // {recorder, stream, chunks, startedAt, context, ticker, limit}
+  let starting = false; // asking for the microphone
+  let blocked = false; // the composer may not send now
+  const enable = () => (button.disabled = starting || blocked);
 
   async function start() {
-    if (session) return;
+    if (session || starting) return;
     if (!navigator.mediaDevices?.getUserMedia || typeof MediaRecorder === "undefined") {
       showError("This browser cannot record audio.");
       return;
     }
     const context = begin();
     if (!context) return;
-    button.disabled = true;
+    starting = true;
+    enable();
     let stream;
     try {
       stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
     } catch (error) {
-      button.disabled = false;
+      starting = false;
+      enable();
       showError(error?.name === "NotFoundError" ? "No microphone was found."
         : error?.name === "NotAllowedError" ? "Parley may not use the microphone: allow it in the browser's site settings, then try again."
           : `The microphone could not be started (${error?.message || error}).`);
       return;
     }
-    button.disabled = false;
+    starting = false;
+    enable();
     const type = recordingType();
     let recorder;
     try {
@@ -145,6 +151,11 @@ export function setupRecorder({ button, form, begin, onRecorded }) {
     cancel: () => finish(false),
     /** What `begin()` returned for the recording under way, or null. */
     context: () => session?.context ?? null,
+    /** The composer may not send now (muted, removed…): the microphone is disabled too. */
+    block(value) {
+      blocked = value;
+      enable();
+    },
   };
 }
 
