@@ -79,6 +79,13 @@ def images_out_of_reach(names: tuple[str, ...] = IMAGES, timeout: float = PULL_T
     return missing
 
 
+def _in_short(missing: list[str]) -> str:
+    """"a (why), b (why)", or "a, b (why)" when every image failed for the same reason."""
+    names = [m.split(" (", 1)[0] for m in missing]
+    reasons = {m[len(n):] for m, n in zip(missing, names, strict=True)}
+    return f"{', '.join(names)}{reasons.pop()}" if len(reasons) == 1 else ", ".join(missing)
+
+
 def choose(
     settings: BackendSettings,
     ping: Callable[[], str] = ping_docker,
@@ -98,7 +105,7 @@ def choose(
         return Choice(False, f"no Docker engine: {why}")
     missing = out_of_reach()
     if missing:
-        why = f"the Docker engine at {where} cannot get {', '.join(missing)}"
+        why = f"the Docker engine at {where} cannot get {_in_short(missing)}"
         if forced:
             raise RuntimeError(f"PARLEY_TEST_BACKENDS=containers, but {why}")
         return Choice(False, why)
