@@ -160,6 +160,19 @@ async def test_a_muted_member_cannot_send_until_the_mute_ends_or_is_lifted(world
     assert all(m.muted_until is None for m in listed.members)
 
 
+async def test_leaving_and_joining_again_by_a_link_does_not_lift_a_mute(world):
+    group_id = await group_of(world)
+    until = utc_now() + timedelta(hours=1)
+    await mute(world, C, group_id, B, until)
+    link = await new_invite(world, A, group_id)
+    await groups.leave_group(group_id, B, world.conversations, world.messages, world.deliver)
+    assert (await join(world, B, link.code)).status == "joined"
+    error = await fails(send(world, B, group_id))
+    assert (error.code, error.message) == (ErrorCode.FORBIDDEN, f"you are muted in this group until {iso(until)}")
+    listed = await groups.list_members(group_id, A, world.conversations, world.profiles)
+    assert {m.user_id: m.muted_until for m in listed.members}[B] == iso(until)
+
+
 async def test_mute_times_must_be_in_the_future_and_within_366_days(world):
     group_id = await group_of(world)
     for until in (utc_now() - timedelta(seconds=1), utc_now() + timedelta(days=367)):

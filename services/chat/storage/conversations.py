@@ -146,8 +146,10 @@ class ConversationStore:
         return conversation(doc) if doc else None
 
     async def mute(self, conversation_id: str, user_id: str, until: datetime | None) -> bool:
-        """Mute a member until a time (None: unmute); False when they are not a member."""
-        field = f"member_info.{user_id}.muted_until"
+        """Mute a member until a time (None: unmute); False when they are not a member. Mutes
+        live in `mutes`, which leaving does not clear: at most one entry per user ever muted in
+        the group (a mute again replaces it), so it stays small."""
+        field = f"mutes.{user_id}"
         update = {"$set": {field: until}} if until is not None else {"$unset": {field: ""}}
         result = await self.collection.update_one({"_id": conversation_id, "members": user_id}, update)
         return result.matched_count == 1
@@ -159,7 +161,7 @@ class ConversationStore:
             {"_id": conversation_id, "members": heir, f"member_info.{owner}.role": "owner"},
             {
                 "$set": {f"member_info.{owner}.role": "admin", f"member_info.{heir}.role": "owner"},
-                "$unset": {f"member_info.{heir}.muted_until": ""},
+                "$unset": {f"mutes.{heir}": ""},
             },
         )
         return result.matched_count == 1

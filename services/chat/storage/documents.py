@@ -2,7 +2,9 @@
 
 conversations: `{_id, kind: "direct"|"group", members: [user_id], last_seq, last_at?, created_at,
   group_id?, name?, description?, avatar_url?, everyone_muted?, approval_required?,
-  member_info?: {user_id: {role, joined_at, joined_seq, since, muted_until?}}}`
+  member_info?: {user_id: {role, joined_at, joined_seq, since}},
+  mutes?: {user_id: until} (apart from member_info: a mute outlives leaving, so leaving and joining
+  again by a link does not lift it)}`
 messages: `{_id, conversation_id, seq, from_user_id, client_msg_id, to: {user_id|group_id},
   sent_at, text?, file?: {file_id, name, size, content_type}, call?: {call_id, media, outcome,
   duration_seconds?}, expires_at?, recalled?, recalled_at?, edited_at?, reply_to?: {message_id,
@@ -24,13 +26,14 @@ from shared.stores import Document
 
 
 class Roster(Mapping[str, Member]):
-    """A group's `member_info` as Member records, each built when first asked for: sends read
-    a whole group (up to 1,000 members) and need only its member list."""
+    """A group's `member_info` (and `mutes`) as Member records, each built when first asked for:
+    sends read a whole group (up to 1,000 members) and need only its member list."""
 
-    __slots__ = ("_info", "_built")
+    __slots__ = ("_info", "_mutes", "_built")
 
-    def __init__(self, info: Mapping[str, Mapping[str, Any]]):
+    def __init__(self, info: Mapping[str, Mapping[str, Any]], mutes: Mapping[str, Any] | None = None):
         self._info = info
+        self._mutes = mutes or {}
         self._built: dict[str, Member] = {}
 
     def __getitem__(self, user_id: str) -> Member:
@@ -38,7 +41,7 @@ class Roster(Mapping[str, Member]):
         if member is None:
             info = self._info[user_id]
             member = self._built[user_id] = Member(
-                info["role"], info["joined_at"], info["joined_seq"], info["since"], info.get("muted_until")
+                info["role"], info["joined_at"], info["joined_seq"], info["since"], self._mutes.get(user_id)
             )
         return member
 
@@ -53,12 +56,8 @@ class Roster(Mapping[str, Member]):
 
 
 def member_doc(member: Member) -> Document:
-    doc: Document = {
-        "role": member.role, "joined_at": member.joined_at, "joined_seq": member.joined_seq, "since": member.since
-    }
-    if member.muted_until is not None:
-        doc["muted_until"] = member.muted_until
-    return doc
+    """A member's `member_info` entry (their mute is kept in `mutes`, which leaving does not clear)."""
+    return {"role": member.role, "joined_at": member.joined_at, "joined_seq": member.joined_seq, "since": member.since}
 
 
 def conversation(doc: Document) -> Conversation:
@@ -72,7 +71,7 @@ def conversation(doc: Document) -> Conversation:
         doc.get("last_at"),
         doc.get("group_id"),
         doc.get("name"),
-        Roster(info) if info else NO_MEMBERS,
+        Roster(info, doc.get("mutes")) if info else NO_MEMBERS,
         doc.get("description", ""),
         doc.get("avatar_url"),
         bool(doc.get("everyone_muted")),
