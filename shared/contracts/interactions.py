@@ -27,6 +27,9 @@ class Quote(SparseContract):
     from_user_id: str
     text: str | None = None  # its first QUOTE_CHARS characters
     file_name: str | None = None
+    # What it is when that is not text: a sticker (drawn small in the quote) or a voice message.
+    sticker_url: str | None = None
+    voice: bool | None = None
 
 
 class Reaction(Contract):

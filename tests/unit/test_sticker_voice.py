@@ -178,6 +178,22 @@ async def test_a_voice_message_carries_its_audio_and_duration(world):
     assert message.voice == chat.Voice(duration_ms=4200) and message.file.file_id == "f_voice"
 
 
+async def test_a_reply_to_a_sticker_or_a_voice_message_quotes_what_it_is(world):
+    sticker = await send(world, "c1", sticker_id="builtin:heart")
+    world.files.add("f_voice", uploader=A, name="note.ogg", size=900, content_type="audio/ogg")
+    voice = await send(world, "c2", file_id="f_voice", voice={"duration_ms": 4200})
+    await send(world, "c3", text="that one", reply_to=sticker.message_id)
+    await send(world, "c4", text="and that", reply_to=voice.message_id)
+    history = await messaging.fetch_history(
+        chat.HistoryFetch(conversation_id=sticker.conversation_id), B, world.conversations, world.messages
+    )
+    quotes = [m.reply_to.model_dump(exclude_none=True) for m in history.messages if m.reply_to]
+    assert quotes == [
+        {"message_id": sticker.message_id, "from_user_id": A, "sticker_url": "/app/stickers/heart.svg"},
+        {"message_id": voice.message_id, "from_user_id": A, "file_name": "note.ogg", "voice": True},
+    ]
+
+
 async def test_a_voice_message_with_a_file_that_is_no_audio_is_refused(world, db):
     world.files.add("f_text", uploader=A, name="notes.txt", content_type="text/plain")
     error = await refused(world, db, file_id="f_text", voice={"duration_ms": 4200})

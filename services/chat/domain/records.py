@@ -293,6 +293,8 @@ class Message:
             from_user_id=self.from_user_id,
             text=self.text[:QUOTE_CHARS] if self.text else None,
             file_name=self.file.name if self.file else None,
+            sticker_url=self.sticker.url if self.sticker else None,
+            voice=True if self.voice else None,
         )
 
     def send_reply(self) -> chat.MessageSendReply:

@@ -8,7 +8,7 @@ conversations: `{_id, kind: "direct"|"group", members: [user_id], last_seq, last
 messages: `{_id, conversation_id, seq, from_user_id, client_msg_id, to: {user_id|group_id},
   sent_at, text?, file?: {file_id, name, size, content_type}, call?: {call_id, media, outcome,
   duration_seconds?}, expires_at?, recalled?, recalled_at?, edited_at?, reply_to?: {message_id,
-  from_user_id, text?, file_name?}, reactions?: {<emoji as hex code points>: [user_id]},
+  from_user_id, text?, file_name?, sticker_url?, voice?}, reactions?: {<emoji as hex code points>: [user_id]},
   mentions?: [user_id], burn?: {seconds, opened_at?}, burns_at?, burned?, hidden_for?: [user_id],
   sticker?: {sticker_id, url}, voice?: {duration_ms},
   changed_at? (the last edit, reaction, open, burn or recall: what a device's sync catches up on)}`

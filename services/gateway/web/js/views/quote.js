@@ -5,9 +5,11 @@
 import { state, nameOf } from "../store.js";
 import { h, icon, setText } from "../dom.js";
 
-/** The words of a quote: its text, else the file's name. */
+/** The words of a quote: its text, else what it is (sticker, voice message), else the file's name. */
 export function quoteWords(quote) {
   if (quote.text) return quote.text;
+  if (quote.sticker_url) return "Sticker";
+  if (quote.voice) return "🎤 Voice message";
   if (quote.file_name) return `📎 ${quote.file_name}`;
   return "message";
 }
@@ -15,7 +17,7 @@ export function quoteWords(quote) {
 /** Draw `message.reply_to` into the bubble's quote slot (or nothing). */
 export function updateQuote(slot, message) {
   const quote = message.reply_to;
-  const signature = quote ? `${quote.message_id}|${state.namesRev}|${quote.text ?? ""}|${quote.file_name ?? ""}` : "";
+  const signature = quote ? `${quote.message_id}|${state.namesRev}|${quoteWords(quote)}` : "";
   if (slot.dataset.quote === signature) return;
   slot.dataset.quote = signature;
   if (!quote) {
@@ -47,6 +49,9 @@ export function replyBarContent(message) {
   return [
     icon("reply"),
     h("span", { class: "quote-name" }, `Replying to ${nameOf(message.from_user_id)}`),
-    h("span", { class: "quote-text" }, quoteWords({ text: message.text?.slice(0, 100), file_name: message.file?.name })),
+    h("span", { class: "quote-text" }, quoteWords({
+      text: message.text?.slice(0, 100), file_name: message.file?.name,
+      sticker_url: message.sticker?.url, voice: Boolean(message.voice),
+    })),
   ];
 }
