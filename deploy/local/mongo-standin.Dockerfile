@@ -10,12 +10,15 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/secantus \
  && /opt/secantus/bin/pip install 'secantusdb>=0.7.0b3' \
  && groupadd --system --gid 10001 secantus \
- && useradd --system --uid 10001 --gid secantus --home-dir /data --create-home --shell /usr/sbin/nologin secantus
+ && useradd --system --uid 10001 --gid secantus --home-dir /data --create-home --shell /usr/sbin/nologin secantus \
+ && install -d -o secantus -g secantus /data/db
 USER 10001:10001
 WORKDIR /data
 EXPOSE 27017
-# Its data lives in /data (a volume in docker-compose.local.yml); PARLEY_STANDIN_PORT moves it.
+# Its data lives in /data/db, owned by its user, so a new volume mounted there (the mongo-data
+# volume of docker-compose.yml) is that user's too. PARLEY_STANDIN_PORT moves the port.
+# --standalone: no oplog, as in `make run` (shared/devstack.py embedded_mongo_argv says why).
 ENV PARLEY_STANDIN_PORT=27017
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=10 \
     CMD ["python", "-c", "import os, socket; socket.create_connection(('127.0.0.1', int(os.environ['PARLEY_STANDIN_PORT'])), 2).close()"]
-CMD ["sh", "-c", "exec /opt/secantus/bin/secantusd-py --host 127.0.0.1 --port \"$PARLEY_STANDIN_PORT\" --storage-path /data/db"]
+CMD ["sh", "-c", "exec /opt/secantus/bin/secantusd-py --host 127.0.0.1 --port \"$PARLEY_STANDIN_PORT\" --storage-path /data/db --standalone --log-level WARNING"]

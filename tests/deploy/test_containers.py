@@ -8,26 +8,21 @@ answers (`make images` installs and starts one as root).
 """
 import asyncio
 import json
-import os
 import secrets
 import subprocess
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from shared.devstack import free_port
 from shared.settings import Settings
-from tests.deploy.conftest import skip_for_missing
 from tests.support.infra import remove_namespace, unique_namespace
 from tests.support.smoke import collect_offline_messages, leave_offline_messages, protocol_smoke
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("auth", "chat", "files", "gateway")
-TAG = "test"  # built for this run; `make images` tags its own `local`
 GRACE_SECONDS = 30  # docker stop -t: SIGTERM, then SIGKILL after this long
 # (websockets is a runtime dependency: uvicorn[standard] serves WebSockets with it.)
 DEV_PACKAGES = ("pytest", "secantusdb", "playwright", "hypothesis", "ruff", "mypy", "httpx", "testcontainers")
@@ -42,31 +37,9 @@ def docker(*args: str, timeout: float = 120, check: bool = True) -> str:
     return done.stdout.strip()
 
 
-def engine_answers() -> bool:
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 @pytest.fixture(scope="module")
-def images() -> Iterator[dict[str, str]]:
-    if not engine_answers():
-        skip_for_missing(
-            "docker engine", "no Docker engine answers: `make images` (as root) installs Debian's docker.io, starts "
-            "`dockerd --bridge=none` and builds the images; then run `make test` again",
-        )
-    base_there = subprocess.run(["docker", "image", "inspect", "parley-base:bookworm"], capture_output=True).returncode == 0
-    if not base_there and os.getuid() != 0:
-        skip_for_missing("base image", "no parley-base:bookworm image, and making it needs root: `sudo make images`")
-    started = time.monotonic()
-    built = subprocess.run(
-        ["bash", "deploy/local/build-images.sh"], cwd=ROOT, env={**os.environ, "PARLEY_TAG": TAG},
-        capture_output=True, text=True, timeout=840,
-    )
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    print(f"\n[images] built in {time.monotonic() - started:.0f} s:\n{built.stdout.strip()}")
-    yield {service: f"parley/{service}:{TAG}" for service in SERVICES}
+def images(service_images: str) -> dict[str, str]:
+    return {service: f"parley/{service}:{service_images}" for service in SERVICES}
 
 
 @dataclass

@@ -1,0 +1,134 @@
+"""docker-compose.yml brought up for real on this machine, through deploy/local/docker-compose.local.yml
+(host networking only, the locally built images, the MongoDB-wire stand-in for mongo:7, the host's
+RabbitMQ and Redis; no nginx, no coturn: the gateway is reached directly).
+
+`docker-compose -f docker-compose.yml -f deploy/local/docker-compose.local.yml up -d --scale chat=3`
+in a project, namespace and set of ports of its own; then: ready, three chat replicas running,
+every container on the host's network and no network created, the protocol smoke through the
+gateway, every container healthy; `down -v` and the namespace's queues and keys removed.
+
+Skipped, loudly, when no Docker engine answers, no Compose is installed or the images are missing
+(`make images`). It talks to the host's RabbitMQ and Redis at 127.0.0.1, as the override does:
+no backends fixture.
+"""
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.devstack import free_port
+from shared.settings import Settings
+from tests.deploy.conftest import skip_for_missing
+from tests.support.infra import remove_namespace
+from tests.support.smoke import protocol_smoke
+
+ROOT = Path(__file__).resolve().parents[2]
+OVERRIDE = ROOT / "deploy" / "local" / "docker-compose.local.yml"
+SERVICES = ("auth", "chat", "files", "gateway")
+CHATS = 3
+# Where the override points every service (the host's).
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+READY_SECONDS = 90
+HEALTHY_SECONDS = 45  # the images' first health check runs 15 s after the start
+
+pytestmark = pytest.mark.timeout(900)  # the first run of the session builds the images (tests/deploy/conftest.py)
+
+
+def run(argv: list[str], timeout: float = 120, env: dict[str, str] | None = None, check: bool = True) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    return done.stdout.strip()
+
+
+def compose_command() -> list[str] | None:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    return None
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as answer:
+            return bool(json.load(answer)["ready"])
+    except (OSError, ValueError):
+        return False
+
+
+async def wait_ready(port: int) -> None:
+    deadline = time.monotonic() + READY_SECONDS
+    while not await asyncio.to_thread(ready, port):
+        assert time.monotonic() < deadline, f"the gateway on {port} was not ready within {READY_SECONDS} s"
+        await asyncio.sleep(0.5)
+
+
+async def test_the_local_override_starts_the_stack_with_three_chats_and_passes_the_smoke(service_images: str) -> None:
+    compose = compose_command()
+    if compose is None:
+        skip_for_missing("docker-compose", "no Compose: `make compose` (as root) installs Debian's docker-compose")
+    tag = service_images  # built from this checkout by the session's fixture (tests/deploy/conftest.py)
+
+    project = f"parleyt{secrets.token_hex(4)}"
+    namespace = f"t{secrets.token_hex(4)}"
+    port = free_port()
+    env = {
+        **os.environ,
+        "PARLEY_TAG": tag,
+        "PARLEY_JWT_SECRET": secrets.token_hex(32),
+        "PARLEY_TURN_SECRET": secrets.token_hex(32),
+        "PARLEY_NAMESPACE": namespace,
+        "PARLEY_LOCAL_GATEWAY_PORT": str(port),
+        "PARLEY_LOCAL_MONGO_PORT": str(free_port()),
+        "PARLEY_LOCAL_AUTH_METRICS_PORT": str(free_port()),
+        "PARLEY_LOCAL_FILES_METRICS_PORT": str(free_port()),
+    }
+    base = [*compose, "-p", project, "-f", str(ROOT / "docker-compose.yml"), "-f", str(OVERRIDE)]
+    networks_before = set(run(["docker", "network", "ls", "-q"]).split())
+    started = time.monotonic()
+    try:
+        run([*base, "up", "-d", "--no-build", "--scale", f"chat={CHATS}"], env=env, timeout=180)
+        await wait_ready(port)
+        print(f"\n[compose] {project}: ready on 127.0.0.1:{port} {time.monotonic() - started:.1f} s after `up`")
+
+        containers = run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"]).split()
+        described = json.loads(run(["docker", "inspect", *containers]))
+        by_service: dict[str, list[dict[str, Any]]] = {}
+        for c in described:
+            by_service.setdefault(c["Config"]["Labels"]["com.docker.compose.service"], []).append(c)
+        running = {s: sum(c["State"]["Running"] for c in cs) for s, cs in by_service.items()}
+        assert running == {"mongo": 1, "rabbitmq": 1, "redis": 1, "auth": 1, "chat": CHATS, "files": 1, "gateway": 1}, running
+        assert {c["HostConfig"]["NetworkMode"] for c in described} == {"host"}
+        assert set(run(["docker", "network", "ls", "-q"]).split()) == networks_before, "Compose created a network"
+
+        await protocol_smoke(port)
+        print(f"[compose] protocol smoke passed through 127.0.0.1:{port}")
+
+        deadline = time.monotonic() + HEALTHY_SECONDS
+        while True:
+            health = {c["Name"].lstrip("/"): run(["docker", "inspect", "-f", "{{.State.Health.Status}}", c["Id"]])
+                      for c in described}
+            if set(health.values()) == {"healthy"}:
+                break
+            assert "unhealthy" not in health.values() and time.monotonic() < deadline, f"health: {health}"
+            await asyncio.sleep(1)
+        print(f"[compose] all {len(health)} containers healthy {time.monotonic() - started:.1f} s after `up`")
+    except BaseException:
+        print(run([*base, "ps"], env=env, check=False))
+        print(run([*base, "logs", "--no-color", "--tail=30"], env=env, check=False))
+        raise
+    finally:
+        run([*base, "down", "-v", "--timeout", "30"], env=env, timeout=120, check=False)
+        await remove_namespace(Settings(namespace=namespace, amqp_url=AMQP_URL, redis_url=REDIS_URL))
+        left = run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"], check=False)
+        assert not left, f"containers left after `down`: {left}"
