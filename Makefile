@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra browser compose coturn images run stop test lint unit screenshots docs bench bench-upload profile chaos soak clean
+.PHONY: help venv infra browser compose coturn nginx images run stop test lint unit screenshots docs bench bench-upload profile chaos soak clean
 
 help:
 	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=2 CHATS=3 to scale: gateways on consecutive ports from 8000)"
@@ -30,6 +30,7 @@ help:
 	@echo "make browser  make sure Debian's Chromium is there for tests/browser (apt-get when root; else they are skipped, loudly)"
 	@echo "make compose  make sure docker-compose is there for the docker-compose.yml check in tests/deploy (apt-get when root; else that check is skipped, loudly)"
 	@echo "make coturn  make sure Debian's coturn (turnserver) is there for the TURN tests, its system service left off (apt-get when root; else they are skipped, loudly)"
+	@echo "make nginx  make sure nginx is there for the proxy checks in tests/deploy (apt-get when root; else they are skipped, loudly)"
 	@echo "make images  build the service images here without a registry: starts dockerd (root), a Debian base from debootstrap, parley/<service>:local (deploy/README.md)"
 	@echo "make infra  make sure RabbitMQ (127.0.0.1:5672) and Redis (127.0.0.1:6379) answer"
 	@echo "make clean  remove .venv, .run and .pytest_cache"
@@ -52,7 +53,7 @@ run: venv infra
 stop: venv
 	$(PY) -m shared.devstack stop
 
-test: venv lint infra browser compose coturn
+test: venv lint infra browser compose coturn nginx
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
@@ -69,6 +70,9 @@ compose:
 
 coturn:
 	@bash deploy/local/ensure-coturn.sh
+
+nginx:
+	@bash deploy/local/ensure-nginx.sh
 
 # A Docker engine (Debian's docker.io started with --bridge=none, as root), a Debian base image made
 # with debootstrap, and the four service images plus the MongoDB-wire stand-in built on it.

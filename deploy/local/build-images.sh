@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build Parley's four service images and the MongoDB-wire stand-in on this machine, from the
 # Debian base made by make-base-image.sh (no registry needed; PyPI is):
-#   parley/{auth,chat,files,gateway}:${PARLEY_TAG:-local}, parley/mongo-standin:local.
+#   parley/{auth,chat,files,gateway}:${PARLEY_TAG:-local}, parley/mongo-standin:local and
+#   parley/nginx-standin:local (for deploy/local/docker-compose.local.yml).
 # Builds use the host's network (no bridge here). `make images` runs ensure-docker.sh first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +20,8 @@ for service in auth chat files gateway; do
 done
 say "parley/mongo-standin:local (deploy/local/mongo-standin.Dockerfile) ..."
 build -f deploy/local/mongo-standin.Dockerfile -t parley/mongo-standin:local deploy/local
-for image in parley/auth:"$TAG" parley/chat:"$TAG" parley/files:"$TAG" parley/gateway:"$TAG" parley/mongo-standin:local; do
+say "parley/nginx-standin:local (deploy/local/nginx-standin.Dockerfile) ..."
+build -f deploy/local/nginx-standin.Dockerfile -t parley/nginx-standin:local deploy/local
+for image in parley/auth:"$TAG" parley/chat:"$TAG" parley/files:"$TAG" parley/gateway:"$TAG" parley/mongo-standin:local parley/nginx-standin:local; do
     say "  $image  $(docker image inspect -f '{{.Size}}' "$image" | numfmt --to=iec)"
 done

@@ -1,11 +1,11 @@
 """docker-compose.yml brought up for real on this machine, through deploy/local/docker-compose.local.yml
 (host networking only, the locally built images, the MongoDB-wire stand-in for mongo:7, the host's
-RabbitMQ and Redis; no nginx, no coturn: the gateway is reached directly).
+RabbitMQ and Redis, Debian's nginx in front; no coturn).
 
 `docker-compose -f docker-compose.yml -f deploy/local/docker-compose.local.yml up -d --scale chat=3`
 in a project, namespace and set of ports of its own; then: ready, three chat replicas running,
-every container on the host's network and no network created, the protocol smoke through the
-gateway, every container healthy; `down -v` and the namespace's queues and keys removed.
+every container on the host's network and no network created, the protocol smoke through
+nginx, every container healthy; `down -v` and the namespace's queues and keys removed.
 
 Skipped, loudly, when no Docker engine answers, no Compose is installed or the images are missing
 (`make images`). It talks to the host's RabbitMQ and Redis at 127.0.0.1, as the override does:
@@ -81,7 +81,7 @@ async def test_the_local_override_starts_the_stack_with_three_chats_and_passes_t
 
     project = f"parleyt{secrets.token_hex(4)}"
     namespace = f"t{secrets.token_hex(4)}"
-    port = free_port()
+    port, proxy_port = free_port(), free_port()
     env = {
         **os.environ,
         "PARLEY_TAG": tag,
@@ -89,6 +89,7 @@ async def test_the_local_override_starts_the_stack_with_three_chats_and_passes_t
         "PARLEY_TURN_SECRET": secrets.token_hex(32),
         "PARLEY_NAMESPACE": namespace,
         "PARLEY_LOCAL_GATEWAY_PORT": str(port),
+        "PARLEY_LOCAL_HTTP_PORT": str(proxy_port),
         "PARLEY_LOCAL_MONGO_PORT": str(free_port()),
         "PARLEY_LOCAL_AUTH_METRICS_PORT": str(free_port()),
         "PARLEY_LOCAL_FILES_METRICS_PORT": str(free_port()),
@@ -107,12 +108,14 @@ async def test_the_local_override_starts_the_stack_with_three_chats_and_passes_t
         for c in described:
             by_service.setdefault(c["Config"]["Labels"]["com.docker.compose.service"], []).append(c)
         running = {s: sum(c["State"]["Running"] for c in cs) for s, cs in by_service.items()}
-        assert running == {"mongo": 1, "rabbitmq": 1, "redis": 1, "auth": 1, "chat": CHATS, "files": 1, "gateway": 1}, running
+        expected = {"mongo": 1, "rabbitmq": 1, "redis": 1, "auth": 1, "chat": CHATS, "files": 1, "gateway": 1, "proxy-local": 1}
+        assert running == expected, running
         assert {c["HostConfig"]["NetworkMode"] for c in described} == {"host"}
         assert set(run(["docker", "network", "ls", "-q"]).split()) == networks_before, "Compose created a network"
 
-        await protocol_smoke(port)
-        print(f"[compose] protocol smoke passed through 127.0.0.1:{port}")
+        await wait_ready(proxy_port)
+        await protocol_smoke(proxy_port)  # as clients would: through nginx
+        print(f"[compose] protocol smoke passed through nginx on 127.0.0.1:{proxy_port} (gateway {port})")
 
         deadline = time.monotonic() + HEALTHY_SECONDS
         while True:
