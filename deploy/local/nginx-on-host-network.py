@@ -5,10 +5,11 @@ user. Everything else (WebSocket upgrade, streamed files, timeouts, limits) is t
 The image's command (deploy/local/nginx-standin.Dockerfile)."""
 import os
 import subprocess
+from pathlib import Path
 
 PRODUCTION, HERE = "/etc/nginx/nginx.conf", "/tmp/nginx.conf"
 http_port, gateway_port = os.environ["PARLEY_LOCAL_HTTP_PORT"], os.environ["PARLEY_LOCAL_GATEWAY_PORT"]
-conf = open(PRODUCTION).read()
+conf = Path(PRODUCTION).read_text()
 for old, new in (
     ("user nginx;", "user www-data;"),
     ("listen 8000;", f"listen 127.0.0.1:{http_port};"),
@@ -17,7 +18,6 @@ for old, new in (
     if conf.count(old) != 1:
         raise SystemExit(f"{PRODUCTION} no longer has one {old!r}: update {__file__}")
     conf = conf.replace(old, new)
-with open(HERE, "w") as out:
-    out.write(conf)
+Path(HERE).write_text(conf)
 subprocess.run(["nginx", "-t", "-q", "-c", HERE], check=True)
 os.execvp("nginx", ["nginx", "-c", HERE, "-g", "daemon off;"])
