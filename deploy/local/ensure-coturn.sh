@@ -14,6 +14,8 @@
 set -uo pipefail
 
 say() { printf 'ensure-coturn: %s\n' "$*"; }
+# shellcheck source=deploy/local/apt-no-start.sh
+source "$(dirname "$0")/apt-no-start.sh"
 
 found() {
     local server
@@ -45,19 +47,7 @@ found && exit 0
 
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     say "coturn is missing: installing Debian's coturn package with apt-get ..."
-    export DEBIAN_FRONTEND=noninteractive
-    # No service started during the install (invoke-rc.d and deb-systemd-invoke ask policy-rc.d);
-    # an existing policy is left as it is.
-    policy=/usr/sbin/policy-rc.d
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\n# ensure-coturn.sh: no service starts while coturn is installed\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        trap 'rm -f "$policy"' EXIT
-    fi
-    if ! apt-get install -y --no-install-recommends coturn; then
-        say "apt-get install failed; refreshing the package lists and trying again ..."
-        apt-get update && apt-get install -y --no-install-recommends coturn
-    fi
+    apt_install_no_start coturn
     keep_system_service_off
     found && exit 0
 fi

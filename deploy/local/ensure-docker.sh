@@ -10,6 +10,8 @@
 set -uo pipefail
 
 say() { printf 'ensure-docker: %s\n' "$*"; }
+# shellcheck source=deploy/local/apt-no-start.sh
+source "$(dirname "$0")/apt-no-start.sh"
 answers() { docker info >/dev/null 2>&1; }
 
 if answers; then
@@ -22,15 +24,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
     say "installing Debian's docker.io and debootstrap with apt-get ..."
-    export DEBIAN_FRONTEND=noninteractive
-    policy=/usr/sbin/policy-rc.d  # the package's own service is not started: it is started below
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
-        trap 'rm -f "$policy"' EXIT
-    fi
-    apt-get install -y --no-install-recommends docker.io debootstrap \
-        || { apt-get update && apt-get install -y --no-install-recommends docker.io debootstrap; } \
-        || { say "apt-get could not install docker.io" >&2; exit 1; }
+    apt_install_no_start docker.io debootstrap || { say "apt-get could not install docker.io" >&2; exit 1; }
 fi
 command -v docker >/dev/null || { say "no docker client after the install" >&2; exit 1; }
 say "starting dockerd --bridge=none (log: /var/log/parley-dockerd.log) ..."

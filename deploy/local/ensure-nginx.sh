@@ -11,6 +11,8 @@
 set -uo pipefail
 
 say() { printf 'ensure-nginx: %s\n' "$*"; }
+# shellcheck source=deploy/local/apt-no-start.sh
+source "$(dirname "$0")/apt-no-start.sh"
 
 found() {
     local nginx
@@ -23,17 +25,7 @@ found && exit 0
 
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     say "nginx is missing: installing Debian's nginx-light with apt-get (its service not started) ..."
-    export DEBIAN_FRONTEND=noninteractive
-    policy=/usr/sbin/policy-rc.d
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\n# ensure-nginx.sh: no service starts while nginx is installed\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        trap 'rm -f "$policy"' EXIT
-    fi
-    if ! apt-get install -y --no-install-recommends nginx-light; then
-        say "apt-get install failed; refreshing the package lists and trying again ..."
-        apt-get update && apt-get install -y --no-install-recommends nginx-light
-    fi
+    apt_install_no_start nginx-light
     if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
         systemctl disable --now nginx.service >/dev/null 2>&1 || true
     fi
