@@ -14,6 +14,7 @@ from PIL import Image
 from services.auth.domain import profiles
 from services.auth.storage.users import MongoUserStore
 from services.files.domain import images, rendering, stickers, transfers
+from services.files.domain.ports import StoredFile
 from services.files.storage.file_store import MongoFileStore
 from services.files.storage.stickers import MongoStickerStore
 from shared.contracts.auth import ProfileGet, ProfileUpdate, UserProfile
@@ -299,3 +300,43 @@ async def test_a_refused_avatar_changes_nothing(users) -> None:
     await refused(profiles.update_profile(both, as_alice(), users, Avatars(), events), ErrorCode.BAD_REQUEST)
     assert (await profiles.get_profile(ProfileGet(user_id=ALICE), users)).display_name == "Alice"
     assert events.changed_profiles == []
+
+
+class CountingSource:
+    """A store whose reads are counted while in flight (and take a moment)."""
+
+    def __init__(self) -> None:
+        self.reading = self.most = 0
+
+    async def read(self, file_id: str, offset: int, length: int) -> bytes:
+        self.reading += 1
+        self.most = max(self.most, self.reading)
+        await asyncio.sleep(0.01)
+        self.reading -= 1
+        return picture((40, 30))
+
+
+async def test_at_most_two_images_are_read_and_rendered_at_once(monkeypatch):
+    """Each holds up to 30 MiB of source and its pixels: a full prefetch of large images must wait
+    for a slot holding nothing, not read 64 sources into memory at once."""
+    rendering_now = {"now": 0, "most": 0}
+
+    def slow_render(data: bytes, kind: str) -> rendering.Rendered:
+        rendering_now["now"] += 1
+        rendering_now["most"] = max(rendering_now["most"], rendering_now["now"])
+        try:
+            return real_render(data, kind)
+        finally:
+            rendering_now["now"] -= 1
+
+    real_render = rendering.render
+    monkeypatch.setattr(rendering, "render", slow_render)
+    source = CountingSource()
+    stored = StoredFile(
+        file_id="f_big", name="big.png", size=10_000, content_type="image/png", sha256="0" * 64,
+        uploader="u_a", uploaded_at=utc_now(),
+    )
+    done = await asyncio.gather(*(images._render(stored, "thumbnail", source) for _ in range(12)))
+    assert len(done) == 12 and all(r.content_type == "image/jpeg" for r in done)
+    assert source.most == rendering.RENDERS_AT_ONCE
+    assert rendering_now["most"] <= rendering.RENDERS_AT_ONCE

@@ -42,6 +42,12 @@ def too_large() -> ParleyError:
     )
 
 
+# Images read and rendered at once by this process: each holds up to MAX_BYTES of source (and its
+# decoded pixels) in memory, so without this a full prefetch (64 commands) of large images could
+# hold 2 GB; beyond it a request waits, holding nothing.
+_RENDER_SLOTS = asyncio.Semaphore(rendering.RENDERS_AT_ONCE)
+
+
 async def _render(source: StoredFile, kind: rendering.Rendering, store: FileStore) -> rendering.Rendered:
     """The source's pixels rendered as `kind`; bad_request when it is no image, too_large when
     it is too big. Nothing is read when the type or the size already say so."""
@@ -49,15 +55,16 @@ async def _render(source: StoredFile, kind: rendering.Rendering, store: FileStor
         raise ParleyError.bad_request(NOT_AN_IMAGE)
     if source.size > rendering.MAX_BYTES:
         raise too_large()
-    data = await store.read(source.file_id, 0, source.size)
-    if data is None:
-        raise ParleyError.not_found(NO_SUCH_FILE)
-    try:
-        return await asyncio.to_thread(rendering.render, data, kind)
-    except rendering.NotAnImage:
-        raise ParleyError.bad_request(NOT_AN_IMAGE) from None
-    except rendering.ImageTooLarge:
-        raise too_large() from None
+    async with _RENDER_SLOTS:
+        data = await store.read(source.file_id, 0, source.size)
+        if data is None:
+            raise ParleyError.not_found(NO_SUCH_FILE)
+        try:
+            return await asyncio.to_thread(rendering.render, data, kind)
+        except rendering.NotAnImage:
+            raise ParleyError.bad_request(NOT_AN_IMAGE) from None
+        except rendering.ImageTooLarge:
+            raise too_large() from None
 
 
 def _info(stored: StoredFile) -> ImageInfo:
