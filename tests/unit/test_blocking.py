@@ -78,6 +78,18 @@ async def test_blocking_again_is_quiet_and_keeps_the_first_time(world, store):
     assert [u.user_id for u in (await blocking.list_blocked(A, store, world.profiles)).users] == [C, B]
 
 
+async def test_a_user_holds_a_bounded_number_of_blocks(world, store, monkeypatch):
+    monkeypatch.setattr(blocking, "MAX_BLOCKED", 2)
+    await block(world, store, A, B)
+    await block(world, store, A, C)
+    error = await fails(block(world, store, A, D))
+    assert error.code == ErrorCode.CONFLICT and "unblock some first" in error.message
+    await block(world, store, A, B)  # blocking again at the bound is still quiet
+    await blocking.unblock_user(A, C, store)
+    await block(world, store, A, D)
+    assert [u.user_id for u in (await blocking.list_blocked(A, store, world.profiles)).users] == [D, B]
+
+
 async def test_blocking_yourself_or_nobody_is_refused(world, store):
     assert (await fails(block(world, store, A, A))).code == ErrorCode.BAD_REQUEST
     assert (await fails(block(world, store, A, "u_nobody"))).code == ErrorCode.NOT_FOUND

@@ -13,6 +13,8 @@ from shared.contracts.errors import ParleyError
 
 # auth.users.get takes at most this many ids at once.
 PROFILES_PER_LOOKUP = 1000
+# Blocks a user may hold: `blocks.list` answers them all in one reply (~150 bytes each).
+MAX_BLOCKED = 1000
 
 
 def _not_yourself(me: str, other: str) -> None:
@@ -28,6 +30,8 @@ async def block_user(me: str, target: str, blocks: Blocks, friendships: Friendsh
     _not_yourself(me, target)
     if target not in await profiles.get([target]):
         raise ParleyError.not_found("no such user")
+    if await blocks.count_by(me) >= MAX_BLOCKED and me not in await blocks.between(me, target):
+        raise ParleyError.conflict(f"you have blocked {MAX_BLOCKED} users, the most there can be; unblock some first")
     await blocks.add(me, target, utc_now())
     await friendships.remove(me, target)
 

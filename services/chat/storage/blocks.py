@@ -47,6 +47,9 @@ class BlockStore:
         cursor = self.blocks.find({"_id": {"$in": list(keys)}}, projection={"_id": 1})
         return {keys[doc["_id"]] async for doc in cursor}
 
+    async def count_by(self, blocker: str) -> int:
+        return await self.blocks.count_documents({"blocker": blocker})
+
     async def blocked_by(self, blocker: str) -> list[str]:
         """The users `blocker` blocked, the most recent first."""
         cursor = self.blocks.find({"blocker": blocker}, projection={"blocked": 1}).sort("blocked_at", DESCENDING)
