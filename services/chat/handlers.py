@@ -63,7 +63,7 @@ from shared.contracts.conversations import (
 from shared.contracts.errors import ParleyError
 from shared.contracts.files import FileAccess, FileAccessReply
 from shared.contracts.interactions import MessageEdit, MessageEditReply, MessageRef, ReactionChange
-from shared.contracts.wire import Caller
+from shared.contracts.wire import Caller, user_of
 from shared.service import Router
 
 
@@ -89,12 +89,6 @@ class ChatContext:
     sync_batch_size: int = 500
 
 
-def _user(caller: Caller) -> str:
-    if caller.user_id is None:
-        raise ParleyError.unauthorized()
-    return caller.user_id
-
-
 def _device(caller: Caller) -> str:
     if caller.device_id is None:
         raise ParleyError.unauthorized()
@@ -108,25 +102,25 @@ def build_router(ctx: ChatContext) -> Router:
     @router.operation("friends.request")
     async def request_friend(request: FriendTarget, caller: Caller) -> Empty:
         await friends.request_friendship(
-            _user(caller), request.user_id, ctx.friendships, ctx.profiles, ctx.deliver, blocks=ctx.blocks
+            user_of(caller), request.user_id, ctx.friendships, ctx.profiles, ctx.deliver, blocks=ctx.blocks
         )
         return Empty()
 
     @router.operation("friends.accept")
     async def accept_friend(request: FriendTarget, caller: Caller) -> Empty:
         await friends.accept_friendship(
-            _user(caller), request.user_id, ctx.friendships, ctx.profiles, ctx.deliver, blocks=ctx.blocks
+            user_of(caller), request.user_id, ctx.friendships, ctx.profiles, ctx.deliver, blocks=ctx.blocks
         )
         return Empty()
 
     @router.operation("friends.remove")
     async def remove_friend(request: FriendTarget, caller: Caller) -> Empty:
-        await friends.remove_friendship(_user(caller), request.user_id, ctx.friendships)
+        await friends.remove_friendship(user_of(caller), request.user_id, ctx.friendships)
         return Empty()
 
     @router.operation("friends.list")
     async def list_friends(request: FriendsList, caller: Caller) -> FriendsListReply:
-        return await friends.list_friends(_user(caller), ctx.friendships, ctx.profiles, ctx.presence)
+        return await friends.list_friends(user_of(caller), ctx.friendships, ctx.profiles, ctx.presence)
 
     @router.event("presence.changed")
     async def presence_changed(event: PresenceChanged) -> None:
@@ -139,30 +133,30 @@ def build_router(ctx: ChatContext) -> Router:
     # --- blocks --------------------------------------------------------------------------------
     @router.operation("blocks.add")
     async def block(request: BlockTarget, caller: Caller) -> Empty:
-        await blocks.block_user(_user(caller), request.user_id, ctx.blocks, ctx.friendships, ctx.profiles)
+        await blocks.block_user(user_of(caller), request.user_id, ctx.blocks, ctx.friendships, ctx.profiles)
         return Empty()
 
     @router.operation("blocks.remove")
     async def unblock(request: BlockTarget, caller: Caller) -> Empty:
-        await blocks.unblock_user(_user(caller), request.user_id, ctx.blocks)
+        await blocks.unblock_user(user_of(caller), request.user_id, ctx.blocks)
         return Empty()
 
     @router.operation("blocks.list")
     async def list_blocked(request: BlocksList, caller: Caller) -> BlocksListReply:
-        return await blocks.list_blocked(_user(caller), ctx.blocks, ctx.profiles)
+        return await blocks.list_blocked(user_of(caller), ctx.blocks, ctx.profiles)
 
     # --- sending and acknowledging -----------------------------------------------------------
     @router.operation("message.send")
     async def send(request: MessageSend, caller: Caller) -> MessageSendReply:
         return await sending.send_message(
-            request, _user(caller), caller.device_id,
+            request, user_of(caller), caller.device_id,
             ctx.friendships, ctx.conversations, ctx.messages, ctx.deliver, ctx.files, ctx.burn_unopened,
         )
 
     @router.operation("message.ack")
     async def ack(request: MessageAck, caller: Caller) -> Empty:
         await sending.acknowledge(
-            request, _user(caller), caller.device_id or "default", ctx.conversations, ctx.messages, ctx.cursors,
+            request, user_of(caller), caller.device_id or "default", ctx.conversations, ctx.messages, ctx.cursors,
             ctx.deliver,
         )
         return Empty()
@@ -184,7 +178,7 @@ def build_router(ctx: ChatContext) -> Router:
     # --- reading -----------------------------------------------------------------------------
     @router.operation("history.fetch")
     async def history(request: HistoryFetch, caller: Caller) -> HistoryReply:
-        return await messaging.fetch_history(request, _user(caller), ctx.conversations, ctx.messages, ctx.cursors)
+        return await messaging.fetch_history(request, user_of(caller), ctx.conversations, ctx.messages, ctx.cursors)
 
     @router.operation("chat.sync", timeout=300)
     async def sync(request: DeviceBound, caller: Caller) -> None:
@@ -196,57 +190,57 @@ def build_router(ctx: ChatContext) -> Router:
     @router.operation("conversations.list")
     async def list_conversations(request: ConversationsList, caller: Caller) -> ConversationsListReply:
         return await conversations.list_conversations(
-            _user(caller), ctx.conversations, ctx.messages, ctx.cursors, ctx.profiles
+            user_of(caller), ctx.conversations, ctx.messages, ctx.cursors, ctx.profiles
         )
 
     @router.operation("message.read")
     async def read(request: MessageRead, caller: Caller) -> Empty:
-        await conversations.mark_read(request, _user(caller), ctx.conversations, ctx.messages, ctx.cursors, ctx.deliver)
+        await conversations.mark_read(request, user_of(caller), ctx.conversations, ctx.messages, ctx.cursors, ctx.deliver)
         return Empty()
 
     @router.operation("message.recall")
     async def recall(request: MessageRecall, caller: Caller) -> Empty:
         await conversations.recall_message(
-            request, _user(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
+            request, user_of(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
         )
         return Empty()
 
     @router.operation("typing")
     async def typing(request: Typing, caller: Caller) -> Empty:
-        await conversations.send_typing(request, _user(caller), ctx.conversations, ctx.typing, ctx.deliver)
+        await conversations.send_typing(request, user_of(caller), ctx.conversations, ctx.typing, ctx.deliver)
         return Empty()
 
     # --- after sending: edit, reactions, burn after reading, delete for me --------------------------
     @router.operation("message.edit")
     async def edit(request: MessageEdit, caller: Caller) -> MessageEditReply:
         return await interactions.edit_message(
-            request, _user(caller), caller.device_id, ctx.edit_window, ctx.conversations, ctx.messages, ctx.deliver
+            request, user_of(caller), caller.device_id, ctx.edit_window, ctx.conversations, ctx.messages, ctx.deliver
         )
 
     @router.operation("reaction.add")
     async def add_reaction(request: ReactionChange, caller: Caller) -> Empty:
         await interactions.change_reaction(
-            request, True, _user(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
+            request, True, user_of(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
         )
         return Empty()
 
     @router.operation("reaction.remove")
     async def remove_reaction(request: ReactionChange, caller: Caller) -> Empty:
         await interactions.change_reaction(
-            request, False, _user(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
+            request, False, user_of(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
         )
         return Empty()
 
     @router.operation("message.open")
     async def open_message(request: MessageRef, caller: Caller) -> Message:
         return await interactions.open_message(
-            request.message_id, _user(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
+            request.message_id, user_of(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
         )
 
     @router.operation("message.hide")
     async def hide(request: MessageRef, caller: Caller) -> Empty:
         await interactions.hide_message(
-            request.message_id, _user(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
+            request.message_id, user_of(caller), caller.device_id, ctx.conversations, ctx.messages, ctx.deliver
         )
         return Empty()
 
@@ -256,31 +250,31 @@ def build_router(ctx: ChatContext) -> Router:
     # --- calls (signalling; one stored message per call) ---------------------------------------
     @router.operation("call.invite")
     async def invite(request: CallInvite, caller: Caller) -> CallInviteReply:
-        return await calls.invite(request, _user(caller), _device(caller), ctx.calls)
+        return await calls.invite(request, user_of(caller), _device(caller), ctx.calls)
 
     @router.operation("call.accept")
     async def accept_call(request: CallAccept, caller: Caller) -> Empty:
-        await calls.accept(request, _user(caller), _device(caller), ctx.calls)
+        await calls.accept(request, user_of(caller), _device(caller), ctx.calls)
         return Empty()
 
     @router.operation("call.decline")
     async def decline_call(request: CallTarget, caller: Caller) -> Empty:
-        await calls.decline(request.call_id, _user(caller), ctx.calls)
+        await calls.decline(request.call_id, user_of(caller), ctx.calls)
         return Empty()
 
     @router.operation("call.cancel")
     async def cancel_call(request: CallTarget, caller: Caller) -> Empty:
-        await calls.cancel(request.call_id, _user(caller), ctx.calls)
+        await calls.cancel(request.call_id, user_of(caller), ctx.calls)
         return Empty()
 
     @router.operation("call.hangup")
     async def hang_up(request: CallTarget, caller: Caller) -> Empty:
-        await calls.hang_up(request.call_id, _user(caller), ctx.calls)
+        await calls.hang_up(request.call_id, user_of(caller), ctx.calls)
         return Empty()
 
     @router.operation("call.ice")
     async def ice(request: CallIce, caller: Caller) -> Empty:
-        await calls.relay_ice(request, _user(caller), _device(caller), ctx.calls)
+        await calls.relay_ice(request, user_of(caller), _device(caller), ctx.calls)
         return Empty()
 
     # --- files ---------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from services.files.domain import images, stickers, transfers
 from services.files.domain.ports import Access, FileStore, StickerStore
 from shared.contracts.base import Empty
-from shared.contracts.errors import ParleyError
 from shared.contracts.files import (
     FileMeta,
     FileRead,
@@ -26,17 +25,11 @@ from shared.contracts.images import (
     StickersListReply,
     ThumbnailRef,
 )
-from shared.contracts.wire import Caller
+from shared.contracts.wire import Caller, user_of
 from shared.service import Router
 from shared.stores import MongoClient, mongo_ping
 
 BYTES_TIMEOUT = 30.0  # a chunk or a range moves up to ~1 MiB through MongoDB; an image is decoded
-
-
-def _user(caller: Caller) -> str:
-    if caller.user_id is None:
-        raise ParleyError.unauthorized()
-    return caller.user_id
 
 
 def build_router(
@@ -46,25 +39,25 @@ def build_router(
 
     @router.operation("files.upload.begin")
     async def begin(request: UploadBegin, caller: Caller) -> UploadBeginReply:
-        return await transfers.begin_upload(request, _user(caller), store)
+        return await transfers.begin_upload(request, user_of(caller), store)
 
     @router.operation("files.upload.chunk", timeout=BYTES_TIMEOUT)
     async def chunk(request: UploadChunk, caller: Caller) -> Empty:
-        await transfers.write_chunk(request, _user(caller), store, max_upload_bytes)
+        await transfers.write_chunk(request, user_of(caller), store, max_upload_bytes)
         return Empty()
 
     @router.operation("files.upload.finish", timeout=BYTES_TIMEOUT)
     async def finish(request: UploadFinish, caller: Caller) -> UploadedFile:
-        return await transfers.finish_upload(request, _user(caller), store, max_upload_bytes)
+        return await transfers.finish_upload(request, user_of(caller), store, max_upload_bytes)
 
     @router.operation("files.upload.abort")
     async def abort(request: FileRef, caller: Caller) -> Empty:
-        await transfers.abort_upload(request.file_id, _user(caller), store)
+        await transfers.abort_upload(request.file_id, user_of(caller), store)
         return Empty()
 
     @router.operation("files.open")
     async def open_(request: FileRef, caller: Caller) -> FileMeta:
-        return await transfers.open_file(request.file_id, _user(caller), store, access)
+        return await transfers.open_file(request.file_id, user_of(caller), store, access)
 
     @router.operation("files.info")
     async def info(request: FileRef, caller: Caller) -> FileMeta:
@@ -76,7 +69,7 @@ def build_router(
 
     @router.operation("files.images.make", timeout=BYTES_TIMEOUT)
     async def make_image(request: ImageMake, caller: Caller) -> ImageInfo:
-        return await images.make_image(request, _user(caller), store, access)
+        return await images.make_image(request, user_of(caller), store, access)
 
     @router.operation("files.images.open")
     async def open_image(request: ImageRef, caller: Caller) -> ImageInfo:
@@ -84,19 +77,19 @@ def build_router(
 
     @router.operation("files.thumbnail.open", timeout=BYTES_TIMEOUT)
     async def open_thumbnail(request: ThumbnailRef, caller: Caller) -> FileMeta:
-        return await images.open_thumbnail(request.file_id, _user(caller), store, access)
+        return await images.open_thumbnail(request.file_id, user_of(caller), store, access)
 
     @router.operation("stickers.list")
     async def list_stickers(request: StickersList, caller: Caller) -> StickersListReply:
-        return await stickers.list_stickers(_user(caller), own_stickers)
+        return await stickers.list_stickers(user_of(caller), own_stickers)
 
     @router.operation("stickers.add", timeout=BYTES_TIMEOUT)
     async def add_sticker(request: StickerAdd, caller: Caller) -> StickerEntry:
-        return await stickers.add_sticker(request.file_id, _user(caller), store, access, own_stickers)
+        return await stickers.add_sticker(request.file_id, user_of(caller), store, access, own_stickers)
 
     @router.operation("stickers.remove")
     async def remove_sticker(request: StickerRef, caller: Caller) -> Empty:
-        await stickers.remove_sticker(request.sticker_id, _user(caller), own_stickers)
+        await stickers.remove_sticker(request.sticker_id, user_of(caller), own_stickers)
         return Empty()
 
     router.health(lambda: mongo_ping(mongo_client))

@@ -5,7 +5,7 @@ from pydantic import Field
 
 from shared.contracts.base import Contract
 from shared.contracts.envelope import Push
-from shared.contracts.errors import ErrorBody
+from shared.contracts.errors import ErrorBody, ParleyError
 
 
 class Caller(Contract):
@@ -20,6 +20,13 @@ class Caller(Contract):
     conn_id: str | None = None
     # The client's network address as the gateway saw it (abuse limits per address).
     client_address: str | None = None
+
+
+def user_of(caller: Caller) -> str:
+    """The user who asked; `unauthorized` for a command that came from no bound socket."""
+    if caller.user_id is None:
+        raise ParleyError.unauthorized()
+    return caller.user_id
 
 
 class Command(Contract):
