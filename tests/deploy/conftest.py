@@ -9,9 +9,10 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+
+from tests.deploy.support import ROOT
 
 SKIPPED_FOR_MISSING_TOOLS: dict[str, str] = {}
 
@@ -27,7 +28,6 @@ def skip_for_missing(tool: str, how: str) -> None:
     pytest.skip(f"NO {tool.upper()}: {how}")
 
 
-ROOT = Path(__file__).resolve().parents[2]
 IMAGES_TAG = "test"  # built for the run from this checkout; `make images` tags its own `local`
 
 

@@ -1,5 +1,6 @@
 """What the deployment checks share: paths, YAML, the PARLEY_* names that exist, nginx.conf."""
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,11 @@ def runnable_nginx_conf(directory: Path, listen: int, upstream: str) -> Path:
     path = directory / "nginx.conf"
     path.write_text(text)
     return path
+
+
+def run_command(argv: list[str], timeout: float = 120, env: dict[str, str] | None = None, check: bool = True) -> str:
+    """`argv`'s output, run in the checkout; with `check`, a failure fails the test showing its output."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    return done.stdout.strip()

@@ -18,8 +18,6 @@ import secrets
 import shutil
 import subprocess
 import time
-import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,10 +25,10 @@ import pytest
 from shared.devstack import free_port
 from shared.settings import Settings
 from tests.deploy.conftest import skip_for_missing
-from tests.support.infra import remove_namespace
+from tests.deploy.support import COMPOSE_FILE, ROOT, run_command
+from tests.support.infra import remove_namespace, wait_until_ready
 from tests.support.smoke import protocol_smoke
 
-ROOT = Path(__file__).resolve().parents[2]
 OVERRIDE = ROOT / "deploy" / "local" / "docker-compose.local.yml"
 SERVICES = ("auth", "chat", "files", "gateway")
 CHATS = 3
@@ -43,34 +41,12 @@ HEALTHY_SECONDS = 45  # the images' first health check runs 15 s after the start
 pytestmark = pytest.mark.timeout(900)  # the first run of the session builds the images (tests/deploy/conftest.py)
 
 
-def run(argv: list[str], timeout: float = 120, env: dict[str, str] | None = None, check: bool = True) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    return done.stdout.strip()
-
-
 def compose_command() -> list[str] | None:
     if shutil.which("docker-compose"):
         return ["docker-compose"]
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
     return None
-
-
-def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as answer:
-            return bool(json.load(answer)["ready"])
-    except (OSError, ValueError):
-        return False
-
-
-async def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + READY_SECONDS
-    while not await asyncio.to_thread(ready, port):
-        assert time.monotonic() < deadline, f"the gateway on {port} was not ready within {READY_SECONDS} s"
-        await asyncio.sleep(0.5)
 
 
 async def test_the_local_override_starts_the_stack_with_three_chats_and_passes_the_smoke(service_images: str) -> None:
@@ -94,16 +70,16 @@ async def test_the_local_override_starts_the_stack_with_three_chats_and_passes_t
         "PARLEY_LOCAL_AUTH_METRICS_PORT": str(free_port()),
         "PARLEY_LOCAL_FILES_METRICS_PORT": str(free_port()),
     }
-    base = [*compose, "-p", project, "-f", str(ROOT / "docker-compose.yml"), "-f", str(OVERRIDE)]
-    networks_before = set(run(["docker", "network", "ls", "-q"]).split())
+    base = [*compose, "-p", project, "-f", str(COMPOSE_FILE), "-f", str(OVERRIDE)]
+    networks_before = set(run_command(["docker", "network", "ls", "-q"]).split())
     started = time.monotonic()
     try:
-        run([*base, "up", "-d", "--no-build", "--scale", f"chat={CHATS}"], env=env, timeout=180)
-        await wait_ready(port)
+        run_command([*base, "up", "-d", "--no-build", "--scale", f"chat={CHATS}"], env=env, timeout=180)
+        await wait_until_ready(port, READY_SECONDS)
         print(f"\n[compose] {project}: ready on 127.0.0.1:{port} {time.monotonic() - started:.1f} s after `up`")
 
-        containers = run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"]).split()
-        described = json.loads(run(["docker", "inspect", *containers]))
+        containers = run_command(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"]).split()
+        described = json.loads(run_command(["docker", "inspect", *containers]))
         by_service: dict[str, list[dict[str, Any]]] = {}
         for c in described:
             by_service.setdefault(c["Config"]["Labels"]["com.docker.compose.service"], []).append(c)
@@ -111,15 +87,15 @@ async def test_the_local_override_starts_the_stack_with_three_chats_and_passes_t
         expected = {"mongo": 1, "rabbitmq": 1, "redis": 1, "auth": 1, "chat": CHATS, "files": 1, "gateway": 1, "proxy-local": 1}
         assert running == expected, running
         assert {c["HostConfig"]["NetworkMode"] for c in described} == {"host"}
-        assert set(run(["docker", "network", "ls", "-q"]).split()) == networks_before, "Compose created a network"
+        assert set(run_command(["docker", "network", "ls", "-q"]).split()) == networks_before, "Compose created a network"
 
-        await wait_ready(proxy_port)
+        await wait_until_ready(proxy_port, READY_SECONDS)
         await protocol_smoke(proxy_port)  # as clients would: through nginx
         print(f"[compose] protocol smoke passed through nginx on 127.0.0.1:{proxy_port} (gateway {port})")
 
         deadline = time.monotonic() + HEALTHY_SECONDS
         while True:
-            health = {c["Name"].lstrip("/"): run(["docker", "inspect", "-f", "{{.State.Health.Status}}", c["Id"]])
+            health = {c["Name"].lstrip("/"): run_command(["docker", "inspect", "-f", "{{.State.Health.Status}}", c["Id"]])
                       for c in described}
             if set(health.values()) == {"healthy"}:
                 break
@@ -127,11 +103,11 @@ async def test_the_local_override_starts_the_stack_with_three_chats_and_passes_t
             await asyncio.sleep(1)
         print(f"[compose] all {len(health)} containers healthy {time.monotonic() - started:.1f} s after `up`")
     except BaseException:
-        print(run([*base, "ps"], env=env, check=False))
-        print(run([*base, "logs", "--no-color", "--tail=30"], env=env, check=False))
+        print(run_command([*base, "ps"], env=env, check=False))
+        print(run_command([*base, "logs", "--no-color", "--tail=30"], env=env, check=False))
         raise
     finally:
-        run([*base, "down", "-v", "--timeout", "30"], env=env, timeout=120, check=False)
+        run_command([*base, "down", "-v", "--timeout", "30"], env=env, timeout=120, check=False)
         await remove_namespace(Settings(namespace=namespace, amqp_url=AMQP_URL, redis_url=REDIS_URL))
-        left = run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"], check=False)
+        left = run_command(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"], check=False)
         assert not left, f"containers left after `down`: {left}"

@@ -7,11 +7,8 @@ stop by itself within its grace period and lose nothing. Skipped, loudly, when n
 answers (`make images` installs and starts one as root).
 """
 import asyncio
-import json
 import secrets
-import subprocess
 import time
-import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,7 +16,8 @@ import pytest
 
 from shared.devstack import free_port
 from shared.settings import Settings
-from tests.support.infra import remove_namespace, unique_namespace
+from tests.deploy.support import run_command
+from tests.support.infra import remove_namespace, unique_namespace, wait_until_ready
 from tests.support.smoke import collect_offline_messages, leave_offline_messages, protocol_smoke
 
 SERVICES = ("auth", "chat", "files", "gateway")
@@ -31,10 +29,7 @@ pytestmark = pytest.mark.timeout(900)  # a first run makes the base image with d
 
 
 def docker(*args: str, timeout: float = 120, check: bool = True) -> str:
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check and done.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-    return done.stdout.strip()
+    return run_command(["docker", *args], timeout=timeout, check=check)
 
 
 @pytest.fixture(scope="module")
@@ -62,21 +57,6 @@ def service_env(test_env: dict[str, str], namespace: str, gateway_port: int) -> 
     }
 
 
-def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as answer:
-            return bool(json.load(answer)["ready"])
-    except OSError:
-        return False
-
-
-async def wait_ready(port: int, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready(port):
-        assert time.monotonic() < deadline, f"the gateway container on {port} was not ready within {timeout} s"
-        await asyncio.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 async def running(images: dict[str, str], test_env: dict[str, str]) -> AsyncIterator[Running]:
     namespace, port = unique_namespace(), free_port()
@@ -87,7 +67,7 @@ async def running(images: dict[str, str], test_env: dict[str, str]) -> AsyncIter
             own = {**env, "PARLEY_METRICS_PORT": str(free_port())} if service != "gateway" else env
             flags = [f"--env={k}={v}" for k, v in own.items() if k.startswith("PARLEY_")]
             docker("run", "--detach", "--network", "host", "--name", names[service], *flags, images[service])
-        await wait_ready(port)
+        await wait_until_ready(port, 90)
         yield Running(names, port)
     finally:
         for name in names.values():
@@ -129,5 +109,5 @@ async def test_docker_stop_is_graceful_and_nothing_acknowledged_is_lost(running:
         print(f"[images] docker stop {service}: exit code {code} after {took:.1f} s")
     for service in ("auth", "chat", "files", "gateway"):
         docker("start", running.names[service])
-    await wait_ready(running.port)
+    await wait_until_ready(running.port, 90)
     await collect_offline_messages(running.port, waiting)
