@@ -163,11 +163,7 @@ async def _draft(
         raise ParleyError.bad_request("data.mentions: mentions are for groups")
     if request.mentions and not all(conversation.has_member(m) for m in request.mentions):
         raise ParleyError.bad_request("data.mentions: only members of the group can be mentioned")
-    file, sticker = (
-        await message_content(request, sender, files, conversations, messages)
-        if request.file_id is not None or request.sticker_id is not None
-        else (None, None)
-    )
+    file, sticker = await message_content(request, sender, files, conversations, messages)
     return Draft(
         message_id=new_id("m"),
         from_user_id=sender,
