@@ -7,10 +7,44 @@ from pymongo import AsyncMongoClient
 
 from shared.devstack import DevSettings, Stack, free_port
 from shared.settings import Settings
+from tests.support import leaks
 from tests.support.backends import Backends, provide
 from tests.support.infra import LOG_DIR, remove_namespace, tuned_for_tests, unique_namespace
 
 ANNOUNCED: list[str] = []
+# Whether a test's own body failed (then what it left open is closed without failing it twice).
+CALL_FAILED = pytest.StashKey[bool]()
+
+leaks.install()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture(autouse=True)
+async def _closes_what_it_opens(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every connection, WebSocket client and child process a test (and its own fixtures) opened
+    is closed by its end; one left open fails the test (tests/support/leaks.py)."""
+    before = leaks.snapshot()
+    yield
+    found = await leaks.close_leaks(before)
+    if found and not request.node.stash.get(CALL_FAILED, False):
+        pytest.fail("left open (closed now by the leak check):\n  " + "\n  ".join(found), pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _session_closes_what_it_opens() -> AsyncIterator[None]:
+    """What session and module fixtures opened is closed once they are all torn down."""
+    before = leaks.snapshot()
+    yield
+    found = await leaks.close_leaks(before)
+    if found:
+        pytest.fail("the session's fixtures left open (closed now):\n  " + "\n  ".join(found), pytrace=False)
 
 
 @pytest.fixture(scope="session")

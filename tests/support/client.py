@@ -7,13 +7,18 @@ import asyncio
 import itertools
 import json
 import secrets
+import weakref
 from collections import defaultdict
 from typing import Any
 
 import httpx
 import websockets
 
+from tests.support.waiting import eventually
+
 PASSWORD = "correct horse battery"
+# Every client made in this process, for the tests' leak check (tests/support/leaks.py).
+MADE: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
 
 class ReplyError(Exception):
@@ -45,6 +50,7 @@ class Client:
         self.ws = await websockets.connect(self.url, max_size=8 * 1024 * 1024)
         self.closed.clear()
         self._reader = asyncio.create_task(self._read())
+        MADE.add(self)
         return self
 
     async def _read(self) -> None:
@@ -111,6 +117,12 @@ class Client:
 
         return await asyncio.wait_for(wait(), timeout)
 
+    async def next_unmatched_reply(self, timeout: float = 10) -> dict[str, Any]:
+        """The oldest reply that answered no request of ours (a frame without a readable id),
+        waiting for it to arrive."""
+        await eventually(lambda: self.unmatched_replies, "a reply to a frame without an id", timeout)
+        return self.unmatched_replies.pop(0)
+
     async def no_push(self, type_: str, within: float) -> bool:
         try:
             await self.next_push(type_, within)
@@ -159,6 +171,10 @@ class Client:
             await self.ws.close()
         if self._reader is not None:
             await self._reader
+
+    @property
+    def is_open(self) -> bool:
+        return self.ws is not None and not self.closed.is_set()
 
     def texts(self, conversation_id: str) -> list[str]:
         return [m.get("text") for _, m in sorted(self.inbox[conversation_id].items())]

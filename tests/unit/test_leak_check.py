@@ -1,0 +1,39 @@
+"""The tests' own leak check (tests/support/leaks.py) finds what a test left open, and closes it."""
+import subprocess
+import sys
+
+import aio_pika
+
+from shared.settings import Settings
+from shared.stores import redis_client
+from tests.support import leaks
+
+
+async def test_a_connection_left_open_is_found_and_closed(settings: Settings) -> None:
+    before = leaks.snapshot()
+    robust = await aio_pika.connect_robust(settings.amqp_url)
+    redis = redis_client(settings)
+    await redis.ping()
+    found = await leaks.close_leaks(before)
+    assert len(found) == 2 and found[0] == "a RabbitMQ connection (RobustConnection, connected)"
+    assert found[1].startswith("a Redis connection (")
+    assert robust.is_closed
+    assert await leaks.close_leaks(before) == []
+    await redis.aclose()
+
+
+async def test_a_child_process_left_running_is_killed() -> None:
+    before = leaks.snapshot()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    found = await leaks.close_leaks(before)
+    assert len(found) == 1 and found[0].startswith(f"a child process, pid {child.pid}: ")
+    child.wait(5)  # raises TimeoutExpired unless the check ended it (it would sleep 60 s)
+
+
+async def test_what_was_open_before_is_not_the_tests(settings: Settings) -> None:
+    """A connection older than the snapshot (a session fixture's) is left alone."""
+    older = await aio_pika.connect(settings.amqp_url)
+    before = leaks.snapshot()
+    assert await leaks.close_leaks(before) == []
+    assert not older.is_closed
+    await older.close()
