@@ -7,13 +7,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra browser compose coturn nginx images run stop test lint unit screenshots docs bench bench-upload profile chaos soak clean
+.PHONY: help venv infra browser compose coturn nginx images run stop test test-repeat lint unit screenshots docs bench bench-upload profile chaos soak clean
 
 help:
 	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=2 CHATS=3 to scale: gateways on consecutive ports from 8000)"
 	@echo "           crashed processes are restarted; closing the terminal or Ctrl-C stops everything; one stack per checkout (.run/stack.lock)"
 	@echo "make stop   stop the stack 'make run' started (from another terminal, or one left running)"
 	@echo "make test   run the whole suite against real RabbitMQ, Redis and a MongoDB-wire server (PYTEST_ARGS='...' to pass options)"
+	@echo "make test-repeat N=3  the whole suite N times, each from a fresh clone of HEAD (venv install included): each run's counts and time, the tests that failed"
 	@echo "make lint   ruff (pyflakes, bugbear, simplify rules) over the repo and mypy --strict over shared/ and services/; make test runs it first"
 	@echo "make unit   run only tests/unit"
 	@echo "make screenshots  run the browser tests, saving the web client's main screens to docs/screenshots/"
@@ -55,6 +56,10 @@ stop: venv
 
 test: venv lint infra browser compose coturn nginx
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+N ?= 3
+test-repeat: venv
+	$(PY) -m tests.repeat --runs $(N) $(if $(PYTEST_ARGS),--pytest-args "$(PYTEST_ARGS)")
 
 lint: venv
 	@echo "ruff check ..."
