@@ -57,6 +57,15 @@ async def call_message(client: Client, peer: Client) -> dict[str, Any]:
     return history["messages"][-1]
 
 
+async def gone_offline(watcher: Client, user: Client) -> None:
+    """Until the watcher (a friend) hears the user go offline: their socket is off presence, so
+    an invite from now on finds nobody to ring."""
+    while True:
+        heard = await watcher.next_push("presence", timeout=15)
+        if heard["user_id"] == user.user_id and heard["online"] is False:
+            return
+
+
 async def close(*clients: Client) -> None:
     for client in clients:
         await client.close()
@@ -141,7 +150,7 @@ async def test_declined_busy_cancelled_and_offline_each_end_as_they_should(ports
     assert cancelled["call"]["outcome"] == "cancelled" and cancelled["from_user_id"] == carol.user_id
     # Offline: nobody to ring.
     await bob.close()
-    await asyncio.sleep(0.3)
+    await gone_offline(alice, bob)
     offline = await invite(alice, bob)
     assert offline["state"] == "ended" and offline["reason"] == "offline"
     assert (await alice.next_push("message.new"))["call"]["outcome"] == "missed"
@@ -198,6 +207,7 @@ async def test_strangers_and_bystanders_are_refused_and_bad_signals_change_nothi
 async def test_invites_are_rate_limited(ports: list[int]) -> None:
     alice, bob = await friends(ports[0])
     await bob.close()  # each invite ends at once (offline), so alice is never busy
+    await gone_offline(alice, bob)  # not one ringing while his socket is still being let go
     codes = []
     for _ in range(25):
         reply = await alice.reply("call.invite", {"user_id": bob.user_id, "media": "audio", "sdp": OFFER})

@@ -1,10 +1,15 @@
 """End to end through real WebSockets: two users register, befriend, chat, see presence."""
 import asyncio
+import secrets
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
+from shared.devstack import Stack, free_port
 from tests.support.client import Client, befriend, http_post, new_user
+from tests.support.infra import wait_until_ready
+from tests.support.waiting import eventually
 
 
 async def test_two_users_befriend_and_chat_both_ways(port: int, other_port: int) -> None:
@@ -20,10 +25,10 @@ async def test_two_users_befriend_and_chat_both_ways(port: int, other_port: int)
     assert all(r["conversation_id"] == conversation_id for r in sent)
     assert [r["seq"] for r in sent] == list(range(1, 11))
 
-    for _ in range(10):
-        if len(bob.inbox[conversation_id]) == 5 and len(alice.inbox[conversation_id]) == 5:
-            break
-        await asyncio.sleep(0.2)
+    await eventually(
+        lambda: len(bob.inbox[conversation_id]) == 5 and len(alice.inbox[conversation_id]) == 5,
+        "each side's five messages pushed live",
+    )
     # Each sees the other's messages live, with the seq the sender was given.
     assert [m["text"] for m in bob.inbox[conversation_id].values()] == [f"a{i}" for i in range(5)]
     assert sorted(bob.inbox[conversation_id]) == [1, 3, 5, 7, 9]
@@ -66,7 +71,7 @@ async def test_presence_pushes_to_friends_and_friends_list(port: int, other_port
     listed = await alice.call("friends.list")
     assert [(f["user_id"], f["online"]) for f in listed["friends"]] == [(bob.user_id, True)]
 
-    await bob.close()  # a clean close: friends hear within 5 s
+    await bob.close()  # a clean close: PROTOCOL.md promises friends hear within 5 s
     went = await alice.next_push("presence", timeout=5)
     assert went["user_id"] == bob.user_id and went["online"] is False and went["last_seen"]
     listed = await alice.call("friends.list")
@@ -77,14 +82,14 @@ async def test_presence_pushes_to_friends_and_friends_list(port: int, other_port
     bob_phone = await Client(other_port).connect()
     bob_phone.username = bob.username
     await bob_phone.login("phone")
-    came = await alice.next_push("presence", timeout=5)
+    came = await alice.next_push("presence", timeout=15)
     assert came == {"user_id": bob.user_id, "online": True, "last_seen": None}
     bob_laptop = await Client(port).connect()
     bob_laptop.username = bob.username
     await bob_laptop.login("laptop")
     await bob_phone.close()
     assert await alice.no_push("presence", within=1.5)  # the laptop is still online
-    await bob_laptop.close()
+    await bob_laptop.close()  # the last device, closed cleanly: within 5 s again
     assert (await alice.next_push("presence", timeout=5))["online"] is False
     await alice.close()
 
@@ -137,10 +142,11 @@ async def test_user_search_by_prefix(port: int) -> None:
 
 
 async def test_http_register_login_and_readiness(port: int) -> None:
-    created = await http_post(port, "/auth/register", {"username": "Http_User_1", "password": "password123"})
+    name = f"http_user_{secrets.token_hex(4)}"  # the test's own: it may run again on the same stack
+    created = await http_post(port, "/auth/register", {"username": name.capitalize(), "password": "password123"})
     assert created.status_code == 201
-    assert created.json()["username"] == "http_user_1"
-    login = await http_post(port, "/auth/login", {"username": "HTTP_USER_1", "password": "password123"})
+    assert created.json()["username"] == name
+    login = await http_post(port, "/auth/login", {"username": name.upper(), "password": "password123"})
     assert login.status_code == 200 and login.json()["user_id"] == created.json()["user_id"]
     # The token works on a socket.
     client = await Client(port).connect()
@@ -149,9 +155,9 @@ async def test_http_register_login_and_readiness(port: int) -> None:
     assert await client.wait_synced() == 0
     await client.close()
 
-    taken = await http_post(port, "/auth/register", {"username": "http_user_1", "password": "password123"})
+    taken = await http_post(port, "/auth/register", {"username": name, "password": "password123"})
     assert taken.status_code == 409 and taken.json()["error"]["code"] == "conflict"
-    wrong = await http_post(port, "/auth/login", {"username": "http_user_1", "password": "password124"})
+    wrong = await http_post(port, "/auth/login", {"username": name, "password": "password124"})
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthorized"
     bad = await http_post(port, "/auth/register", {"username": "x", "password": "password123"})
     assert bad.status_code == 400 and "username" in bad.json()["error"]["message"]
@@ -172,8 +178,23 @@ async def open_sockets(port: int) -> float:
     return float(next(line.split()[-1] for line in text.splitlines() if line.startswith("parley_gateway_connections ")))
 
 
-async def test_a_closed_socket_is_let_go(port: int) -> None:
+@pytest.fixture
+async def quiet_port(stack: Stack) -> AsyncIterator[int]:
+    """A gateway of its own on the session stack: no socket of an earlier test, still being let
+    go, moves its open-socket gauge while this test counts."""
+    port = free_port()
+    proc = stack.start_process("gateway-quiet", "gateway", {"PARLEY_GATEWAY_PORT": str(port)})
+    try:
+        await wait_until_ready(port)
+        yield port
+    finally:
+        await asyncio.to_thread(proc.stop)
+        stack.procs.pop("gateway-quiet", None)
+
+
+async def test_a_closed_socket_is_let_go(quiet_port: int) -> None:
     """The gateway forgets sockets that closed (bound or not): none is kept for its lifetime."""
+    port = quiet_port
     before = await open_sockets(port)
     bound = await new_user(port)
     bare = await Client(port).connect()
@@ -181,8 +202,8 @@ async def test_a_closed_socket_is_let_go(port: int) -> None:
     assert await open_sockets(port) == before + 2
     await bound.close()
     await bare.close()
-    for _ in range(50):
-        if await open_sockets(port) == before:
-            break
-        await asyncio.sleep(0.1)
-    assert await open_sockets(port) == before
+
+    async def let_go() -> bool:
+        return await open_sockets(port) == before
+
+    await eventually(let_go, f"the gauge back at {before} once both sockets closed")

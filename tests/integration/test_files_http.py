@@ -4,7 +4,7 @@ service chunk by chunk over RabbitMQ, and back; GridFS in the test's MongoDB hol
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,6 +16,7 @@ from shared.devstack import Stack, free_port
 from shared.settings import Settings
 from tests.support.client import Client, new_user
 from tests.support.infra import wait_until_ready
+from tests.support.waiting import eventually
 
 MiB = 1024 * 1024
 LIMITED_MAX = 1 * MiB
@@ -259,15 +260,18 @@ async def test_a_stranger_gets_the_same_404_as_for_no_file(port: int, stored: tu
 
 # --- limits and broken uploads ------------------------------------------------------------------
 @pytest.fixture(scope="module")
-async def limited_port(stack: Stack) -> Iterator[int]:
+async def limited_port(stack: Stack) -> AsyncIterator[int]:
     """A gateway of its own accepting at most 1 MiB; it cuts uploads itself, whatever files allows."""
     port = free_port()
     proc = stack.start_process(
         "gw-1mib", "gateway", {"PARLEY_GATEWAY_PORT": str(port), "PARLEY_MAX_UPLOAD_BYTES": str(LIMITED_MAX)}
     )
-    await wait_until_ready(port)
-    yield port
-    proc.stop()
+    try:
+        await wait_until_ready(port)
+        yield port
+    finally:  # stopped even when it never got ready
+        await asyncio.to_thread(proc.stop)
+        stack.procs.pop("gw-1mib", None)
 
 
 async def test_a_streamed_upload_over_the_limit_gets_413(limited_port: int) -> None:
@@ -290,50 +294,52 @@ async def test_a_declared_length_over_the_limit_gets_413_before_any_body(limited
         f"Content-Type: application/octet-stream\r\nContent-Length: {2 * MiB}\r\n\r\n"
     )
     reader, writer = await asyncio.open_connection("127.0.0.1", limited_port)
-    writer.write(head.encode())  # and not one byte of the body
-    await writer.drain()
-    status = await asyncio.wait_for(reader.readline(), 10)
-    assert status.startswith(b"HTTP/1.1 413"), status
-    headers: dict[str, str] = {}
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode().partition(":")
-        headers[name.strip().lower()] = value.strip()
-    body = await reader.readexactly(int(headers["content-length"]))
-    assert b'"too_large"' in body
-    writer.close()
+    try:
+        writer.write(head.encode())  # and not one byte of the body
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 15)
+        assert status.startswith(b"HTTP/1.1 413"), status
+        headers: dict[str, str] = {}
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = await reader.readexactly(int(headers["content-length"]))
+        assert b'"too_large"' in body
+    finally:
+        writer.close()
     await bob.close()
 
 
 async def test_an_upload_cut_off_midway_leaves_nothing(port: int, alice: Client, mongo: Any) -> None:
+    """Counted by this upload's own documents (found by its uploader, a user of the test's own),
+    not by collection totals that an earlier test's leftovers may still be moving."""
     chunks, uploads = mongo["files.chunks"], mongo["uploads"]
-    before_chunks = await chunks.count_documents({})
-    before_uploads = await uploads.count_documents({})
     total = 4 * MiB
     head = (
         f"POST /files HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {alice.token}\r\n"
         f"X-File-Name: cut.bin\r\nContent-Length: {total}\r\n\r\n"
     )
     writer = await raw_request(port, head, os.urandom(total // 2))
+    try:
+        async def chunks_stored() -> str | None:
+            upload = await uploads.find_one({"uploader": alice.user_id})
+            if upload is not None and await chunks.count_documents({"files_id": upload["_id"]}) > 0:
+                return str(upload["_id"])
+            return None
 
-    async def until(predicate: Any, timeout: float) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not await predicate():
-            assert asyncio.get_running_loop().time() < deadline, "timed out"
-            await asyncio.sleep(0.1)
-
-    async def some_chunks_stored() -> bool:
-        return await chunks.count_documents({}) > before_chunks
-
-    await until(some_chunks_stored, 15)  # the first half is on its way into GridFS
-    writer.transport.abort()  # the client vanishes
+        # The first half is on its way into GridFS.
+        file_id = await eventually(chunks_stored, "chunks of the upload stored")
+    finally:
+        writer.transport.abort()  # the client vanishes
 
     async def all_gone() -> bool:
         return (
-            await chunks.count_documents({}) == before_chunks
-            and await uploads.count_documents({}) == before_uploads
+            await chunks.count_documents({"files_id": file_id}) == 0
+            and await uploads.count_documents({"uploader": alice.user_id}) == 0
+            and await mongo["files.files"].count_documents({"_id": file_id}) == 0
         )
 
-    await until(all_gone, 15)
+    await eventually(all_gone, "the cut upload's chunks and record removed")
 
 
 async def test_upload_bytes_are_counted_in_metrics(port: int, alice: Client) -> None:

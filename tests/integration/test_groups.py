@@ -1,7 +1,6 @@
 """Groups end to end: fan-out, a member offline during the conversation, roles, access."""
-import asyncio
-
 from tests.support.client import Client, befriend, log_in_again, new_user
+from tests.support.waiting import eventually
 
 
 async def group_text(client: Client, group_id: str, text: str) -> dict:
@@ -20,10 +19,10 @@ async def test_three_member_group_with_one_member_offline_who_syncs_in_order(por
         await group_text(alice, group_id, f"alice {i}")
         await group_text(bob, group_id, f"bob {i}")
     expected = [t for i in range(10) for t in (f"alice {i}", f"bob {i}")]
-    for _ in range(50):
-        if len(alice.inbox[conversation_id]) == 10 and len(bob.inbox[conversation_id]) == 10:
-            break
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: len(alice.inbox[conversation_id]) == 10 and len(bob.inbox[conversation_id]) == 10,
+        "the other member's ten messages pushed live to alice and bob",
+    )
     assert alice.texts(conversation_id) == [t for t in expected if t.startswith("bob")]
     assert bob.texts(conversation_id) == [t for t in expected if t.startswith("alice")]
     assert bob.inbox[conversation_id][1]["to"] == {"group_id": group_id}

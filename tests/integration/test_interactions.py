@@ -164,7 +164,7 @@ async def test_burn_after_reading_from_sending_to_destruction(port: int, stored:
     told = await alice.next_push("message.opened")
     assert told["message_id"] == sent["message_id"] and told["burns_at"] == opened["burn"]["burns_at"]
     for client in (alice, bob):
-        assert (await client.next_push("message.burned", timeout=5)) == {
+        assert (await client.next_push("message.burned", timeout=15)) == {
             "conversation_id": sent["conversation_id"], "message_id": sent["message_id"]}
     doc = await stored.find_one({"_id": sent["message_id"]})
     assert doc["burned"] is True and "text" not in doc  # the content is gone from the database

@@ -2,6 +2,7 @@
 import asyncio
 
 from tests.support.client import befriend, log_in_again, new_user
+from tests.support.waiting import eventually
 
 
 async def test_500_messages_wait_for_an_offline_device_and_arrive_in_order(port: int, other_port: int) -> None:
@@ -16,7 +17,7 @@ async def test_500_messages_wait_for_an_offline_device_and_arrive_in_order(port:
     bob = await log_in_again(bob, other_port)
     received = []
     while True:
-        push = await bob.pushes.get()
+        push = await asyncio.wait_for(bob.pushes.get(), 30)
         if push["type"] == "sync.done":
             break
         if push["type"] == "message.new":
@@ -54,10 +55,7 @@ async def test_live_messages_during_sync_follow_it_in_order(port: int) -> None:
     late = [asyncio.create_task(alice.send_text(bob.user_id, f"late {i}")) for i in range(20)]
     await asyncio.gather(*late)
     await bob.wait_synced()
-    for _ in range(50):
-        if len(bob.inbox[conversation_id]) == 320:
-            break
-        await asyncio.sleep(0.1)
+    await eventually(lambda: len(bob.inbox[conversation_id]) == 320, "the 300 synced and 20 live messages")
     assert sorted(bob.inbox[conversation_id]) == list(range(1, 321))
     for client in (alice, bob):
         await client.close()
@@ -102,7 +100,7 @@ async def test_same_client_msg_id_stores_one_message_and_returns_the_same_reply(
     history = await bob.call("history.fetch", {"conversation_id": first["conversation_id"]})
     assert [m["text"] for m in history["messages"]] == ["once", "next"]
     # Whatever the retries pushed, the user sees each message once.
-    await asyncio.sleep(0.5)
+    await eventually(lambda: len(bob.inbox[first["conversation_id"]]) == 2, "both messages pushed to bob")
     assert bob.texts(first["conversation_id"]) == ["once", "next"]
     # The id is the sender's: another sender may use it.
     mine = await bob.send_text(alice.user_id, "mine", client_msg_id="retry-me")

@@ -6,7 +6,7 @@ counts, its fields valid or not; other users are not held up.
 """
 import asyncio
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,20 +20,23 @@ FLOOD = 80
 
 
 @pytest.fixture(scope="module")
-async def limited(stack: Stack) -> Iterator[list[int]]:
+async def limited(stack: Stack) -> AsyncIterator[list[int]]:
     """Two gateways enforcing the default limit, on the shared backend services."""
     ports = [free_port(), free_port()]
-    procs = [
-        stack.start_process(f"limited{i}", "gateway", {
+    procs = {
+        f"limited{i}": stack.start_process(f"limited{i}", "gateway", {
             "PARLEY_GATEWAY_PORT": str(p), "PARLEY_SEND_RATE_PER_SECOND": str(RATE), "PARLEY_SEND_BURST": str(BURST),
         })
         for i, p in enumerate(ports, 1)
-    ]
-    for p in ports:
-        await wait_until_ready(p)
-    yield ports
-    for proc in procs:
-        proc.stop()
+    }
+    try:
+        for p in ports:
+            await wait_until_ready(p)
+        yield ports
+    finally:  # stopped even when one never got ready
+        await asyncio.gather(*(asyncio.to_thread(proc.stop) for proc in procs.values()))
+        for key in procs:
+            stack.procs.pop(key, None)
 
 
 @pytest.fixture
