@@ -3,6 +3,7 @@
 Nothing here mocks a store or the broker: `Outbox` *is* the `publish` port of `Deliverer`
 (what chat hands to RabbitMQ), recorded so a test can read what each gateway would get.
 """
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,6 +39,13 @@ async def redis_namespace(settings: Settings) -> AsyncIterator[tuple[aioredis.Re
         async for key in redis.scan_iter(f"{namespace}:*"):
             await redis.delete(key)
         await redis.aclose()
+
+
+async def tick() -> None:
+    """Let the wall clock move on, so that times stored to the millisecond (a block, an invite
+    link, a sticker) differ: on a fast machine and database two steps can share a millisecond,
+    and then an order "by time" is the database's choice, not the order of the steps."""
+    await asyncio.sleep(0.005)
 
 
 class Outbox:

@@ -182,12 +182,15 @@ async def test_when_a_batch_fails_the_items_of_its_sockets_waiting_behind_it_fai
     """Sent on, s1's later item would be stored ahead of the failed one its device sends again."""
     chat = Chat()
     calls = 0
+    # The first batch fails when the test says so: once a2 waits behind it (a fixed sleep here
+    # was a bet that the loop reaches a2 before the sleep ends).
+    connection_goes = asyncio.Event()
 
     async def first_fails(items: list[str]) -> list[ItemResult]:
         nonlocal calls
         calls += 1
         if calls == 1:
-            await asyncio.sleep(0.01)
+            await connection_goes.wait()
             raise ConnectionResetError("chat's connection went")
         return await chat(items)
 
@@ -197,6 +200,8 @@ async def test_when_a_batch_fails_the_items_of_its_sockets_waiting_behind_it_fai
     later = asyncio.create_task(batcher.submit("s1", "a2"))
     other = asyncio.create_task(batcher.submit("s2", "b1"))
     await settle()
+    assert batcher.waiting == 1  # a2, behind a1's batch
+    connection_goes.set()
     results = await asyncio.gather(early, later, return_exceptions=True)
     assert [r.code for r in results] == [ErrorCode.UNAVAILABLE] * 2
     assert chat.batches == [["b1"]]  # s2 was not behind s1's batch: it went

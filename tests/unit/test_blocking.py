@@ -9,7 +9,7 @@ from services.chat.domain import friends
 from services.chat.storage.blocks import BlockStore
 from shared.contracts.auth import ProfileChanged, UserProfile
 from shared.contracts.errors import ErrorCode, ParleyError
-from tests.unit.helpers import Chat, chat_world, profile
+from tests.unit.helpers import Chat, chat_world, profile, tick
 
 A, B, C, D = "u_alice", "u_bob", "u_carol", "u_dave"
 PROFILES = {u: profile(u) for u in (A, B, C, D)}
@@ -73,7 +73,9 @@ async def test_blocking_ends_a_pending_request_either_way(world, store, requeste
 
 async def test_blocking_again_is_quiet_and_keeps_the_first_time(world, store):
     await block(world, store, A, B)
+    await tick()
     await block(world, store, A, C)
+    await tick()
     await block(world, store, A, B)
     assert [u.user_id for u in (await blocking.list_blocked(A, store, world.profiles)).users] == [C, B]
 
@@ -86,6 +88,7 @@ async def test_a_user_holds_a_bounded_number_of_blocks(world, store, monkeypatch
     assert error.code == ErrorCode.CONFLICT and "unblock some first" in error.message
     await block(world, store, A, B)  # blocking again at the bound is still quiet
     await blocking.unblock_user(A, C, store)
+    await tick()
     await block(world, store, A, D)
     assert [u.user_id for u in (await blocking.list_blocked(A, store, world.profiles)).users] == [D, B]
 
@@ -206,6 +209,7 @@ async def test_blockers_of_says_who_blocked_whom(world, store):
 async def test_the_list_is_most_recent_first_and_leaves_out_deleted_accounts(world, store):
     for target in (B, C, D):
         await block(world, store, A, target)
+        await tick()
     del world.profiles.by_id[C]
     listed = await blocking.list_blocked(A, store, world.profiles)
     assert listed.users == [PROFILES[D], PROFILES[B]]

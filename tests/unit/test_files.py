@@ -3,17 +3,20 @@ import asyncio
 import base64
 import hashlib
 import os
+from datetime import timedelta
 
 import pytest
 from gridfs.asynchronous import AsyncGridFSBucket
 
 from services.files.domain import transfers as domain
 from services.files.storage.file_store import MongoFileStore
+from shared.contracts.base import utc_now
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.files import CHUNK_SIZE, FileRead, UploadBegin, UploadChunk, UploadFinish
 
 ALICE, BOB = "u_alice", "u_bob"
 MAX = 16 * CHUNK_SIZE
+IDLE_SECONDS = 600  # an upload that sent nothing this long is abandoned (test_reap_abandoned)
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
 
 
@@ -301,17 +304,21 @@ async def test_file_info(store):
 
 
 async def test_reap_abandoned(store, db):
+    """Both uploads last moved an hour ago, then one sends a chunk: only the other is reaped.
+    (Sleeping 0.6 s against a 0.4 s idle time was a bet that the fresh one's two writes and the
+    reaper's read take under 0.4 s.)"""
     idle = await begin(store)
     await send_chunk(store, idle, 0, os.urandom(CHUNK_SIZE))
-    await asyncio.sleep(0.6)
     fresh = await begin(store)
-    await send_chunk(store, fresh, 0, b"new")
-    assert await domain.reap_abandoned(store, 0.4) == 1
+    an_hour_ago = utc_now() - timedelta(hours=1)
+    await db["uploads"].update_many({}, {"$set": {"started_at": an_hour_ago, "last_chunk_at": an_hour_ago}})
+    await send_chunk(store, fresh, 0, b"new")  # a chunk marks its upload active
+    assert await domain.reap_abandoned(store, IDLE_SECONDS) == 1
     assert await db["files.chunks"].count_documents({"files_id": idle}) == 0
     assert await db["uploads"].count_documents({"_id": idle}) == 0
     assert await db["files.chunks"].count_documents({"files_id": fresh}) == 1
     assert (await finish(store, fresh, b"new")).size == 3
-    assert await domain.reap_abandoned(store, 0.4) == 0
+    assert await domain.reap_abandoned(store, IDLE_SECONDS) == 0
 
 
 @pytest.mark.parametrize("declared", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])

@@ -6,6 +6,7 @@ queue and write flag, the handshake let go once sent; run here on a real uvicorn
 GatewayApp's direct /ws route, against a real `websockets` client.
 """
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from services.gateway.app import GatewayApp
 from services.gateway.connections import CLOSE_REPLACED, CLOSE_TOO_SLOW, Connection
 from services.gateway.wsprotocol import Flag, GatewayWebSocketProtocol, Inbox
-from shared.devstack import free_port
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -177,6 +178,8 @@ class EchoGateway:
 
 @asynccontextmanager
 async def served(gateway: Any, **options: Any) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    """A real uvicorn on a socket bound here first: handed a port number instead, uvicorn binds
+    it itself and exits the process (SystemExit) if another process took the port meanwhile."""
     app = GatewayApp()
     app.gateway = gateway
 
@@ -184,18 +187,22 @@ async def served(gateway: Any, **options: Any) -> AsyncIterator[tuple[str, uvico
     async def healthz() -> PlainTextResponse:
         return PlainTextResponse("alive")
 
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, ws=GatewayWebSocketProtocol, lifespan="off",
-                            log_config=None, **options)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    config = uvicorn.Config(app, ws=GatewayWebSocketProtocol, lifespan="off", log_config=None, **options)
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+    task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
+        await eventually(lambda: server.started or task.done(), "uvicorn started")
+        if task.done():
+            task.result()  # its failure, if it failed
+            raise AssertionError("uvicorn stopped before it started")
         yield f"127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         await task
+        listener.close()
 
 
 async def test_the_gateway_protocol_speaks_websocket_as_uvicorn_does():
@@ -226,11 +233,7 @@ async def test_the_gateway_protocol_speaks_websocket_as_uvicorn_does():
             await ws.send("hello")
             assert await ws.recv() == "hello"
             await ws.close(1000)
-        for _ in range(100):
-            if 1000 in gateway.disconnects:
-                break
-            await asyncio.sleep(0.01)
-        assert 1000 in gateway.disconnects
+        await eventually(lambda: 1000 in gateway.disconnects, "the app told of the client's close (1000)")
 
         async with httpx.AsyncClient() as http:  # HTTP still takes FastAPI's whole stack
             assert (await http.get(f"http://{address}/healthz")).text == "alive"
@@ -254,12 +257,14 @@ class BusyGateway:
     """Takes the first frame, then takes nothing more (all its request slots busy)."""
 
     busy: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by the test once it is done: the server's shutdown waits for this handler to return.
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def serve_socket(self, websocket: WebSocket) -> None:
         await websocket.accept()
         await websocket.receive_text()
         self.busy.set()
-        await asyncio.sleep(30)
+        await asyncio.wait_for(self.released.wait(), 30)
 
 
 async def test_pongs_are_read_while_the_app_takes_no_frames():
@@ -276,7 +281,10 @@ async def test_pongs_are_read_while_the_app_takes_no_frames():
         for i in range(5):
             await ws.send(f"waiting {i}")  # frames the app does not take yet
         await asyncio.sleep(0.3)  # received (uvicorn alone would stop reading here)
-        latency = await asyncio.wait_for(await ws.ping(), 5)
+        try:
+            latency = await asyncio.wait_for(await ws.ping(), 5)
+        finally:
+            gateway.released.set()
         assert latency < 5
 
 
@@ -307,22 +315,23 @@ async def test_a_client_that_reads_nothing_is_closed_4008_at_once():
         host, port = address.split(":")
         client = ClientProtocol(parse_uri(f"ws://{address}/ws"))
         reader, writer = await asyncio.open_connection(host, int(port))
-        client.send_request(client.connect())
-        writer.write(b"".join(client.data_to_send()))
-        client.receive_data(await reader.readuntil(b"\r\n\r\n"))
-        client.send_text(b"go")
-        writer.write(b"".join(client.data_to_send()))
-        protocol: GatewayWebSocketProtocol | None = None
-        for _ in range(500):  # read nothing meanwhile
-            protocols = [p for p in server.server_state.connections if isinstance(p, GatewayWebSocketProtocol)]
-            if protocols and protocols[0].close_sent:
-                protocol = protocols[0]
-                break
-            await asyncio.sleep(0.02)
-        assert protocol is not None, "never closed: the gateway kept queueing for a client that reads nothing"
-        while chunk := await asyncio.wait_for(reader.read(1 << 20), 10):  # now read: the close frame is there
-            client.receive_data(chunk)
-            if client.close_rcvd is not None:
-                break
-        assert client.close_rcvd is not None and client.close_rcvd.code == CLOSE_TOO_SLOW
-        writer.close()
+        try:
+            client.send_request(client.connect())
+            writer.write(b"".join(client.data_to_send()))
+            client.receive_data(await reader.readuntil(b"\r\n\r\n"))
+            client.send_text(b"go")
+            writer.write(b"".join(client.data_to_send()))
+
+            def closing() -> GatewayWebSocketProtocol | None:
+                protocols = [p for p in server.server_state.connections if isinstance(p, GatewayWebSocketProtocol)]
+                return protocols[0] if protocols and protocols[0].close_sent else None
+
+            # Read nothing meanwhile.
+            await eventually(closing, "the gateway closing a client that reads nothing (it kept queueing)")
+            while chunk := await asyncio.wait_for(reader.read(1 << 20), 10):  # now read: the close frame is there
+                client.receive_data(chunk)
+                if client.close_rcvd is not None:
+                    break
+            assert client.close_rcvd is not None and client.close_rcvd.code == CLOSE_TOO_SLOW
+        finally:
+            writer.close()

@@ -23,7 +23,7 @@ from shared.contracts.groups import (
     InviteRevoke,
 )
 from shared.contracts.wire import Caller
-from tests.unit.helpers import chat_world, profile
+from tests.unit.helpers import chat_world, profile, tick
 
 A, B, C, D, E = "u_alice", "u_bob", "u_carol", "u_dave", "u_erin"
 
@@ -328,12 +328,16 @@ async def test_a_group_keeps_a_bounded_number_of_links(world, monkeypatch):
     async def revoke(code):
         await invites.revoke_invite(InviteRevoke(group_id=group_id, code=code), A, world.conversations, world.invites)
 
-    first, second = await new_invite(world, A, group_id), await new_invite(world, A, group_id)
+    first = await new_invite(world, A, group_id)
+    await tick()  # links are ordered by their creation time
+    second = await new_invite(world, A, group_id)
     assert (await fails(new_invite(world, A, group_id))).code == ErrorCode.CONFLICT
     await revoke(first.code)
     await revoke(first.code)  # again: still {}
+    await tick()
     third = await new_invite(world, A, group_id)
     await revoke(second.code)
+    await tick()
     fourth = await new_invite(world, A, group_id)  # three stored: the oldest unusable one goes
     assert [i.code for i in await world.invites.of_group(group_id)] == [second.code, third.code, fourth.code]
 

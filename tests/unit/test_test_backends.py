@@ -7,7 +7,6 @@ import pytest
 from docker.errors import DockerException
 from pydantic import ValidationError
 
-from shared.devstack import free_port
 from tests.support.backends import BackendSettings, choose, ping_docker, provide, redact
 
 
@@ -77,7 +76,7 @@ def test_the_choice_and_urls_come_from_parley_variables(monkeypatch: pytest.Monk
 
 
 def test_ping_fails_fast_when_docker_host_names_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")  # nothing listens there
     with pytest.raises(DockerException):
         ping_docker(timeout=2)
 
