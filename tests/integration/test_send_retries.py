@@ -8,11 +8,12 @@ import asyncio
 import re
 import secrets
 import signal
+from typing import Any
 
 import httpx
 
 from shared.devstack import Stack
-from tests.support.client import befriend, new_user
+from tests.support.client import Client, befriend, new_user
 
 
 async def send_rpcs(port: int) -> float:
@@ -24,6 +25,21 @@ async def send_rpcs(port: int) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+async def sent(client: Client, frame: dict[str, Any]) -> asyncio.Task[dict[str, Any]]:
+    """Write `frame` now (before anything sent after this returns); its reply comes in the task.
+    The task's first step, which runs at the yield below, writes the frame before it waits."""
+    task = asyncio.create_task(client.frame(frame))
+    await asyncio.sleep(0)
+    return task
+
+
+async def handed_on(client: Client) -> None:
+    """Every frame written before now has reached its handler: a socket's frames are read in
+    order and each handler starts (a message.send joining or starting its send at once) before
+    a ping written after them is answered, which chat, stopped, has no part in."""
+    await client.call("ping")
+
+
 async def test_a_retry_of_a_send_in_flight_joins_it(stack: Stack, port: int) -> None:
     alice, bob = await new_user(port), await new_user(port)
     await befriend(alice, bob)
@@ -33,11 +49,10 @@ async def test_a_retry_of_a_send_in_flight_joins_it(stack: Stack, port: int) -> 
     data = {"to": {"user_id": bob.user_id}, "client_msg_id": secrets.token_hex(6), "text": "sent once"}
     chat.send_signal(signal.SIGSTOP)  # chat slow: the first send waits, the client retries
     try:
-        first = asyncio.create_task(alice.frame({"type": "message.send", "id": "try1", "data": data}))
-        await asyncio.sleep(0.3)
-        retries = [asyncio.create_task(alice.frame({"type": "message.send", "id": f"try{i}", "data": data}))
-                   for i in (2, 3)]
-        await asyncio.sleep(1.0)
+        first = await sent(alice, {"type": "message.send", "id": "try1", "data": data})
+        await handed_on(alice)  # in flight (as the first, it waits for chat)
+        retries = [await sent(alice, {"type": "message.send", "id": f"try{i}", "data": data}) for i in (2, 3)]
+        await handed_on(alice)  # both retries arrived while the first is still in flight
     finally:
         chat.send_signal(signal.SIGCONT)
     replies = await asyncio.gather(first, *retries)
