@@ -60,10 +60,15 @@ def _open_clients() -> list[ws_client.Client]:
 
 
 def _children() -> list[psutil.Process]:
-    try:
-        return [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
-    except psutil.Error:
-        return []
+    """Our living descendants. One that ends while this looks (a browser's renderers come and
+    go all the time) is skipped, not allowed to empty the list: an empty snapshot before a test
+    would make every process of the session look new, and be killed, after it."""
+    alive = []
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+    return alive
 
 
 @dataclass(frozen=True)
