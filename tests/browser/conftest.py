@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.devstack import free_port
@@ -33,6 +33,10 @@ CALL_RING_SECONDS = 6
 MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+# What a page shows after a server round trip (RPC over RabbitMQ, MongoDB) may take more than
+# Playwright's default 5 s on a loaded 2-core machine; a check that holds passes as soon as it does.
+EXPECT_TIMEOUT_MS = 10_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 class BrowserSettings(BaseSettings):
@@ -99,16 +103,29 @@ async def open_page(browser: Browser, base_url: str, request: pytest.FixtureRequ
         await page.goto(url or base_url)
         return page
 
-    yield open_
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        shots = LOG_DIR / "browser"
-        shots.mkdir(parents=True, exist_ok=True)
-        for i, page in enumerate(pages):
-            if not page.is_closed():
-                await page.screenshot(path=str(shots / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', request.node.name)}-{i}.png"))
-    for context in contexts:
-        await context.close()
+    try:
+        yield open_
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            await screenshots(pages, request.node.name)
+    finally:  # closed even when a screenshot fails: no page of this test runs on into the next
+        for context in contexts:
+            await context.close()
+
+
+async def screenshots(pages: list[Page], test_name: str) -> None:
+    """A screenshot of each page still open, for a failed test; one that cannot be taken (a
+    crashed or hung page) is skipped with a note, the others are still taken."""
+    shots = LOG_DIR / "browser"
+    shots.mkdir(parents=True, exist_ok=True)
+    for i, page in enumerate(pages):
+        if page.is_closed():
+            continue
+        path = shots / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', test_name)}-{i}.png"
+        try:
+            await page.screenshot(path=str(path), timeout=10_000)
+        except Exception as error:  # a missing screenshot must not hide the test's own failure
+            print(f"[browser] no screenshot of page {i}: {error}")
 
 
 @pytest.fixture

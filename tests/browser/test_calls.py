@@ -5,6 +5,9 @@ ways a call does not happen are told in words.
 
 The page exposes its current call as `window.parleyCall` (its RTCPeerConnection as `.pc`).
 The first test calls before any message (the invite names the friend: no conversation id yet).
+What is read from the page's stats is polled until it holds (`eventually`): Playwright's
+`wait_for_function` does not poll an async predicate (its promise counts as truthy: the wait
+ends at once with the promise's value, false included).
 """
 import re
 
@@ -14,6 +17,11 @@ from tests.browser.conftest import CALL_RING_SECONDS
 from tests.browser.test_web_client import (
     befriend, by_id, contact, log_in, message, open_chat_with, register, send, two_friends, unique,
 )
+from tests.support.waiting import eventually
+
+# The web client gives up on an answered call that found no media path after this long
+# (services/gateway/web/js/calls.js CONNECT_MS).
+CONNECT_MS = 20_000
 
 # The remote <video> plays: the browser decoded frames (videoWidth) and its clock moves.
 REMOTE_VIDEO_PLAYS = """async () => {
@@ -30,6 +38,15 @@ INBOUND_BYTES = """async (kind) => {
     if (r.type === 'inbound-rtp' && r.kind === kind) bytes += r.bytesReceived;
   });
   return bytes;
+}"""
+
+# ICE finished gathering on this page and found no candidate at all (relay only, no TURN).
+NO_LOCAL_CANDIDATE = """async () => {
+  const pc = window.parleyCall && window.parleyCall.pc;
+  if (!pc || pc.iceGatheringState !== 'complete') return false;
+  let local = 0;
+  (await pc.getStats()).forEach((r) => { if (r.type === 'local-candidate') local += 1; });
+  return local === 0;
 }"""
 
 # The local candidate's type of the pair ICE selected (through TURN: "relay").
@@ -65,11 +82,15 @@ async def chatting(open_page, url: str | None = None, hello: bool = True) -> tup
 
 
 async def media_flows(page: Page, kind: str = "video") -> None:
+    """The remote video plays (for video), and inbound RTP bytes of `kind` grow from now on."""
     if kind == "video":
-        await page.wait_for_function(REMOTE_VIDEO_PLAYS, timeout=20_000, polling=500)
+        await eventually(lambda: page.evaluate(REMOTE_VIDEO_PLAYS), "the remote video plays", timeout=20)
     before = await page.evaluate(INBOUND_BYTES, kind)
-    await page.wait_for_timeout(1000)
-    assert await page.evaluate(INBOUND_BYTES, kind) > before, f"no {kind} arrives"
+
+    async def grown() -> bool:
+        return await page.evaluate(INBOUND_BYTES, kind) > before
+
+    await eventually(grown, f"{kind} arrives (inbound RTP bytes grow past {before})")
 
 
 async def ring(caller: Page, callee: Page, caller_name: str, media: str = "video") -> None:
@@ -102,11 +123,12 @@ async def test_a_video_call_plays_both_ways_and_leaves_its_message(open_page, sh
     await shoot(alice, "call-video")
 
     await by_id(alice, "call-hangup").click()
+    # First: a call notice is shown for 8 s only (calls.js NOTICE_SHOWN_MS).
+    await expect(by_id(bob, "call-notice")).to_contain_text("hung up")
     for page in (alice, bob):
         await expect(by_id(page, "call-screen")).to_be_hidden(timeout=10_000)
         await expect(by_id(page, "composer-input")).to_be_visible()
         await expect(call_message(page, re.compile(r"Video call, \d+ s"))).to_have_count(1, timeout=10_000)
-    await expect(by_id(bob, "call-notice")).to_contain_text("hung up")
     assert await bob.evaluate("window.parleyCall") is None
 
 
@@ -186,14 +208,30 @@ async def test_a_camera_refused_by_the_user_is_told_in_words(open_page):
 
 
 async def test_a_call_that_finds_no_network_path_says_it_could_not_connect(open_page, base_url):
-    # Relay only, on a stack that offers no TURN: no candidate at all, so no path.
-    alice, bob, a, b = await chatting(open_page, f"{base_url}/?relay=1")
+    """Relay only, on a stack that offers no TURN: no candidate at all, so no path. Chromium's ICE
+    then stays "new" for ever (no candidate pair to fail); the page's own deadline ends the call
+    (CONNECT_MS after the answer). The pages run on Playwright's clock (real speed) and Alice's
+    jumps over that deadline once both sides have found nothing, instead of waiting 20 s."""
+    url = f"{base_url}/?relay=1"
+
+    async def on_a_clock(**kwargs) -> Page:
+        page = await open_page(url="about:blank", **kwargs)
+        await page.clock.install()  # before the page's scripts: every timer of theirs is the clock's
+        await page.goto(url)
+        return page
+
+    alice, bob, a, b = await chatting(on_a_clock)
     await ring(alice, bob, a, "audio")
     await by_id(bob, "call-accept").click()
-    await expect(by_id(alice, "call-status")).to_have_text("Connecting…")
     for page in (alice, bob):
-        await expect(by_id(page, "call-notice")).to_contain_text(re.compile("could not connect|hung up"), timeout=40_000)
-        await expect(by_id(page, "call-screen")).to_be_hidden()
+        await expect(by_id(page, "call-status")).to_have_text("Connecting…")
+        await eventually(lambda page=page: page.evaluate(NO_LOCAL_CANDIDATE), "ICE gathered no candidate at all")
+    await alice.clock.fast_forward(CONNECT_MS)
+    await expect(by_id(alice, "call-notice")).to_contain_text("could not connect")
+    await expect(by_id(alice, "call-screen")).to_be_hidden()
+    # Bob's page is told by Alice's hang-up (or its own deadline, were it first).
+    await expect(by_id(bob, "call-notice")).to_contain_text(re.compile("could not connect|hung up"), timeout=40_000)
+    await expect(by_id(bob, "call-screen")).to_be_hidden()
 
 
 async def test_an_unanswered_call_ends_as_missed(open_page, calls_stack):

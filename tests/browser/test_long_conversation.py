@@ -12,6 +12,7 @@ from playwright.async_api import expect
 
 from tests.browser.test_web_client import by_id, log_in, open_chat_with
 from tests.support.client import befriend, new_user
+from tests.support.waiting import eventually
 
 COUNT = 1000
 
@@ -37,6 +38,11 @@ WATCH_EDIT = """
 }
 """
 
+# The edit's drawing, as WATCH_EDIT saw it; null if it was not drawn within 15 s.
+EDIT_SEEN = """
+() => Promise.race([window.__editSeen, new Promise((resolve) => setTimeout(() => resolve(null), 15000))])
+"""
+
 LONG_TASKS = """
 () => {
   window.__longest = 0;
@@ -54,17 +60,17 @@ async def test_a_thousand_messages_page_in_and_an_edit_redraws_one_bubble(open_p
     port = stack.gateway_ports[0]
     # Alice's browser is a device that already received everything (acknowledged as this device),
     # so the page gets the conversation from history, page by page, as it scrolls up.
-    alice, bob = await new_user(port, device_id=DEVICE), await new_user(port)
+    alice = await new_user(port, device_id=DEVICE)
+    bob = None
     try:
+        bob = await new_user(port)
         await befriend(alice, bob)
         started = time.monotonic()
         for first in range(0, COUNT, 100):  # in order: one socket's sends are stored as sent
             await asyncio.gather(*(bob.send_text(alice.user_id, f"message {i:04d}") for i in range(first, first + 100)))
         print(f"\n[long conversation] {COUNT} messages sent in {time.monotonic() - started:.1f} s")
-        for _ in range(100):
-            if sum(len(seen) for seen in alice.inbox.values()) == COUNT:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(lambda: sum(len(seen) for seen in alice.inbox.values()) == COUNT,
+                         f"all {COUNT} messages pushed to Alice's device", timeout=30)
         await alice.ack_all()
         await alice.close()
 
@@ -105,7 +111,8 @@ async def test_a_thousand_messages_page_in_and_an_edit_redraws_one_bubble(open_p
         await page.evaluate(WATCH_EDIT, [oldest["seq"], "message 0000, edited"])
         started = time.monotonic()
         await bob.call("message.edit", {"message_id": oldest["message_id"], "text": "message 0000, edited"})
-        seen = await page.evaluate("() => window.__editSeen")
+        seen = await page.evaluate(EDIT_SEEN)
+        assert seen is not None, "the edit of the oldest message was not drawn within 15 s"
         print(f"[long conversation] edit pushed and drawn in {(time.monotonic() - started) * 1000:.0f} ms"
               f" (page side {seen['ms']:.0f} ms), other nodes touched: {len(seen['outside'])}")
         assert seen["outside"] == [], f"an edit of one message changed others: {seen['outside'][:5]}"
@@ -124,4 +131,5 @@ async def test_a_thousand_messages_page_in_and_an_edit_redraws_one_bubble(open_p
         await expect(messages).to_have_count(COUNT)
     finally:
         await alice.close()
-        await bob.close()
+        if bob is not None:
+            await bob.close()

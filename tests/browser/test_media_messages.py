@@ -68,13 +68,16 @@ async def test_emoji_stickers_voice_messages_and_thumbnails(open_page, shoot, tm
         await expect(sticker).to_have_count(1, timeout=10_000)
         await expect(sticker).to_have_class(re.compile(r"\bsticker\b"))
         await expect(sticker.get_by_test_id("message-sticker")).to_have_attribute("data-sticker-id", sticker_id or "")
+    await bob.wait_for_function(  # the sticker's image has come and is decoded
+        "() => { const img = document.querySelector('[data-testid=message-sticker]');"
+        " return img !== null && img.complete && img.naturalWidth > 0; }", timeout=10_000)
     drawn = await js(bob, """() => {
         const img = document.querySelector('[data-testid=message-sticker]');
         const bubble = img.closest('.bubble');
-        return {loaded: img.complete && img.naturalWidth > 0, height: img.getBoundingClientRect().height,
+        return {height: img.getBoundingClientRect().height,
                 background: getComputedStyle(bubble).backgroundColor, border: getComputedStyle(bubble).borderTopColor};
     }""")
-    assert drawn["loaded"] and drawn["height"] >= 150, drawn
+    assert drawn["height"] >= 150, drawn
     assert drawn["background"] == "rgba(0, 0, 0, 0)" and drawn["border"] == "rgba(0, 0, 0, 0)", drawn
 
     # A voice message: about 2 s from the fake microphone, with a running timer; then sent.
@@ -91,10 +94,9 @@ async def test_emoji_stickers_voice_messages_and_thumbnails(open_page, shoot, tm
     # The friend plays it: the audio's time advances, the bar fills; a click on the bar seeks.
     await voice.get_by_test_id("voice-play").click()
     await expect(voice.get_by_test_id("voice-player")).to_have_attribute("data-state", "playing", timeout=10_000)
-    await bob.wait_for_function(
-        "() => document.querySelector('[data-testid=voice-audio]').currentTime > 0.4", timeout=10_000)
-    width = await js(bob, "() => parseFloat(document.querySelector('[data-testid=voice-fill]').style.width)")
-    assert width > 10, width
+    await bob.wait_for_function(  # the bar is redrawn each frame while it plays: it follows a moment later
+        "() => document.querySelector('[data-testid=voice-audio]').currentTime > 0.4"
+        " && parseFloat(document.querySelector('[data-testid=voice-fill]').style.width) > 10", timeout=10_000)
     await bob.mouse.move(5, 5)  # no message toolbar over the timeline
     await shoot(bob, "voice")
     await expect(voice.get_by_test_id("voice-player")).to_have_attribute("data-state", "paused", timeout=10_000)  # ended
@@ -127,7 +129,9 @@ async def test_emoji_stickers_voice_messages_and_thumbnails(open_page, shoot, tm
     # An "image" the server cannot read has no thumbnail (415): it is shown as a file card.
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not really a picture " * 50)
-    await by_id(alice, "file-input").set_input_files(str(broken))
+    async with alice.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/files")) as stored:
+        await by_id(alice, "file-input").set_input_files(str(broken))
+    assert (await stored.value).status == 201, await (await stored.value).text()  # stored as any file
     await expect(by_id(bob, "file-link").filter(has_text="broken.png")).to_have_count(1, timeout=20_000)
 
     # Bob makes the image a sticker of his own: it is listed in his panel, and can be sent.

@@ -4,11 +4,13 @@ in a group, and burn after reading from sending to destruction, as two people se
 Message actions sit in a toolbar shown over the message under the mouse (hover); each test uses
 fresh profiles and users on the session's stack.
 """
+import json
 import re
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, WebSocket, expect
 
 from tests.browser.test_web_client import by_id, log_in, open_chat_with, send, two_friends
+from tests.support.waiting import eventually
 
 
 def message(page: Page, text: str):
@@ -178,6 +180,7 @@ async def test_burn_after_reading_from_sending_to_destruction(open_page, shoot):
     await expect(alice.get_by_text("4711")).to_have_count(0)
     await bob.reload()  # and it does not come back
     await open_chat_with(bob, a)
+    await expect(bob.get_by_text("No messages yet")).to_be_visible()  # the history has come, empty
     await expect(by_id(bob, "message")).to_have_count(0)
 
 
@@ -197,13 +200,24 @@ async def test_a_page_cut_off_for_a_while_catches_up_on_edits_reactions_and_reca
         route.connect_to_server()
         sockets.append(route)
 
+    acks: dict[str, int] = {}  # request id -> seq, of Bob's page's message.ack requests
+    acked: list[int] = []  # seqs the server has acknowledged
+
+    def watch(ws: WebSocket) -> None:
+        ws.on("framesent", lambda frame: remember_ack(acks, frame))
+        ws.on("framereceived", lambda frame: confirm_ack(acks, acked, frame))
+
+    bob.on("websocket", watch)
     await bob.route_web_socket(re.compile(r".*/ws$"), gate)
     await bob.reload()
     await expect(by_id(bob, "connection-status")).to_contain_text("Connected", timeout=15_000)
     await open_chat_with(bob, a)
     await expect(message(bob, "plain words")).to_have_count(1, timeout=10_000)
     await expect(message(alice, "plain words")).to_have_attribute("data-state", "read", timeout=10_000)
-    await bob.wait_for_timeout(1000)  # its acknowledgement goes out 0.4 s after arrival
+    # Bob's device has acknowledged all three (the page sends it 0.4 s after arrival): what the
+    # sync brings back is then what changed, not the messages again.
+    last = int(await message(bob, "plain words").get_attribute("data-seq") or 0)
+    await eventually(lambda: max(acked, default=0) >= last > 0, f"Bob's page acknowledged seq {last}")
 
     down = True
     await sockets[-1].close(code=1012, reason="restart")
@@ -227,6 +241,18 @@ async def test_a_page_cut_off_for_a_while_catches_up_on_edits_reactions_and_reca
     assert len(sockets) >= 2
 
 
+def remember_ack(acks: dict[str, int], frame: str | bytes) -> None:
+    request = json.loads(frame)
+    if request.get("type") == "message.ack":
+        acks[request["id"]] = request["data"]["seq"]
+
+
+def confirm_ack(acks: dict[str, int], acked: list[int], frame: str | bytes) -> None:
+    reply = json.loads(frame)
+    if reply.get("type") == "reply" and reply.get("ok") and reply.get("id") in acks:
+        acked.append(acks.pop(reply["id"]))
+
+
 async def test_a_long_press_on_a_phone_shows_the_actions(open_page):
     from tests.browser.conftest import PHONE
 
@@ -244,7 +270,8 @@ async def test_a_long_press_on_a_phone_shows_the_actions(open_page):
     box = await bubble.locator(".bubble").bounding_box()
     point = {"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}
     await cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [point]})
-    await phone.wait_for_timeout(700)
+    # Held until the actions show (the page's long press: 450 ms), then released: they stay.
+    await expect(bubble.get_by_test_id("action-react")).to_be_visible()
     await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     await expect(bubble.get_by_test_id("action-react")).to_be_visible()
     await bubble.get_by_test_id("action-react").click()

@@ -8,6 +8,7 @@ limit is refused by the proxy itself.
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -113,25 +114,45 @@ def proxied() -> Iterator[Proxied]:
     server = uvicorn.Server(uvicorn.Config(stand_in, host="127.0.0.1", port=upstream_port, lifespan="off", log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    with tempfile.TemporaryDirectory() as directory:
-        os.chmod(directory, 0o755)  # nginx's workers may run as another user
-        conf = runnable_nginx_conf(Path(directory), listen=proxy_port, upstream=f"http://127.0.0.1:{upstream_port}")
-        log = open(Path(directory) / "nginx.log", "w")
-        process = subprocess.Popen(
-            [nginx, "-e", "stderr", "-p", directory, "-c", str(conf), "-g", "daemon off;"], stdout=log, stderr=log
-        )
-        try:
-            deadline = time.monotonic() + 15
-            wait_for_port(upstream_port, deadline)
-            wait_for_port(proxy_port, deadline)
-            yield Proxied(f"http://127.0.0.1:{proxy_port}", proxy_port, stand_in)
-        finally:
-            process.terminate()
-            process.wait(10)
-            server.should_exit = True
-            thread.join(10)
-            log.close()
-            print((Path(directory) / "nginx.log").read_text())
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            os.chmod(directory, 0o755)  # nginx's workers may run as another user
+            conf = runnable_nginx_conf(Path(directory), listen=proxy_port, upstream=f"http://127.0.0.1:{upstream_port}")
+            with open(Path(directory) / "nginx.log", "w") as log:
+                process = subprocess.Popen(  # a process group of its own: its workers go with it (stop)
+                    [nginx, "-e", "stderr", "-p", directory, "-c", str(conf), "-g", "daemon off;"],
+                    stdout=log, stderr=log, start_new_session=True,
+                )
+                try:
+                    deadline = time.monotonic() + 15
+                    wait_for_port(upstream_port, deadline)
+                    wait_for_port(proxy_port, deadline)
+                    yield Proxied(f"http://127.0.0.1:{proxy_port}", proxy_port, stand_in)
+                finally:
+                    stop(process)
+                    print((Path(directory) / "nginx.log").read_text())
+    finally:  # the stand-in stops even when nginx could not be set up or started
+        server.should_exit = True
+        thread.join(10)
+        assert not thread.is_alive(), "the stand-in gateway did not stop"
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """nginx ended, master and workers: SIGTERM (its fast shutdown), else SIGKILL to its group."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_observations(proxied: Proxied) -> None:
+    """What the stand-in saw is each test's own: an upload or a download of an earlier test
+    does not count for a later one."""
+    proxied.gateway.upload_started = threading.Event()
+    proxied.gateway.download_sent = threading.Event()
 
 
 def test_plain_requests_reach_a_gateway_with_the_browsers_host(proxied: Proxied) -> None:
@@ -178,7 +199,8 @@ def test_downloads_are_streamed_to_the_client(proxied: Proxied) -> None:
                 assert not proxied.gateway.download_sent.wait(2), "the proxy took the whole download while the client read nothing"
             received += len(chunk)
     assert received == DOWNLOAD_MIB * MIB
-    assert proxied.gateway.download_sent.is_set()
+    # Set by the gateway's thread just after its last write: it may come a moment after the bytes.
+    assert proxied.gateway.download_sent.wait(WAIT), "the gateway did not finish sending"
 
 
 def test_uploads_above_the_limit_are_refused_by_the_proxy(proxied: Proxied) -> None:
