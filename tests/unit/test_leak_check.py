@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import aio_pika
+import psutil
 
 from shared.settings import Settings
 from shared.stores import redis_client
@@ -37,3 +38,25 @@ async def test_what_was_open_before_is_not_the_tests(settings: Settings) -> None
     assert await leaks.close_leaks(before) == []
     assert not older.is_closed
     await older.close()
+
+
+async def test_a_process_ending_while_listed_does_not_empty_the_snapshot(monkeypatch) -> None:
+    """A renderer that exits between the listing and its status check is skipped; the snapshot
+    keeps the others (an empty one made every process of the session look new, and killed)."""
+    staying = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    ending = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    status = psutil.Process.status
+
+    def ended_meanwhile(process: psutil.Process) -> str:
+        if process.pid == ending.pid:
+            raise psutil.NoSuchProcess(process.pid)
+        return status(process)
+
+    monkeypatch.setattr(psutil.Process, "status", ended_meanwhile)
+    try:
+        pids = leaks.snapshot().pids
+        assert staying.pid in pids and ending.pid not in pids
+    finally:
+        for child in (staying, ending):
+            child.kill()
+            child.wait(5)
