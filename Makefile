@@ -59,7 +59,7 @@ test: venv lint infra browser compose coturn nginx
 
 N ?= 3
 test-repeat: venv
-	$(PY) -m tests.repeat --runs $(N) $(if $(PYTEST_ARGS),--pytest-args "$(PYTEST_ARGS)")
+	$(PY) -m tests.repeat --runs $(N) $(if $(PYTEST_ARGS),"--pytest-args=$(PYTEST_ARGS)")
 
 lint: venv
 	@echo "ruff check ..."
