@@ -49,10 +49,10 @@ infra:
 
 # exec: the launcher is make's own child, so it dies (stopping the stack) when make does.
 run: venv infra
-	exec env $(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(PY) -m shared.devstack run
+	exec env $(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(PY) -m deploy.local.devstack run
 
 stop: venv
-	$(PY) -m shared.devstack stop
+	$(PY) -m deploy.local.devstack stop
 
 test: venv lint infra browser compose coturn nginx
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -92,7 +92,7 @@ screenshots: venv infra browser
 	PARLEY_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
 docs: venv
-	$(PY) -m shared.contracts.asyncapi
+	$(PY) -m docs.generate.asyncapi
 
 bench: venv infra
 	$(PY) -m bench.parley_bench $(ARGS)

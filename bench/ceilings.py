@@ -13,7 +13,7 @@ import aio_pika
 import websockets
 
 from bench.wsclient import percentiles
-from shared.devstack import ROOT, free_port, wait_for_port
+from deploy.local.devstack import ROOT, free_port, wait_for_port
 
 
 def summary(latencies_ms: list[float], elapsed: float, concurrency: int, size: int) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 
 from bench.stack import PRIVATE_INFRA
-from shared.devstack import free_port, wait_for_port
+from deploy.local.devstack import free_port, wait_for_port
 
 
 def _rabbit_server() -> str:

@@ -1,7 +1,7 @@
 """What the benchmarks share: a private stack of their own, the processes to watch, RSS sampling.
 
 `own_stack(env)` starts an embedded MongoDB-wire server (secantusdb) storing on disk in a
-temporary directory, as `make run` stores in .run/mongo (shared/devstack.py; same URL options),
+temporary directory, as `make run` stores in .run/mongo (deploy/local/devstack.py; same URL options),
 unless PARLEY_MONGO_URL names a MongoDB; auth, chat, files and one gateway under a fresh
 namespace, on the RabbitMQ and Redis of the environment (PARLEY_AMQP_URL / PARLEY_REDIS_URL,
 else localhost), with `env` on top. On leaving, everything is stopped and the namespace (queues,
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import psutil
 
-from shared.devstack import DevSettings, Stack, embedded_mongo_argv, embedded_mongo_url, free_port, wait_for_port
+from deploy.local.devstack import DevSettings, Stack, embedded_mongo_argv, embedded_mongo_url, free_port, wait_for_port
 from shared.settings import Settings
 
 MiB = 1024 * 1024

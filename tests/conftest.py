@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared.devstack import DevSettings, Stack, free_port
+from deploy.local.devstack import DevSettings, Stack, free_port
 from shared.settings import Settings
 from tests.support import leaks
 from tests.support.backends import Backends, provide

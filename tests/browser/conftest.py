@@ -23,7 +23,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.devstack import free_port
+from deploy.local.devstack import free_port
 from tests.support.coturn import loopback_turnserver
 from tests.support.infra import LOG_DIR, stack_of_its_own
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from shared.devstack import free_port
+from deploy.local.devstack import free_port
 from shared.settings import Settings
 from tests.deploy.conftest import skip_for_missing
 from tests.deploy.support import COMPOSE_FILE, ROOT, run_command

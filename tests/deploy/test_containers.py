@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from shared.devstack import free_port
+from deploy.local.devstack import free_port
 from shared.settings import Settings
 from tests.deploy.support import run_command
 from tests.support.infra import remove_namespace, unique_namespace, wait_until_ready

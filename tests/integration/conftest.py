@@ -1,6 +1,6 @@
 import pytest
 
-from shared.devstack import Stack
+from deploy.local.devstack import Stack
 
 
 @pytest.fixture

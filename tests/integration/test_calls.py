@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.devstack import Stack
+from deploy.local.devstack import Stack
 from tests.support.client import Client, befriend, log_in_again, new_user
 from tests.support.infra import stack_of_its_own
 

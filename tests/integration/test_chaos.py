@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from shared.devstack import Stack
+from deploy.local.devstack import Stack
 from tests.support.chaos import (
     BOUNDS, ChaosStack, LoadConfig, RabbitUnavailable, Report, mongo_restart, rabbit_outage, rabbitmqctl, redis_restart,
     run_scenario,

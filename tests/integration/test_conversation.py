@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from shared.devstack import Stack, free_port
+from deploy.local.devstack import Stack, free_port
 from tests.support.client import Client, befriend, http_post, new_user
 from tests.support.infra import wait_until_ready
 from tests.support.waiting import eventually

@@ -1,4 +1,4 @@
-"""`make run` as a user sees it (`python -m shared.devstack run`, its own data dir and ports):
+"""`make run` as a user sees it (`python -m deploy.local.devstack run`, its own data dir and ports):
 nothing outlives it, whatever kills it; a second one says who runs; crashes are restarted;
 failures exit non-zero; left-overs of an earlier run are stopped; `make stop` stops it.
 
@@ -24,7 +24,7 @@ import psutil
 import pytest
 from pymongo import MongoClient
 
-from shared.devstack import free_port
+from deploy.local.devstack import free_port
 from shared.settings import Settings
 from tests.support.infra import remove_namespace, unique_namespace
 
@@ -36,7 +36,7 @@ READY_SECONDS = 60
 
 @dataclass
 class Launch:
-    """One `python -m shared.devstack run`, its output in a file."""
+    """One `python -m deploy.local.devstack run`, its output in a file."""
 
     popen: subprocess.Popen[bytes]
     env: dict[str, str]
@@ -176,7 +176,7 @@ def launcher(test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
                 env[key] = value
         log_path = data_dir.parent / f"{data_dir.name}-{len(launches)}.log"
         with open(log_path, "wb") as log:  # from the main thread: the launcher's PDEATHSIG is ours
-            popen = subprocess.Popen([sys.executable, "-m", "shared.devstack", "run"], env=env, cwd=ROOT,
+            popen = subprocess.Popen([sys.executable, "-m", "deploy.local.devstack", "run"], env=env, cwd=ROOT,
                                      stdout=log, stderr=subprocess.STDOUT)
         launch = Launch(popen, env, data_dir, int(env["PARLEY_GATEWAY_PORT"]), log_path)
         launches.append(launch)
@@ -299,7 +299,7 @@ def test_left_overs_are_stopped_then_make_stop_stops_the_stack(launcher: Callabl
                                                                 tmp_path_factory: pytest.TempPathFactory) -> None:
     """An earlier launcher died without cleaning up: its state file names a process still running,
     and its database still holds the storage (a WiredTiger lock). Both are stopped, the stack
-    starts on that storage, and `make stop` (python -m shared.devstack stop) stops it."""
+    starts on that storage, and `make stop` (python -m deploy.local.devstack stop) stops it."""
     data_dir = tmp_path_factory.mktemp("devstack")
     server = shutil.which("secantusd-py", path=str(Path(sys.executable).parent))
     assert server is not None
@@ -320,13 +320,13 @@ def test_left_overs_are_stopped_then_make_stop_stops_the_stack(launcher: Callabl
         assert "left over from an earlier run" in said and f"pid {orphan})" in said and f"pid {old_mongo})" in said, said
 
         pids = launch.state_pids()
-        stop = subprocess.run([sys.executable, "-m", "shared.devstack", "stop"], env=launch.env, cwd=ROOT,
+        stop = subprocess.run([sys.executable, "-m", "deploy.local.devstack", "stop"], env=launch.env, cwd=ROOT,
                               capture_output=True, text=True, timeout=60)
         assert stop.returncode == 0 and f"launcher pid {launch.popen.pid}" in stop.stdout, stop.stdout + stop.stderr
         assert launch.exit_status(5) == 0
         nothing_left(launch, pids, 5)
 
-        again = subprocess.run([sys.executable, "-m", "shared.devstack", "stop"], env=launch.env, cwd=ROOT,
+        again = subprocess.run([sys.executable, "-m", "deploy.local.devstack", "stop"], env=launch.env, cwd=ROOT,
                                capture_output=True, text=True, timeout=30)
         assert again.returncode == 0 and "nothing to stop" in again.stdout, again.stdout + again.stderr
     finally:

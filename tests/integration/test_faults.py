@@ -4,7 +4,7 @@ import secrets
 
 import pytest
 
-from shared.devstack import Stack
+from deploy.local.devstack import Stack
 from tests.support.client import Client, ReplyError, befriend, log_in_again, new_user
 from tests.support.infra import wait_until_ready
 from tests.support.waiting import eventually

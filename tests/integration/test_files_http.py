@@ -12,7 +12,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from shared.contracts.files import CHUNK_SIZE
-from shared.devstack import Stack, free_port
+from deploy.local.devstack import Stack, free_port
 from shared.settings import Settings
 from tests.support.client import Client, new_user
 from tests.support.infra import wait_until_ready

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from shared.contracts.envelope import ClientRequest
 from shared.contracts.operations import CLIENT_OPERATIONS
-from shared.devstack import Stack
+from deploy.local.devstack import Stack
 from tests.support.client import PASSWORD, Client, ReplyError, befriend, new_user
 from tests.support.frames_strategy import (MAX_FRAME_BYTES, UNIQUE, Frame, Pools, any_frame, readable_id, serialise,
                                           strings)

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from shared.devstack import Stack, free_port
+from deploy.local.devstack import Stack, free_port
 from shared.presence import Presence
 from shared.settings import Settings
 from tests.support.client import PASSWORD, Client, befriend, log_in_again, new_user

@@ -21,7 +21,7 @@ from datetime import datetime
 
 import pytest
 
-from shared.devstack import Stack, free_port
+from deploy.local.devstack import Stack, free_port
 from tests.support.client import Client, ReplyError, new_user
 from tests.support.coturn import loopback_turnserver
 from tests.support.infra import LOG_DIR, wait_until_ready

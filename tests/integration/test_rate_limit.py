@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.devstack import Stack, free_port
+from deploy.local.devstack import Stack, free_port
 from tests.support.client import Client, befriend, log_in_again, new_user
 from tests.support.infra import wait_until_ready
 

@@ -23,7 +23,7 @@ import pytest
 import websockets
 from pymongo import AsyncMongoClient
 
-from shared.devstack import Stack
+from deploy.local.devstack import Stack
 from shared.settings import Settings
 from tests.support.client import Client, ReplyError, befriend
 from tests.support.infra import LOG_DIR, stack_of_its_own, wait_until_ready

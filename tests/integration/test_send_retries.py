@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from shared.devstack import Stack
+from deploy.local.devstack import Stack
 from tests.support.client import Client, befriend, new_user
 
 

@@ -13,7 +13,7 @@ The stack (`ChaosStack`) is private so that its faults are real and hurt nobody 
 - the machine's RabbitMQ (the broker fault is `rabbitmqctl stop_app` / `start_app`: it stops
   every stack's broker for a few seconds, so only the broker scenario does it, and always
   starts it again);
-- two gateways and two chat replicas (shared.devstack.Stack, its class API only).
+- two gateways and two chat replicas (deploy.local.devstack.Stack, its class API only).
 
 The load (`Load`): users in pairs of friends (and one small group), each one device, each
 sending at a steady rate. Clients do what PROTOCOL.md says: on `unavailable` or a reply timeout
@@ -53,7 +53,7 @@ from typing import IO, Any
 
 import websockets
 
-from shared.devstack import EMBEDDED_MONGO_OPTIONS, DevSettings, Stack, embedded_mongo_argv, free_port, wait_for_port
+from deploy.local.devstack import EMBEDDED_MONGO_OPTIONS, DevSettings, Stack, embedded_mongo_argv, free_port, wait_for_port
 from shared.settings import Settings
 from tests.support.infra import tuned_for_tests
 

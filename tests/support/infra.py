@@ -17,7 +17,7 @@ import aio_pika
 import redis.asyncio as aioredis
 
 from shared.broker import Names
-from shared.devstack import DevSettings, Stack, embedded_mongo_argv, embedded_mongo_url, free_port, wait_for_port
+from deploy.local.devstack import DevSettings, Stack, embedded_mongo_argv, embedded_mongo_url, free_port, wait_for_port
 from shared.settings import Settings
 
 

@@ -18,7 +18,7 @@ import aio_pika.connection
 import psutil
 import redis.asyncio.connection
 
-from shared.devstack import Stack
+from deploy.local.devstack import Stack
 from tests.support import client as ws_client
 
 _amqp: "weakref.WeakSet[aio_pika.connection.Connection]" = weakref.WeakSet()

@@ -1,6 +1,6 @@
 """docs/asyncapi.json and docs/protocol.md are generated from the models and cannot drift.
 
-- the committed files equal what `python -m shared.contracts.asyncapi` produces now;
+- the committed files equal what `python -m docs.generate.asyncapi` produces now;
 - every operation and push that PROTOCOL.md names is in the AsyncAPI document;
 - the document holds together as AsyncAPI 3 (every `$ref` resolves, operations point at their
   channel's messages), and validates against the AsyncAPI 3.0.0 JSON Schema when one is given.
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared.contracts import asyncapi, reference
+from docs.generate import asyncapi, reference
 from shared.contracts.operations import CLIENT_OPERATIONS, EVENTS, OPERATIONS, PUSHES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,10 +43,10 @@ def document() -> dict[str, Any]:
 def test_committed_docs_are_generated_from_the_models(path: Path) -> None:
     expected = asyncapi.generated_files(ROOT)[path]
     target = ROOT / path
-    assert target.exists(), f"{path} is missing: run `make docs` (python -m shared.contracts.asyncapi)"
+    assert target.exists(), f"{path} is missing: run `make docs` (python -m docs.generate.asyncapi)"
     assert target.read_text(encoding="utf-8") == expected, (
         f"{path} is stale: the models in shared/contracts/ changed; run `make docs` "
-        "(python -m shared.contracts.asyncapi) and commit the result"
+        "(python -m docs.generate.asyncapi) and commit the result"
     )
 
 

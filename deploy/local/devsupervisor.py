@@ -9,7 +9,7 @@
   crash, doubling up to 30 s while it keeps crashing; 60 s up resets that.
 - Exit status: 0 after a requested stop (Ctrl-C, SIGTERM, SIGHUP, `make stop`), else 1.
 
-Tests and benchmarks use shared.devstack.Stack directly and none of this.
+Tests and benchmarks use deploy.local.devstack.Stack directly and none of this.
 """
 import contextlib
 import fcntl
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from shared.devstack import DevSettings, Interrupted, Proc, Stack, die_with_parent, port_is_free
+from deploy.local.devstack import DevSettings, Interrupted, Proc, Stack, die_with_parent, port_is_free
 
 FIRST_DELAY = 1.0
 MAX_DELAY = 30.0

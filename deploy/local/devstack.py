@@ -4,12 +4,12 @@ Starts the embedded MongoDB-wire server (unless PARLEY_MONGO_URL is set), then a
 files and the gateway(s), each its own process with its own name on every log line; waits
 for /readyz; on Ctrl-C, SIGTERM or SIGHUP stops them in order (gateways first, so sockets drain).
 
-    python -m shared.devstack run        # PARLEY_DEV_GATEWAYS=2 PARLEY_DEV_CHATS=3 to scale
-    python -m shared.devstack stop       # stops the stack `run` started from the same data dir
+    python -m deploy.local.devstack run        # PARLEY_DEV_GATEWAYS=2 PARLEY_DEV_CHATS=3 to scale
+    python -m deploy.local.devstack stop       # stops the stack `run` started from the same data dir
 
 `Stack` is what tests and benchmarks drive (they kill and restart processes on purpose); the
 launcher's single-instance lock, state file and restarts of crashed processes are only in
-`run` (shared/devsupervisor.py).
+`run` (deploy/local/devsupervisor.py).
 """
 import ctypes
 import functools
@@ -30,7 +30,7 @@ from typing import IO
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class DevSettings(BaseSettings):
@@ -77,7 +77,11 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on `port` now. Bound as servers bind (uvicorn and asyncio set
+    SO_REUSEADDR): connections of a stopped run still in TIME_WAIT do not hold the port for them,
+    so they must not make it look taken (`make run` refused to start again for a minute)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -321,15 +325,15 @@ def checkout_secret(data_dir: Path) -> str:
 
 
 def run() -> int:
-    """`make run`: lives in shared/devsupervisor.py (lock, state file, restarts)."""
-    from shared.devsupervisor import run as supervised_run
+    """`make run`: lives in deploy/local/devsupervisor.py (lock, state file, restarts)."""
+    from deploy.local.devsupervisor import run as supervised_run
 
     return supervised_run()
 
 
 def stop() -> int:
     """`make stop`: stops the stack `make run` started from the same data dir."""
-    from shared.devsupervisor import stop as stop_running
+    from deploy.local.devsupervisor import stop as stop_running
 
     return stop_running()
 
@@ -337,5 +341,5 @@ def stop() -> int:
 if __name__ == "__main__":
     commands = {"run": run, "stop": stop}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
-        raise SystemExit("usage: python -m shared.devstack run|stop")
+        raise SystemExit("usage: python -m deploy.local.devstack run|stop")
     sys.exit(commands[sys.argv[1]]())

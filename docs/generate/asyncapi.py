@@ -1,6 +1,6 @@
 """The AsyncAPI 3 document of Parley, and the reference section of docs/protocol.md, from the models.
 
-`python -m shared.contracts.asyncapi` writes `docs/asyncapi.json` and regenerates the generated
+`python -m docs.generate.asyncapi` writes `docs/asyncapi.json` and regenerates the generated
 section at the end of `docs/protocol.md`; `--check` only compares and exits 1 when either file
 is stale (`make docs` regenerates both). Everything here is derived from
 `shared/contracts/operations.py` (OPERATIONS, PUSHES, EVENTS) and the pydantic models it names,
@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared.broker import Names
-from shared.contracts.reference import render_reference, with_reference
+from docs.generate.reference import render_reference, with_reference
 from shared.contracts.envelope import ClientRequest, ErrorReply, OkReply, Push
 from shared.contracts.operations import EVENTS, OPERATIONS, PUSHES
 from shared.contracts.wire import Command, CommandResult, Delivery
@@ -34,7 +34,7 @@ from shared.contracts.wire import Command, CommandResult, Delivery
 ROOT = Path(__file__).resolve().parents[2]
 ASYNCAPI_PATH = Path("docs") / "asyncapi.json"
 PROTOCOL_PATH = Path("docs") / "protocol.md"
-REGENERATE = "make docs (or: python -m shared.contracts.asyncapi)"
+REGENERATE = "make docs (or: python -m docs.generate.asyncapi)"
 
 
 NAMESPACE = "parley"  # the default PARLEY_NAMESPACE
@@ -378,7 +378,7 @@ def build_document() -> dict[str, Any]:
             "description": "Instant-messaging backend: the client WebSocket protocol (PROTOCOL.md v1, "
             "docs/protocol.md) and the RabbitMQ commands, deliveries and events between Parley's "
             "services. Generated from the pydantic models in shared/contracts/ by "
-            "`python -m shared.contracts.asyncapi`; do not edit by hand. Broker names use the "
+            "`python -m docs.generate.asyncapi`; do not edit by hand. Broker names use the "
             f"default namespace `{NAMESPACE}` (PARLEY_NAMESPACE).",
         },
         "defaultContentType": "application/json",
@@ -429,7 +429,7 @@ def stale_files(root: Path = ROOT) -> list[Path]:
 
 def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m shared.contracts.asyncapi",
+        prog="python -m docs.generate.asyncapi",
         description="Generate docs/asyncapi.json and the reference section of docs/protocol.md.",
     )
     parser.add_argument("--check", action="store_true", help="only check that both files are up to date")
