@@ -15,7 +15,7 @@ help:
 	@echo "make stop   stop the stack 'make run' started (from another terminal, or one left running)"
 	@echo "make test   run the whole suite against real RabbitMQ, Redis and a MongoDB-wire server (PYTEST_ARGS='...' to pass options)"
 	@echo "make test-repeat N=3  the whole suite N times, each from a fresh clone of HEAD (venv install included): each run's counts and time, the tests that failed"
-	@echo "make lint   ruff (pyflakes, bugbear, simplify rules) over the repo and mypy --strict over shared/ and services/; make test runs it first"
+	@echo "make lint   ruff (pyflakes, bugbear, simplify rules) over the repo and mypy --strict over shared/, services/ and the client library; make test runs it first"
 	@echo "make unit   run only tests/unit"
 	@echo "make screenshots  run the browser tests, saving the web client's main screens to docs/screenshots/"
 	@echo "make docs   regenerate docs/asyncapi.json and the reference section of docs/protocol.md from shared/contracts/"
@@ -27,7 +27,7 @@ help:
 	@echo "make bench-upload  stream a 1 GiB upload and download through a stack of its own, printing gateway/files RSS (ARGS='--mib 256')"
 	@echo "make chaos  the fault suite, longer: RabbitMQ stopped, Redis emptied, MongoDB and replicas killed -9 under load, a table per fault (ARGS='--only gateway,chat --repeat 3 --rate 40'; docs/reliability.md)"
 	@echo "make soak   30 min at moderate load on a stack of its own: RSS per process and delivery p50/p99 every 30 s, JSON and PNG (ARGS='--minutes 10 --users 100 --rate 30')"
-	@echo "make venv   create .venv and install '.[dev,local]' when pyproject.toml changed"
+	@echo "make venv   create .venv and install '.[dev,local]' and the client library (clients/python) when either pyproject.toml changed"
 	@echo "make browser  make sure Debian's Chromium is there for tests/browser (apt-get when root; else they are skipped, loudly)"
 	@echo "make compose  make sure docker-compose is there for the docker-compose.yml check in tests/deploy (apt-get when root; else that check is skipped, loudly)"
 	@echo "make coturn  make sure Debian's coturn (turnserver) is there for the TURN tests, its system service left off (apt-get when root; else they are skipped, loudly)"
@@ -38,10 +38,12 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The client library (clients/python, its own distribution) is installed editable beside the
+# project: the tests, the benchmarks and the fault suite use it, and `parley` (its CLI) lands in .venv/bin.
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing Python dependencies into $(VENV) ..."
-	$(VENV)/bin/pip install -e '.[dev,local]'
+	$(VENV)/bin/pip install -e '.[dev,local]' -e clients/python
 	@touch $@
 
 infra:
@@ -64,7 +66,7 @@ test-repeat: venv
 lint: venv
 	@echo "ruff check ..."
 	$(VENV)/bin/ruff check .
-	@echo "mypy (strict, shared/ and services/) ..."
+	@echo "mypy (strict, shared/, services/ and clients/python) ..."
 	$(VENV)/bin/mypy
 
 browser:

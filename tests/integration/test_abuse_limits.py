@@ -18,9 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-import websockets
 
-from tests.support.client import MADE, PASSWORD, Client
+from tests.support.client import PASSWORD, Client
 from tests.support.infra import stack_of_its_own
 
 FREE_FAILURES = 3  # per (account, address)
@@ -52,15 +51,8 @@ class At(Client):
     """A client at a given address (X-Forwarded-For, trusted by this stack's gateway)."""
 
     def __init__(self, port: int, address: str):
-        super().__init__(port)
+        super().__init__(port, headers={"X-Forwarded-For": address})
         self.address = address
-
-    async def connect(self) -> "At":
-        self.ws = await websockets.connect(self.url, additional_headers={"X-Forwarded-For": self.address})
-        self.closed.clear()
-        self._reader = asyncio.create_task(self._read())
-        MADE.add(self)  # seen by the leak check, as every Client
-        return self
 
     async def try_login(self, username: str, password: str) -> dict[str, Any]:
         return await self.reply("auth.login", {"username": username, "password": password})

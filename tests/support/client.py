@@ -1,18 +1,23 @@
-"""A client written from PROTOCOL.md alone, on the `websockets` package, as a user's app would be.
+"""The tests' client: the project's client library (clients/python, `parley_client`), written from
+PROTOCOL.md alone, with what tests want on top.
 
-It keeps what it has received the way the protocol tells clients to: messages deduplicated by
-(conversation_id, seq), and acks only up to the highest seq below which it has everything.
+The library does the protocol: replies matched by id, messages deduplicated by
+(conversation_id, seq), acks of each conversation's unbroken run, the session followed through
+the `auth.*` replies. This layer keeps every message.new as it arrived in `inbox` (a duplicate
+replaces the copy held), the replies that matched no request (`unmatched_replies`), raw frames
+for bad-input tests (`frame`, `send_raw`), and every client in `MADE` for the leak check.
 """
 import asyncio
-import itertools
-import json
 import secrets
 import weakref
 from collections import defaultdict
 from typing import Any
 
 import httpx
-import websockets
+from parley_client import ONCE, ParleyClient, ReplyError
+from parley_client.models import Message, Reply
+from parley_client.pushes import PushQueue
+from websockets.asyncio.client import ClientConnection
 
 from tests.support.waiting import eventually
 
@@ -20,164 +25,137 @@ PASSWORD = "correct horse battery"
 # Every client made in this process, for the tests' leak check (tests/support/leaks.py).
 MADE: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
-
-class ReplyError(Exception):
-    def __init__(self, reply: dict[str, Any]):
-        super().__init__(f"{reply['error']['code']}: {reply['error']['message']}")
-        self.code = reply["error"]["code"]
-        self.message = reply["error"]["message"]
+__all__ = ["MADE", "PASSWORD", "Client", "ReplyError", "befriend", "http_post", "log_in_again", "new_user"]
 
 
 class Client:
-    def __init__(self, port: int):
+    def __init__(self, port: int, headers: dict[str, str] | None = None):
         self.port = port
         self.url = f"ws://127.0.0.1:{port}/ws"
-        self.ws: websockets.ClientConnection | None = None
-        self._ids = itertools.count(1)
-        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self.pushes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.unmatched_replies: list[dict[str, Any]] = []
-        self._reader: asyncio.Task[None] | None = None
-        self.user_id: str | None = None
-        self.username: str | None = None
-        self.token: str | None = None
-        self.closed = asyncio.Event()
-        # What the user sees: messages by conversation, deduplicated by seq.
+        self.session = ParleyClient(self.url, request_timeout=15, headers=headers)
+        self.session.on_message = self._arrived
+        self.unmatched_replies: list[Reply] = []
+        self.session.on_unmatched_reply = self.unmatched_replies.append
+        self._not_open = asyncio.Event()
+        self._token: str | None = None
+        # What the user sees: messages by conversation and seq, as they arrived.
         self.inbox: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
-        self.duplicates = 0
 
     async def connect(self) -> "Client":
-        self.ws = await websockets.connect(self.url, max_size=8 * 1024 * 1024)
-        self.closed.clear()
-        self._reader = asyncio.create_task(self._read())
+        await self.session.connect()
         MADE.add(self)
         return self
 
-    async def _read(self) -> None:
-        assert self.ws is not None
-        try:
-            async for raw in self.ws:
-                frame = json.loads(raw)
-                if frame.get("type") == "reply":
-                    future = self._waiting.pop(frame.get("id"), None)
-                    if future is not None and not future.done():
-                        future.set_result(frame)
-                    else:
-                        self.unmatched_replies.append(frame)
-                else:
-                    if frame["type"] == "message.new":
-                        self._keep(frame["data"])
-                    self.pushes.put_nowait(frame)
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            self.closed.set()
-            for future in self._waiting.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("socket closed"))
+    def _arrived(self, message: Message, new: bool) -> None:
+        self._keep(message)  # type: ignore[arg-type]  # a Message is the dict it arrived as
 
     def _keep(self, message: dict[str, Any]) -> None:
-        seen = self.inbox[message["conversation_id"]]
-        if message["seq"] in seen:
-            self.duplicates += 1
-        seen[message["seq"]] = message
+        self.inbox[message["conversation_id"]][message["seq"]] = message
 
-    async def send_raw(self, text: str) -> None:
-        assert self.ws is not None
-        await self.ws.send(text)
+    # --- what tests read ---------------------------------------------------------------------------
+    @property
+    def ws(self) -> ClientConnection | None:
+        return self.session.connection.ws if self.session.connection is not None else None
+
+    @property
+    def closed(self) -> asyncio.Event:
+        return self.session.connection.closed if self.session.connection is not None else self._not_open
+
+    @property
+    def is_open(self) -> bool:
+        return self.session.is_open
+
+    @property
+    def pushes(self) -> PushQueue:
+        assert self.session.pushes is not None
+        return self.session.pushes
+
+    @property
+    def duplicates(self) -> int:
+        return self.session.inbox.duplicates
+
+    @property
+    def user_id(self) -> str | None:
+        return self.session.user_id
+
+    @user_id.setter
+    def user_id(self, value: str | None) -> None:
+        self.session.user_id = value
+
+    @property
+    def username(self) -> str | None:
+        return self.session.username
+
+    @username.setter
+    def username(self, value: str | None) -> None:
+        self.session.username = value
+
+    @property
+    def token(self) -> str | None:
+        """The session's token, or the last one it had (the library forgets it at auth.logout;
+        tests go on to show that it is refused)."""
+        self._token = self.session.token or self._token
+        return self._token
+
+    def texts(self, conversation_id: str) -> list[str]:
+        return [m.get("text") for _, m in sorted(self.inbox[conversation_id].items())]
+
+    # --- frames ------------------------------------------------------------------------------------
+    async def send_raw(self, text: str | bytes) -> None:
+        assert self.session.connection is not None
+        await self.session.connection.send_text(text)
 
     async def frame(self, frame: dict[str, Any], timeout: float = 15) -> dict[str, Any]:
         """Send a whole frame (for bad-input tests) and return the reply carrying its id."""
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[frame.get("id")] = future  # type: ignore[index]
-        try:
-            await self.send_raw(json.dumps(frame))
-        except BaseException:  # never sent: nobody will wait for its reply
-            self._waiting.pop(frame.get("id"), None)  # type: ignore[arg-type]
-            raise
-        return await asyncio.wait_for(future, timeout)
+        return dict(await self.session.send_frame(frame, timeout))
 
     async def reply(self, type_: str, data: dict[str, Any] | None = None, timeout: float = 15) -> dict[str, Any]:
-        return await self.frame({"type": type_, "id": f"r{next(self._ids)}", "data": data or {}}, timeout)
+        _ = self.token  # noted before an auth.logout forgets it
+        return dict(await self.session.request(type_, data, timeout))
 
     async def call(self, type_: str, data: dict[str, Any] | None = None, timeout: float = 15) -> dict[str, Any]:
         """The reply's data, or ReplyError with its code."""
-        reply = await self.reply(type_, data, timeout)
-        if not reply["ok"]:
-            raise ReplyError(reply)
-        return reply["data"]
+        _ = self.token
+        return await self.session.call(type_, data, timeout)
 
     async def next_push(self, type_: str, timeout: float = 10) -> dict[str, Any]:
         """The next push of this type (others received meanwhile are skipped)."""
-        async def wait() -> dict[str, Any]:
-            while True:
-                push = await self.pushes.get()
-                if push["type"] == type_:
-                    return push["data"]
-
-        return await asyncio.wait_for(wait(), timeout)
+        return await self.session.next_push(type_, timeout)
 
     async def next_unmatched_reply(self, timeout: float = 10) -> dict[str, Any]:
         """The oldest reply that answered no request of ours (a frame without a readable id),
         waiting for it to arrive."""
         await eventually(lambda: self.unmatched_replies, "a reply to a frame without an id", timeout)
-        return self.unmatched_replies.pop(0)
+        return dict(self.unmatched_replies.pop(0))
 
     async def no_push(self, type_: str, within: float) -> bool:
         try:
             await self.next_push(type_, within)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return True
         return False
 
     # --- session -------------------------------------------------------------------------------
     async def register(self, username: str | None = None, password: str = PASSWORD, **extra: Any) -> dict[str, Any]:
         username = username or f"user_{secrets.token_hex(5)}"
-        data = await self.call("auth.register", {"username": username, "password": password, **extra})
-        self.user_id, self.username = data["user_id"], data["username"]
-        return data
+        return await self.call("auth.register", {"username": username, "password": password, **extra})
 
     async def login(self, device_id: str | None = None, password: str = PASSWORD) -> dict[str, Any]:
-        data: dict[str, Any] = {"username": self.username, "password": password}
-        if device_id is not None:
-            data["device_id"] = device_id
-        reply = await self.call("auth.login", data)
-        self.token = reply["token"]
-        return reply
+        return dict(await self.session.login(self.username or "", password, device_id))
 
     async def wait_synced(self, timeout: float = 30) -> int:
         return (await self.next_push("sync.done", timeout))["count"]
 
     async def ack_all(self) -> None:
-        """Acknowledge, per conversation, everything up to the first gap.
-
-        Sync starts just above the device's cursor, so the lowest seq this socket received is
-        where its unbroken run begins.
-        """
-        for conversation_id, seen in self.inbox.items():
-            seq = min(seen)
-            while seq + 1 in seen:
-                seq += 1
-            await self.call("message.ack", {"conversation_id": conversation_id, "seq": seq})
+        """Acknowledge, per conversation, everything up to the first gap (the library's rule)."""
+        await self.session.ack()
 
     async def send_text(self, to_user: str, text: str, client_msg_id: str | None = None) -> dict[str, Any]:
-        return await self.call(
-            "message.send",
-            {"to": {"user_id": to_user}, "client_msg_id": client_msg_id or secrets.token_hex(8), "text": text},
-        )
+        """One message.send (no retry: tests see what the server answered)."""
+        return dict(await self.session.send({"user_id": to_user}, text, client_msg_id=client_msg_id, policy=ONCE))
 
     async def close(self) -> None:
-        if self.ws is not None:
-            await self.ws.close()
-        if self._reader is not None:
-            await self._reader
-
-    @property
-    def is_open(self) -> bool:
-        return self.ws is not None and not self.closed.is_set()
-
-    def texts(self, conversation_id: str) -> list[str]:
-        return [m.get("text") for _, m in sorted(self.inbox[conversation_id].items())]
+        await self.session.close()
 
 
 async def new_user(port: int, device_id: str | None = None) -> Client:

@@ -1,0 +1,127 @@
+"""`ParleyClient`: what a bot, a script or a test does with a session.
+
+Sending through the outbox (retried with the same `client_msg_id` while the outcome is open),
+acknowledging each conversation's unbroken run (on demand, or every `ack_interval` s), history,
+and files over HTTP with the session's token. The plumbing is `Session`'s.
+"""
+import asyncio
+import secrets
+from collections.abc import Callable
+from typing import IO, Any, cast
+
+from parley_client import files
+from parley_client.errors import ParleyError, ReplyError
+from parley_client.models import HistoryPage, Message, Recipient, SendResult, UploadedFile
+from parley_client.outbox import Attempt, RetryPolicy
+from parley_client.session import Session
+
+
+class ParleyClient(Session):
+    """One user's device. `async with ParleyClient(url) as client: await client.login(...)`.
+
+    See `Session` for the options (gateways, reconnect, timeouts, pushes) and the hooks.
+    """
+
+    _acker: "asyncio.Task[None] | None" = None
+
+    def _on_bound(self) -> None:
+        super()._on_bound()
+        if self.ack_interval:
+            self.start_acking(self.ack_interval)
+
+    # --- messages --------------------------------------------------------------------------------
+    async def send(self, to: Recipient, text: str | None = None, *, file_id: str | None = None,
+                   ttl_seconds: int | None = None, client_msg_id: str | None = None, policy: RetryPolicy | None = None,
+                   on_attempt: Callable[[Attempt], None] | None = None, **extra: Any) -> SendResult:
+        """`message.send`, tried again with the same client_msg_id while the outcome is open
+        (`send_policy` unless `policy`); the stored message's seq and id."""
+        cmid = client_msg_id or secrets.token_hex(8)
+        data: dict[str, Any] = {"to": to, "client_msg_id": cmid, **extra}
+        for key, value in (("text", text), ("file_id", file_id), ("ttl_seconds", ttl_seconds)):
+            if value is not None:
+                data[key] = value
+        self.outbox[cmid] = data
+        try:
+            return cast(SendResult, await self.call("message.send", data, retry=policy or self.send_policy,
+                                                    on_attempt=on_attempt))
+        finally:
+            self.outbox.pop(cmid, None)
+
+    def reply_target(self, message: Message) -> Recipient:
+        """Where an answer to `message` goes: its group, or the other person of a direct chat."""
+        to = message["to"]
+        if "group_id" in to:
+            return {"group_id": to["group_id"]}
+        return {"user_id": to["user_id"] if message["from_user_id"] == self.user_id else message["from_user_id"]}
+
+    async def ack(self, conversation_id: str | None = None) -> int:
+        """Acknowledge each conversation's unbroken run (or one conversation's); how many acks went."""
+        sent = 0
+        for cid, seq in self.inbox.ack_targets().items():
+            if conversation_id is not None and cid != conversation_id:
+                continue
+            reply = await self.request("message.ack", {"conversation_id": cid, "seq": seq})
+            if not reply["ok"]:
+                error = ReplyError.from_reply(reply)
+                self.stats.ack_errors += 1
+                self.stats.errors[f"message.ack:{error.code}"] += 1
+                raise error
+            self.inbox.acknowledged(cid, seq)
+            self.stats.acks_sent += 1
+            sent += 1
+        return sent
+
+    def start_acking(self, interval: float) -> None:
+        """Acknowledge every `interval` s while bound (as an app does: debounced, not per message)."""
+        if interval > 0 and self._acker is None:
+            self._acker = asyncio.create_task(self._ack_loop(interval))
+            self._tasks.append(self._acker)
+
+    async def _ack_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if not self.ready.is_set():
+                continue
+            try:
+                await self.ack()
+            except ReplyError:
+                pass  # counted by ack()
+            except (ParleyError, ConnectionError, TimeoutError):
+                self.stats.ack_errors += 1
+
+    async def history(self, conversation_id: str, before_seq: int | None = None, limit: int = 50) -> HistoryPage:
+        data: dict[str, Any] = {"conversation_id": conversation_id, "limit": limit}
+        if before_seq is not None:
+            data["before_seq"] = before_seq
+        return cast(HistoryPage, await self.call("history.fetch", data))
+
+    async def history_all(self, conversation_id: str, retry: RetryPolicy | None = None) -> list[Message]:
+        """Every message of the conversation this user may read, ascending, page by page."""
+        messages: list[Message] = []
+        before: dict[str, int] = {}
+        while True:
+            page = await self.call("history.fetch", {"conversation_id": conversation_id, "limit": 200, **before},
+                                   retry=retry)
+            messages = page["messages"] + messages
+            if not page["has_more"] or not page["messages"]:
+                return messages
+            before = {"before_seq": page["messages"][0]["seq"]}
+
+    # --- files -----------------------------------------------------------------------------------
+    def _token(self) -> str:
+        if not self.token:
+            raise ParleyError("log in first: files need the session's token")
+        return self.token
+
+    async def upload(self, source: files.Source, name: str | None = None, content_type: str | None = None) -> UploadedFile:
+        """Stream bytes, a path, a binary file or an async iterable of bytes to `POST /files`."""
+        return await files.upload(self.gateway.http_url, self._token(), source, name, content_type)
+
+    async def download(self, file_id: str, into: IO[bytes] | None = None) -> bytes:
+        """The file's bytes (or written to `into`, then b"")."""
+        return await files.download(self.gateway.http_url, self._token(), file_id, into)
+
+
+    async def close(self) -> None:
+        self._acker = None
+        await super().close()
