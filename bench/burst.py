@@ -59,7 +59,7 @@ async def burst_run(ws_url: str, count: int, size: int = 100, in_flight: int = I
 
     def on_message(data: dict[str, Any], now: int) -> None:
         # The friend has this one conversation: every message it gets is the burst's.
-        if not all_in.done() and len(device.seen) >= len(stored):
+        if not all_in.done() and device.received >= len(stored):
             all_in.set_result(time.perf_counter())
 
     device.on_message = on_message
@@ -69,7 +69,7 @@ async def burst_run(ws_url: str, count: int, size: int = 100, in_flight: int = I
     summary = await asyncio.wait_for(done, 600)
     synced = time.perf_counter()
     delivered_at = all_in.result() if all_in.done() else None
-    received = sum(1 for c, _ in device.seen if c == conversation)
+    received = device.session.inbox.received_in(conversation)
     await device.close()
     return {
         "messages": count, "in_flight": in_flight, "stored": len(stored), "errors": tally.errors,

@@ -11,8 +11,13 @@ import psutil
 from bench.profile import profiled
 from bench.stack import MiB, Watched
 from bench.wsclient import BenchClient, befriend, parse_text, percentiles, stamped_text
+from parley_client import Attempt, ReplyError, RetryPolicy
 
 NS_PER_MS = 1_000_000
+# Filling an offline friend's conversation: `unavailable`, `rate_limited` (a running stack's limit,
+# with --url: wait for tokens) and timeouts are tried again, with the same client_msg_id.
+FILL_POLICY = RetryPolicy(attempt_timeout=60, budget=300, max_attempts=1000,
+                          retry_codes=frozenset({"unavailable", "rate_limited"}))
 
 
 @dataclass
@@ -116,14 +121,13 @@ async def send_one(sender: Sender, size: int, tally: Tally) -> None:
     tally.expected[cmid] = sender.recipients
     try:
         reply = await sender.client.request("message.send", {"to": sender.to, "client_msg_id": cmid, "text": text})
-    except (asyncio.TimeoutError, ConnectionError) as exc:
+    except (TimeoutError, ConnectionError) as exc:
         # Unknown outcome: the message may still be stored and delivered; it stays expected.
-        tally.error(type(exc).__name__)
+        tally.error("TimeoutError" if isinstance(exc, TimeoutError) else "ConnectionError")
         return
     if reply["ok"]:
         tally.reply_ms.append((time.perf_counter_ns() - started) / NS_PER_MS)
         tally.ok += 1
-        sender.client.own.add((reply["data"]["conversation_id"], reply["data"]["seq"]))
     else:
         del tally.expected[cmid]
         tally.error(reply["error"]["code"])
@@ -277,6 +281,11 @@ async def offline_sync(ws_url: str, count: int, size: int, senders: int = 4, win
     errors: dict[str, int] = {}
     t0 = time.perf_counter()
 
+    def count_error(attempt: Attempt) -> None:
+        if attempt.outcome != "ok":
+            code = "client_timeout" if attempt.outcome == "timeout" else attempt.outcome
+            errors[code] = errors.get(code, 0) + 1
+
     async def fill(friend: BenchClient, n: int) -> None:
         queue = iter(range(n))
 
@@ -284,23 +293,12 @@ async def offline_sync(ws_url: str, count: int, size: int, senders: int = 4, win
             nonlocal sent_ok
             for _ in queue:
                 cmid = secrets.token_hex(8)
-                attempts = 0
-                while attempts < 5:  # the same client_msg_id: a retry never stores twice
-                    try:
-                        reply = await friend.request("message.send", {"to": {"user_id": target.user_id},
-                                                                      "client_msg_id": cmid, "text": stamped_text(cmid, size)}, 60)
-                    except asyncio.TimeoutError:
-                        reply = {"ok": False, "error": {"code": "client_timeout"}}
-                    if reply["ok"]:
-                        sent_ok += 1
-                        break
-                    code = reply["error"]["code"]
-                    errors[code] = errors.get(code, 0) + 1
-                    if code == "rate_limited":  # a running stack's limit (--url): wait for tokens
-                        await asyncio.sleep(1)
-                        continue
-                    attempts += 1
-                    await asyncio.sleep(0.2)
+                try:  # the outbox: the same client_msg_id every try, so a retry never stores twice
+                    await friend.session.send({"user_id": target.user_id}, stamped_text(cmid, size), client_msg_id=cmid,
+                                              policy=FILL_POLICY, on_attempt=count_error)
+                    sent_ok += 1
+                except (ReplyError, TimeoutError, ConnectionError):
+                    pass  # counted by count_error
 
         await asyncio.gather(*(lane() for _ in range(window)))
 
@@ -329,7 +327,7 @@ async def offline_sync(ws_url: str, count: int, size: int, senders: int = 4, win
     async def progress_sync() -> None:
         while True:
             await asyncio.sleep(1)
-            print(f"[sync    ] {time.perf_counter() - replied_at:5.1f} s  received {len(device.seen):6d} / {count}", flush=True)
+            print(f"[sync    ] {time.perf_counter() - replied_at:5.1f} s  received {device.received:6d} / {count}", flush=True)
 
     ticker = asyncio.create_task(progress_sync())
     try:
@@ -337,7 +335,7 @@ async def offline_sync(ws_url: str, count: int, size: int, senders: int = 4, win
     finally:
         ticker.cancel()
     finished = time.perf_counter()
-    got = len(device.seen)
+    got = device.received
     await device.close()
     return {
         "messages": count, "stored": sent_ok, "store_errors": errors, "fill_seconds": round(fill_seconds, 2),

@@ -27,6 +27,7 @@ push messages again by design, dropped by seq: `retries` and `unrequested syncs`
 """
 import contextlib
 import asyncio
+import math
 import os
 import secrets
 import time
@@ -39,11 +40,16 @@ import psutil
 from bench.load import close_all, connect_user, gather_limited
 from bench.profile import profiled
 from bench.wsclient import BenchClient, befriend, parse_text, stamped_text
+from parley_client import Attempt, ReplyError, RetryPolicy
 
 NS_PER_MS = 1_000_000
 SEND_TIMEOUT = 30.0  # the gateway answers `unavailable` after its own RPC timeout (10 s) first
-RETRYABLE = {"unavailable", "rate_limited", "client_timeout"}
 ATTEMPTS = 6
+# `unavailable`, `rate_limited` and timeouts again (same client_msg_id), pausing 0.1 s doubling to 2 s (1 s
+# at least after `rate_limited`); the socket closing ends it (no reconnect here).
+POLICY = RetryPolicy(attempt_timeout=SEND_TIMEOUT, budget=math.inf, max_attempts=ATTEMPTS, first_backoff=0.1,
+                     retry_codes=frozenset({"unavailable", "rate_limited"}))
+OUTCOMES = {"timeout": "client_timeout", "closed": "connection_closed"}  # as this report has always named them
 RECEIPT_TIMEOUT = 60.0  # an ok send not received by then frees its slot (and will count as lost)
 DRAIN_SECONDS = 60.0
 
@@ -92,26 +98,25 @@ def quantiles(values: list[float]) -> dict[str, float | None]:
 
 
 async def send_retrying(client: BenchClient, data: dict[str, Any], tally: Tally) -> tuple[bool | None, dict[str, Any]]:
-    """message.send until answered ok, refused for good, or ATTEMPTS used: (True, reply data),
-    (False, {}) when refused, (None, {}) when the outcome is unknown (it may be stored)."""
-    for attempt in range(ATTEMPTS):
-        try:
-            reply = await client.request("message.send", data, SEND_TIMEOUT)
-        except asyncio.TimeoutError:
-            code = "client_timeout"
-        except ConnectionError:
-            tally.error("connection_closed")
-            return None, {}
-        else:
-            if reply["ok"]:
-                return True, reply["data"]
-            code = reply["error"]["code"]
-        tally.error(code)
-        if code not in RETRYABLE:
+    """message.send through the client's outbox until answered ok, refused for good, or ATTEMPTS
+    used: (True, reply data), (False, {}) when refused, (None, {}) when the outcome is unknown
+    (it may be stored)."""
+    def note(attempt: Attempt) -> None:
+        if attempt.outcome != "ok":
+            tally.error(OUTCOMES.get(attempt.outcome, attempt.outcome))
+            tally.retries += attempt.retrying
+
+    try:
+        reply = await client.session.send(data["to"], data["text"], client_msg_id=data["client_msg_id"], policy=POLICY,
+                                          on_attempt=note)
+        return True, dict(reply)
+    except ReplyError as exc:
+        if exc.code not in POLICY.retry_codes:
             return False, {}
-        if attempt + 1 < ATTEMPTS:
-            tally.retries += 1
-            await asyncio.sleep(1.0 if code == "rate_limited" else min(0.1 * 2 ** attempt, 2.0))
+    except ConnectionError:
+        return None, {}  # the socket is gone (this load does not reconnect)
+    except TimeoutError:
+        pass
     tally.gave_up += 1
     return None, {}
 
@@ -150,11 +155,9 @@ def record_receipts(clients: list[BenchClient], tally: Tally) -> None:
 async def send(client: BenchClient, data: dict[str, Any], flight: Flight, tally: Tally) -> None:
     """One message.send (with its retries); settles the flight's `ok`. Its own coroutine, not a
     closure in the lane: the lane moves on to its next message when the delivery comes first."""
-    flight.ok, reply = await send_retrying(client, data, tally)
-    if flight.ok:
-        client.own.add((reply["conversation_id"], reply["seq"]))  # the sender acks past its own
-        if tally.in_window(flight.stamp_ns):
-            tally.reply_ms.append((time.perf_counter_ns() - flight.stamp_ns) / NS_PER_MS)
+    flight.ok, _ = await send_retrying(client, data, tally)  # (the library holds the sender's own seq: acks pass it)
+    if flight.ok and tally.in_window(flight.stamp_ns):
+        tally.reply_ms.append((time.perf_counter_ns() - flight.stamp_ns) / NS_PER_MS)
 
 
 async def lane(client: BenchClient, to: dict[str, str], recipient: int, size: int, tally: Tally,

@@ -21,8 +21,7 @@ try:  # orjson when it is installed (the server's environment has it): a few tim
     def dumps(value: Any) -> str:
         return orjson.dumps(value).decode()
 
-    def loads(raw: str | bytes) -> Any:
-        return orjson.loads(raw)
+    loads: Callable[[str | bytes], Any] = orjson.loads
 
 except ImportError:  # pragma: no cover - exercised by a bot's plain environment
     import json
@@ -30,8 +29,7 @@ except ImportError:  # pragma: no cover - exercised by a bot's plain environment
     def dumps(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
-    def loads(raw: str | bytes) -> Any:
-        return json.loads(raw)
+    loads = json.loads
 
 
 log = logging.getLogger("parley_client")

@@ -45,18 +45,27 @@ class Inbox:
 
     def keep(self, conversation_id: str, seq: int, in_sync: bool = False) -> bool:
         """Note a received message; False when it is a duplicate (already held)."""
-        c = self._get(conversation_id)
+        c = self._conversations.get(conversation_id)
+        if c is None:
+            c = self._conversations[conversation_id] = _Conversation()
         if in_sync and not c.in_sync:
             c.in_sync = True
             if c.floor is None:
                 self._set_floor(c, seq - 1)  # rule 2
-        if (c.floor is not None and seq <= c.floor) or seq in c.above:
+        floor = c.floor
+        if (floor is not None and seq <= floor) or seq in c.above:
             self.duplicates += 1
             return False
-        c.above.add(seq)
         c.received += 1
         self.received += 1
-        self._advance(c)
+        if floor is not None and seq == floor + 1:  # in order, the usual case: no set to touch
+            c.floor = seq
+            if c.above:
+                self._advance(c)
+        else:
+            c.above.add(seq)
+            if floor is None and seq == 1:
+                self._advance(c)
         return True
 
     def hold_own(self, conversation_id: str, seq: int) -> None:

@@ -224,11 +224,11 @@ class Session:
     # --- pushes ----------------------------------------------------------------------------------
     def _on_push(self, push: Push) -> None:
         kind = push.get("type")
-        data = push.get("data") or {}
+        data: Any = push.get("data") or {}
         if kind == "message.new":
             new = self.inbox.keep(data["conversation_id"], data["seq"], self.syncing)
             if self.on_message is not None:
-                self.on_message(cast(Message, data), new)
+                self.on_message(data, new)
             if not new:
                 return
         elif kind == "sync.done" and self.syncing:
@@ -237,10 +237,10 @@ class Session:
             self.ready.set()
         if self.on_push is not None:
             self.on_push(push)
-        waiting = self._expected.pop(str(kind), None)
-        for future in waiting or ():
-            if not future.done():
-                future.set_result(data)
+        if self._expected:
+            for future in self._expected.pop(str(kind), ()):
+                if not future.done():
+                    future.set_result(data)
         if self.pushes is not None:
             self.pushes.deliver(push)
 
