@@ -16,14 +16,15 @@ The stack (`ChaosStack`) is private so that its faults are real and hurt nobody 
 - two gateways and two chat replicas (deploy.local.devstack.Stack, its class API only).
 
 The load (`Load`): users in pairs of friends (and one small group), each one device, each
-sending at a steady rate. Clients do what PROTOCOL.md says: on `unavailable` or a reply timeout
+sending at a steady rate. Each device is the project's client library (clients/python,
+`parley_client.ParleyClient` with reconnect=True), which does what PROTOCOL.md says: on `unavailable` or a reply timeout
 they send again with the SAME client_msg_id (bounded, with backoff); when their socket closes
 they reconnect to the next gateway, `auth.resume` with their token, take the sync (`message.new`
 ... `sync.done`) and send again what got no reply; they acknowledge (`message.ack`) the
 contiguous prefix they hold, drop duplicates by (conversation_id, seq), and answer the
 server's pings (the websockets library does). Every send attempt is recorded (start, end,
-outcome: `ok`, an error code, `timeout`, `closed`), and every message received (live, or in a
-reconnect's sync).
+outcome: `ok`, an error code, `timeout`, `closed`, `offline`), and every message received (live, or
+in a reconnect's sync).
 
 After a fault (`Load.verify`): the load stops, clients reconnect and sync, then history.fetch
 (paged) of every conversation is compared with what senders were told and receivers hold:
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
+import math
 import os
 import secrets
 import shutil
@@ -49,9 +50,11 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
-import websockets
+import parley_client
+from parley_client import ParleyClient
+from parley_client.models import Message, Recipient
 
 from deploy.local.devstack import EMBEDDED_MONGO_OPTIONS, DevSettings, Stack, embedded_mongo_argv, free_port, wait_for_port
 from shared.settings import Settings
@@ -356,243 +359,92 @@ class Sent:
     given_up: bool = False
 
 
-class Offline(Exception):
-    """The device had no bound socket within the time allowed."""
-
-
 class Device:
-    """One user's one device: keeps a socket bound (reconnecting to the next gateway, resuming
-    with its token, taking the sync), holds what it received, acknowledges its contiguous prefix."""
+    """One user's one device: the client library (clients/python) with `reconnect=True` over the
+    stack's gateways, starting at its own: it keeps a socket bound (next gateway, auth.resume,
+    the sync), drops duplicates, acknowledges its unbroken runs every 0.5 s and retries sends
+    with their client_msg_id. This layer records what arrived, and how, for the checks."""
 
     def __init__(self, load: "Load", name: str, index: int):
         self.load = load
         self.name = name
-        self.at = index % len(load.ports)
-        self.user_id = ""
+        first = index % len(load.ports)
+        ports = load.ports[first:] + load.ports[:first]
         self.username = f"{name}_{secrets.token_hex(4)}"
-        self.token = ""
-        self.ws: websockets.ClientConnection | None = None
-        self._ids = itertools.count(1)
-        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self.ready = asyncio.Event()
-        self.closed = asyncio.Event()
-        self.binds = 0
-        self.syncing = False
-        self.stopping = False
-        self.self_close = False
+        self.client = ParleyClient([f"ws://127.0.0.1:{p}/ws" for p in ports], device_id="app", reconnect=True,
+                                   request_timeout=REPLY_TIMEOUT, sync_timeout=15, keep_pushes=False,
+                                   open_timeout=5, ping_interval=None, close_timeout=2)
+        self.client.on_message = self._keep
+        self.client.on_close = lambda code: load.socket_closed(self, code)
         self.inbox: dict[str, dict[int, tuple[str, float, str]]] = defaultdict(dict)  # conv -> seq -> (text, t, how)
-        self.own: set[tuple[str, int]] = set()
-        self.acked: dict[str, int] = {}
-        self.duplicates = 0
-        self.close_codes: Counter[str] = Counter()
-        self.reconnects = 0
-        self.connect_failures: Counter[str] = Counter()
-        self.resume_refused = 0
-        self.other_errors: Counter[str] = Counter()  # error codes on acks, resumes, history...
-        self.tasks: list[asyncio.Task[None]] = []
+        self.call_errors: Counter[str] = Counter()  # error codes on set-up and check requests
 
-    # --- socket ---------------------------------------------------------------------------------
-    async def _open(self) -> None:
-        self.ws = await websockets.connect(f"ws://127.0.0.1:{self.load.ports[self.at]}/ws", max_size=8 * 1024 * 1024, open_timeout=5, ping_interval=None,
-                                           close_timeout=2)
-        self.closed.clear()
-        self.tasks.append(asyncio.create_task(self._read(self.ws)))
+    @property
+    def user_id(self) -> str:
+        return self.client.user_id or ""
 
-    async def _read(self, ws: websockets.ClientConnection) -> None:
-        try:
-            async for raw in ws:
-                frame = json.loads(raw)
-                kind = frame.get("type")
-                if kind == "reply":
-                    future = self._waiting.pop(frame.get("id"), None)
-                    if future is not None and not future.done():
-                        future.set_result(frame)
-                elif kind == "message.new":
-                    self._keep(frame["data"])
-                elif kind == "sync.done":
-                    self.syncing = False
-                    self.load.sync_done(self)
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            if ws is self.ws:
-                code = ws.close_code if ws.close_code is not None else 1006
-                if self.self_close:
-                    self.self_close = False
-                elif not self.stopping:
-                    self.close_codes[str(code)] += 1
-                    self.load.socket_closed(self, code)
-                self.ready.clear()
-                self.closed.set()
-            for future in list(self._waiting.values()):
-                if not future.done():
-                    future.set_exception(ConnectionError("socket closed"))
-            self._waiting.clear()
+    @property
+    def token(self) -> str:
+        return self.client.token or ""
 
-    def _keep(self, m: dict[str, Any]) -> None:
-        held = self.inbox[m["conversation_id"]]
-        if m["seq"] in held:
-            self.duplicates += 1
+    @property
+    def ready(self) -> asyncio.Event:
+        return self.client.ready
+
+    @property
+    def duplicates(self) -> int:
+        return self.client.inbox.duplicates
+
+    @property
+    def reconnects(self) -> int:
+        return self.client.stats.reconnects
+
+    @property
+    def resume_refused(self) -> int:
+        return self.client.stats.resume_refused
+
+    @property
+    def close_codes(self) -> Counter[str]:
+        return self.client.stats.close_codes
+
+    @property
+    def connect_failures(self) -> Counter[str]:
+        return self.client.stats.connect_failures
+
+    @property
+    def other_errors(self) -> Counter[str]:
+        """Error codes on acks, set-up and check requests."""
+        return self.client.stats.errors + self.call_errors
+
+    def _keep(self, m: Message, new: bool) -> None:
+        if not new:
             return
-        how = "final" if self.load.final_phase else ("sync" if self.syncing else "live")
-        held[m["seq"]] = (m.get("text") or "", time.perf_counter(), how)
+        how = "final" if self.load.final_phase else ("sync" if self.client.syncing else "live")
+        self.inbox[m["conversation_id"]][m["seq"]] = (m.get("text") or "", time.perf_counter(), how)
         self.load.delivered(self, m, how)
-
-    async def _raw(self, kind: str, data: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
-        ws = self.ws
-        if ws is None:
-            raise ConnectionError("no socket")
-        rid = f"r{next(self._ids)}"
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[rid] = future
-        try:
-            await ws.send(json.dumps({"type": kind, "id": rid, "data": data}))
-            return await asyncio.wait_for(future, timeout)
-        except websockets.ConnectionClosed as exc:
-            raise ConnectionError("socket closed") from exc
-        finally:
-            self._waiting.pop(rid, None)
-            if future.done() and not future.cancelled():
-                future.exception()  # retrieved: the caller got ConnectionError already
-
-    async def request(self, kind: str, data: dict[str, Any], timeout: float = REPLY_TIMEOUT,
-                      wait_bound: float = REPLY_TIMEOUT) -> dict[str, Any]:
-        """The reply frame, on the bound socket (waiting up to `wait_bound` for one: Offline)."""
-        if not self.ready.is_set():
-            try:
-                await asyncio.wait_for(self.ready.wait(), wait_bound)
-            except asyncio.TimeoutError:
-                raise Offline() from None
-        return await self._raw(kind, data, timeout)
 
     async def call(self, kind: str, data: dict[str, Any], timeout: float = 15, retries: int = 30) -> dict[str, Any]:
         """A reply's data, retrying `unavailable`, timeouts and dropped sockets (set-up and checks)."""
-        last: Any = None
-        for attempt in range(retries):
-            try:
-                reply = await self.request(kind, data, timeout, wait_bound=timeout)
-            except (ConnectionError, Offline, asyncio.TimeoutError) as exc:
-                last = exc
-                await asyncio.sleep(min(2.0, 0.2 * 2 ** attempt))
-                continue
-            if reply["ok"]:
-                return reply["data"]
-            code = reply["error"]["code"]
-            self.other_errors[f"{kind}:{code}"] += 1
-            if code != "unavailable":
-                raise RuntimeError(f"{self.name} {kind}: {code}: {reply['error'].get('message')}")
-            last = code
-            await asyncio.sleep(min(2.0, 0.2 * 2 ** attempt))
-        raise RuntimeError(f"{self.name} {kind}: no answer after {retries} tries ({last!r})")
+        def note(attempt: parley_client.Attempt) -> None:
+            if attempt.outcome not in ("ok", "timeout", "closed", "offline"):
+                self.call_errors[f"{kind}:{attempt.outcome}"] += 1
 
-    # --- session --------------------------------------------------------------------------------
+        policy = parley_client.RetryPolicy(attempt_timeout=timeout, budget=math.inf, max_attempts=retries)
+        return await self.client.call(kind, data, retry=policy, on_attempt=note)
+
     async def register_and_login(self) -> None:
-        await self._open()
-        reply = await self._raw("auth.register", {"username": self.username, "password": PASSWORD}, 30)
-        assert reply["ok"], reply
-        self.user_id = reply["data"]["user_id"]
-        self.syncing = True
-        reply = await self._raw("auth.login", {"username": self.username, "password": PASSWORD,
-                                               "device_id": "app"}, 30)
-        assert reply["ok"], reply
-        self.token = reply["data"]["token"]
-        await self._wait_synced()
-        self.binds += 1
-        self.ready.set()
-        self.tasks.append(asyncio.create_task(self._keep_bound()))
-        self.tasks.append(asyncio.create_task(self._ack_loop()))
-
-    async def _wait_synced(self, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while self.syncing:
-            if self.closed.is_set():
-                raise ConnectionError("closed during sync")
-            if time.monotonic() > deadline:
-                raise asyncio.TimeoutError("no sync.done")
-            await asyncio.sleep(0.02)
-
-    async def _bind(self) -> None:
-        """On a fresh socket: auth.resume with the token (log in again if it is refused), take the sync."""
-        self.syncing = True
-        reply = await self._raw("auth.resume", {"token": self.token, "device_id": "app"}, REPLY_TIMEOUT)
-        if not reply["ok"] and reply["error"]["code"] == "unauthorized":
-            self.resume_refused += 1  # a valid token refused: what a user would see as "logged out"
-            reply = await self._raw("auth.login", {"username": self.username, "password": PASSWORD,
-                                                   "device_id": "app"}, REPLY_TIMEOUT)
-            if reply["ok"]:
-                self.token = reply["data"]["token"]
-        if not reply["ok"]:
-            self.syncing = False
-            raise RuntimeError(reply["error"]["code"])
-        await self._wait_synced()
-
-    async def _keep_bound(self) -> None:
-        backoff = 0.1
-        while not self.stopping:
-            await self.closed.wait()
-            if self.stopping:
-                return
-            self.ready.clear()
-            self.at = (self.at + 1) % len(self.load.ports)
-            try:
-                await self._open()
-                await self._bind()
-            except Exception as exc:  # noqa: BLE001 - any failure: try the next gateway, with backoff
-                self.connect_failures[type(exc).__name__ if not isinstance(exc, RuntimeError) else str(exc)] += 1
-                if self.ws is not None:
-                    with suppress(Exception):
-                        self.self_close = not self.closed.is_set()
-                        await asyncio.wait_for(self.ws.close(), 2)
-                self.closed.set()
-                await asyncio.sleep(backoff)
-                backoff = min(2.0, backoff * 2)
-                continue
-            backoff = 0.1
-            self.reconnects += 1
-            self.binds += 1
-            self.ready.set()
+        await self.client.connect()
+        await self.client.register(self.username, PASSWORD)
+        await self.client.login(self.username, PASSWORD)
+        await self.client.wait_synced()
+        self.client.start_acking(0.5)
 
     async def resync(self, timeout: float = 30) -> None:
         """Close the socket ourselves and wait for the reconnect's sync (the final check)."""
-        binds = self.binds
-        if self.ws is not None:
-            self.self_close = not self.closed.is_set()
-            with suppress(Exception):
-                await asyncio.wait_for(self.ws.close(), 3)
-        deadline = time.monotonic() + timeout
-        while not (self.binds > binds and self.ready.is_set()):
-            if time.monotonic() > deadline:
-                raise asyncio.TimeoutError(f"{self.name} did not reconnect and sync")
-            await asyncio.sleep(0.05)
-
-    async def _ack_loop(self) -> None:
-        while not self.stopping:
-            await asyncio.sleep(0.5)
-            if not self.ready.is_set():
-                continue
-            for conv in list(self.inbox.keys() | {c for c, _ in self.own}):
-                seq = self.acked.get(conv, 0)
-                held = self.inbox[conv]
-                while seq + 1 in held or (conv, seq + 1) in self.own:
-                    seq += 1
-                if seq <= self.acked.get(conv, 0):
-                    continue
-                try:
-                    reply = await self.request("message.ack", {"conversation_id": conv, "seq": seq}, wait_bound=0.1)
-                except (ConnectionError, Offline, asyncio.TimeoutError):
-                    continue
-                if reply["ok"]:
-                    self.acked[conv] = seq
-                else:
-                    self.other_errors[f"message.ack:{reply['error']['code']}"] += 1
+        await self.client.reconnect(timeout)
 
     async def close(self) -> None:
-        self.stopping = True
-        for task in self.tasks:
-            task.cancel()
-        if self.ws is not None:
-            with suppress(Exception):
-                await asyncio.wait_for(self.ws.close(), 2)
+        await self.client.close()
 
 
 @dataclass
@@ -626,6 +478,8 @@ class Load:
         self.revoked_token = ""
         self.revoked_user = ""
         self.t0 = 0.0
+        self.policy = parley_client.RetryPolicy(attempt_timeout=REPLY_TIMEOUT, wait_bound=REPLY_TIMEOUT,
+                                                budget=config.retry_budget, max_attempts=config.max_attempts)
 
     # --- set-up ---------------------------------------------------------------------------------
     async def setup(self) -> None:
@@ -649,17 +503,12 @@ class Load:
             self.group_id = created["group_id"]
             self.members[created["conversation_id"]] = {d.name for d in self.group_members}
         # One token logged out for good: it must stay refused whatever happens.
-        revoker = Device(self, "revoked", 0)
-        await revoker._open()
-        reply = await revoker._raw("auth.register", {"username": revoker.username, "password": PASSWORD}, 30)
-        assert reply["ok"], reply
-        reply = await revoker._raw("auth.login", {"username": revoker.username, "password": PASSWORD}, 30)
-        assert reply["ok"], reply
-        self.revoked_token, self.revoked_user = reply["data"]["token"], reply["data"]["user_id"]
-        reply = await revoker._raw("auth.logout", {}, 30)
-        assert reply["ok"], reply
-        revoker.stopping = True
-        await revoker.close()
+        async with ParleyClient(f"ws://127.0.0.1:{self.ports[0]}/ws", request_timeout=30) as revoker:
+            name = f"revoked_{secrets.token_hex(4)}"
+            await revoker.register(name, PASSWORD)
+            login = await revoker.login(name, PASSWORD)
+            self.revoked_token, self.revoked_user = login["token"], login["user_id"]
+            await revoker.logout()
         self.log(f"{n} users in {self.config.pairs} pairs, a group of {len(self.group_members)}, one revoked token")
 
     # --- callbacks from devices -------------------------------------------------------------
@@ -714,45 +563,28 @@ class Load:
                     await asyncio.wait_for(self.stop_event.wait(), delay)
 
     async def send(self, d: Device, to: dict[str, str], cmid: str) -> Sent:
-        """message.send until answered, always with the same client_msg_id (PROTOCOL.md's retry rule)."""
-        first = time.perf_counter()
-        s = self.sent[cmid] = Sent(cmid, d.name, f"{cmid} {time.perf_counter_ns()}", to, first)
-        data = {"to": to, "client_msg_id": cmid, "text": s.text}
-        backoff = 0.2
-        while True:
+        """message.send through the device's outbox: tried again with the SAME client_msg_id on
+        `unavailable`, timeouts and lost sockets (PROTOCOL.md's retry rule), within the budget."""
+        s = self.sent[cmid] = Sent(cmid, d.name, f"{cmid} {time.perf_counter_ns()}", to, time.perf_counter())
+
+        def note(attempt: parley_client.Attempt) -> None:
             s.attempts += 1
-            start = time.perf_counter()
-            try:
-                reply = await d.request("message.send", data)
-                outcome = "ok" if reply["ok"] else reply["error"]["code"]
-            except Offline:
-                outcome, reply = "offline", None
-            except ConnectionError:
-                outcome, reply = "closed", None
-            except asyncio.TimeoutError:
-                outcome, reply = "timeout", None
-            end = time.perf_counter()
-            self.attempts.append(Attempt(d.name, start, end, outcome))
-            if outcome == "ok":
-                assert reply is not None
-                s.reply, s.acked_at = reply["data"], end
-                conv = reply["data"]["conversation_id"]
-                d.own.add((conv, reply["data"]["seq"]))
-                if conv not in self.members:
-                    self.members[conv] = {d.name, self.friend[d.name].name}
-                return s
-            if outcome not in ("unavailable", "timeout", "closed", "offline"):
-                # Not retryable by the protocol's rules (`internal`, `bad_request`...): the app drops it.
-                s.given_up = True
-                return s
-            if end - first > self.config.retry_budget or s.attempts >= self.config.max_attempts:
-                s.given_up = True
-                return s
-            if outcome in ("unavailable", "timeout"):
-                await asyncio.sleep(backoff)
-                backoff = min(2.0, backoff * 2)
-            else:  # the socket is gone: request() waits for the reconnect
-                await asyncio.sleep(0.05)
+            self.attempts.append(Attempt(d.name, attempt.started, attempt.ended, attempt.outcome))
+            if attempt.outcome == "ok":
+                s.acked_at = attempt.ended
+
+        try:
+            reply = await d.client.send(cast(Recipient, to), s.text, client_msg_id=cmid, policy=self.policy,
+                                        on_attempt=note)
+        except (parley_client.ParleyError, ConnectionError, TimeoutError):
+            # Not retryable by the protocol's rules (`internal`, `bad_request`...), or out of budget: the app drops it.
+            s.given_up = True
+            return s
+        s.reply = dict(reply)
+        conv = reply["conversation_id"]
+        if conv not in self.members:
+            self.members[conv] = {d.name, self.friend[d.name].name}
+        return s
 
     # --- after the fault ----------------------------------------------------------------------------
     async def settle(self, timeout: float = 20) -> float:
@@ -807,16 +639,13 @@ class Load:
             answer = "no answer"
             for _ in range(8):
                 try:
-                    async with websockets.connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5) as ws:
-                        await ws.send(json.dumps({"type": "auth.resume", "id": "x", "data": {"token": self.revoked_token}}))
-                        while True:
-                            frame = json.loads(await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT))
-                            if frame.get("type") == "reply":
-                                break
-                    answer = "accepted" if frame["ok"] else frame["error"]["code"]
-                except (OSError, asyncio.TimeoutError, websockets.WebSocketException) as exc:
+                    async with ParleyClient(f"ws://127.0.0.1:{port}/ws", request_timeout=REPLY_TIMEOUT,
+                                            open_timeout=5, keep_pushes=False) as fresh:
+                        reply = await fresh.request("auth.resume", {"token": self.revoked_token})
+                    answer = "accepted" if reply["ok"] else reply["error"]["code"]
+                except (parley_client.ParleyError, ConnectionError, TimeoutError) as exc:
                     answer = type(exc).__name__
-                if answer != "unavailable" and answer not in ("TimeoutError", "InvalidStatus", "ConnectionRefusedError"):
+                if answer not in ("unavailable", "RequestTimeout", "GatewayUnreachable", "ConnectionLost"):
                     break
                 await asyncio.sleep(0.5)
             answers.append(answer)
