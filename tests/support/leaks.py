@@ -1,5 +1,7 @@
-"""What a test opens, it closes: RabbitMQ connections, Redis connections, WebSocket clients and
-child processes are noted as they are made, and whatever a test leaves open is found at its end.
+"""What a test opens, it closes: RabbitMQ connections, Redis connections, WebSocket clients (the
+tests' `Client`s, and every socket of the client library under them, the fault suite's devices
+and the library's own tests) and child processes are noted as they are made, and whatever a
+test leaves open is found at its end.
 
 A leak is not harmless: a robust aio-pika connection whose namespace was removed keeps
 reconnecting every second for the rest of the run (each attempt logging, once breaking an
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika.connection
+import parley_client.connection
 import psutil
 import redis.asyncio.connection
 
@@ -24,6 +27,7 @@ from tests.support import client as ws_client
 _amqp: "weakref.WeakSet[aio_pika.connection.Connection]" = weakref.WeakSet()
 _redis: "weakref.WeakSet[redis.asyncio.connection.AbstractConnection]" = weakref.WeakSet()
 _stacks: "weakref.WeakSet[Stack]" = weakref.WeakSet()
+_sockets: "weakref.WeakSet[parley_client.connection.Connection]" = weakref.WeakSet()
 
 
 def _note_instances(cls: type, made: "weakref.WeakSet[Any]") -> None:
@@ -45,6 +49,7 @@ def install() -> None:
     _note_instances(aio_pika.connection.Connection, _amqp)
     _note_instances(redis.asyncio.connection.AbstractConnection, _redis)
     _note_instances(Stack, _stacks)
+    _note_instances(parley_client.connection.Connection, _sockets)
 
 
 def _open_amqp() -> list[aio_pika.connection.Connection]:
@@ -57,6 +62,10 @@ def _open_redis() -> list[redis.asyncio.connection.AbstractConnection]:
 
 def _open_clients() -> list[ws_client.Client]:
     return [c for c in list(ws_client.MADE) if c.is_open]
+
+
+def _open_sockets() -> list[parley_client.connection.Connection]:
+    return [c for c in list(_sockets) if c.is_open]
 
 
 def _children() -> list[psutil.Process]:
@@ -78,6 +87,7 @@ class Snapshot:
     amqp: frozenset[int]
     redis: frozenset[int]
     clients: frozenset[int]
+    sockets: frozenset[int]
     stacks: frozenset[int]
     pids: frozenset[int]
 
@@ -87,6 +97,7 @@ def snapshot() -> Snapshot:
         amqp=frozenset(map(id, _open_amqp())),
         redis=frozenset(map(id, _open_redis())),
         clients=frozenset(map(id, _open_clients())),
+        sockets=frozenset(map(id, _open_sockets())),
         stacks=frozenset(map(id, _stacks)),
         pids=frozenset(p.pid for p in _children()),
     )
@@ -125,6 +136,10 @@ async def close_leaks(before: Snapshot) -> list[str]:
         found.append(f"a WebSocket client of {client.username or 'a user not logged in'} on port {client.port}")
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.close(), 5)
+    for socket in [c for c in _open_sockets() if id(c) not in before.sockets]:  # (a Client's is closed above)
+        found.append(f"a WebSocket of the client library to {socket.url}")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(socket.close(), 5)
     for connection in [c for c in _open_amqp() if id(c) not in before.amqp]:
         up = getattr(connection, "connected", None)
         state = "connected" if up is None or up.is_set() else "reconnecting"

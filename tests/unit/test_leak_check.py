@@ -4,6 +4,8 @@ import sys
 
 import aio_pika
 import psutil
+from parley_client import ParleyClient
+from websockets.asyncio.server import ServerConnection, serve
 
 from shared.settings import Settings
 from shared.stores import redis_client
@@ -21,6 +23,21 @@ async def test_a_connection_left_open_is_found_and_closed(settings: Settings) ->
     assert robust.is_closed
     assert await leaks.close_leaks(before) == []
     await redis.aclose()
+
+
+async def test_a_socket_of_the_client_library_left_open_is_found_and_closed() -> None:
+    async def held(ws: ServerConnection) -> None:
+        async for _ in ws:
+            pass
+
+    async with serve(held, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        before = leaks.snapshot()
+        client = await ParleyClient(f"ws://127.0.0.1:{port}/ws").connect()
+        found = await leaks.close_leaks(before)
+        assert found == [f"a WebSocket of the client library to ws://127.0.0.1:{port}/ws"]
+        assert not client.is_open
+        assert await leaks.close_leaks(before) == []
 
 
 async def test_a_child_process_left_running_is_killed() -> None:

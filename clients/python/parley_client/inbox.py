@@ -6,18 +6,19 @@ clients, in one place.
 - A device acknowledges, per conversation, the highest seq below which it holds everything
   (docs/protocol.md, "Acknowledging and gaps"): holding 1-5 and 7, it acks 5.
 
-Where the unbroken run starts (the "floor": everything up to it is held, or was acknowledged by
-this device before) is known in three ways, and never guessed from a live push, which may have
-overtaken a lost one:
-1. seq 1 is held: a run from the conversation's start;
-2. the first message of a conversation in a bind's sync: the sync starts just above the
-   device's cursor, so the floor is one below it;
-3. a bind's sync that brought nothing of a conversation: the cursor is at or above all the
-   conversation's messages, so above everything held.
-A conversation whose floor is not known yet (a group joined while online) is acknowledged once
-the next bind's sync tells.
+Where the unbroken run starts is the device's cursor, which the server does not say. It is known
+(the "floor": everything up to it is held, or was acknowledged by this device) when:
+1. seq 1 is held: the run starts at the conversation's start;
+2. a bind's sync brings the conversation: the sync starts just above the cursor;
+3. a bind's sync does not bring a conversation held: the cursor is above everything held.
+Otherwise (a conversation whose first message came live: one acknowledged up to date before
+this client started, a group joined meanwhile) the run is taken to start at that first message:
+a live push comes after every one stored before it, unless one was lost at that moment (the one
+case in which this acknowledges past a message the device never got; it stays in history).
+That guess serves acks only: duplicates are decided on what is held, never on a guess.
 
-Only keys are kept, and only those above the floor: memory stays small however long a bot runs.
+Held seqs are kept as runs of consecutive seqs above the floor: memory stays small however long
+a bot runs.
 """
 from dataclasses import dataclass, field
 
@@ -25,10 +26,49 @@ from dataclasses import dataclass, field
 @dataclass(slots=True)
 class _Conversation:
     floor: int | None = None  # every seq up to here is held or was acknowledged by this device
+    start: int | None = None  # without a floor: where the run is taken to start (acks only)
+    runs: list[list[int]] = field(default_factory=list)  # held seqs above the floor: sorted [first, last]
     acked: int = 0  # the highest seq acknowledged (message.ack answered ok)
-    above: set[int] = field(default_factory=set)  # held seqs above the floor (every held one while unknown)
     received: int = 0  # distinct messages received (own sends not counted)
     in_sync: bool = False  # a message of it came in the current bind's sync
+
+    def holds(self, seq: int) -> bool:
+        if self.floor is not None and seq <= self.floor:
+            return True
+        return any(first <= seq <= last for first, last in self.runs)
+
+    def add(self, seq: int) -> None:
+        runs = self.runs
+        if runs and runs[-1][1] + 1 == seq:  # in order, the usual case
+            runs[-1][1] = seq
+        else:
+            at = next((i for i, (first, _) in enumerate(runs) if first > seq), len(runs))
+            runs.insert(at, [seq, seq])
+            if at + 1 < len(runs) and runs[at + 1][0] == seq + 1:
+                runs[at][1] = runs.pop(at + 1)[1]
+            if at > 0 and runs[at - 1][1] + 1 == seq:
+                runs[at - 1][1] = runs.pop(at)[1]
+        if self.floor is None and runs[0][0] == 1:
+            self.floor = 0  # rule 1
+        if self.floor is not None:
+            self.settle()
+
+    def settle(self) -> None:
+        """Fold the runs that reach the floor into it."""
+        assert self.floor is not None
+        while self.runs and self.runs[0][0] <= self.floor + 1:
+            self.floor = max(self.floor, self.runs.pop(0)[1])
+        self.start = None
+
+    def run_end(self) -> int | None:
+        base = self.floor if self.floor is not None else self.start
+        if base is None:
+            return None
+        for first, last in self.runs:
+            if first > base + 1:
+                break
+            base = max(base, last)
+        return base
 
 
 class Inbox:
@@ -48,36 +88,35 @@ class Inbox:
         c = self._conversations.get(conversation_id)
         if c is None:
             c = self._conversations[conversation_id] = _Conversation()
-        if in_sync and not c.in_sync:
-            c.in_sync = True
-            if c.floor is None:
-                self._set_floor(c, seq - 1)  # rule 2
         floor = c.floor
-        if (floor is not None and seq <= floor) or seq in c.above:
-            self.duplicates += 1
-            return False
+        if floor is not None and seq == floor + 1 and not c.runs:  # in order past the floor: the usual case
+            c.floor = seq
+        else:
+            if in_sync and not c.in_sync and floor is None:
+                c.floor = seq - 1  # rule 2
+                c.settle()
+            if c.holds(seq):
+                self.duplicates += 1
+                return False
+            if c.floor is None and c.start is None:
+                c.start = seq - 1  # the guess, for acks
+            c.add(seq)
+        c.in_sync = c.in_sync or in_sync
         c.received += 1
         self.received += 1
-        if floor is not None and seq == floor + 1:  # in order, the usual case: no set to touch
-            c.floor = seq
-            if c.above:
-                self._advance(c)
-        else:
-            c.above.add(seq)
-            if floor is None and seq == 1:
-                self._advance(c)
         return True
 
     def hold_own(self, conversation_id: str, seq: int) -> None:
         """Note a message this device sent (its reply gave the seq): held without a push."""
         c = self._get(conversation_id)
-        if not ((c.floor is not None and seq <= c.floor) or seq in c.above):
-            c.above.add(seq)
-            self._advance(c)
+        if not c.holds(seq):
+            if c.floor is None and c.start is None:
+                c.start = seq - 1
+            c.add(seq)
 
     def holds(self, conversation_id: str, seq: int) -> bool:
         c = self._conversations.get(conversation_id)
-        return c is not None and ((c.floor is not None and seq <= c.floor) or seq in c.above)
+        return c is not None and c.holds(seq)
 
     def received_in(self, conversation_id: str) -> int:
         c = self._conversations.get(conversation_id)
@@ -91,29 +130,20 @@ class Inbox:
     def end_sync(self) -> None:
         """The bind's `sync.done` came."""
         for c in self._conversations.values():
-            if c.floor is None and not c.in_sync and c.above:
-                self._set_floor(c, max(c.above))  # rule 3
+            if c.floor is None and not c.in_sync and c.runs:
+                c.floor = c.runs[-1][1]  # rule 3
+                c.settle()
 
     def ack_targets(self) -> dict[str, int]:
         """conversation_id -> the seq to acknowledge, for each conversation whose unbroken run
         reaches past what was acknowledged."""
-        return {cid: c.floor for cid, c in self._conversations.items() if c.floor is not None and c.floor > c.acked}
+        targets = {}
+        for conversation_id, c in self._conversations.items():
+            end = c.run_end()
+            if end is not None and end > c.acked:
+                targets[conversation_id] = end
+        return targets
 
     def acknowledged(self, conversation_id: str, seq: int) -> None:
         c = self._get(conversation_id)
         c.acked = max(c.acked, seq)
-
-    def _set_floor(self, c: _Conversation, floor: int) -> None:
-        c.floor = floor
-        c.above = {seq for seq in c.above if seq > floor}
-        self._advance(c)
-
-    @staticmethod
-    def _advance(c: _Conversation) -> None:
-        if c.floor is None:
-            if 1 not in c.above:
-                return
-            c.floor = 0  # rule 1
-        while c.floor + 1 in c.above:
-            c.floor += 1
-            c.above.remove(c.floor)

@@ -272,6 +272,9 @@ class Session:
 
     # --- session ---------------------------------------------------------------------------------
     async def register(self, username: str, password: str, display_name: str | None = None) -> RegisterResult:
+        """A new account (the socket stays unbound: `login` follows)."""
+        if not self.is_open:
+            await self.connect()
         data = {"username": username, "password": password} | ({"display_name": display_name} if display_name else {})
         return cast(RegisterResult, await self.call("auth.register", data))
 
