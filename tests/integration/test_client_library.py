@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import secrets
+import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -271,6 +272,19 @@ async def test_the_command_line_sends_lists_history_and_listens(port: int) -> No
     # Acknowledged: the listening device ("cli") is not given them again.
     status, out, _ = await parley(port, bob_name, "listen", "--seconds", "1")
     assert status == 0 and out == ""
+    # Ctrl-C ends a listen quietly.
+    listen = await asyncio.create_subprocess_exec(str(PARLEY), "--url", url(port), "listen", env=env(bob_name),
+                                                  stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert listen.stderr is not None
+        assert (await asyncio.wait_for(listen.stderr.readline(), 30)).startswith(b"listening as")
+        listen.send_signal(signal.SIGINT)
+        out_bytes, err_bytes = await asyncio.wait_for(listen.communicate(), 30)
+    finally:
+        if listen.returncode is None:
+            listen.kill()
+            await listen.wait()
+    assert listen.returncode == 0 and out_bytes == b"" and b"Traceback" not in err_bytes
     await alice.close()
 
 
