@@ -29,6 +29,7 @@ from shared.contracts.wire import Caller, Command, CommandResult
 from shared.logs import log_event, request_id_var, user_id_var
 from shared.metrics import COMMAND_SECONDS, COMMANDS, COMMANDS_EXPIRED, REPLIES_DROPPED
 from shared.outages import is_outage
+from shared.periodic import Leases, Periodic, PeriodicJobs
 from shared.settings import Settings
 
 log = logging.getLogger("parley.service")
@@ -62,6 +63,7 @@ class Router:
         self.default_timeout = default_timeout
         self.routes: dict[str, Route] = {}
         self.events: dict[str, EventHandler] = {}
+        self.periodics: list[Periodic] = []
 
     def operation(self, name: str, timeout: float | None = None) -> Callable[[Handler], Handler]:
         op = OPERATIONS[name]
@@ -92,6 +94,12 @@ class Router:
 
         return bind
 
+    def periodic(self, job: Periodic) -> None:
+        """A job the runner runs beside the consumers (shared/periodic.py)."""
+        if any(j.name == job.name for j in self.periodics):
+            raise ValueError(f"two periodic jobs named {job.name}")
+        self.periodics.append(job)
+
     async def dispatch(self, routing_key: str, command: Command) -> BaseModel | None:
         """Validate and run one command; what tests and the consumer both call."""
         route = self.routes[routing_key]
@@ -103,15 +111,17 @@ class Router:
 
 
 class ServiceRunner:
-    """Runs a Router against RabbitMQ until SIGTERM/SIGINT."""
+    """Runs a Router against RabbitMQ until SIGTERM/SIGINT: its consumers and its periodic jobs
+    (those run once across replicas take a lease in Redis: `leases`)."""
 
-    def __init__(self, broker: Broker, router: Router, settings: Settings):
+    def __init__(self, broker: Broker, router: Router, settings: Settings, leases: Leases | None = None):
         self.broker = broker
         self.router = router
         self.settings = settings
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
+        self.jobs = PeriodicJobs(router.periodics, leases)
 
     async def start(self) -> None:
         names = self.broker.names
@@ -131,7 +141,11 @@ class ServiceRunner:
             for name in self.router.events:
                 await equeue.bind(names.events, name)
             self._consumers.append((equeue, await equeue.consume(self._on_event)))
-        log_event(log, "service.consuming", service=self.router.service, operations=sorted(self.router.routes))
+        self.jobs.start()
+        log_event(
+            log, "service.consuming", service=self.router.service, operations=sorted(self.router.routes),
+            jobs=[j.name for j in self.router.periodics],
+        )
 
     def _track(self) -> None:
         task = asyncio.current_task()
@@ -263,6 +277,7 @@ class ServiceRunner:
         RabbitMQ hands it to another replica once the connection closes (handlers are idempotent).
         """
         log_event(log, "service.stopping", service=self.router.service, in_flight=len(self._in_flight))
+        await self.jobs.stop(self.settings.shutdown_timeout_seconds)
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):  # the connection may already be gone
                 await queue.cancel(tag)
