@@ -6,7 +6,7 @@ call_handlers.py) read them as attributes, and tests give the ones they replace
 from datetime import timedelta
 
 from services.chat.domain.calls import CallPorts
-from services.chat.domain.delivery import Deliverer
+from shared.delivery import Deliverer
 from services.chat.remote import AuthProfiles, FilesDirectory, FilesImages
 from services.chat.storage.blocks import BlockStore
 from services.chat.storage.calls import RedisCallStore

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from services.chat.domain.delivery import Deliverer, push
+from shared.delivery import Deliverer, push
 from services.chat.domain.ports import Calls, Conversations, Friendships, Messages, Presence, RateLimit
 from services.chat.domain.records import Call, Conversation, Draft
 from services.chat.domain.sending import announce, direct_conversation_id

@@ -2,7 +2,7 @@
 import asyncio
 from datetime import timedelta
 
-from services.chat.domain.delivery import Deliverer, push
+from shared.delivery import Deliverer, push
 from services.chat.domain.messaging import conversation_up_to, member_conversation, positions_of_others
 from services.chat.domain.ports import Conversations, Cursors, Messages, Profiles, TypingNotices
 from shared.contracts.base import utc_now

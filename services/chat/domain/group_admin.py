@@ -5,7 +5,7 @@ Who may act on whom: the owner on anyone else, an admin on plain members, a memb
 """
 from datetime import datetime, timedelta, timezone
 
-from services.chat.domain.delivery import Deliverer, Fanout, push
+from shared.delivery import Deliverer, Fanout, push
 from services.chat.domain.groups import group_info, member_group
 from services.chat.domain.ports import Conversations, Images, Invites, JoinRequests, Messages
 from services.chat.domain.records import Conversation, GroupChanges

@@ -8,7 +8,7 @@ device that was away catches up on its next sync (`changed_at`, messaging.sync_d
 import logging
 from datetime import datetime, timedelta
 
-from services.chat.domain.delivery import Deliverer, push
+from shared.delivery import Deliverer, push
 from services.chat.domain.ports import Conversations, Messages
 from services.chat.domain.records import Conversation, Message
 from shared.contracts import chat

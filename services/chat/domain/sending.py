@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from services.chat.domain.attachments import message_content
-from services.chat.domain.delivery import Deliverer, Fanout, push
+from shared.delivery import Deliverer, Fanout, push
 from services.chat.domain.group_admin import send_refusal
 from services.chat.domain.messaging import conversation_up_to
 from services.chat.domain.ports import Conversations, Cursors, Files, Friendships, Messages

@@ -1,6 +1,6 @@
 """Pushes to users' devices: `Deliverer` sends them to whichever gateways hold the target
 devices (presence in Redis, deliveries on RabbitMQ), many fan-outs in one broker message per
-gateway.
+gateway. Any service that pushes (chat, calls) uses it.
 """
 import asyncio
 import logging
@@ -9,7 +9,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from services.chat.domain.ports import Presence
+from typing import Protocol
+
 from shared.contracts.base import Contract
 from shared.contracts.batches import Deliveries
 from shared.contracts.envelope import Push
@@ -17,12 +18,18 @@ from shared.contracts.wire import Delivery, DeviceAddress
 from shared.logs import log_event
 from shared.presence import DeviceSocket
 
-log = logging.getLogger("parley.chat")
+log = logging.getLogger("parley.delivery")
 
 Publish = Callable[[str, Delivery | Deliveries], Awaitable[None]]  # (gateway_id, what for its sockets)
 ReportLost = Callable[[str], Awaitable[None]]  # (why): tells the gateways to resync their sockets
 # At most one "deliveries lost" report per this many seconds: an outage fails every push.
 REPORT_LOST_EVERY_SECONDS = 0.5
+
+
+class Presence(Protocol):
+    """Where users' devices are connected (shared/presence.py)."""
+
+    async def sockets_of(self, user_ids: list[str]) -> list[DeviceSocket]: ...
 
 
 def push(event: str, data: Contract) -> Push:
