@@ -130,6 +130,9 @@ class Service:
     """Base of every service class: its parts, built once; its bindings, read into a Router."""
 
     name: ClassVar[str]
+    # Whether the process needs MongoDB: a service that keeps no collection (calls) does not wait
+    # for it at start-up, and its health does not ask it.
+    uses_database: ClassVar[bool] = True
 
     def __init__(self, rt: Runtime):
         self.rt = rt

@@ -22,8 +22,9 @@ async def serve(service_class: type[Service]) -> None:
     refuse_to_start_unsafely(name, settings)
     configure_logging(name, settings.log_level, settings.log_format)
     serve_metrics(settings.metrics_port)
-    mongo = mongo_client(settings)
-    await wait_for_mongo(mongo, settings)
+    mongo = mongo_client(settings)  # connects on first use: never, for a service without collections
+    if service_class.uses_database:
+        await wait_for_mongo(mongo, settings)
     redis = redis_client(settings)
     broker = await Broker(settings).connect()
     instance_id = new_id(name)

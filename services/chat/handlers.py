@@ -1,15 +1,16 @@
-"""chat's operations and events but for groups and calls, each mapped to its domain function.
+"""chat's operations and events but for groups, each mapped to its domain function.
 
 The operation `friends.request` is `friends.request_friendship`, `history.fetch` is
 `messaging.fetch_history`, and so on: one hop from the name to the code. (`groups.*` are in
-group_handlers.py, `call.*` in call_handlers.py; service.py puts them together.)
+group_handlers.py; service.py puts them together. `call.*` are the calls service's.)
 """
-from services.chat.domain import attachments, blocks, conversations, friends, interactions, messaging, sending
+from services.chat.domain import attachments, blocks, call_messages, conversations, friends, interactions, messaging, sending
 from services.chat.parts import ChatParts
 from shared.contracts.auth import ProfileChanged
 from shared.contracts.base import Empty
 from shared.contracts.batches import AckBatch, BatchReply, ItemResult, SendBatch
 from shared.contracts.blocks import BlocksList, BlocksListReply, BlockTarget
+from shared.contracts.calls import CallMessage, CallMessageStored, CallPeer, CallPeerAsk
 from shared.contracts.chat import (
     DeviceBound,
     FriendsList,
@@ -171,3 +172,12 @@ class ChatHandlers(ChatParts):
         """Asked by files at download time: a recall or a member leaving takes effect at once."""
         allowed = await attachments.may_see_file(request.file_id, request.user_id, self.conversations, self.messages)
         return FileAccessReply(allowed=allowed)
+
+    # --- calls (asked by the calls service: chat owns friendships, conversations, messages) -----
+    @operation("chat.calls.peer")
+    async def call_peer(self, request: CallPeerAsk, caller: Caller) -> CallPeer:
+        return await call_messages.call_peer(request, self.friendships, self.conversations)
+
+    @operation("chat.calls.record")
+    async def record_call(self, request: CallMessage, caller: Caller) -> CallMessageStored:
+        return await call_messages.store_call_message(request, self.conversations, self.messages, self.deliver)

@@ -1,15 +1,13 @@
 """What chat is made of: its stores, presence and pushes, the services it asks, and the settings
-its rules read. Declared once here; chat's handler classes (handlers.py, group_handlers.py,
-call_handlers.py) read them as attributes, and tests give the ones they replace
+its rules read. Declared once here; chat's handler classes (handlers.py, group_handlers.py)
+read them as attributes, and tests give the ones they replace
 (`await ChatService.build(rt, profiles=StaticProfiles(...), deliver=...)`).
 """
 from datetime import timedelta
 
-from services.chat.domain.calls import CallPorts
 from shared.delivery import Deliverer
 from services.chat.remote import AuthProfiles, FilesDirectory, FilesImages
 from services.chat.storage.blocks import BlockStore
-from services.chat.storage.calls import RedisCallStore
 from services.chat.storage.conversations import ConversationStore
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
@@ -19,7 +17,6 @@ from services.chat.storage.typing import TypingThrottle
 from shared.contracts.chat import DeliveriesLost
 from shared.declared import Runtime, Service, part
 from shared.presence import Presence
-from shared.ratelimit import TokenBucket
 
 
 def _deliverer(rt: Runtime, presence: Presence) -> Deliverer:
@@ -30,20 +27,6 @@ def _deliverer(rt: Runtime, presence: Presence) -> Deliverer:
         await broker.publish_event("deliveries.lost", DeliveriesLost(reason=why[:200]))
 
     return Deliverer(presence, broker.deliver, report_lost=report_lost)
-
-
-def _calls(rt: Runtime, parts: "ChatParts") -> CallPorts:
-    s = rt.settings
-    return CallPorts(
-        calls=RedisCallStore(rt.redis, s.namespace),
-        conversations=parts.conversations,
-        friendships=parts.friendships,
-        messages=parts.messages,
-        presence=parts.presence,
-        deliver=parts.deliver,
-        invites=TokenBucket(rt.redis, s.namespace, "call", s.call_invites_per_minute / 60, s.call_invite_burst),
-        ring_seconds=s.call_ring_seconds,
-    )
 
 
 class ChatParts(Service):
@@ -62,7 +45,6 @@ class ChatParts(Service):
     profiles = part(lambda rt, s: AuthProfiles(rt.rpc()))
     files = part(lambda rt, s: FilesDirectory(rt.rpc()))
     images = part(lambda rt, s: FilesImages(rt.rpc()))
-    calls = part(_calls)
 
     @property
     def edit_window(self) -> timedelta:

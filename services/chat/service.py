@@ -1,11 +1,10 @@
 """chat: friendships and blocks, conversations and groups, messages (send, store, sync, history,
-receipts, edits, reactions, burning, expiry) and the pushes that carry them; call signalling.
+receipts, edits, reactions, burning, expiry) and the pushes that carry them; the messages calls
+leave (the calls service asks for them: services/chat/domain/call_messages.py).
 
-`ChatService` is its handler classes together (handlers.py, group_handlers.py, call_handlers.py,
-all on the parts declared in parts.py) and its periodic jobs, each run by one replica at a time.
+`ChatService` is its handler classes together (handlers.py, group_handlers.py, both on the parts
+declared in parts.py) and its periodic jobs, each run by one replica at a time.
 """
-from services.chat.call_handlers import CallHandlers
-from services.chat.domain.calls import check_calls
 from services.chat.domain.interactions import burn_due
 from services.chat.expiry import delete_expired_messages
 from services.chat.group_handlers import GroupHandlers
@@ -14,7 +13,7 @@ from shared.contracts.base import utc_now
 from shared.declared import periodic
 
 
-class ChatService(ChatHandlers, GroupHandlers, CallHandlers):
+class ChatService(ChatHandlers, GroupHandlers):
     @periodic("expired.sweep", every=lambda settings: settings.expired_sweep_seconds, once_across_replicas=True)
     async def delete_expired(self) -> None:
         """Disappearing messages, gone from every read already, are removed from the database."""
@@ -23,7 +22,3 @@ class ChatService(ChatHandlers, GroupHandlers, CallHandlers):
     @periodic("burn.check", every=lambda settings: settings.burn_check_seconds, once_across_replicas=True)
     async def burn_what_is_due(self) -> None:
         await burn_due(utc_now(), self.conversations, self.messages, self.deliver)
-
-    @periodic("calls.check", every=lambda settings: settings.call_check_seconds, once_across_replicas=True)
-    async def end_calls_that_timed_out(self) -> None:
-        await check_calls(self.calls)

@@ -92,6 +92,45 @@ class CallIce(Contract):
     candidate: IceCandidate
 
 
+# --- what calls asks chat (internal: chat owns friendships, conversations and messages) -------------
+class CallPeerAsk(Contract):
+    """`chat.calls.peer`, at invite: whom `caller_id` calls and in which direct conversation (made
+    on a first call by user_id); `forbidden` unless the two are friends in a direct conversation."""
+
+    caller_id: str
+    conversation_id: str | None = None
+    user_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "CallPeerAsk":
+        if (self.conversation_id is None) == (self.user_id is None):
+            raise ValueError("give exactly one of conversation_id or user_id")
+        return self
+
+
+class CallPeer(Contract):
+    callee_id: str
+    conversation_id: str
+
+
+class CallMessage(Contract):
+    """`chat.calls.record`, once a call has ended: its one message in the direct conversation, from
+    the caller. Idempotent: stored under the caller's client_msg_id `call:<call_id>`, so a retry
+    (a timed-out answer, a deferred record taken twice) stores nothing new."""
+
+    conversation_id: str
+    caller_id: str
+    callee_id: str
+    ended_at: str  # ISO 8601 UTC: the message's sent_at
+    call: CallRecord
+
+
+class CallMessageStored(Contract):
+    message_id: str
+    seq: int
+    first: bool  # False: a retry of a message already stored
+
+
 class IceServer(SparseContract):
     urls: list[str]
     username: str | None = None

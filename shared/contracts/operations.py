@@ -19,7 +19,7 @@ class Operation(Generic[RequestT, ReplyT]):
     model (the constants below are what code calls; the table is what frames are checked against)."""
 
     name: str  # as a client writes it in "type", or the internal name
-    service: str  # auth | chat | files, or gateway: answered by the gateway itself
+    service: str  # auth | chat | files | calls, or gateway: answered by the gateway itself
     request: type[RequestT]
     reply: type[ReplyT] | None  # None: a one-way command, no reply
     public: bool = True  # clients may send it
@@ -42,6 +42,10 @@ CHAT_SYNC: Operation[chat.DeviceBound, Empty] = Operation("chat.sync", "chat", c
 CHAT_MESSAGES_SEND = Operation("chat.messages.send", "chat", batches.SendBatch, batches.BatchReply, public=False)
 CHAT_MESSAGES_ACK = Operation("chat.messages.ack", "chat", batches.AckBatch, batches.BatchReply, public=False)
 CHAT_FILES_ACCESS = Operation("chat.files.access", "chat", files.FileAccess, files.FileAccessReply, public=False)
+# calls asks chat what chat owns: the friendship and direct conversation at invite, and the one
+# stored message of an ended call (docs/architecture.md "Calls")
+CHAT_CALLS_PEER = Operation("chat.calls.peer", "chat", calls.CallPeerAsk, calls.CallPeer, public=False)
+CHAT_CALLS_RECORD = Operation("chat.calls.record", "chat", calls.CallMessage, calls.CallMessageStored, public=False)
 # files: the gateway streams bytes over these (HTTP for clients: POST /files, GET /files/{id})
 FILES_UPLOAD_BEGIN = Operation("files.upload.begin", "files", files.UploadBegin, files.UploadBeginReply, public=False)
 FILES_UPLOAD_CHUNK = Operation("files.upload.chunk", "files", files.UploadChunk, Empty, public=False)
@@ -118,12 +122,12 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("groups.join_requests.accept", "chat", groups.GroupMemberTarget, Empty),
     Operation("groups.join_requests.decline", "chat", groups.GroupMemberTarget, Empty),
     # calls: signalling routed to the two participants' sockets (docs/protocol.md "Calls")
-    Operation("call.invite", "chat", calls.CallInvite, calls.CallInviteReply),
-    Operation("call.accept", "chat", calls.CallAccept, Empty),
-    Operation("call.decline", "chat", calls.CallTarget, Empty),
-    Operation("call.cancel", "chat", calls.CallTarget, Empty),
-    Operation("call.hangup", "chat", calls.CallTarget, Empty),
-    Operation("call.ice", "chat", calls.CallIce, Empty),
+    Operation("call.invite", "calls", calls.CallInvite, calls.CallInviteReply),
+    Operation("call.accept", "calls", calls.CallAccept, Empty),
+    Operation("call.decline", "calls", calls.CallTarget, Empty),
+    Operation("call.cancel", "calls", calls.CallTarget, Empty),
+    Operation("call.hangup", "calls", calls.CallTarget, Empty),
+    Operation("call.ice", "calls", calls.CallIce, Empty),
     # STUN/TURN servers with short-lived TURN credentials, made by the gateway from its settings.
     Operation("calls.ice_servers", "gateway", Empty, calls.IceServersReply),
     # internal
@@ -132,10 +136,13 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("auth.health", "auth", Empty, Empty, public=False, needs_session=False),
     Operation("chat.health", "chat", Empty, Empty, public=False, needs_session=False),
     Operation("files.health", "files", Empty, Empty, public=False, needs_session=False),
+    Operation("calls.health", "calls", Empty, Empty, public=False, needs_session=False),
     CHAT_SYNC,
     CHAT_MESSAGES_SEND,
     CHAT_MESSAGES_ACK,
     CHAT_FILES_ACCESS,
+    CHAT_CALLS_PEER,
+    CHAT_CALLS_RECORD,
     FILES_UPLOAD_BEGIN,
     FILES_UPLOAD_CHUNK,
     FILES_UPLOAD_FINISH,
@@ -150,7 +157,8 @@ _ALL: list[Operation[Any, Any]] = [
 
 OPERATIONS: dict[str, Operation[Any, Any]] = {op.name: op for op in _ALL}
 CLIENT_OPERATIONS: dict[str, Operation[Any, Any]] = {op.name: op for op in _ALL if op.public}
-SERVICES = ("auth", "chat", "files")
+# Every service that takes commands from its own queue (/readyz asks each `<service>.health`).
+SERVICES = ("auth", "chat", "files", "calls")
 
 # Pushes a client can receive, by event type.
 PUSHES: dict[str, type[Contract]] = {

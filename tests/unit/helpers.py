@@ -12,6 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from services.chat.service import ChatService
 from shared.delivery import Deliverer
 from services.chat.storage.conversations import ConversationStore
 from services.chat.storage.cursors import CursorStore
@@ -22,7 +23,10 @@ from shared.contracts.auth import UserProfile
 from shared.contracts.base import utc_now
 from shared.contracts.batches import Deliveries
 from shared.contracts.files import FileMeta
-from shared.contracts.wire import Delivery
+from shared.contracts.operations import Operation
+from shared.contracts.wire import Caller, Command, Delivery
+from shared.declared import Runtime, Service
+from shared.ids import new_id
 from shared.presence import DeviceSocket, Presence
 from shared.settings import Settings
 from shared.stores import redis_client
@@ -158,3 +162,25 @@ async def chat_world(db, settings: Settings, *profiles: UserProfile) -> AsyncIte
 def typing_throttle(world: Chat, window_ms: int = 1000) -> TypingThrottle:
     """chat's typing throttle on the world's Redis, under its namespace (removed with it)."""
     return TypingThrottle(world.presence.redis, world.presence.ns, window_ms=window_ms)
+
+
+class InProcessRpc:
+    """`RpcClient.call` answered by a service built in this process, through its router as the
+    runner does for a command from RabbitMQ: a service's remote port over another's real handlers."""
+
+    def __init__(self, service: Service):
+        self.router = service.router()
+
+    async def call(self, op: Operation[Any, Any], request: Any, caller: Caller | None = None) -> Any:
+        command = Command(caller=caller or Caller(request_id=new_id("r")), data=request.model_dump(mode="json", exclude_none=True))
+        return await self.router.dispatch(op.routing_key, command)
+
+
+async def chat_service(world: Chat, settings: Settings) -> ChatService:
+    """chat's service over the world's stores, presence and pushes (what calls asks over RPC)."""
+    rt = Runtime(settings, world.conversations.collection.database, world.presence.redis)
+    return await ChatService.build(
+        rt, friendships=world.friendships, conversations=world.conversations, messages=world.messages,
+        cursors=world.cursors, presence=world.presence, deliver=world.deliver, profiles=world.profiles,
+        files=world.files, images=None,
+    )

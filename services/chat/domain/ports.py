@@ -5,11 +5,10 @@ Stores (services/chat/storage), Redis (presence, the typing throttle) and the ot
 """
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from services.chat.domain.records import (
     Appended,
-    Call,
     Conversation,
     Cursor,
     Draft,
@@ -23,7 +22,6 @@ from services.chat.domain.records import (
     Placed,
 )
 from shared.contracts.auth import UserProfile
-from shared.contracts.calls import EndReason, IceCandidate
 from shared.contracts.files import FileMeta
 from shared.contracts.images import ImageInfo
 from shared.contracts.groups import Role
@@ -282,39 +280,3 @@ class Cursors(Protocol):
     async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> bool: ...
 
     async def read_positions(self, user_id: str) -> dict[str, int]: ...
-
-
-class Calls(Protocol):
-    """Calls in progress, shared by every chat replica; begin, accept and end happen once each."""
-
-    async def begin(self, call: Call) -> Literal["ok", "busy", "caller_busy"]: ...
-
-    async def get(self, call_id: str) -> Call | None: ...
-
-    async def ended_between(self, call_id: str) -> tuple[str, str] | None:
-        """The two users of a call that ended within the last minute."""
-        ...
-
-    async def accept(
-        self, call_id: str, device_id: str, now: float
-    ) -> tuple[Literal["ok", "taken", "gone"], list[IceCandidate]]: ...
-
-    async def buffer_ice(self, call_id: str, candidate: IceCandidate) -> Literal["buffered", "active", "gone", "full"]: ...
-
-    async def end(self, call_id: str) -> Call | None:
-        """The call, to the one caller that ended it; None to everyone else."""
-        ...
-
-    async def due(self, now: float, limit: int = 200) -> list[str]: ...
-
-    async def live(self, limit: int = 1000) -> list[Call]: ...
-
-    async def defer_record(self, call: Call, reason: EndReason, ended_at: float) -> None: ...
-
-    async def take_deferred(self) -> tuple[Call, EndReason, float] | None: ...
-
-
-class RateLimit(Protocol):
-    async def take(self, key: str) -> bool:
-        """One token of `key`'s bucket; False when it is empty."""
-        ...

@@ -16,7 +16,7 @@ from typing import Literal, TypeVar, dataclass_transform
 
 from shared.contracts import chat
 from shared.contracts.base import iso
-from shared.contracts.calls import CallRecord, Media
+from shared.contracts.calls import CallRecord
 from shared.contracts.interactions import QUOTE_CHARS, Burn, Quote, Reaction
 from shared.contracts.groups import Role
 
@@ -192,7 +192,7 @@ class Draft:
     text: str | None = None
     file: chat.Attachment | None = None
     expires_at: datetime | None = None
-    call: CallRecord | None = None  # stored by chat when a call ends (services/chat/domain/calls.py)
+    call: CallRecord | None = None  # a call's message, asked for by calls (services/chat/domain/call_messages.py)
     reply_to: Quote | None = None
     mentions: tuple[str, ...] = ()
     burn_seconds: int | None = None  # burn after reading
@@ -350,33 +350,3 @@ class Cursor:
     device_id: str
     conversation_id: str
     seq: int
-
-
-CallState = Literal["ringing", "active"]
-
-
-@record
-class Call:
-    """A call in progress (ringing or answered), as the call store holds it; times in unix seconds."""
-
-    call_id: str
-    conversation_id: str
-    caller: str
-    caller_device: str
-    callee: str
-    media: Media
-    state: CallState
-    invited_at: float
-    ring_until: float
-    answered_at: float | None = None
-    callee_device: str | None = None
-
-    def has(self, user_id: str) -> bool:
-        return user_id in (self.caller, self.callee)
-
-    def other(self, user_id: str) -> str:
-        return self.callee if user_id == self.caller else self.caller
-
-    def device_of(self, user_id: str) -> str | None:
-        """The device a participant is in the call on (the callee's: once one accepted)."""
-        return self.caller_device if user_id == self.caller else self.callee_device
