@@ -5,7 +5,7 @@ participants' sockets like `typing` (never stored), and stores one message per c
 direct conversation (`Message.call`). SDP and ICE candidates are opaque to Parley: it bounds
 their size (`too_large` past MAX_SDP_CHARS / MAX_CANDIDATE_CHARS) and passes them on.
 """
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -50,20 +50,25 @@ class IceCandidate(SparseContract):
 
 
 # --- requests and replies ---------------------------------------------------------------------
-class CallInvite(Contract):
-    """Call the other person of a direct conversation: named by the conversation, or by the
-    friend's user_id (before any message, when the client has no conversation id yet)."""
+class WhomToCall(Contract):
+    """Whom a call is for: exactly one of a direct conversation or a friend's user_id."""
 
     conversation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
-    media: Media
-    sdp: Sdp  # the caller's offer
 
     @model_validator(mode="after")
-    def _one_target(self) -> "CallInvite":
+    def _one_target(self) -> Self:
         if (self.conversation_id is None) == (self.user_id is None):
             raise ValueError("give exactly one of conversation_id or user_id")
         return self
+
+
+class CallInvite(WhomToCall):
+    """Call the other person of a direct conversation: named by the conversation, or by the
+    friend's user_id (before any message, when the client has no conversation id yet)."""
+
+    media: Media
+    sdp: Sdp  # the caller's offer
 
 
 class CallInviteReply(SparseContract):
@@ -93,19 +98,11 @@ class CallIce(Contract):
 
 
 # --- what calls asks chat (internal: chat owns friendships, conversations and messages) -------------
-class CallPeerAsk(Contract):
+class CallPeerAsk(WhomToCall):
     """`chat.calls.peer`, at invite: whom `caller_id` calls and in which direct conversation (made
     on a first call by user_id); `forbidden` unless the two are friends in a direct conversation."""
 
     caller_id: str
-    conversation_id: str | None = None
-    user_id: str | None = None
-
-    @model_validator(mode="after")
-    def _one_target(self) -> "CallPeerAsk":
-        if (self.conversation_id is None) == (self.user_id is None):
-            raise ValueError("give exactly one of conversation_id or user_id")
-        return self
 
 
 class CallPeer(Contract):

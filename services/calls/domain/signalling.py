@@ -11,6 +11,7 @@ What chat owns (friendships, conversations, messages) calls asks chat for (`port
 """
 import logging
 import time
+from typing import Literal
 
 from services.calls.domain.ports import Call, CallPorts
 from shared.contracts.base import iso_from_timestamp
@@ -71,12 +72,7 @@ async def invite(request: CallInvite, user_id: str, device_id: str, ports: CallP
 
 
 async def cancel(call_id: str, user_id: str, ports: CallPorts) -> None:
-    call = await _participant_call(call_id, user_id, ports)
-    if call is None:
-        return
-    if user_id != call.caller:
-        raise ParleyError.forbidden("only the caller cancels a call; decline it instead")
-    await end_call(call_id, "cancelled" if call.state == "ringing" else "hangup", user_id, ports)
+    await _end_from_one_side(call_id, user_id, "cancelled", ports)
 
 
 # --- the callee ---------------------------------------------------------------------------------
@@ -105,12 +101,7 @@ async def accept(request: CallAccept, user_id: str, device_id: str, ports: CallP
 
 
 async def decline(call_id: str, user_id: str, ports: CallPorts) -> None:
-    call = await _participant_call(call_id, user_id, ports)
-    if call is None:
-        return
-    if user_id != call.callee:
-        raise ParleyError.forbidden("only the person called declines a call; cancel it instead")
-    await end_call(call_id, "declined" if call.state == "ringing" else "hangup", user_id, ports)
+    await _end_from_one_side(call_id, user_id, "declined", ports)
 
 
 # --- either side --------------------------------------------------------------------------------
@@ -210,6 +201,19 @@ async def record_deferred(ports: CallPorts) -> None:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+async def _end_from_one_side(call_id: str, user_id: str, reason: Literal["cancelled", "declined"], ports: CallPorts) -> None:
+    """call.cancel (the caller's) or call.decline (the callee's): that reason while it rings, a
+    hang-up once answered; the other side's is forbidden."""
+    call = await _participant_call(call_id, user_id, ports)
+    if call is None:
+        return
+    if reason == "cancelled" and user_id != call.caller:
+        raise ParleyError.forbidden("only the caller cancels a call; decline it instead")
+    if reason == "declined" and user_id != call.callee:
+        raise ParleyError.forbidden("only the person called declines a call; cancel it instead")
+    await end_call(call_id, reason if call.state == "ringing" else "hangup", user_id, ports)
+
+
 async def _participant_call(call_id: str, user_id: str, ports: CallPorts) -> Call | None:
     """The call if `user_id` is in it; None if it ended in the last minute with them in it (a
     hang-up crossing the other side's is no error); else not_found / forbidden."""
