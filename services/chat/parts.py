@@ -58,6 +58,7 @@ class ChatParts(Service):
     join_requests = part(lambda rt, s: JoinRequestStore(rt.db))
     presence = part(lambda rt, s: Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds))
     deliver = part(lambda rt, s: _deliverer(rt, s.presence))
+    events = part(lambda rt, s: rt.broker())  # publish_event: `<ns>.events`, confirmed
     typing = part(lambda rt, s: TypingThrottle(rt.redis, rt.settings.namespace))
     profiles = part(lambda rt, s: AuthProfiles(rt.rpc()))
     files = part(lambda rt, s: FilesDirectory(rt.rpc()))

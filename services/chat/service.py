@@ -22,7 +22,7 @@ class ChatService(ChatHandlers, GroupHandlers, CallHandlers):
 
     @periodic("burn.check", every=lambda settings: settings.burn_check_seconds, once_across_replicas=True)
     async def burn_what_is_due(self) -> None:
-        await burn_due(utc_now(), self.conversations, self.messages, self.deliver)
+        await burn_due(utc_now(), self)
 
     @periodic("calls.check", every=lambda settings: settings.call_check_seconds, once_across_replicas=True)
     async def end_calls_that_timed_out(self) -> None:

@@ -6,7 +6,9 @@ their handlers to.
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from shared.contracts import auth, batches, blocks, calls, chat, conversations, files, groups, images, interactions
+from shared.contracts import (
+    auth, batches, blocks, calls, chat, conversations, events, files, groups, images, interactions,
+)
 from shared.contracts.base import Contract, Empty
 
 RequestT = TypeVar("RequestT", bound=Contract)
@@ -193,4 +195,6 @@ EVENTS: dict[str, type[Contract]] = {
     "presence.changed": chat.PresenceChanged,
     "profile.changed": auth.ProfileChanged,
     "deliveries.lost": chat.DeliveriesLost,
+    "messages.stored": events.MessagesStored,
+    "message.changed": events.MessageChanged,
 }

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from pydantic import BaseModel
 
 from shared.delivery import Deliverer
+from services.chat.domain import sending
 from services.chat.storage.conversations import ConversationStore
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
@@ -78,6 +80,19 @@ class Outbox:
         self.messages.clear()
 
 
+class Events:
+    """The `DomainEvents` port: every event chat would publish on `<ns>.events`, recorded."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, BaseModel]] = []
+
+    async def publish_event(self, name: str, event: BaseModel) -> None:
+        self.published.append((name, event))
+
+    def named(self, name: str) -> list[Any]:
+        return [e for n, e in self.published if n == name]
+
+
 class StaticFiles:
     """The `Files` port over file metadata made by the test."""
 
@@ -123,6 +138,7 @@ class Chat:
     deliver: Deliverer
     profiles: StaticProfiles = field(default_factory=StaticProfiles)
     files: StaticFiles = field(default_factory=StaticFiles)
+    events: Events = field(default_factory=Events)
 
     async def online(self, user_id: str, device_id: str = "d1", gateway_id: str = "gw1", conn_id: str = "c1") -> None:
         await self.presence.bind(DeviceSocket(user_id, device_id, gateway_id, conn_id))
@@ -158,3 +174,13 @@ async def chat_world(db, settings: Settings, *profiles: UserProfile) -> AsyncIte
 def typing_throttle(world: Chat, window_ms: int = 1000) -> TypingThrottle:
     """chat's typing throttle on the world's Redis, under its namespace (removed with it)."""
     return TypingThrottle(world.presence.redis, world.presence.ns, window_ms=window_ms)
+
+
+async def send_batch(world: Chat, items: list[Any]) -> list[Any]:
+    """chat.messages.send's work on the world: stored, answered, then announced (pushes into the
+    outbox, `messages.stored` into the recorded events)."""
+    outcomes, stored = await sending.send_messages(
+        items, world.friendships, world.conversations, world.messages, world.files
+    )
+    await sending.announce_stored(stored, world.deliver, world.events)
+    return outcomes

@@ -23,7 +23,7 @@ from shared.contracts.groups import (
     InviteRevoke,
 )
 from shared.contracts.wire import Caller
-from tests.unit.helpers import chat_world, profile, tick
+from tests.unit.helpers import chat_world, profile, send_batch, tick
 
 A, B, C, D, E = "u_alice", "u_bob", "u_carol", "u_dave", "u_erin"
 
@@ -201,8 +201,7 @@ async def test_a_batch_refuses_only_the_muted_senders_items(world):
                  request=chat.MessageSend(to={"group_id": group_id}, client_msg_id=f"m{i}", text="x"))
         for i, user in enumerate((B, D, B))
     ]
-    outcomes = await sending.send_messages(items, world.friendships, world.conversations, world.messages,
-                                           world.deliver, world.files)
+    outcomes = await send_batch(world, items)
     assert [isinstance(o, ParleyError) for o in outcomes] == [True, False, True]
 
 

@@ -7,6 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Literal, Protocol
 
+from pydantic import BaseModel
+
+from shared.delivery import Deliverer
 from services.chat.domain.records import (
     Appended,
     Call,
@@ -53,6 +56,29 @@ class Presence(Protocol):
     async def sockets_of(self, user_ids: list[str]) -> list[DeviceSocket]: ...
 
     async def status_of(self, user_ids: list[str]) -> dict[str, tuple[bool, str | None]]: ...
+
+
+class DomainEvents(Protocol):
+    """Events out on `<ns>.events`, confirmed by the broker (shared/contracts/events.py)."""
+
+    async def publish_event(self, name: str, event: BaseModel) -> None: ...
+
+
+class MessageParts(Protocol):
+    """What acting on stored messages needs: the stores, the pushes and the events out. chat's
+    parts (services/chat/parts.py) have them, and so does the unit tests' world."""
+
+    @property
+    def conversations(self) -> "Conversations": ...
+
+    @property
+    def messages(self) -> "Messages": ...
+
+    @property
+    def deliver(self) -> Deliverer: ...
+
+    @property
+    def events(self) -> DomainEvents: ...
 
 
 class TypingNotices(Protocol):
