@@ -89,9 +89,10 @@ class ChatHandlers(ChatParts):
         outcomes, stored = await sending.send_messages(
             request.items, self.friendships, self.conversations, self.messages, self.files, self.burn_unopened
         )
+        turn = self.announcements.take_turn(s.conversation.conversation_id for s in stored)
         return AnswerFirst(
             BatchReply(results=[ItemResult.of(o) for o in outcomes]),
-            then=lambda: sending.announce_stored(stored, self.deliver, self.events),
+            then=lambda: turn.run(lambda: sending.announce_stored(stored, self.deliver, self.events)),
         )
 
     @operation("chat.messages.ack")

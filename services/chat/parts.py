@@ -6,6 +6,7 @@ call_handlers.py) read them as attributes, and tests give the ones they replace
 from datetime import timedelta
 
 from services.chat.domain.calls import CallPorts
+from services.chat.domain.in_order import InOrder
 from shared.delivery import Deliverer
 from services.chat.remote import AuthProfiles, FilesDirectory, FilesImages
 from services.chat.storage.blocks import BlockStore
@@ -59,6 +60,7 @@ class ChatParts(Service):
     presence = part(lambda rt, s: Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds))
     deliver = part(lambda rt, s: _deliverer(rt, s.presence))
     events = part(lambda rt, s: rt.broker())  # publish_event: `<ns>.events`, confirmed
+    announcements = part(lambda rt, s: InOrder())  # each conversation's, in the order stored
     typing = part(lambda rt, s: TypingThrottle(rt.redis, rt.settings.namespace))
     profiles = part(lambda rt, s: AuthProfiles(rt.rpc()))
     files = part(lambda rt, s: FilesDirectory(rt.rpc()))
