@@ -2,10 +2,9 @@
 metadata (files owns files)."""
 from shared.broker import RpcClient
 from shared.contracts.auth import UserProfile, UsersGet
-from shared.contracts.errors import ErrorCode, ParleyError
-from shared.contracts.files import FileMeta, FileRef
-from shared.contracts.images import ImageInfo, ImageKind, ImageMake, ImageRef
-from shared.contracts.operations import AUTH_USERS_GET, FILES_IMAGES_MAKE, FILES_IMAGES_OPEN, FILES_INFO
+from shared.contracts.files import FileMeta, FileRefs
+from shared.contracts.images import ImageInfo, ImageKind, ImageMake, ImageRefs
+from shared.contracts.operations import AUTH_USERS_GET, FILES_IMAGES_INFO, FILES_IMAGES_MAKE, FILES_INFO
 from shared.contracts.wire import Caller
 from shared.ids import new_id
 
@@ -22,24 +21,22 @@ class AuthProfiles:
 
 
 class FilesDirectory:
+    """The `Files` port: a batch's files and made stickers, one call each for the whole batch."""
+
     def __init__(self, rpc: RpcClient):
         self.rpc = rpc
 
-    async def info(self, file_id: str) -> FileMeta | None:
-        try:
-            return await self.rpc.call(FILES_INFO, FileRef(file_id=file_id))
-        except ParleyError as exc:
-            if exc.code == ErrorCode.NOT_FOUND:
-                return None
-            raise
+    async def infos(self, file_ids: list[str]) -> dict[str, FileMeta]:
+        if not file_ids:
+            return {}
+        reply = await self.rpc.call(FILES_INFO, FileRefs(file_ids=file_ids))
+        return {f.file_id: f for f in reply.files}
 
-    async def image(self, image_id: str) -> ImageInfo | None:
-        try:
-            return await self.rpc.call(FILES_IMAGES_OPEN, ImageRef(image_id=image_id))
-        except ParleyError as exc:
-            if exc.code == ErrorCode.NOT_FOUND:
-                return None
-            raise
+    async def images(self, image_ids: list[str]) -> dict[str, ImageInfo]:
+        if not image_ids:
+            return {}
+        reply = await self.rpc.call(FILES_IMAGES_INFO, ImageRefs(image_ids=image_ids))
+        return {i.image_id: i for i in reply.images}
 
 
 class FilesImages:

@@ -10,7 +10,7 @@ A sticker made from an upload has its image's id as `sticker_id`.
 """
 from typing import Annotated, Literal
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
 from shared.contracts.base import Contract
 from shared.contracts.chat import Id
@@ -34,6 +34,12 @@ class ImageRef(Contract):
     image_id: Id
 
 
+class ImageRefs(Contract):
+    """Internal: the made stickers of a batch of messages (files.images.info)."""
+
+    image_ids: list[Id] = Field(max_length=1024)
+
+
 class ImageInfo(Contract):
     image_id: str
     kind: ImageKind
@@ -41,6 +47,12 @@ class ImageInfo(Contract):
     content_type: str
     size: int
     sha256: Sha256
+
+
+class ImagesInfo(Contract):
+    """Internal: those of the images asked for that are avatars or stickers."""
+
+    images: list[ImageInfo]
 
 
 class ThumbnailRef(Contract):

@@ -50,7 +50,8 @@ FILES_UPLOAD_CHUNK = Operation("files.upload.chunk", "files", files.UploadChunk,
 FILES_UPLOAD_FINISH = Operation("files.upload.finish", "files", files.UploadFinish, files.UploadedFile, public=False)
 FILES_UPLOAD_ABORT = Operation("files.upload.abort", "files", files.FileRef, Empty, public=False)
 FILES_OPEN = Operation("files.open", "files", files.FileRef, files.FileMeta, public=False)
-FILES_INFO = Operation("files.info", "files", files.FileRef, files.FileMeta, public=False)
+FILES_INFO = Operation("files.info", "files", files.FileRefs, files.FilesInfo, public=False)
+FILES_IMAGES_INFO = Operation("files.images.info", "files", images.ImageRefs, images.ImagesInfo, public=False)
 FILES_READ = Operation("files.read", "files", files.FileRead, files.FileReadReply, public=False)
 # files: images made from uploads (avatars, stickers; thumbnails), docs/protocol.md "Profiles and avatars"
 FILES_IMAGES_MAKE = Operation("files.images.make", "files", images.ImageMake, images.ImageInfo, public=False)
@@ -144,6 +145,7 @@ _ALL: list[Operation[Any, Any]] = [
     FILES_UPLOAD_ABORT,
     FILES_OPEN,
     FILES_INFO,
+    FILES_IMAGES_INFO,
     FILES_READ,
     FILES_IMAGES_MAKE,
     FILES_IMAGES_OPEN,

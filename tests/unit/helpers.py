@@ -24,6 +24,7 @@ from shared.contracts.auth import UserProfile
 from shared.contracts.base import utc_now
 from shared.contracts.batches import Deliveries
 from shared.contracts.files import FileMeta
+from shared.contracts.images import ImageInfo
 from shared.contracts.wire import Delivery
 from shared.presence import DeviceSocket, Presence
 from shared.settings import Settings
@@ -107,8 +108,11 @@ class StaticFiles:
         self.by_id[file_id] = meta
         return meta
 
-    async def info(self, file_id: str) -> FileMeta | None:
-        return self.by_id.get(file_id)
+    async def infos(self, file_ids: list[str]) -> dict[str, FileMeta]:
+        return {f: self.by_id[f] for f in file_ids if f in self.by_id}
+
+    async def images(self, image_ids: list[str]) -> dict[str, ImageInfo]:
+        return {}
 
 
 class StaticProfiles:

@@ -41,12 +41,14 @@ class Profiles(Protocol):
 
 
 class Files(Protocol):
-    """The files service's metadata of an uploaded file, None if there is no such file."""
+    """The files service's metadata, for a whole batch of messages at once."""
 
-    async def info(self, file_id: str) -> FileMeta | None: ...
+    async def infos(self, file_ids: list[str]) -> dict[str, FileMeta]:
+        """Those of the uploaded files that exist, by id."""
+        ...
 
-    async def image(self, image_id: str) -> ImageInfo | None:
-        """An image files made (a made sticker's id is its image's id), None if there is none."""
+    async def images(self, image_ids: list[str]) -> dict[str, ImageInfo]:
+        """Those of the images files made (a made sticker's id is its image's id), by id."""
         ...
 
 
@@ -252,6 +254,10 @@ class Messages(Protocol):
         ...
 
     async def message(self, message_id: str) -> Message | None: ...
+
+    async def messages_by_id(self, message_ids: list[str]) -> dict[str, Message]:
+        """Those of the messages that exist, by id (a batch's quoted messages, in one read)."""
+        ...
 
     async def recall(self, message_id: str, now: datetime) -> None: ...
 

@@ -7,6 +7,7 @@ Each item gets its own answer: a refusal (not a friend, not a member, no such fi
 that item only. A database or broker outage raises out of the whole batch, which its caller
 retries: every item is idempotent by client_msg_id (sends) or by `$max` (acks).
 """
+import asyncio
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from services.chat.domain.attachments import message_content
+from services.chat.domain.attachments import Referred, look_up_referred, message_content
 from shared.delivery import Deliverer, Fanout, push
 from services.chat.domain.group_admin import send_refusal
 from services.chat.domain.messaging import conversation_up_to
@@ -75,13 +76,16 @@ async def send_messages(
     """
     now = utc_now()
     outcomes: list[Outcome | None] = [None] * len(items)
-    targets = await _conversations_for(items, friendships, conversations, now)
+    targets, referred = await asyncio.gather(
+        _conversations_for(items, friendships, conversations, now),
+        look_up_referred([i.request for i in items], files, messages),
+    )
     accepted: list[tuple[int, Conversation, Draft]] = []
     for i, (item, conversation) in enumerate(zip(items, targets, strict=True)):
         try:
             if isinstance(conversation, ParleyError):
                 raise conversation
-            draft = await _draft(item, conversation, now, files, conversations, messages, burn_unopened)
+            draft = await _draft(item, conversation, now, referred, conversations, messages, burn_unopened)
             accepted.append((i, conversation, draft))
         except ParleyError as exc:
             outcomes[i] = exc
@@ -211,7 +215,7 @@ def announce(conversation: Conversation, message: Message, except_device: tuple[
 
 
 async def _draft(
-    item: SendItem, conversation: Conversation, now: datetime, files: Files, conversations: Conversations,
+    item: SendItem, conversation: Conversation, now: datetime, referred: Referred, conversations: Conversations,
     messages: Messages, burn_unopened: timedelta,
 ) -> Draft:
     request, sender = item.request, _sender(item)
@@ -222,7 +226,7 @@ async def _draft(
         raise ParleyError.bad_request("data.mentions: mentions are for groups")
     if request.mentions and not all(conversation.has_member(m) for m in request.mentions):
         raise ParleyError.bad_request("data.mentions: only members of the group can be mentioned")
-    file, sticker = await message_content(request, sender, files, conversations, messages)
+    file, sticker = await message_content(request, sender, referred, conversations, messages)
     return Draft(
         message_id=new_id("m"),
         from_user_id=sender,
@@ -234,16 +238,16 @@ async def _draft(
         sticker=sticker,
         voice=request.voice,
         expires_at=now + timedelta(seconds=request.ttl_seconds) if request.ttl_seconds is not None else None,
-        reply_to=await _quote(request.reply_to, conversation, sender, now, messages) if request.reply_to else None,
+        reply_to=_quote(request.reply_to, conversation, sender, now, referred) if request.reply_to else None,
         mentions=tuple(dict.fromkeys(request.mentions or ())),
         burn_seconds=request.burn_seconds,
         burns_at=now + burn_unopened if request.burn_seconds is not None else None,
     )
 
 
-async def _quote(message_id: str, conversation: Conversation, sender: str, now: datetime, messages: Messages) -> Quote:
+def _quote(message_id: str, conversation: Conversation, sender: str, now: datetime, referred: Referred) -> Quote:
     """What a reply carries of the message it answers: one of its conversation the sender can see."""
-    quoted = await messages.message(message_id)
+    quoted = referred.quoted.get(message_id)
     if quoted is not None and quoted.conversation_id != conversation.conversation_id:
         raise ParleyError.bad_request("data.reply_to: a reply answers a message of the same conversation")
     if quoted is None or not quoted.visible_to(sender, now) or not conversation.sees(sender, quoted):
