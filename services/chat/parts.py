@@ -8,7 +8,7 @@ from datetime import timedelta
 from services.chat.domain.calls import CallPorts
 from services.chat.domain.in_order import InOrder
 from shared.delivery import Deliverer
-from services.chat.remote import AuthProfiles, FilesDirectory, FilesImages
+from services.chat.remote import AuthProfiles, FilesDirectory
 from services.chat.storage.blocks import BlockStore
 from services.chat.storage.calls import RedisCallStore
 from services.chat.storage.conversations import ConversationStore
@@ -64,7 +64,6 @@ class ChatParts(Service):
     typing = part(lambda rt, s: TypingThrottle(rt.redis, rt.settings.namespace))
     profiles = part(lambda rt, s: AuthProfiles(rt.rpc()))
     files = part(lambda rt, s: FilesDirectory(rt.rpc()))
-    images = part(lambda rt, s: FilesImages(rt.rpc()))
     calls = part(_calls)
 
     @property

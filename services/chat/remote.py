@@ -1,12 +1,10 @@
 """What chat asks other services over RPC: user profiles (auth owns users) and file
-metadata (files owns files)."""
+metadata (files owns files); never anything that asks chat back."""
 from shared.broker import RpcClient
 from shared.contracts.auth import UserProfile, UsersGet
 from shared.contracts.files import FileMeta, FileRefs
-from shared.contracts.images import ImageInfo, ImageKind, ImageMake, ImageRefs
-from shared.contracts.operations import AUTH_USERS_GET, FILES_IMAGES_INFO, FILES_IMAGES_MAKE, FILES_INFO
-from shared.contracts.wire import Caller
-from shared.ids import new_id
+from shared.contracts.images import ImageInfo, ImageRefs
+from shared.contracts.operations import AUTH_USERS_GET, FILES_IMAGES_INFO, FILES_INFO
 
 
 class AuthProfiles:
@@ -37,16 +35,3 @@ class FilesDirectory:
             return {}
         reply = await self.rpc.call(FILES_IMAGES_INFO, ImageRefs(image_ids=image_ids))
         return {i.image_id: i for i in reply.images}
-
-
-class FilesImages:
-    """Images made by files from an upload (a group's avatar), with the user as caller: files
-    checks they may download it, and answers not_found or bad_request (not an image)."""
-
-    def __init__(self, rpc: RpcClient):
-        self.rpc = rpc
-
-    async def make(self, file_id: str, user_id: str, kind: ImageKind) -> str:
-        caller = Caller(request_id=new_id("r"), user_id=user_id)
-        reply = await self.rpc.call(FILES_IMAGES_MAKE, ImageMake(file_id=file_id, kind=kind), caller)
-        return reply.url

@@ -23,6 +23,7 @@ from shared.contracts.files import (
     UploadFinish,
 )
 from shared.contracts.images import (
+    AvatarMake,
     ImageInfo,
     ImageMake,
     ImageRef,
@@ -81,6 +82,11 @@ class FilesService(Service):
     @operation("files.images.make", timeout=BYTES_TIMEOUT)
     async def make_image(self, request: ImageMake, caller: Caller) -> ImageInfo:
         return await images.make_image(request, user_of(caller), self.store, self.access)
+
+    @operation("images.avatar", timeout=BYTES_TIMEOUT)
+    async def make_avatar(self, request: AvatarMake, caller: Caller) -> ImageInfo:
+        """A group's picture, made by the client before groups.update names it."""
+        return await images.make_image(ImageMake(file_id=request.file_id, kind="avatar"), user_of(caller), self.store, self.access)
 
     @operation("files.images.info")
     async def images_info(self, request: ImageRefs, caller: Caller) -> ImagesInfo:

@@ -30,6 +30,13 @@ class ImageMake(Contract):
     kind: ImageKind
 
 
+class AvatarMake(Contract):
+    """`images.avatar`: a 256x256 avatar image from an upload the caller may download (a group's
+    picture: the client makes it, then names it in groups.update)."""
+
+    file_id: Id
+
+
 class ImageRef(Contract):
     image_id: Id
 

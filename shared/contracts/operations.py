@@ -55,6 +55,7 @@ FILES_IMAGES_INFO = Operation("files.images.info", "files", images.ImageRefs, im
 FILES_READ = Operation("files.read", "files", files.FileRead, files.FileReadReply, public=False)
 # files: images made from uploads (avatars, stickers; thumbnails), docs/protocol.md "Profiles and avatars"
 FILES_IMAGES_MAKE = Operation("files.images.make", "files", images.ImageMake, images.ImageInfo, public=False)
+IMAGES_AVATAR = Operation("images.avatar", "files", images.AvatarMake, images.ImageInfo)
 FILES_IMAGES_OPEN = Operation(
     "files.images.open", "files", images.ImageRef, images.ImageInfo, public=False, needs_session=False
 )
@@ -148,6 +149,7 @@ _ALL: list[Operation[Any, Any]] = [
     FILES_IMAGES_INFO,
     FILES_READ,
     FILES_IMAGES_MAKE,
+    IMAGES_AVATAR,
     FILES_IMAGES_OPEN,
     FILES_THUMBNAIL_OPEN,
 ]

@@ -30,7 +30,6 @@ from shared.contracts.calls import EndReason, IceCandidate
 from shared.contracts.files import FileMeta
 from shared.contracts.images import ImageInfo
 from shared.contracts.groups import Role
-from shared.contracts.images import ImageKind
 from shared.presence import DeviceSocket
 
 
@@ -211,14 +210,6 @@ class JoinRequests(Protocol):
     async def remove(self, group_id: str, user_id: str) -> bool: ...
 
     async def delete_group(self, group_id: str) -> None: ...
-
-
-class Images(Protocol):
-    """The files service's images (avatars, stickers) made from an upload the user may download."""
-
-    async def make(self, file_id: str, user_id: str, kind: ImageKind) -> str:
-        """The image's url; not_found / bad_request (not an image) as files answers."""
-        ...
 
 
 class Messages(Protocol):
