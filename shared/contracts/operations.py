@@ -26,6 +26,8 @@ class Operation(Generic[RequestT, ReplyT]):
     reply: type[ReplyT] | None  # None: a one-way command, no reply
     public: bool = True  # clients may send it
     needs_session: bool = True  # only on a bound socket
+    # Counts against the user's send rate (PROTOCOL.md: every message.send, valid or not).
+    rate_limited: bool = False
 
     @property
     def routing_key(self) -> str:
@@ -87,7 +89,7 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("blocks.remove", "chat", blocks.BlockTarget, Empty),
     Operation("blocks.list", "chat", blocks.BlocksList, blocks.BlocksListReply),
     # messages
-    Operation("message.send", "chat", chat.MessageSend, chat.MessageSendReply),
+    Operation("message.send", "chat", chat.MessageSend, chat.MessageSendReply, rate_limited=True),
     Operation("message.ack", "chat", chat.MessageAck, Empty),
     Operation("history.fetch", "chat", chat.HistoryFetch, chat.HistoryReply),
     Operation("message.read", "chat", conversations.MessageRead, Empty),
