@@ -72,7 +72,7 @@ class GroupHandlers(ChatParts):
 
     @operation("groups.update")
     async def update(self, request: GroupUpdate, caller: Caller) -> GroupInfo:
-        return await group_admin.update_group(request, user_of(caller), self.conversations, self.images, self.deliver)
+        return await group_admin.update_group(request, user_of(caller), self.conversations, self.files, self.deliver)
 
     @operation("groups.remove_member")
     async def remove_member(self, request: GroupMemberTarget, caller: Caller) -> Empty:

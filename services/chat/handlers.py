@@ -10,7 +10,7 @@ from shared.contracts.auth import ProfileChanged
 from shared.contracts.base import Empty
 from shared.contracts.batches import AckBatch, BatchReply, ItemResult, SendBatch
 from shared.contracts.blocks import BlocksList, BlocksListReply, BlockTarget
-from shared.contracts.calls import CallMessage, CallMessageStored, CallPeer, CallPeerAsk
+from shared.contracts.calls import CallMessage, CallPeer, CallPeerAsk
 from shared.contracts.chat import (
     DeviceBound,
     FriendsList,
@@ -32,6 +32,7 @@ from shared.contracts.files import FileAccess, FileAccessReply
 from shared.contracts.interactions import MessageEdit, MessageEditReply, MessageRef, ReactionChange
 from shared.contracts.wire import Caller, user_of
 from shared.declared import event, operation
+from shared.service import AnswerFirst
 
 
 class ChatHandlers(ChatParts):
@@ -84,11 +85,16 @@ class ChatHandlers(ChatParts):
 
     # --- sending and acknowledging -----------------------------------------------------------
     @operation("chat.messages.send")
-    async def send_batch(self, request: SendBatch, caller: Caller) -> BatchReply:
-        outcomes = await sending.send_messages(
-            request.items, self.friendships, self.conversations, self.messages, self.deliver, self.files, self.burn_unopened
+    async def send_batch(self, request: SendBatch, caller: Caller) -> AnswerFirst:
+        """Stored, answered, then announced: the senders' answers do not wait for the pushes."""
+        outcomes, stored = await sending.send_messages(
+            request.items, self.friendships, self.conversations, self.messages, self.files, self.burn_unopened
         )
-        return BatchReply(results=[ItemResult.of(o) for o in outcomes])
+        turn = self.announcements.take_turn(s.conversation.conversation_id for s in stored)
+        return AnswerFirst(
+            BatchReply(results=[ItemResult.of(o) for o in outcomes]),
+            then=lambda: turn.run(lambda: sending.announce_stored(stored, self.deliver, self.events)),
+        )
 
     @operation("chat.messages.ack")
     async def ack_batch(self, request: AckBatch, caller: Caller) -> BatchReply:
@@ -122,9 +128,7 @@ class ChatHandlers(ChatParts):
 
     @operation("message.recall")
     async def recall(self, request: MessageRecall, caller: Caller) -> Empty:
-        await conversations.recall_message(
-            request, user_of(caller), caller.device_id, self.conversations, self.messages, self.deliver
-        )
+        await conversations.recall_message(request, user_of(caller), caller.device_id, self)
         return Empty()
 
     @operation("typing")
@@ -135,35 +139,25 @@ class ChatHandlers(ChatParts):
     # --- after sending: edit, reactions, burn after reading, delete for me --------------------------
     @operation("message.edit")
     async def edit(self, request: MessageEdit, caller: Caller) -> MessageEditReply:
-        return await interactions.edit_message(
-            request, user_of(caller), caller.device_id, self.edit_window, self.conversations, self.messages, self.deliver
-        )
+        return await interactions.edit_message(request, user_of(caller), caller.device_id, self.edit_window, self)
 
     @operation("reaction.add")
     async def add_reaction(self, request: ReactionChange, caller: Caller) -> Empty:
-        await interactions.change_reaction(
-            request, True, user_of(caller), caller.device_id, self.conversations, self.messages, self.deliver
-        )
+        await interactions.change_reaction(request, True, user_of(caller), caller.device_id, self)
         return Empty()
 
     @operation("reaction.remove")
     async def remove_reaction(self, request: ReactionChange, caller: Caller) -> Empty:
-        await interactions.change_reaction(
-            request, False, user_of(caller), caller.device_id, self.conversations, self.messages, self.deliver
-        )
+        await interactions.change_reaction(request, False, user_of(caller), caller.device_id, self)
         return Empty()
 
     @operation("message.open")
     async def open_message(self, request: MessageRef, caller: Caller) -> Message:
-        return await interactions.open_message(
-            request.message_id, user_of(caller), caller.device_id, self.conversations, self.messages, self.deliver
-        )
+        return await interactions.open_message(request.message_id, user_of(caller), caller.device_id, self)
 
     @operation("message.hide")
     async def hide(self, request: MessageRef, caller: Caller) -> Empty:
-        await interactions.hide_message(
-            request.message_id, user_of(caller), caller.device_id, self.conversations, self.messages, self.deliver
-        )
+        await interactions.hide_message(request.message_id, user_of(caller), caller.device_id, self)
         return Empty()
 
     # --- files ---------------------------------------------------------------------------------
@@ -179,5 +173,10 @@ class ChatHandlers(ChatParts):
         return await call_messages.call_peer(request, self.friendships, self.conversations)
 
     @operation("chat.calls.record")
-    async def record_call(self, request: CallMessage, caller: Caller) -> CallMessageStored:
-        return await call_messages.store_call_message(request, self.conversations, self.messages, self.deliver)
+    async def record_call(self, request: CallMessage, caller: Caller) -> AnswerFirst:
+        """Stored, answered, then announced like a sent message (in the conversation's order)."""
+        reply, stored = await call_messages.store_call_message(request, self.conversations, self.messages)
+        turn = self.announcements.take_turn([request.conversation_id])
+        return AnswerFirst(
+            reply, then=lambda: turn.run(lambda: sending.announce_stored([stored], self.deliver, self.events))
+        )

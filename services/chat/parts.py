@@ -5,8 +5,9 @@ read them as attributes, and tests give the ones they replace
 """
 from datetime import timedelta
 
+from services.chat.domain.in_order import InOrder
 from shared.delivery import Deliverer
-from services.chat.remote import AuthProfiles, FilesDirectory, FilesImages
+from services.chat.remote import AuthProfiles, FilesDirectory
 from services.chat.storage.blocks import BlockStore
 from services.chat.storage.conversations import ConversationStore
 from services.chat.storage.cursors import CursorStore
@@ -41,10 +42,11 @@ class ChatParts(Service):
     join_requests = part(lambda rt, s: JoinRequestStore(rt.db))
     presence = part(lambda rt, s: Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds))
     deliver = part(lambda rt, s: _deliverer(rt, s.presence))
+    events = part(lambda rt, s: rt.broker())  # publish_event: `<ns>.events`, confirmed
+    announcements = part(lambda rt, s: InOrder())  # each conversation's, in the order stored
     typing = part(lambda rt, s: TypingThrottle(rt.redis, rt.settings.namespace))
     profiles = part(lambda rt, s: AuthProfiles(rt.rpc()))
     files = part(lambda rt, s: FilesDirectory(rt.rpc()))
-    images = part(lambda rt, s: FilesImages(rt.rpc()))
 
     @property
     def edit_window(self) -> timedelta:

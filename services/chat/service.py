@@ -21,4 +21,4 @@ class ChatService(ChatHandlers, GroupHandlers):
 
     @periodic("burn.check", every=lambda settings: settings.burn_check_seconds, once_across_replicas=True)
     async def burn_what_is_due(self) -> None:
-        await burn_due(utc_now(), self.conversations, self.messages, self.deliver)
+        await burn_due(utc_now(), self)

@@ -14,6 +14,8 @@ from shared.contracts.files import (
     FileRead,
     FileReadReply,
     FileRef,
+    FileRefs,
+    FilesInfo,
     UploadBegin,
     UploadBeginReply,
     UploadChunk,
@@ -21,9 +23,12 @@ from shared.contracts.files import (
     UploadFinish,
 )
 from shared.contracts.images import (
+    AvatarMake,
     ImageInfo,
     ImageMake,
     ImageRef,
+    ImageRefs,
+    ImagesInfo,
     StickerAdd,
     StickerEntry,
     StickerRef,
@@ -67,8 +72,8 @@ class FilesService(Service):
         return await transfers.open_file(request.file_id, user_of(caller), self.store, self.access)
 
     @operation("files.info")
-    async def info(self, request: FileRef, caller: Caller) -> FileMeta:
-        return await transfers.file_info(request.file_id, self.store)
+    async def info(self, request: FileRefs, caller: Caller) -> FilesInfo:
+        return await transfers.files_info(request, self.store)
 
     @operation("files.read", timeout=BYTES_TIMEOUT)
     async def read(self, request: FileRead, caller: Caller) -> FileReadReply:
@@ -77,6 +82,15 @@ class FilesService(Service):
     @operation("files.images.make", timeout=BYTES_TIMEOUT)
     async def make_image(self, request: ImageMake, caller: Caller) -> ImageInfo:
         return await images.make_image(request, user_of(caller), self.store, self.access)
+
+    @operation("images.avatar", timeout=BYTES_TIMEOUT)
+    async def make_avatar(self, request: AvatarMake, caller: Caller) -> ImageInfo:
+        """A group's picture, made by the client before groups.update names it."""
+        return await images.make_image(ImageMake(file_id=request.file_id, kind="avatar"), user_of(caller), self.store, self.access)
+
+    @operation("files.images.info")
+    async def images_info(self, request: ImageRefs, caller: Caller) -> ImagesInfo:
+        return await images.images_info(request, self.store)
 
     @operation("files.images.open")
     async def open_image(self, request: ImageRef, caller: Caller) -> ImageInfo:

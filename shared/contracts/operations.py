@@ -6,7 +6,9 @@ their handlers to.
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from shared.contracts import auth, batches, blocks, calls, chat, conversations, files, groups, images, interactions
+from shared.contracts import (
+    auth, batches, blocks, calls, chat, conversations, events, files, groups, images, interactions,
+)
 from shared.contracts.base import Contract, Empty
 
 RequestT = TypeVar("RequestT", bound=Contract)
@@ -24,6 +26,8 @@ class Operation(Generic[RequestT, ReplyT]):
     reply: type[ReplyT] | None  # None: a one-way command, no reply
     public: bool = True  # clients may send it
     needs_session: bool = True  # only on a bound socket
+    # Counts against the user's send rate (PROTOCOL.md: every message.send, valid or not).
+    rate_limited: bool = False
 
     @property
     def routing_key(self) -> str:
@@ -52,10 +56,12 @@ FILES_UPLOAD_CHUNK = Operation("files.upload.chunk", "files", files.UploadChunk,
 FILES_UPLOAD_FINISH = Operation("files.upload.finish", "files", files.UploadFinish, files.UploadedFile, public=False)
 FILES_UPLOAD_ABORT = Operation("files.upload.abort", "files", files.FileRef, Empty, public=False)
 FILES_OPEN = Operation("files.open", "files", files.FileRef, files.FileMeta, public=False)
-FILES_INFO = Operation("files.info", "files", files.FileRef, files.FileMeta, public=False)
+FILES_INFO = Operation("files.info", "files", files.FileRefs, files.FilesInfo, public=False)
+FILES_IMAGES_INFO = Operation("files.images.info", "files", images.ImageRefs, images.ImagesInfo, public=False)
 FILES_READ = Operation("files.read", "files", files.FileRead, files.FileReadReply, public=False)
 # files: images made from uploads (avatars, stickers; thumbnails), docs/protocol.md "Profiles and avatars"
 FILES_IMAGES_MAKE = Operation("files.images.make", "files", images.ImageMake, images.ImageInfo, public=False)
+IMAGES_AVATAR = Operation("images.avatar", "files", images.AvatarMake, images.ImageInfo)
 FILES_IMAGES_OPEN = Operation(
     "files.images.open", "files", images.ImageRef, images.ImageInfo, public=False, needs_session=False
 )
@@ -87,7 +93,7 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("blocks.remove", "chat", blocks.BlockTarget, Empty),
     Operation("blocks.list", "chat", blocks.BlocksList, blocks.BlocksListReply),
     # messages
-    Operation("message.send", "chat", chat.MessageSend, chat.MessageSendReply),
+    Operation("message.send", "chat", chat.MessageSend, chat.MessageSendReply, rate_limited=True),
     Operation("message.ack", "chat", chat.MessageAck, Empty),
     Operation("history.fetch", "chat", chat.HistoryFetch, chat.HistoryReply),
     Operation("message.read", "chat", conversations.MessageRead, Empty),
@@ -149,8 +155,10 @@ _ALL: list[Operation[Any, Any]] = [
     FILES_UPLOAD_ABORT,
     FILES_OPEN,
     FILES_INFO,
+    FILES_IMAGES_INFO,
     FILES_READ,
     FILES_IMAGES_MAKE,
+    IMAGES_AVATAR,
     FILES_IMAGES_OPEN,
     FILES_THUMBNAIL_OPEN,
 ]
@@ -201,4 +209,6 @@ EVENTS: dict[str, type[Contract]] = {
     "presence.changed": chat.PresenceChanged,
     "profile.changed": auth.ProfileChanged,
     "deliveries.lost": chat.DeliveriesLost,
+    "messages.stored": events.MessagesStored,
+    "message.changed": events.MessageChanged,
 }

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from pydantic import BaseModel
 
 from services.chat.service import ChatService
 from shared.delivery import Deliverer
+from services.chat.domain import sending
 from services.chat.storage.conversations import ConversationStore
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
@@ -23,6 +25,7 @@ from shared.contracts.auth import UserProfile
 from shared.contracts.base import utc_now
 from shared.contracts.batches import Deliveries
 from shared.contracts.files import FileMeta
+from shared.contracts.images import ImageInfo
 from shared.contracts.operations import Operation
 from shared.contracts.wire import Caller, Command, Delivery
 from shared.declared import Runtime, Service
@@ -82,6 +85,19 @@ class Outbox:
         self.messages.clear()
 
 
+class Events:
+    """The `DomainEvents` port: every event chat would publish on `<ns>.events`, recorded."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, BaseModel]] = []
+
+    async def publish_event(self, name: str, event: BaseModel) -> None:
+        self.published.append((name, event))
+
+    def named(self, name: str) -> list[Any]:
+        return [e for n, e in self.published if n == name]
+
+
 class StaticFiles:
     """The `Files` port over file metadata made by the test."""
 
@@ -96,8 +112,11 @@ class StaticFiles:
         self.by_id[file_id] = meta
         return meta
 
-    async def info(self, file_id: str) -> FileMeta | None:
-        return self.by_id.get(file_id)
+    async def infos(self, file_ids: list[str]) -> dict[str, FileMeta]:
+        return {f: self.by_id[f] for f in file_ids if f in self.by_id}
+
+    async def images(self, image_ids: list[str]) -> dict[str, ImageInfo]:
+        return {}
 
 
 class StaticProfiles:
@@ -127,6 +146,7 @@ class Chat:
     deliver: Deliverer
     profiles: StaticProfiles = field(default_factory=StaticProfiles)
     files: StaticFiles = field(default_factory=StaticFiles)
+    events: Events = field(default_factory=Events)
 
     async def online(self, user_id: str, device_id: str = "d1", gateway_id: str = "gw1", conn_id: str = "c1") -> None:
         await self.presence.bind(DeviceSocket(user_id, device_id, gateway_id, conn_id))
@@ -164,6 +184,16 @@ def typing_throttle(world: Chat, window_ms: int = 1000) -> TypingThrottle:
     return TypingThrottle(world.presence.redis, world.presence.ns, window_ms=window_ms)
 
 
+async def send_batch(world: Chat, items: list[Any]) -> list[Any]:
+    """chat.messages.send's work on the world: stored, answered, then announced (pushes into the
+    outbox, `messages.stored` into the recorded events)."""
+    outcomes, stored = await sending.send_messages(
+        items, world.friendships, world.conversations, world.messages, world.files
+    )
+    await sending.announce_stored(stored, world.deliver, world.events)
+    return outcomes
+
+
 class InProcessRpc:
     """`RpcClient.call` answered by a service built in this process, through its router as the
     runner does for a command from RabbitMQ: a service's remote port over another's real handlers."""
@@ -182,5 +212,5 @@ async def chat_service(world: Chat, settings: Settings) -> ChatService:
     return await ChatService.build(
         rt, friendships=world.friendships, conversations=world.conversations, messages=world.messages,
         cursors=world.cursors, presence=world.presence, deliver=world.deliver, profiles=world.profiles,
-        files=world.files, images=None,
+        files=world.files, events=world.events,
     )

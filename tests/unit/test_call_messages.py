@@ -54,7 +54,7 @@ async def test_anyone_else_is_forbidden(world, ask) -> None:
     assert refused.value.code == "forbidden"
 
 
-async def test_a_calls_message_is_stored_and_pushed_once_however_often_asked(world) -> None:
+async def test_a_calls_message_is_stored_once_however_often_asked_and_announced_like_a_message(world) -> None:
     conversation_id = (await peer(world, caller_id=A, user_id=B)).conversation_id
     message = ended_call(conversation_id)
     first = await world.rpc.call(CHAT_CALLS_RECORD, message)
@@ -64,9 +64,12 @@ async def test_a_calls_message_is_stored_and_pushed_once_however_often_asked(wor
     page, _ = await world.messages.page(conversation_id, None, 50, utc_now(), 10)
     (stored,) = page
     assert stored.from_user_id == A and stored.client_msg_id == "call:call_1" and stored.call == message.call
-    for user, device in ((A, "laptop"), (B, "phone")):
+    for user, device in ((A, "laptop"), (B, "phone")):  # both devices, the caller's too; the same seq
         pushed = [p["data"] for p in world.outbox.received_by(user, device) if p["type"] == "message.new"]
-        assert [p["call"]["call_id"] for p in pushed] == ["call_1"]
+        assert {(p["seq"], p["call"]["call_id"]) for p in pushed} == {(1, "call_1")}
+    # messages.stored, as for a sent message (offline push learns of the call); a retry says `again`.
+    announced = [c.messages[0] for e in world.events.named("messages.stored") for c in e.conversations]
+    assert [(m.kind, m.seq, m.again) for m in announced] == [("call", 1, False), ("call", 1, True)]
     # The next call's message takes the next seq, like any message.
     assert (await world.rpc.call(CHAT_CALLS_RECORD, ended_call(conversation_id, "call_2"))).seq == 2
 

@@ -6,11 +6,10 @@ from datetime import datetime
 
 from services.chat.domain.ports import Conversations, Friendships, Messages
 from services.chat.domain.records import Draft
-from services.chat.domain.sending import announce, direct_conversation_id
+from services.chat.domain.sending import Stored, direct_conversation_id
 from shared.contracts.base import utc_now
 from shared.contracts.calls import CallMessage, CallMessageStored, CallPeer, CallPeerAsk
 from shared.contracts.errors import ParleyError
-from shared.delivery import Deliverer
 from shared.ids import new_id
 
 
@@ -43,10 +42,11 @@ async def call_peer(ask: CallPeerAsk, friendships: Friendships, conversations: C
 
 
 async def store_call_message(
-    message: CallMessage, conversations: Conversations, messages: Messages, deliver: Deliverer
-) -> CallMessageStored:
-    """The call's message, from the caller, with the conversation's next seq; pushed as
-    `message.new` the first time only (idempotent: keyed by the call's id)."""
+    message: CallMessage, conversations: Conversations, messages: Messages
+) -> tuple[CallMessageStored, Stored]:
+    """The call's message, from the caller, with the conversation's next seq; what to announce
+    (`message.new`, `messages.stored`) once calls has the answer, as for any message sent. Asked
+    again (a retry), it is found stored and announced again: at least once, like a send."""
     conversation = await conversations.conversation(message.conversation_id)
     if conversation is None or not (conversation.has_member(message.caller_id) and conversation.has_member(message.callee_id)):
         raise ParleyError.not_found("no such direct conversation")
@@ -55,6 +55,6 @@ async def store_call_message(
         to={"user_id": message.callee_id}, sent_at=datetime.fromisoformat(message.ended_at), call=message.call,
     )
     (appended,) = await messages.append_many([(conversation, draft)])
-    if appended.first:
-        await deliver.fan_out(announce(conversation, appended.message, None))
-    return CallMessageStored(message_id=appended.message.message_id, seq=appended.message.seq, first=appended.first)
+    stored = appended.message
+    reply = CallMessageStored(message_id=stored.message_id, seq=stored.seq, first=appended.first)
+    return reply, Stored(conversation, stored, None, again=not appended.first)

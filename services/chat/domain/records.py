@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Literal, TypeVar, dataclass_transform
 
-from shared.contracts import chat
+from shared.contracts import chat, events
 from shared.contracts.base import iso
 from shared.contracts.calls import CallRecord
 from shared.contracts.interactions import QUOTE_CHARS, Burn, Quote, Reaction
@@ -284,6 +284,35 @@ class Message:
             seconds=self.burn_seconds,
             opened_at=iso(self.opened_at) if self.opened_at else None,
             burns_at=iso(self.burns_at) if self.burns_at else None,
+        )
+
+    def stored(self, device_id: str | None, again: bool) -> events.StoredMessage:
+        """What `messages.stored` says of it: its kind and a preview, never a burn-after-reading
+        message's content."""
+        if self.call is not None:
+            kind: events.MessageKind = "call"
+        elif self.sticker is not None:
+            kind = "sticker"
+        elif self.voice is not None:
+            kind = "voice"
+        elif self.file is not None:
+            kind = "image" if self.file.content_type.startswith("image/") else "file"
+        else:
+            kind = "text"
+        sealed = self.burn_seconds is not None
+        return events.StoredMessage(
+            message_id=self.message_id,
+            seq=self.seq,
+            from_user_id=self.from_user_id,
+            from_device_id=device_id,
+            sent_at=iso(self.sent_at),
+            kind=kind,
+            preview=self.text[:events.PREVIEW_CHARS] if self.text and not sealed else None,
+            mentions=list(self.mentions),
+            burn_after_reading=sealed,
+            expires_at=iso(self.expires_at) if self.expires_at else None,
+            reply_to_message_id=self.reply_to.message_id if self.reply_to else None,
+            again=again,
         )
 
     def quote(self) -> Quote:
