@@ -3,6 +3,7 @@
 #   docker build --target auth    -t parley/auth    .
 #   docker build --target chat    -t parley/chat    .
 #   docker build --target files   -t parley/files   .
+#   docker build --target calls   -t parley/calls   .
 #   docker build --target gateway -t parley/gateway .    (also the default: the last stage)
 #
 # docker-compose.yml builds the same targets (`build.target`); deploy/k8s/ runs these images.
@@ -48,13 +49,14 @@ RUN python -m compileall -q /app
 # Numeric uid:gid (= parley:parley) so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
 
-# auth, chat and files have no HTTP API: they serve Prometheus /metrics on PARLEY_METRICS_PORT
-# (shared/metrics.py), and their health check is that this endpoint answers. It shows that the
-# process is up (the endpoint starts first and dies with it), not that MongoDB or RabbitMQ are
-# reachable. With PARLEY_METRICS_PORT=0 (metrics off) the check only passes: the service is
-# PID 1, so a running container is a running service. Each service's CMD is in exec form: the
-# service is PID 1 and gets SIGTERM itself (it stops consuming and lets the commands in flight
-# finish, within PARLEY_SHUTDOWN_TIMEOUT_SECONDS, 20 s by default: give it a stop timeout above that).
+# auth, chat, files and calls have no HTTP API: they serve Prometheus /metrics on
+# PARLEY_METRICS_PORT (shared/metrics.py), and their health check is that this endpoint answers.
+# It shows that the process is up (the endpoint starts first and dies with it), not that MongoDB
+# or RabbitMQ are reachable. With PARLEY_METRICS_PORT=0 (metrics off) the check only passes: the
+# service is PID 1, so a running container is a running service. Each service's CMD is in exec
+# form: the service is PID 1 and gets SIGTERM itself (it stops consuming and lets the commands in
+# flight finish, within PARLEY_SHUTDOWN_TIMEOUT_SECONDS, 20 s by default: give it a stop timeout
+# above that).
 
 # --- auth ---------------------------------------------------------------------------------------
 FROM runtime AS auth
@@ -79,6 +81,15 @@ EXPOSE 9100
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; p = int(os.environ.get('PARLEY_METRICS_PORT') or 0); p and urllib.request.urlopen(f'http://127.0.0.1:{p}/metrics', timeout=4).close()"]
 CMD ["python", "-m", "services.files.main"]
+
+# --- calls --------------------------------------------------------------------------------------
+# Call signalling; its state is in Redis (no MongoDB), the calls' messages are chat's to store.
+FROM runtime AS calls
+ENV PARLEY_METRICS_PORT=9100
+EXPOSE 9100
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; p = int(os.environ.get('PARLEY_METRICS_PORT') or 0); p and urllib.request.urlopen(f'http://127.0.0.1:{p}/metrics', timeout=4).close()"]
+CMD ["python", "-m", "services.calls.main"]
 
 # --- gateway (last: the default target) ---------------------------------------------------------
 # HTTP and WebSocket on 8000, its own /metrics there too. The health check is GET /healthz (the

@@ -2,44 +2,38 @@
 Redis and RabbitMQ up; consume until SIGTERM; everything closed in order."""
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
-from shared.broker import Broker
+from shared.broker import Broker, RpcClient
+from shared.declared import Runtime, Service
 from shared.ids import new_id
 from shared.logs import configure_logging
 from shared.metrics import serve_metrics
-from shared.service import Router, ServiceRunner
+from shared.periodic import Leases
+from shared.service import ServiceRunner
 from shared.settings import Settings, UnsafeSecret, get_settings, refuse_unsafe_secrets
-from shared.stores import Database, MongoClient, mongo_client, mongo_database, redis_client, wait_for_mongo
+from shared.stores import mongo_client, mongo_database, redis_client, wait_for_mongo
 
 
-@dataclass(frozen=True)
-class Runtime:
-    settings: Settings
-    mongo: MongoClient
-    db: Database
-    redis: aioredis.Redis
-    broker: Broker
-    instance_id: str  # this process, among the replicas of its service
-
-
-async def serve(service: str, wire: Callable[[Runtime], Awaitable[Router]]) -> None:
-    """Run one service: `wire` builds its stores and handlers from the shared clients."""
+async def serve(service_class: type[Service]) -> None:
+    """Run one service: its parts built from the process's clients, its bindings consumed and its
+    periodic jobs run until SIGTERM, then everything closed in order."""
+    name = service_class.name
     settings = get_settings()
-    refuse_to_start_unsafely(service, settings)
-    configure_logging(service, settings.log_level, settings.log_format)
+    refuse_to_start_unsafely(name, settings)
+    configure_logging(name, settings.log_level, settings.log_format)
     serve_metrics(settings.metrics_port)
-    mongo = mongo_client(settings)
-    await wait_for_mongo(mongo, settings)
+    mongo = mongo_client(settings)  # connects on first use: never, for a service without collections
+    if service_class.uses_database:
+        await wait_for_mongo(mongo, settings)
     redis = redis_client(settings)
     broker = await Broker(settings).connect()
-    instance_id = new_id(service)
+    instance_id = new_id(name)
     try:
-        router = await wire(Runtime(settings, mongo, mongo_database(mongo, settings), redis, broker, instance_id))
-        await ServiceRunner(broker, router, settings).run_until_signalled()
+        rpc = await RpcClient(broker, instance_id).start()
+        rt = Runtime(settings, mongo_database(mongo, settings), redis, mongo, broker, rpc, instance_id)
+        service = await service_class.build(rt)
+        leases = Leases(redis, settings.namespace, instance_id)
+        await ServiceRunner(broker, service.router(), settings, leases).run_until_signalled()
     finally:
         await broker.close()
         await redis.aclose()
@@ -55,12 +49,12 @@ def refuse_to_start_unsafely(service: str, settings: Settings) -> None:
         sys.exit(f"{service}: refusing to start: {exc}")
 
 
-def run(service: str, wire: Callable[[Runtime], Awaitable[Router]]) -> None:
+def run(service_class: type[Service]) -> None:
     """The process entry point: `serve` on uvloop (libuv's loop: ~2x fewer CPU cycles per
     socket event than asyncio's selector loop) where it is installed, else asyncio's own."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(service, wire))
+        asyncio.run(serve(service_class))
     else:
-        uvloop.run(serve(service, wire))
+        uvloop.run(serve(service_class))

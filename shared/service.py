@@ -29,22 +29,38 @@ from shared.contracts.wire import Caller, Command, CommandResult
 from shared.logs import log_event, request_id_var, user_id_var
 from shared.metrics import COMMAND_SECONDS, COMMANDS, COMMANDS_EXPIRED, REPLIES_DROPPED
 from shared.outages import is_outage
+from shared.periodic import Leases, Periodic, PeriodicJobs
 from shared.settings import Settings
 
 log = logging.getLogger("parley.service")
 
-Handler = Callable[[Any, Caller], Awaitable[BaseModel | None]]
 EventHandler = Callable[[Any], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class AnswerFirst:
+    """A handler's reply, and the work that follows it once the caller has it (the pushes and
+    events of what the handler stored): the runner publishes the reply, runs `then`, and only
+    then acks the command. If `then` fails the command is retried (handlers are idempotent), so
+    the work is done at least once; the caller's answer never waits for it."""
+
+    reply: BaseModel
+    then: Callable[[], Awaitable[None]]
+
+
+Handler = Callable[[Any, Caller], Awaitable[BaseModel | AnswerFirst | None]]
+
+
+@dataclass(frozen=True)
 class Verdict:
-    """How one command ends: its outcome label, the reply (if any) and how it is settled."""
+    """How one command ends: its outcome label, the reply (if any), the work that follows the
+    reply (if any) and how it is settled."""
 
     outcome: str
     settle: str  # ack | retry (nack, requeue) | reject (dead-letter)
     reply: bytes | None = None
     attempt: int = 0
+    then: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,7 @@ class Router:
         self.default_timeout = default_timeout
         self.routes: dict[str, Route] = {}
         self.events: dict[str, EventHandler] = {}
+        self.periodics: list[Periodic] = []
 
     def operation(self, name: str, timeout: float | None = None) -> Callable[[Handler], Handler]:
         op = OPERATIONS[name]
@@ -92,8 +109,15 @@ class Router:
 
         return bind
 
-    async def dispatch(self, routing_key: str, command: Command) -> BaseModel | None:
-        """Validate and run one command; what tests and the consumer both call."""
+    def periodic(self, job: Periodic) -> None:
+        """A job the runner runs beside the consumers (shared/periodic.py)."""
+        if any(j.name == job.name for j in self.periodics):
+            raise ValueError(f"two periodic jobs named {job.name}")
+        self.periodics.append(job)
+
+    async def run(self, routing_key: str, command: Command) -> BaseModel | AnswerFirst | None:
+        """Validate and run one command's handler (the consumer's part: it runs an AnswerFirst's
+        `then` itself, after replying)."""
         route = self.routes[routing_key]
         try:
             request = route.operation.request.model_validate(command.data)
@@ -101,17 +125,27 @@ class Router:
             raise ParleyError.bad_request(describe_validation_error(exc)) from None
         return await asyncio.wait_for(route.handler(request, command.caller), route.timeout)
 
+    async def dispatch(self, routing_key: str, command: Command) -> BaseModel | None:
+        """One command from start to end, the work after its reply included: what tests call."""
+        result = await self.run(routing_key, command)
+        if isinstance(result, AnswerFirst):
+            await asyncio.wait_for(result.then(), self.routes[routing_key].timeout)
+            return result.reply
+        return result
+
 
 class ServiceRunner:
-    """Runs a Router against RabbitMQ until SIGTERM/SIGINT."""
+    """Runs a Router against RabbitMQ until SIGTERM/SIGINT: its consumers and its periodic jobs
+    (those run once across replicas take a lease in Redis: `leases`)."""
 
-    def __init__(self, broker: Broker, router: Router, settings: Settings):
+    def __init__(self, broker: Broker, router: Router, settings: Settings, leases: Leases | None = None):
         self.broker = broker
         self.router = router
         self.settings = settings
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
+        self.jobs = PeriodicJobs(router.periodics, leases)
 
     async def start(self) -> None:
         names = self.broker.names
@@ -131,7 +165,11 @@ class ServiceRunner:
             for name in self.router.events:
                 await equeue.bind(names.events, name)
             self._consumers.append((equeue, await equeue.consume(self._on_event)))
-        log_event(log, "service.consuming", service=self.router.service, operations=sorted(self.router.routes))
+        self.jobs.start()
+        log_event(
+            log, "service.consuming", service=self.router.service, operations=sorted(self.router.routes),
+            jobs=[j.name for j in self.router.periodics],
+        )
 
     def _track(self) -> None:
         task = asyncio.current_task()
@@ -159,6 +197,8 @@ class ServiceRunner:
         verdict = await self._run_command(message, routing_key)
         if verdict.reply is not None and message.reply_to:
             await self._reply(message, routing_key, verdict.reply)
+        if verdict.then is not None:
+            verdict = await self._follow_up(message, routing_key, verdict)
         if verdict.settle == "retry":
             await asyncio.sleep(min(0.2 * verdict.attempt, 2.0))
         await self._settle(message, routing_key, verdict.settle)
@@ -190,9 +230,10 @@ class ServiceRunner:
         # client's fault; a ValidationError or KeyError from inside a handler is a bug of ours,
         # answered `internal` once retries are spent, never `bad_request`.
         try:
-            result = await self.router.dispatch(routing_key, command)
-            data = result.model_dump(mode="json") if result else {}
-            return Verdict("ok", "ack", dumps(CommandResult(ok=True, data=data)))
+            result = await self.router.run(routing_key, command)
+            reply, then = (result.reply, result.then) if isinstance(result, AnswerFirst) else (result, None)
+            data = reply.model_dump(mode="json") if reply else {}
+            return Verdict("ok", "ack", dumps(CommandResult(ok=True, data=data)), then=then)
         except ParleyError as exc:
             return Verdict(exc.code.value, "ack", error_result(exc))
         except Exception as exc:
@@ -218,6 +259,22 @@ class ServiceRunner:
         if not give_up:
             return Verdict("failed", "retry", attempt=attempt)
         return Verdict("failed", "reject", error_result(ParleyError.internal()), attempt)
+
+    async def _follow_up(self, message: AbstractIncomingMessage, routing_key: str, verdict: Verdict) -> Verdict:
+        """The work after the reply. Failed (the broker away for the events it publishes, a bug):
+        the command is retried, and its idempotent handler answers again and repeats the work."""
+        assert verdict.then is not None
+        try:
+            await asyncio.wait_for(verdict.then(), self.router.routes[routing_key].timeout)
+            return verdict
+        except Exception as exc:
+            attempt = self._failures_before(message) + 1
+            give_up = attempt >= self.settings.delivery_limit
+            log_event(
+                log, "command.follow_up_failed", logging.ERROR, exc=None if is_outage(exc) else exc,
+                routing_key=routing_key, attempt=attempt, dead_lettered=give_up, error=repr(exc),
+            )
+            return Verdict("follow_up_failed", "reject" if give_up else "retry", attempt=attempt)
 
     async def _reply(self, message: AbstractIncomingMessage, routing_key: str, body: bytes) -> None:
         assert message.reply_to is not None
@@ -263,6 +320,7 @@ class ServiceRunner:
         RabbitMQ hands it to another replica once the connection closes (handlers are idempotent).
         """
         log_event(log, "service.stopping", service=self.router.service, in_flight=len(self._in_flight))
+        await self.jobs.stop(self.settings.shutdown_timeout_seconds)
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):  # the connection may already be gone
                 await queue.cancel(tag)

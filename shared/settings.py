@@ -136,8 +136,8 @@ class Settings(BaseSettings):
     burn_unopened_seconds: float = Field(7 * 24 * 3600, gt=0)
     burn_check_seconds: float = Field(1.0, gt=0)
 
-    # Calls (docs/protocol.md "Calls"): an unanswered call ends after call_ring_seconds; chat
-    # checks ringing calls and the participants' sockets this often (a call whose participant's
+    # Calls (docs/protocol.md "Calls"): an unanswered call ends after call_ring_seconds; the calls
+    # service checks ringing calls and the participants' sockets this often (a call whose participant's
     # socket is gone ends, within presence_ttl_seconds of a gateway dying). call.invite per
     # user: a token bucket (per minute, burst).
     call_ring_seconds: float = Field(45.0, gt=0)

@@ -1,10 +1,10 @@
 """The whole system as local processes: `make run`, and the integration tests' fixture.
 
 Starts the embedded MongoDB-wire server (unless PARLEY_MONGO_URL is set), then auth, chat,
-files and the gateway(s), each its own process with its own name on every log line; waits
+files, calls and the gateway(s), each its own process with its own name on every log line; waits
 for /readyz; on Ctrl-C, SIGTERM or SIGHUP stops them in order (gateways first, so sockets drain).
 
-    python -m deploy.local.devstack run        # PARLEY_DEV_GATEWAYS=2 PARLEY_DEV_CHATS=3 to scale
+    python -m deploy.local.devstack run        # PARLEY_DEV_GATEWAYS=2 PARLEY_DEV_CHATS=3 PARLEY_DEV_CALLS=2 to scale
     python -m deploy.local.devstack stop       # stops the stack `run` started from the same data dir
 
 `Stack` is what tests and benchmarks drive (they kill and restart processes on purpose); the
@@ -40,6 +40,7 @@ class DevSettings(BaseSettings):
     chats: int = 1
     auths: int = 1
     files: int = 1
+    calls: int = 1
     data_dir: Path = ROOT / ".run"
     # The embedded MongoDB-wire server's port when free (else any free one); tests pick their own.
     mongo_port: int = 27017
@@ -224,7 +225,7 @@ class Stack:
         self.log(f"embedded MongoDB-wire server on 127.0.0.1:{port} (storage: {storage})")
 
     def service(self, name: str, index: int = 0) -> Proc:
-        """Start (or restart) one replica: `auth`, `chat`, `files` or `gateway`."""
+        """Start (or restart) one replica: `auth`, `chat`, `files`, `calls` or `gateway`."""
         key = f"{name}{index + 1}" if index or name in ("gateway", "chat") else name
         overrides = {"PARLEY_GATEWAY_PORT": str(self.gateway_ports[index])} if name == "gateway" else {}
         return self.start_process(key, name, overrides)
@@ -237,7 +238,8 @@ class Stack:
         return proc
 
     def start_all(self) -> None:
-        for name, count in (("auth", self.dev.auths), ("chat", self.dev.chats), ("files", self.dev.files)):
+        backends = (("auth", self.dev.auths), ("chat", self.dev.chats), ("files", self.dev.files), ("calls", self.dev.calls))
+        for name, count in backends:
             for i in range(count):
                 self.service(name, i)
         for i in range(self.dev.gateways):

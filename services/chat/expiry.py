@@ -2,7 +2,7 @@
 
 Every read already hides them from `expires_at` on (records.is_visible); this removes them
 from the database soon after, in chat rather than through a TTL index (MessageStore.
-_drop_server_ttl says why). Every chat replica runs it (background.every); deleting is
+_drop_server_ttl says why). One chat replica at a time runs it (service.py, a leased periodic job); deleting is
 idempotent.
 """
 import logging

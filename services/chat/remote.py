@@ -1,13 +1,10 @@
 """What chat asks other services over RPC: user profiles (auth owns users) and file
-metadata (files owns files)."""
+metadata (files owns files); never anything that asks chat back."""
 from shared.broker import RpcClient
 from shared.contracts.auth import UserProfile, UsersGet
-from shared.contracts.errors import ErrorCode, ParleyError
-from shared.contracts.files import FileMeta, FileRef
-from shared.contracts.images import ImageInfo, ImageKind, ImageMake, ImageRef
-from shared.contracts.operations import AUTH_USERS_GET, FILES_IMAGES_MAKE, FILES_IMAGES_OPEN, FILES_INFO
-from shared.contracts.wire import Caller
-from shared.ids import new_id
+from shared.contracts.files import FileMeta, FileRefs
+from shared.contracts.images import ImageInfo, ImageRefs
+from shared.contracts.operations import AUTH_USERS_GET, FILES_IMAGES_INFO, FILES_INFO
 
 
 class AuthProfiles:
@@ -22,34 +19,19 @@ class AuthProfiles:
 
 
 class FilesDirectory:
-    def __init__(self, rpc: RpcClient):
-        self.rpc = rpc
-
-    async def info(self, file_id: str) -> FileMeta | None:
-        try:
-            return await self.rpc.call(FILES_INFO, FileRef(file_id=file_id))
-        except ParleyError as exc:
-            if exc.code == ErrorCode.NOT_FOUND:
-                return None
-            raise
-
-    async def image(self, image_id: str) -> ImageInfo | None:
-        try:
-            return await self.rpc.call(FILES_IMAGES_OPEN, ImageRef(image_id=image_id))
-        except ParleyError as exc:
-            if exc.code == ErrorCode.NOT_FOUND:
-                return None
-            raise
-
-
-class FilesImages:
-    """Images made by files from an upload (a group's avatar), with the user as caller: files
-    checks they may download it, and answers not_found or bad_request (not an image)."""
+    """The `Files` port: a batch's files and made stickers, one call each for the whole batch."""
 
     def __init__(self, rpc: RpcClient):
         self.rpc = rpc
 
-    async def make(self, file_id: str, user_id: str, kind: ImageKind) -> str:
-        caller = Caller(request_id=new_id("r"), user_id=user_id)
-        reply = await self.rpc.call(FILES_IMAGES_MAKE, ImageMake(file_id=file_id, kind=kind), caller)
-        return reply.url
+    async def infos(self, file_ids: list[str]) -> dict[str, FileMeta]:
+        if not file_ids:
+            return {}
+        reply = await self.rpc.call(FILES_INFO, FileRefs(file_ids=file_ids))
+        return {f.file_id: f for f in reply.files}
+
+    async def images(self, image_ids: list[str]) -> dict[str, ImageInfo]:
+        if not image_ids:
+            return {}
+        reply = await self.rpc.call(FILES_IMAGES_INFO, ImageRefs(image_ids=image_ids))
+        return {i.image_id: i for i in reply.images}

@@ -15,6 +15,7 @@ from services.gateway.metrics import FRAMES, SOCKETS_REFUSED
 from services.gateway.send_rate import SendRate
 from services.gateway.sessions import Sessions
 from shared.contracts.errors import ErrorCode, ParleyError
+from shared.contracts.operations import OPERATIONS
 from shared.ids import new_id
 from shared.logs import log_event
 from shared.settings import Settings
@@ -128,7 +129,8 @@ class SocketServer:
             frame = parse_frame(text, max_bytes=self.settings.max_frame_bytes, bound=session is not None)
         except FrameError as exc:
             error: ParleyError = exc
-            if exc.operation == "message.send" and session is not None:
+            asked = OPERATIONS.get(exc.operation or "")
+            if asked is not None and asked.rate_limited and session is not None:
                 # Every message.send counts against the rate, its fields valid or not; past the
                 # rate it is answered rate_limited, else with what is wrong with its fields.
                 error = await self.send_rate.exceeded(session.user_id) or exc
@@ -137,7 +139,7 @@ class SocketServer:
             return None
         # Counted here, as the socket's frames arrive and before anything reaches chat.
         limited = None
-        if frame.operation.name == "message.send" and session is not None:
+        if frame.operation.rate_limited and session is not None:
             limited = await self.send_rate.exceeded(session.user_id)
         if limited is not None:
             FRAMES.labels(frame.operation.name, limited.code.value).inc()

@@ -5,7 +5,7 @@ participants' sockets like `typing` (never stored), and stores one message per c
 direct conversation (`Message.call`). SDP and ICE candidates are opaque to Parley: it bounds
 their size (`too_large` past MAX_SDP_CHARS / MAX_CANDIDATE_CHARS) and passes them on.
 """
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -50,20 +50,25 @@ class IceCandidate(SparseContract):
 
 
 # --- requests and replies ---------------------------------------------------------------------
-class CallInvite(Contract):
-    """Call the other person of a direct conversation: named by the conversation, or by the
-    friend's user_id (before any message, when the client has no conversation id yet)."""
+class WhomToCall(Contract):
+    """Whom a call is for: exactly one of a direct conversation or a friend's user_id."""
 
     conversation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
-    media: Media
-    sdp: Sdp  # the caller's offer
 
     @model_validator(mode="after")
-    def _one_target(self) -> "CallInvite":
+    def _one_target(self) -> Self:
         if (self.conversation_id is None) == (self.user_id is None):
             raise ValueError("give exactly one of conversation_id or user_id")
         return self
+
+
+class CallInvite(WhomToCall):
+    """Call the other person of a direct conversation: named by the conversation, or by the
+    friend's user_id (before any message, when the client has no conversation id yet)."""
+
+    media: Media
+    sdp: Sdp  # the caller's offer
 
 
 class CallInviteReply(SparseContract):
@@ -90,6 +95,37 @@ class CallTarget(Contract):
 class CallIce(Contract):
     call_id: CallId
     candidate: IceCandidate
+
+
+# --- what calls asks chat (internal: chat owns friendships, conversations and messages) -------------
+class CallPeerAsk(WhomToCall):
+    """`chat.calls.peer`, at invite: whom `caller_id` calls and in which direct conversation (made
+    on a first call by user_id); `forbidden` unless the two are friends in a direct conversation."""
+
+    caller_id: str
+
+
+class CallPeer(Contract):
+    callee_id: str
+    conversation_id: str
+
+
+class CallMessage(Contract):
+    """`chat.calls.record`, once a call has ended: its one message in the direct conversation, from
+    the caller. Idempotent: stored under the caller's client_msg_id `call:<call_id>`, so a retry
+    (a timed-out answer, a deferred record taken twice) stores nothing new."""
+
+    conversation_id: str
+    caller_id: str
+    callee_id: str
+    ended_at: str  # ISO 8601 UTC: the message's sent_at
+    call: CallRecord
+
+
+class CallMessageStored(Contract):
+    message_id: str
+    seq: int
+    first: bool  # False: a retry of a message already stored
 
 
 class IceServer(SparseContract):

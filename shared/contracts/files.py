@@ -69,6 +69,18 @@ class FileRef(Contract):
     file_id: Id
 
 
+class FileRefs(Contract):
+    """Internal: the files of a batch of messages (files.info)."""
+
+    file_ids: list[Id] = Field(max_length=1024)
+
+
+class FilesInfo(Contract):
+    """Internal: those of the files asked for that exist."""
+
+    files: list[FileMeta]
+
+
 class FileRead(Contract):
     file_id: Id
     offset: int = Field(ge=0)

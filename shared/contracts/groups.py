@@ -94,20 +94,21 @@ class GroupMembersReply(Contract):
 
 
 class GroupUpdate(Contract):
-    """`groups.update`: any of the settings; the avatar is an image the caller may download."""
+    """`groups.update`: any of the settings; the picture is an avatar image the client made first
+    (`images.avatar`, from an upload), as a sticker is made before it is sent."""
 
     group_id: Id
     name: GroupName | None = None
     description: Description | None = None
-    avatar_file_id: Id | None = None
+    avatar_image_id: Id | None = None
     clear_avatar: bool = False
     everyone_muted: bool | None = None
     approval_required: bool | None = None
 
     @model_validator(mode="after")
     def _one_avatar_change(self) -> "GroupUpdate":
-        if self.avatar_file_id is not None and self.clear_avatar:
-            raise ValueError("clear_avatar: give avatar_file_id or clear_avatar, not both")
+        if self.avatar_image_id is not None and self.clear_avatar:
+            raise ValueError("clear_avatar: give avatar_image_id or clear_avatar, not both")
         return self
 
 

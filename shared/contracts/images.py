@@ -10,7 +10,7 @@ A sticker made from an upload has its image's id as `sticker_id`.
 """
 from typing import Annotated, Literal
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
 from shared.contracts.base import Contract
 from shared.contracts.chat import Id
@@ -30,8 +30,21 @@ class ImageMake(Contract):
     kind: ImageKind
 
 
+class AvatarMake(Contract):
+    """`images.avatar`: a 256x256 avatar image from an upload the caller may download (a group's
+    picture: the client makes it, then names it in groups.update)."""
+
+    file_id: Id
+
+
 class ImageRef(Contract):
     image_id: Id
+
+
+class ImageRefs(Contract):
+    """Internal: the made stickers of a batch of messages (files.images.info)."""
+
+    image_ids: list[Id] = Field(max_length=1024)
 
 
 class ImageInfo(Contract):
@@ -41,6 +54,12 @@ class ImageInfo(Contract):
     content_type: str
     size: int
     sha256: Sha256
+
+
+class ImagesInfo(Contract):
+    """Internal: those of the images asked for that are avatars or stickers."""
+
+    images: list[ImageInfo]
 
 
 class ThumbnailRef(Contract):

@@ -6,7 +6,9 @@ their handlers to.
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from shared.contracts import auth, batches, blocks, calls, chat, conversations, files, groups, images, interactions
+from shared.contracts import (
+    auth, batches, blocks, calls, chat, conversations, events, files, groups, images, interactions,
+)
 from shared.contracts.base import Contract, Empty
 
 RequestT = TypeVar("RequestT", bound=Contract)
@@ -19,11 +21,13 @@ class Operation(Generic[RequestT, ReplyT]):
     model (the constants below are what code calls; the table is what frames are checked against)."""
 
     name: str  # as a client writes it in "type", or the internal name
-    service: str  # auth | chat | files, or gateway: answered by the gateway itself
+    service: str  # auth | chat | files | calls, or gateway: answered by the gateway itself
     request: type[RequestT]
     reply: type[ReplyT] | None  # None: a one-way command, no reply
     public: bool = True  # clients may send it
     needs_session: bool = True  # only on a bound socket
+    # Counts against the user's send rate (PROTOCOL.md: every message.send, valid or not).
+    rate_limited: bool = False
 
     @property
     def routing_key(self) -> str:
@@ -42,16 +46,22 @@ CHAT_SYNC: Operation[chat.DeviceBound, Empty] = Operation("chat.sync", "chat", c
 CHAT_MESSAGES_SEND = Operation("chat.messages.send", "chat", batches.SendBatch, batches.BatchReply, public=False)
 CHAT_MESSAGES_ACK = Operation("chat.messages.ack", "chat", batches.AckBatch, batches.BatchReply, public=False)
 CHAT_FILES_ACCESS = Operation("chat.files.access", "chat", files.FileAccess, files.FileAccessReply, public=False)
+# calls asks chat what chat owns: the friendship and direct conversation at invite, and the one
+# stored message of an ended call (docs/architecture.md "Calls")
+CHAT_CALLS_PEER = Operation("chat.calls.peer", "chat", calls.CallPeerAsk, calls.CallPeer, public=False)
+CHAT_CALLS_RECORD = Operation("chat.calls.record", "chat", calls.CallMessage, calls.CallMessageStored, public=False)
 # files: the gateway streams bytes over these (HTTP for clients: POST /files, GET /files/{id})
 FILES_UPLOAD_BEGIN = Operation("files.upload.begin", "files", files.UploadBegin, files.UploadBeginReply, public=False)
 FILES_UPLOAD_CHUNK = Operation("files.upload.chunk", "files", files.UploadChunk, Empty, public=False)
 FILES_UPLOAD_FINISH = Operation("files.upload.finish", "files", files.UploadFinish, files.UploadedFile, public=False)
 FILES_UPLOAD_ABORT = Operation("files.upload.abort", "files", files.FileRef, Empty, public=False)
 FILES_OPEN = Operation("files.open", "files", files.FileRef, files.FileMeta, public=False)
-FILES_INFO = Operation("files.info", "files", files.FileRef, files.FileMeta, public=False)
+FILES_INFO = Operation("files.info", "files", files.FileRefs, files.FilesInfo, public=False)
+FILES_IMAGES_INFO = Operation("files.images.info", "files", images.ImageRefs, images.ImagesInfo, public=False)
 FILES_READ = Operation("files.read", "files", files.FileRead, files.FileReadReply, public=False)
 # files: images made from uploads (avatars, stickers; thumbnails), docs/protocol.md "Profiles and avatars"
 FILES_IMAGES_MAKE = Operation("files.images.make", "files", images.ImageMake, images.ImageInfo, public=False)
+IMAGES_AVATAR = Operation("images.avatar", "files", images.AvatarMake, images.ImageInfo)
 FILES_IMAGES_OPEN = Operation(
     "files.images.open", "files", images.ImageRef, images.ImageInfo, public=False, needs_session=False
 )
@@ -83,7 +93,7 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("blocks.remove", "chat", blocks.BlockTarget, Empty),
     Operation("blocks.list", "chat", blocks.BlocksList, blocks.BlocksListReply),
     # messages
-    Operation("message.send", "chat", chat.MessageSend, chat.MessageSendReply),
+    Operation("message.send", "chat", chat.MessageSend, chat.MessageSendReply, rate_limited=True),
     Operation("message.ack", "chat", chat.MessageAck, Empty),
     Operation("history.fetch", "chat", chat.HistoryFetch, chat.HistoryReply),
     Operation("message.read", "chat", conversations.MessageRead, Empty),
@@ -118,12 +128,12 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("groups.join_requests.accept", "chat", groups.GroupMemberTarget, Empty),
     Operation("groups.join_requests.decline", "chat", groups.GroupMemberTarget, Empty),
     # calls: signalling routed to the two participants' sockets (docs/protocol.md "Calls")
-    Operation("call.invite", "chat", calls.CallInvite, calls.CallInviteReply),
-    Operation("call.accept", "chat", calls.CallAccept, Empty),
-    Operation("call.decline", "chat", calls.CallTarget, Empty),
-    Operation("call.cancel", "chat", calls.CallTarget, Empty),
-    Operation("call.hangup", "chat", calls.CallTarget, Empty),
-    Operation("call.ice", "chat", calls.CallIce, Empty),
+    Operation("call.invite", "calls", calls.CallInvite, calls.CallInviteReply),
+    Operation("call.accept", "calls", calls.CallAccept, Empty),
+    Operation("call.decline", "calls", calls.CallTarget, Empty),
+    Operation("call.cancel", "calls", calls.CallTarget, Empty),
+    Operation("call.hangup", "calls", calls.CallTarget, Empty),
+    Operation("call.ice", "calls", calls.CallIce, Empty),
     # STUN/TURN servers with short-lived TURN credentials, made by the gateway from its settings.
     Operation("calls.ice_servers", "gateway", Empty, calls.IceServersReply),
     # internal
@@ -132,25 +142,31 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("auth.health", "auth", Empty, Empty, public=False, needs_session=False),
     Operation("chat.health", "chat", Empty, Empty, public=False, needs_session=False),
     Operation("files.health", "files", Empty, Empty, public=False, needs_session=False),
+    Operation("calls.health", "calls", Empty, Empty, public=False, needs_session=False),
     CHAT_SYNC,
     CHAT_MESSAGES_SEND,
     CHAT_MESSAGES_ACK,
     CHAT_FILES_ACCESS,
+    CHAT_CALLS_PEER,
+    CHAT_CALLS_RECORD,
     FILES_UPLOAD_BEGIN,
     FILES_UPLOAD_CHUNK,
     FILES_UPLOAD_FINISH,
     FILES_UPLOAD_ABORT,
     FILES_OPEN,
     FILES_INFO,
+    FILES_IMAGES_INFO,
     FILES_READ,
     FILES_IMAGES_MAKE,
+    IMAGES_AVATAR,
     FILES_IMAGES_OPEN,
     FILES_THUMBNAIL_OPEN,
 ]
 
 OPERATIONS: dict[str, Operation[Any, Any]] = {op.name: op for op in _ALL}
 CLIENT_OPERATIONS: dict[str, Operation[Any, Any]] = {op.name: op for op in _ALL if op.public}
-SERVICES = ("auth", "chat", "files")
+# Every service that takes commands from its own queue (/readyz asks each `<service>.health`).
+SERVICES = ("auth", "chat", "files", "calls")
 
 # Pushes a client can receive, by event type.
 PUSHES: dict[str, type[Contract]] = {
@@ -193,4 +209,6 @@ EVENTS: dict[str, type[Contract]] = {
     "presence.changed": chat.PresenceChanged,
     "profile.changed": auth.ProfileChanged,
     "deliveries.lost": chat.DeliveriesLost,
+    "messages.stored": events.MessagesStored,
+    "message.changed": events.MessageChanged,
 }

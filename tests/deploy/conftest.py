@@ -40,7 +40,7 @@ def engine_answers() -> bool:
 
 @pytest.fixture(scope="session")
 def service_images() -> str:
-    """The four service images (and the MongoDB-wire stand-in) built from this checkout with
+    """The service images (and the MongoDB-wire stand-in) built from this checkout with
     deploy/local/build-images.sh, once a run (cached by Docker: seconds when nothing changed);
     their tag. Skipped, loudly, without a Docker engine, or without the base image and root."""
     if not engine_answers():

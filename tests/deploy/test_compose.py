@@ -28,6 +28,7 @@ from tests.deploy.support import (
     NGINX_CONF,
     PARLEY_VARIABLES,
     ROOT,
+    BACKENDS,
     SERVICES,
     TURN_PORT,
     Directive,
@@ -46,6 +47,8 @@ INFRASTRUCTURE = ("mongo", "rabbitmq", "redis")
 GATEWAY_ONLY = {"PARLEY_STUN_URLS", "PARLEY_TURN_URLS", "PARLEY_TURN_SECRET", "PARLEY_TURN_CREDENTIAL_TTL_SECONDS"}
 DATA_VOLUMES = {"mongo": "/data/db", "rabbitmq": "/var/lib/rabbitmq", "redis": "/data"}
 GATEWAY_PORT = 8000  # the gateway image's PARLEY_GATEWAY_PORT
+# calls keeps its state in Redis (no collection): it neither needs MongoDB nor waits for it.
+NEEDS = {name: ("rabbitmq", "redis") if name == "calls" else INFRASTRUCTURE for name in SERVICES}
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +100,7 @@ def test_parley_services_can_be_scaled(compose: dict[str, Any], stages: dict[str
         assert service["restart"] == "unless-stopped"
         # A service drains within 30 s (shared/service.py), a gateway within some 25 s.
         assert seconds(service["stop_grace_period"]) >= 35
-        for dependency in INFRASTRUCTURE:
-            assert service["depends_on"][dependency] == {"condition": "service_healthy"}
+        assert service["depends_on"] == {d: {"condition": "service_healthy"} for d in NEEDS[name]}, name
 
 
 def test_parley_services_share_one_configuration(compose: dict[str, Any]) -> None:
@@ -179,7 +181,7 @@ def test_the_gateway_hands_out_coturn(compose: dict[str, Any]) -> None:
 
 # --- the Dockerfile --------------------------------------------------------------------------------
 def test_each_service_has_its_own_stage(stages: dict[str, list[str]]) -> None:
-    assert list(stages) == ["builder", "runtime", "auth", "chat", "files", "gateway"], "gateway last: the default target"
+    assert list(stages) == ["builder", "runtime", *BACKENDS, "gateway"], "gateway last: the default target"
     for name in SERVICES:
         instructions = stages[name]
         assert instructions[0] == f"FROM runtime AS {name}"
@@ -189,7 +191,7 @@ def test_each_service_has_its_own_stage(stages: dict[str, list[str]]) -> None:
         assert " CMD [" in healthcheck
         assert ("/healthz" if name == "gateway" else "/metrics") in healthcheck
         assert not any(i.startswith("USER") for i in instructions), "the runtime's non-root user"
-    for name in ("auth", "chat", "files"):
+    for name in BACKENDS:
         assert "ENV PARLEY_METRICS_PORT=9100" in stages[name], f"{name}: metrics on, so that the health check has something to ask"
 
 
@@ -303,7 +305,7 @@ def test_compose_accepts_the_file() -> None:
     gateway = config["services"]["gateway"]["environment"]
     assert gateway["PARLEY_TURN_SECRET"] == turn_secret
     assert json.loads(gateway["PARLEY_TURN_URLS"])[0] == "turn:turn.example.org:3478?transport=udp"
-    assert all("PARLEY_TURN_SECRET" not in config["services"][name]["environment"] for name in ("auth", "chat", "files"))
+    assert all("PARLEY_TURN_SECRET" not in config["services"][name]["environment"] for name in BACKENDS)
     coturn = config["services"]["coturn"]
     assert f"--static-auth-secret={turn_secret}" in coturn["command"]
     assert coturn["network_mode"] == "host"
@@ -315,7 +317,7 @@ def test_compose_accepts_the_file() -> None:
         service = config["services"][name]
         assert service["environment"]["PARLEY_JWT_SECRET"] == secret
         assert service["build"]["target"] == name
-        assert set(service["depends_on"]) == set(INFRASTRUCTURE)
+        assert set(service["depends_on"]) == set(NEEDS[name])
     assert set(config["volumes"]) == {f"{name}-data" for name in INFRASTRUCTURE}
 
 

@@ -25,12 +25,11 @@ import pytest
 from deploy.local.devstack import free_port
 from shared.settings import Settings
 from tests.deploy.conftest import skip_for_missing
-from tests.deploy.support import COMPOSE_FILE, ROOT, run_command
+from tests.deploy.support import COMPOSE_FILE, ROOT, SERVICES, run_command
 from tests.support.infra import remove_namespace, wait_until_ready
 from tests.support.smoke import protocol_smoke
 
 OVERRIDE = ROOT / "deploy" / "local" / "docker-compose.local.yml"
-SERVICES = ("auth", "chat", "files", "gateway")
 CHATS = 3
 # Where the override points every service (the host's).
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -69,6 +68,7 @@ async def test_the_local_override_starts_the_stack_with_three_chats_and_passes_t
         "PARLEY_LOCAL_MONGO_PORT": str(free_port()),
         "PARLEY_LOCAL_AUTH_METRICS_PORT": str(free_port()),
         "PARLEY_LOCAL_FILES_METRICS_PORT": str(free_port()),
+        "PARLEY_LOCAL_CALLS_METRICS_PORT": str(free_port()),
     }
     base = [*compose, "-p", project, "-f", str(COMPOSE_FILE), "-f", str(OVERRIDE)]
     networks_before = set(run_command(["docker", "network", "ls", "-q"]).split())
@@ -84,7 +84,7 @@ async def test_the_local_override_starts_the_stack_with_three_chats_and_passes_t
         for c in described:
             by_service.setdefault(c["Config"]["Labels"]["com.docker.compose.service"], []).append(c)
         running = {s: sum(c["State"]["Running"] for c in cs) for s, cs in by_service.items()}
-        expected = {"mongo": 1, "rabbitmq": 1, "redis": 1, "auth": 1, "chat": CHATS, "files": 1, "gateway": 1, "proxy-local": 1}
+        expected = {"mongo": 1, "rabbitmq": 1, "redis": 1, **dict.fromkeys(SERVICES, 1), "chat": CHATS, "proxy-local": 1}
         assert running == expected, running
         assert {c["HostConfig"]["NetworkMode"] for c in described} == {"host"}
         assert set(run_command(["docker", "network", "ls", "-q"]).split()) == networks_before, "Compose created a network"

@@ -16,11 +16,10 @@ import pytest
 
 from deploy.local.devstack import free_port
 from shared.settings import Settings
-from tests.deploy.support import run_command
+from tests.deploy.support import SERVICES, run_command
 from tests.support.infra import remove_namespace, unique_namespace, wait_until_ready
 from tests.support.smoke import collect_offline_messages, leave_offline_messages, protocol_smoke
 
-SERVICES = ("auth", "chat", "files", "gateway")
 GRACE_SECONDS = 30  # docker stop -t: SIGTERM, then SIGKILL after this long
 # (websockets is a runtime dependency: uvicorn[standard] serves WebSockets with it.)
 DEV_PACKAGES = ("pytest", "secantusdb", "playwright", "hypothesis", "ruff", "mypy", "httpx", "testcontainers")
@@ -100,14 +99,14 @@ async def test_the_running_images_pass_the_protocol_smoke_and_their_health_check
 async def test_docker_stop_is_graceful_and_nothing_acknowledged_is_lost(running: Running) -> None:
     waiting = await leave_offline_messages(running.port)
     await waiting.sender.close()
-    for service in ("gateway", "chat", "files", "auth"):  # the way traffic flows: the entry first
+    for service in ("gateway", "calls", "chat", "files", "auth"):  # the way traffic flows: the entry first
         started = time.monotonic()
         docker("stop", "-t", str(GRACE_SECONDS), running.names[service], timeout=GRACE_SECONDS + 30)
         took = time.monotonic() - started
         code = docker("inspect", "-f", "{{.State.ExitCode}}", running.names[service])
         assert code == "0" and took < GRACE_SECONDS, f"{service}: exit code {code} after {took:.1f} s"
         print(f"[images] docker stop {service}: exit code {code} after {took:.1f} s")
-    for service in ("auth", "chat", "files", "gateway"):
+    for service in SERVICES:
         docker("start", running.names[service])
     await wait_until_ready(running.port, 90)
     await collect_offline_messages(running.port, waiting)

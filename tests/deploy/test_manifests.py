@@ -33,6 +33,7 @@ from tests.deploy.support import (
     PARLEY_VARIABLES,
     RELAY_PORTS,
     ROOT,
+    BACKENDS,
     SERVICES,
     TURN_PORT,
     check_coturn_options,
@@ -282,7 +283,7 @@ def test_probes_ask_what_each_service_serves(resources_name: str, request: pytes
     assert int(env["PARLEY_GATEWAY_PORT"]) == {p["name"]: p["containerPort"] for p in gateway["ports"]}["http"]
     # /readyz asks every service with a 4 s limit each (concurrently): the probe waits longer.
     assert gateway["readinessProbe"]["timeoutSeconds"] > 4
-    for service in ("auth", "chat", "files"):
+    for service in BACKENDS:
         container = find(resources, "Deployment", service)["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e["value"] for e in container["env"]}
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}

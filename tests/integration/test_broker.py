@@ -13,6 +13,7 @@ from shared.contracts.base import Empty
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.operations import OPERATIONS
 from shared.contracts.wire import Caller
+from shared.periodic import Periodic
 from shared.service import Router, ServiceRunner
 from shared.settings import Settings
 from tests.support.infra import remove_namespace, unique_namespace
@@ -260,3 +261,21 @@ async def test_the_dead_letter_queue_is_bounded(isolated: Settings, start: Start
     assert dead.declaration_result.message_count == 5
     oldest = await dead.get(timeout=5)
     assert oldest.body == b"letter 7"
+
+
+async def test_a_periodic_job_runs_with_the_consumers_and_stops_with_them(isolated: Settings, start: Start) -> None:
+    router = Router("files")
+    runs = 0
+
+    async def count() -> None:
+        nonlocal runs
+        runs += 1
+
+    router.periodic(Periodic("count", every=0.05, run=count))
+    _, _, runner = await start(isolated, router)
+    await eventually(lambda: runs >= 3, "the job run by the runner")
+    assert runner is not None
+    await runner.stop()
+    stopped_at = runs
+    await asyncio.sleep(0.3)  # six periods: no run after the stop
+    assert runs == stopped_at

@@ -161,12 +161,14 @@ async def test_settings_and_avatar_are_pushed_to_every_member(port: int) -> None
     alice, bob, carol, dave, group_id, conversation_id = await club(port)
     assert (await error_of(bob, "groups.update", {"group_id": group_id, "name": "Bob's"}))[0] == "forbidden"
     for bad in ({"name": ""}, {"name": "x" * 65}, {"description": "x" * 501},
-                {"avatar_file_id": "f_x", "clear_avatar": True}, {"everyone_muted": "maybe"}):
+                {"avatar_image_id": "i_x", "clear_avatar": True}, {"everyone_muted": "maybe"}):
         assert (await error_of(carol, "groups.update", {"group_id": group_id, **bad}))[0] == "bad_request", bad
 
-    picture = await upload(port, carol, png(), "club.png")
+    # The client makes the picture first (files makes an avatar of the upload), then names it.
+    picture = await carol.call("images.avatar", {"file_id": await upload(port, carol, png(), "club.png")})
     info = await carol.call("groups.update", {"group_id": group_id, "name": "Chess club", "description": "Tuesdays",
-                                              "avatar_file_id": picture})
+                                              "avatar_image_id": picture["image_id"]})
+    assert info["avatar_url"] == picture["url"]
     assert info["avatar_url"].startswith("/images/")
     assert info == {"group_id": group_id, "conversation_id": conversation_id, "name": "Chess club",
                     "description": "Tuesdays", "avatar_url": info["avatar_url"], "everyone_muted": False,
@@ -183,11 +185,12 @@ async def test_settings_and_avatar_are_pushed_to_every_member(port: int) -> None
                for m in members)
 
     not_an_image = await upload(port, carol, b"plain words", "words.txt")
-    assert (await error_of(carol, "groups.update", {"group_id": group_id, "avatar_file_id": not_an_image}))[0] == (
-        "bad_request")
+    assert (await error_of(carol, "images.avatar", {"file_id": not_an_image}))[0] == "bad_request"
     someone_elses = await upload(port, bob, png(), "mine.png")
-    assert (await error_of(carol, "groups.update", {"group_id": group_id, "avatar_file_id": someone_elses}))[0] == (
-        "not_found")
+    assert (await error_of(carol, "images.avatar", {"file_id": someone_elses}))[0] == "not_found"
+    for not_an_avatar in ("i_made_up", not_an_image):  # no such image, and an upload that is no avatar
+        assert (await error_of(carol, "groups.update", {"group_id": group_id, "avatar_image_id": not_an_avatar}))[0] == (
+            "not_found")
     cleared = await alice.call("groups.update", {"group_id": group_id, "clear_avatar": True})
     assert cleared["avatar_url"] is None and cleared["name"] == "Chess club"
     assert (await dave.next_push("group.updated"))["group"]["avatar_url"] is None

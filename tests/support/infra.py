@@ -17,6 +17,7 @@ import aio_pika
 import redis.asyncio as aioredis
 
 from shared.broker import Names
+from shared.contracts.operations import SERVICES
 from deploy.local.devstack import DevSettings, Stack, embedded_mongo_argv, embedded_mongo_url, free_port, wait_for_port
 from shared.settings import Settings
 
@@ -65,7 +66,7 @@ def start_embedded_mongo(log_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
     return embedded_mongo_url(port), proc
 
 
-async def remove_namespace(settings: Settings, services: tuple[str, ...] = ("auth", "chat", "files")) -> None:
+async def remove_namespace(settings: Settings, services: tuple[str, ...] = SERVICES) -> None:
     """Delete the run's queues, exchanges and Redis keys."""
     names = Names(settings.namespace)
     connection = await aio_pika.connect(settings.amqp_url)

@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from pydantic import BaseModel
 
-from services.chat.domain.delivery import Deliverer
+from services.chat.service import ChatService
+from shared.delivery import Deliverer
+from services.chat.domain import sending
 from services.chat.storage.conversations import ConversationStore
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.friendships import FriendshipStore
@@ -22,7 +25,11 @@ from shared.contracts.auth import UserProfile
 from shared.contracts.base import utc_now
 from shared.contracts.batches import Deliveries
 from shared.contracts.files import FileMeta
-from shared.contracts.wire import Delivery
+from shared.contracts.images import ImageInfo
+from shared.contracts.operations import Operation
+from shared.contracts.wire import Caller, Command, Delivery
+from shared.declared import Runtime, Service
+from shared.ids import new_id
 from shared.presence import DeviceSocket, Presence
 from shared.settings import Settings
 from shared.stores import redis_client
@@ -78,6 +85,19 @@ class Outbox:
         self.messages.clear()
 
 
+class Events:
+    """The `DomainEvents` port: every event chat would publish on `<ns>.events`, recorded."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, BaseModel]] = []
+
+    async def publish_event(self, name: str, event: BaseModel) -> None:
+        self.published.append((name, event))
+
+    def named(self, name: str) -> list[Any]:
+        return [e for n, e in self.published if n == name]
+
+
 class StaticFiles:
     """The `Files` port over file metadata made by the test."""
 
@@ -92,8 +112,11 @@ class StaticFiles:
         self.by_id[file_id] = meta
         return meta
 
-    async def info(self, file_id: str) -> FileMeta | None:
-        return self.by_id.get(file_id)
+    async def infos(self, file_ids: list[str]) -> dict[str, FileMeta]:
+        return {f: self.by_id[f] for f in file_ids if f in self.by_id}
+
+    async def images(self, image_ids: list[str]) -> dict[str, ImageInfo]:
+        return {}
 
 
 class StaticProfiles:
@@ -123,6 +146,7 @@ class Chat:
     deliver: Deliverer
     profiles: StaticProfiles = field(default_factory=StaticProfiles)
     files: StaticFiles = field(default_factory=StaticFiles)
+    events: Events = field(default_factory=Events)
 
     async def online(self, user_id: str, device_id: str = "d1", gateway_id: str = "gw1", conn_id: str = "c1") -> None:
         await self.presence.bind(DeviceSocket(user_id, device_id, gateway_id, conn_id))
@@ -158,3 +182,35 @@ async def chat_world(db, settings: Settings, *profiles: UserProfile) -> AsyncIte
 def typing_throttle(world: Chat, window_ms: int = 1000) -> TypingThrottle:
     """chat's typing throttle on the world's Redis, under its namespace (removed with it)."""
     return TypingThrottle(world.presence.redis, world.presence.ns, window_ms=window_ms)
+
+
+async def send_batch(world: Chat, items: list[Any]) -> list[Any]:
+    """chat.messages.send's work on the world: stored, answered, then announced (pushes into the
+    outbox, `messages.stored` into the recorded events)."""
+    outcomes, stored = await sending.send_messages(
+        items, world.friendships, world.conversations, world.messages, world.files
+    )
+    await sending.announce_stored(stored, world.deliver, world.events)
+    return outcomes
+
+
+class InProcessRpc:
+    """`RpcClient.call` answered by a service built in this process, through its router as the
+    runner does for a command from RabbitMQ: a service's remote port over another's real handlers."""
+
+    def __init__(self, service: Service):
+        self.router = service.router()
+
+    async def call(self, op: Operation[Any, Any], request: Any, caller: Caller | None = None) -> Any:
+        command = Command(caller=caller or Caller(request_id=new_id("r")), data=request.model_dump(mode="json", exclude_none=True))
+        return await self.router.dispatch(op.routing_key, command)
+
+
+async def chat_service(world: Chat, settings: Settings) -> ChatService:
+    """chat's service over the world's stores, presence and pushes (what calls asks over RPC)."""
+    rt = Runtime(settings, world.conversations.collection.database, world.presence.redis)
+    return await ChatService.build(
+        rt, friendships=world.friendships, conversations=world.conversations, messages=world.messages,
+        cursors=world.cursors, presence=world.presence, deliver=world.deliver, profiles=world.profiles,
+        files=world.files, events=world.events,
+    )

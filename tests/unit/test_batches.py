@@ -13,7 +13,7 @@ from shared.contracts.base import Empty, utc_now
 from shared.contracts.batches import AckItem, Deliveries, ItemResult, SendItem
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.wire import Caller
-from tests.unit.helpers import chat_world
+from tests.unit.helpers import chat_world, send_batch
 
 A, B, C, D = "u_alice", "u_bob", "u_carol", "u_dave"
 
@@ -31,10 +31,6 @@ def item(sender: str, to: str, client_msg_id: str, text: str = "hi", device: str
         caller=Caller(request_id=client_msg_id, user_id=sender, device_id=device),
         request=chat.MessageSend(to={"user_id": to}, client_msg_id=client_msg_id, text=text),
     )
-
-
-async def send_batch(world, items):
-    return await sending.send_messages(items, world.friendships, world.conversations, world.messages, world.deliver, world.files)
 
 
 async def stored_texts(db, conversation_id):

@@ -1,20 +1,23 @@
-"""services/chat/domain/calls.py over the real call store (Redis) and chat's stores: the steps
-that must happen once happen once, whoever races, and no call outlives its participants."""
+"""services/calls/domain/signalling.py over the real call store (Redis) and chat (its real
+handlers and stores, asked in-process as over RPC): the steps that must happen once happen once,
+whoever races, and no call outlives its participants."""
 import asyncio
 import time
 from dataclasses import replace
 
 import pytest
 
-from services.chat.domain import calls
-from services.chat.domain.calls import CallPorts, outcome_of
-from services.chat.domain.records import Call
-from services.chat.storage.calls import RedisCallStore
+from services.calls.domain import signalling as calls
+from services.calls.domain.ports import Call, CallPorts
+from services.calls.domain.signalling import outcome_of
+from services.calls.remote import ChatOverRpc
+from services.calls.storage.call_store import RedisCallStore
 from shared.contracts.base import utc_now
-from shared.contracts.calls import CallAccept, CallInvite
+from shared.contracts.calls import CallAccept, CallIce, CallInvite, IceCandidate
+from shared.contracts.errors import ParleyError
 from shared.presence import DeviceSocket
 from shared.ratelimit import TokenBucket
-from tests.unit.helpers import chat_world, redis_namespace
+from tests.unit.helpers import InProcessRpc, chat_service, chat_world, redis_namespace
 
 A, B = "u_alice", "u_bob"
 OFFER = "v=0 offer"
@@ -26,9 +29,9 @@ async def world(db, settings):
         await world.befriend(A, B)
         await world.online(A, "laptop", conn_id="ca")
         await world.online(B, "phone", conn_id="cb")
+        chat = ChatOverRpc(InProcessRpc(await chat_service(world, settings)))
         world.ports = CallPorts(
-            calls=RedisCallStore(redis, namespace), conversations=world.conversations, friendships=world.friendships,
-            messages=world.messages, presence=world.presence, deliver=world.deliver,
+            calls=RedisCallStore(redis, namespace), chat=chat, presence=world.presence, deliver=world.deliver,
             invites=TokenBucket(redis, namespace, "call", 1.0, 100), ring_seconds=30,
         )
         yield world
@@ -112,6 +115,35 @@ async def test_the_checker_ends_unanswered_calls_and_calls_whose_socket_is_gone(
     assert await world.ports.calls.get(live) is None
     ended = [p["data"] for p in world.outbox.received_by(A, "laptop") if p["type"] == "call.ended"]
     assert ended[-1]["reason"] == "connection_lost" and ended[-1]["by_user_id"] == B
+
+
+async def test_a_candidate_for_a_call_both_sides_saw_end_is_not_found(world) -> None:
+    call_id = await ring(world)
+    await calls.accept(CallAccept(call_id=call_id, sdp="answer"), B, "phone", world.ports)
+    await calls.hang_up(call_id, B, world.ports)
+    await calls.hang_up(call_id, A, world.ports)  # crossing B's: no error, the call is over for both
+    candidate = CallIce(call_id=call_id, candidate=IceCandidate(candidate="candidate:1 1 udp 1 10.0.0.1 9 typ host"))
+    for user, device in ((A, "laptop"), (B, "phone")):
+        with pytest.raises(ParleyError) as refused:
+            await calls.relay_ice(candidate, user, device, world.ports)
+        assert refused.value.code == "not_found"
+    with pytest.raises(ParleyError) as stranger:
+        await calls.relay_ice(candidate, "u_carol", "pc", world.ports)
+    assert stranger.value.code == "forbidden"
+
+
+async def test_the_checker_does_not_time_out_a_call_answered_at_its_deadline(world) -> None:
+    call_id = await ring(world)
+    call = await world.ports.calls.get(call_id)
+    await world.ports.calls.end(call_id)
+    due = replace(call, call_id="call_due", ring_until=time.time() - 1)
+    assert await world.ports.calls.begin(due) == "ok"
+    await calls.accept(CallAccept(call_id="call_due", sdp="answer"), B, "phone", world.ports)
+    # As if the accepting replica died before taking it off the ringing index.
+    await world.ports.calls.redis.zadd(world.ports.calls.ringing_key, {"call_due": due.ring_until})
+    await calls.check_calls(world.ports)
+    assert (await world.ports.calls.get("call_due")).state == "active"
+    assert await world.ports.calls.due(time.time()) == []
 
 
 def test_what_the_stored_message_says() -> None:

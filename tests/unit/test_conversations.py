@@ -71,7 +71,7 @@ async def read(world, user, seq, conversation_id=AB):
 
 async def recall(world, user, message_id, device="d1"):
     request = contract.MessageRecall(message_id=message_id)
-    await conversations.recall_message(request, user, device, world.conversations, world.messages, world.deliver)
+    await conversations.recall_message(request, user, device, world)
 
 
 async def typing(world, user, conversation_id, throttle):

@@ -68,7 +68,7 @@ async def test_recalling_the_message_takes_the_file_away(world):
     world.files.add("f_1", uploader=A)
     reply = await send(world, A, {"user_id": B}, "c1", file_id="f_1")
     assert await may_see_file("f_1", B, world.conversations, world.messages)
-    await conversations.recall_message(MessageRecall(message_id=reply.message_id), A, "d1", world.conversations, world.messages, world.deliver)
+    await conversations.recall_message(MessageRecall(message_id=reply.message_id), A, "d1", world)
     assert not await may_see_file("f_1", B, world.conversations, world.messages)
 
 

@@ -12,7 +12,7 @@ from services.files.domain import transfers as domain
 from services.files.storage.file_store import MongoFileStore
 from shared.contracts.base import utc_now
 from shared.contracts.errors import ErrorCode, ParleyError
-from shared.contracts.files import CHUNK_SIZE, FileRead, UploadBegin, UploadChunk, UploadFinish
+from shared.contracts.files import CHUNK_SIZE, FileRead, FileRefs, UploadBegin, UploadChunk, UploadFinish
 
 ALICE, BOB = "u_alice", "u_bob"
 MAX = 16 * CHUNK_SIZE
@@ -291,16 +291,17 @@ async def test_open_file_access(store):
 async def test_unfinished_upload_is_not_a_file(store):
     file_id = await begin(store)
     await send_chunk(store, file_id, 0, b"abc")
-    for attempt in (domain.file_info(file_id, store), domain.open_file(file_id, ALICE, store, Grants())):
-        with pytest.raises(ParleyError) as exc:
-            await attempt
-        assert exc.value.code == ErrorCode.NOT_FOUND
+    assert (await domain.files_info(FileRefs(file_ids=[file_id]), store)).files == []
+    with pytest.raises(ParleyError) as exc:
+        await domain.open_file(file_id, ALICE, store, Grants())
+    assert exc.value.code == ErrorCode.NOT_FOUND
 
 
-async def test_file_info(store):
-    info = await upload(store, b"abc", name="a.txt")
-    meta = await domain.file_info(info.file_id, store)
-    assert (meta.name, meta.size, meta.sha256) == ("a.txt", 3, info.sha256)
+async def test_files_info_of_a_batch_in_one_read(store):
+    """What chat asks for a batch of messages: the files that exist, none twice, the rest left out."""
+    a, b = await upload(store, b"abc", name="a.txt"), await upload(store, b"de", name="b.txt")
+    found = await domain.files_info(FileRefs(file_ids=[a.file_id, "f_none", b.file_id, a.file_id]), store)
+    assert sorted((m.name, m.size, m.sha256) for m in found.files) == [("a.txt", 3, a.sha256), ("b.txt", 2, b.sha256)]
 
 
 async def test_reap_abandoned(store, db):

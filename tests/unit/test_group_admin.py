@@ -23,22 +23,25 @@ from shared.contracts.groups import (
     InviteRevoke,
 )
 from shared.contracts.wire import Caller
-from tests.unit.helpers import chat_world, profile, tick
+from shared.contracts.images import ImageInfo
+from tests.unit.helpers import StaticFiles, chat_world, profile, send_batch, tick
 
 A, B, C, D, E = "u_alice", "u_bob", "u_carol", "u_dave", "u_erin"
 
 
-class FakeImages:
-    """The `Images` port: files makes an avatar from an upload the user may download."""
+class FilesWithAvatars(StaticFiles):
+    """The `Files` port with the avatar images the client made first (images.avatar)."""
 
-    def __init__(self) -> None:
-        self.made: list[tuple[str, str, str]] = []
+    def __init__(self, *avatar_ids: str) -> None:
+        super().__init__()
+        self.known = {
+            i: ImageInfo(image_id=i, kind="avatar" if i.startswith("i_") else "sticker", url=f"/images/{i}",
+                         content_type="image/webp", size=10, sha256="0" * 64)
+            for i in avatar_ids
+        }
 
-    async def make(self, file_id: str, user_id: str, kind: str) -> str:
-        if file_id == "f_not_mine":
-            raise ParleyError.not_found("no such file")
-        self.made.append((file_id, user_id, kind))
-        return f"/images/i_{file_id}"
+    async def images(self, image_ids: list[str]) -> dict[str, ImageInfo]:
+        return {i: self.known[i] for i in image_ids if i in self.known}
 
 
 @pytest.fixture
@@ -48,7 +51,7 @@ async def world(db, settings):
         world.blocks = BlockStore(db)
         for store in (world.invites, world.requests, world.blocks):
             await store.ensure_indexes()
-        world.images = FakeImages()
+        world.files = FilesWithAvatars("i_pic", "s_sticker")
         for user in (A, B, C, D, E):
             await world.online(user, "d1", "gw1", f"c_{user}")
         yield world
@@ -94,7 +97,7 @@ async def mute(world, actor, group_id, user_id, until):
 
 async def update(world, actor, group_id, **changes):
     return await group_admin.update_group(GroupUpdate(group_id=group_id, **changes), actor, world.conversations,
-                                          world.images, world.deliver)
+                                          world.files, world.deliver)
 
 
 async def new_invite(world, actor, group_id, **options):
@@ -201,22 +204,20 @@ async def test_a_batch_refuses_only_the_muted_senders_items(world):
                  request=chat.MessageSend(to={"group_id": group_id}, client_msg_id=f"m{i}", text="x"))
         for i, user in enumerate((B, D, B))
     ]
-    outcomes = await sending.send_messages(items, world.friendships, world.conversations, world.messages,
-                                           world.deliver, world.files)
+    outcomes = await send_batch(world, items)
     assert [isinstance(o, ParleyError) for o in outcomes] == [True, False, True]
 
 
 # --- settings ----------------------------------------------------------------------------------------
 async def test_update_changes_settings_and_tells_every_member(world):
     group_id = await group_of(world)
-    info = await update(world, C, group_id, name="  Chess club ", description="Tuesdays", avatar_file_id="f_pic")
-    assert (info.name, info.description, info.avatar_url) == ("Chess club", "Tuesdays", "/images/i_f_pic")
-    assert world.images.made == [("f_pic", C, "avatar")]
+    info = await update(world, C, group_id, name="  Chess club ", description="Tuesdays", avatar_image_id="i_pic")
+    assert (info.name, info.description, info.avatar_url) == ("Chess club", "Tuesdays", "/images/i_pic")
     for user in (A, B, C, D):
         assert pushed(world, user, "group.updated") == [{"group": info.model_dump(), "by": C}]
     assert await group_admin.group_details(group_id, B, world.conversations) == info
     [entry] = [g for g in (await groups.list_groups(B, world.conversations)).groups if g.group_id == group_id]
-    assert (entry.name, entry.avatar_url, entry.member_count, entry.role) == ("Chess club", "/images/i_f_pic", 4,
+    assert (entry.name, entry.avatar_url, entry.member_count, entry.role) == ("Chess club", "/images/i_pic", 4,
                                                                               "member")
 
     cleared = await update(world, A, group_id, clear_avatar=True, approval_required=True)
@@ -226,7 +227,8 @@ async def test_update_changes_settings_and_tells_every_member(world):
     assert await update(world, A, group_id) == cleared  # nothing asked: nothing pushed
     assert pushed(world, B, "group.updated") == []
     assert (await fails(update(world, B, group_id, name="mine"))).code == ErrorCode.FORBIDDEN
-    assert (await fails(update(world, A, group_id, avatar_file_id="f_not_mine"))).code == ErrorCode.NOT_FOUND
+    for not_an_avatar in ("i_unknown", "s_sticker"):
+        assert (await fails(update(world, A, group_id, avatar_image_id=not_an_avatar))).code == ErrorCode.NOT_FOUND
     assert (await fails(group_admin.group_details(group_id, E, world.conversations))).code == ErrorCode.FORBIDDEN
 
 

@@ -35,12 +35,11 @@ async def test_an_edit_after_the_window_is_refused_and_changes_nothing(world) ->
     sent = await send(world, "typo")
     edit = MessageEdit(message_id=sent.message_id, text="fixed")
     with pytest.raises(ParleyError) as late:
-        await interactions.edit_message(edit, A, "d1", timedelta(0), world.conversations, world.messages, world.deliver)
+        await interactions.edit_message(edit, A, "d1", timedelta(0), world)
     assert late.value.code == ErrorCode.FORBIDDEN
     assert (await world.messages.message(sent.message_id)).text == "typo"
     reply = await interactions.edit_message(
-        edit, A, "d1", timedelta(hours=24), world.conversations, world.messages, world.deliver
-    )
+        edit, A, "d1", timedelta(hours=24), world)
     stored = await world.messages.message(sent.message_id)
     assert stored.text == "fixed" and reply.edited_at
 
@@ -50,10 +49,10 @@ async def test_a_burn_message_never_opened_burns_at_the_cap_and_its_file_goes_wi
     await world.online(B, "d1")
     sent = await send(world, None, burn_unopened=timedelta(seconds=30), burn_seconds=5, file_id="f_1")
     assert await may_see_file("f_1", B, world.conversations, world.messages)
-    assert await interactions.burn_due(utc_now(), world.conversations, world.messages, world.deliver) == 0
+    assert await interactions.burn_due(utc_now(), world) == 0
     later = utc_now() + timedelta(seconds=31)
-    assert await interactions.burn_due(later, world.conversations, world.messages, world.deliver) == 1
-    assert await interactions.burn_due(later, world.conversations, world.messages, world.deliver) == 0  # once
+    assert await interactions.burn_due(later, world) == 1
+    assert await interactions.burn_due(later, world) == 0  # once
     burned = await world.messages.message(sent.message_id)
     assert burned.burned and burned.file is None and burned.text is None
     assert not await may_see_file("f_1", B, world.conversations, world.messages)
@@ -63,8 +62,8 @@ async def test_a_burn_message_never_opened_burns_at_the_cap_and_its_file_goes_wi
 
 async def test_opening_starts_the_timer_once(world) -> None:
     sent = await send(world, "secret", burn_seconds=60)
-    first = await interactions.open_message(sent.message_id, B, "d2", world.conversations, world.messages, world.deliver)
-    again = await interactions.open_message(sent.message_id, B, "d2", world.conversations, world.messages, world.deliver)
+    first = await interactions.open_message(sent.message_id, B, "d2", world)
+    again = await interactions.open_message(sent.message_id, B, "d2", world)
     assert first.text == "secret" and first.burn.opened_at == again.burn.opened_at
     assert first.burn.burns_at == again.burn.burns_at
 

@@ -4,7 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.chat.domain import delivery, sending, messaging
+from services.chat.domain import sending, messaging
+from shared import delivery
 from services.chat.domain.sending import direct_conversation_id
 from shared.contracts import chat
 from shared.contracts.base import utc_now

@@ -228,7 +228,7 @@ async def test_unread_mentions_count_unread_visible_messages_that_mention_me(wor
     listed = await entry(world, C, cid)
     assert (listed.unread, listed.unread_mentions) == (4, 2)
     assert (await entry(world, A, cid)).unread_mentions == 1
-    await interactions.hide_message(third.message_id, C, "d1", world.conversations, world.messages, world.deliver)
+    await interactions.hide_message(third.message_id, C, "d1", world)
     assert (await entry(world, C, cid)).unread_mentions == 1  # hidden for me: not counted
     await read(world, C, 1, cid)
     after_read = await entry(world, C, cid)
@@ -248,11 +248,11 @@ async def held_by_b(world, n: int) -> list[chat.MessageSendReply]:
 async def test_an_offline_device_gets_edits_reactions_and_recalls_without_a_second_message_new(world, db) -> None:
     sent = await held_by_b(world, 4)
     edit = MessageEdit(message_id=sent[0].message_id, text="fixed")
-    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world.conversations, world.messages, world.deliver)
+    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world)
     react = ReactionChange(message_id=sent[1].message_id, emoji="👍")
-    await interactions.change_reaction(react, True, A, "d1", world.conversations, world.messages, world.deliver)
+    await interactions.change_reaction(react, True, A, "d1", world)
     recall = contract.MessageRecall(message_id=sent[2].message_id)
-    await conversations.recall_message(recall, A, "d1", world.conversations, world.messages, world.deliver)
+    await conversations.recall_message(recall, A, "d1", world)
     new = await send(world, A, B, "m5", text="text 5")
 
     assert await sync(world, B, "phone") == 1
@@ -284,7 +284,7 @@ async def test_changes_above_the_cursor_come_as_the_new_message_itself(world) ->
     sent = await held_by_b(world, 2)
     await send(world, A, B, "m3", text="draft")
     edit = MessageEdit(message_id=(await world.messages.by_client_msg_id(A, "m3")).message_id, text="final")
-    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world.conversations, world.messages, world.deliver)
+    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world)
     await sync(world, B, "phone")
     pushes = world.outbox.received_by(B, "phone")
     assert [p["type"] for p in pushes] == ["message.new", "sync.done"]
@@ -298,11 +298,11 @@ async def test_a_burned_message_is_sent_as_burned_and_a_hidden_one_not_at_all(wo
     await sync(world, B, "phone")
     await ack(world, [ack_item(B, "phone", kept.seq)])
     world.outbox.clear()
-    await interactions.open_message(burning.message_id, B, "laptop", world.conversations, world.messages, world.deliver)
-    await interactions.burn_due(utc_now() + timedelta(seconds=6), world.conversations, world.messages, world.deliver)
+    await interactions.open_message(burning.message_id, B, "laptop", world)
+    await interactions.burn_due(utc_now() + timedelta(seconds=6), world)
     react = ReactionChange(message_id=kept.message_id, emoji="🎉")
-    await interactions.change_reaction(react, True, A, "d1", world.conversations, world.messages, world.deliver)
-    await interactions.hide_message(kept.message_id, B, "laptop", world.conversations, world.messages, world.deliver)
+    await interactions.change_reaction(react, True, A, "d1", world)
+    await interactions.hide_message(kept.message_id, B, "laptop", world)
     world.outbox.clear()
     await sync(world, B, "phone")
     assert world.outbox.received_by(B, "phone") == [
@@ -316,7 +316,7 @@ async def test_an_opened_burn_message_is_sent_sealed_to_the_recipient_and_whole_
     await sync(world, A, "d1")
     await sync(world, B, "phone")
     await ack(world, [ack_item(A, "d1", burning.seq), ack_item(B, "phone", burning.seq)])
-    await interactions.open_message(burning.message_id, B, "laptop", world.conversations, world.messages, world.deliver)
+    await interactions.open_message(burning.message_id, B, "laptop", world)
     world.outbox.clear()
     await sync(world, B, "phone")
     await sync(world, A, "d1")
@@ -329,7 +329,7 @@ async def test_an_opened_burn_message_is_sent_sealed_to_the_recipient_and_whole_
 async def test_a_new_device_has_nothing_to_catch_up_and_a_change_just_before_the_last_sync_comes_again(world, db) -> None:
     sent = await held_by_b(world, 2)
     edit = MessageEdit(message_id=sent[0].message_id, text="fixed")
-    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world.conversations, world.messages, world.deliver)
+    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world)
     await sync(world, B, "tablet")  # first seen: starts at B's cursor, holds nothing before it
     assert types(world, B, "tablet") == ["sync.done"]
     # Another replica's clock ran a little behind: its change is stamped just before the phone's
@@ -348,7 +348,7 @@ async def test_a_device_registered_before_syncs_were_recorded_catches_up_since_f
     sent = await held_by_b(world, 1)
     await db["devices"].update_one({"_id": f"{B}|phone"}, {"$unset": {"synced_at": ""}})
     edit = MessageEdit(message_id=sent[0].message_id, text="fixed")
-    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world.conversations, world.messages, world.deliver)
+    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world)
     await sync(world, B, "phone")
     assert types(world, B, "phone") == ["message.changed", "sync.done"]
 
@@ -364,7 +364,7 @@ async def test_a_group_member_is_not_told_of_changes_to_messages_from_before_the
     await ack(world, [ack_item(C, "d1", after.seq, cid)])
     for sent in (before, after):
         edit = MessageEdit(message_id=sent.message_id, text="edited")
-        await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world.conversations, world.messages, world.deliver)
+        await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world)
     world.outbox.clear()
     await sync(world, C, "d1")
     assert [p["data"]["seq"] for p in world.outbox.received_by(C, "d1") if p["type"] == "message.changed"] == [after.seq]
@@ -375,7 +375,7 @@ async def test_changes_are_read_through_the_changed_index(world) -> None:
     server's planner passes partial indexes by: the read names it)."""
     sent = await held_by_b(world, 3)
     react = ReactionChange(message_id=sent[2].message_id, emoji="👍")
-    await interactions.change_reaction(react, True, A, "d1", world.conversations, world.messages, world.deliver)
+    await interactions.change_reaction(react, True, A, "d1", world)
     since = utc_now() - timedelta(minutes=1)
     query = {"conversation_id": AB, "changed_at": {"$gt": since}}
     plan = await world.messages.messages.find(query).hint(CHANGED_INDEX).explain()

@@ -13,9 +13,12 @@ from services.chat.storage import documents
 from shared.contracts import chat
 from shared.contracts.base import utc_now
 from shared.contracts.errors import ErrorCode, ParleyError
+from shared.contracts.files import FileMeta
 from shared.contracts.images import ImageInfo
 from shared.stickers import BUILTIN_STICKERS, builtin_sticker_id, builtin_sticker_url, parse_sticker_id
-from tests.unit.helpers import StaticFiles, chat_world, profile
+from shared.contracts.batches import SendItem
+from shared.contracts.wire import Caller
+from tests.unit.helpers import StaticFiles, chat_world, profile, send_batch
 
 A, B = "u_alice", "u_bob"
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,23 +31,23 @@ class FilesWithImages(StaticFiles):
 
     def __init__(self) -> None:
         super().__init__()
-        self.images: dict[str, ImageInfo] = {}
+        self.known_images: dict[str, ImageInfo] = {}
         self.asked = 0
 
     def add_image(self, image_id: str, kind: str = "sticker") -> ImageInfo:
         info = ImageInfo(
             image_id=image_id, kind=kind, url=f"/images/{image_id}", content_type="image/webp", size=10, sha256="0" * 64
         )
-        self.images[image_id] = info
+        self.known_images[image_id] = info
         return info
 
-    async def info(self, file_id: str):
+    async def infos(self, file_ids: list[str]) -> dict[str, FileMeta]:
         self.asked += 1
-        return await super().info(file_id)
+        return await super().infos(file_ids)
 
-    async def image(self, image_id: str) -> ImageInfo | None:
+    async def images(self, image_ids: list[str]) -> dict[str, ImageInfo]:
         self.asked += 1
-        return self.images.get(image_id)
+        return {i: self.known_images[i] for i in image_ids if i in self.known_images}
 
 
 @pytest.fixture
@@ -53,6 +56,13 @@ async def world(db, settings):
         world.files = FilesWithImages()
         await world.befriend(A, B)
         yield world
+
+
+def item(client_msg_id: str, **content) -> SendItem:
+    return SendItem(
+        caller=Caller(request_id=client_msg_id, user_id=A, device_id="d1"),
+        request=chat.MessageSend(to={"user_id": B}, client_msg_id=client_msg_id, **content),
+    )
 
 
 async def send(world, client_msg_id: str, **content) -> chat.MessageSendReply:
@@ -166,6 +176,25 @@ async def test_an_unknown_image_or_one_that_is_no_sticker_is_not_found(world, db
 async def test_a_text_asks_files_nothing(world):
     await send(world, "c1", text="hello")
     assert world.files.asked == 0
+
+
+async def test_a_batch_asks_files_once_for_its_files_and_once_for_its_stickers(world):
+    """Looked up together, not one item at a time: a batch of six messages, two files (one sent
+    twice), two made stickers and a quote costs two calls to files (it cost five)."""
+    for f in ("f_one", "f_two"):
+        world.files.add(f, uploader=A)
+    for i in ("i_one", "i_two"):
+        world.files.add_image(i)
+    (first,) = await send_batch(world, [item("q", text="quoted")])
+    world.files.asked = 0
+    items = [
+        item("b1", file_id="f_one"), item("b2", file_id="f_two"), item("b3", file_id="f_one", text="again"),
+        item("b4", sticker_id="i_one"), item("b5", sticker_id="i_two"),
+        item("b6", text="a reply", reply_to=first.message_id),
+    ]
+    outcomes = await send_batch(world, items)
+    assert all(isinstance(o, chat.MessageSendReply) for o in outcomes)
+    assert world.files.asked == 2
 
 
 async def test_a_voice_message_carries_its_audio_and_duration(world):

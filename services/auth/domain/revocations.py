@@ -6,7 +6,6 @@ the token id into the Redis cache the gateways read. Redis may lose its data at 
 (shared/tokens.py) then says "incomplete" and the gateways ask auth instead, until
 `CacheKeeper` has rebuilt the cache from MongoDB. The design is in shared/tokens.py's docstring.
 """
-import asyncio
 import logging
 import time
 from datetime import datetime, timezone
@@ -28,15 +27,15 @@ REBUILD_BATCH = 500
 
 
 class CacheKeeper:
-    """Notices an incomplete cache and rebuilds it from MongoDB (every replica runs one; a
-    rebuild under way elsewhere, marked `building:`, is left to finish)."""
+    """Notices an incomplete cache and rebuilds it from MongoDB (every replica checks every
+    CHECK_SECONDS: auth's periodic job; a rebuild under way elsewhere, marked `building:`, is
+    left to finish)."""
 
     def __init__(self, store: RevocationStore, cache: RevocationCache) -> None:
         self.store = store
         self.cache = cache
         # A revocation that reached MongoDB but not Redis: the cache must be marked incomplete.
         self.missed = False
-        self._failing = False
 
     def cache_missed(self) -> None:
         self.missed = True
@@ -74,19 +73,6 @@ class CacheKeeper:
             logging.INFO if done else logging.WARNING,
             revocations=count, ms=round((time.perf_counter() - started) * 1000),
         )
-
-    async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.check()
-                if self._failing:
-                    self._failing = False
-                    log_event(log, "revocations.cache_reachable")
-            except Exception as exc:  # Redis or MongoDB away: the gateways ask auth meanwhile
-                if not self._failing:
-                    self._failing = True
-                    log_event(log, "revocations.cache_unreachable", logging.WARNING, error=repr(underlying(exc)))
-            await asyncio.sleep(CHECK_SECONDS)
 
 
 def _unix(dt: datetime) -> int:

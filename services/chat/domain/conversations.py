@@ -2,9 +2,10 @@
 import asyncio
 from datetime import timedelta
 
-from services.chat.domain.delivery import Deliverer, push
+from shared.delivery import Deliverer, push
 from services.chat.domain.messaging import conversation_up_to, member_conversation, positions_of_others
-from services.chat.domain.ports import Conversations, Cursors, Messages, Profiles, TypingNotices
+from services.chat.domain.interactions import tell_changed
+from services.chat.domain.ports import Conversations, Cursors, MessageParts, Messages, Profiles, TypingNotices
 from shared.contracts.base import utc_now
 from shared.contracts.conversations import (
     ConversationEntry,
@@ -72,14 +73,12 @@ async def mark_read(
         await deliver.to_users(conversation.others(user_id), [push("receipt.read", receipt)])
 
 
-async def recall_message(
-    request: MessageRecall, user_id: str, device_id: str | None, conversations: Conversations, messages: Messages,
-    deliver: Deliverer,
-) -> None:
+async def recall_message(request: MessageRecall, user_id: str, device_id: str | None, parts: MessageParts) -> None:
     """The sender takes a message back within 10 minutes; it disappears from history and sync.
-    Members who joined after it never saw it and are not told about it either."""
-    message = await messages.message(request.message_id)
-    conversation = await conversations.conversation(message.conversation_id) if message else None
+    Members who joined after it never saw it and are not told about it either. A recall asked
+    again is told again as `message.changed` (the first telling may have failed after the write)."""
+    message = await parts.messages.message(request.message_id)
+    conversation = await parts.conversations.conversation(message.conversation_id) if message else None
     if message is None or conversation is None or not conversation.has_member(user_id):
         raise ParleyError.not_found("no such message")
     now = utc_now()
@@ -87,13 +86,16 @@ async def recall_message(
         raise ParleyError.not_found("no such message")
     if message.from_user_id != user_id:
         raise ParleyError.forbidden("only the sender can recall a message")
+    audience = conversation.seen_by(message)
     if message.recalled:
+        await tell_changed(parts, message, "recalled", user_id, audience, now)
         return
     if now - message.sent_at > RECALL_WINDOW:
         raise ParleyError.forbidden("a message can be recalled only within 10 minutes of sending")
-    await messages.recall(request.message_id, now)
+    await parts.messages.recall(request.message_id, now)
     data = MessageRecalledPush(conversation_id=conversation.conversation_id, message_id=request.message_id)
-    await deliver.to_users(conversation.seen_by(message), [push("message.recalled", data)], except_device=(user_id, device_id))
+    await parts.deliver.to_users(audience, [push("message.recalled", data)], except_device=(user_id, device_id))
+    await tell_changed(parts, message, "recalled", user_id, audience, now)
 
 
 async def send_typing(

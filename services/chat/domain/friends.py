@@ -4,7 +4,7 @@ No friendship crosses a block (docs/protocol.md "Blocking"): a request or an acc
 for a block between the two before it writes, and again after. Blocking writes the block before
 it deletes the pair's friendship, so when the two race one of them sees the other's write.
 """
-from services.chat.domain.delivery import Deliverer, push
+from shared.delivery import Deliverer, push
 from services.chat.domain.ports import Blocks, Friendships, Presence, Profiles
 from shared.contracts import chat
 from shared.contracts.auth import ProfileChanged, UserProfile

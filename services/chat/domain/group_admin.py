@@ -5,9 +5,9 @@ Who may act on whom: the owner on anyone else, an admin on plain members, a memb
 """
 from datetime import datetime, timedelta, timezone
 
-from services.chat.domain.delivery import Deliverer, Fanout, push
+from shared.delivery import Deliverer, Fanout, push
 from services.chat.domain.groups import group_info, member_group
-from services.chat.domain.ports import Conversations, Images, Invites, JoinRequests, Messages
+from services.chat.domain.ports import Conversations, Files, Invites, JoinRequests, Messages
 from services.chat.domain.records import Conversation, GroupChanges
 from shared.contracts.base import iso, utc_now
 from shared.contracts.errors import ParleyError
@@ -70,22 +70,29 @@ def send_refusal(group: Conversation, sender: str, now: datetime) -> ParleyError
     return None
 
 
+async def _avatar_url(image_id: str, files: Files) -> str:
+    """The url of an avatar image files made (images.avatar); asked of files, which asks chat
+    nothing back (the client made the picture first)."""
+    image = (await files.images([image_id])).get(image_id)
+    if image is None or image.kind != "avatar":
+        raise ParleyError.not_found("data.avatar_image_id: no such avatar image (make it with images.avatar)")
+    return image.url
+
+
 async def group_details(group_id: str, user_id: str, conversations: Conversations) -> GroupInfo:
     """`groups.info`: members only."""
     return group_info(await member_group(group_id, user_id, conversations))
 
 
 async def update_group(
-    request: GroupUpdate, user_id: str, conversations: Conversations, images: Images, deliver: Deliverer
+    request: GroupUpdate, user_id: str, conversations: Conversations, files: Files, deliver: Deliverer
 ) -> GroupInfo:
     """Change the settings; every member is told (`group.updated`) when something was asked to change."""
     group = await managed_group(request.group_id, user_id, conversations, "change the group")
     changes = GroupChanges(
         name=request.name,
         description=request.description,
-        avatar_url=(
-            await images.make(request.avatar_file_id, user_id, "avatar") if request.avatar_file_id is not None else None
-        ),
+        avatar_url=await _avatar_url(request.avatar_image_id, files) if request.avatar_image_id is not None else None,
         clear_avatar=request.clear_avatar,
         everyone_muted=request.everyone_muted,
         approval_required=request.approval_required,

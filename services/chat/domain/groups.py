@@ -6,7 +6,7 @@ invite links and join requests in invites.py; both admit members through `admit`
 import time
 from datetime import datetime
 
-from services.chat.domain.delivery import Deliverer, push
+from shared.delivery import Deliverer, push
 from services.chat.domain.ports import Blocks, Conversations, Invites, JoinRequests, Messages, Profiles
 from services.chat.domain.records import Conversation, Member
 from shared.contracts.base import iso, utc_now

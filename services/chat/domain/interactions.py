@@ -2,18 +2,21 @@
 after reading (and its burning), delete it for themselves (docs/protocol.md "Edit, reply,
 reactions, mentions, burn after reading, delete for me, receipts").
 
-Each change is stored first, then pushed to the devices of those who can see the message; a
-device that was away catches up on its next sync (`changed_at`, messaging.sync_device).
+Each change is stored first, then pushed to the devices of those who can see the message (a
+device that was away catches up on its next sync: `changed_at`, messaging.sync_device), then
+told as `message.changed` on `<ns>.events`. A change asked again that is already so is told
+again (the first telling may have failed after the write): consumers are idempotent.
 """
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from services.chat.domain.delivery import Deliverer, push
-from services.chat.domain.ports import Conversations, Messages
+from services.chat.domain.ports import MessageParts
 from services.chat.domain.records import Conversation, Message
 from shared.contracts import chat
 from shared.contracts.base import iso, utc_now
 from shared.contracts.errors import ParleyError
+from shared.contracts.events import Change, MessageChanged
 from shared.contracts.interactions import (
     MAX_DISTINCT_REACTIONS,
     MessageEdit,
@@ -24,6 +27,7 @@ from shared.contracts.interactions import (
     MessageReactionsPush,
     ReactionChange,
 )
+from shared.delivery import push
 from shared.emoji import is_single_emoji
 from shared.logs import log_event
 
@@ -32,45 +36,56 @@ log = logging.getLogger("parley.chat")
 Device = tuple[str, str | None]
 
 
+async def tell_changed(
+    parts: MessageParts, message: Message, change: Change, by: str, audience: Iterable[str], at: datetime
+) -> None:
+    """`message.changed` for the event's consumers (search, webhooks, audit, push)."""
+    await parts.events.publish_event("message.changed", MessageChanged(
+        conversation_id=message.conversation_id, message_id=message.message_id, seq=message.seq, change=change,
+        by_user_id=by, at=iso(at), audience=list(dict.fromkeys(audience)),
+    ))
+
+
 async def edit_message(
-    request: MessageEdit, user_id: str, device_id: str | None, window: timedelta,
-    conversations: Conversations, messages: Messages, deliver: Deliverer,
+    request: MessageEdit, user_id: str, device_id: str | None, window: timedelta, parts: MessageParts
 ) -> MessageEditReply:
     """The sender rewrites the text of their own message, within the edit window."""
     now = utc_now()
-    message, conversation = await _seen_by(request.message_id, user_id, now, conversations, messages)
+    message, conversation = await _seen_by(request.message_id, user_id, now, parts)
     if message.from_user_id != user_id:
         raise ParleyError.forbidden("only the sender can edit a message")
     if message.text is None or message.call is not None or message.burn_seconds is not None:
         raise ParleyError.bad_request("only the text of a message can be edited (not a file, call or burning one)")
     if now - message.sent_at > window:
         raise ParleyError.forbidden(f"a message can be edited only within {_span(window)} of sending")
-    edited = await messages.edit(message.message_id, request.text, now)
+    edited = await parts.messages.edit(message.message_id, request.text, now)
     if edited is None or edited.edited_at is None:
         raise ParleyError.not_found("no such message (recalled meanwhile)")
     data = MessageEditedPush(
         conversation_id=edited.conversation_id, message_id=edited.message_id, seq=edited.seq, text=request.text,
         edited_at=iso(edited.edited_at),
     )
-    await deliver.to_users(conversation.seen_by(edited), [push("message.edited", data)], except_device=(user_id, device_id))
+    audience = conversation.seen_by(edited)
+    await parts.deliver.to_users(audience, [push("message.edited", data)], except_device=(user_id, device_id))
+    await tell_changed(parts, edited, "edited", user_id, audience, now)
     return MessageEditReply(message_id=edited.message_id, edited_at=data.edited_at)
 
 
 async def change_reaction(
-    request: ReactionChange, add: bool, user_id: str, device_id: str | None,
-    conversations: Conversations, messages: Messages, deliver: Deliverer,
+    request: ReactionChange, add: bool, user_id: str, device_id: str | None, parts: MessageParts
 ) -> None:
     """Add or take back an emoji; a push only when the totals changed."""
     if not is_single_emoji(request.emoji):
         raise ParleyError.bad_request("data.emoji: one emoji (a single grapheme) is expected")
     now = utc_now()
-    message, conversation = await _seen_by(request.message_id, user_id, now, conversations, messages)
+    message, conversation = await _seen_by(request.message_id, user_id, now, parts)
     users = message.reactions.get(request.emoji, ())
-    if (user_id in users) == add:
-        return  # already so: nothing changes
+    if (user_id in users) == add:  # already so: no push, told again
+        await tell_changed(parts, message, "reactions", user_id, conversation.seen_by(message), now)
+        return
     if add and not users and sum(1 for u in message.reactions.values() if u) >= MAX_DISTINCT_REACTIONS:
         raise ParleyError.conflict(f"a message holds at most {MAX_DISTINCT_REACTIONS} different reactions")
-    changed = await messages.react(message.message_id, request.emoji, user_id, add, now)
+    changed = await parts.messages.react(message.message_id, request.emoji, user_id, add, now)
     if changed is None:
         raise ParleyError.not_found("no such message")
     data = MessageReactionsPush(
@@ -78,21 +93,20 @@ async def change_reaction(
         reactions=changed.reaction_list(),
     )
     # The reacting device too: its reply is `{}`, and the totals may include others' at the same moment.
-    await deliver.to_users(conversation.seen_by(changed), [push("message.reactions", data)])
+    audience = conversation.seen_by(changed)
+    await parts.deliver.to_users(audience, [push("message.reactions", data)])
+    await tell_changed(parts, changed, "reactions", user_id, audience, now)
 
 
-async def open_message(
-    message_id: str, user_id: str, device_id: str | None, conversations: Conversations, messages: Messages,
-    deliver: Deliverer,
-) -> chat.Message:
+async def open_message(message_id: str, user_id: str, device_id: str | None, parts: MessageParts) -> chat.Message:
     """The recipient opens a burn-after-reading message: the content, once its timer runs."""
     now = utc_now()
-    message, conversation = await _seen_by(message_id, user_id, now, conversations, messages)
+    message, conversation = await _seen_by(message_id, user_id, now, parts)
     if message.burn_seconds is None:
         raise ParleyError.bad_request("this message does not burn after reading; it is there to read")
     if message.from_user_id == user_id:
         raise ParleyError.forbidden("only the recipient opens a burn-after-reading message")
-    opened = await messages.open_sealed(message_id, now)
+    opened = await parts.messages.open_sealed(message_id, now)
     if opened is None or opened.opened_at is None or opened.burns_at is None:
         raise ParleyError.not_found("no such message (it has burned)")
     if message.opened_at is None:
@@ -100,45 +114,46 @@ async def open_message(
             conversation_id=opened.conversation_id, message_id=opened.message_id, opened_at=iso(opened.opened_at),
             burns_at=iso(opened.burns_at),
         )
-        await deliver.to_users(conversation.members, [push("message.opened", data)], except_device=(user_id, device_id))
+        await parts.deliver.to_users(
+            conversation.members, [push("message.opened", data)], except_device=(user_id, device_id)
+        )
+    await tell_changed(parts, opened, "opened", user_id, conversation.members, opened.opened_at)
     return opened.contract()
 
 
-async def burn_due(now: datetime, conversations: Conversations, messages: Messages, deliver: Deliverer) -> int:
-    """Destroy what is due to burn and tell both sides; how many burned (each replica runs it:
-    burning one is a conditional update, so only one replica pushes)."""
+async def burn_due(now: datetime, parts: MessageParts) -> int:
+    """Destroy what is due to burn and tell both sides; how many burned (one replica at a time
+    runs it, and burning one is a conditional update: only one run pushes it)."""
     burned = 0
-    for message in await messages.due_to_burn(now):
-        if not await messages.burn(message.message_id, now):
+    for message in await parts.messages.due_to_burn(now):
+        if not await parts.messages.burn(message.message_id, now):
             continue
         burned += 1
-        conversation = await conversations.conversation(message.conversation_id)
+        conversation = await parts.conversations.conversation(message.conversation_id)
         if conversation is not None:
             data = MessageGonePush(conversation_id=message.conversation_id, message_id=message.message_id)
-            await deliver.to_users(conversation.members, [push("message.burned", data)])
+            await parts.deliver.to_users(conversation.members, [push("message.burned", data)])
+            await tell_changed(parts, message, "burned", message.from_user_id, conversation.members, now)
     if burned:
         log_event(log, "messages.burned", count=burned)
     return burned
 
 
-async def hide_message(
-    message_id: str, user_id: str, device_id: str | None, conversations: Conversations, messages: Messages,
-    deliver: Deliverer,
-) -> None:
+async def hide_message(message_id: str, user_id: str, device_id: str | None, parts: MessageParts) -> None:
     """Delete for me: gone from my devices only; the others keep it."""
-    message, _ = await _seen_by(message_id, user_id, utc_now(), conversations, messages)
-    await messages.hide(message.message_id, user_id)
+    now = utc_now()
+    message, _ = await _seen_by(message_id, user_id, now, parts)
+    await parts.messages.hide(message.message_id, user_id)
     data = MessageGonePush(conversation_id=message.conversation_id, message_id=message.message_id)
-    await deliver.to_users([user_id], [push("message.hidden", data)], except_device=(user_id, device_id))
+    await parts.deliver.to_users([user_id], [push("message.hidden", data)], except_device=(user_id, device_id))
+    await tell_changed(parts, message, "hidden", user_id, [user_id], now)
 
 
-async def _seen_by(
-    message_id: str, user_id: str, now: datetime, conversations: Conversations, messages: Messages
-) -> tuple[Message, Conversation]:
+async def _seen_by(message_id: str, user_id: str, now: datetime, parts: MessageParts) -> tuple[Message, Conversation]:
     """The message and its conversation, if `user_id` can see it now; else not_found (recalled,
     expired, burned, hidden by them, before they joined, or not theirs: all alike)."""
-    message = await messages.message(message_id)
-    conversation = await conversations.conversation(message.conversation_id) if message else None
+    message = await parts.messages.message(message_id)
+    conversation = await parts.conversations.conversation(message.conversation_id) if message else None
     if message is None or conversation is None or not conversation.sees(user_id, message):
         raise ParleyError.not_found("no such message")
     if not message.visible_to(user_id, now):

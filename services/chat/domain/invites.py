@@ -8,7 +8,7 @@ turns a join into a request that its owner or an admin accepts or declines.
 import secrets
 from datetime import datetime, timedelta
 
-from services.chat.domain.delivery import Deliverer, push
+from shared.delivery import Deliverer, push
 from services.chat.domain.group_admin import managed_group
 from services.chat.domain.groups import MAX_MEMBERS, admit, refuse_blocked
 from services.chat.domain.ports import Blocks, Conversations, Invites, JoinRequests, Profiles

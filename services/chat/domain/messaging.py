@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from services.chat.domain.delivery import Deliverer, push
+from shared.delivery import Deliverer, push
 from services.chat.domain.ports import Conversations, Cursors, Messages
 from services.chat.domain.records import Conversation
 from shared.contracts import chat

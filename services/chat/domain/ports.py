@@ -5,11 +5,13 @@ Stores (services/chat/storage), Redis (presence, the typing throttle) and the ot
 """
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
+from pydantic import BaseModel
+
+from shared.delivery import Deliverer
 from services.chat.domain.records import (
     Appended,
-    Call,
     Conversation,
     Cursor,
     Draft,
@@ -23,11 +25,9 @@ from services.chat.domain.records import (
     Placed,
 )
 from shared.contracts.auth import UserProfile
-from shared.contracts.calls import EndReason, IceCandidate
 from shared.contracts.files import FileMeta
 from shared.contracts.images import ImageInfo
 from shared.contracts.groups import Role
-from shared.contracts.images import ImageKind
 from shared.presence import DeviceSocket
 
 
@@ -38,12 +38,14 @@ class Profiles(Protocol):
 
 
 class Files(Protocol):
-    """The files service's metadata of an uploaded file, None if there is no such file."""
+    """The files service's metadata, for a whole batch of messages at once."""
 
-    async def info(self, file_id: str) -> FileMeta | None: ...
+    async def infos(self, file_ids: list[str]) -> dict[str, FileMeta]:
+        """Those of the uploaded files that exist, by id."""
+        ...
 
-    async def image(self, image_id: str) -> ImageInfo | None:
-        """An image files made (a made sticker's id is its image's id), None if there is none."""
+    async def images(self, image_ids: list[str]) -> dict[str, ImageInfo]:
+        """Those of the images files made (a made sticker's id is its image's id), by id."""
         ...
 
 
@@ -53,6 +55,29 @@ class Presence(Protocol):
     async def sockets_of(self, user_ids: list[str]) -> list[DeviceSocket]: ...
 
     async def status_of(self, user_ids: list[str]) -> dict[str, tuple[bool, str | None]]: ...
+
+
+class DomainEvents(Protocol):
+    """Events out on `<ns>.events`, confirmed by the broker (shared/contracts/events.py)."""
+
+    async def publish_event(self, name: str, event: BaseModel) -> None: ...
+
+
+class MessageParts(Protocol):
+    """What acting on stored messages needs: the stores, the pushes and the events out. chat's
+    parts (services/chat/parts.py) have them, and so does the unit tests' world."""
+
+    @property
+    def conversations(self) -> "Conversations": ...
+
+    @property
+    def messages(self) -> "Messages": ...
+
+    @property
+    def deliver(self) -> Deliverer: ...
+
+    @property
+    def events(self) -> DomainEvents: ...
 
 
 class TypingNotices(Protocol):
@@ -185,14 +210,6 @@ class JoinRequests(Protocol):
     async def delete_group(self, group_id: str) -> None: ...
 
 
-class Images(Protocol):
-    """The files service's images (avatars, stickers) made from an upload the user may download."""
-
-    async def make(self, file_id: str, user_id: str, kind: ImageKind) -> str:
-        """The image's url; not_found / bad_request (not an image) as files answers."""
-        ...
-
-
 class Messages(Protocol):
     """Messages in seq order: storing, paging, recalling; `top` is the conversation's last_seq."""
 
@@ -226,6 +243,10 @@ class Messages(Protocol):
         ...
 
     async def message(self, message_id: str) -> Message | None: ...
+
+    async def messages_by_id(self, message_ids: list[str]) -> dict[str, Message]:
+        """Those of the messages that exist, by id (a batch's quoted messages, in one read)."""
+        ...
 
     async def recall(self, message_id: str, now: datetime) -> None: ...
 
@@ -282,39 +303,3 @@ class Cursors(Protocol):
     async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> bool: ...
 
     async def read_positions(self, user_id: str) -> dict[str, int]: ...
-
-
-class Calls(Protocol):
-    """Calls in progress, shared by every chat replica; begin, accept and end happen once each."""
-
-    async def begin(self, call: Call) -> Literal["ok", "busy", "caller_busy"]: ...
-
-    async def get(self, call_id: str) -> Call | None: ...
-
-    async def ended_between(self, call_id: str) -> tuple[str, str] | None:
-        """The two users of a call that ended within the last minute."""
-        ...
-
-    async def accept(
-        self, call_id: str, device_id: str, now: float
-    ) -> tuple[Literal["ok", "taken", "gone"], list[IceCandidate]]: ...
-
-    async def buffer_ice(self, call_id: str, candidate: IceCandidate) -> Literal["buffered", "active", "gone", "full"]: ...
-
-    async def end(self, call_id: str) -> Call | None:
-        """The call, to the one caller that ended it; None to everyone else."""
-        ...
-
-    async def due(self, now: float, limit: int = 200) -> list[str]: ...
-
-    async def live(self, limit: int = 1000) -> list[Call]: ...
-
-    async def defer_record(self, call: Call, reason: EndReason, ended_at: float) -> None: ...
-
-    async def take_deferred(self) -> tuple[Call, EndReason, float] | None: ...
-
-
-class RateLimit(Protocol):
-    async def take(self, key: str) -> bool:
-        """One token of `key`'s bucket; False when it is empty."""
-        ...

@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Literal, TypeVar, dataclass_transform
 
-from shared.contracts import chat
+from shared.contracts import chat, events
 from shared.contracts.base import iso
-from shared.contracts.calls import CallRecord, Media
+from shared.contracts.calls import CallRecord
 from shared.contracts.interactions import QUOTE_CHARS, Burn, Quote, Reaction
 from shared.contracts.groups import Role
 
@@ -192,7 +192,7 @@ class Draft:
     text: str | None = None
     file: chat.Attachment | None = None
     expires_at: datetime | None = None
-    call: CallRecord | None = None  # stored by chat when a call ends (services/chat/domain/calls.py)
+    call: CallRecord | None = None  # a call's message, asked for by calls (services/chat/domain/call_messages.py)
     reply_to: Quote | None = None
     mentions: tuple[str, ...] = ()
     burn_seconds: int | None = None  # burn after reading
@@ -286,6 +286,35 @@ class Message:
             burns_at=iso(self.burns_at) if self.burns_at else None,
         )
 
+    def stored(self, device_id: str | None, again: bool) -> events.StoredMessage:
+        """What `messages.stored` says of it: its kind and a preview, never a burn-after-reading
+        message's content."""
+        if self.call is not None:
+            kind: events.MessageKind = "call"
+        elif self.sticker is not None:
+            kind = "sticker"
+        elif self.voice is not None:
+            kind = "voice"
+        elif self.file is not None:
+            kind = "image" if self.file.content_type.startswith("image/") else "file"
+        else:
+            kind = "text"
+        sealed = self.burn_seconds is not None
+        return events.StoredMessage(
+            message_id=self.message_id,
+            seq=self.seq,
+            from_user_id=self.from_user_id,
+            from_device_id=device_id,
+            sent_at=iso(self.sent_at),
+            kind=kind,
+            preview=self.text[:events.PREVIEW_CHARS] if self.text and not sealed else None,
+            mentions=list(self.mentions),
+            burn_after_reading=sealed,
+            expires_at=iso(self.expires_at) if self.expires_at else None,
+            reply_to_message_id=self.reply_to.message_id if self.reply_to else None,
+            again=again,
+        )
+
     def quote(self) -> Quote:
         """What a reply to this message carries."""
         return Quote(
@@ -350,33 +379,3 @@ class Cursor:
     device_id: str
     conversation_id: str
     seq: int
-
-
-CallState = Literal["ringing", "active"]
-
-
-@record
-class Call:
-    """A call in progress (ringing or answered), as the call store holds it; times in unix seconds."""
-
-    call_id: str
-    conversation_id: str
-    caller: str
-    caller_device: str
-    callee: str
-    media: Media
-    state: CallState
-    invited_at: float
-    ring_until: float
-    answered_at: float | None = None
-    callee_device: str | None = None
-
-    def has(self, user_id: str) -> bool:
-        return user_id in (self.caller, self.callee)
-
-    def other(self, user_id: str) -> str:
-        return self.callee if user_id == self.caller else self.caller
-
-    def device_of(self, user_id: str) -> str | None:
-        """The device a participant is in the call on (the callee's: once one accepted)."""
-        return self.caller_device if user_id == self.caller else self.callee_device

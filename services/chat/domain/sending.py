@@ -7,22 +7,27 @@ Each item gets its own answer: a refusal (not a friend, not a member, no such fi
 that item only. A database or broker outage raises out of the whole batch, which its caller
 retries: every item is idempotent by client_msg_id (sends) or by `$max` (acks).
 """
+import asyncio
 import hashlib
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.chat.domain.attachments import message_content
-from services.chat.domain.delivery import Deliverer, Fanout, push
+from pydantic import BaseModel
+
+from services.chat.domain.attachments import Referred, look_up_referred, message_content
+from shared.delivery import Deliverer, Fanout, push
 from services.chat.domain.group_admin import send_refusal
 from services.chat.domain.messaging import conversation_up_to
-from services.chat.domain.ports import Conversations, Cursors, Files, Friendships, Messages
+from services.chat.domain.ports import Conversations, Cursors, DomainEvents, Files, Friendships, Messages
 from services.chat.domain.records import Conversation, Cursor, Draft, Message
 from shared.contracts import chat
 from shared.contracts.base import Empty, utc_now
 from shared.contracts.batches import AckItem, SendItem
 from shared.contracts.errors import ParleyError
+from shared.contracts.events import ConversationStored, MessagesStored
 from shared.contracts.interactions import Quote, ReceiptDeliveredPush
-from shared.contracts.wire import Caller
+from shared.contracts.wire import Caller, DeviceAddress
 from shared.ids import new_id
 
 Outcome = chat.MessageSendReply | ParleyError
@@ -42,49 +47,100 @@ def _sender(item: SendItem | AckItem) -> str:
     return item.caller.user_id
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A message a batch stored (or found stored: a retry), to announce once its sender has the
+    answer."""
+
+    conversation: Conversation
+    message: Message
+    device_id: str | None  # the sender's device, which has it already
+    again: bool
+
+
 async def send_messages(
     items: list[SendItem],
     friendships: Friendships,
     conversations: Conversations,
     messages: Messages,
-    deliver: Deliverer,
     files: Files,
     burn_unopened: timedelta = DEFAULT_BURN_UNOPENED,
-) -> list[Outcome]:
-    """Store first, answer second, then push to every online device that should see it.
+) -> tuple[list[Outcome], list[Stored]]:
+    """Store the batch: each item's answer, and what to announce after answering (announce_stored).
 
     Items are stored in the order given, so one device's messages (a gateway keeps them in the
     order the device sent them) take ascending seqs. A retry (same client_msg_id) is recognised
     by the unique index when it is stored, not by a lookup before: a retry passes the same
-    checks as a first send.
+    checks as a first send, and its message is announced again (the first attempt may have died
+    before announcing it), unless it was recalled or has expired since.
     """
     now = utc_now()
     outcomes: list[Outcome | None] = [None] * len(items)
-    targets = await _conversations_for(items, friendships, conversations, now)
+    targets, referred = await asyncio.gather(
+        _conversations_for(items, friendships, conversations, now),
+        look_up_referred([i.request for i in items], files, messages),
+    )
     accepted: list[tuple[int, Conversation, Draft]] = []
     for i, (item, conversation) in enumerate(zip(items, targets, strict=True)):
         try:
             if isinstance(conversation, ParleyError):
                 raise conversation
-            draft = await _draft(item, conversation, now, files, conversations, messages, burn_unopened)
+            draft = await _draft(item, conversation, now, referred, conversations, messages, burn_unopened)
             accepted.append((i, conversation, draft))
         except ParleyError as exc:
             outcomes[i] = exc
-    stored = await messages.append_many([(conversation, draft) for _, conversation, draft in accepted])
-    fanouts: list[Fanout] = []
-    for (i, conversation, _), appended in zip(accepted, stored, strict=True):
-        item = items[i]
-        sender = (item.caller.user_id or "", item.caller.device_id)
+    appended_all = await messages.append_many([(conversation, draft) for _, conversation, draft in accepted])
+    stored: list[Stored] = []
+    for (i, conversation, _), appended in zip(accepted, appended_all, strict=True):
+        message, device_id = appended.message, items[i].caller.device_id
+        outcomes[i] = message.send_reply()
         if appended.first:
-            outcomes[i] = appended.message.send_reply()
-            fanouts += announce(conversation, appended.message, sender)
-        else:  # a retry, or the same send racing itself
-            outcomes[i], fanout = await _answer_retry(appended.message, sender, conversations)
-            fanouts += fanout
-    await deliver.fan_out(fanouts)
+            stored.append(Stored(conversation, message, device_id, again=False))
+        elif (again := await _still_to_announce(message, conversations)) is not None:
+            stored.append(Stored(again, message, device_id, again=True))
     answered = [o for o in outcomes if o is not None]
     assert len(answered) == len(items)
-    return answered
+    return answered, stored
+
+
+async def announce_stored(stored: list[Stored], deliver: Deliverer, events: DomainEvents) -> None:
+    """`message.new` to every live device that should see each message, then `messages.stored`
+    (one event for the batch) saying who should see them and which devices had them live:
+    whoever was not reached is the business of the event's consumers (offline push)."""
+    if not stored:
+        return
+    fanouts: list[Fanout] = []
+    of_entry: list[int] = []
+    for index, entry in enumerate(stored):
+        for fanout in announce(entry.conversation, entry.message, (entry.message.from_user_id, entry.device_id)):
+            fanouts.append(fanout)
+            of_entry.append(index)
+    reached_by_fanout = await deliver.fan_out(fanouts)
+    reached: dict[str, dict[DeviceAddress, None]] = defaultdict(dict)
+    for index, addresses in zip(of_entry, reached_by_fanout, strict=True):
+        reached[stored[index].conversation.conversation_id].update(dict.fromkeys(addresses))
+    by_conversation: dict[str, list[Stored]] = defaultdict(list)
+    for entry in stored:
+        by_conversation[entry.conversation.conversation_id].append(entry)
+    await events.publish_event("messages.stored", MessagesStored(batch_id=new_id("b"), conversations=[
+        _conversation_stored(entries, list(reached[conversation_id])) for conversation_id, entries in by_conversation.items()
+    ]))
+
+
+def _conversation_stored(entries: list[Stored], reached: list[DeviceAddress]) -> ConversationStored:
+    conversation = entries[0].conversation
+    in_order = sorted(entries, key=lambda e: e.message.seq)
+    return ConversationStored(
+        conversation_id=conversation.conversation_id,
+        kind=conversation.kind,
+        group_id=conversation.group_id,
+        group_name=conversation.name,
+        first_seq=in_order[0].message.seq,
+        last_seq=in_order[-1].message.seq,
+        messages=[e.message.stored(e.device_id, e.again) for e in in_order],
+        recipients=list(conversation.members),
+        reached=reached,
+    )
 
 
 async def send_message(
@@ -97,13 +153,20 @@ async def send_message(
     deliver: Deliverer,
     files: Files,
     burn_unopened: timedelta = DEFAULT_BURN_UNOPENED,
+    events: DomainEvents | None = None,
 ) -> chat.MessageSendReply:
-    """One message (a batch of one); raises what refused it."""
+    """One message (a batch of one), announced at once; raises what refused it."""
     item = SendItem(caller=Caller(request_id=new_id("r"), user_id=sender, device_id=sender_device), request=request)
-    (outcome,) = await send_messages([item], friendships, conversations, messages, deliver, files, burn_unopened)
+    (outcome,), stored = await send_messages([item], friendships, conversations, messages, files, burn_unopened)
+    await announce_stored(stored, deliver, events or _Unheard())
     if isinstance(outcome, ParleyError):
         raise outcome
     return outcome
+
+
+class _Unheard:
+    async def publish_event(self, name: str, event: BaseModel) -> None:
+        return None
 
 
 async def _conversations_for(
@@ -152,7 +215,7 @@ def announce(conversation: Conversation, message: Message, except_device: tuple[
 
 
 async def _draft(
-    item: SendItem, conversation: Conversation, now: datetime, files: Files, conversations: Conversations,
+    item: SendItem, conversation: Conversation, now: datetime, referred: Referred, conversations: Conversations,
     messages: Messages, burn_unopened: timedelta,
 ) -> Draft:
     request, sender = item.request, _sender(item)
@@ -163,7 +226,7 @@ async def _draft(
         raise ParleyError.bad_request("data.mentions: mentions are for groups")
     if request.mentions and not all(conversation.has_member(m) for m in request.mentions):
         raise ParleyError.bad_request("data.mentions: only members of the group can be mentioned")
-    file, sticker = await message_content(request, sender, files, conversations, messages)
+    file, sticker = await message_content(request, sender, referred, conversations, messages)
     return Draft(
         message_id=new_id("m"),
         from_user_id=sender,
@@ -175,16 +238,16 @@ async def _draft(
         sticker=sticker,
         voice=request.voice,
         expires_at=now + timedelta(seconds=request.ttl_seconds) if request.ttl_seconds is not None else None,
-        reply_to=await _quote(request.reply_to, conversation, sender, now, messages) if request.reply_to else None,
+        reply_to=_quote(request.reply_to, conversation, sender, now, referred) if request.reply_to else None,
         mentions=tuple(dict.fromkeys(request.mentions or ())),
         burn_seconds=request.burn_seconds,
         burns_at=now + burn_unopened if request.burn_seconds is not None else None,
     )
 
 
-async def _quote(message_id: str, conversation: Conversation, sender: str, now: datetime, messages: Messages) -> Quote:
+def _quote(message_id: str, conversation: Conversation, sender: str, now: datetime, referred: Referred) -> Quote:
     """What a reply carries of the message it answers: one of its conversation the sender can see."""
-    quoted = await messages.message(message_id)
+    quoted = referred.quoted.get(message_id)
     if quoted is not None and quoted.conversation_id != conversation.conversation_id:
         raise ParleyError.bad_request("data.reply_to: a reply answers a message of the same conversation")
     if quoted is None or not quoted.visible_to(sender, now) or not conversation.sees(sender, quoted):
@@ -194,16 +257,12 @@ async def _quote(message_id: str, conversation: Conversation, sender: str, now: 
     return quoted.quote()
 
 
-async def _answer_retry(
-    earlier: Message, sender: tuple[str, str | None], conversations: Conversations
-) -> tuple[chat.MessageSendReply, list[Fanout]]:
-    """A send repeated with its client_msg_id: the first reply, and the first message pushed
-    again (to its own conversation) in case the first attempt died before pushing, unless it
-    was recalled or has expired since."""
+async def _still_to_announce(earlier: Message, conversations: Conversations) -> Conversation | None:
+    """The conversation of a message sent again, unless it is gone, recalled or expired since."""
     conversation = await conversations.conversation(earlier.conversation_id)
     if conversation is None or not earlier.is_visible(utc_now()):
-        return earlier.send_reply(), []
-    return earlier.send_reply(), announce(conversation, earlier, sender)
+        return None
+    return conversation
 
 
 async def acknowledge_many(

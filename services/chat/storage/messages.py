@@ -204,6 +204,11 @@ class MessageStore:
         doc = await self.messages.find_one({"_id": message_id})
         return message(doc) if doc else None
 
+    async def messages_by_id(self, message_ids: list[str]) -> dict[str, Message]:
+        if not message_ids:
+            return {}
+        return {doc["_id"]: message(doc) async for doc in self.messages.find({"_id": {"$in": message_ids}})}
+
     async def recall(self, message_id: str, now: datetime) -> None:
         """Mark recalled and drop the content: a recalled message keeps only its place (seq)."""
         await self.messages.update_one(

@@ -14,7 +14,7 @@ from services.files.domain.transfers import NO_SUCH_FILE, meta_of, readable
 from shared.contracts.base import utc_now
 from shared.contracts.errors import ParleyError
 from shared.contracts.files import FileMeta
-from shared.contracts.images import ImageInfo, ImageKind, ImageMake, image_url
+from shared.contracts.images import ImageInfo, ImageKind, ImageMake, ImageRefs, ImagesInfo, image_url
 from shared.logs import log_event
 
 log = logging.getLogger("parley.files")
@@ -95,6 +95,12 @@ async def open_image(image_id: str, store: FileStore) -> ImageInfo:
     if stored is None or stored.kind not in IMAGE_KINDS:
         raise ParleyError.not_found(NO_SUCH_IMAGE)
     return _info(stored)
+
+
+async def images_info(request: ImageRefs, store: FileStore) -> ImagesInfo:
+    """Internal: the avatars and stickers among these ids (a batch's made stickers), in one read."""
+    found = await store.stored_many(list(dict.fromkeys(request.image_ids)))
+    return ImagesInfo(images=[_info(stored) for stored in found.values() if stored.kind in IMAGE_KINDS])
 
 
 async def open_thumbnail(file_id: str, user: str, store: FileStore, access: Access) -> FileMeta:

@@ -22,6 +22,8 @@ from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.files import (
     CHUNK_SIZE,
     FileMeta,
+    FileRefs,
+    FilesInfo,
     FileRead,
     FileReadReply,
     UploadBegin,
@@ -201,12 +203,11 @@ async def open_file(file_id: str, user: str, store: FileStore, access: Access) -
     return meta_of(await readable(file_id, user, store, access))
 
 
-async def file_info(file_id: str, store: FileStore) -> FileMeta:
-    """Internal (no access check): what chat uses to check a file id in a message."""
-    stored = await store.stored(file_id)
-    if stored is None:
-        raise ParleyError.not_found(NO_SUCH_FILE)
-    return meta_of(stored)
+async def files_info(request: FileRefs, store: FileStore) -> FilesInfo:
+    """Internal (no access check): what chat uses to check the file ids of a batch of messages,
+    in one read; ids of no file are left out."""
+    found = await store.stored_many(list(dict.fromkeys(request.file_ids)))
+    return FilesInfo(files=[meta_of(stored) for stored in found.values()])
 
 
 async def read_range(request: FileRead, store: FileStore) -> FileReadReply:

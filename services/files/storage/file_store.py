@@ -170,6 +170,9 @@ class MongoFileStore:
         doc = await self.files.find_one({"_id": file_id})
         return _stored(doc) if doc else None
 
+    async def stored_many(self, file_ids: list[str]) -> dict[str, StoredFile]:
+        return {doc["_id"]: _stored(doc) async for doc in self.files.find({"_id": {"$in": file_ids}})}
+
     async def drop_upload_record(self, file_id: str) -> None:
         await self.uploads.delete_one({"_id": file_id})
 

@@ -65,6 +65,7 @@ const FIELDS = {
   name: "Group name", query: "Search", member_ids: "Members", user_ids: "Members",
   ttl_seconds: "Disappearing time", client_msg_id: "Message id", "to.user_id": "Recipient",
   avatar_file_id: "Picture",
+  avatar_image_id: "Picture",
 };
 
 /** The code an HTTP response stands for: the body's `error.code`, else the status's. */

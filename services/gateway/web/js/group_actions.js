@@ -52,7 +52,8 @@ export function updateGroup(group, fields, operation = "groups.update") {
   });
 }
 
-/** Upload an image (POST /files, as a message's file is) and make it the group's avatar. */
+/** Upload an image (POST /files, as a message's file is), have the files service make an avatar of
+ * it (images.avatar), and name that in groups.update: the picture is made first, as a sticker is. */
 export function setGroupAvatar(group, file) {
   return attempt("upload", async () => {
     state.upload = { name: file.name, progress: 0 };
@@ -62,7 +63,8 @@ export function setGroupAvatar(group, file) {
         if (state.upload) state.upload.progress = fraction;
         changed();
       });
-      return await updateGroup(group, { avatar_file_id: info.file_id });
+      const avatar = await conn.request("images.avatar", { file_id: info.file_id });
+      return await updateGroup(group, { avatar_image_id: avatar.image_id });
     } finally {
       state.upload = null;
       changed();

@@ -1,61 +1,58 @@
-"""Calls in progress, in Redis: every chat replica (and every gateway's death) sees the same
+"""Calls in progress, in Redis: every calls replica (and every gateway's death) sees the same
 state, and each change that must happen once (begin, accept, end) is one Lua script.
 
-Keys under `<ns>:call:` —
-  `<id>`          hash: the Call's fields                      (expires after CALL_TTL_SECONDS)
-  `user:<user>`   the call a user is in (busy)                 (same expiry)
-  `ringing`       zset id → ring_until: what the checker times out
-  `live`          set of ids: what the checker watches for sockets gone
-  `<id>:ice`      list: the caller's candidates while it rings (delivered on accept)
-  `ended:<id>`    "caller|callee" for a minute after the end (a crossing hang-up is not not_found)
-  `unrecorded`    list: calls ended whose message could not be stored yet (retried; MAX_UNRECORDED)
-The scripts name keys built from ARGV (the users' busy keys): Parley's Redis is one node.
+Keys under `<ns>:call:` — a call's own keys share its hash tag, so a script on one call touches
+one slot:
+  `{<id>}`          hash: the Call's fields                      (expires after CALL_TTL_SECONDS)
+  `{<id>}:ice`      list: the caller's candidates while it rings (delivered on accept)
+  `{<id>}:ended`    "caller|callee" for a minute after the end (a crossing hang-up is not not_found)
+  `user:{<user>}`   the call a user is in (busy)                 (same expiry)
+  `ringing`         zset id → ring_until: what the checker times out
+  `live`            set of ids: what the checker watches for sockets gone
+  `unrecorded`      list: calls ended whose message chat could not store yet (retried; MAX_UNRECORDED)
+accept and buffer_ice touch one call's slot. begin (both users' busy keys, the indexes) and end
+(the same) still span slots: every key is declared, but Redis Cluster needs them split, which
+the Cluster issue does.
 """
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 
-from services.chat.domain.records import Call, CallState
+from services.calls.domain.ports import Accepted, Begun, Buffered, Call, CallState
 from shared.contracts.calls import EndReason, IceCandidate
 
 # A call's keys outlive any real call; the checker ends calls whose sockets are gone long before.
 CALL_TTL_SECONDS = 12 * 3600
 TOMBSTONE_SECONDS = 60
 MAX_BUFFERED_CANDIDATES = 64  # of at most MAX_CANDIDATE_CHARS each: <= 64 KiB per ringing call
-# Ended calls waiting for their message (the database away): each entry is ~400 bytes, so at most
-# ~4 MB; past it the oldest are dropped (those calls leave no message; logged by the caller).
+# Ended calls waiting for their message (chat or its database away): each entry is ~400 bytes, so
+# at most ~4 MB; past it the oldest are dropped (those calls leave no message).
 MAX_UNRECORDED = 10_000
 
-Begun = Literal["ok", "busy", "caller_busy"]
-Accepted = Literal["ok", "taken", "gone"]
-Buffered = Literal["buffered", "active", "gone", "full"]
-
-# KEYS: call hash, ringing, live; ARGV: call id, ring_until, ttl, busy prefix, caller, callee, field pairs...
+# KEYS: call hash, ringing, live, caller busy, callee busy; ARGV: call id, ring_until, ttl, field pairs...
 _BEGIN = """
-local busy_caller = ARGV[4] .. ARGV[5]
-local busy_callee = ARGV[4] .. ARGV[6]
-if redis.call('EXISTS', busy_caller) == 1 then return 'caller_busy' end
-if redis.call('EXISTS', busy_callee) == 1 then return 'busy' end
-redis.call('SET', busy_caller, ARGV[1], 'EX', ARGV[3])
-redis.call('SET', busy_callee, ARGV[1], 'EX', ARGV[3])
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+if redis.call('EXISTS', KEYS[4]) == 1 then return 'caller_busy' end
+if redis.call('EXISTS', KEYS[5]) == 1 then return 'busy' end
+redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[3])
+redis.call('SET', KEYS[5], ARGV[1], 'EX', ARGV[3])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 return 'ok'
 """
 
-# KEYS: call hash, ringing, ice list; ARGV: call id, callee device, answered_at.
-# Returns {'ok', candidates...} | {'taken'} | {'gone'}.
+# KEYS: call hash, ice list; ARGV: callee device, answered_at.
+# Returns {'ok', candidates...} | {'taken'} | {'gone'}. (The ringing index is cleaned after it:
+# the checker ends a due call only if it still rings, so a late clean-up ends nothing.)
 _ACCEPT = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'gone'} end
 if state ~= 'ringing' then return {'taken'} end
-redis.call('HSET', KEYS[1], 'state', 'active', 'callee_device', ARGV[2], 'answered_at', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[1])
-local buffered = redis.call('LRANGE', KEYS[3], 0, -1)
-redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[1], 'state', 'active', 'callee_device', ARGV[1], 'answered_at', ARGV[2])
+local buffered = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('DEL', KEYS[2])
 table.insert(buffered, 1, 'ok')
 return buffered
 """
@@ -71,21 +68,26 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 'buffered'
 """
 
-# KEYS: call hash, ringing, live, ice list, tombstone; ARGV: call id, busy prefix, tombstone ttl.
-# Returns the call's fields (flat), or nil when it had already ended: only one ender wins.
+# KEYS: call hash, ringing, live, ice list, tombstone, caller busy, callee busy;
+# ARGV: call id, tombstone ttl, only if ringing (1/0).
+# Returns the call's fields (flat), or nil when it had already ended (only one ender wins) or,
+# asked only if ringing, was answered (then it just leaves the ringing index).
 _END = """
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return nil end
 local h = {}
 for i = 1, #fields, 2 do h[fields[i]] = fields[i + 1] end
+if ARGV[3] == '1' and h['state'] ~= 'ringing' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return nil
+end
 redis.call('DEL', KEYS[1], KEYS[4])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
-for _, user in ipairs({h['caller'], h['callee']}) do
-  local key = ARGV[2] .. user
-  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+for i = 6, 7 do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
 end
-redis.call('SET', KEYS[5], h['caller'] .. '|' .. h['callee'], 'EX', ARGV[3])
+redis.call('SET', KEYS[5], h['caller'] .. '|' .. h['callee'], 'EX', ARGV[2])
 return fields
 """
 
@@ -117,6 +119,12 @@ def _fields(call: Call) -> list[str | float]:
     ]
 
 
+def _answer_fields(call: Call) -> list[str | float]:
+    if call.answered_at is None:
+        return []
+    return ["answered_at", call.answered_at, "callee_device", call.callee_device or ""]
+
+
 def _pairs(flat: list[Any]) -> dict[str, str]:
     return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
 
@@ -125,7 +133,6 @@ class RedisCallStore:
     def __init__(self, redis: aioredis.Redis, namespace: str):
         self.redis = redis
         self.prefix = f"{namespace}:call:"
-        self.busy_prefix = self.prefix + "user:"
         self.ringing_key = self.prefix + "ringing"
         self.live_key = self.prefix + "live"
         self.unrecorded_key = self.prefix + "unrecorded"
@@ -134,15 +141,18 @@ class RedisCallStore:
         self._buffer_ice = redis.register_script(_BUFFER_ICE)
         self._end = redis.register_script(_END)
 
-    def _key(self, call_id: str) -> str:
-        return self.prefix + call_id
+    def _key(self, call_id: str, suffix: str = "") -> str:
+        return f"{self.prefix}{{{call_id}}}{suffix}"
+
+    def _busy_key(self, user_id: str) -> str:
+        return f"{self.prefix}user:{{{user_id}}}"
 
     async def begin(self, call: Call) -> Begun:
         """Start ringing, unless either user is already in a call."""
         outcome = await self._begin(
-            keys=[self._key(call.call_id), self.ringing_key, self.live_key],
-            args=[call.call_id, call.ring_until, CALL_TTL_SECONDS, self.busy_prefix, call.caller, call.callee,
-                  *_fields(call)],
+            keys=[self._key(call.call_id), self.ringing_key, self.live_key, self._busy_key(call.caller),
+                  self._busy_key(call.callee)],
+            args=[call.call_id, call.ring_until, CALL_TTL_SECONDS, *_fields(call)],
         )
         text = str(outcome)
         return "ok" if text == "ok" else "busy" if text == "busy" else "caller_busy"
@@ -162,7 +172,7 @@ class RedisCallStore:
 
     async def ended_between(self, call_id: str) -> tuple[str, str] | None:
         """The two users of a call that ended within the last minute."""
-        value = await self.redis.get(f"{self.prefix}ended:{call_id}")
+        value = await self.redis.get(self._key(call_id, ":ended"))
         if value is None:
             return None
         caller, _, callee = str(value).partition("|")
@@ -170,28 +180,31 @@ class RedisCallStore:
 
     async def accept(self, call_id: str, device_id: str, now: float) -> tuple[Accepted, list[IceCandidate]]:
         """Answer a ringing call on one device; the caller's candidates buffered meanwhile."""
-        result = await self._accept(
-            keys=[self._key(call_id), self.ringing_key, self._key(call_id) + ":ice"], args=[call_id, device_id, now]
-        )
+        result = await self._accept(keys=[self._key(call_id), self._key(call_id, ":ice")], args=[device_id, now])
         head = str(result[0])
         if head != "ok":
             return ("taken" if head == "taken" else "gone"), []
+        await self.redis.zrem(self.ringing_key, call_id)
         return "ok", [IceCandidate.model_validate_json(c) for c in result[1:]]
 
     async def buffer_ice(self, call_id: str, candidate: IceCandidate) -> Buffered:
         outcome = await self._buffer_ice(
-            keys=[self._key(call_id), self._key(call_id) + ":ice"],
+            keys=[self._key(call_id), self._key(call_id, ":ice")],
             args=[candidate.model_dump_json(exclude_none=True), MAX_BUFFERED_CANDIDATES, CALL_TTL_SECONDS],
         )
         text = str(outcome)
         return "buffered" if text == "buffered" else "active" if text == "active" else "full" if text == "full" else "gone"
 
-    async def end(self, call_id: str) -> Call | None:
-        """Remove the call; it, to the one caller that removed it (None to everyone else)."""
+    async def end(self, call_id: str, only_if_ringing: bool = False) -> Call | None:
+        """Remove the call; it, to the one caller that removed it (None to everyone else). The
+        users' busy keys are named from a first read: a call's two users never change."""
+        call = await self.get(call_id)
+        if call is None:
+            return None
         fields = await self._end(
-            keys=[self._key(call_id), self.ringing_key, self.live_key, self._key(call_id) + ":ice",
-                  f"{self.prefix}ended:{call_id}"],
-            args=[call_id, self.busy_prefix, TOMBSTONE_SECONDS],
+            keys=[self._key(call_id), self.ringing_key, self.live_key, self._key(call_id, ":ice"),
+                  self._key(call_id, ":ended"), self._busy_key(call.caller), self._busy_key(call.callee)],
+            args=[call_id, TOMBSTONE_SECONDS, 1 if only_if_ringing else 0],
         )
         return _call(_pairs(fields)) if fields else None
 
@@ -222,9 +235,3 @@ class RedisCallStore:
         entry = orjson.loads(str(raw))
         reason: EndReason = entry["reason"]
         return _call(entry["call"]), reason, float(entry["ended_at"])
-
-
-def _answer_fields(call: Call) -> list[str | float]:
-    if call.answered_at is None:
-        return []
-    return ["answered_at", call.answered_at, "callee_device", call.callee_device or ""]

@@ -3,20 +3,18 @@ message per call (docs/protocol.md "Calls").
 
 The state of a call in progress is the call store's (Redis, shared by every replica), and every
 step that must happen once is one atomic step there: `begin` (nobody busy), `accept` (the first
-device wins), `end` (the one ender records the call's message and tells both sides). Nothing of
-the signalling is stored; a call ends when it is declined, cancelled, hung up, not answered in
-time, or when a participant's socket is gone (`check_calls`, run by every replica).
+device wins), `end` (the one ender has the call's message stored and tells both sides). Nothing
+of the signalling is stored. A call ends when it is declined, cancelled, hung up, not answered in
+time, or when a participant's socket is gone (`check_calls`, run by one replica at a time).
+
+What chat owns (friendships, conversations, messages) calls asks chat for (`ports.chat`).
 """
 import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from typing import Literal
 
-from services.chat.domain.delivery import Deliverer, push
-from services.chat.domain.ports import Calls, Conversations, Friendships, Messages, Presence, RateLimit
-from services.chat.domain.records import Call, Conversation, Draft
-from services.chat.domain.sending import announce, direct_conversation_id
-from shared.contracts.base import iso_from_timestamp, utc_now
+from services.calls.domain.ports import Call, CallPorts
+from shared.contracts.base import iso_from_timestamp
 from shared.contracts.calls import (
     MAX_CANDIDATE_CHARS,
     MAX_SDP_CHARS,
@@ -28,40 +26,33 @@ from shared.contracts.calls import (
     CallIncomingPush,
     CallInvite,
     CallInviteReply,
+    CallMessage,
+    CallPeerAsk,
     CallRecord,
     EndReason,
     Outcome,
 )
-from shared.contracts.errors import ParleyError
+from shared.contracts.errors import ErrorCode, ParleyError
+from shared.delivery import push
 from shared.ids import new_id
 from shared.logs import log_event
 
-log = logging.getLogger("parley.chat.calls")
-
-
-@dataclass(frozen=True)
-class CallPorts:
-    calls: Calls
-    conversations: Conversations
-    friendships: Friendships
-    messages: Messages
-    presence: Presence
-    deliver: Deliverer
-    invites: RateLimit
-    ring_seconds: float
+log = logging.getLogger("parley.calls")
 
 
 # --- the caller ---------------------------------------------------------------------------------
 async def invite(request: CallInvite, user_id: str, device_id: str, ports: CallPorts) -> CallInviteReply:
     """Ring every online device of the other member of a direct conversation."""
     _bounded_sdp(request.sdp)
-    callee, conversation = await _direct_with(request, user_id, ports)
+    peer = await ports.chat.peer(
+        CallPeerAsk(caller_id=user_id, conversation_id=request.conversation_id, user_id=request.user_id)
+    )
     if not await ports.invites.take(user_id):
         raise ParleyError.rate_limited("too many call invites; wait a minute before calling again")
     now = time.time()
     call = Call(
-        call_id=new_id("call"), conversation_id=conversation.conversation_id, caller=user_id, caller_device=device_id,
-        callee=callee, media=request.media, state="ringing", invited_at=now, ring_until=now + ports.ring_seconds,
+        call_id=new_id("call"), conversation_id=peer.conversation_id, caller=user_id, caller_device=device_id,
+        callee=peer.callee_id, media=request.media, state="ringing", invited_at=now, ring_until=now + ports.ring_seconds,
     )
     begun = await ports.calls.begin(call)
     if begun == "caller_busy":
@@ -73,20 +64,15 @@ async def invite(request: CallInvite, user_id: str, device_id: str, ports: CallP
         call_id=call.call_id, conversation_id=call.conversation_id, from_user_id=user_id, media=call.media,
         sdp=request.sdp, ring_until=iso_from_timestamp(call.ring_until),
     )
-    if not await ports.deliver.to_users([callee], [push("call.incoming", ring)]):
+    if not await ports.deliver.to_users([call.callee], [push("call.incoming", ring)]):
         await end_call(call.call_id, "offline", None, ports)
         return CallInviteReply(call_id=call.call_id, state="ended", reason="offline")
-    log_event(log, "call.ringing", call_id=call.call_id, callee=callee, media=call.media)
+    log_event(log, "call.ringing", call_id=call.call_id, callee=call.callee, media=call.media)
     return CallInviteReply(call_id=call.call_id, state="ringing", ring_until=ring.ring_until)
 
 
 async def cancel(call_id: str, user_id: str, ports: CallPorts) -> None:
-    call = await _participant_call(call_id, user_id, ports)
-    if call is None:
-        return
-    if user_id != call.caller:
-        raise ParleyError.forbidden("only the caller cancels a call; decline it instead")
-    await end_call(call_id, "cancelled" if call.state == "ringing" else "hangup", user_id, ports)
+    await _end_from_one_side(call_id, user_id, "cancelled", ports)
 
 
 # --- the callee ---------------------------------------------------------------------------------
@@ -115,12 +101,7 @@ async def accept(request: CallAccept, user_id: str, device_id: str, ports: CallP
 
 
 async def decline(call_id: str, user_id: str, ports: CallPorts) -> None:
-    call = await _participant_call(call_id, user_id, ports)
-    if call is None:
-        return
-    if user_id != call.callee:
-        raise ParleyError.forbidden("only the person called declines a call; cancel it instead")
-    await end_call(call_id, "declined" if call.state == "ringing" else "hangup", user_id, ports)
+    await _end_from_one_side(call_id, user_id, "declined", ports)
 
 
 # --- either side --------------------------------------------------------------------------------
@@ -135,21 +116,25 @@ async def hang_up(call_id: str, user_id: str, ports: CallPorts) -> None:
 
 
 async def relay_ice(request: CallIce, user_id: str, device_id: str, ports: CallPorts) -> None:
-    """A candidate to the other side's device; the caller's are kept while the call rings."""
+    """A candidate to the other side's device; the caller's are kept while the call rings. A
+    finished call is not_found: only ending it again is forgiven (a crossing hang-up), a
+    candidate has nowhere to go."""
     if len(request.candidate.candidate) > MAX_CANDIDATE_CHARS:
         raise ParleyError.too_large(f"an ICE candidate may have at most {MAX_CANDIDATE_CHARS} characters")
     call = await _participant_call(request.call_id, user_id, ports)
     if call is None:
-        return  # a late candidate of a call just ended: nothing to do
+        raise _ended()
     if call.state == "ringing" and user_id == call.caller:
         buffered = await ports.calls.buffer_ice(call.call_id, request.candidate)
         if buffered == "full":
             raise ParleyError.too_large("too many ICE candidates before the call was answered")
-        if buffered != "active":
+        if buffered == "gone":
+            raise _ended()
+        if buffered == "buffered":
             return
         call = await ports.calls.get(call.call_id)  # accepted meanwhile: relay it now
         if call is None:
-            return
+            raise _ended()
     mine = call.device_of(user_id)
     if mine is None:
         raise ParleyError.conflict("answer the call before sending candidates")
@@ -162,11 +147,14 @@ async def relay_ice(request: CallIce, user_id: str, device_id: str, ports: CallP
     await ports.deliver.to_device(other, other_device, [push("call.ice", candidate)])
 
 
-async def end_call(call_id: str, reason: EndReason, by_user_id: str | None, ports: CallPorts) -> None:
-    """End it once, whoever asks first: tell both users' devices, store the call's message."""
-    call = await ports.calls.end(call_id)
+async def end_call(
+    call_id: str, reason: EndReason, by_user_id: str | None, ports: CallPorts, only_if_ringing: bool = False
+) -> None:
+    """End it once, whoever asks first: tell both users' devices, have chat store the call's
+    message (deferred to the checker when chat cannot take it now)."""
+    call = await ports.calls.end(call_id, only_if_ringing)
     if call is None:
-        return  # someone else ended it
+        return  # someone else ended it (or, only_if_ringing, it was answered)
     ended_at = time.time()
     duration = _duration(call, ended_at)
     ended = CallEndedPush(call_id=call_id, reason=reason, by_user_id=by_user_id, duration_seconds=duration)
@@ -174,17 +162,21 @@ async def end_call(call_id: str, reason: EndReason, by_user_id: str | None, port
     log_event(log, "call.ended", call_id=call_id, reason=reason, duration_seconds=duration)
     try:
         await _record(call, reason, ended_at, ports)
-    except Exception as exc:  # the database away: the checker stores it later (record_deferred)
-        log_event(log, "call.record_deferred", logging.WARNING, call_id=call_id, error=repr(exc))
-        await ports.calls.defer_record(call, reason, ended_at)
+    except ParleyError as exc:
+        if exc.code != ErrorCode.UNAVAILABLE:  # refused (the conversation is gone): nothing to retry
+            log_event(log, "call.record_refused", logging.WARNING, call_id=call_id, error=exc.message)
+            return
+        await _defer(call, reason, ended_at, exc, ports)
+    except Exception as exc:
+        await _defer(call, reason, ended_at, exc, ports)
 
 
-# --- every replica, every call_check_seconds ------------------------------------------------------
+# --- one replica, every call_check_seconds --------------------------------------------------------
 async def check_calls(ports: CallPorts) -> None:
     """End calls nobody answered in time and calls whose participant's socket is gone (a gateway
     died: its sockets leave presence within its expiry); store call messages deferred."""
     for call_id in await ports.calls.due(time.time()):
-        await end_call(call_id, "timeout", None, ports)
+        await end_call(call_id, "timeout", None, ports, only_if_ringing=True)
     live = await ports.calls.live()
     if live:
         users = list({u for c in live for u in (c.caller, c.callee)})
@@ -209,25 +201,17 @@ async def record_deferred(ports: CallPorts) -> None:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-async def _direct_with(request: CallInvite, user_id: str, ports: CallPorts) -> tuple[str, Conversation]:
-    """Whom the invite calls, and their direct conversation (made on a first call by user_id)."""
-    if request.user_id is not None:
-        callee = request.user_id
-        conversation = None
-    else:
-        assert request.conversation_id is not None
-        conversation = await ports.conversations.conversation(request.conversation_id)
-        if conversation is None or conversation.kind != "direct" or not conversation.has_member(user_id):
-            raise ParleyError.forbidden("calls are between the two people of a direct conversation you are in")
-        others = conversation.others(user_id)
-        callee = others[0] if len(others) == 1 else user_id
-    if callee == user_id or not await ports.friendships.accepted_among([(user_id, callee)]):
-        raise ParleyError.forbidden("calls need an accepted friendship")
-    if conversation is None:
-        conversation = await ports.conversations.ensure_direct(
-            direct_conversation_id(user_id, callee), sorted((user_id, callee)), utc_now()
-        )
-    return callee, conversation
+async def _end_from_one_side(call_id: str, user_id: str, reason: Literal["cancelled", "declined"], ports: CallPorts) -> None:
+    """call.cancel (the caller's) or call.decline (the callee's): that reason while it rings, a
+    hang-up once answered; the other side's is forbidden."""
+    call = await _participant_call(call_id, user_id, ports)
+    if call is None:
+        return
+    if reason == "cancelled" and user_id != call.caller:
+        raise ParleyError.forbidden("only the caller cancels a call; decline it instead")
+    if reason == "declined" and user_id != call.callee:
+        raise ParleyError.forbidden("only the person called declines a call; cancel it instead")
+    await end_call(call_id, reason if call.state == "ringing" else "hangup", user_id, ports)
 
 
 async def _participant_call(call_id: str, user_id: str, ports: CallPorts) -> Call | None:
@@ -244,6 +228,10 @@ async def _participant_call(call_id: str, user_id: str, ports: CallPorts) -> Cal
     if user_id not in ended:
         raise ParleyError.forbidden("you are not in this call")
     return None
+
+
+def _ended() -> ParleyError:
+    return ParleyError.not_found("the call has ended")
 
 
 def _bounded_sdp(sdp: str) -> None:
@@ -265,18 +253,17 @@ def outcome_of(call: Call, reason: EndReason) -> Outcome:
 
 
 async def _record(call: Call, reason: EndReason, ended_at: float, ports: CallPorts) -> None:
-    """The call's one message, from the caller (idempotent: its client_msg_id is the call's)."""
-    conversation = await ports.conversations.conversation(call.conversation_id)
-    if conversation is None:
-        return
+    """The call's one message, stored by chat from the caller (idempotent by call id)."""
     record = CallRecord(
         call_id=call.call_id, media=call.media, outcome=outcome_of(call, reason),
         duration_seconds=_duration(call, ended_at),
     )
-    draft = Draft(
-        message_id=new_id("m"), from_user_id=call.caller, client_msg_id=f"call:{call.call_id}",
-        to={"user_id": call.callee}, sent_at=datetime.fromtimestamp(ended_at, timezone.utc), call=record,
-    )
-    (appended,) = await ports.messages.append_many([(conversation, draft)])
-    if appended.first:
-        await ports.deliver.fan_out(announce(conversation, appended.message, None))
+    await ports.chat.record(CallMessage(
+        conversation_id=call.conversation_id, caller_id=call.caller, callee_id=call.callee,
+        ended_at=iso_from_timestamp(ended_at), call=record,
+    ))
+
+
+async def _defer(call: Call, reason: EndReason, ended_at: float, exc: Exception, ports: CallPorts) -> None:
+    log_event(log, "call.record_deferred", logging.WARNING, call_id=call.call_id, error=repr(exc))
+    await ports.calls.defer_record(call, reason, ended_at)

@@ -1,6 +1,6 @@
 """Pushes to users' devices: `Deliverer` sends them to whichever gateways hold the target
 devices (presence in Redis, deliveries on RabbitMQ), many fan-outs in one broker message per
-gateway.
+gateway. Any service that pushes (chat, calls) uses it.
 """
 import asyncio
 import logging
@@ -9,7 +9,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from services.chat.domain.ports import Presence
+from typing import Protocol
+
 from shared.contracts.base import Contract
 from shared.contracts.batches import Deliveries
 from shared.contracts.envelope import Push
@@ -17,12 +18,18 @@ from shared.contracts.wire import Delivery, DeviceAddress
 from shared.logs import log_event
 from shared.presence import DeviceSocket
 
-log = logging.getLogger("parley.chat")
+log = logging.getLogger("parley.delivery")
 
 Publish = Callable[[str, Delivery | Deliveries], Awaitable[None]]  # (gateway_id, what for its sockets)
 ReportLost = Callable[[str], Awaitable[None]]  # (why): tells the gateways to resync their sockets
 # At most one "deliveries lost" report per this many seconds: an outage fails every push.
 REPORT_LOST_EVERY_SECONDS = 0.5
+
+
+class Presence(Protocol):
+    """Where users' devices are connected (shared/presence.py)."""
+
+    async def sockets_of(self, user_ids: list[str]) -> list[DeviceSocket]: ...
 
 
 def push(event: str, data: Contract) -> Push:
@@ -49,24 +56,30 @@ class Deliverer:
         self, user_ids: Iterable[str], pushes: list[Push], *, except_device: tuple[str, str | None] | None = None
     ) -> int:
         """Push to every live device of these users (but `except_device`); returns devices reached."""
-        return await self.fan_out([Fanout(list(user_ids), pushes, except_device)])
+        (reached,) = await self.fan_out([Fanout(list(user_ids), pushes, except_device)])
+        return len(reached)
 
-    async def fan_out(self, fanouts: list[Fanout]) -> int:
-        """Many fan-outs with one presence read, and one broker message per gateway; returns
-        the devices reached (counted once per fan-out).
+    async def fan_out(self, fanouts: list[Fanout]) -> list[list[DeviceAddress]]:
+        """Many fan-outs with one presence read, and one broker message per gateway; for each
+        fan-out, the devices it reached (handed to the gateway holding their socket).
 
-        Best effort: what is already stored must not fail for a push (Redis or a gateway
-        being away); whoever missed it gets it from their cursor on the next bind.
+        Best effort: what is already stored must not fail for a push (Redis or a gateway being
+        away); whoever missed it gets it from their cursor on the next bind, and the gateways are
+        told to resync their sockets. Devices of a gateway that could not be reached are not
+        counted as reached.
         """
         if not fanouts:
-            return 0
+            return []
         try:
             return await self._fan_out(fanouts)
-        except Exception as exc:
-            kind = fanouts[0].pushes[0].type if fanouts[0].pushes else ""
-            log_event(log, "push.failed", logging.WARNING, push_type=kind, error=repr(exc))
-            await self._report_lost(repr(exc))
-            return 0
+        except Exception as exc:  # presence away: nothing was handed out
+            await self._failed(fanouts, exc)
+            return [[] for _ in fanouts]
+
+    async def _failed(self, fanouts: list[Fanout], exc: BaseException) -> None:
+        kind = fanouts[0].pushes[0].type if fanouts[0].pushes else ""
+        log_event(log, "push.failed", logging.WARNING, push_type=kind, error=repr(exc))
+        await self._report_lost(repr(exc))
 
     async def _report_lost(self, why: str) -> None:
         """Have every gateway resync its sockets: a push that could not go out is above the
@@ -82,14 +95,14 @@ class Deliverer:
         except Exception as exc:
             log_event(log, "push.lost_report_failed", logging.WARNING, error=repr(exc))
 
-    async def _fan_out(self, fanouts: list[Fanout]) -> int:
+    async def _fan_out(self, fanouts: list[Fanout]) -> list[list[DeviceAddress]]:
         users = list(dict.fromkeys(u for f in fanouts for u in f.user_ids))
         sockets_of: dict[str, list[DeviceSocket]] = defaultdict(list)
         for sock in await self.presence.sockets_of(users):
             sockets_of[sock.user_id].append(sock)
         # In fan-out order per gateway: a conversation's pushes reach each socket in seq order.
         by_gateway: dict[str, list[Delivery]] = defaultdict(list)
-        reached = 0
+        targets_of: list[dict[str, list[DeviceAddress]]] = []
         for fanout in fanouts:
             targets: dict[str, list[DeviceAddress]] = defaultdict(list)
             for user_id in dict.fromkeys(fanout.user_ids):
@@ -101,14 +114,20 @@ class Deliverer:
                         targets[sock.gateway_id].append(address)
             for gateway_id, addresses in targets.items():
                 by_gateway[gateway_id].append(Delivery(targets=addresses, pushes=fanout.pushes))
-                reached += len(addresses)
-        await asyncio.gather(
-            *(
-                self.publish(gateway_id, items[0] if len(items) == 1 else Deliveries(items=items))
-                for gateway_id, items in by_gateway.items()
-            )
+            targets_of.append(targets)
+        gateways = list(by_gateway)
+        results = await asyncio.gather(
+            *(self.publish(g, by_gateway[g][0] if len(by_gateway[g]) == 1 else Deliveries(items=by_gateway[g]))
+              for g in gateways),
+            return_exceptions=True,
         )
-        return reached
+        failed = {g for g, result in zip(gateways, results, strict=True) if isinstance(result, BaseException)}
+        if failed:
+            await self._failed(fanouts, next(r for r in results if isinstance(r, BaseException)))
+        return [
+            [address for gateway_id, addresses in targets.items() if gateway_id not in failed for address in addresses]
+            for targets in targets_of
+        ]
 
     async def to_device(self, user_id: str, device_id: str, pushes: list[Push]) -> int:
         """Push to one device of a user, wherever it is connected (a call's signalling); returns

@@ -1,0 +1,24 @@
+"""chat: friendships and blocks, conversations and groups, messages (send, store, sync, history,
+receipts, edits, reactions, burning, expiry) and the pushes that carry them; the messages calls
+leave (the calls service asks for them: services/chat/domain/call_messages.py).
+
+`ChatService` is its handler classes together (handlers.py, group_handlers.py, both on the parts
+declared in parts.py) and its periodic jobs, each run by one replica at a time.
+"""
+from services.chat.domain.interactions import burn_due
+from services.chat.expiry import delete_expired_messages
+from services.chat.group_handlers import GroupHandlers
+from services.chat.handlers import ChatHandlers
+from shared.contracts.base import utc_now
+from shared.declared import periodic
+
+
+class ChatService(ChatHandlers, GroupHandlers):
+    @periodic("expired.sweep", every=lambda settings: settings.expired_sweep_seconds, once_across_replicas=True)
+    async def delete_expired(self) -> None:
+        """Disappearing messages, gone from every read already, are removed from the database."""
+        await delete_expired_messages(self.messages)
+
+    @periodic("burn.check", every=lambda settings: settings.burn_check_seconds, once_across_replicas=True)
+    async def burn_what_is_due(self) -> None:
+        await burn_due(utc_now(), self)
