@@ -26,6 +26,15 @@ class PushQueue(asyncio.Queue[Push | None]):
         self.failure = failure
         self.deliver(None)
 
+    def reopen(self) -> None:
+        """A new socket after the end: drop the end marks, keep the pushes not read yet."""
+        if self.failure is None and self.empty():
+            return
+        kept = [push for push in (self.get_nowait() for _ in range(self.qsize())) if push is not None]
+        for push in kept:
+            self.put_nowait(push)
+        self.failure = None
+
     async def next(self, kind: str, timeout: float = 10.0) -> dict[str, Any]:
         """The data of the next push of `kind`, skipping (and consuming) the others; TimeoutError."""
         async with asyncio.timeout(timeout):

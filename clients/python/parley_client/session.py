@@ -100,6 +100,8 @@ class Session:
     async def connect(self) -> Self:
         """Open a socket to the first gateway that answers (`GatewayUnreachable` if none does)."""
         self._closing = False
+        if self.pushes is not None:
+            self.pushes.reopen()
         failure: Exception | None = None
         for k in range(len(self.gateways)):
             try:
@@ -327,6 +329,8 @@ class Session:
         while not self._closing:
             await self._lost.wait()
             self._lost.clear()
+            if self.is_open and self.ready.is_set():
+                continue  # already bound again (a reconnect asked for while one was under way)
             backoff = 0.1
             while not self._closing and self.token:
                 try:
