@@ -4,42 +4,36 @@ from datetime import timedelta
 
 import pytest
 
-from services.chat.domain import interactions, sending
-from services.chat.domain.attachments import may_see_file
-from shared.contracts import chat
+from services.chat.domain import interactions
 from shared.contracts.base import utc_now
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.interactions import MessageEdit
 from shared.emoji import is_single_emoji
-from tests.unit.helpers import chat_world
+from tests.unit.world import chat_world
 
 A, B = "u_alice", "u_bob"
 
 
 @pytest.fixture
 async def world(db, settings):
-    async with chat_world(db, settings) as world:
+    async with chat_world(db, settings, burn_unopened_seconds=30) as world:
         await world.befriend(A, B)
         yield world
 
 
-async def send(world, text="hi", burn_unopened=sending.DEFAULT_BURN_UNOPENED, **extra):
-    request = chat.MessageSend(to={"user_id": B}, client_msg_id=f"c{utc_now().timestamp()}", text=text, **extra)
-    return await sending.send_message(
-        request, A, "d1", world.friendships, world.conversations, world.messages, world.deliver, world.files,
-        burn_unopened,
-    )
+async def may_see_file(world, file_id: str, user: str) -> bool:
+    """What files asks chat before a download."""
+    return (await world.ask(None, "chat.files.access", file_id=file_id, user_id=user)).allowed
 
 
 async def test_an_edit_after_the_window_is_refused_and_changes_nothing(world) -> None:
-    sent = await send(world, "typo")
+    sent = await world.send(A, B, text="typo")
     edit = MessageEdit(message_id=sent.message_id, text="fixed")
-    with pytest.raises(ParleyError) as late:
+    with pytest.raises(ParleyError) as late:  # the window's rule, on the clock's edge: asked directly
         await interactions.edit_message(edit, A, "d1", timedelta(0), world)
     assert late.value.code == ErrorCode.FORBIDDEN
     assert (await world.messages.message(sent.message_id)).text == "typo"
-    reply = await interactions.edit_message(
-        edit, A, "d1", timedelta(hours=24), world)
+    reply = await world.ask(A, "message.edit", edit)
     stored = await world.messages.message(sent.message_id)
     assert stored.text == "fixed" and reply.edited_at
 
@@ -47,23 +41,23 @@ async def test_an_edit_after_the_window_is_refused_and_changes_nothing(world) ->
 async def test_a_burn_message_never_opened_burns_at_the_cap_and_its_file_goes_with_it(world) -> None:
     world.files.add("f_1", A)
     await world.online(B, "d1")
-    sent = await send(world, None, burn_unopened=timedelta(seconds=30), burn_seconds=5, file_id="f_1")
-    assert await may_see_file("f_1", B, world.conversations, world.messages)
+    sent = await world.send(A, B, burn_seconds=5, file_id="f_1")
+    assert await may_see_file(world, "f_1", B)
     assert await interactions.burn_due(utc_now(), world) == 0
     later = utc_now() + timedelta(seconds=31)
     assert await interactions.burn_due(later, world) == 1
     assert await interactions.burn_due(later, world) == 0  # once
     burned = await world.messages.message(sent.message_id)
     assert burned.burned and burned.file is None and burned.text is None
-    assert not await may_see_file("f_1", B, world.conversations, world.messages)
+    assert not await may_see_file(world, "f_1", B)
     pushes = [p["type"] for p in world.outbox.received_by(B, "d1")]
     assert pushes.count("message.burned") == 1
 
 
 async def test_opening_starts_the_timer_once(world) -> None:
-    sent = await send(world, "secret", burn_seconds=60)
-    first = await interactions.open_message(sent.message_id, B, "d2", world)
-    again = await interactions.open_message(sent.message_id, B, "d2", world)
+    sent = await world.send(A, B, text="secret", burn_seconds=60)
+    first = await world.ask(B, "message.open", message_id=sent.message_id, device="d2")
+    again = await world.ask(B, "message.open", message_id=sent.message_id, device="d2")
     assert first.text == "secret" and first.burn.opened_at == again.burn.opened_at
     assert first.burn.burns_at == again.burn.burns_at
 
