@@ -1,19 +1,18 @@
 """Batches (issue 12): chat's side (services/chat/domain/sending.py) on a real database and Redis,
-and the gateway's batcher (services/gateway/batching.py) that forms them."""
+asked through chat's router as the gateway sends its batches, and the gateway's batcher
+(services/gateway/batching.py) that forms them."""
 import asyncio
 
 import pytest
 
-from services.chat.domain import sending
 from services.chat.domain.records import Cursor
 from services.chat.domain.sending import direct_conversation_id
 from services.gateway.batching import Batcher
 from shared.contracts import chat
 from shared.contracts.base import Empty, utc_now
-from shared.contracts.batches import AckItem, Deliveries, ItemResult, SendItem
+from shared.contracts.batches import BatchReply, Deliveries, ItemResult
 from shared.contracts.errors import ErrorCode, ParleyError
-from shared.contracts.wire import Caller
-from tests.unit.helpers import chat_world, send_batch
+from tests.unit.world import caller, chat_world
 
 A, B, C, D = "u_alice", "u_bob", "u_carol", "u_dave"
 
@@ -26,11 +25,19 @@ async def world(db, settings):
         yield world
 
 
-def item(sender: str, to: str, client_msg_id: str, text: str = "hi", device: str = "d1") -> SendItem:
-    return SendItem(
-        caller=Caller(request_id=client_msg_id, user_id=sender, device_id=device),
-        request=chat.MessageSend(to={"user_id": to}, client_msg_id=client_msg_id, text=text),
-    )
+def item(sender: str, to: str, client_msg_id: str, text: str = "hi", device: str = "d1") -> tuple[str, str, dict]:
+    """One message.send of a `chat.messages.send` batch (world.send_items)."""
+    return sender, device, {"to": {"user_id": to}, "client_msg_id": client_msg_id, "text": text}
+
+
+async def ack_batch(world, acks: list[tuple[str, str, str, int]]) -> list[Empty | ParleyError]:
+    """One `chat.messages.ack` batch of (user, device, conversation_id, seq): each item's outcome."""
+    items = [
+        {"caller": caller(u, d).model_dump(exclude_none=True), "request": {"conversation_id": c, "seq": s}}
+        for u, d, c, s in acks
+    ]
+    reply: BatchReply = await world.ask(None, "chat.messages.ack", items=items)
+    return [Empty(**r.data) if r.ok else ParleyError(r.error.code, r.error.message) for r in reply.results]
 
 
 async def stored_texts(db, conversation_id):
@@ -39,7 +46,7 @@ async def stored_texts(db, conversation_id):
 
 # --- chat: one batch, many items ---------------------------------------------------------------
 async def test_a_refused_item_answers_that_item_only_and_the_rest_keep_their_order(world, db):
-    outcomes = await send_batch(world, [
+    outcomes = await world.send_items([
         item(A, B, "m1", "one"), item(A, D, "x1", "to a stranger"), item(A, B, "m2", "two"),
         item(A, A, "x2", "to myself"), item(A, B, "m3", "three"),
     ])
@@ -51,13 +58,13 @@ async def test_a_refused_item_answers_that_item_only_and_the_rest_keep_their_ord
 
 
 async def test_a_retry_inside_a_batch_gets_the_first_reply_and_is_stored_once(world, db):
-    first, again, other = await send_batch(world, [item(A, B, "m1", "once"), item(A, B, "m1", "once"), item(A, B, "m2")])
+    first, again, other = await world.send_items([item(A, B, "m1", "once"), item(A, B, "m1", "once"), item(A, B, "m2")])
     assert isinstance(first, chat.MessageSendReply) and isinstance(again, chat.MessageSendReply)
     assert (again.message_id, again.seq) == (first.message_id, first.seq)
     assert other.seq == first.seq + 1
     assert await stored_texts(db, direct_conversation_id(A, B)) == [(1, "once"), (2, "hi")]
     # and a retry in a later batch of something stored earlier:
-    (later,) = await send_batch(world, [item(A, B, "m1", "once")])
+    (later,) = await world.send_items([item(A, B, "m1", "once")])
     assert later.message_id == first.message_id
 
 
@@ -66,7 +73,7 @@ async def test_a_batch_spanning_conversations_and_gateways_makes_one_broker_mess
     await world.online(C, "laptop", gateway_id="gw2", conn_id="c2")
     await world.online(A, "tablet", gateway_id="gw1", conn_id="c3")  # the sender's other device
     world.outbox.clear()
-    outcomes = await send_batch(world, [item(A, B, "m1", "b1"), item(A, C, "m2", "c1"), item(A, B, "m3", "b2")])
+    outcomes = await world.send_items([item(A, B, "m1", "b1"), item(A, C, "m2", "c1"), item(A, B, "m3", "b2")])
     assert all(isinstance(o, chat.MessageSendReply) for o in outcomes)
     assert sorted(g for g, _ in world.outbox.messages) == ["gw1", "gw2"]
     gw1 = next(m for g, m in world.outbox.messages if g == "gw1")
@@ -79,16 +86,11 @@ async def test_a_batch_spanning_conversations_and_gateways_makes_one_broker_mess
 
 async def test_acks_in_one_batch_coalesce_and_a_refused_one_answers_alone(world, db):
     for n in range(1, 4):
-        await send_batch(world, [item(A, B, f"m{n}")])
+        await world.send_items([item(A, B, f"m{n}")])
     ab = direct_conversation_id(A, B)
-    acks = [
-        AckItem(caller=Caller(request_id="r1", user_id=B, device_id="phone"), request=chat.MessageAck(conversation_id=ab, seq=2)),
-        AckItem(caller=Caller(request_id="r2", user_id=C, device_id="pc"), request=chat.MessageAck(conversation_id=ab, seq=1)),
-        AckItem(caller=Caller(request_id="r3", user_id=B, device_id="phone"), request=chat.MessageAck(conversation_id=ab, seq=3)),
-        AckItem(caller=Caller(request_id="r4", user_id=B, device_id="phone"), request=chat.MessageAck(conversation_id=ab, seq=1)),
-        AckItem(caller=Caller(request_id="r5", user_id=B, device_id="phone"), request=chat.MessageAck(conversation_id=ab, seq=9)),
-    ]
-    outcomes = await sending.acknowledge_many(acks, world.conversations, world.messages, world.cursors)
+    outcomes = await ack_batch(world, [
+        (B, "phone", ab, 2), (C, "pc", ab, 1), (B, "phone", ab, 3), (B, "phone", ab, 1), (B, "phone", ab, 9),
+    ])
     assert [type(o).__name__ if not isinstance(o, ParleyError) else o.code for o in outcomes] == [
         "Empty", ErrorCode.FORBIDDEN, "Empty", "Empty", ErrorCode.BAD_REQUEST,
     ]

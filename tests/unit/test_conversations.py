@@ -1,18 +1,17 @@
-"""services/chat/domain/conversations.py: the conversations list, read receipts, recall, typing."""
+"""services/chat/domain/conversations.py: the conversations list, read receipts, recall, typing;
+asked through chat's router as a client's commands arrive."""
 import asyncio
 from datetime import timedelta
 
 import pytest
 
-from services.chat.domain import sending, conversations, groups, messaging
 from services.chat.domain.sending import direct_conversation_id
-from shared.contracts import chat
 from shared.contracts import conversations as contract
 from shared.contracts.base import utc_now
 from shared.contracts.errors import ErrorCode, ParleyError
-from shared.contracts.groups import GroupAddMembers, GroupCreate
 from tests.support.waiting import eventually
-from tests.unit.helpers import chat_world, profile, typing_throttle
+from tests.unit.helpers import profile
+from tests.unit.world import chat_world
 
 A, B, C, D = "u_alice", "u_bob", "u_carol", "u_dave"
 PROFILES = {u: profile(u) for u in (A, B, C, D)}
@@ -27,11 +26,11 @@ async def world(db, settings):
         yield world
 
 
-# --- the operations, as chat's handlers call them ----------------------------------------------
+# --- the operations, as a client asks them ------------------------------------------------------
 async def send(world, sender, to, client_msg_id, text="hi", device="d1", **extra):
-    target = {"group_id": to} if to.startswith("g_") else {"user_id": to}
-    request = chat.MessageSend(to=target, client_msg_id=client_msg_id, text=text, **extra)
-    return await sending.send_message(request, sender, device, world.friendships, world.conversations, world.messages, world.deliver, world.files)
+    """message.send to a user, or to a group (`to` a group id)."""
+    where = {"group": to} if to.startswith("g_") else {"to": to}
+    return await world.send(sender, **where, device=device, client_msg_id=client_msg_id, text=text, **extra)
 
 
 async def send_many(world, n, sender, to, prefix="m"):
@@ -39,20 +38,16 @@ async def send_many(world, n, sender, to, prefix="m"):
 
 
 async def create_group(world, creator, member_ids, name="team") -> tuple[str, str]:
-    reply = await groups.create_group(
-        GroupCreate(name=name, member_ids=member_ids), creator, world.conversations, world.profiles, world.deliver
-    )
+    reply = await world.ask(creator, "groups.create", name=name, member_ids=member_ids)
     return reply.group_id, reply.conversation_id
 
 
 async def add_members(world, adder, group_id, user_ids):
-    request = GroupAddMembers(group_id=group_id, user_ids=user_ids)
-    await groups.add_members(request, adder, world.conversations, world.profiles, world.deliver)
+    await world.ask(adder, "groups.add_members", group_id=group_id, user_ids=user_ids)
 
 
 async def listing(world, user) -> list[contract.ConversationEntry]:
-    reply = await conversations.list_conversations(user, world.conversations, world.messages, world.cursors, world.profiles)
-    return reply.conversations
+    return (await world.ask(user, "conversations.list")).conversations
 
 
 async def entry(world, user, conversation_id) -> contract.ConversationEntry:
@@ -65,37 +60,25 @@ async def unread(world, user, conversation_id) -> int:
 
 
 async def read(world, user, seq, conversation_id=AB):
-    request = contract.MessageRead(conversation_id=conversation_id, seq=seq)
-    await conversations.mark_read(request, user, world.conversations, world.messages, world.cursors, world.deliver)
+    await world.ask(user, "message.read", conversation_id=conversation_id, seq=seq)
 
 
 async def recall(world, user, message_id, device="d1"):
-    request = contract.MessageRecall(message_id=message_id)
-    await conversations.recall_message(request, user, device, world)
+    await world.ask(user, "message.recall", message_id=message_id, device=device)
 
 
-async def typing(world, user, conversation_id, throttle):
-    request = contract.Typing(conversation_id=conversation_id)
-    await conversations.send_typing(request, user, world.conversations, throttle, world.deliver)
+async def typing(world, user, conversation_id):
+    await world.ask(user, "typing", conversation_id=conversation_id)
 
 
 async def history(world, user, conversation_id=AB):
-    return await messaging.fetch_history(chat.HistoryFetch(conversation_id=conversation_id), user, world.conversations, world.messages)
-
-
-async def sync(world, user, device):
-    bound = chat.DeviceBound(user_id=user, device_id=device, gateway_id="gw1", conn_id="c9")
-    return await messaging.sync_device(bound, world.conversations, world.messages, world.cursors, world.deliver, 500)
+    return await world.ask(user, "history.fetch", conversation_id=conversation_id)
 
 
 async def fails(awaitable) -> ParleyError:
     with pytest.raises(ParleyError) as info:
         await awaitable
     return info.value
-
-
-def of_type(world, user, device, event) -> list[dict]:
-    return [p["data"] for p in world.outbox.received_by(user, device) if p["type"] == event]
 
 
 async def tick():
@@ -265,7 +248,7 @@ async def test_reading_the_same_or_a_lower_seq_again_pushes_nothing(world):
     await send_many(world, 5, A, B)
     await world.online(A)
     await read(world, B, 3)
-    assert of_type(world, A, "d1", "receipt.read") == [{"conversation_id": AB, "user_id": B, "seq": 3}]
+    assert world.pushes(A, "d1", "receipt.read") == [{"conversation_id": AB, "user_id": B, "seq": 3}]
     world.outbox.clear()
 
     await read(world, B, 3)
@@ -274,13 +257,13 @@ async def test_reading_the_same_or_a_lower_seq_again_pushes_nothing(world):
     assert world.outbox.sent == []
     assert await unread(world, B, AB) == 2  # the marker stayed at 3
     await read(world, B, 5)
-    assert of_type(world, A, "d1", "receipt.read") == [{"conversation_id": AB, "user_id": B, "seq": 5}]
+    assert world.pushes(A, "d1", "receipt.read") == [{"conversation_id": AB, "user_id": B, "seq": 5}]
 
 
 async def test_the_read_marker_is_the_users_not_a_devices(world):
     await send_many(world, 4, A, B)
     await world.online(A)
-    await sending.acknowledge(chat.MessageAck(conversation_id=AB, seq=4), B, "phone", world.conversations, world.messages, world.cursors)
+    await world.ack(B, AB, 4, device="phone")
     assert await unread(world, B, AB) == 4  # delivering is not reading
 
     await read(world, B, 3)  # read on the phone ...
@@ -337,7 +320,8 @@ async def test_a_recalled_message_leaves_history_sync_and_unread(world, db):
 
     for user in (A, B):
         assert [(m.seq, m.text) for m in (await history(world, user)).messages] == [(1, "text 1"), (3, "text 3")]
-    assert await sync(world, B, "phone") == 2
+    await world.sync(B, "phone")
+    assert world.pushes(B, "phone", "sync.done") == [{"count": 2}]
     assert [p["data"].get("seq") for p in world.outbox.received_by(B, "phone")] == [1, 3, None]
     assert await unread(world, B, AB) == 2
     stored = await db["messages"].find_one({"_id": replies[1].message_id})
@@ -374,7 +358,7 @@ async def test_message_recalled_reaches_every_group_member(world):
 
     recalled = {"conversation_id": conversation_id, "message_id": reply.message_id}
     for user in (A, B, C):
-        assert of_type(world, user, "phone", "message.recalled") == [recalled]
+        assert world.pushes(user, "phone", "message.recalled") == [recalled]
     assert world.outbox.received_by(D, "phone") == []
 
 
@@ -388,10 +372,10 @@ async def test_a_member_who_joined_after_the_message_is_not_told_of_its_recall(w
 
     await recall(world, B, reply.message_id)
 
-    assert of_type(world, A, "phone", "message.recalled") == [
+    assert world.pushes(A, "phone", "message.recalled") == [
         {"conversation_id": conversation_id, "message_id": reply.message_id}
     ]
-    assert of_type(world, D, "phone", "message.recalled") == []
+    assert world.pushes(D, "phone", "message.recalled") == []
 
 
 async def test_recalling_twice_is_fine_and_pushes_once(world):
@@ -415,16 +399,15 @@ async def test_a_retried_send_does_not_bring_a_recalled_message_back(world, db):
 
     assert again == first
     assert await db["messages"].count_documents({}) == 1
-    assert of_type(world, B, "phone", "message.new") == []
+    assert world.pushes(B, "phone", "message.new") == []
 
 
 # --- typing ------------------------------------------------------------------------------------
 async def test_typing_is_for_participants_only(world):
     await send(world, A, B, "a1")
-    throttle = typing_throttle(world)
     await world.online(A)
     for conversation_id in (AB, "d_doesnotexist"):
-        assert (await fails(typing(world, C, conversation_id, throttle))).code == ErrorCode.FORBIDDEN
+        assert (await fails(typing(world, C, conversation_id))).code == ErrorCode.FORBIDDEN
     assert world.outbox.sent == []
 
 
@@ -437,7 +420,7 @@ async def test_typing_reaches_the_other_members_online_but_not_the_typer(world, 
     await world.online(D, "phone", "gw1", "c5")  # not a member; C is offline
     world.outbox.clear()
 
-    await typing(world, A, conversation_id, typing_throttle(world))
+    await typing(world, A, conversation_id)
 
     notice = [{"type": "typing", "data": {"conversation_id": conversation_id, "user_id": A}}]
     assert world.outbox.received_by(B, "phone") == notice
@@ -451,35 +434,34 @@ async def test_typing_reaches_the_other_members_online_but_not_the_typer(world, 
 
 async def test_typing_again_within_the_window_pushes_nothing(world):
     await send(world, A, B, "a1")
-    throttle = typing_throttle(world)
     await world.online(A)
     await world.online(B)
     world.outbox.clear()
 
-    await typing(world, A, AB, throttle)
-    await typing(world, A, AB, throttle)
-    await typing(world, B, AB, throttle)  # the window is per user
+    await typing(world, A, AB)
+    await typing(world, A, AB)
+    await typing(world, B, AB)  # the window is per user
 
-    assert of_type(world, B, "d1", "typing") == [{"conversation_id": AB, "user_id": A}]
-    assert of_type(world, A, "d1", "typing") == [{"conversation_id": AB, "user_id": B}]
+    assert world.pushes(B, "d1", "typing") == [{"conversation_id": AB, "user_id": A}]
+    assert world.pushes(A, "d1", "typing") == [{"conversation_id": AB, "user_id": B}]
 
 
 async def test_typing_after_the_window_pushes_again(world):
     """A window of a second: the second notice must come within it (a window of 0.2 s was a bet
     on two Redis round trips); after it, typing again pushes, waited for rather than timed."""
+    assert world.typing.window_ms == 1000  # chat's throttle, as the service builds it
     await send(world, A, B, "a1")
-    throttle = typing_throttle(world, window_ms=1000)
     await world.online(B)
     world.outbox.clear()
 
-    await typing(world, A, AB, throttle)
-    await typing(world, A, AB, throttle)
-    assert len(of_type(world, B, "d1", "typing")) == 1
+    await typing(world, A, AB)
+    await typing(world, A, AB)
+    assert len(world.pushes(B, "d1", "typing")) == 1
     await asyncio.sleep(1.0)  # the window, since the first notice, has passed
 
     async def pushed_again() -> bool:
-        await typing(world, A, AB, throttle)
-        return len(of_type(world, B, "d1", "typing")) > 1
+        await typing(world, A, AB)
+        return len(world.pushes(B, "d1", "typing")) > 1
 
     await eventually(pushed_again, "typing after the window pushes again")
-    assert of_type(world, B, "d1", "typing") == [{"conversation_id": AB, "user_id": A}] * 2
+    assert world.pushes(B, "d1", "typing") == [{"conversation_id": AB, "user_id": A}] * 2

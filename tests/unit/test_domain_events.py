@@ -5,15 +5,11 @@ from datetime import timedelta
 
 import pytest
 
-from services.chat.domain import conversations, interactions
-from shared.contracts import chat
+from services.chat.domain import interactions
 from shared.contracts.base import utc_now
-from shared.contracts.batches import SendItem
-from shared.contracts.conversations import MessageRecall
 from shared.contracts.events import MessageChanged, MessagesStored
-from shared.contracts.interactions import MessageEdit, ReactionChange
-from shared.contracts.wire import Caller, DeviceAddress
-from tests.unit.helpers import chat_world, send_batch
+from shared.contracts.wire import DeviceAddress
+from tests.unit.world import chat_world
 
 A, B, C = "u_alice", "u_bob", "u_carol"
 
@@ -26,11 +22,9 @@ async def world(db, settings):
         yield world
 
 
-def send(sender: str, to: str, client_msg_id: str, **fields) -> SendItem:
-    return SendItem(
-        caller=Caller(request_id=client_msg_id, user_id=sender, device_id="phone"),
-        request=chat.MessageSend(to={"user_id": to}, client_msg_id=client_msg_id, **fields),
-    )
+def send(sender: str, to: str, client_msg_id: str, **fields) -> tuple[str, str, dict]:
+    """One item of a `chat.messages.send` batch: message.send from the sender's phone."""
+    return sender, "phone", {"to": {"user_id": to}, "client_msg_id": client_msg_id, **fields}
 
 
 def stored_events(world) -> list[MessagesStored]:
@@ -38,7 +32,7 @@ def stored_events(world) -> list[MessagesStored]:
 
 
 async def test_one_event_per_batch_with_every_message_once_in_seq_order(world):
-    await send_batch(world, [send(A, B, "m1", text="one"), send(A, C, "m2", text="two"), send(A, B, "m3", text="three")])
+    await world.send_items([send(A, B, "m1", text="one"), send(A, C, "m2", text="two"), send(A, B, "m3", text="three")])
     (event,) = stored_events(world)
     by_peer = {c.recipients[1] if c.recipients[0] == A else c.recipients[0]: c for c in event.conversations}
     to_bob, to_carol = by_peer[B], by_peer[C]
@@ -52,17 +46,17 @@ async def test_one_event_per_batch_with_every_message_once_in_seq_order(world):
 async def test_it_says_which_devices_had_it_live_and_so_who_was_not_reached(world):
     await world.online(B, "laptop")  # bob's phone is not connected
     await world.online(A, "tablet", conn_id="c2")  # alice's other device gets her message too
-    await send_batch(world, [send(A, B, "m1", text="hello")])
+    await world.send_items([send(A, B, "m1", text="hello")])
     (conversation,) = stored_events(world)[0].conversations
     assert set(conversation.reached) == {DeviceAddress(user_id=B, device_id="laptop"),
                                          DeviceAddress(user_id=A, device_id="tablet")}
-    await send_batch(world, [send(A, C, "m2", text="carol is not online")])
+    await world.send_items([send(A, C, "m2", text="carol is not online")])
     assert stored_events(world)[1].conversations[0].reached == [DeviceAddress(user_id=A, device_id="tablet")]
 
 
 async def test_a_retry_is_told_again_marked_as_such_and_a_refused_send_not_at_all(world):
-    await send_batch(world, [send(A, B, "m1", text="once")])
-    await send_batch(world, [send(A, B, "m1", text="once"), send(B, "u_stranger", "x1", text="refused")])
+    await world.send_items([send(A, B, "m1", text="once")])
+    await world.send_items([send(A, B, "m1", text="once"), send(B, "u_stranger", "x1", text="refused")])
     first, again = stored_events(world)
     assert [m.again for m in first.conversations[0].messages] == [False]
     assert [(c.conversation_id, [(m.seq, m.again) for m in c.messages]) for c in again.conversations] == [
@@ -71,25 +65,25 @@ async def test_a_retry_is_told_again_marked_as_such_and_a_refused_send_not_at_al
 
 
 async def test_nothing_of_a_burning_message_content_is_told(world):
-    await send_batch(world, [send(A, B, "b1", text="secret", burn_seconds=10)])
+    await world.send_items([send(A, B, "b1", text="secret", burn_seconds=10)])
     (message,) = stored_events(world)[0].conversations[0].messages
     assert message.burn_after_reading and message.preview is None and message.kind == "text"
 
 
 async def test_a_preview_is_short(world):
-    await send_batch(world, [send(A, B, "long", text="x" * 4000)])
+    await world.send_items([send(A, B, "long", text="x" * 4000)])
     (message,) = stored_events(world)[0].conversations[0].messages
     assert message.preview == "x" * 120
 
 
 async def test_changes_to_a_stored_message_are_told(world):
-    await send_batch(world, [send(A, B, "m1", text="first"), send(A, B, "m2", text="second")])
+    await world.send_items([send(A, B, "m1", text="first"), send(A, B, "m2", text="second")])
     (conversation,) = stored_events(world)[0].conversations
     one, two = (m.message_id for m in conversation.messages)
-    await interactions.edit_message(MessageEdit(message_id=one, text="first!"), A, "phone", timedelta(hours=1), world)
-    await interactions.change_reaction(ReactionChange(message_id=one, emoji="👍"), True, B, "laptop", world)
-    await interactions.hide_message(two, B, "laptop", world)
-    await conversations.recall_message(MessageRecall(message_id=two), A, "phone", world)
+    await world.ask(A, "message.edit", message_id=one, text="first!", device="phone")
+    await world.ask(B, "reaction.add", message_id=one, emoji="👍", device="laptop")
+    await world.ask(B, "message.hide", message_id=two, device="laptop")
+    await world.ask(A, "message.recall", message_id=two, device="phone")
     changes: list[MessageChanged] = world.events.named("message.changed")
     assert [(c.message_id, c.change, c.by_user_id) for c in changes] == [
         (one, "edited", A), (one, "reactions", B), (two, "hidden", B), (two, "recalled", A),
@@ -99,17 +93,18 @@ async def test_changes_to_a_stored_message_are_told(world):
 
 
 async def test_a_recall_asked_again_is_told_again(world):
-    await send_batch(world, [send(A, B, "m1", text="oops")])
+    await world.send_items([send(A, B, "m1", text="oops")])
     message_id = stored_events(world)[0].conversations[0].messages[0].message_id
     for _ in range(2):
-        await conversations.recall_message(MessageRecall(message_id=message_id), A, "phone", world)
+        await world.ask(A, "message.recall", message_id=message_id, device="phone")
     assert [c.change for c in world.events.named("message.changed")] == ["recalled", "recalled"]
     assert len(world.outbox.of_type("message.recalled")) <= 1  # pushed once at most (nobody online)
 
 
 async def test_opening_and_burning_are_told(world):
-    await send_batch(world, [send(A, B, "b1", text="secret", burn_seconds=1)])
+    await world.send_items([send(A, B, "b1", text="secret", burn_seconds=1)])
     message_id = stored_events(world)[0].conversations[0].messages[0].message_id
-    await interactions.open_message(message_id, B, "laptop", world)
+    await world.ask(B, "message.open", message_id=message_id, device="laptop")
+    # Burning is chat's periodic job, not a command: asked directly, with a clock past the timer.
     assert await interactions.burn_due(utc_now() + timedelta(seconds=5), world) == 1
     assert [(c.change, c.by_user_id) for c in world.events.named("message.changed")] == [("opened", B), ("burned", A)]

@@ -1,11 +1,12 @@
 """services/chat/domain/friends.py: requests, acceptance, removal, the list, presence pushes."""
 import pytest
 
-from services.chat.domain import friends
 from shared.contracts import chat
 from shared.contracts.errors import ErrorCode, ParleyError
+from shared.contracts.operations import EVENTS
 from shared.presence import DeviceSocket
-from tests.unit.helpers import chat_world, profile
+from tests.unit.helpers import profile
+from tests.unit.world import chat_world
 
 A, B, C, D = "u_alice", "u_bob", "u_carol", "u_dave"
 PROFILES = {u: profile(u) for u in (A, B, C, D)}
@@ -18,19 +19,24 @@ async def world(db, settings):
 
 
 async def request(world, me, target):
-    await friends.request_friendship(me, target, world.friendships, world.profiles, world.deliver)
+    await world.ask(me, "friends.request", user_id=target)
 
 
 async def accept(world, me, requester):
-    await friends.accept_friendship(me, requester, world.friendships, world.profiles, world.deliver)
+    await world.ask(me, "friends.accept", user_id=requester)
 
 
 async def remove(world, me, other):
-    await friends.remove_friendship(me, other, world.friendships)
+    await world.ask(me, "friends.remove", user_id=other)
 
 
 async def listing(world, me) -> chat.FriendsListReply:
-    return await friends.list_friends(me, world.friendships, world.profiles, world.presence)
+    return await world.ask(me, "friends.list")
+
+
+async def consume(world, name: str, event) -> None:
+    """A domain event from `<ns>.events` as chat's consumer takes it: validated, to its handler."""
+    await world.service.router().events[name](EVENTS[name].model_validate(event.model_dump(mode="json")))
 
 
 async def fails(awaitable) -> ParleyError:
@@ -191,7 +197,7 @@ async def test_announce_presence_reaches_only_online_accepted_friends(world):
     world.outbox.clear()
 
     event = chat.PresenceChanged(user_id=A, online=False, last_seen="2026-01-01T00:00:00.000Z")
-    await friends.announce_presence(event, world.friendships, world.deliver)
+    await consume(world, "presence.changed", event)
 
     expected = [{"type": "presence", "data": {"user_id": A, "online": False, "last_seen": "2026-01-01T00:00:00.000Z"}}]
     assert world.outbox.received_by(B, "phone") == expected

@@ -1,11 +1,10 @@
 """services/chat/domain/groups.py: creating groups, members, roles, leaving, and group messages."""
 import pytest
 
-from services.chat.domain import sending, groups, messaging
-from shared.contracts import chat
-from shared.contracts.groups import GroupAddMembers, GroupCreate, GroupSetRole
+from services.chat.domain import groups
 from shared.contracts.errors import ErrorCode, ParleyError
-from tests.unit.helpers import chat_world, profile
+from tests.unit.helpers import profile
+from tests.unit.world import chat_world
 
 A, B, C, D, E = "u_alice", "u_bob", "u_carol", "u_dave", "u_erin"
 PROFILES = {u: profile(u) for u in (A, B, C, D, E)}
@@ -17,54 +16,44 @@ async def world(db, settings):
         yield world
 
 
-# --- the operations, as chat's handlers call them ----------------------------------------------
+# --- the operations, asked as a client asks them ---------------------------------------------
 async def create(world, creator, member_ids, name="team") -> str:
-    reply = await groups.create_group(
-        GroupCreate(name=name, member_ids=member_ids), creator, world.conversations, world.profiles, world.deliver
-    )
-    return reply.group_id
+    return (await world.ask(creator, "groups.create", name=name, member_ids=member_ids)).group_id
 
 
 async def add(world, adder, group_id, user_ids):
-    request = GroupAddMembers(group_id=group_id, user_ids=user_ids)
-    await groups.add_members(request, adder, world.conversations, world.profiles, world.deliver)
+    await world.ask(adder, "groups.add_members", group_id=group_id, user_ids=user_ids)
 
 
 async def leave(world, user, group_id):
-    await groups.leave_group(group_id, user, world.conversations, world.messages, world.deliver)
+    await world.ask(user, "groups.leave", group_id=group_id)
 
 
 async def set_role(world, owner, group_id, user_id, role):
-    request = GroupSetRole(group_id=group_id, user_id=user_id, role=role)
-    await groups.set_role(request, owner, world.conversations, world.deliver)
+    await world.ask(owner, "groups.set_role", group_id=group_id, user_id=user_id, role=role)
 
 
 async def members(world, user, group_id) -> list[tuple[str, str]]:
-    reply = await groups.list_members(group_id, user, world.conversations, world.profiles)
+    reply = await world.ask(user, "groups.members", group_id=group_id)
     return [(m.user_id, m.role) for m in reply.members]
 
 
 async def my_groups(world, user) -> list[tuple[str, str]]:
-    return [(g.group_id, g.role) for g in (await groups.list_groups(user, world.conversations)).groups]
+    return [(g.group_id, g.role) for g in (await world.ask(user, "groups.list")).groups]
 
 
 async def send(world, sender, group_id, client_msg_id, text="hi", device="d1"):
-    request = chat.MessageSend(to={"group_id": group_id}, client_msg_id=client_msg_id, text=text)
-    return await sending.send_message(request, sender, device, world.friendships, world.conversations, world.messages, world.deliver, world.files)
+    return await world.send(sender, group=group_id, client_msg_id=client_msg_id, text=text, device=device)
 
 
 async def history(world, user, conversation_id, before_seq=None):
-    request = chat.HistoryFetch(conversation_id=conversation_id, before_seq=before_seq)
-    return await messaging.fetch_history(request, user, world.conversations, world.messages)
+    return await world.ask(user, "history.fetch", conversation_id=conversation_id, before_seq=before_seq)
 
 
-async def sync(world, user, device):
-    bound = chat.DeviceBound(user_id=user, device_id=device, gateway_id="gw1", conn_id="c9")
-    return await messaging.sync_device(bound, world.conversations, world.messages, world.cursors, world.deliver, 500)
-
-
-async def conversation_of(world, group_id) -> dict:
-    return await world.stored_group(group_id)
+async def sync(world, user, device) -> int:
+    """The device binds and is synced: how many messages it was sent (as its `sync.done` says)."""
+    await world.sync(user, device)
+    return world.pushes(user, device, "sync.done")[-1]["count"]
 
 
 async def fails(awaitable) -> ParleyError:
@@ -73,24 +62,14 @@ async def fails(awaitable) -> ParleyError:
     return info.value
 
 
-def types(world, user, device="d1") -> list[str]:
-    return [p["type"] for p in world.outbox.received_by(user, device)]
-
-
-def received(world, user, device="d1", event=None) -> list[dict]:
-    return [p["data"] for p in world.outbox.received_by(user, device) if event is None or p["type"] == event]
-
-
 # --- create ------------------------------------------------------------------------------------
 async def test_create_makes_the_creator_owner_and_the_invitees_members(world):
-    reply = await groups.create_group(
-        GroupCreate(name="  Weekend  ", member_ids=[B, C]), A, world.conversations, world.profiles, world.deliver
-    )
+    reply = await world.ask(A, "groups.create", name="  Weekend  ", member_ids=[B, C])  # trimmed by chat
 
     assert reply.group_id != reply.conversation_id
     assert await members(world, A, reply.group_id) == [(A, "owner"), (B, "member"), (C, "member")]
     for user, role in ((A, "owner"), (B, "member"), (C, "member")):
-        [entry] = (await groups.list_groups(user, world.conversations)).groups
+        [entry] = (await world.ask(user, "groups.list")).groups
         assert entry.model_dump() == {
             "group_id": reply.group_id,
             "name": "Weekend",
@@ -119,9 +98,7 @@ async def test_create_pushes_group_added_to_online_invitees_but_not_the_creator(
     await world.online(D, "phone", "gw1", "c4")  # online, not invited
     # C is invited but offline
 
-    reply = await groups.create_group(
-        GroupCreate(name="team", member_ids=[B, C]), A, world.conversations, world.profiles, world.deliver
-    )
+    reply = await world.ask(A, "groups.create", name="team", member_ids=[B, C])
 
     added = {"group_id": reply.group_id, "name": "team", "conversation_id": reply.conversation_id}
     expected = [{"type": "group.added", "data": added}]
@@ -140,9 +117,9 @@ async def test_duplicate_and_own_ids_in_the_member_list_are_ignored(world):
     group_id = await create(world, A, [B, A, C, B, C])
 
     assert await members(world, A, group_id) == [(A, "owner"), (B, "member"), (C, "member")]
-    assert len((await conversation_of(world, group_id))["members"]) == 3
-    assert types(world, B) == ["group.added"]
-    assert types(world, A) == []
+    assert len((await world.stored_group(group_id))["members"]) == 3
+    assert world.push_types(B) == ["group.added"]
+    assert world.push_types(A) == []
 
 
 async def test_create_with_an_unknown_user_is_not_found_and_creates_nothing(world, db):
@@ -224,18 +201,18 @@ async def test_existing_members_in_the_list_are_skipped_without_pushes(world):
 
     await add(world, A, group_id, [B, D, D])
 
-    assert types(world, D) == ["group.added"]
+    assert world.push_types(D) == ["group.added"]
     for user in (A, B, C):
-        assert received(world, user) == [{"group_id": group_id, "user_id": D}]
-        assert types(world, user) == ["group.member_joined"]
+        assert world.pushes(user) == [{"group_id": group_id, "user_id": D}]
+        assert world.push_types(user) == ["group.member_joined"]
     # B was already in: their role and join point are untouched.
-    info = (await conversation_of(world, group_id))["member_info"]
+    info = (await world.stored_group(group_id))["member_info"]
     assert (info[B]["role"], info[B]["joined_seq"]) == ("member", 0)
 
 
 async def test_new_members_get_group_added_and_the_others_one_member_joined_each(world):
     group_id = await create(world, A, [B], name="team")
-    conversation_id = (await conversation_of(world, group_id))["_id"]
+    conversation_id = (await world.stored_group(group_id))["_id"]
     await world.online(A, "phone", "gw1", "c1")
     await world.online(B, "phone", "gw2", "c2")
     await world.online(D, "phone", "gw1", "c3")
@@ -261,7 +238,7 @@ async def test_a_new_member_joins_at_the_groups_last_seq(world):
 
     await add(world, A, group_id, [D])
 
-    info = (await conversation_of(world, group_id))["member_info"]
+    info = (await world.stored_group(group_id))["member_info"]
     assert (info[D]["role"], info[D]["joined_seq"]) == ("member", 3)
     assert (info[A]["joined_seq"], info[B]["joined_seq"]) == (0, 0)
 
@@ -294,7 +271,7 @@ async def test_adding_beyond_the_member_limit_is_bad_request(world, monkeypatch)
 # --- a member added later sees only what came after -------------------------------------------
 async def test_a_later_member_reads_history_only_from_joining(world):
     group_id = await create(world, A, [B])
-    conversation_id = (await conversation_of(world, group_id))["_id"]
+    conversation_id = (await world.stored_group(group_id))["_id"]
     for i in range(3):
         await send(world, A, group_id, f"early{i}", text=f"early {i}")
     await add(world, A, group_id, [D])
@@ -337,7 +314,7 @@ async def test_a_non_member_may_not_send_to_a_group(world, db):
 
 async def test_group_messages_take_seqs_and_reach_every_members_devices_but_the_sending_one(world):
     group_id = await create(world, A, [B, C])
-    conversation_id = (await conversation_of(world, group_id))["_id"]
+    conversation_id = (await world.stored_group(group_id))["_id"]
     await world.online(A, "phone", "gw1", "c1")  # the sending device
     await world.online(A, "laptop", "gw2", "c2")
     await world.online(B, "phone", "gw1", "c3")
@@ -379,7 +356,7 @@ async def test_a_non_member_cannot_leave_and_an_unknown_group_looks_the_same(wor
 
 async def test_a_member_leaving_is_announced_to_the_remaining_members(world):
     group_id = await create(world, A, [B, C])
-    conversation_id = (await conversation_of(world, group_id))["_id"]
+    conversation_id = (await world.stored_group(group_id))["_id"]
     for user in (A, B, C):
         await world.online(user)
     world.outbox.clear()
@@ -425,7 +402,7 @@ async def test_owner_leaving_without_admins_passes_ownership_to_the_longest_stan
     await leave(world, A, group_id)
 
     assert await members(world, B, group_id) == [(D, "owner"), (B, "member"), (C, "member")]
-    assert received(world, B, event="group.role_changed") == [{"group_id": group_id, "user_id": D, "role": "owner"}]
+    assert world.pushes(B, event="group.role_changed") == [{"group_id": group_id, "user_id": D, "role": "owner"}]
 
 
 async def test_members_added_later_stand_behind_the_founding_members(world):
@@ -443,13 +420,13 @@ async def test_a_member_leaving_does_not_change_the_owner(world):
 
     await leave(world, B, group_id)
 
-    assert types(world, A) == ["group.member_left"]
+    assert world.push_types(A) == ["group.member_left"]
     assert await members(world, A, group_id) == [(A, "owner"), (C, "admin")]
 
 
 async def test_the_last_member_leaving_deletes_the_group_and_its_messages(world, db):
     group_id = await create(world, A, [B])
-    conversation_id = (await conversation_of(world, group_id))["_id"]
+    conversation_id = (await world.stored_group(group_id))["_id"]
     for i in range(3):
         await send(world, A, group_id, f"m{i}")
     other = await create(world, C, [D])  # another group's messages stay
@@ -522,7 +499,7 @@ async def test_a_role_change_is_pushed_to_every_member_and_a_repeat_pushes_nothi
     assert world.outbox.sent == []
 
     await set_role(world, A, group_id, B, "member")
-    assert received(world, C) == [{"group_id": group_id, "user_id": B, "role": "member"}]
+    assert world.pushes(C) == [{"group_id": group_id, "user_id": B, "role": "member"}]
     assert (await my_groups(world, B)) == [(group_id, "member")]
 
 
@@ -534,7 +511,7 @@ async def test_list_groups_shows_each_groups_role(world):
     await set_role(world, C, promoted, A, "admin")
     await create(world, C, [D], name="not mine")
 
-    reply = await groups.list_groups(A, world.conversations)
+    reply = await world.ask(A, "groups.list")
 
     by_id = {g.group_id: (g.name, g.role) for g in reply.groups}
     assert by_id == {owned: ("mine", "owner"), joined: ("bobs", "member"), promoted: ("carols", "admin")}
@@ -548,7 +525,7 @@ async def test_list_members_orders_owner_then_admins_then_members_by_standing(wo
     await set_role(world, A, group_id, E, "admin")
     await set_role(world, A, group_id, C, "admin")
 
-    reply = await groups.list_members(group_id, D, world.conversations, world.profiles)
+    reply = await world.ask(D, "groups.members", group_id=group_id)
 
     assert [m.model_dump(include={"user_id", "username", "role"}) for m in reply.members] == [
         {"user_id": A, "username": "u_alice", "role": "owner"},

@@ -1,24 +1,30 @@
-"""services/chat/domain/messaging.py: send, ack, history and the bind-time sync stream."""
+"""services/chat/domain/messaging.py: send, ack, history and the bind-time sync stream, asked
+through chat's router as a client's command (or the gateway's batch of them) arrives."""
 import asyncio
 from types import SimpleNamespace
 
 import pytest
 
-from services.chat.domain import sending, messaging
-from shared import delivery
 from services.chat.domain.sending import direct_conversation_id
+from shared import delivery
 from shared.contracts import chat
 from shared.contracts.base import utc_now
 from shared.contracts.errors import ErrorCode, ParleyError
-from tests.unit.helpers import chat_world
+from tests.unit.world import chat_world
 
 A, B, C = "u_alice", "u_bob", "u_carol"
 CONV = direct_conversation_id(A, B)
 
 
 @pytest.fixture
-async def world(db, settings):
-    async with chat_world(db, settings) as world:
+def overrides() -> dict:
+    """chat's settings for the test (a test parametrizes it to change one)."""
+    return {}
+
+
+@pytest.fixture
+async def world(db, settings, overrides):
+    async with chat_world(db, settings, **overrides) as world:
         yield world
 
 
@@ -29,8 +35,7 @@ async def friends(world):
 
 
 async def send(world, sender, to, client_msg_id, text="hi", device="d1", **extra):
-    request = chat.MessageSend(to={"user_id": to}, client_msg_id=client_msg_id, text=text, **extra)
-    return await sending.send_message(request, sender, device, world.friendships, world.conversations, world.messages, world.deliver, world.files)
+    return await world.send(sender, to, device=device, client_msg_id=client_msg_id, text=text, **extra)
 
 
 async def send_many(world, n, sender=A, to=B, prefix="m"):
@@ -39,18 +44,13 @@ async def send_many(world, n, sender=A, to=B, prefix="m"):
 
 async def history(world, user, before_seq=None, limit=50, conversation_id=CONV):
     request = chat.HistoryFetch(conversation_id=conversation_id, before_seq=before_seq, limit=limit)
-    return await messaging.fetch_history(request, user, world.conversations, world.messages)
+    return await world.ask(user, "history.fetch", request)
 
 
-async def ack(world, user, device, seq, conversation_id=CONV):
-    await sending.acknowledge(
-        chat.MessageAck(conversation_id=conversation_id, seq=seq), user, device, world.conversations, world.messages, world.cursors
-    )
-
-
-async def sync(world, user, device, conn="c9", gateway="gw1", batch_size=500):
-    bound = chat.DeviceBound(user_id=user, device_id=device, gateway_id=gateway, conn_id=conn)
-    return await messaging.sync_device(bound, world.conversations, world.messages, world.cursors, world.deliver, batch_size)
+async def sync(world, user, device) -> int:
+    """chat.sync as the gateway asks it on bind: how many messages it streamed (its sync.done's count)."""
+    await world.sync(user, device)
+    return world.pushes(user, device, "sync.done")[-1]["count"]
 
 
 def code_of(excinfo) -> ErrorCode:
@@ -273,7 +273,7 @@ async def test_history_honours_limit(friends):
 
 async def test_non_participant_cannot_fetch_or_ack(friends):
     await send(friends, A, B, "c1")
-    for attempt in (history(friends, C), ack(friends, C, "d1", 1)):
+    for attempt in (history(friends, C), friends.ack(C, CONV, 1)):
         with pytest.raises(ParleyError) as info:
             await attempt
         assert code_of(info) == ErrorCode.FORBIDDEN
@@ -288,10 +288,10 @@ async def test_unknown_conversation_looks_the_same_as_a_foreign_one(friends):
 async def test_ack_beyond_the_last_seq_is_bad_request(friends):
     await send_many(friends, 2)
     with pytest.raises(ParleyError) as info:
-        await ack(friends, B, "phone", 3)
+        await friends.ack(B, CONV, 3, "phone")
     assert code_of(info) == ErrorCode.BAD_REQUEST
     assert "seq" in info.value.message
-    await ack(friends, B, "phone", 2)
+    await friends.ack(B, CONV, 2, "phone")
     assert await friends.cursors.of_device(B, "phone") == {CONV: 2}
 
 
@@ -302,17 +302,17 @@ async def test_ack_of_a_message_stored_just_before_a_crash_is_accepted(friends, 
     stored = await db["messages"].find_one({"conversation_id": CONV, "seq": 2})
     await db["messages"].insert_one({**stored, "_id": "m_after_crash", "seq": 3, "client_msg_id": "lost-update"})
     assert (await friends.stored_conversation(CONV))["last_seq"] == 2  # the $max never ran
-    await ack(friends, B, "phone", 3)
+    await friends.ack(B, CONV, 3, "phone")
     assert (await friends.stored_conversation(CONV))["last_seq"] == 3
     with pytest.raises(ParleyError) as beyond:
-        await ack(friends, B, "phone", 4)
+        await friends.ack(B, CONV, 4, "phone")
     assert code_of(beyond) == ErrorCode.BAD_REQUEST
 
 
 async def test_ack_never_moves_a_cursor_back(friends):
     await send_many(friends, 5)
-    await ack(friends, B, "phone", 4)
-    await ack(friends, B, "phone", 2)
+    await friends.ack(B, CONV, 4, "phone")
+    await friends.ack(B, CONV, 2, "phone")
     assert await friends.cursors.of_device(B, "phone") == {CONV: 4}
 
 
@@ -322,17 +322,18 @@ def sync_stream(world, user, device):
     out = []
     for _, d in world.outbox.sent:
         if any(t.user_id == user and t.device_id == device for t in d.targets):
-            assert d.conn_id == "c9" and d.sync, d
+            assert d.conn_id == f"c_{device}" and d.sync, d
             out.extend((p.type, p.data) for p in d.pushes)
     return out
 
 
+@pytest.mark.parametrize("overrides", [{"sync_batch_size": 2}], ids=["sync_batch_size=2"])
 async def test_sync_streams_everything_above_the_cursor_in_batches_then_sync_done(friends):
     await send_many(friends, 7)
-    await ack(friends, B, "phone", 2)
+    await friends.ack(B, CONV, 2, "phone")
     friends.outbox.clear()
 
-    count = await sync(friends, B, "phone", batch_size=2)
+    count = await sync(friends, B, "phone")
 
     assert count == 5
     stream = sync_stream(friends, B, "phone")
@@ -348,7 +349,7 @@ async def test_sync_after_ack_streams_only_what_is_above_it(friends):
     await sync(friends, B, "phone")
     assert [d["seq"] for k, d in sync_stream(friends, B, "phone") if k == "message.new"] == [1, 2, 3, 4, 5, 6]
 
-    await ack(friends, B, "phone", 4)
+    await friends.ack(B, CONV, 4, "phone")
     friends.outbox.clear()
     count = await sync(friends, B, "phone")
 
@@ -367,7 +368,7 @@ async def test_unacknowledged_messages_come_back_on_every_sync(friends):
 
 async def test_sync_with_nothing_new_sends_only_sync_done(friends):
     await send_many(friends, 2)
-    await ack(friends, B, "phone", 2)
+    await friends.ack(B, CONV, 2, "phone")
     assert await sync(friends, B, "phone") == 0
     assert sync_stream(friends, B, "phone") == [("sync.done", {"count": 0})]
 
@@ -390,8 +391,8 @@ async def test_a_new_device_starts_at_the_users_most_advanced_cursor(friends):
     await send_many(friends, 5)
     await sync(friends, B, "phone")
     await sync(friends, B, "tablet")
-    await ack(friends, B, "phone", 3)
-    await ack(friends, B, "tablet", 4)
+    await friends.ack(B, CONV, 3, "phone")
+    await friends.ack(B, CONV, 4, "tablet")
     await send_many(friends, 1, prefix="late")
     friends.outbox.clear()
 
@@ -411,7 +412,7 @@ async def test_a_known_device_keeps_its_own_cursor(friends):
     await send_many(friends, 5)
     await sync(friends, B, "phone")
     await sync(friends, B, "tablet")
-    await ack(friends, B, "tablet", 5)
+    await friends.ack(B, CONV, 5, "tablet")
     friends.outbox.clear()
     assert await sync(friends, B, "phone") == 5
 

@@ -3,25 +3,26 @@ reactions, mentions, burn after reading, delete for me, receipts"), on chat's re
 delivered markers moved by the acks' batch (and what that batch costs the database), `read_by` /
 `delivered_to` in conversations.list and history.fetch, `unread_mentions`, and `message.changed` /
 `message.burned` / `message.recalled` for held messages that changed while a device was away."""
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from services.chat.domain import conversations, groups, interactions, messaging, sending
+from services.chat.domain import interactions
 from services.chat.domain.messaging import SYNC_CLOCK_MARGIN
 from services.chat.domain.sending import direct_conversation_id
-from services.chat.storage.conversations import ConversationStore
+from services.chat.service import ChatService
 from services.chat.storage.cursors import CursorStore
-from services.chat.storage.messages import CHANGED_INDEX, MessageStore
+from services.chat.storage.messages import CHANGED_INDEX
 from shared.contracts import chat
 from shared.contracts import conversations as contract
 from shared.contracts.base import utc_now
-from shared.contracts.batches import AckItem
-from shared.contracts.groups import GroupAddMembers, GroupCreate
-from shared.contracts.interactions import MessageEdit, ReactionChange
-from shared.contracts.wire import Caller
-from tests.unit.helpers import chat_world, profile
+from shared.contracts.batches import ItemResult
+from shared.declared import Runtime
+from tests.unit.helpers import profile
+from tests.unit.world import ChatWorld, caller, chat_world
 
 A, B, C, D = "u_alice", "u_bob", "u_carol", "u_dave"
 AB = direct_conversation_id(A, B)
@@ -34,51 +35,45 @@ async def world(db, settings):
         yield world
 
 
-# --- the operations, as chat's handlers call them ------------------------------------------------
-async def send(world, sender, to, client_msg_id, text="hi", device="d1", **extra):
-    target = {"group_id": to} if to.startswith("g_") else {"user_id": to}
-    request = chat.MessageSend(to=target, client_msg_id=client_msg_id, text=text, **extra)
-    return await sending.send_message(
-        request, sender, device, world.friendships, world.conversations, world.messages, world.deliver, world.files
-    )
+# --- the operations, asked as a client's commands arrive -----------------------------------------
+async def send(world, sender, to, client_msg_id, text="hi", device="d1", **extra) -> chat.MessageSendReply:
+    target = {"group": to} if to.startswith("g_") else {"to": to}
+    return await world.send(sender, **target, device=device, client_msg_id=client_msg_id, text=text, **extra)
 
 
-def ack_item(user, device, seq, conversation_id=AB):
-    return AckItem(
-        caller=Caller(request_id=f"r{user}{device}{seq}", user_id=user, device_id=device),
-        request=chat.MessageAck(conversation_id=conversation_id, seq=seq),
-    )
+def ack_item(user, device, seq, conversation_id=AB) -> dict:
+    return {"caller": caller(user, device).model_dump(exclude_none=True),
+            "request": {"conversation_id": conversation_id, "seq": seq}}
 
 
-async def ack(world, items):
-    return await sending.acknowledge_many(items, world.conversations, world.messages, world.cursors, world.deliver)
+async def ack_batch(world, items) -> list[ItemResult]:
+    """Many devices' message.ack in one chat.messages.ack, as the gateway passes them on: each
+    item's outcome (world.ack asks for one item at a time)."""
+    return (await world.ask(None, "chat.messages.ack", items=items)).results
 
 
 async def entry(world, user, conversation_id=AB) -> contract.ConversationEntry:
-    reply = await conversations.list_conversations(user, world.conversations, world.messages, world.cursors, world.profiles)
+    reply = await world.ask(user, "conversations.list")
     [found] = [e for e in reply.conversations if e.conversation_id == conversation_id]
     return found
 
 
 async def history(world, user, conversation_id=AB) -> chat.HistoryReply:
-    request = chat.HistoryFetch(conversation_id=conversation_id)
-    return await messaging.fetch_history(request, user, world.conversations, world.messages, world.cursors)
+    return await world.ask(user, "history.fetch", conversation_id=conversation_id)
 
 
 async def read(world, user, seq, conversation_id=AB):
-    request = contract.MessageRead(conversation_id=conversation_id, seq=seq)
-    await conversations.mark_read(request, user, world.conversations, world.messages, world.cursors, world.deliver)
+    await world.ask(user, "message.read", conversation_id=conversation_id, seq=seq)
 
 
-async def sync(world, user, device, conn="c9"):
-    bound = chat.DeviceBound(user_id=user, device_id=device, gateway_id="gw1", conn_id=conn)
-    return await messaging.sync_device(bound, world.conversations, world.messages, world.cursors, world.deliver, 500)
+async def sync(world, user, device) -> int:
+    """The device binds and syncs: how many messages were streamed to it (its sync.done's count)."""
+    await world.sync(user, device)
+    return world.pushes(user, device, "sync.done")[-1]["count"]
 
 
 async def create_group(world, creator, member_ids) -> tuple[str, str]:
-    reply = await groups.create_group(
-        GroupCreate(name="team", member_ids=member_ids), creator, world.conversations, world.profiles, world.deliver
-    )
+    reply = await world.ask(creator, "groups.create", name="team", member_ids=member_ids)
     return reply.group_id, reply.conversation_id
 
 
@@ -87,11 +82,11 @@ def positions(found) -> dict[str, int]:
 
 
 def receipts(world, user, device="d1") -> list[dict]:
-    return [p["data"] for p in world.outbox.received_by(user, device) if p["type"] == "receipt.delivered"]
+    return world.pushes(user, device, "receipt.delivered")
 
 
 def types(world, user, device) -> list[str]:
-    return [p["type"] for p in world.outbox.received_by(user, device)]
+    return world.push_types(user, device)
 
 
 # --- delivered markers and receipt.delivered -----------------------------------------------------
@@ -99,12 +94,12 @@ async def test_the_first_device_to_ack_moves_the_marker_and_the_sender_hears_it_
     for n in range(1, 4):
         await send(world, A, B, f"m{n}")
     await world.online(A, "d1")
-    await ack(world, [ack_item(B, "phone", 2)])
+    await world.ack(B, AB, 2, device="phone")
     assert receipts(world, A) == [{"conversation_id": AB, "user_id": B, "seq": 2}]
-    await ack(world, [ack_item(B, "laptop", 2), ack_item(B, "laptop", 1)])  # B's second device: nothing new
-    await ack(world, [ack_item(B, "phone", 2)])  # again: nothing new
+    await ack_batch(world, [ack_item(B, "laptop", 2), ack_item(B, "laptop", 1)])  # B's second device: nothing new
+    await world.ack(B, AB, 2, device="phone")  # again: nothing new
     assert len(receipts(world, A)) == 1
-    await ack(world, [ack_item(B, "laptop", 3)])  # the other device is now ahead: it moves again
+    await world.ack(B, AB, 3, device="laptop")  # the other device is now ahead: it moves again
     assert receipts(world, A)[1:] == [{"conversation_id": AB, "user_id": B, "seq": 3}]
     assert receipts(world, B, "phone") == []  # not to the acknowledging user
     assert positions((await entry(world, A)).delivered_to) == {B: 3}
@@ -121,8 +116,8 @@ async def test_one_batch_pushes_one_receipt_per_user_and_conversation_at_its_hig
         ack_item(B, "phone", 1), ack_item(B, "laptop", 3), ack_item(B, "phone", 2),
         ack_item(C, "pc", 2, ac), ack_item(C, "pc", 9, ac),  # the last one is refused: beyond the last message
     ]
-    outcomes = await ack(world, items)
-    assert [type(o).__name__ for o in outcomes][:4] == ["Empty"] * 4
+    outcomes = await ack_batch(world, items)
+    assert [o.ok for o in outcomes][:4] == [True] * 4
     assert sorted((r["user_id"], r["seq"]) for r in receipts(world, A)) == [(B, 3), (C, 2)]
     # One broker message to the gateway holds both.
     assert len([m for m in world.outbox.messages]) == 1
@@ -144,6 +139,23 @@ class Commands(monitoring.CommandListener):
     def failed(self, event: monitoring.CommandFailedEvent) -> None: ...
 
 
+@asynccontextmanager
+async def watched(world, mongo_url: str, db) -> AsyncIterator[tuple[ChatWorld, Commands]]:
+    """chat as `world` runs it (same database, presence, pushes and ports), built on a client that
+    records the database commands it sends from here on: another replica, watched."""
+    commands = Commands()
+    client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
+    try:
+        service = await ChatService.build(
+            Runtime(world.settings, client[db.name], world.rt.redis), presence=world.presence, deliver=world.deliver,
+            events=world.events, profiles=world.profiles, files=world.files,
+        )
+        commands.seen.clear()  # building it ensured indexes: not what is watched
+        yield ChatWorld(service, world.outbox, world.events, world.profiles, world.files), commands
+    finally:
+        await client.close()
+
+
 async def test_an_ack_batch_costs_one_read_more_and_no_write_more(world, mongo_url, db) -> None:
     """The ack path (issue 12's hot path): the conversations read, the delivered markers read,
     one bulk write of cursors and markers together; no round trip per item."""
@@ -151,20 +163,14 @@ async def test_an_ack_batch_costs_one_read_more_and_no_write_more(world, mongo_u
     for n in range(1, 4):
         await send(world, A, B, f"b{n}")
         await send(world, A, C, f"c{n}")
-    commands = Commands()
-    client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
-    try:
-        watched = client[db.name]
-        stores = ConversationStore(watched), MessageStore(watched), CursorStore(watched)
-        ac = direct_conversation_id(A, C)
-        items = [ack_item(B, d, s) for d in ("phone", "laptop") for s in (1, 2, 3)] + [ack_item(C, "pc", 2, ac)]
-        outcomes = await sending.acknowledge_many(items, *stores, world.deliver)
-        assert all(type(o).__name__ == "Empty" for o in outcomes)
-        assert [(name, collection) for name, collection, _ in commands.seen] == [
-            ("find", "conversations"), ("find", "cursors"), ("update", "cursors"),
-        ]
-    finally:
-        await client.close()
+    ac = direct_conversation_id(A, C)
+    items = [ack_item(B, d, s) for d in ("phone", "laptop") for s in (1, 2, 3)] + [ack_item(C, "pc", 2, ac)]
+    async with watched(world, mongo_url, db) as (replica, commands):
+        outcomes = await ack_batch(replica, items)
+    assert all(o.ok for o in outcomes)
+    assert [(name, collection) for name, collection, _ in commands.seen] == [
+        ("find", "conversations"), ("find", "cursors"), ("update", "cursors"),
+    ]
 
 
 async def test_positions_are_read_through_indexes(world, mongo_url, db) -> None:
@@ -172,11 +178,11 @@ async def test_positions_are_read_through_indexes(world, mongo_url, db) -> None:
     range of _id does, so delivered markers are point reads)."""
     group_id, cid = await create_group(world, A, [B, C, D])
     await send(world, A, group_id, "g1")
-    await ack(world, [ack_item(u, "d1", 1, cid) for u in (B, C)])
+    await ack_batch(world, [ack_item(u, "d1", 1, cid) for u in (B, C)])
     await read(world, B, 1, cid)
     commands = Commands()
     client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
-    try:
+    try:  # the store's read itself (what conversations.list and history.fetch read them with)
         read_markers, delivered = await CursorStore(client[db.name]).positions(cid, [B, C, D])
         assert (read_markers, delivered) == ({B: 1}, {B: 1, C: 1})
         assert len(commands.seen) == 2
@@ -192,7 +198,7 @@ async def test_a_direct_chat_lists_the_peers_positions_in_the_list_and_in_histor
     for n in range(1, 5):
         await send(world, A, B, f"m{n}")
     assert (await entry(world, A)).read_by == [] and (await entry(world, A)).delivered_to == []
-    await ack(world, [ack_item(B, "phone", 4)])
+    await world.ack(B, AB, 4, device="phone")
     await read(world, B, 2)
     listed = await entry(world, A)
     assert positions(listed.read_by) == {B: 2} and positions(listed.delivered_to) == {B: 4}
@@ -206,14 +212,14 @@ async def test_a_group_lists_every_other_members_position_and_not_those_who_left
     group_id, cid = await create_group(world, A, [B, C, D])
     for n in range(1, 6):
         await send(world, A, group_id, f"g{n}")
-    await ack(world, [ack_item(B, "d1", 5, cid), ack_item(C, "d1", 4, cid), ack_item(D, "d1", 3, cid)])
+    await ack_batch(world, [ack_item(B, "d1", 5, cid), ack_item(C, "d1", 4, cid), ack_item(D, "d1", 3, cid)])
     await read(world, B, 5, cid)
     await read(world, C, 3, cid)
     listed = await entry(world, A, cid)
     assert positions(listed.read_by) == {B: 5, C: 3}  # "read by 2 of 3" at seq 3, "1 of 3" at 5
     assert positions(listed.delivered_to) == {B: 5, C: 4, D: 3}
     assert positions((await entry(world, B, cid)).read_by) == {C: 3}  # never the viewer's own
-    await groups.leave_group(group_id, D, world.conversations, world.messages, world.deliver)
+    await world.ask(D, "groups.leave", group_id=group_id)
     assert D not in positions((await history(world, A, cid)).delivered_to)
 
 
@@ -228,7 +234,7 @@ async def test_unread_mentions_count_unread_visible_messages_that_mention_me(wor
     listed = await entry(world, C, cid)
     assert (listed.unread, listed.unread_mentions) == (4, 2)
     assert (await entry(world, A, cid)).unread_mentions == 1
-    await interactions.hide_message(third.message_id, C, "d1", world)
+    await world.ask(C, "message.hide", message_id=third.message_id)
     assert (await entry(world, C, cid)).unread_mentions == 1  # hidden for me: not counted
     await read(world, C, 1, cid)
     after_read = await entry(world, C, cid)
@@ -240,19 +246,16 @@ async def held_by_b(world, n: int) -> list[chat.MessageSendReply]:
     """A sends n messages; B's phone syncs them, acknowledges them and goes away."""
     sent = [await send(world, A, B, f"m{i}", text=f"text {i}") for i in range(1, n + 1)]
     assert await sync(world, B, "phone") == n
-    await ack(world, [ack_item(B, "phone", n)])
+    await world.ack(B, AB, n, device="phone")
     world.outbox.clear()
     return sent
 
 
 async def test_an_offline_device_gets_edits_reactions_and_recalls_without_a_second_message_new(world, db) -> None:
     sent = await held_by_b(world, 4)
-    edit = MessageEdit(message_id=sent[0].message_id, text="fixed")
-    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world)
-    react = ReactionChange(message_id=sent[1].message_id, emoji="👍")
-    await interactions.change_reaction(react, True, A, "d1", world)
-    recall = contract.MessageRecall(message_id=sent[2].message_id)
-    await conversations.recall_message(recall, A, "d1", world)
+    await world.ask(A, "message.edit", message_id=sent[0].message_id, text="fixed")
+    await world.ask(A, "reaction.add", message_id=sent[1].message_id, emoji="👍")
+    await world.ask(A, "message.recall", message_id=sent[2].message_id)
     new = await send(world, A, B, "m5", text="text 5")
 
     assert await sync(world, B, "phone") == 1
@@ -271,7 +274,7 @@ async def test_an_offline_device_gets_edits_reactions_and_recalls_without_a_seco
 
     # Time passes (past the clock margin) with nothing changed: the next sync has nothing to
     # catch up on.
-    await ack(world, [ack_item(B, "phone", new.seq)])
+    await world.ack(B, AB, new.seq, device="phone")
     device = await db["devices"].find_one({"_id": f"{B}|phone"})
     long_before = device["synced_at"] - SYNC_CLOCK_MARGIN - timedelta(seconds=1)
     await db["messages"].update_many({"changed_at": {"$exists": True}}, {"$set": {"changed_at": long_before}})
@@ -283,8 +286,8 @@ async def test_an_offline_device_gets_edits_reactions_and_recalls_without_a_seco
 async def test_changes_above_the_cursor_come_as_the_new_message_itself(world) -> None:
     sent = await held_by_b(world, 2)
     await send(world, A, B, "m3", text="draft")
-    edit = MessageEdit(message_id=(await world.messages.by_client_msg_id(A, "m3")).message_id, text="final")
-    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world)
+    draft = await world.messages.by_client_msg_id(A, "m3")
+    await world.ask(A, "message.edit", message_id=draft.message_id, text="final")
     await sync(world, B, "phone")
     pushes = world.outbox.received_by(B, "phone")
     assert [p["type"] for p in pushes] == ["message.new", "sync.done"]
@@ -296,13 +299,13 @@ async def test_a_burned_message_is_sent_as_burned_and_a_hidden_one_not_at_all(wo
     burning = await send(world, A, B, "b1", text="secret", burn_seconds=5)
     kept = await send(world, A, B, "k1", text="kept")
     await sync(world, B, "phone")
-    await ack(world, [ack_item(B, "phone", kept.seq)])
+    await world.ack(B, AB, kept.seq, device="phone")
     world.outbox.clear()
-    await interactions.open_message(burning.message_id, B, "laptop", world)
+    await world.ask(B, "message.open", message_id=burning.message_id, device="laptop")
+    # Burning is chat's periodic job, not a command: asked directly, with a clock past the timer.
     await interactions.burn_due(utc_now() + timedelta(seconds=6), world)
-    react = ReactionChange(message_id=kept.message_id, emoji="🎉")
-    await interactions.change_reaction(react, True, A, "d1", world)
-    await interactions.hide_message(kept.message_id, B, "laptop", world)
+    await world.ask(A, "reaction.add", message_id=kept.message_id, emoji="🎉")
+    await world.ask(B, "message.hide", message_id=kept.message_id, device="laptop")
     world.outbox.clear()
     await sync(world, B, "phone")
     assert world.outbox.received_by(B, "phone") == [
@@ -315,8 +318,8 @@ async def test_an_opened_burn_message_is_sent_sealed_to_the_recipient_and_whole_
     burning = await send(world, A, B, "b1", text="secret", burn_seconds=600)
     await sync(world, A, "d1")
     await sync(world, B, "phone")
-    await ack(world, [ack_item(A, "d1", burning.seq), ack_item(B, "phone", burning.seq)])
-    await interactions.open_message(burning.message_id, B, "laptop", world)
+    await ack_batch(world, [ack_item(A, "d1", burning.seq), ack_item(B, "phone", burning.seq)])
+    await world.ask(B, "message.open", message_id=burning.message_id, device="laptop")
     world.outbox.clear()
     await sync(world, B, "phone")
     await sync(world, A, "d1")
@@ -328,8 +331,7 @@ async def test_an_opened_burn_message_is_sent_sealed_to_the_recipient_and_whole_
 
 async def test_a_new_device_has_nothing_to_catch_up_and_a_change_just_before_the_last_sync_comes_again(world, db) -> None:
     sent = await held_by_b(world, 2)
-    edit = MessageEdit(message_id=sent[0].message_id, text="fixed")
-    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world)
+    await world.ask(A, "message.edit", message_id=sent[0].message_id, text="fixed")
     await sync(world, B, "tablet")  # first seen: starts at B's cursor, holds nothing before it
     assert types(world, B, "tablet") == ["sync.done"]
     # Another replica's clock ran a little behind: its change is stamped just before the phone's
@@ -347,8 +349,7 @@ async def test_a_new_device_has_nothing_to_catch_up_and_a_change_just_before_the
 async def test_a_device_registered_before_syncs_were_recorded_catches_up_since_first_seen(world, db) -> None:
     sent = await held_by_b(world, 1)
     await db["devices"].update_one({"_id": f"{B}|phone"}, {"$unset": {"synced_at": ""}})
-    edit = MessageEdit(message_id=sent[0].message_id, text="fixed")
-    await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world)
+    await world.ask(A, "message.edit", message_id=sent[0].message_id, text="fixed")
     await sync(world, B, "phone")
     assert types(world, B, "phone") == ["message.changed", "sync.done"]
 
@@ -356,15 +357,12 @@ async def test_a_device_registered_before_syncs_were_recorded_catches_up_since_f
 async def test_a_group_member_is_not_told_of_changes_to_messages_from_before_they_joined(world) -> None:
     group_id, cid = await create_group(world, A, [B])
     before = await send(world, A, group_id, "g1", text="before")
-    await groups.add_members(
-        GroupAddMembers(group_id=group_id, user_ids=[C]), A, world.conversations, world.profiles, world.deliver
-    )
+    await world.ask(A, "groups.add_members", group_id=group_id, user_ids=[C])
     after = await send(world, A, group_id, "g2", text="after")
     await sync(world, C, "d1")
-    await ack(world, [ack_item(C, "d1", after.seq, cid)])
+    await world.ack(C, cid, after.seq)
     for sent in (before, after):
-        edit = MessageEdit(message_id=sent.message_id, text="edited")
-        await interactions.edit_message(edit, A, "d1", timedelta(hours=1), world)
+        await world.ask(A, "message.edit", message_id=sent.message_id, text="edited")
     world.outbox.clear()
     await sync(world, C, "d1")
     assert [p["data"]["seq"] for p in world.outbox.received_by(C, "d1") if p["type"] == "message.changed"] == [after.seq]
@@ -374,8 +372,7 @@ async def test_changes_are_read_through_the_changed_index(world) -> None:
     """An index range of changed messages, not a scan of the conversation (the embedded
     server's planner passes partial indexes by: the read names it)."""
     sent = await held_by_b(world, 3)
-    react = ReactionChange(message_id=sent[2].message_id, emoji="👍")
-    await interactions.change_reaction(react, True, A, "d1", world)
+    await world.ask(A, "reaction.add", message_id=sent[2].message_id, emoji="👍")
     since = utc_now() - timedelta(minutes=1)
     query = {"conversation_id": AB, "changed_at": {"$gt": since}}
     plan = await world.messages.messages.find(query).hint(CHANGED_INDEX).explain()
@@ -387,16 +384,8 @@ async def test_changes_are_read_through_the_changed_index(world) -> None:
 async def sync_watched(world, mongo_url: str, db, device_id: str) -> tuple[int, list[tuple[str, dict]]]:
     """B's device syncs through a client that records its commands: how many messages it
     streamed, and the (collection, filter) of every find it sent to cursors or devices."""
-    bound = chat.DeviceBound(user_id=B, device_id=device_id, gateway_id="gw1", conn_id=f"c-{device_id}")
-    commands = Commands()
-    client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
-    try:
-        watched = client[db.name]
-        streamed = await messaging.sync_device(
-            bound, ConversationStore(watched), MessageStore(watched), CursorStore(watched), world.deliver, 500
-        )
-    finally:
-        await client.close()
+    async with watched(world, mongo_url, db) as (replica, commands):
+        streamed = await sync(replica, B, device_id)
     return streamed, [(c, q) for name, c, q in commands.seen if name == "find" and c in ("cursors", "devices")]
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from services.chat.domain import messaging, sending
 from services.chat.domain.records import Draft
 from services.chat.storage import documents
 from shared.contracts import chat
@@ -16,9 +15,8 @@ from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.files import FileMeta
 from shared.contracts.images import ImageInfo
 from shared.stickers import BUILTIN_STICKERS, builtin_sticker_id, builtin_sticker_url, parse_sticker_id
-from shared.contracts.batches import SendItem
-from shared.contracts.wire import Caller
-from tests.unit.helpers import StaticFiles, chat_world, profile, send_batch
+from tests.unit.helpers import StaticFiles, profile
+from tests.unit.world import chat_world
 
 A, B = "u_alice", "u_bob"
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,23 +51,23 @@ class FilesWithImages(StaticFiles):
 @pytest.fixture
 async def world(db, settings):
     async with chat_world(db, settings, profile(A), profile(B)) as world:
-        world.files = FilesWithImages()
+        # chat_world gives chat a StaticFiles; this port also knows images and counts the asks.
+        world.service.files = world.files = FilesWithImages()
         await world.befriend(A, B)
         yield world
 
 
-def item(client_msg_id: str, **content) -> SendItem:
-    return SendItem(
-        caller=Caller(request_id=client_msg_id, user_id=A, device_id="d1"),
-        request=chat.MessageSend(to={"user_id": B}, client_msg_id=client_msg_id, **content),
-    )
+def item(client_msg_id: str, **content) -> tuple[str, str, dict]:
+    """One message.send of A's to B, for `world.send_items`."""
+    return A, "d1", {"to": {"user_id": B}, "client_msg_id": client_msg_id, **content}
 
 
 async def send(world, client_msg_id: str, **content) -> chat.MessageSendReply:
-    request = chat.MessageSend(to={"user_id": B}, client_msg_id=client_msg_id, **content)
-    return await sending.send_message(
-        request, A, "d1", world.friendships, world.conversations, world.messages, world.deliver, world.files
-    )
+    return await world.send(A, B, client_msg_id=client_msg_id, **content)
+
+
+async def fetch_history(world, conversation_id: str) -> chat.HistoryReply:
+    return await world.ask(B, "history.fetch", conversation_id=conversation_id)
 
 
 async def refused(world, db, **content) -> ParleyError:
@@ -147,9 +145,7 @@ async def test_a_builtin_sticker_is_pushed_and_kept_without_asking_files(world):
     sticker = {"sticker_id": "builtin:party", "url": "/app/stickers/party.svg"}
     (pushed,) = [p["data"] for p in world.outbox.received_by(B, "phone") if p["type"] == "message.new"]
     assert pushed["sticker"] == sticker and "text" not in pushed and "file" not in pushed
-    history = await messaging.fetch_history(
-        chat.HistoryFetch(conversation_id=reply.conversation_id), B, world.conversations, world.messages
-    )
+    history = await fetch_history(world, reply.conversation_id)
     assert history.messages[0].sticker.model_dump() == sticker
     assert world.files.asked == 0
 
@@ -185,14 +181,14 @@ async def test_a_batch_asks_files_once_for_its_files_and_once_for_its_stickers(w
         world.files.add(f, uploader=A)
     for i in ("i_one", "i_two"):
         world.files.add_image(i)
-    (first,) = await send_batch(world, [item("q", text="quoted")])
+    (first,) = await world.send_items([item("q", text="quoted")])
     world.files.asked = 0
     items = [
         item("b1", file_id="f_one"), item("b2", file_id="f_two"), item("b3", file_id="f_one", text="again"),
         item("b4", sticker_id="i_one"), item("b5", sticker_id="i_two"),
         item("b6", text="a reply", reply_to=first.message_id),
     ]
-    outcomes = await send_batch(world, items)
+    outcomes = await world.send_items(items)
     assert all(isinstance(o, chat.MessageSendReply) for o in outcomes)
     assert world.files.asked == 2
 
@@ -200,9 +196,7 @@ async def test_a_batch_asks_files_once_for_its_files_and_once_for_its_stickers(w
 async def test_a_voice_message_carries_its_audio_and_duration(world):
     world.files.add("f_voice", uploader=A, name="note.ogg", size=900, content_type="audio/ogg")
     reply = await send(world, "c1", file_id="f_voice", voice={"duration_ms": 4200})
-    history = await messaging.fetch_history(
-        chat.HistoryFetch(conversation_id=reply.conversation_id), B, world.conversations, world.messages
-    )
+    history = await fetch_history(world, reply.conversation_id)
     message = history.messages[0]
     assert message.voice == chat.Voice(duration_ms=4200) and message.file.file_id == "f_voice"
 
@@ -213,9 +207,7 @@ async def test_a_reply_to_a_sticker_or_a_voice_message_quotes_what_it_is(world):
     voice = await send(world, "c2", file_id="f_voice", voice={"duration_ms": 4200})
     await send(world, "c3", text="that one", reply_to=sticker.message_id)
     await send(world, "c4", text="and that", reply_to=voice.message_id)
-    history = await messaging.fetch_history(
-        chat.HistoryFetch(conversation_id=sticker.conversation_id), B, world.conversations, world.messages
-    )
+    history = await fetch_history(world, sticker.conversation_id)
     quotes = [m.reply_to.model_dump(exclude_none=True) for m in history.messages if m.reply_to]
     assert quotes == [
         {"message_id": sticker.message_id, "from_user_id": A, "sticker_url": "/app/stickers/heart.svg"},
