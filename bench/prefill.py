@@ -158,7 +158,7 @@ async def fill(db: Any, count: int, round_no: int, seed: int,
         for seq in range(1, n + 1):
             sent_at = start + step * seq
             sender, recipient = (a, b) if rng.random() < 0.5 else (b, a)
-            # Field order as chat's send_message builds the document and the group commit numbers it.
+            # Field order as chat's send_messages builds the document and the group commit numbers it.
             await filler.add("messages", {
                 "_id": doc_id("m", sent_at), "from_user_id": sender, "client_msg_id": secrets.token_hex(8),
                 "to": {"user_id": recipient}, "sent_at": sent_at,

@@ -1,4 +1,5 @@
-"""Small pieces the unit tests share: real Redis and presence, the delivery port, profiles.
+"""Small pieces the unit tests share: real Redis under a test's own key prefix, the ports chat
+delivers and publishes through (recorded), the services it asks (answered by the test).
 
 Nothing here mocks a store or the broker: `Outbox` *is* the `publish` port of `Deliverer`
 (what chat hands to RabbitMQ), recorded so a test can read what each gateway would get.
@@ -7,30 +8,19 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 
-from services.chat.service import ChatService
-from shared.delivery import Deliverer
-from services.chat.domain import sending
-from services.chat.storage.conversations import ConversationStore
-from services.chat.storage.cursors import CursorStore
-from services.chat.storage.friendships import FriendshipStore
-from services.chat.storage.messages import MessageStore
-from services.chat.storage.typing import TypingThrottle
 from shared.contracts.auth import UserProfile
-from shared.contracts.base import utc_now
 from shared.contracts.batches import Deliveries
 from shared.contracts.files import FileMeta
 from shared.contracts.images import ImageInfo
 from shared.contracts.operations import Operation
 from shared.contracts.wire import Caller, Command, Delivery
-from shared.declared import Runtime, Service
+from shared.declared import Service
 from shared.ids import new_id
-from shared.presence import DeviceSocket, Presence
 from shared.settings import Settings
 from shared.stores import redis_client
 
@@ -133,67 +123,6 @@ def profile(user_id: str, display_name: str | None = None) -> UserProfile:
     return UserProfile(user_id=user_id, username=user_id.lower(), display_name=display_name or user_id.title())
 
 
-@dataclass
-class Chat:
-    """chat's stores on a fresh database, presence on real Redis and a recorded delivery port."""
-
-    friendships: FriendshipStore
-    conversations: ConversationStore
-    messages: MessageStore
-    cursors: CursorStore
-    presence: Presence
-    outbox: Outbox
-    deliver: Deliverer
-    profiles: StaticProfiles = field(default_factory=StaticProfiles)
-    files: StaticFiles = field(default_factory=StaticFiles)
-    events: Events = field(default_factory=Events)
-
-    async def online(self, user_id: str, device_id: str = "d1", gateway_id: str = "gw1", conn_id: str = "c1") -> None:
-        await self.presence.bind(DeviceSocket(user_id, device_id, gateway_id, conn_id))
-
-    async def befriend(self, a: str, b: str) -> None:
-        assert await self.friendships.add_request(a, b, utc_now())
-        assert await self.friendships.accept(a, b, utc_now())
-
-    async def stored_conversation(self, conversation_id: str) -> dict[str, Any] | None:
-        """The conversation's document as the database holds it."""
-        return await self.conversations.collection.find_one({"_id": conversation_id})
-
-    async def stored_group(self, group_id: str) -> dict[str, Any] | None:
-        """The group's conversation document as the database holds it."""
-        return await self.conversations.collection.find_one({"group_id": group_id})
-
-
-@asynccontextmanager
-async def chat_world(db, settings: Settings, *profiles: UserProfile) -> AsyncIterator[Chat]:
-    async with redis_namespace(settings) as (redis, namespace):
-        friendships, conversations = FriendshipStore(db), ConversationStore(db)
-        messages, cursors = MessageStore(db), CursorStore(db)
-        for store in (friendships, conversations, messages, cursors):
-            await store.ensure_indexes()
-        presence = Presence(redis, namespace, ttl_seconds=30)
-        outbox = Outbox()
-        yield Chat(
-            friendships, conversations, messages, cursors, presence, outbox, Deliverer(presence, outbox),
-            StaticProfiles(*profiles),
-        )
-
-
-def typing_throttle(world: Chat, window_ms: int = 1000) -> TypingThrottle:
-    """chat's typing throttle on the world's Redis, under its namespace (removed with it)."""
-    return TypingThrottle(world.presence.redis, world.presence.ns, window_ms=window_ms)
-
-
-async def send_batch(world: Chat, items: list[Any]) -> list[Any]:
-    """chat.messages.send's work on the world: stored, answered, then announced (pushes into the
-    outbox, `messages.stored` into the recorded events)."""
-    outcomes, stored = await sending.send_messages(
-        items, world.friendships, world.conversations, world.messages, world.files
-    )
-    await sending.announce_stored(stored, world.deliver, world.events)
-    return outcomes
-
-
 class InProcessRpc:
     """`RpcClient.call` answered by a service built in this process, through its router as the
     runner does for a command from RabbitMQ: a service's remote port over another's real handlers."""
@@ -204,13 +133,3 @@ class InProcessRpc:
     async def call(self, op: Operation[Any, Any], request: Any, caller: Caller | None = None) -> Any:
         command = Command(caller=caller or Caller(request_id=new_id("r")), data=request.model_dump(mode="json", exclude_none=True))
         return await self.router.dispatch(op.routing_key, command)
-
-
-async def chat_service(world: Chat, settings: Settings) -> ChatService:
-    """chat's service over the world's stores, presence and pushes (what calls asks over RPC)."""
-    rt = Runtime(settings, world.conversations.collection.database, world.presence.redis)
-    return await ChatService.build(
-        rt, friendships=world.friendships, conversations=world.conversations, messages=world.messages,
-        cursors=world.cursors, presence=world.presence, deliver=world.deliver, profiles=world.profiles,
-        files=world.files, events=world.events,
-    )

@@ -10,9 +10,9 @@ from services.chat.domain.sending import direct_conversation_id
 from services.gateway.batching import Batcher
 from shared.contracts import chat
 from shared.contracts.base import Empty, utc_now
-from shared.contracts.batches import BatchReply, Deliveries, ItemResult
+from shared.contracts.batches import Deliveries, ItemResult
 from shared.contracts.errors import ErrorCode, ParleyError
-from tests.unit.world import caller, chat_world
+from tests.unit.world import chat_world
 
 A, B, C, D = "u_alice", "u_bob", "u_carol", "u_dave"
 
@@ -29,15 +29,6 @@ def item(sender: str, to: str, client_msg_id: str, text: str = "hi", device: str
     """One message.send of a `chat.messages.send` batch (world.send_items)."""
     return sender, device, {"to": {"user_id": to}, "client_msg_id": client_msg_id, "text": text}
 
-
-async def ack_batch(world, acks: list[tuple[str, str, str, int]]) -> list[Empty | ParleyError]:
-    """One `chat.messages.ack` batch of (user, device, conversation_id, seq): each item's outcome."""
-    items = [
-        {"caller": caller(u, d).model_dump(exclude_none=True), "request": {"conversation_id": c, "seq": s}}
-        for u, d, c, s in acks
-    ]
-    reply: BatchReply = await world.ask(None, "chat.messages.ack", items=items)
-    return [Empty(**r.data) if r.ok else ParleyError(r.error.code, r.error.message) for r in reply.results]
 
 
 async def stored_texts(db, conversation_id):
@@ -88,7 +79,7 @@ async def test_acks_in_one_batch_coalesce_and_a_refused_one_answers_alone(world,
     for n in range(1, 4):
         await world.send_items([item(A, B, f"m{n}")])
     ab = direct_conversation_id(A, B)
-    outcomes = await ack_batch(world, [
+    outcomes = await world.ack_items([
         (B, "phone", ab, 2), (C, "pc", ab, 1), (B, "phone", ab, 3), (B, "phone", ab, 1), (B, "phone", ab, 9),
     ])
     assert [type(o).__name__ if not isinstance(o, ParleyError) else o.code for o in outcomes] == [

@@ -3,15 +3,13 @@ told to friends: asked of chat's service, with recorded pushes."""
 from datetime import datetime
 
 import pytest
-from pydantic_core import to_jsonable_python
 
 from services.chat.domain import blocks as blocking
 from services.chat.storage.blocks import BlockStore
 from shared.contracts.auth import ProfileChanged, UserProfile
-from shared.contracts.errors import ErrorCode, ParleyError
-from shared.contracts.operations import EVENTS
+from shared.contracts.errors import ErrorCode
 from tests.unit.helpers import profile, tick
-from tests.unit.world import ChatWorld, chat_world
+from tests.unit.world import ChatWorld, chat_world, refusal
 
 A, B, C, D = "u_alice", "u_bob", "u_carol", "u_dave"
 PROFILES = {u: profile(u) for u in (A, B, C, D)}
@@ -43,19 +41,10 @@ async def accept(world: ChatWorld, me: str, requester: str) -> None:
     await world.ask(me, "friends.accept", user_id=requester)
 
 
-async def fails(awaitable) -> ParleyError:
-    with pytest.raises(ParleyError) as info:
-        await awaitable
-    return info.value
-
 
 async def friends_of(world: ChatWorld, me: str) -> list[str]:
     return [f.user_id for f in (await world.ask(me, "friends.list")).friends]
 
-
-async def tell(world: ChatWorld, name: str, event) -> None:
-    """A domain event as chat's consumer takes it off `<ns>.events`: validated, then its handler."""
-    await world.service.router().events[name](EVENTS[name].model_validate(to_jsonable_python(event)))
 
 
 # --- blocking ends what the two had --------------------------------------------------------------
@@ -92,7 +81,7 @@ async def test_a_user_holds_a_bounded_number_of_blocks(world, monkeypatch):
     monkeypatch.setattr(blocking, "MAX_BLOCKED", 2)
     await block(world, A, B)
     await block(world, A, C)
-    error = await fails(block(world, A, D))
+    error = await refusal(block(world, A, D))
     assert error.code == ErrorCode.CONFLICT and "unblock some first" in error.message
     await block(world, A, B)  # blocking again at the bound is still quiet
     await unblock(world, A, C)
@@ -102,8 +91,8 @@ async def test_a_user_holds_a_bounded_number_of_blocks(world, monkeypatch):
 
 
 async def test_blocking_yourself_or_nobody_is_refused(world):
-    assert (await fails(block(world, A, A))).code == ErrorCode.BAD_REQUEST
-    assert (await fails(block(world, A, "u_nobody"))).code == ErrorCode.NOT_FOUND
+    assert (await refusal(block(world, A, A))).code == ErrorCode.BAD_REQUEST
+    assert (await refusal(block(world, A, "u_nobody"))).code == ErrorCode.NOT_FOUND
     assert await world.blocks.blocked_by(A) == []
 
 
@@ -112,7 +101,7 @@ async def test_the_blocked_user_cannot_ask_and_is_not_told_why(world):
     await world.online(A, "laptop")
     await block(world, A, B)
 
-    err = await fails(request(world, B, A))
+    err = await refusal(request(world, B, A))
 
     assert (err.code, err.message) == (ErrorCode.FORBIDDEN, "you cannot send this user a friend request")
     assert "block" not in err.message
@@ -122,7 +111,7 @@ async def test_the_blocked_user_cannot_ask_and_is_not_told_why(world):
 
 async def test_the_blocker_must_unblock_first(world):
     await block(world, A, B)
-    err = await fails(request(world, A, B))
+    err = await refusal(request(world, A, B))
     assert (err.code, err.message) == (ErrorCode.CONFLICT, "you blocked this user; unblock them first")
 
 
@@ -130,10 +119,10 @@ async def test_nothing_can_be_accepted_across_a_block(world):
     # A request stored before the block was written (as if it raced it): accepting it fails either way.
     await block(world, A, B)
     assert await world.friendships.add_request(B, A, datetime.now())
-    assert (await fails(accept(world, A, B))).code == ErrorCode.NOT_FOUND
+    assert (await refusal(accept(world, A, B))).code == ErrorCode.NOT_FOUND
     await world.friendships.remove(A, B)
     assert await world.friendships.add_request(A, B, datetime.now())
-    assert (await fails(accept(world, B, A))).code == ErrorCode.NOT_FOUND
+    assert (await refusal(accept(world, B, A))).code == ErrorCode.NOT_FOUND
     assert not await world.friendships.are_friends(A, B)
 
 
@@ -151,8 +140,8 @@ async def test_unblocking_lets_them_start_over_but_restores_nothing(world):
 
 async def test_unblocking_someone_not_blocked_is_not_found(world):
     await block(world, B, A)  # the other way round does not count
-    assert (await fails(unblock(world, A, B))).code == ErrorCode.NOT_FOUND
-    assert (await fails(unblock(world, A, A))).code == ErrorCode.BAD_REQUEST
+    assert (await refusal(unblock(world, A, B))).code == ErrorCode.NOT_FOUND
+    assert (await refusal(unblock(world, A, A))).code == ErrorCode.BAD_REQUEST
 
 
 class BlockLandsAfterTheCheck:
@@ -188,7 +177,7 @@ async def test_a_request_racing_a_block_leaves_no_request(world):
     await world.online(A, "laptop")
     racing(world, A, B)
 
-    err = await fails(request(world, B, A))
+    err = await refusal(request(world, B, A))
 
     assert err.code == ErrorCode.FORBIDDEN
     assert await world.friendships.get(A, B) is None
@@ -201,7 +190,7 @@ async def test_an_acceptance_racing_a_block_leaves_no_friendship(world):
     world.outbox.clear()
     racing(world, A, B, whole=False)
 
-    assert (await fails(accept(world, B, A))).code == ErrorCode.NOT_FOUND
+    assert (await refusal(accept(world, B, A))).code == ErrorCode.NOT_FOUND
 
     assert await world.friendships.get(A, B) is None
     assert world.outbox.sent == []
@@ -241,7 +230,7 @@ async def test_a_profile_change_reaches_friends_and_the_users_own_devices_only(w
     world.outbox.clear()
     renamed = UserProfile(user_id=A, username="u_alice", display_name="Alice Again")
 
-    await tell(world, "profile.changed", ProfileChanged(user=renamed))
+    await world.tell("profile.changed", ProfileChanged(user=renamed))
 
     expected = [{"type": "profile.updated", "data": {"user": renamed.model_dump()}}]
     assert world.outbox.received_by(B, "phone") == expected

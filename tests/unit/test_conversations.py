@@ -8,10 +8,10 @@ import pytest
 from services.chat.domain.sending import direct_conversation_id
 from shared.contracts import conversations as contract
 from shared.contracts.base import utc_now
-from shared.contracts.errors import ErrorCode, ParleyError
+from shared.contracts.errors import ErrorCode
 from tests.support.waiting import eventually
-from tests.unit.helpers import profile
-from tests.unit.world import chat_world
+from tests.unit.helpers import profile, tick
+from tests.unit.world import chat_world, refusal
 
 A, B, C, D = "u_alice", "u_bob", "u_carol", "u_dave"
 PROFILES = {u: profile(u) for u in (A, B, C, D)}
@@ -75,15 +75,7 @@ async def history(world, user, conversation_id=AB):
     return await world.ask(user, "history.fetch", conversation_id=conversation_id)
 
 
-async def fails(awaitable) -> ParleyError:
-    with pytest.raises(ParleyError) as info:
-        await awaitable
-    return info.value
 
-
-async def tick():
-    """Let the clock move on, so activity times (stored to the millisecond) differ."""
-    await asyncio.sleep(0.01)
 
 
 # --- conversations.list ------------------------------------------------------------------------
@@ -210,7 +202,7 @@ async def test_a_later_group_member_counts_and_sees_only_messages_after_joining(
 async def test_reading_beyond_the_last_message_is_bad_request(world):
     await send_many(world, 2, A, B)
     await world.online(A)
-    err = await fails(read(world, B, 3))
+    err = await refusal(read(world, B, 3))
     assert err.code == ErrorCode.BAD_REQUEST
     assert "seq" in err.message
     assert world.outbox.sent == []
@@ -220,7 +212,7 @@ async def test_reading_beyond_the_last_message_is_bad_request(world):
 async def test_only_participants_may_mark_read(world):
     await send(world, A, B, "a1")
     for conversation_id in (AB, "d_doesnotexist"):
-        err = await fails(read(world, C, 1, conversation_id))
+        err = await refusal(read(world, C, 1, conversation_id))
         assert err.code == ErrorCode.FORBIDDEN
 
 
@@ -280,20 +272,20 @@ async def test_the_read_marker_is_the_users_not_a_devices(world):
 # --- message.recall ----------------------------------------------------------------------------
 async def test_only_the_sender_may_recall(world):
     reply = await send(world, A, B, "a1", text="mine")
-    err = await fails(recall(world, B, reply.message_id))
+    err = await refusal(recall(world, B, reply.message_id))
     assert err.code == ErrorCode.FORBIDDEN
     assert [m.text for m in (await history(world, B)).messages] == ["mine"]
 
 
 async def test_recalling_an_unknown_message_is_not_found(world):
-    assert (await fails(recall(world, A, "m_doesnotexist"))).code == ErrorCode.NOT_FOUND
+    assert (await refusal(recall(world, A, "m_doesnotexist"))).code == ErrorCode.NOT_FOUND
 
 
 async def test_a_non_participant_cannot_tell_the_message_exists(world):
     reply = await send(world, A, B, "a1")
-    err = await fails(recall(world, C, reply.message_id))
+    err = await refusal(recall(world, C, reply.message_id))
     assert err.code == ErrorCode.NOT_FOUND
-    assert err.message == (await fails(recall(world, C, "m_doesnotexist"))).message
+    assert err.message == (await refusal(recall(world, C, "m_doesnotexist"))).message
     assert len((await history(world, B)).messages) == 1
 
 
@@ -303,7 +295,7 @@ async def test_recall_is_refused_after_ten_minutes(world, db):
     await db["messages"].update_one({"_id": recent.message_id}, {"$set": {"sent_at": utc_now() - timedelta(minutes=9)}})
     await world.online(B)
 
-    err = await fails(recall(world, A, old.message_id))
+    err = await refusal(recall(world, A, old.message_id))
 
     assert err.code == ErrorCode.FORBIDDEN
     assert "10 minutes" in err.message
@@ -407,7 +399,7 @@ async def test_typing_is_for_participants_only(world):
     await send(world, A, B, "a1")
     await world.online(A)
     for conversation_id in (AB, "d_doesnotexist"):
-        assert (await fails(typing(world, C, conversation_id))).code == ErrorCode.FORBIDDEN
+        assert (await refusal(typing(world, C, conversation_id))).code == ErrorCode.FORBIDDEN
     assert world.outbox.sent == []
 
 

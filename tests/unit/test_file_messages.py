@@ -18,10 +18,6 @@ async def world(db, settings):
         yield world
 
 
-async def may_see_file(world, file_id: str, user: str) -> bool:
-    """What files asks chat before a download."""
-    return (await world.ask(None, "chat.files.access", file_id=file_id, user_id=user)).allowed
-
 
 async def test_a_file_message_carries_the_file_in_push_and_history(world):
     world.files.add("f_1", uploader=A, name="cat.png", size=1234, content_type="image/png")
@@ -55,16 +51,16 @@ async def test_a_file_received_may_be_forwarded(world):
     forwarded = await world.send(B, C, client_msg_id="c2", file_id="f_1")
     assert forwarded.conversation_id == direct_conversation_id(B, C)
     # Carol may now see it too (through Bob's message); Dave may not.
-    assert await may_see_file(world, "f_1", C)
-    assert not await may_see_file(world, "f_1", D)
+    assert await world.may_see_file("f_1", C)
+    assert not await world.may_see_file("f_1", D)
 
 
 async def test_recalling_the_message_takes_the_file_away(world):
     world.files.add("f_1", uploader=A)
     reply = await world.send(A, B, client_msg_id="c1", file_id="f_1")
-    assert await may_see_file(world, "f_1", B)
+    assert await world.may_see_file("f_1", B)
     await world.ask(A, "message.recall", message_id=reply.message_id)
-    assert not await may_see_file(world, "f_1", B)
+    assert not await world.may_see_file("f_1", B)
 
 
 async def test_group_members_see_a_file_sent_to_the_group_but_not_those_who_joined_later(world):
@@ -72,7 +68,7 @@ async def test_group_members_see_a_file_sent_to_the_group_but_not_those_who_join
     created = await world.ask(A, "groups.create", name="g", member_ids=[B])
     await world.send(A, group=created.group_id, client_msg_id="c1", file_id="f_1")
     await world.ask(A, "groups.add_members", group_id=created.group_id, user_ids=[D])
-    assert await may_see_file(world, "f_1", B)
-    assert not await may_see_file(world, "f_1", D)
+    assert await world.may_see_file("f_1", B)
+    assert not await world.may_see_file("f_1", D)
     await world.ask(B, "groups.leave", group_id=created.group_id)
-    assert not await may_see_file(world, "f_1", B)
+    assert not await world.may_see_file("f_1", B)

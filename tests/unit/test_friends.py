@@ -2,11 +2,10 @@
 import pytest
 
 from shared.contracts import chat
-from shared.contracts.errors import ErrorCode, ParleyError
-from shared.contracts.operations import EVENTS
+from shared.contracts.errors import ErrorCode
 from shared.presence import DeviceSocket
 from tests.unit.helpers import profile
-from tests.unit.world import chat_world
+from tests.unit.world import chat_world, refusal
 
 A, B, C, D = "u_alice", "u_bob", "u_carol", "u_dave"
 PROFILES = {u: profile(u) for u in (A, B, C, D)}
@@ -34,15 +33,6 @@ async def listing(world, me) -> chat.FriendsListReply:
     return await world.ask(me, "friends.list")
 
 
-async def consume(world, name: str, event) -> None:
-    """A domain event from `<ns>.events` as chat's consumer takes it: validated, to its handler."""
-    await world.service.router().events[name](EVENTS[name].model_validate(event.model_dump(mode="json")))
-
-
-async def fails(awaitable) -> ParleyError:
-    with pytest.raises(ParleyError) as info:
-        await awaitable
-    return info.value
 
 
 def user_of(push) -> dict:
@@ -81,13 +71,13 @@ async def test_accepting_pushes_friend_accepted_to_the_requester(world):
 
 
 async def test_request_to_yourself_is_bad_request(world):
-    err = await fails(request(world, A, A))
+    err = await refusal(request(world, A, A))
     assert err.code == ErrorCode.BAD_REQUEST
     assert "user_id" in err.message
 
 
 async def test_request_to_an_unknown_user_is_not_found(world):
-    err = await fails(request(world, A, "u_nobody"))
+    err = await refusal(request(world, A, "u_nobody"))
     assert err.code == ErrorCode.NOT_FOUND
     assert await world.friendships.get(A, "u_nobody") is None
 
@@ -96,7 +86,7 @@ async def test_request_when_already_friends_is_conflict(world):
     await request(world, A, B)
     await accept(world, B, A)
     for me, other in ((A, B), (B, A)):
-        assert (await fails(request(world, me, other))).code == ErrorCode.CONFLICT
+        assert (await refusal(request(world, me, other))).code == ErrorCode.CONFLICT
 
 
 async def test_repeated_request_while_pending_is_quiet(world):
@@ -120,21 +110,21 @@ async def test_crossed_requests_make_friends(world):
 
 
 async def test_accept_without_a_request_is_not_found(world):
-    assert (await fails(accept(world, B, A))).code == ErrorCode.NOT_FOUND
+    assert (await refusal(accept(world, B, A))).code == ErrorCode.NOT_FOUND
     await request(world, A, B)
     # The requester cannot accept their own request.
-    assert (await fails(accept(world, A, B))).code == ErrorCode.NOT_FOUND
+    assert (await refusal(accept(world, A, B))).code == ErrorCode.NOT_FOUND
     assert not await world.friendships.are_friends(A, B)
 
 
 async def test_accepting_twice_is_conflict(world):
     await request(world, A, B)
     await accept(world, B, A)
-    assert (await fails(accept(world, B, A))).code == ErrorCode.CONFLICT
+    assert (await refusal(accept(world, B, A))).code == ErrorCode.CONFLICT
 
 
 async def test_remove_of_nothing_is_not_found(world):
-    assert (await fails(remove(world, A, B))).code == ErrorCode.NOT_FOUND
+    assert (await refusal(remove(world, A, B))).code == ErrorCode.NOT_FOUND
 
 
 async def test_remove_declines_a_pending_request(world):
@@ -142,7 +132,7 @@ async def test_remove_declines_a_pending_request(world):
     await remove(world, B, A)
     assert (await listing(world, A)).outgoing == []
     assert (await listing(world, B)).incoming == []
-    assert (await fails(accept(world, B, A))).code == ErrorCode.NOT_FOUND
+    assert (await refusal(accept(world, B, A))).code == ErrorCode.NOT_FOUND
 
 
 async def test_remove_unfriends_both_ways(world):
@@ -197,7 +187,7 @@ async def test_announce_presence_reaches_only_online_accepted_friends(world):
     world.outbox.clear()
 
     event = chat.PresenceChanged(user_id=A, online=False, last_seen="2026-01-01T00:00:00.000Z")
-    await consume(world, "presence.changed", event)
+    await world.tell("presence.changed", event)
 
     expected = [{"type": "presence", "data": {"user_id": A, "online": False, "last_seen": "2026-01-01T00:00:00.000Z"}}]
     assert world.outbox.received_by(B, "phone") == expected

@@ -10,7 +10,7 @@ from shared.contracts.base import iso, utc_now
 from shared.contracts.errors import ErrorCode, ParleyError
 from shared.contracts.images import ImageInfo
 from tests.unit.helpers import StaticFiles, profile, tick
-from tests.unit.world import chat_world
+from tests.unit.world import chat_world, refusal
 
 A, B, C, D, E = "u_alice", "u_bob", "u_carol", "u_dave", "u_erin"
 
@@ -32,17 +32,12 @@ class FilesWithAvatars(StaticFiles):
 
 @pytest.fixture
 async def world(db, settings):
-    async with chat_world(db, settings, *(profile(u) for u in (A, B, C, D, E))) as world:
-        world.service.files = world.files = FilesWithAvatars("i_pic", "s_sticker")  # the part chat reads, and ours
+    files = FilesWithAvatars("i_pic", "s_sticker")
+    async with chat_world(db, settings, *(profile(u) for u in (A, B, C, D, E)), files=files) as world:
         for user in (A, B, C, D, E):
             await world.online(user, "d1", "gw1", f"c_{user}")
         yield world
 
-
-async def fails(awaitable) -> ParleyError:
-    with pytest.raises(ParleyError) as info:
-        await awaitable
-    return info.value
 
 
 async def group_of(world, admins=(C,), members=(B, D)) -> str:
@@ -104,11 +99,11 @@ async def test_the_owner_acts_on_anyone_an_admin_on_plain_members_a_member_on_no
         (C, C, ErrorCode.BAD_REQUEST),  # yourself: leave instead
         (C, "u_stranger", ErrorCode.NOT_FOUND),
     ]:
-        assert (await fails(remove(world, actor, group_id, target))).code == code, (actor, target)
-        assert (await fails(mute(world, actor, group_id, target, utc_now() + timedelta(hours=1)))).code == code
-    error = await fails(remove(world, C, group_id, E))
+        assert (await refusal(remove(world, actor, group_id, target))).code == code, (actor, target)
+        assert (await refusal(mute(world, actor, group_id, target, utc_now() + timedelta(hours=1)))).code == code
+    error = await refusal(remove(world, C, group_id, E))
     assert error.message == "only the owner can remove an admin or the owner"
-    assert (await fails(remove(world, B, group_id, D))).message == "only the owner or an admin can remove members"
+    assert (await refusal(remove(world, B, group_id, D))).message == "only the owner or an admin can remove members"
 
     await remove(world, C, group_id, D)  # an admin removes a member
     await remove(world, A, group_id, E)  # the owner removes an admin
@@ -121,7 +116,7 @@ async def test_the_owner_acts_on_anyone_an_admin_on_plain_members_a_member_on_no
         {"group_id": group_id, "user_id": D, "removed_by": C}, {"group_id": group_id, "user_id": E, "removed_by": A},
     ]
     assert world.pushes(D, event="group.member_left") == []  # the removed user is told once, as removed
-    assert (await fails(send(world, D, group_id))).code == ErrorCode.FORBIDDEN
+    assert (await refusal(send(world, D, group_id))).code == ErrorCode.FORBIDDEN
 
 
 # --- muting ----------------------------------------------------------------------------------------
@@ -131,7 +126,7 @@ async def test_a_muted_member_cannot_send_until_the_mute_ends_or_is_lifted(world
     await mute(world, C, group_id, B, until)
     stamp = iso(until)
     assert world.pushes(D, event="group.member_muted") == [{"group_id": group_id, "user_id": B, "until": stamp}]
-    error = await fails(send(world, B, group_id))
+    error = await refusal(send(world, B, group_id))
     assert (error.code, error.message) == (ErrorCode.FORBIDDEN, f"you are muted in this group until {stamp}")
     listed = await members(world, D, group_id)
     assert {m.user_id: m.muted_until for m in listed} == {A: None, C: None, B: stamp, D: None}
@@ -154,7 +149,7 @@ async def test_leaving_and_joining_again_by_a_link_does_not_lift_a_mute(world):
     link = await new_invite(world, A, group_id)
     await world.ask(B, "groups.leave", group_id=group_id)
     assert (await join(world, B, link.code)).status == "joined"
-    error = await fails(send(world, B, group_id))
+    error = await refusal(send(world, B, group_id))
     assert (error.code, error.message) == (ErrorCode.FORBIDDEN, f"you are muted in this group until {iso(until)}")
     assert {m.user_id: m.muted_until for m in await members(world, A, group_id)}[B] == iso(until)
 
@@ -162,7 +157,7 @@ async def test_leaving_and_joining_again_by_a_link_does_not_lift_a_mute(world):
 async def test_mute_times_must_be_in_the_future_and_within_366_days(world):
     group_id = await group_of(world)
     for until in (utc_now() - timedelta(seconds=1), utc_now() + timedelta(days=367)):
-        error = await fails(mute(world, A, group_id, B, until))
+        error = await refusal(mute(world, A, group_id, B, until))
         assert error.code == ErrorCode.BAD_REQUEST and error.message.startswith("data.until")
     await mute(world, A, group_id, B, utc_now() + timedelta(days=365))
 
@@ -171,7 +166,7 @@ async def test_everyone_muted_leaves_only_the_owner_and_admins_sending(world):
     group_id = await group_of(world)
     info = await update(world, C, group_id, everyone_muted=True)
     assert info.everyone_muted is True
-    error = await fails(send(world, B, group_id))
+    error = await refusal(send(world, B, group_id))
     assert (error.code, error.message) == (ErrorCode.FORBIDDEN, "only the owner and admins can send in this group")
     await send(world, A, group_id)
     await send(world, C, group_id)
@@ -207,17 +202,17 @@ async def test_update_changes_settings_and_tells_every_member(world):
     world.outbox.clear()
     assert await update(world, A, group_id) == cleared  # nothing asked: nothing pushed
     assert world.pushes(B, event="group.updated") == []
-    assert (await fails(update(world, B, group_id, name="mine"))).code == ErrorCode.FORBIDDEN
+    assert (await refusal(update(world, B, group_id, name="mine"))).code == ErrorCode.FORBIDDEN
     for not_an_avatar in ("i_unknown", "s_sticker"):
-        assert (await fails(update(world, A, group_id, avatar_image_id=not_an_avatar))).code == ErrorCode.NOT_FOUND
-    assert (await fails(world.ask(E, "groups.info", group_id=group_id))).code == ErrorCode.FORBIDDEN
+        assert (await refusal(update(world, A, group_id, avatar_image_id=not_an_avatar))).code == ErrorCode.NOT_FOUND
+    assert (await refusal(world.ask(E, "groups.info", group_id=group_id))).code == ErrorCode.FORBIDDEN
 
 
 # --- ownership and dissolving ------------------------------------------------------------------------------
 async def test_transfer_ownership_makes_the_old_owner_an_admin_and_lifts_the_heirs_mute(world):
     group_id = await group_of(world)
     await mute(world, A, group_id, C, utc_now() + timedelta(hours=1))
-    assert (await fails(transfer(world, C, group_id, C))).code == ErrorCode.FORBIDDEN
+    assert (await refusal(transfer(world, C, group_id, C))).code == ErrorCode.FORBIDDEN
     await transfer(world, A, group_id, C)
     assert world.pushes(B, event="group.role_changed") == [
         {"group_id": group_id, "user_id": C, "role": "owner"}, {"group_id": group_id, "user_id": A, "role": "admin"},
@@ -225,7 +220,7 @@ async def test_transfer_ownership_makes_the_old_owner_an_admin_and_lifts_the_hei
     group = await world.conversations.group(group_id)
     assert (group.role_of(C), group.role_of(A), group.roster[C].muted_until) == ("owner", "admin", None)
     await send(world, C, group_id)
-    assert (await fails(transfer(world, C, group_id, C))).code == ErrorCode.BAD_REQUEST  # now the owner: to itself
+    assert (await refusal(transfer(world, C, group_id, C))).code == ErrorCode.BAD_REQUEST  # now the owner: to itself
 
 
 async def test_dissolve_deletes_the_group_its_messages_links_and_requests(world):
@@ -235,7 +230,7 @@ async def test_dissolve_deletes_the_group_its_messages_links_and_requests(world)
     link = await new_invite(world, A, group_id)
     await update(world, A, group_id, approval_required=True)
     assert (await join(world, E, link.code)).status == "requested"
-    assert (await fails(world.ask(C, "groups.dissolve", group_id=group_id))).code == ErrorCode.FORBIDDEN
+    assert (await refusal(world.ask(C, "groups.dissolve", group_id=group_id))).code == ErrorCode.FORBIDDEN
 
     await world.ask(A, "groups.dissolve", group_id=group_id)
     for user in (A, B, C, D):
@@ -245,7 +240,7 @@ async def test_dissolve_deletes_the_group_its_messages_links_and_requests(world)
     assert await world.conversations.group(group_id) is None
     assert await world.messages.messages.count_documents({"conversation_id": conversation_id}) == 0
     assert await world.invites.of_group(group_id) == [] and await world.join_requests.of_group(group_id) == []
-    assert (await fails(join(world, E, link.code))).message == "this invite link is not valid"
+    assert (await refusal(join(world, E, link.code))).message == "this invite link is not valid"
 
 
 # --- invite links -----------------------------------------------------------------------------------------
@@ -253,28 +248,28 @@ async def test_invite_links_say_why_they_cannot_be_used(world):
     group_id = await group_of(world)
     link = await new_invite(world, C, group_id, max_uses=1, expires_in_seconds=3600)
     assert len(link.code) == 22 and link.url == f"/#join={link.code}" and link.created_by == C
-    assert (await fails(new_invite(world, B, group_id))).code == ErrorCode.FORBIDDEN
+    assert (await refusal(new_invite(world, B, group_id))).code == ErrorCode.FORBIDDEN
 
     assert (await join(world, A, link.code)).status == "joined"  # already a member: nothing used
     joined = await join(world, E, link.code)
     assert (joined.status, joined.group_id) == ("joined", group_id)
     assert world.pushes(E, event="group.added")[0]["group_id"] == group_id
     assert world.pushes(B, event="group.member_joined") == [{"group_id": group_id, "user_id": E}]
-    assert (await fails(join(world, "u_frank", link.code))).message == "this invite link has been used up"
+    assert (await refusal(join(world, "u_frank", link.code))).message == "this invite link has been used up"
 
     revoked = await new_invite(world, A, group_id)
     await world.ask(C, "groups.invites.revoke", group_id=group_id, code=revoked.code)
-    assert (await fails(join(world, "u_frank", revoked.code))).message == "this invite link was revoked"
+    assert (await refusal(join(world, "u_frank", revoked.code))).message == "this invite link was revoked"
     preview = world.ask("u_frank", "groups.invites.preview", code=revoked.code)
-    assert (await fails(preview)).message == "this invite link was revoked"
+    assert (await refusal(preview)).message == "this invite link was revoked"
     unknown = world.ask(A, "groups.invites.revoke", group_id=group_id, code="nope")
-    assert (await fails(unknown)).code == ErrorCode.NOT_FOUND
+    assert (await refusal(unknown)).code == ErrorCode.NOT_FOUND
 
     expiring = await new_invite(world, A, group_id, expires_in_seconds=60)
     await world.invites.collection.update_one({"_id": expiring.code},
                                               {"$set": {"expires_at": utc_now() - timedelta(seconds=1)}})
-    assert (await fails(join(world, "u_frank", expiring.code))).message == "this invite link has expired"
-    assert (await fails(join(world, "u_frank", "x" * 22))).message == "this invite link is not valid"
+    assert (await refusal(join(world, "u_frank", expiring.code))).message == "this invite link has expired"
+    assert (await refusal(join(world, "u_frank", "x" * 22))).message == "this invite link is not valid"
 
     usable = await new_invite(world, A, group_id)
     listed = await world.ask(C, "groups.invites.list", group_id=group_id)
@@ -304,7 +299,7 @@ async def test_a_group_keeps_a_bounded_number_of_links(world, monkeypatch):
     first = await new_invite(world, A, group_id)
     await tick()  # links are ordered by their creation time
     second = await new_invite(world, A, group_id)
-    assert (await fails(new_invite(world, A, group_id))).code == ErrorCode.CONFLICT
+    assert (await refusal(new_invite(world, A, group_id))).code == ErrorCode.CONFLICT
     await revoke(first.code)
     await revoke(first.code)  # again: still {}
     await tick()
@@ -333,19 +328,19 @@ async def test_join_requests_are_filed_once_and_accepted_or_declined(world):
     assert world.pushes(B, event="group.join_requested") == []
     listed = await world.ask(C, "groups.join_requests", group_id=group_id)
     assert [r.user.user_id for r in listed.requests] == [E]
-    assert (await fails(world.ask(B, "groups.join_requests", group_id=group_id))).code == ErrorCode.FORBIDDEN
+    assert (await refusal(world.ask(B, "groups.join_requests", group_id=group_id))).code == ErrorCode.FORBIDDEN
 
     await accept(world, C, group_id, E)
     assert world.pushes(E, event="group.added")[0]["group_id"] == group_id
     assert world.pushes(B, event="group.member_joined") == [{"group_id": group_id, "user_id": E}]
     assert (await world.conversations.group(group_id)).has_member(E)
-    assert (await fails(accept(world, C, group_id, E))).code == ErrorCode.NOT_FOUND
+    assert (await refusal(accept(world, C, group_id, E))).code == ErrorCode.NOT_FOUND
 
     assert (await join(world, "u_frank", link.code)).status == "requested"
     await decline(world, A, group_id, "u_frank")
     assert await world.join_requests.of_group(group_id) == []
     assert not (await world.conversations.group(group_id)).has_member("u_frank")
-    assert (await fails(decline(world, A, group_id, "u_frank"))).code == ErrorCode.NOT_FOUND
+    assert (await refusal(decline(world, A, group_id, "u_frank"))).code == ErrorCode.NOT_FOUND
 
 
 async def test_pending_requests_are_bounded(world, monkeypatch):
@@ -355,22 +350,22 @@ async def test_pending_requests_are_bounded(world, monkeypatch):
     link = await new_invite(world, A, group_id)
     await join(world, E, link.code)
     await join(world, "u_frank", link.code)
-    assert (await fails(join(world, "u_gina", link.code))).code == ErrorCode.CONFLICT
+    assert (await refusal(join(world, "u_gina", link.code))).code == ErrorCode.CONFLICT
     assert (await world.invites.get(link.code)).uses == 2
 
 
 async def test_a_blocked_user_cannot_add_the_blocker_or_accept_their_request(world):
     group_id = await group_of(world)
     await world.blocks.add(E, C, utc_now())  # Erin blocked Carol (an admin)
-    error = await fails(world.ask(C, "groups.add_members", group_id=group_id, user_ids=[E]))
+    error = await refusal(world.ask(C, "groups.add_members", group_id=group_id, user_ids=[E]))
     assert (error.code, error.message) == (ErrorCode.FORBIDDEN, "this user cannot be added")
     create = world.ask(C, "groups.create", name="x", member_ids=[E])
-    assert (await fails(create)).message == "this user cannot be added"
+    assert (await refusal(create)).message == "this user cannot be added"
 
     await update(world, A, group_id, approval_required=True)
     link = await new_invite(world, A, group_id)
     await join(world, E, link.code)
-    assert (await fails(accept(world, C, group_id, E))).message == "this user cannot be added"
+    assert (await refusal(accept(world, C, group_id, E))).message == "this user cannot be added"
     await accept(world, A, group_id, E)
     assert (await world.conversations.group(group_id)).has_member(E)
 

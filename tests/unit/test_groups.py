@@ -2,9 +2,9 @@
 import pytest
 
 from services.chat.domain import groups
-from shared.contracts.errors import ErrorCode, ParleyError
+from shared.contracts.errors import ErrorCode
 from tests.unit.helpers import profile
-from tests.unit.world import chat_world
+from tests.unit.world import chat_world, refusal
 
 A, B, C, D, E = "u_alice", "u_bob", "u_carol", "u_dave", "u_erin"
 PROFILES = {u: profile(u) for u in (A, B, C, D, E)}
@@ -50,16 +50,6 @@ async def history(world, user, conversation_id, before_seq=None):
     return await world.ask(user, "history.fetch", conversation_id=conversation_id, before_seq=before_seq)
 
 
-async def sync(world, user, device) -> int:
-    """The device binds and is synced: how many messages it was sent (as its `sync.done` says)."""
-    await world.sync(user, device)
-    return world.pushes(user, device, "sync.done")[-1]["count"]
-
-
-async def fails(awaitable) -> ParleyError:
-    with pytest.raises(ParleyError) as info:
-        await awaitable
-    return info.value
 
 
 # --- create ------------------------------------------------------------------------------------
@@ -124,7 +114,7 @@ async def test_duplicate_and_own_ids_in_the_member_list_are_ignored(world):
 
 async def test_create_with_an_unknown_user_is_not_found_and_creates_nothing(world, db):
     await world.online(B)
-    err = await fails(create(world, A, [B, "u_nobody"]))
+    err = await refusal(create(world, A, [B, "u_nobody"]))
     assert err.code == ErrorCode.NOT_FOUND
     assert "u_nobody" in err.message
     assert await db["conversations"].count_documents({}) == 0
@@ -136,7 +126,7 @@ async def test_create_over_the_member_limit_is_bad_request(world, db, monkeypatc
     monkeypatch.setattr(groups, "MAX_MEMBERS", 3)
     await world.online(B)
 
-    err = await fails(create(world, A, [B, C, D]))  # four with the creator
+    err = await refusal(create(world, A, [B, C, D]))  # four with the creator
 
     assert err.code == ErrorCode.BAD_REQUEST
     assert "member_ids" in err.message
@@ -164,7 +154,7 @@ async def test_a_plain_member_may_not_add_members(world):
     await world.online(D)
     await world.online(A)
 
-    err = await fails(add(world, C, group_id, [D]))
+    err = await refusal(add(world, C, group_id, [D]))
 
     assert err.code == ErrorCode.FORBIDDEN
     assert [u for u, _ in await members(world, A, group_id)] == [A, B, C]
@@ -174,8 +164,8 @@ async def test_a_plain_member_may_not_add_members(world):
 
 async def test_a_non_member_may_not_add_members_even_to_an_unknown_group(world):
     group_id = await create(world, A, [B])
-    foreign = await fails(add(world, D, group_id, [E]))
-    unknown = await fails(add(world, D, "g_doesnotexist", [E]))
+    foreign = await refusal(add(world, D, group_id, [E]))
+    unknown = await refusal(add(world, D, "g_doesnotexist", [E]))
     assert (foreign.code, unknown.code) == (ErrorCode.FORBIDDEN, ErrorCode.FORBIDDEN)
     assert foreign.message == unknown.message
     assert await my_groups(world, E) == []
@@ -248,7 +238,7 @@ async def test_adding_an_unknown_user_is_not_found_and_adds_nobody(world):
     await world.online(B)
     world.outbox.clear()
 
-    err = await fails(add(world, A, group_id, [D, "u_nobody"]))
+    err = await refusal(add(world, A, group_id, [D, "u_nobody"]))
 
     assert err.code == ErrorCode.NOT_FOUND
     assert [u for u, _ in await members(world, A, group_id)] == [A, B]
@@ -259,7 +249,7 @@ async def test_adding_beyond_the_member_limit_is_bad_request(world, monkeypatch)
     monkeypatch.setattr(groups, "MAX_MEMBERS", 3)
     group_id = await create(world, A, [B])
 
-    err = await fails(add(world, A, group_id, [C, D]))
+    err = await refusal(add(world, A, group_id, [C, D]))
 
     assert err.code == ErrorCode.BAD_REQUEST
     assert "user_ids" in err.message
@@ -294,11 +284,11 @@ async def test_a_later_member_is_synced_only_from_joining(world):
     await send(world, B, group_id, "late1")
     world.outbox.clear()
 
-    assert await sync(world, D, "phone") == 1
+    assert await world.sync(D, "phone") == 1
     stream = world.outbox.received_by(D, "phone")
     assert [(p["type"], p["data"].get("seq")) for p in stream] == [("message.new", 4), ("sync.done", None)]
     assert stream[-1]["data"] == {"count": 1}
-    assert await sync(world, B, "phone") == 4
+    assert await world.sync(B, "phone") == 4
 
 
 # --- group messages ----------------------------------------------------------------------------
@@ -306,7 +296,7 @@ async def test_a_non_member_may_not_send_to_a_group(world, db):
     group_id = await create(world, A, [B])
     await world.online(A)
     for target in (group_id, "g_doesnotexist"):
-        err = await fails(send(world, D, target, f"x{target}"))
+        err = await refusal(send(world, D, target, f"x{target}"))
         assert err.code == ErrorCode.FORBIDDEN
     assert await db["messages"].count_documents({}) == 0
     assert world.outbox.sent == []
@@ -346,8 +336,8 @@ async def test_group_messages_take_seqs_and_reach_every_members_devices_but_the_
 async def test_a_non_member_cannot_leave_and_an_unknown_group_looks_the_same(world):
     group_id = await create(world, A, [B])
     await world.online(A)
-    foreign = await fails(leave(world, D, group_id))
-    unknown = await fails(leave(world, D, "g_doesnotexist"))
+    foreign = await refusal(leave(world, D, group_id))
+    unknown = await refusal(leave(world, D, "g_doesnotexist"))
     assert (foreign.code, unknown.code) == (ErrorCode.FORBIDDEN, ErrorCode.FORBIDDEN)
     assert foreign.message == unknown.message
     assert [u for u, _ in await members(world, A, group_id)] == [A, B]
@@ -371,7 +361,7 @@ async def test_a_member_leaving_is_announced_to_the_remaining_members(world):
     assert await my_groups(world, C) == []
     # Gone means gone: no more sending, reading or leaving again.
     for attempt in (send(world, C, group_id, "after"), history(world, C, conversation_id), leave(world, C, group_id)):
-        assert (await fails(attempt)).code == ErrorCode.FORBIDDEN
+        assert (await refusal(attempt)).code == ErrorCode.FORBIDDEN
 
 
 async def test_owner_leaving_passes_ownership_to_the_longest_standing_admin(world):
@@ -444,7 +434,7 @@ async def test_the_last_member_leaving_deletes_the_group_and_its_messages(world,
     assert await db["messages"].count_documents({"conversation_id": conversation_id}) == 0
     assert await db["messages"].count_documents({}) == 1
     assert await my_groups(world, B) == []
-    assert (await fails(leave(world, B, group_id))).code == ErrorCode.FORBIDDEN
+    assert (await refusal(leave(world, B, group_id))).code == ErrorCode.FORBIDDEN
 
 
 # --- set_role ----------------------------------------------------------------------------------
@@ -456,9 +446,9 @@ async def test_only_the_owner_may_change_roles(world):
     world.outbox.clear()
 
     for who in (B, C, D):
-        err = await fails(set_role(world, who, group_id, C, "admin"))
+        err = await refusal(set_role(world, who, group_id, C, "admin"))
         assert err.code == ErrorCode.FORBIDDEN
-    assert (await fails(set_role(world, B, group_id, B, "member"))).code == ErrorCode.FORBIDDEN
+    assert (await refusal(set_role(world, B, group_id, B, "member"))).code == ErrorCode.FORBIDDEN
 
     assert await members(world, A, group_id) == [(A, "owner"), (B, "admin"), (C, "member")]
     assert world.outbox.sent == []
@@ -466,7 +456,7 @@ async def test_only_the_owner_may_change_roles(world):
 
 async def test_the_owner_cannot_change_their_own_role(world):
     group_id = await create(world, A, [B])
-    err = await fails(set_role(world, A, group_id, A, "member"))
+    err = await refusal(set_role(world, A, group_id, A, "member"))
     assert err.code == ErrorCode.BAD_REQUEST
     assert "user_id" in err.message
     assert (await members(world, A, group_id))[0] == (A, "owner")
@@ -475,7 +465,7 @@ async def test_the_owner_cannot_change_their_own_role(world):
 async def test_changing_the_role_of_a_non_member_is_not_found(world):
     group_id = await create(world, A, [B])
     for stranger in (D, "u_nobody"):
-        assert (await fails(set_role(world, A, group_id, stranger, "admin"))).code == ErrorCode.NOT_FOUND
+        assert (await refusal(set_role(world, A, group_id, stranger, "admin"))).code == ErrorCode.NOT_FOUND
     assert await my_groups(world, D) == []
 
 
@@ -540,4 +530,4 @@ async def test_list_members_orders_owner_then_admins_then_members_by_standing(wo
 async def test_list_members_is_for_members_only(world):
     group_id = await create(world, A, [B])
     for target in (group_id, "g_doesnotexist"):
-        assert (await fails(members(world, D, target))).code == ErrorCode.FORBIDDEN
+        assert (await refusal(members(world, D, target))).code == ErrorCode.FORBIDDEN

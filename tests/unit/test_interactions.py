@@ -21,10 +21,6 @@ async def world(db, settings):
         yield world
 
 
-async def may_see_file(world, file_id: str, user: str) -> bool:
-    """What files asks chat before a download."""
-    return (await world.ask(None, "chat.files.access", file_id=file_id, user_id=user)).allowed
-
 
 async def test_an_edit_after_the_window_is_refused_and_changes_nothing(world) -> None:
     sent = await world.send(A, B, text="typo")
@@ -42,14 +38,14 @@ async def test_a_burn_message_never_opened_burns_at_the_cap_and_its_file_goes_wi
     world.files.add("f_1", A)
     await world.online(B, "d1")
     sent = await world.send(A, B, burn_seconds=5, file_id="f_1")
-    assert await may_see_file(world, "f_1", B)
+    assert await world.may_see_file("f_1", B)
     assert await interactions.burn_due(utc_now(), world) == 0
     later = utc_now() + timedelta(seconds=31)
     assert await interactions.burn_due(later, world) == 1
     assert await interactions.burn_due(later, world) == 0  # once
     burned = await world.messages.message(sent.message_id)
     assert burned.burned and burned.file is None and burned.text is None
-    assert not await may_see_file(world, "f_1", B)
+    assert not await world.may_see_file("f_1", B)
     pushes = [p["type"] for p in world.outbox.received_by(B, "d1")]
     assert pushes.count("message.burned") == 1
 

@@ -47,11 +47,6 @@ async def history(world, user, before_seq=None, limit=50, conversation_id=CONV):
     return await world.ask(user, "history.fetch", request)
 
 
-async def sync(world, user, device) -> int:
-    """chat.sync as the gateway asks it on bind: how many messages it streamed (its sync.done's count)."""
-    await world.sync(user, device)
-    return world.pushes(user, device, "sync.done")[-1]["count"]
-
 
 def code_of(excinfo) -> ErrorCode:
     return excinfo.value.code
@@ -203,7 +198,7 @@ async def test_a_push_that_fails_does_not_fail_a_stored_send(friends):
     assert reply.seq == 1
     assert [m.text for m in (await history(friends, B)).messages] == ["kept anyway"]
     friends.deliver.publish = friends.outbox
-    await sync(friends, B, "phone")
+    await friends.sync(B, "phone")
     assert [p["data"]["text"] for p in friends.outbox.received_by(B, "phone") if p["type"] == "message.new"] == [
         "kept anyway"
     ]
@@ -333,7 +328,7 @@ async def test_sync_streams_everything_above_the_cursor_in_batches_then_sync_don
     await friends.ack(B, CONV, 2, "phone")
     friends.outbox.clear()
 
-    count = await sync(friends, B, "phone")
+    count = await friends.sync(B, "phone")
 
     assert count == 5
     stream = sync_stream(friends, B, "phone")
@@ -346,12 +341,12 @@ async def test_sync_streams_everything_above_the_cursor_in_batches_then_sync_don
 
 async def test_sync_after_ack_streams_only_what_is_above_it(friends):
     await send_many(friends, 6)
-    await sync(friends, B, "phone")
+    await friends.sync(B, "phone")
     assert [d["seq"] for k, d in sync_stream(friends, B, "phone") if k == "message.new"] == [1, 2, 3, 4, 5, 6]
 
     await friends.ack(B, CONV, 4, "phone")
     friends.outbox.clear()
-    count = await sync(friends, B, "phone")
+    count = await friends.sync(B, "phone")
 
     assert count == 2
     stream = sync_stream(friends, B, "phone")
@@ -361,15 +356,15 @@ async def test_sync_after_ack_streams_only_what_is_above_it(friends):
 
 async def test_unacknowledged_messages_come_back_on_every_sync(friends):
     await send_many(friends, 3)
-    await sync(friends, B, "phone")
+    await friends.sync(B, "phone")
     friends.outbox.clear()
-    assert await sync(friends, B, "phone") == 3
+    assert await friends.sync(B, "phone") == 3
 
 
 async def test_sync_with_nothing_new_sends_only_sync_done(friends):
     await send_many(friends, 2)
     await friends.ack(B, CONV, 2, "phone")
-    assert await sync(friends, B, "phone") == 0
+    assert await friends.sync(B, "phone") == 0
     assert sync_stream(friends, B, "phone") == [("sync.done", {"count": 0})]
 
 
@@ -377,7 +372,7 @@ async def test_sync_covers_every_conversation_of_the_user(friends):
     await friends.befriend(C, B)
     await send_many(friends, 2, A, B, prefix="a")
     await send_many(friends, 3, C, B, prefix="c")
-    assert await sync(friends, B, "phone") == 5
+    assert await friends.sync(B, "phone") == 5
     stream = sync_stream(friends, B, "phone")
     got = sorted((d["conversation_id"], d["seq"]) for k, d in stream if k == "message.new")
     other = direct_conversation_id(B, C)
@@ -389,14 +384,14 @@ async def test_sync_covers_every_conversation_of_the_user(friends):
 
 async def test_a_new_device_starts_at_the_users_most_advanced_cursor(friends):
     await send_many(friends, 5)
-    await sync(friends, B, "phone")
-    await sync(friends, B, "tablet")
+    await friends.sync(B, "phone")
+    await friends.sync(B, "tablet")
     await friends.ack(B, CONV, 3, "phone")
     await friends.ack(B, CONV, 4, "tablet")
     await send_many(friends, 1, prefix="late")
     friends.outbox.clear()
 
-    count = await sync(friends, B, "laptop")  # seen for the first time
+    count = await friends.sync(B, "laptop")  # seen for the first time
 
     assert count == 2
     assert [d["seq"] for k, d in sync_stream(friends, B, "laptop") if k == "message.new"] == [5, 6]
@@ -405,16 +400,16 @@ async def test_a_new_device_starts_at_the_users_most_advanced_cursor(friends):
 
 async def test_a_users_first_device_gets_everything(friends):
     await send_many(friends, 3)
-    assert await sync(friends, B, "phone") == 3
+    assert await friends.sync(B, "phone") == 3
 
 
 async def test_a_known_device_keeps_its_own_cursor(friends):
     await send_many(friends, 5)
-    await sync(friends, B, "phone")
-    await sync(friends, B, "tablet")
+    await friends.sync(B, "phone")
+    await friends.sync(B, "tablet")
     await friends.ack(B, CONV, 5, "tablet")
     friends.outbox.clear()
-    assert await sync(friends, B, "phone") == 5
+    assert await friends.sync(B, "phone") == 5
 
 
 async def test_expired_message_is_neither_in_history_nor_in_sync(friends):
@@ -429,7 +424,7 @@ async def test_expired_message_is_neither_in_history_nor_in_sync(friends):
     page = await history(friends, B)
     assert [m.seq for m in page.messages] == [1, 3]
     assert page.messages[1].expires_at is not None and page.messages[1].message_id == kept.message_id
-    assert await sync(friends, B, "phone") == 2
+    assert await friends.sync(B, "phone") == 2
     assert [d["seq"] for k, d in sync_stream(friends, B, "phone") if k == "message.new"] == [1, 3]
     # The seq counter is not reused: the next message still follows the expired one.
     assert (await send(friends, B, A, "after")).seq == 4

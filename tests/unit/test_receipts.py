@@ -18,11 +18,10 @@ from services.chat.storage.cursors import CursorStore
 from services.chat.storage.messages import CHANGED_INDEX
 from shared.contracts import chat
 from shared.contracts import conversations as contract
-from shared.contracts.base import utc_now
-from shared.contracts.batches import ItemResult
+from shared.contracts.base import Empty, utc_now
 from shared.declared import Runtime
 from tests.unit.helpers import profile
-from tests.unit.world import ChatWorld, caller, chat_world
+from tests.unit.world import ChatWorld, chat_world
 
 A, B, C, D = "u_alice", "u_bob", "u_carol", "u_dave"
 AB = direct_conversation_id(A, B)
@@ -41,15 +40,8 @@ async def send(world, sender, to, client_msg_id, text="hi", device="d1", **extra
     return await world.send(sender, **target, device=device, client_msg_id=client_msg_id, text=text, **extra)
 
 
-def ack_item(user, device, seq, conversation_id=AB) -> dict:
-    return {"caller": caller(user, device).model_dump(exclude_none=True),
-            "request": {"conversation_id": conversation_id, "seq": seq}}
-
-
-async def ack_batch(world, items) -> list[ItemResult]:
-    """Many devices' message.ack in one chat.messages.ack, as the gateway passes them on: each
-    item's outcome (world.ack asks for one item at a time)."""
-    return (await world.ask(None, "chat.messages.ack", items=items)).results
+def ack_item(user, device, seq, conversation_id=AB) -> tuple[str, str, str, int]:
+    return user, device, conversation_id, seq
 
 
 async def entry(world, user, conversation_id=AB) -> contract.ConversationEntry:
@@ -65,11 +57,6 @@ async def history(world, user, conversation_id=AB) -> chat.HistoryReply:
 async def read(world, user, seq, conversation_id=AB):
     await world.ask(user, "message.read", conversation_id=conversation_id, seq=seq)
 
-
-async def sync(world, user, device) -> int:
-    """The device binds and syncs: how many messages were streamed to it (its sync.done's count)."""
-    await world.sync(user, device)
-    return world.pushes(user, device, "sync.done")[-1]["count"]
 
 
 async def create_group(world, creator, member_ids) -> tuple[str, str]:
@@ -96,7 +83,7 @@ async def test_the_first_device_to_ack_moves_the_marker_and_the_sender_hears_it_
     await world.online(A, "d1")
     await world.ack(B, AB, 2, device="phone")
     assert receipts(world, A) == [{"conversation_id": AB, "user_id": B, "seq": 2}]
-    await ack_batch(world, [ack_item(B, "laptop", 2), ack_item(B, "laptop", 1)])  # B's second device: nothing new
+    await world.ack_items([ack_item(B, "laptop", 2), ack_item(B, "laptop", 1)])  # B's second device: nothing new
     await world.ack(B, AB, 2, device="phone")  # again: nothing new
     assert len(receipts(world, A)) == 1
     await world.ack(B, AB, 3, device="laptop")  # the other device is now ahead: it moves again
@@ -116,8 +103,8 @@ async def test_one_batch_pushes_one_receipt_per_user_and_conversation_at_its_hig
         ack_item(B, "phone", 1), ack_item(B, "laptop", 3), ack_item(B, "phone", 2),
         ack_item(C, "pc", 2, ac), ack_item(C, "pc", 9, ac),  # the last one is refused: beyond the last message
     ]
-    outcomes = await ack_batch(world, items)
-    assert [o.ok for o in outcomes][:4] == [True] * 4
+    outcomes = await world.ack_items(items)
+    assert [o for o in outcomes][:4] == [Empty()] * 4
     assert sorted((r["user_id"], r["seq"]) for r in receipts(world, A)) == [(B, 3), (C, 2)]
     # One broker message to the gateway holds both.
     assert len([m for m in world.outbox.messages]) == 1
@@ -166,8 +153,8 @@ async def test_an_ack_batch_costs_one_read_more_and_no_write_more(world, mongo_u
     ac = direct_conversation_id(A, C)
     items = [ack_item(B, d, s) for d in ("phone", "laptop") for s in (1, 2, 3)] + [ack_item(C, "pc", 2, ac)]
     async with watched(world, mongo_url, db) as (replica, commands):
-        outcomes = await ack_batch(replica, items)
-    assert all(o.ok for o in outcomes)
+        outcomes = await replica.ack_items(items)
+    assert outcomes == [Empty()] * len(items)
     assert [(name, collection) for name, collection, _ in commands.seen] == [
         ("find", "conversations"), ("find", "cursors"), ("update", "cursors"),
     ]
@@ -178,7 +165,7 @@ async def test_positions_are_read_through_indexes(world, mongo_url, db) -> None:
     range of _id does, so delivered markers are point reads)."""
     group_id, cid = await create_group(world, A, [B, C, D])
     await send(world, A, group_id, "g1")
-    await ack_batch(world, [ack_item(u, "d1", 1, cid) for u in (B, C)])
+    await world.ack_items([ack_item(u, "d1", 1, cid) for u in (B, C)])
     await read(world, B, 1, cid)
     commands = Commands()
     client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
@@ -212,7 +199,7 @@ async def test_a_group_lists_every_other_members_position_and_not_those_who_left
     group_id, cid = await create_group(world, A, [B, C, D])
     for n in range(1, 6):
         await send(world, A, group_id, f"g{n}")
-    await ack_batch(world, [ack_item(B, "d1", 5, cid), ack_item(C, "d1", 4, cid), ack_item(D, "d1", 3, cid)])
+    await world.ack_items([ack_item(B, "d1", 5, cid), ack_item(C, "d1", 4, cid), ack_item(D, "d1", 3, cid)])
     await read(world, B, 5, cid)
     await read(world, C, 3, cid)
     listed = await entry(world, A, cid)
@@ -245,7 +232,7 @@ async def test_unread_mentions_count_unread_visible_messages_that_mention_me(wor
 async def held_by_b(world, n: int) -> list[chat.MessageSendReply]:
     """A sends n messages; B's phone syncs them, acknowledges them and goes away."""
     sent = [await send(world, A, B, f"m{i}", text=f"text {i}") for i in range(1, n + 1)]
-    assert await sync(world, B, "phone") == n
+    assert await world.sync(B, "phone") == n
     await world.ack(B, AB, n, device="phone")
     world.outbox.clear()
     return sent
@@ -258,7 +245,7 @@ async def test_an_offline_device_gets_edits_reactions_and_recalls_without_a_seco
     await world.ask(A, "message.recall", message_id=sent[2].message_id)
     new = await send(world, A, B, "m5", text="text 5")
 
-    assert await sync(world, B, "phone") == 1
+    assert await world.sync(B, "phone") == 1
     pushes = world.outbox.received_by(B, "phone")
     assert [(p["type"], p["data"].get("seq")) for p in pushes] == [
         ("message.new", new.seq),
@@ -279,7 +266,7 @@ async def test_an_offline_device_gets_edits_reactions_and_recalls_without_a_seco
     long_before = device["synced_at"] - SYNC_CLOCK_MARGIN - timedelta(seconds=1)
     await db["messages"].update_many({"changed_at": {"$exists": True}}, {"$set": {"changed_at": long_before}})
     world.outbox.clear()
-    assert await sync(world, B, "phone") == 0
+    assert await world.sync(B, "phone") == 0
     assert types(world, B, "phone") == ["sync.done"]
 
 
@@ -288,7 +275,7 @@ async def test_changes_above_the_cursor_come_as_the_new_message_itself(world) ->
     await send(world, A, B, "m3", text="draft")
     draft = await world.messages.by_client_msg_id(A, "m3")
     await world.ask(A, "message.edit", message_id=draft.message_id, text="final")
-    await sync(world, B, "phone")
+    await world.sync(B, "phone")
     pushes = world.outbox.received_by(B, "phone")
     assert [p["type"] for p in pushes] == ["message.new", "sync.done"]
     assert pushes[0]["data"]["text"] == "final"
@@ -298,7 +285,7 @@ async def test_changes_above_the_cursor_come_as_the_new_message_itself(world) ->
 async def test_a_burned_message_is_sent_as_burned_and_a_hidden_one_not_at_all(world) -> None:
     burning = await send(world, A, B, "b1", text="secret", burn_seconds=5)
     kept = await send(world, A, B, "k1", text="kept")
-    await sync(world, B, "phone")
+    await world.sync(B, "phone")
     await world.ack(B, AB, kept.seq, device="phone")
     world.outbox.clear()
     await world.ask(B, "message.open", message_id=burning.message_id, device="laptop")
@@ -307,7 +294,7 @@ async def test_a_burned_message_is_sent_as_burned_and_a_hidden_one_not_at_all(wo
     await world.ask(A, "reaction.add", message_id=kept.message_id, emoji="🎉")
     await world.ask(B, "message.hide", message_id=kept.message_id, device="laptop")
     world.outbox.clear()
-    await sync(world, B, "phone")
+    await world.sync(B, "phone")
     assert world.outbox.received_by(B, "phone") == [
         {"type": "message.burned", "data": {"conversation_id": AB, "message_id": burning.message_id}},
         {"type": "sync.done", "data": {"count": 0}},
@@ -316,13 +303,13 @@ async def test_a_burned_message_is_sent_as_burned_and_a_hidden_one_not_at_all(wo
 
 async def test_an_opened_burn_message_is_sent_sealed_to_the_recipient_and_whole_to_the_sender(world) -> None:
     burning = await send(world, A, B, "b1", text="secret", burn_seconds=600)
-    await sync(world, A, "d1")
-    await sync(world, B, "phone")
-    await ack_batch(world, [ack_item(A, "d1", burning.seq), ack_item(B, "phone", burning.seq)])
+    await world.sync(A, "d1")
+    await world.sync(B, "phone")
+    await world.ack_items([ack_item(A, "d1", burning.seq), ack_item(B, "phone", burning.seq)])
     await world.ask(B, "message.open", message_id=burning.message_id, device="laptop")
     world.outbox.clear()
-    await sync(world, B, "phone")
-    await sync(world, A, "d1")
+    await world.sync(B, "phone")
+    await world.sync(A, "d1")
     [to_b] = [p["data"] for p in world.outbox.received_by(B, "phone") if p["type"] == "message.changed"]
     [to_a] = [p["data"] for p in world.outbox.received_by(A, "d1") if p["type"] == "message.changed"]
     assert "text" not in to_b and to_b["burn"]["opened_at"] and to_b["burn"]["burns_at"]
@@ -332,16 +319,16 @@ async def test_an_opened_burn_message_is_sent_sealed_to_the_recipient_and_whole_
 async def test_a_new_device_has_nothing_to_catch_up_and_a_change_just_before_the_last_sync_comes_again(world, db) -> None:
     sent = await held_by_b(world, 2)
     await world.ask(A, "message.edit", message_id=sent[0].message_id, text="fixed")
-    await sync(world, B, "tablet")  # first seen: starts at B's cursor, holds nothing before it
+    await world.sync(B, "tablet")  # first seen: starts at B's cursor, holds nothing before it
     assert types(world, B, "tablet") == ["sync.done"]
     # Another replica's clock ran a little behind: its change is stamped just before the phone's
     # last sync started. It is sent (again) all the same, within the margin.
-    await sync(world, B, "phone")
+    await world.sync(B, "phone")
     device = await db["devices"].find_one({"_id": f"{B}|phone"})
     stamp = device["synced_at"] - SYNC_CLOCK_MARGIN + timedelta(seconds=1)
     await db["messages"].update_one({"_id": sent[1].message_id}, {"$set": {"text": "changed elsewhere", "changed_at": stamp}})
     world.outbox.clear()
-    await sync(world, B, "phone")
+    await world.sync(B, "phone")
     changed = [p["data"] for p in world.outbox.received_by(B, "phone") if p["type"] == "message.changed"]
     assert [(c["seq"], c["text"]) for c in changed] == [(1, "fixed"), (2, "changed elsewhere")]
 
@@ -350,7 +337,7 @@ async def test_a_device_registered_before_syncs_were_recorded_catches_up_since_f
     sent = await held_by_b(world, 1)
     await db["devices"].update_one({"_id": f"{B}|phone"}, {"$unset": {"synced_at": ""}})
     await world.ask(A, "message.edit", message_id=sent[0].message_id, text="fixed")
-    await sync(world, B, "phone")
+    await world.sync(B, "phone")
     assert types(world, B, "phone") == ["message.changed", "sync.done"]
 
 
@@ -359,12 +346,12 @@ async def test_a_group_member_is_not_told_of_changes_to_messages_from_before_the
     before = await send(world, A, group_id, "g1", text="before")
     await world.ask(A, "groups.add_members", group_id=group_id, user_ids=[C])
     after = await send(world, A, group_id, "g2", text="after")
-    await sync(world, C, "d1")
+    await world.sync(C, "d1")
     await world.ack(C, cid, after.seq)
     for sent in (before, after):
         await world.ask(A, "message.edit", message_id=sent.message_id, text="edited")
     world.outbox.clear()
-    await sync(world, C, "d1")
+    await world.sync(C, "d1")
     assert [p["data"]["seq"] for p in world.outbox.received_by(C, "d1") if p["type"] == "message.changed"] == [after.seq]
 
 
@@ -385,7 +372,7 @@ async def sync_watched(world, mongo_url: str, db, device_id: str) -> tuple[int, 
     """B's device syncs through a client that records its commands: how many messages it
     streamed, and the (collection, filter) of every find it sent to cursors or devices."""
     async with watched(world, mongo_url, db) as (replica, commands):
-        streamed = await sync(replica, B, device_id)
+        streamed = await replica.sync(B, device_id)
     return streamed, [(c, q) for name, c, q in commands.seen if name == "find" and c in ("cursors", "devices")]
 
 

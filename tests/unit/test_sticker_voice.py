@@ -50,9 +50,7 @@ class FilesWithImages(StaticFiles):
 
 @pytest.fixture
 async def world(db, settings):
-    async with chat_world(db, settings, profile(A), profile(B)) as world:
-        # chat_world gives chat a StaticFiles; this port also knows images and counts the asks.
-        world.service.files = world.files = FilesWithImages()
+    async with chat_world(db, settings, profile(A), profile(B), files=FilesWithImages()) as world:
         await world.befriend(A, B)
         yield world
 

@@ -7,7 +7,7 @@ handled, and the work after the reply (the pushes, `messages.stored`) done.
 
 Other services' unit tests build theirs the same way (`build_calls` in test_calls.py).
 """
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,10 +16,11 @@ from pydantic_core import to_jsonable_python
 
 from services.chat.service import ChatService
 from shared.contracts.auth import UserProfile
-from shared.contracts.base import utc_now
+from shared.contracts.base import Empty, utc_now
 from shared.contracts.batches import BatchReply
 from shared.contracts.chat import DeviceBound, MessageSendReply
 from shared.contracts.errors import ParleyError
+from shared.contracts.operations import EVENTS
 from shared.contracts.wire import Caller
 from shared.declared import Runtime, ask
 from shared.delivery import Deliverer
@@ -32,6 +33,15 @@ from tests.unit.helpers import Events, Outbox, StaticFiles, StaticProfiles, redi
 def caller(user: str | None, device: str = "d1", gateway_id: str = "gw1") -> Caller:
     """Who asks, as the gateway sets it from a bound socket (`None`: no bound socket)."""
     return Caller(request_id=new_id("r"), user_id=user, device_id=device, gateway_id=gateway_id, conn_id=f"c_{device}")
+
+
+async def refusal(awaitable: Awaitable[Any]) -> ParleyError:
+    """The error a step is answered with (the test fails if it succeeds)."""
+    try:
+        await awaitable
+    except ParleyError as error:
+        return error
+    raise AssertionError("expected a ParleyError, the step succeeded")
 
 
 class ChatWorld:
@@ -80,18 +90,33 @@ class ChatWorld:
 
     async def ack(self, user: str, conversation_id: str, seq: int, device: str = "d1") -> None:
         """message.ack as the gateway forwards it: one item of `chat.messages.ack`; its error raised."""
-        item = {"caller": caller(user, device).model_dump(exclude_none=True),
-                "request": {"conversation_id": conversation_id, "seq": seq}}
-        reply: BatchReply = await ask(self.service, "chat.messages.ack", {"items": [item]}, caller(None))
-        [result] = reply.results
-        if not result.ok:
-            assert result.error is not None
-            raise ParleyError(result.error.code, result.error.message)
+        [result] = await self.ack_items([(user, device, conversation_id, seq)])
+        if isinstance(result, ParleyError):
+            raise result
 
-    async def sync(self, user: str, device: str = "d1", gateway_id: str = "gw1") -> None:
-        """What the gateway asks when a device binds: everything above its cursors, pushed."""
+    async def ack_items(self, acks: list[tuple[str, str, str, int]]) -> list[Empty | ParleyError]:
+        """One `chat.messages.ack` batch of (user, device, conversation_id, seq), as the gateway
+        passes many devices' acks on together: each item's outcome, in order."""
+        items = [{"caller": caller(u, d).model_dump(exclude_none=True), "request": {"conversation_id": c, "seq": s}}
+                 for u, d, c, s in acks]
+        reply: BatchReply = await ask(self.service, "chat.messages.ack", {"items": items}, caller(None))
+        return [Empty() if r.ok else ParleyError(r.error.code, r.error.message) for r in reply.results]  # type: ignore[union-attr]
+
+    async def sync(self, user: str, device: str = "d1", gateway_id: str = "gw1") -> int:
+        """What the gateway asks when a device binds: everything above its cursors, pushed; how
+        many messages that was (as the device's `sync.done` says)."""
         bound = DeviceBound(user_id=user, device_id=device, gateway_id=gateway_id, conn_id=f"c_{device}")
         await self.ask(None, "chat.sync", bound)
+        return int(self.pushes(user, device, "sync.done")[-1]["count"])
+
+    async def tell(self, name: str, event: BaseModel) -> None:
+        """A domain event as chat's consumer takes it off `<ns>.events`: validated, then handled."""
+        handler = self.service.router().events[name]
+        await handler(EVENTS[name].model_validate(event.model_dump(mode="json")))
+
+    async def may_see_file(self, file_id: str, user: str) -> bool:
+        """What files asks chat before a download."""
+        return bool((await self.ask(None, "chat.files.access", file_id=file_id, user_id=user)).allowed)
 
     # --- the world around chat -----------------------------------------------------------------
     def know(self, *profiles: UserProfile) -> None:
@@ -124,11 +149,14 @@ class ChatWorld:
 
 
 @asynccontextmanager
-async def chat_world(db: Any, settings: Settings, *profiles: UserProfile, **overrides: Any) -> AsyncIterator[ChatWorld]:
-    """chat on `db` and a Redis namespace of its own; `overrides` are settings (edit_window_seconds=…)."""
+async def chat_world(db: Any, settings: Settings, *profiles: UserProfile, files: StaticFiles | None = None,
+                     **overrides: Any) -> AsyncIterator[ChatWorld]:
+    """chat on `db` and a Redis namespace of its own; `files` answers for the files service (a
+    StaticFiles, or one that knows more); `overrides` are settings (edit_window_seconds=…)."""
     async with redis_namespace(settings) as (redis, namespace):
         own = settings.model_copy(update={"namespace": namespace, **overrides})
-        outbox, events, known, files = Outbox(), Events(), StaticProfiles(*profiles), StaticFiles()
+        outbox, events, known = Outbox(), Events(), StaticProfiles(*profiles)
+        files = files if files is not None else StaticFiles()
         presence = Presence(redis, namespace, own.presence_ttl_seconds)
         service = await ChatService.build(
             Runtime(own, db, redis), presence=presence, deliver=Deliverer(presence, outbox), events=events,

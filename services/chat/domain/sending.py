@@ -13,7 +13,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
 
 from services.chat.domain.attachments import Referred, look_up_referred, message_content
 from shared.delivery import Deliverer, Fanout, push
@@ -27,7 +26,7 @@ from shared.contracts.batches import AckItem, SendItem
 from shared.contracts.errors import ParleyError
 from shared.contracts.events import ConversationStored, MessagesStored
 from shared.contracts.interactions import Quote, ReceiptDeliveredPush
-from shared.contracts.wire import Caller, DeviceAddress
+from shared.contracts.wire import DeviceAddress
 from shared.ids import new_id
 
 Outcome = chat.MessageSendReply | ParleyError
@@ -141,32 +140,6 @@ def _conversation_stored(entries: list[Stored], reached: list[DeviceAddress]) ->
         recipients=list(conversation.members),
         reached=reached,
     )
-
-
-async def send_message(
-    request: chat.MessageSend,
-    sender: str,
-    sender_device: str | None,
-    friendships: Friendships,
-    conversations: Conversations,
-    messages: Messages,
-    deliver: Deliverer,
-    files: Files,
-    burn_unopened: timedelta = DEFAULT_BURN_UNOPENED,
-    events: DomainEvents | None = None,
-) -> chat.MessageSendReply:
-    """One message (a batch of one), announced at once; raises what refused it."""
-    item = SendItem(caller=Caller(request_id=new_id("r"), user_id=sender, device_id=sender_device), request=request)
-    (outcome,), stored = await send_messages([item], friendships, conversations, messages, files, burn_unopened)
-    await announce_stored(stored, deliver, events or _Unheard())
-    if isinstance(outcome, ParleyError):
-        raise outcome
-    return outcome
-
-
-class _Unheard:
-    async def publish_event(self, name: str, event: BaseModel) -> None:
-        return None
 
 
 async def _conversations_for(
@@ -310,14 +283,3 @@ async def acknowledge_many(
             for (user, cid), seq in moved.items()
         ])
     return outcomes
-
-
-async def acknowledge(
-    request: chat.MessageAck, user_id: str, device_id: str, conversations: Conversations, messages: Messages,
-    cursors: Cursors, deliver: Deliverer | None = None,
-) -> None:
-    """One acknowledgement (a batch of one); raises what refused it."""
-    item = AckItem(caller=Caller(request_id=new_id("r"), user_id=user_id, device_id=device_id), request=request)
-    (outcome,) = await acknowledge_many([item], conversations, messages, cursors, deliver)
-    if isinstance(outcome, ParleyError):
-        raise outcome
