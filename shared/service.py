@@ -1,9 +1,10 @@
-"""Declared consumers: a service binds operations and events to plain async handlers.
+"""Declared consumers: a service binds operations and events to plain async handlers (a service
+class does it with `@operation`/`@event`/`@periodic`, shared/declared.py, and `Service.router()`).
 
     router = Router("chat")
 
-    @router.operation("message.send")
-    async def send(request: MessageSend, caller: Caller) -> MessageSendReply: ...
+    @router.operation("history.fetch")
+    async def history(request: HistoryFetch, caller: Caller) -> HistoryReply: ...
 
 `ServiceRunner` declares the queues, consumes with manual ack (after the handler, i.e. after
 the database write), replies to RPCs, dead-letters a command that keeps failing, and on
