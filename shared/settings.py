@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     login_backoff_base_seconds: float = Field(1.0, gt=0)
     login_backoff_max_seconds: float = Field(300.0, gt=0)
     login_failure_window_seconds: float = Field(900.0, gt=0)
+    # Logins in flight are held to the free failures left (so that concurrent guesses cannot slip
+    # past the count); one beyond them waits in line this long for a slot (an office logging in at
+    # once), then is refused `rate_limited`. Keep it under rpc_timeout_seconds.
+    login_wait_in_line_seconds: float = Field(8.0, ge=0)
     # Registrations per client address: a token bucket (per hour, burst).
     register_per_address_per_hour: float = Field(20.0, gt=0)
     register_burst_per_address: int = Field(10, ge=1)

@@ -48,7 +48,10 @@ class AuthService(Service):
     passwords = part(lambda rt, s: _password_hasher(rt))
     tokens = part(lambda rt, s: TokenCodec(rt.settings.jwt_secret, rt.settings.token_ttl_seconds))
     login_throttle = part(
-        lambda rt, s: LoginThrottle(RedisGates(rt.redis, rt.settings.namespace), LoginRules.from_settings(rt.settings))
+        lambda rt, s: LoginThrottle(
+            RedisGates(rt.redis, rt.settings.namespace), LoginRules.from_settings(rt.settings),
+            wait_in_line_seconds=rt.settings.login_wait_in_line_seconds,
+        )
     )
     register_limit = part(lambda rt, s: _registrations(rt))
     avatars = part(lambda rt, s: FilesAvatars(rt.rpc()))

@@ -144,3 +144,53 @@ async def test_registrations_from_one_address_stop_at_the_burst(port: int):
     await other.register()
     for client in (crowd, other):
         await client.close()
+
+
+async def register_over_http(http: httpx.AsyncClient, count: int) -> list[str]:
+    """`count` accounts, each registered from an address of its own (past no registration limit)."""
+    names = [f"office_{secrets.token_hex(5)}" for _ in range(count)]
+    for name in names:
+        response = await http.post(
+            "/auth/register", json={"username": name, "password": PASSWORD}, headers={"X-Forwarded-For": address()}
+        )
+        assert response.status_code == 201, response.text
+    return names
+
+
+async def test_an_office_behind_one_address_logs_in_at_once(port: int):
+    """Issue 29: 200 people behind one address (an office, a school, a carrier's NAT) log in at
+    the same moment with their right passwords. Before, every login in flight used up one of the
+    address's 20 free failures, and most were told "too many failed logins"; now they wait in
+    line for a moment and all get in."""
+    office = address()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        names = await register_over_http(http, 200)
+        responses = await asyncio.gather(*(
+            http.post("/auth/login", json={"username": n, "password": PASSWORD}, headers={"X-Forwarded-For": office})
+            for n in names
+        ))
+    statuses = [r.status_code for r in responses]
+    assert statuses == [200] * 200, {s: statuses.count(s) for s in set(statuses)}
+
+
+async def test_concurrent_wrong_passwords_from_one_address_are_held_to_its_free_failures(port: int):
+    """The reason attempts are held in line: 300 wrong passwords at once from one address get the
+    address's 20 free failures and one more checked, never more in flight at once; the rest are
+    refused without a password check."""
+    guesser = address()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        names = await register_over_http(http, 3)
+        started = time.monotonic()
+        responses = await asyncio.gather(*(
+            http.post("/auth/login", json={"username": names[i % 3] if i % 2 else f"nobody_{i}", "password": "wrong"},
+                      headers={"X-Forwarded-For": guesser})
+            for i in range(300)
+        ))
+        took = time.monotonic() - started
+    statuses = [r.status_code for r in responses]
+    checked = statuses.count(401)
+    assert statuses.count(401) + statuses.count(429) == 300, {s: statuses.count(s) for s in set(statuses)}
+    # 20 free, then one past them; one more per backoff window only if the burst outlasted it.
+    assert checked == 21 or (took > BACKOFF_BASE and 21 < checked <= 21 + int(took // BACKOFF_BASE)), (checked, took)
+    refusal = next(r for r in responses if r.status_code == 429).json()["error"]
+    assert refusal["message"].startswith("too many failed logins; retry in ")

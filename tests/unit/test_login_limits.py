@@ -6,6 +6,7 @@ import pytest
 
 from services.auth.domain.limits import (
     ACCOUNT_BACKOFF_MAX_SECONDS,
+    IN_FLIGHT_SECONDS,
     GateRule,
     LoginRules,
     LoginThrottle,
@@ -40,8 +41,27 @@ async def world(settings):
 
 
 async def fail(throttle: LoginThrottle, username: str, address: str | None) -> None:
-    """A wrong password: admitted (counted), then simply not followed by `succeeded`."""
-    await throttle.admit(username, address)
+    """A wrong password: admitted, checked, failed."""
+    await throttle.failed(await throttle.admit(username, address))
+
+
+async def log_in_concurrently(throttle: LoginThrottle, logins: list[tuple[str, str]], right: bool) -> list:
+    """Each (username, address) logs in at once, the password check taking a moment (as argon2
+    does); what each got: the settled Attempt or the ParleyError. Also the most in flight at once."""
+    in_flight = peak = 0
+
+    async def one(username: str, address: str):
+        nonlocal in_flight, peak
+        attempt = await throttle.admit(username, address)
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.005)
+        in_flight -= 1
+        await (throttle.succeeded(attempt) if right else throttle.failed(attempt))
+        return attempt
+
+    results = await asyncio.gather(*(one(u, a) for u, a in logins), return_exceptions=True)
+    return results + [peak]
 
 
 async def refused(throttle: LoginThrottle, username: str, address: str | None) -> int:
@@ -144,10 +164,49 @@ async def test_failures_older_than_the_window_are_forgotten(world):
 
 async def test_concurrent_guesses_cannot_slip_past_the_gate(world):
     throttle, clock = world
-    results = await asyncio.gather(*(throttle.admit("alice", "6.6.6.6") for _ in range(40)), return_exceptions=True)
+    *results, peak = await log_in_concurrently(throttle, [("alice", "6.6.6.6")] * 40, right=False)
     admitted = [r for r in results if not isinstance(r, Exception)]
     assert all(isinstance(r, ParleyError) and r.code == ErrorCode.RATE_LIMITED for r in results if r not in admitted)
-    assert len(admitted) == FREE_PAIR + 1
+    assert len(admitted) == FREE_PAIR + 1  # the free ones, then one past them, then the backoff
+    assert peak <= FREE_PAIR
+
+
+async def test_an_office_logging_in_at_once_all_get_in(world):
+    """The issue-29 case: many people behind one address (an office, a school, a carrier's NAT),
+    each with the right password, at once. None is refused; they wait in line for the address's
+    free failures instead, never more in flight than could fail."""
+    throttle, clock = world
+    *results, peak = await log_in_concurrently(throttle, [(f"user{i}", "10.1.1.1") for i in range(200)], right=True)
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert peak <= FREE_ADDRESS
+    # and the address has used none of its free failures
+    for i in range(FREE_ADDRESS):
+        await fail(throttle, f"guess{i}", "10.1.1.1")
+
+
+async def test_concurrent_wrong_passwords_from_one_address_are_held_to_its_free_count(world):
+    throttle, clock = world
+    *results, peak = await log_in_concurrently(throttle, [(f"user{i}", "6.6.6.6") for i in range(300)], right=False)
+    admitted = [r for r in results if not isinstance(r, Exception)]
+    refusals = [r for r in results if isinstance(r, Exception)]
+    assert len(admitted) == FREE_ADDRESS + 1
+    assert {(r.code, r.message.split(";")[0]) for r in refusals} == {(ErrorCode.RATE_LIMITED, "too many failed logins")}
+
+
+async def test_an_attempt_that_never_settles_counts_as_a_failure_after_its_deadline(settings):
+    """An auth replica that dies mid-check leaves its attempt in flight: the line waits for it
+    (refusing honestly when the wait is too long), and past its deadline it is a failure."""
+    async with redis_namespace(settings) as (redis, namespace):
+        clock = Clock()
+        throttle = LoginThrottle(RedisGates(redis, namespace), RULES, clock, wait_in_line_seconds=0.3)
+        for _ in range(FREE_PAIR):
+            await throttle.admit("alice", "6.6.6.6")  # never settled
+        with pytest.raises(ParleyError) as line:
+            await throttle.admit("alice", "6.6.6.6")
+        assert line.value.code == ErrorCode.RATE_LIMITED and "in progress" in line.value.message
+        clock.now += IN_FLIGHT_SECONDS + 1
+        await fail(throttle, "alice", "6.6.6.6")  # the first past the free ones: the three counted
+        assert await refused(throttle, "alice", "6.6.6.6") == 1
 
 
 async def test_without_an_address_only_the_account_gate_applies(world):

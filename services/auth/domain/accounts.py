@@ -70,11 +70,20 @@ async def login(
     throttle: LoginThrottle | None = None,
     address: str | None = None,
 ) -> auth.LoginReply:
-    """Throttled before the password is checked, so a refused guess costs no argon2."""
+    """Throttled before the password is checked, so a refused guess costs no argon2; the attempt
+    then settles as a failure, a success, or neither (the check could not be made)."""
     attempt = await throttle.admit(request.username, address) if throttle is not None else None
-    user = await users.by_username(request.username)
-    if not await passwords.verify(user.password_hash if user else None, request.password):
-        raise ParleyError.unauthorized(WRONG_CREDENTIALS)  # counted as a failure on admission
+    try:
+        user = await users.by_username(request.username)
+        right = await passwords.verify(user.password_hash if user else None, request.password)
+    except BaseException:
+        if throttle is not None:
+            await throttle.abandoned(attempt)
+        raise
+    if not right:
+        if throttle is not None:
+            await throttle.failed(attempt)
+        raise ParleyError.unauthorized(WRONG_CREDENTIALS)
     assert user is not None  # verify is never true without a hash
     if throttle is not None:
         await throttle.succeeded(attempt)

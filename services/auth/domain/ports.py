@@ -8,10 +8,13 @@ document or a driver's exception.
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.contracts.auth import UserProfile
 from shared.contracts.wire import Caller
+
+if TYPE_CHECKING:
+    from services.auth.domain.limits import GateRule
 
 
 class UsernameTaken(Exception):
@@ -124,15 +127,16 @@ class RevocationCache(Protocol):
 
 
 class GateStore(Protocol):
-    """Failed-login gates kept where every auth replica sees them. `admit` is atomic: counts the
-    attempt and returns 0, or returns the seconds still to wait (not counted). Counts older than
-    `window` are forgotten. Every call raises Unreachable when the store cannot be reached."""
+    """Failed-login gates kept where every auth replica sees them. `admit` is atomic: puts the
+    attempt in flight and returns 0; returns None when the free failures left are all spoken for
+    by attempts in flight (not counted: try again once one settles); or returns the seconds still
+    to wait (not counted). `settle` ends an attempt in flight, counting it if it failed. Failures
+    older than the rule's window are forgotten. Every call raises Unreachable when the store
+    cannot be reached."""
 
-    async def admit(
-        self, key: str, now: float, free: int, window: float, keep_seconds: int, schedule: list[float]
-    ) -> float: ...
+    async def admit(self, key: str, attempt_id: str, now: float, rule: "GateRule") -> float | None: ...
 
-    async def take_back(self, key: str) -> None: ...
+    async def settle(self, key: str, attempt_id: str, failed: bool, now: float) -> None: ...
 
     async def delete(self, key: str) -> None: ...
 

@@ -2,21 +2,26 @@
 it atomically): failed-login gates, and the registrations bucket. Redis's errors become the
 domain's `Unreachable` (the limits then fail open).
 
-One hash per gate, `<ns>:login:<kind>:...`, with fields `f` (counted attempts), `u` (no attempt
-before this time) and `l` (last counted attempt), expiring once it is worth nothing. Keys of one
-account share a hash tag (`{account}`), so a Redis Cluster keeps them together. Each call runs
-one Lua script on one key, so any number of concurrent attempts on any number of auth replicas
-are admitted one at a time, with no retries (300 guesses at once: the free ones and one more
-get through, the rest are refused).
+One hash per gate, `<ns>:login:<kind>:...`, with fields `f` (failures), `u` (no attempt before
+this time), `l` (last failure) and `i:<attempt>` (each attempt in flight, until its deadline),
+expiring once it is worth nothing. Keys of one account share a hash tag (`{account}`), so a Redis
+Cluster keeps them together. Each call runs one Lua script on one key, so any number of
+concurrent attempts on any number of auth replicas are admitted one at a time: no more attempts
+are in flight than there are free failures left (300 guesses at once: the free ones get through,
+then one more once they have failed, the rest are refused).
 """
 import redis.asyncio as aioredis
 
+from services.auth.domain.limits import IN_FLIGHT_SECONDS, GateRule
 from services.auth.storage.redis_errors import reachable
 from shared.ratelimit import TokenBucket
 
-# KEYS: the gate. ARGV: now, free, window, keep (s), then the backoff schedule: the wait after
-# the 1st, 2nd, ... attempt past the free ones (the last one repeats). Returns 0 when the
-# attempt was admitted and counted, else the seconds still to wait (as a string).
+# KEYS: the gate. ARGV: now, free, window, keep (s), the attempt's id, how long it may stay in
+# flight (s), then the backoff schedule: the wait after the 1st, 2nd, ... failure past the free
+# ones (the last one repeats). Returns '0' when the attempt was admitted (in flight), 'busy' when
+# the free failures left are all spoken for by attempts in flight, else the seconds still to
+# wait. Attempts in flight are fields `i:<id>` (their deadline); one past its deadline was never
+# settled (its auth replica died mid-check) and counts as a failure.
 _ADMIT = """
 local now = tonumber(ARGV[1])
 local free = tonumber(ARGV[2])
@@ -28,25 +33,40 @@ local last = tonumber(state[3]) or now
 if now - last > window then
   failures, untill = 0, 0
 end
+local inflight = 0
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], 1, 2) == 'i:' then
+    if tonumber(fields[i + 1]) < now then
+      redis.call('HDEL', KEYS[1], fields[i])
+      failures, last = failures + 1, now
+    else
+      inflight = inflight + 1
+    end
+  end
+end
 if now < untill then
+  redis.call('HSET', KEYS[1], 'f', failures, 'l', last)
   return tostring(untill - now)
 end
-failures = failures + 1
-untill = 0
-if failures > free then
-  local schedule = #ARGV - 4
-  untill = now + tonumber(ARGV[4 + math.min(failures - free, schedule)])
+if failures >= free then
+  local schedule = #ARGV - 6
+  untill = now + tonumber(ARGV[6 + math.min(failures + 1 - free, schedule)])
+elseif failures + inflight >= free then
+  redis.call('HSET', KEYS[1], 'f', failures, 'l', last)
+  return 'busy'
 end
-redis.call('HSET', KEYS[1], 'f', failures, 'u', untill, 'l', now)
+redis.call('HSET', KEYS[1], 'f', failures, 'u', untill, 'l', last, 'i:' .. ARGV[5], now + tonumber(ARGV[6]))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-return 0
+return '0'
 """
 
-# An admitted attempt that was no failure: its count is taken back (the wait it set stays).
-_TAKE_BACK = """
-local failures = tonumber(redis.call('HGET', KEYS[1], 'f'))
-if failures ~= nil and failures > 0 then
-  redis.call('HSET', KEYS[1], 'f', failures - 1)
+# An attempt in flight is settled: a failure counts (and starts the window afresh), anything else
+# only leaves. Settling twice, or after the deadline made it a failure, does nothing.
+_SETTLE = """
+if redis.call('HDEL', KEYS[1], 'i:' .. ARGV[1]) == 1 and ARGV[2] == '1' then
+  redis.call('HINCRBY', KEYS[1], 'f', 1)
+  redis.call('HSET', KEYS[1], 'l', ARGV[3])
 end
 return 0
 """
@@ -59,18 +79,20 @@ class RedisGates:
         self.redis = redis
         self.prefix = f"{namespace}:login:"
         self._admit = redis.register_script(_ADMIT)
-        self._take_back = redis.register_script(_TAKE_BACK)
+        self._settle = redis.register_script(_SETTLE)
 
-    async def admit(
-        self, key: str, now: float, free: int, window: float, keep_seconds: int, schedule: list[float]
-    ) -> float:
-        args: list[str | int] = [repr(now), free, repr(window), keep_seconds, *(repr(s) for s in schedule)]
+    async def admit(self, key: str, attempt_id: str, now: float, rule: GateRule) -> float | None:
+        args: list[str | int] = [
+            repr(now), rule.free, repr(rule.window_seconds), max(rule.keep_seconds(), IN_FLIGHT_SECONDS + 1),
+            attempt_id, IN_FLIGHT_SECONDS, *(repr(s) for s in rule.schedule()),
+        ]
         with reachable():
-            return float(await self._admit(keys=[self.prefix + key], args=args))
+            answer = await self._admit(keys=[self.prefix + key], args=args)
+        return None if answer in (b"busy", "busy") else float(answer)
 
-    async def take_back(self, key: str) -> None:
+    async def settle(self, key: str, attempt_id: str, failed: bool, now: float) -> None:
         with reachable():
-            await self._take_back(keys=[self.prefix + key])
+            await self._settle(keys=[self.prefix + key], args=[attempt_id, int(failed), repr(now)])
 
     async def delete(self, key: str) -> None:
         with reachable():
