@@ -65,3 +65,22 @@ async def test_a_whole_sync_of_a_big_conversation_comes_in_order_without_repeats
         seen += [d.seq for d in batch]
         after = batch[-1].seq
     assert seen == list(range(1, 1301))
+
+
+@pytest.mark.parametrize("newest_first", [True, False])
+async def test_a_bound_far_beyond_the_last_seq_costs_one_read_not_a_walk_down_to_it(store, newest_first):
+    """Issue 29's timed-out `history.fetch`: a fuzzed `before_seq` of 2^53 on a conversation of
+    ten messages walked down from 2^53 one window (at most 8,192 seqs) at a time: ~10^12 reads
+    until the 30 s deadline. The window that reaches `top` reads what lies above it, up to the bound."""
+    from services.chat.storage.seqwindows import windows
+
+    await fill(store, list(range(1, 11)))
+    reads, seen = 0, []
+    async for docs in windows(store.messages, CONV, 0, 2**53, 10, 51, newest_first):
+        reads += 1
+        seen += [d["seq"] for d in docs]
+        if reads > 3:
+            break
+    assert reads == 1 and sorted(seen) == list(range(1, 11))
+    docs, more = await store.page(CONV, 2**53, 5, utc_now(), top=10)
+    assert [d.seq for d in docs] == [6, 7, 8, 9, 10] and more

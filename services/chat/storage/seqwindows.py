@@ -36,26 +36,32 @@ async def windows(
     """The messages with low < seq < high (high None: no bound but `top`), a window at a time,
     each window's documents in the walking order."""
     width = max(width, MIN_WIDTH)
+    # A bound beyond `top` (a client's before_seq of 2^53, say) is no reason to walk down to it
+    # window by window: the window that reaches `top` reads everything above it, up to the bound.
+    beyond_top = high is None or high > top + 1
     if newest_first:
-        upper = high if high is not None else top + 1  # exclusive
-        open_top = high is None
+        upper = top + 1 if beyond_top or high is None else high  # exclusive
+        open_top = beyond_top
         while open_top or upper - 1 > low:
             lower = max(low, upper - 1 - width)  # exclusive
-            seq: dict[str, int] = {"$gt": lower} if open_top else {"$gt": lower, "$lt": upper}
+            seq: dict[str, int] = {"$gt": lower, "$lt": upper}
+            if open_top:
+                seq = {"$gt": lower} if high is None else {"$gt": lower, "$lt": high}
             docs = await _read(messages, conversation_id, seq, DESCENDING, projection)
             yield docs
             width = _next_width(width, len(docs))
             upper, open_top = lower + 1, False
     else:
-        lower, end = low, high  # both exclusive
-        first = end is None  # the open window above `top` is read at least once
-        while first or lower < (end - 1 if end is not None else top):
+        lower = low  # exclusive
+        below = None if beyond_top or high is None else high  # a bound within reach: stop there
+        first = below is None  # the open window above `top` is read at least once
+        while first or lower < (top if below is None else below - 1):
             first = False
             upper = lower + width  # inclusive
-            if end is not None:
-                seq = {"$gt": lower, "$lt": min(end, upper + 1)}
+            if below is not None:
+                seq = {"$gt": lower, "$lt": min(below, upper + 1)}
             elif upper >= top:
-                seq = {"$gt": lower}  # the last window: open above
+                seq = {"$gt": lower} if high is None else {"$gt": lower, "$lt": high}  # the last window: open above
             else:
                 seq = {"$gt": lower, "$lte": upper}
             docs = await _read(messages, conversation_id, seq, ASCENDING, projection)
