@@ -169,6 +169,10 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+            # A refusal by design (403 to a foreign Origin, 429 past a cap) answered in full: for
+            # uvicorn that is "no handshake", and it would log an error and try a 500 after it.
+            self.handshake_complete = True
         if message["type"] == "websocket.accept" and self.handshake_complete:
             request, self.request, self.response = self.request, None, None
             # websockets' parser keeps the request object itself (a local of its suspended

@@ -6,6 +6,7 @@ queue and write flag, the handshake let go once sent; run here on a real uvicorn
 GatewayApp's direct /ws route, against a real `websockets` client.
 """
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -240,6 +241,29 @@ async def test_the_gateway_protocol_speaks_websocket_as_uvicorn_does():
         with pytest.raises(websockets.InvalidStatus) as refused:
             await websockets.connect(f"ws://{address}/elsewhere")
         assert refused.value.response.status_code == 403
+
+
+@dataclass
+class RefusingGateway:
+    """Refuses every upgrade with an HTTP status and a body, as the gateway refuses a foreign Origin."""
+
+    async def serve_socket(self, websocket: WebSocket) -> None:
+        await websocket.send_denial_response(PlainTextResponse('{"error": "forbidden"}', status_code=403))
+
+
+async def test_a_refused_upgrade_is_answered_and_logs_no_error(caplog):
+    """Issue 29: every foreign-Origin socket the gateway refused by design also logged
+    `"level": "error"` "ASGI callable returned without completing handshake" (uvicorn counts a
+    denial response as no handshake)."""
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
+    async with served(RefusingGateway()) as (address, _):
+        for _ in range(3):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(f"ws://{address}/ws")
+            assert refused.value.response.status_code == 403
+            assert refused.value.response.body == b'{"error": "forbidden"}'
+    errors = [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn") and r.levelno >= logging.ERROR]
+    assert errors == []
 
 
 async def test_per_message_deflate_is_negotiated_when_turned_on():
