@@ -39,91 +39,79 @@ class ChatHandlers(ChatParts):
     # --- friends ---------------------------------------------------------------------------
     @operation("friends.request")
     async def request_friend(self, request: FriendTarget, caller: Caller) -> Empty:
-        await friends.request_friendship(
-            user_of(caller), request.user_id, self.friendships, self.profiles, self.deliver, blocks=self.blocks
-        )
+        await friends.request_friendship(user_of(caller), request.user_id, self)
         return Empty()
 
     @operation("friends.accept")
     async def accept_friend(self, request: FriendTarget, caller: Caller) -> Empty:
-        await friends.accept_friendship(
-            user_of(caller), request.user_id, self.friendships, self.profiles, self.deliver, blocks=self.blocks
-        )
+        await friends.accept_friendship(user_of(caller), request.user_id, self)
         return Empty()
 
     @operation("friends.remove")
     async def remove_friend(self, request: FriendTarget, caller: Caller) -> Empty:
-        await friends.remove_friendship(user_of(caller), request.user_id, self.friendships)
+        await friends.remove_friendship(user_of(caller), request.user_id, self)
         return Empty()
 
     @operation("friends.list")
     async def list_friends(self, request: FriendsList, caller: Caller) -> FriendsListReply:
-        return await friends.list_friends(user_of(caller), self.friendships, self.profiles, self.presence)
+        return await friends.list_friends(user_of(caller), self)
 
     @event("presence.changed")
     async def presence_changed(self, event: PresenceChanged) -> None:
-        await friends.announce_presence(event, self.friendships, self.deliver)
+        await friends.announce_presence(event, self)
 
     @event("profile.changed")
     async def profile_changed(self, event: ProfileChanged) -> None:
-        await friends.announce_profile(event, self.friendships, self.deliver)
+        await friends.announce_profile(event, self)
 
     # --- blocks --------------------------------------------------------------------------------
     @operation("blocks.add")
     async def block(self, request: BlockTarget, caller: Caller) -> Empty:
-        await blocks.block_user(user_of(caller), request.user_id, self.blocks, self.friendships, self.profiles)
+        await blocks.block_user(user_of(caller), request.user_id, self)
         return Empty()
 
     @operation("blocks.remove")
     async def unblock(self, request: BlockTarget, caller: Caller) -> Empty:
-        await blocks.unblock_user(user_of(caller), request.user_id, self.blocks)
+        await blocks.unblock_user(user_of(caller), request.user_id, self)
         return Empty()
 
     @operation("blocks.list")
     async def list_blocked(self, request: BlocksList, caller: Caller) -> BlocksListReply:
-        return await blocks.list_blocked(user_of(caller), self.blocks, self.profiles)
+        return await blocks.list_blocked(user_of(caller), self)
 
     # --- sending and acknowledging -----------------------------------------------------------
     @operation("chat.messages.send")
     async def send_batch(self, request: SendBatch, caller: Caller) -> AnswerFirst:
         """Stored, answered, then announced: the senders' answers do not wait for the pushes."""
-        outcomes, stored = await sending.send_messages(
-            request.items, self.friendships, self.conversations, self.messages, self.files, self.burn_unopened
-        )
+        outcomes, stored = await sending.send_messages(request.items, self)
         turn = self.announcements.take_turn(s.conversation.conversation_id for s in stored)
         return AnswerFirst(
             BatchReply(results=[ItemResult.of(o) for o in outcomes]),
-            then=lambda: turn.run(lambda: sending.announce_stored(stored, self.deliver, self.events)),
+            then=lambda: turn.run(lambda: sending.announce_stored(stored, self)),
         )
 
     @operation("chat.messages.ack")
     async def ack_batch(self, request: AckBatch, caller: Caller) -> BatchReply:
-        outcomes = await sending.acknowledge_many(
-            request.items, self.conversations, self.messages, self.cursors, self.deliver
-        )
+        outcomes = await sending.acknowledge_many(request.items, self)
         return BatchReply(results=[ItemResult.of(o) for o in outcomes])
 
     # --- reading -----------------------------------------------------------------------------
     @operation("history.fetch")
     async def history(self, request: HistoryFetch, caller: Caller) -> HistoryReply:
-        return await messaging.fetch_history(request, user_of(caller), self.conversations, self.messages, self.cursors)
+        return await messaging.fetch_history(request, user_of(caller), self)
 
     @operation("chat.sync", timeout=300)
     async def sync(self, request: DeviceBound, caller: Caller) -> None:
-        await messaging.sync_device(
-            request, self.conversations, self.messages, self.cursors, self.deliver, self.settings.sync_batch_size
-        )
+        await messaging.sync_device(request, self)
 
     # --- conversations -------------------------------------------------------------------------
     @operation("conversations.list")
     async def list_conversations(self, request: ConversationsList, caller: Caller) -> ConversationsListReply:
-        return await conversations.list_conversations(
-            user_of(caller), self.conversations, self.messages, self.cursors, self.profiles
-        )
+        return await conversations.list_conversations(user_of(caller), self)
 
     @operation("message.read")
     async def read(self, request: MessageRead, caller: Caller) -> Empty:
-        await conversations.mark_read(request, user_of(caller), self.conversations, self.messages, self.cursors, self.deliver)
+        await conversations.mark_read(request, user_of(caller), self)
         return Empty()
 
     @operation("message.recall")
@@ -133,13 +121,13 @@ class ChatHandlers(ChatParts):
 
     @operation("typing")
     async def notify_typing(self, request: Typing, caller: Caller) -> Empty:
-        await conversations.send_typing(request, user_of(caller), self.conversations, self.typing, self.deliver)
+        await conversations.send_typing(request, user_of(caller), self)
         return Empty()
 
     # --- after sending: edit, reactions, burn after reading, delete for me --------------------------
     @operation("message.edit")
     async def edit(self, request: MessageEdit, caller: Caller) -> MessageEditReply:
-        return await interactions.edit_message(request, user_of(caller), caller.device_id, self.edit_window, self)
+        return await interactions.edit_message(request, user_of(caller), caller.device_id, self)
 
     @operation("reaction.add")
     async def add_reaction(self, request: ReactionChange, caller: Caller) -> Empty:
@@ -164,19 +152,17 @@ class ChatHandlers(ChatParts):
     @operation("chat.files.access")
     async def file_access(self, request: FileAccess, caller: Caller) -> FileAccessReply:
         """Asked by files at download time: a recall or a member leaving takes effect at once."""
-        allowed = await attachments.may_see_file(request.file_id, request.user_id, self.conversations, self.messages)
+        allowed = await attachments.may_see_file(request.file_id, request.user_id, self)
         return FileAccessReply(allowed=allowed)
 
     # --- calls (asked by the calls service: chat owns friendships, conversations, messages) -----
     @operation("chat.calls.peer")
     async def call_peer(self, request: CallPeerAsk, caller: Caller) -> CallPeer:
-        return await call_messages.call_peer(request, self.friendships, self.conversations)
+        return await call_messages.call_peer(request, self)
 
     @operation("chat.calls.record")
     async def record_call(self, request: CallMessage, caller: Caller) -> AnswerFirst:
         """Stored, answered, then announced like a sent message (in the conversation's order)."""
-        reply, stored = await call_messages.store_call_message(request, self.conversations, self.messages)
+        reply, stored = await call_messages.store_call_message(request, self)
         turn = self.announcements.take_turn([request.conversation_id])
-        return AnswerFirst(
-            reply, then=lambda: turn.run(lambda: sending.announce_stored([stored], self.deliver, self.events))
-        )
+        return AnswerFirst(reply, then=lambda: turn.run(lambda: sending.announce_stored([stored], self)))

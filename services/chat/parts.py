@@ -55,3 +55,7 @@ class ChatParts(Service):
     @property
     def burn_unopened(self) -> timedelta:
         return timedelta(seconds=self.settings.burn_unopened_seconds)
+
+    @property
+    def sync_batch_size(self) -> int:
+        return self.settings.sync_batch_size

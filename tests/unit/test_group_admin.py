@@ -375,6 +375,6 @@ async def test_admitting_to_a_group_dissolved_meanwhile_adds_nobody(world):
     stale = await world.conversations.group(group_id)
     await world.ask(A, "groups.dissolve", group_id=group_id)
     # A step inside adding members, on the document read before the dissolve: no command carries a stale group.
-    assert await groups.admit(stale, [E], world.conversations, world.deliver) is None
+    assert await groups.admit(stale, [E], world) is None
     assert world.pushes(E, event="group.added") == []
     assert await world.conversations.group(group_id) is None

@@ -1,6 +1,7 @@
 """services/chat/domain/interactions.py on chat's real stores: the rules a socket test cannot
 reach in reasonable time (the edit window, the never-opened cap) and what burning takes away."""
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -22,11 +23,23 @@ async def world(db, settings):
 
 
 
+class ClosedWindow:
+    """The world's parts, with an edit window that has always closed already."""
+
+    edit_window = timedelta(0)
+
+    def __init__(self, world: Any) -> None:
+        self.world = world
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.world, name)
+
+
 async def test_an_edit_after_the_window_is_refused_and_changes_nothing(world) -> None:
     sent = await world.send(A, B, text="typo")
     edit = MessageEdit(message_id=sent.message_id, text="fixed")
     with pytest.raises(ParleyError) as late:  # the window's rule, on the clock's edge: asked directly
-        await interactions.edit_message(edit, A, "d1", timedelta(0), world)
+        await interactions.edit_message(edit, A, "d1", ClosedWindow(world))
     assert late.value.code == ErrorCode.FORBIDDEN
     assert (await world.messages.message(sent.message_id)).text == "typo"
     reply = await world.ask(A, "message.edit", edit)

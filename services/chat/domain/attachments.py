@@ -8,7 +8,7 @@ member leaving takes effect at once."""
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from services.chat.domain.ports import Conversations, Files, Messages
 from services.chat.domain.records import Message
@@ -20,11 +20,25 @@ from shared.contracts.images import ImageInfo
 from shared.stickers import builtin_sticker_url, is_builtin_sticker, parse_sticker_id
 
 
-async def may_see_file(file_id: str, user_id: str, conversations: Conversations, messages: Messages) -> bool:
+class AttachmentParts(Protocol):
+    """What attachments need: the conversations and messages that carry files, and the files
+    service's metadata."""
+
+    @property
+    def conversations(self) -> Conversations: ...
+
+    @property
+    def messages(self) -> Messages: ...
+
+    @property
+    def files(self) -> Files: ...
+
+
+async def may_see_file(file_id: str, user_id: str, parts: AttachmentParts) -> bool:
     """True if a visible message carrying the file sits in a conversation the user is in,
     above the point at which they joined it."""
-    for placed in await messages.carrying_file(file_id, utc_now()):
-        conversation = await conversations.conversation(placed.conversation_id)
+    for placed in await parts.messages.carrying_file(file_id, utc_now()):
+        conversation = await parts.conversations.conversation(placed.conversation_id)
         if conversation and conversation.sees(user_id, placed):
             return True
     return False
@@ -40,7 +54,7 @@ class Referred:
     quoted: Mapping[str, Message]
 
 
-async def look_up_referred(requests: list[MessageSend], files: Files, messages: Messages) -> Referred:
+async def look_up_referred(requests: list[MessageSend], parts: AttachmentParts) -> Referred:
     file_ids = list(dict.fromkeys(r.file_id for r in requests if r.file_id is not None and r.sticker_id is None))
     image_ids = list(dict.fromkeys(
         name for r in requests if r.sticker_id is not None
@@ -48,8 +62,8 @@ async def look_up_referred(requests: list[MessageSend], files: Files, messages: 
     ))
     quote_ids = list(dict.fromkeys(r.reply_to for r in requests if r.reply_to is not None))
     found_files, found_images, quoted = await asyncio.gather(
-        files.infos(file_ids) if file_ids else _none(), files.images(image_ids) if image_ids else _none(),
-        messages.messages_by_id(quote_ids) if quote_ids else _none(),
+        parts.files.infos(file_ids) if file_ids else _none(), parts.files.images(image_ids) if image_ids else _none(),
+        parts.messages.messages_by_id(quote_ids) if quote_ids else _none(),
     )
     return Referred(found_files, found_images, quoted)
 
@@ -59,25 +73,23 @@ async def _none() -> dict[str, Any]:
     return {}
 
 
-async def attachment_for(
-    file_id: str, sender: str, referred: Referred, conversations: Conversations, messages: Messages
-) -> Attachment:
+async def attachment_for(file_id: str, sender: str, referred: Referred, parts: AttachmentParts) -> Attachment:
     """The `file` of a message: the sender uploaded it, or forwards one they may see."""
     meta = referred.files.get(file_id)
-    if meta is None or (meta.uploader != sender and not await may_see_file(file_id, sender, conversations, messages)):
+    if meta is None or (meta.uploader != sender and not await may_see_file(file_id, sender, parts)):
         raise ParleyError.not_found("no such file")
     return Attachment(file_id=meta.file_id, name=meta.name, size=meta.size, content_type=meta.content_type)
 
 
 async def message_content(
-    request: MessageSend, sender: str, referred: Referred, conversations: Conversations, messages: Messages
+    request: MessageSend, sender: str, referred: Referred, parts: AttachmentParts
 ) -> tuple[Attachment | None, Sticker | None]:
     """A message's `file` (a voice message's must be audio) and `sticker`; a text asks nothing."""
     if request.sticker_id is not None:
         return None, sticker_for(request.sticker_id, referred)
     if request.file_id is None:
         return None, None
-    file = await attachment_for(request.file_id, sender, referred, conversations, messages)
+    file = await attachment_for(request.file_id, sender, referred, parts)
     if request.voice is not None and not file.content_type.lower().startswith("audio/"):
         raise ParleyError.bad_request("data.voice: a voice message carries an audio file")
     return file, None

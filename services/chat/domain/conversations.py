@@ -1,11 +1,12 @@
 """The conversations list with unread counts, read receipts, recall and typing."""
 import asyncio
 from datetime import timedelta
+from typing import Protocol
 
-from shared.delivery import Deliverer, push
+from shared.delivery import push
 from services.chat.domain.messaging import conversation_up_to, member_conversation, positions_of_others
 from services.chat.domain.interactions import tell_changed
-from services.chat.domain.ports import Conversations, Cursors, MessageParts, Messages, Profiles, TypingNotices
+from services.chat.domain.ports import Cursors, MessageParts, Profiles, TypingNotices
 from shared.contracts.base import utc_now
 from shared.contracts.conversations import (
     ConversationEntry,
@@ -23,19 +24,33 @@ from shared.contracts.errors import ParleyError
 RECALL_WINDOW = timedelta(minutes=10)
 
 
-async def list_conversations(
-    user_id: str, conversations: Conversations, messages: Messages, cursors: Cursors, profiles: Profiles
-) -> ConversationsListReply:
+class ConversationParts(MessageParts, Protocol):
+    """What the conversations list, receipts, recall and typing need besides acting on stored
+    messages (MessageParts): the cursors and read markers, auth's profiles (a direct
+    conversation's peer) and the typing throttle."""
+
+    @property
+    def cursors(self) -> Cursors: ...
+
+    @property
+    def profiles(self) -> Profiles: ...
+
+    @property
+    def typing(self) -> TypingNotices: ...
+
+
+async def list_conversations(user_id: str, parts: ConversationParts) -> ConversationsListReply:
     """Newest activity first; `unread` counts others' visible messages above the read marker
     (`unread_mentions`: those that mention the user, counted in the same pass); `read_by` and
     `delivered_to` are the other members' positions."""
+    messages, cursors = parts.messages, parts.cursors
     now = utc_now()
-    convs = await conversations.of_user(user_id)
+    convs = await parts.conversations.of_user(user_id)
     read = await cursors.read_positions(user_id)
     peers = {
         c.conversation_id: next((m for m in c.members if m != user_id), user_id) for c in convs if c.kind == "direct"
     }
-    found = await profiles.get(sorted(set(peers.values())))
+    found = await parts.profiles.get(sorted(set(peers.values())))
     entries = []
     for conv in convs:
         cid, floor = conv.conversation_id, conv.joined_seq(user_id)
@@ -62,18 +77,19 @@ async def list_conversations(
     return ConversationsListReply(conversations=[entry for _, entry in entries])
 
 
-async def mark_read(
-    request: MessageRead, user_id: str, conversations: Conversations, messages: Messages, cursors: Cursors,
-    deliver: Deliverer,
-) -> None:
+async def mark_read(request: MessageRead, user_id: str, parts: ConversationParts) -> None:
     """Move the user's read marker and tell the other participants (once per advance)."""
-    conversation = await conversation_up_to(request.conversation_id, request.seq, user_id, conversations, messages)
-    if await cursors.mark_read(user_id, request.conversation_id, request.seq):
+    conversation = await conversation_up_to(
+        request.conversation_id, request.seq, user_id, parts.conversations, parts.messages
+    )
+    if await parts.cursors.mark_read(user_id, request.conversation_id, request.seq):
         receipt = ReceiptReadPush(conversation_id=request.conversation_id, user_id=user_id, seq=request.seq)
-        await deliver.to_users(conversation.others(user_id), [push("receipt.read", receipt)])
+        await parts.deliver.to_users(conversation.others(user_id), [push("receipt.read", receipt)])
 
 
-async def recall_message(request: MessageRecall, user_id: str, device_id: str | None, parts: MessageParts) -> None:
+async def recall_message(
+    request: MessageRecall, user_id: str, device_id: str | None, parts: ConversationParts
+) -> None:
     """The sender takes a message back within 10 minutes; it disappears from history and sync.
     Members who joined after it never saw it and are not told about it either. A recall asked
     again is told again as `message.changed` (the first telling may have failed after the write)."""
@@ -98,11 +114,9 @@ async def recall_message(request: MessageRecall, user_id: str, device_id: str | 
     await tell_changed(parts, message, "recalled", user_id, audience, now)
 
 
-async def send_typing(
-    request: Typing, user_id: str, conversations: Conversations, throttle: TypingNotices, deliver: Deliverer
-) -> None:
+async def send_typing(request: Typing, user_id: str, parts: ConversationParts) -> None:
     """Pushed to the others online, at most once a second per (conversation, user); never stored."""
-    conversation = await member_conversation(request.conversation_id, user_id, conversations)
-    if await throttle.first_in_window(request.conversation_id, user_id):
+    conversation = await member_conversation(request.conversation_id, user_id, parts.conversations)
+    if await parts.typing.first_in_window(request.conversation_id, user_id):
         data = TypingPush(conversation_id=request.conversation_id, user_id=user_id)
-        await deliver.to_users(conversation.others(user_id), [push("typing", data)])
+        await parts.deliver.to_users(conversation.others(user_id), [push("typing", data)])

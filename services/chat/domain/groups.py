@@ -5,6 +5,7 @@ invite links and join requests in invites.py; both admit members through `admit`
 """
 import time
 from datetime import datetime
+from typing import Protocol
 
 from shared.delivery import Deliverer, push
 from services.chat.domain.ports import Blocks, Conversations, Invites, JoinRequests, Messages, Profiles
@@ -29,6 +30,36 @@ from shared.contracts.groups import (
     Role,
 )
 from shared.ids import new_id
+
+
+class AdmitParts(Protocol):
+    """What admitting members (`admit`) reads; invites.py admits through it too."""
+
+    @property
+    def conversations(self) -> Conversations: ...
+
+    @property
+    def deliver(self) -> Deliverer: ...
+
+
+class GroupParts(AdmitParts, Protocol):
+    """What creating, joining, leaving and listing groups reads."""
+
+    @property
+    def messages(self) -> Messages: ...
+
+    @property
+    def invites(self) -> Invites: ...
+
+    @property
+    def join_requests(self) -> JoinRequests: ...
+
+    @property
+    def profiles(self) -> Profiles: ...
+
+    @property
+    def blocks(self) -> Blocks: ...
+
 
 MAX_MEMBERS = 1000
 
@@ -63,10 +94,10 @@ def group_info(group: Conversation) -> GroupInfo:
     )
 
 
-async def refuse_blocked(adder: str, user_ids: list[str], blocks: Blocks | None) -> None:
+async def refuse_blocked(adder: str, user_ids: list[str], blocks: Blocks) -> None:
     """Nobody adds to a group (or lets into one) a user who blocked them; the answer does not
     say "blocked" (docs/protocol.md "Blocking")."""
-    if blocks is not None and user_ids and await blocks.blockers_of(adder, user_ids):
+    if user_ids and await blocks.blockers_of(adder, user_ids):
         raise ParleyError.forbidden("this user cannot be added")
 
 
@@ -76,30 +107,24 @@ def _added_push(group: Conversation) -> list[Push]:
     return [push("group.added", data)]
 
 
-async def create_group(
-    request: GroupCreate, creator: str, conversations: Conversations, profiles: Profiles, deliver: Deliverer,
-    blocks: Blocks | None = None,
-) -> GroupCreateReply:
+async def create_group(request: GroupCreate, creator: str, parts: GroupParts) -> GroupCreateReply:
     invited = [u for u in dict.fromkeys(request.member_ids) if u != creator]
     if len(invited) + 1 > MAX_MEMBERS:
         raise ParleyError.bad_request(f"data.member_ids: a group has at most {MAX_MEMBERS} members")
-    await _existing_users(invited, profiles)
-    await refuse_blocked(creator, invited, blocks)
+    await _existing_users(invited, parts.profiles)
+    await refuse_blocked(creator, invited, parts.blocks)
     now = utc_now()
     members = {creator: _member("owner", now, 0)} | {
         u: _member("member", now, 0, order) for order, u in enumerate(invited, 1)
     }
     group_id, conversation_id = new_id("g"), new_id("gc")
-    group = await conversations.create_group(conversation_id, group_id, request.name, members, now)
-    await deliver.to_users(invited, _added_push(group))
+    group = await parts.conversations.create_group(conversation_id, group_id, request.name, members, now)
+    await parts.deliver.to_users(invited, _added_push(group))
     return GroupCreateReply(group_id=group_id, conversation_id=conversation_id)
 
 
-async def add_members(
-    request: GroupAddMembers, adder: str, conversations: Conversations, profiles: Profiles, deliver: Deliverer,
-    blocks: Blocks | None = None,
-) -> None:
-    group = await member_group(request.group_id, adder, conversations)
+async def add_members(request: GroupAddMembers, adder: str, parts: GroupParts) -> None:
+    group = await member_group(request.group_id, adder, parts.conversations)
     if group.role_of(adder) not in ("owner", "admin"):
         raise ParleyError.forbidden("only the owner or an admin can add members")
     new = [u for u in dict.fromkeys(request.user_ids) if not group.has_member(u)]
@@ -107,31 +132,29 @@ async def add_members(
         return
     if len(group.members) + len(new) > MAX_MEMBERS:
         raise ParleyError.bad_request(f"data.user_ids: a group has at most {MAX_MEMBERS} members")
-    await _existing_users(new, profiles)
-    await refuse_blocked(adder, new, blocks)
-    if await admit(group, new, conversations, deliver) is None:
+    await _existing_users(new, parts.profiles)
+    await refuse_blocked(adder, new, parts.blocks)
+    if await admit(group, new, parts) is None:
         raise ParleyError.forbidden("you are not a member of this group")  # gone meanwhile
 
 
-async def admit(
-    group: Conversation, new: list[str], conversations: Conversations, deliver: Deliverer
-) -> Conversation | None:
+async def admit(group: Conversation, new: list[str], parts: AdmitParts) -> Conversation | None:
     """Add users who are not members yet (by an admin, an invite link or an accepted request):
     they get `group.added`, the others one `group.member_joined` each. None: the group is gone
     (dissolved meanwhile, or its last member left)."""
     assert group.group_id is not None
     now = utc_now()
     # A member added later reads from the moment they joined.
-    updated = await conversations.add_members(
+    updated = await parts.conversations.add_members(
         group.conversation_id, {u: _member("member", now, group.last_seq, order) for order, u in enumerate(new)}
     )
     if updated is None:
         return None
-    await deliver.to_users(new, _added_push(updated))
+    await parts.deliver.to_users(new, _added_push(updated))
     others = [u for u in updated.members if u not in new]
     for user_id in new:
         data = GroupMemberPush(group_id=group.group_id, user_id=user_id)
-        await deliver.to_users(others, [push("group.member_joined", data)])
+        await parts.deliver.to_users(others, [push("group.member_joined", data)])
     return updated
 
 
@@ -141,22 +164,19 @@ def successor(group: Conversation) -> str | None:
     return ranked[0] if ranked else None
 
 
-async def leave_group(
-    group_id: str, user_id: str, conversations: Conversations, messages: Messages, deliver: Deliverer,
-    invites: Invites | None = None, join_requests: JoinRequests | None = None,
-) -> None:
+async def leave_group(group_id: str, user_id: str, parts: GroupParts) -> None:
     """The last member out deletes the group, its messages, invite links and join requests; an
     owner leaving hands the group on."""
+    conversations, deliver = parts.conversations, parts.deliver
     group = await member_group(group_id, user_id, conversations)
     updated = await conversations.remove_member(group.conversation_id, user_id)
     if updated is None:
         return  # left concurrently
     if not updated.members:
         if await conversations.delete_if_empty(group.conversation_id):
-            await messages.delete_conversation(group.conversation_id)
-            if invites is not None and join_requests is not None:
-                await invites.delete_group(group_id)
-                await join_requests.delete_group(group_id)
+            await parts.messages.delete_conversation(group.conversation_id)
+            await parts.invites.delete_group(group_id)
+            await parts.join_requests.delete_group(group_id)
         return
     await deliver.to_users(
         updated.members, [push("group.member_left", GroupMemberLeftPush(group_id=group_id, user_id=user_id))]
@@ -168,8 +188,8 @@ async def leave_group(
             await deliver.to_users(updated.members, [push("group.role_changed", data)])
 
 
-async def set_role(request: GroupSetRole, owner: str, conversations: Conversations, deliver: Deliverer) -> None:
-    group = await member_group(request.group_id, owner, conversations)
+async def set_role(request: GroupSetRole, owner: str, parts: GroupParts) -> None:
+    group = await member_group(request.group_id, owner, parts.conversations)
     if group.role_of(owner) != "owner":
         raise ParleyError.forbidden("only the owner can change roles")
     if request.user_id == owner:
@@ -178,25 +198,23 @@ async def set_role(request: GroupSetRole, owner: str, conversations: Conversatio
         raise ParleyError.not_found("no such member in this group")
     if group.role_of(request.user_id) == request.role:
         return
-    await conversations.set_role(group.conversation_id, request.user_id, request.role)
+    await parts.conversations.set_role(group.conversation_id, request.user_id, request.role)
     data = GroupRolePush(group_id=request.group_id, user_id=request.user_id, role=request.role)
-    await deliver.to_users(group.members, [push("group.role_changed", data)])
+    await parts.deliver.to_users(group.members, [push("group.role_changed", data)])
 
 
-async def list_groups(user_id: str, conversations: Conversations) -> GroupsListReply:
+async def list_groups(user_id: str, parts: GroupParts) -> GroupsListReply:
     return GroupsListReply(
         groups=[
             GroupEntry(**group_info(group).model_dump(), role=group.roster[user_id].role)
-            for group in await conversations.of_user(user_id, kind="group")
+            for group in await parts.conversations.of_user(user_id, kind="group")
         ]
     )
 
 
-async def list_members(
-    group_id: str, user_id: str, conversations: Conversations, profiles: Profiles
-) -> GroupMembersReply:
-    group = await member_group(group_id, user_id, conversations)
-    found = await profiles.get(list(group.members))
+async def list_members(group_id: str, user_id: str, parts: GroupParts) -> GroupMembersReply:
+    group = await member_group(group_id, user_id, parts.conversations)
+    found = await parts.profiles.get(list(group.members))
     now = utc_now()
     members = []
     for u in group.seniority():

@@ -10,6 +10,7 @@ again (the first telling may have failed after the write): consumers are idempot
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from services.chat.domain.ports import MessageParts
 from services.chat.domain.records import Conversation, Message
@@ -36,6 +37,14 @@ log = logging.getLogger("parley.chat")
 Device = tuple[str, str | None]
 
 
+class InteractionParts(MessageParts, Protocol):
+    """What acting on stored messages needs (MessageParts), and how long after sending a
+    message can be edited (the edit_window_seconds setting)."""
+
+    @property
+    def edit_window(self) -> timedelta: ...
+
+
 async def tell_changed(
     parts: MessageParts, message: Message, change: Change, by: str, audience: Iterable[str], at: datetime
 ) -> None:
@@ -47,10 +56,10 @@ async def tell_changed(
 
 
 async def edit_message(
-    request: MessageEdit, user_id: str, device_id: str | None, window: timedelta, parts: MessageParts
+    request: MessageEdit, user_id: str, device_id: str | None, parts: InteractionParts
 ) -> MessageEditReply:
     """The sender rewrites the text of their own message, within the edit window."""
-    now = utc_now()
+    now, window = utc_now(), parts.edit_window
     message, conversation = await _seen_by(request.message_id, user_id, now, parts)
     if message.from_user_id != user_id:
         raise ParleyError.forbidden("only the sender can edit a message")
@@ -72,7 +81,7 @@ async def edit_message(
 
 
 async def change_reaction(
-    request: ReactionChange, add: bool, user_id: str, device_id: str | None, parts: MessageParts
+    request: ReactionChange, add: bool, user_id: str, device_id: str | None, parts: InteractionParts
 ) -> None:
     """Add or take back an emoji; a push only when the totals changed."""
     if not is_single_emoji(request.emoji):
@@ -98,7 +107,9 @@ async def change_reaction(
     await tell_changed(parts, changed, "reactions", user_id, audience, now)
 
 
-async def open_message(message_id: str, user_id: str, device_id: str | None, parts: MessageParts) -> chat.Message:
+async def open_message(
+    message_id: str, user_id: str, device_id: str | None, parts: InteractionParts
+) -> chat.Message:
     """The recipient opens a burn-after-reading message: the content, once its timer runs."""
     now = utc_now()
     message, conversation = await _seen_by(message_id, user_id, now, parts)
@@ -121,7 +132,7 @@ async def open_message(message_id: str, user_id: str, device_id: str | None, par
     return opened.contract()
 
 
-async def burn_due(now: datetime, parts: MessageParts) -> int:
+async def burn_due(now: datetime, parts: InteractionParts) -> int:
     """Destroy what is due to burn and tell both sides; how many burned (one replica at a time
     runs it, and burning one is a conditional update: only one run pushes it)."""
     burned = 0
@@ -139,7 +150,7 @@ async def burn_due(now: datetime, parts: MessageParts) -> int:
     return burned
 
 
-async def hide_message(message_id: str, user_id: str, device_id: str | None, parts: MessageParts) -> None:
+async def hide_message(message_id: str, user_id: str, device_id: str | None, parts: InteractionParts) -> None:
     """Delete for me: gone from my devices only; the others keep it."""
     now = utc_now()
     message, _ = await _seen_by(message_id, user_id, now, parts)

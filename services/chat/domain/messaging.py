@@ -3,6 +3,7 @@ acknowledging are services/chat/domain/sending.py)."""
 import asyncio
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from shared.delivery import Deliverer, push
 from services.chat.domain.ports import Conversations, Cursors, Messages
@@ -20,6 +21,26 @@ from shared.presence import DeviceSocket
 # (clients replace by seq), missing one is not.
 SYNC_CLOCK_MARGIN = timedelta(seconds=5)
 CHANGE_READS_AT_ONCE = 16  # conversations whose changes are read concurrently on a sync
+
+
+class MessagingParts(Protocol):
+    """What reading messages needs: the conversations, the messages, the devices' cursors and
+    the users' markers, the pushes a sync streams, and how many messages a sync push carries."""
+
+    @property
+    def conversations(self) -> Conversations: ...
+
+    @property
+    def messages(self) -> Messages: ...
+
+    @property
+    def cursors(self) -> Cursors: ...
+
+    @property
+    def deliver(self) -> Deliverer: ...
+
+    @property
+    def sync_batch_size(self) -> int: ...
 
 
 async def member_conversation(conversation_id: str, user_id: str, conversations: Conversations) -> Conversation:
@@ -46,22 +67,16 @@ async def conversation_up_to(
     return conversation
 
 
-async def fetch_history(
-    request: chat.HistoryFetch, user_id: str, conversations: Conversations, messages: Messages,
-    cursors: Cursors | None = None,
-) -> chat.HistoryReply:
+async def fetch_history(request: chat.HistoryFetch, user_id: str, parts: MessagingParts) -> chat.HistoryReply:
     """A member reads a group from the seq at which they joined; with the other members' read
-    and delivered positions (`cursors` None: without them)."""
-    conversation = await member_conversation(request.conversation_id, user_id, conversations)
-    paging = messages.page(
+    and delivered positions."""
+    conversation = await member_conversation(request.conversation_id, user_id, parts.conversations)
+    paging = parts.messages.page(
         request.conversation_id, request.before_seq, request.limit, utc_now(), conversation.last_seq,
         floor=conversation.joined_seq(user_id), viewer=user_id,
     )
-    if cursors is None:
-        found, has_more = await paging
-        return chat.HistoryReply(messages=[m.to_contract(user_id) for m in found], has_more=has_more)
     (found, has_more), (read, delivered) = await asyncio.gather(
-        paging, cursors.positions(request.conversation_id, conversation.others(user_id))
+        paging, parts.cursors.positions(request.conversation_id, conversation.others(user_id))
     )
     read_by, delivered_to = positions_of_others(conversation, user_id, read, delivered)
     return chat.HistoryReply(
@@ -81,14 +96,7 @@ def positions_of_others(
     )
 
 
-async def sync_device(
-    bound: chat.DeviceBound,
-    conversations: Conversations,
-    messages: Messages,
-    cursors: Cursors,
-    deliver: Deliverer,
-    batch_size: int,
-) -> int:
+async def sync_device(bound: chat.DeviceBound, parts: MessagingParts) -> int:
     """Stream a freshly bound socket everything above its device's cursors, then what changed
     (edited, reacted to, opened, burned, recalled) at or below them since its last sync, then
     `sync.done`; returns how many messages were streamed.
@@ -96,6 +104,8 @@ async def sync_device(
     A device seen for the first time starts where the user's most advanced device is (and has
     no changes to catch up on).
     """
+    conversations, messages, cursors, deliver = parts.conversations, parts.messages, parts.cursors, parts.deliver
+    batch_size = parts.sync_batch_size
     now = utc_now()
     sock = DeviceSocket(bound.user_id, bound.device_id, bound.gateway_id, bound.conn_id)
     first, synced_at = await cursors.begin_sync(bound.user_id, bound.device_id, now)

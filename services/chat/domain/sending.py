@@ -12,13 +12,13 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-
-from services.chat.domain.attachments import Referred, look_up_referred, message_content
+from services.chat.domain.attachments import AttachmentParts, Referred, look_up_referred, message_content
 from shared.delivery import Deliverer, Fanout, push
 from services.chat.domain.group_admin import send_refusal
 from services.chat.domain.messaging import conversation_up_to
-from services.chat.domain.ports import Conversations, Cursors, DomainEvents, Files, Friendships, Messages
+from services.chat.domain.ports import Conversations, Cursors, DomainEvents, Friendships
 from services.chat.domain.records import Conversation, Cursor, Draft, Message
 from shared.contracts import chat
 from shared.contracts.base import Empty, utc_now
@@ -30,9 +30,27 @@ from shared.contracts.wire import DeviceAddress
 from shared.ids import new_id
 
 Outcome = chat.MessageSendReply | ParleyError
-# A burn-after-reading message never opened is destroyed this long after sending (the
-# burn_unopened_seconds setting; services pass theirs).
-DEFAULT_BURN_UNOPENED = timedelta(days=7)
+
+
+class SendParts(AttachmentParts, Protocol):
+    """What sending and acknowledging need besides what attachments do: the friendships a direct
+    message needs, the cursors acks move, the pushes and the events out, and how long a
+    burn-after-reading message never opened lives (the burn_unopened_seconds setting)."""
+
+    @property
+    def friendships(self) -> Friendships: ...
+
+    @property
+    def cursors(self) -> Cursors: ...
+
+    @property
+    def deliver(self) -> Deliverer: ...
+
+    @property
+    def events(self) -> DomainEvents: ...
+
+    @property
+    def burn_unopened(self) -> timedelta: ...
 
 
 def direct_conversation_id(a: str, b: str) -> str:
@@ -57,14 +75,7 @@ class Stored:
     again: bool
 
 
-async def send_messages(
-    items: list[SendItem],
-    friendships: Friendships,
-    conversations: Conversations,
-    messages: Messages,
-    files: Files,
-    burn_unopened: timedelta = DEFAULT_BURN_UNOPENED,
-) -> tuple[list[Outcome], list[Stored]]:
+async def send_messages(items: list[SendItem], parts: SendParts) -> tuple[list[Outcome], list[Stored]]:
     """Store the batch: each item's answer, and what to announce after answering (announce_stored).
 
     Items are stored in the order given, so one device's messages (a gateway keeps them in the
@@ -76,33 +87,33 @@ async def send_messages(
     now = utc_now()
     outcomes: list[Outcome | None] = [None] * len(items)
     targets, referred = await asyncio.gather(
-        _conversations_for(items, friendships, conversations, now),
-        look_up_referred([i.request for i in items], files, messages),
+        _conversations_for(items, parts, now),
+        look_up_referred([i.request for i in items], parts),
     )
     accepted: list[tuple[int, Conversation, Draft]] = []
     for i, (item, conversation) in enumerate(zip(items, targets, strict=True)):
         try:
             if isinstance(conversation, ParleyError):
                 raise conversation
-            draft = await _draft(item, conversation, now, referred, conversations, messages, burn_unopened)
+            draft = await _draft(item, conversation, now, referred, parts)
             accepted.append((i, conversation, draft))
         except ParleyError as exc:
             outcomes[i] = exc
-    appended_all = await messages.append_many([(conversation, draft) for _, conversation, draft in accepted])
+    appended_all = await parts.messages.append_many([(conversation, draft) for _, conversation, draft in accepted])
     stored: list[Stored] = []
     for (i, conversation, _), appended in zip(accepted, appended_all, strict=True):
         message, device_id = appended.message, items[i].caller.device_id
         outcomes[i] = message.send_reply()
         if appended.first:
             stored.append(Stored(conversation, message, device_id, again=False))
-        elif (again := await _still_to_announce(message, conversations)) is not None:
+        elif (again := await _still_to_announce(message, parts.conversations)) is not None:
             stored.append(Stored(again, message, device_id, again=True))
     answered = [o for o in outcomes if o is not None]
     assert len(answered) == len(items)
     return answered, stored
 
 
-async def announce_stored(stored: list[Stored], deliver: Deliverer, events: DomainEvents) -> None:
+async def announce_stored(stored: list[Stored], parts: SendParts) -> None:
     """`message.new` to every live device that should see each message, then `messages.stored`
     (one event for the batch) saying who should see them and which devices had them live:
     whoever was not reached is the business of the event's consumers (offline push)."""
@@ -114,14 +125,14 @@ async def announce_stored(stored: list[Stored], deliver: Deliverer, events: Doma
         for fanout in announce(entry.conversation, entry.message, (entry.message.from_user_id, entry.device_id)):
             fanouts.append(fanout)
             of_entry.append(index)
-    reached_by_fanout = await deliver.fan_out(fanouts)
+    reached_by_fanout = await parts.deliver.fan_out(fanouts)
     reached: dict[str, dict[DeviceAddress, None]] = defaultdict(dict)
     for index, addresses in zip(of_entry, reached_by_fanout, strict=True):
         reached[stored[index].conversation.conversation_id].update(dict.fromkeys(addresses))
     by_conversation: dict[str, list[Stored]] = defaultdict(list)
     for entry in stored:
         by_conversation[entry.conversation.conversation_id].append(entry)
-    await events.publish_event("messages.stored", MessagesStored(batch_id=new_id("b"), conversations=[
+    await parts.events.publish_event("messages.stored", MessagesStored(batch_id=new_id("b"), conversations=[
         _conversation_stored(entries, list(reached[conversation_id])) for conversation_id, entries in by_conversation.items()
     ]))
 
@@ -143,14 +154,14 @@ def _conversation_stored(entries: list[Stored], reached: list[DeviceAddress]) ->
 
 
 async def _conversations_for(
-    items: list[SendItem], friendships: Friendships, conversations: Conversations, now: datetime
+    items: list[SendItem], parts: SendParts, now: datetime
 ) -> list[Conversation | ParleyError]:
     """Each item's conversation, or why its sender may not write there; one read for all the
     groups named and one for all the friendships."""
     group_ids = list({i.request.to.group_id for i in items if i.request.to.group_id is not None})
-    groups = await conversations.groups_by_id(group_ids)
+    groups = await parts.conversations.groups_by_id(group_ids)
     pairs = [(_sender(i), i.request.to.user_id) for i in items if i.request.to.user_id is not None]
-    friends = await friendships.accepted_among([(a, b) for a, b in pairs if a != b])
+    friends = await parts.friendships.accepted_among([(a, b) for a, b in pairs if a != b])
     found: list[Conversation | ParleyError] = []
     for item in items:
         sender, to = _sender(item), item.request.to
@@ -168,7 +179,7 @@ async def _conversations_for(
             found.append(ParleyError.forbidden("direct messages need an accepted friendship"))
         else:
             found.append(
-                await conversations.ensure_direct(
+                await parts.conversations.ensure_direct(
                     direct_conversation_id(sender, to.user_id), sorted((sender, to.user_id)), now
                 )
             )
@@ -188,8 +199,7 @@ def announce(conversation: Conversation, message: Message, except_device: tuple[
 
 
 async def _draft(
-    item: SendItem, conversation: Conversation, now: datetime, referred: Referred, conversations: Conversations,
-    messages: Messages, burn_unopened: timedelta,
+    item: SendItem, conversation: Conversation, now: datetime, referred: Referred, parts: SendParts
 ) -> Draft:
     request, sender = item.request, _sender(item)
     group = conversation.kind == "group"
@@ -199,7 +209,7 @@ async def _draft(
         raise ParleyError.bad_request("data.mentions: mentions are for groups")
     if request.mentions and not all(conversation.has_member(m) for m in request.mentions):
         raise ParleyError.bad_request("data.mentions: only members of the group can be mentioned")
-    file, sticker = await message_content(request, sender, referred, conversations, messages)
+    file, sticker = await message_content(request, sender, referred, parts)
     return Draft(
         message_id=new_id("m"),
         from_user_id=sender,
@@ -214,7 +224,7 @@ async def _draft(
         reply_to=_quote(request.reply_to, conversation, sender, now, referred) if request.reply_to else None,
         mentions=tuple(dict.fromkeys(request.mentions or ())),
         burn_seconds=request.burn_seconds,
-        burns_at=now + burn_unopened if request.burn_seconds is not None else None,
+        burns_at=now + parts.burn_unopened if request.burn_seconds is not None else None,
     )
 
 
@@ -238,17 +248,14 @@ async def _still_to_announce(earlier: Message, conversations: Conversations) -> 
     return conversation
 
 
-async def acknowledge_many(
-    items: list[AckItem], conversations: Conversations, messages: Messages, cursors: Cursors,
-    deliver: Deliverer | None = None,
-) -> list[Empty | ParleyError]:
+async def acknowledge_many(items: list[AckItem], parts: SendParts) -> list[Empty | ParleyError]:
     """Move each device's cursor up to the seq it acknowledged, and each user's delivered marker
     (the highest seq any of their devices acknowledged) with it: one read of the conversations
     named, one of the delivered markers of the (user, conversation) pairs acked, one write of
     every cursor and marker moved (several acks of one device coalesce into its highest). Each
     marker that moved goes to the conversation's other members as `receipt.delivered`, all in
-    one fan-out (`deliver` None: not pushed)."""
-    known = await conversations.by_ids(list({i.request.conversation_id for i in items}))
+    one fan-out."""
+    known = await parts.conversations.by_ids(list({i.request.conversation_id for i in items}))
     outcomes: list[Empty | ParleyError] = []
     highest: dict[tuple[str, str, str], int] = defaultdict(int)
     for item in items:
@@ -258,7 +265,9 @@ async def acknowledge_many(
             conversation = known.get(request.conversation_id)
             if conversation is None or not conversation.has_member(user) or request.seq > conversation.last_seq:
                 # Not a member, or beyond last_seq (which may need catching up): the careful path.
-                conversation = await conversation_up_to(request.conversation_id, request.seq, user, conversations, messages)
+                conversation = await conversation_up_to(
+                    request.conversation_id, request.seq, user, parts.conversations, parts.messages
+                )
                 known[request.conversation_id] = conversation
         except ParleyError as exc:
             outcomes.append(exc)
@@ -271,11 +280,11 @@ async def acknowledge_many(
         acked[user, conversation_id] = max(acked[user, conversation_id], seq)
     # Read before the write, so only a marker that moves is pushed. Two replicas moving one
     # user's marker at the same instant may both push it: a receipt twice, harmless ($max).
-    before = await cursors.delivered_of(list(acked)) if acked else {}
+    before = await parts.cursors.delivered_of(list(acked)) if acked else {}
     moved = {pair: seq for pair, seq in acked.items() if seq > before.get(pair, 0)}
-    await cursors.advance_many((Cursor(u, d, c, seq) for (u, d, c), seq in highest.items()), moved)
-    if deliver is not None and moved:
-        await deliver.fan_out([
+    await parts.cursors.advance_many((Cursor(u, d, c, seq) for (u, d, c), seq in highest.items()), moved)
+    if moved:
+        await parts.deliver.fan_out([
             Fanout(
                 known[cid].others(user),
                 [push("receipt.delivered", ReceiptDeliveredPush(conversation_id=cid, user_id=user, seq=seq))],
