@@ -157,6 +157,35 @@ class Settings(BaseSettings):
     turn_secret: str = ""
     turn_credential_ttl_seconds: int = Field(3600, ge=60)
 
+    # Offline push (docs/push.md; services/push). Web Push: the deployment's VAPID key pair, made
+    # once and kept like the JWT secret: the private key as PEM in push_vapid_private_key_file
+    # (created there on first start if missing; development only), or in push_vapid_private_key
+    # (PEM). The subject is a contact for push services (mailto: or https:).
+    push_vapid_private_key: str = ""
+    push_vapid_private_key_file: str = ".run/vapid-private.pem"
+    push_vapid_subject: str = "mailto:push@parley.invalid"
+    # FCM HTTP v1: off unless a project id and a service-account JSON file are set. The OAuth
+    # token and send endpoints can be pointed at a stand-in (tests).
+    push_fcm_project_id: str = ""
+    push_fcm_credentials_file: str = ""
+    push_fcm_url: str = "https://fcm.googleapis.com"
+    push_fcm_token_url: str = "https://oauth2.googleapis.com/token"
+    # APNs (token-based, HTTP/2): off unless a .p8 key file, its key id, the team id and the
+    # app's bundle id (the topic) are set.
+    push_apns_key_file: str = ""
+    push_apns_key_id: str = ""
+    push_apns_team_id: str = ""
+    push_apns_topic: str = ""
+    push_apns_url: str = "https://api.push.apple.com"
+    # Sending: attempts per notification (backoff between them, honouring Retry-After), the
+    # provider call's timeout, notifications in flight per replica, and how long a message
+    # notification may wait at the push service before it is not worth showing (its TTL).
+    push_max_attempts: int = Field(5, ge=1)
+    push_timeout_seconds: float = Field(10.0, gt=0)
+    push_concurrency: int = Field(32, ge=1)
+    push_message_ttl_seconds: int = Field(24 * 3600, ge=0)
+    push_call_ttl_seconds: int = Field(45, ge=0)
+
     # Files: the largest upload accepted (bytes); bigger ones get 413 as soon as they pass it.
     max_upload_bytes: int = 100 * 1024 * 1024
     # An upload that sends nothing for this long is abandoned (its chunks deleted).
