@@ -141,6 +141,9 @@ async def cmd_send(args: argparse.Namespace, client: ParleyClient) -> None:
     print(f"sent (conversation {sent['conversation_id']}, seq {sent['seq']})")
 
 
+ACK_ON_EXIT_SECONDS = 5.0
+
+
 async def cmd_listen(args: argparse.Namespace, client: ParleyClient) -> None:
     await session(args, client, LISTENER)
     client.start_acking(2.0)
@@ -157,9 +160,13 @@ async def cmd_listen(args: argparse.Namespace, client: ParleyClient) -> None:
     except TimeoutError:
         pass
     finally:
-        if client.is_open:  # what was shown is acknowledged: it will not come again on this device
+        # What was shown is acknowledged: it will not come again on this device. Bounded: after a
+        # Ctrl-C, an ack retried against a busy or absent gateway must not keep the process alive
+        # (what is not acknowledged simply comes again next time).
+        if client.is_open:
             with suppress(ParleyError, ConnectionError, TimeoutError):
-                await client.ack()
+                async with asyncio.timeout(ACK_ON_EXIT_SECONDS):
+                    await client.ack()
 
 
 async def cmd_history(args: argparse.Namespace, client: ParleyClient) -> None:
