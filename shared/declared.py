@@ -165,6 +165,10 @@ class Service:
                 await ensure()
         return service
 
+    async def close(self) -> None:
+        """Release what the parts hold beyond the process's clients (HTTP connection pools), at
+        the end of the run; by default nothing."""
+
     async def health(self) -> None:
         """What `<service>.health` checks (/readyz asks it): by default the database answers."""
         if self.rt.mongo is not None:
