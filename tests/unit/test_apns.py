@@ -21,6 +21,7 @@ from services.push.providers.apns import ApnsProvider, load_key
 from shared.contracts.push import Notification
 from shared.settings import Settings
 from tests.support.apns_standin import Answer, ApnsStandin, apns_standin, signing_key
+from tests.support.fcm_standin import service_account
 
 KEY_ID = "ABC123DEFG"
 TEAM_ID = "DEF123GHIJ"
@@ -220,7 +221,6 @@ async def test_apns_is_off_unless_configured(p8, tmp_path: Path, caplog):
     finally:
         await provider.close()
     rsa_key = tmp_path / "rsa.p8"
-    from tests.support.fcm_standin import service_account
     rsa_key.write_bytes(orjson.loads(service_account()[0])["private_key"].encode())
     with pytest.raises(ValueError, match="P-256"):
         ApnsProvider.from_settings(Settings(**{**complete, "push_apns_key_file": str(rsa_key)}))

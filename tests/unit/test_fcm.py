@@ -1,6 +1,7 @@
 """The FCM provider (services/push/providers/fcm.py) against a stand-in speaking Google's token
 endpoint and FCM HTTP v1 (tests/support/fcm_standin.py): what FCM receives, how the access token
 is kept and replaced, and what each of FCM's answers comes to."""
+import asyncio
 import email.utils
 import logging
 import socket
@@ -10,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -111,8 +113,6 @@ async def test_the_access_token_is_kept_until_shortly_before_it_expires(account)
 
 
 async def test_a_burst_of_sends_asks_for_one_token(account):
-    import asyncio
-
     async with running(account) as (standin, provider, _):
         results = await asyncio.gather(*(provider.send(outgoing(token=f"{DEVICE}-{i}")) for i in range(10)))
         assert [r.outcome for r in results] == ["sent"] * 10
@@ -216,7 +216,6 @@ async def test_a_long_preview_is_cut_to_what_fcm_takes(account):
         assert (await provider.send(outgoing(long))).outcome == "sent"
         data = standin.received[0].message["data"]
         assert data["body"].endswith("…") and data["body"].startswith("長い長い")
-        import orjson
         assert len(orjson.dumps(data)) <= 4096
 
 
