@@ -8,6 +8,7 @@ event to its domain function (services/push/domain/): `push.subscribe` is
 `subscribing.subscribe`, `messages.stored` is `notifying.notify_stored`, and so on.
 """
 from collections.abc import Collection
+from typing import Any
 
 from services.push.domain import notifying, ringing, subscribing
 from services.push.domain.ports import Subscription
@@ -29,6 +30,11 @@ from shared.contracts.push import (
 from shared.contracts.wire import Caller, user_of
 from shared.declared import Runtime, Service, event, operation, part
 from shared.presence import Presence
+
+
+# What may wait in RabbitMQ for the push service (`<ns>.push.events`), in events and bytes.
+EVENTS_WAITING = 100_000
+EVENTS_WAITING_BYTES = 256 * 1024 * 1024
 
 
 def _device(caller: Caller) -> str:
@@ -87,6 +93,17 @@ class PushService(Service):
         from services.push.providers.webpush import subscription_problem  # present: the provider runs
 
         return subscription_problem(subscription.endpoint, subscription.p256dh, subscription.auth)
+
+    def events_queue_arguments(self) -> dict[str, Any]:
+        """The events waiting for push are bounded: a notification is worth nothing after its
+        TTL, and a push service away for long must not heap up chat's events in RabbitMQ (the
+        oldest go first, to the bounded dead letters)."""
+        bounds: dict[str, Any] = {
+            "x-max-length": EVENTS_WAITING, "x-max-length-bytes": EVENTS_WAITING_BYTES, "x-overflow": "drop-head",
+        }
+        if self.settings.push_message_ttl_seconds:
+            bounds["x-message-ttl"] = self.settings.push_message_ttl_seconds * 1000
+        return bounds
 
     async def close(self) -> None:
         for provider in self.providers.values():

@@ -169,3 +169,13 @@ async def test_conversation_settings_list_only_those_in_force(world) -> None:
     listed = await world.ask(B, "push.conversations.list")
     assert [c.conversation_id for c in listed.conversations] == ["c1"]
     assert (await world.ask(A, "push.conversations.list")).conversations == []
+
+
+def test_the_events_waiting_for_push_are_bounded(world) -> None:
+    """A push service away for long must not heap up chat's events in RabbitMQ: its events queue
+    is declared bounded in count, bytes and age (the age: a notification's TTL)."""
+    arguments = world.push.router().events_arguments
+    assert arguments["x-overflow"] == "drop-head"
+    assert arguments["x-max-length"] > 0 and arguments["x-max-length-bytes"] > 0
+    assert arguments["x-message-ttl"] == world.push.settings.push_message_ttl_seconds * 1000
+    assert world.chat.service.router().events_arguments == {}  # chat's events must all be seen
