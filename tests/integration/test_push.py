@@ -125,11 +125,11 @@ async def test_a_muted_conversation_and_a_logged_out_device_hear_nothing(pair: P
 async def test_a_burn_after_reading_message_shows_none_of_its_content(pair: Pair, port: int) -> None:
     phone = await pair.away(port, "bob-phone")
     await pair.alice.call("message.send", {
-        "to": {"user_id": pair.bob.user_id}, "client_msg_id": "burn-1", "text": "the code is 4242", "burn_seconds": 10,
+        "to": {"user_id": pair.bob.user_id}, "client_msg_id": "burn-1", "text": "the password is swordfish", "burn_seconds": 10,
     })
     (notification,) = await pair.arrives(phone, 1)
     assert notification["body"] == BURN_TEXT
-    assert "4242" not in str(notification)
+    assert "swordfish" not in str(notification)
 
 
 async def test_a_call_rings_an_away_device_until_it_is_answered_on_another(pair: Pair, port: int) -> None:

@@ -111,10 +111,10 @@ def test_a_quiet_time_may_wrap_past_midnight() -> None:
 
 async def test_a_burn_after_reading_message_says_nothing_of_its_content(world) -> None:
     await world.subscribe(B, "phone")
-    await send(world, A, B, text="the secret is 42", burn_seconds=10)
+    await send(world, A, B, text="the password is swordfish", burn_seconds=10)
     (notification,) = world.received(B, "phone")
     assert notification.body == "Sent a message that burns after reading"
-    assert "42" not in notification.model_dump_json()
+    assert "swordfish" not in notification.model_dump_json()
 
 
 async def test_previews_off_say_new_message_in_the_subscriptions_language(world) -> None:
