@@ -4,6 +4,7 @@
 #   docker build --target chat    -t parley/chat    .
 #   docker build --target files   -t parley/files   .
 #   docker build --target calls   -t parley/calls   .
+#   docker build --target push    -t parley/push    .
 #   docker build --target gateway -t parley/gateway .    (also the default: the last stage)
 #
 # docker-compose.yml builds the same targets (`build.target`); deploy/k8s/ runs these images.
@@ -49,7 +50,7 @@ RUN python -m compileall -q /app
 # Numeric uid:gid (= parley:parley) so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
 
-# auth, chat, files and calls have no HTTP API: they serve Prometheus /metrics on
+# auth, chat, files, calls and push have no HTTP API: they serve Prometheus /metrics on
 # PARLEY_METRICS_PORT (shared/metrics.py), and their health check is that this endpoint answers.
 # It shows that the process is up (the endpoint starts first and dies with it), not that MongoDB
 # or RabbitMQ are reachable. With PARLEY_METRICS_PORT=0 (metrics off) the check only passes: the
@@ -90,6 +91,15 @@ EXPOSE 9100
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; p = int(os.environ.get('PARLEY_METRICS_PORT') or 0); p and urllib.request.urlopen(f'http://127.0.0.1:{p}/metrics', timeout=4).close()"]
 CMD ["python", "-m", "services.calls.main"]
+
+# --- push ---------------------------------------------------------------------------------------
+# Offline push: notifications through Web Push, FCM and APNs for devices that are away.
+FROM runtime AS push
+ENV PARLEY_METRICS_PORT=9100
+EXPOSE 9100
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; p = int(os.environ.get('PARLEY_METRICS_PORT') or 0); p and urllib.request.urlopen(f'http://127.0.0.1:{p}/metrics', timeout=4).close()"]
+CMD ["python", "-m", "services.push.main"]
 
 # --- gateway (last: the default target) ---------------------------------------------------------
 # HTTP and WebSocket on 8000, its own /metrics there too. The health check is GET /healthz (the

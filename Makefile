@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: help venv infra browser compose coturn nginx images run stop test test-repeat lint unit screenshots docs bench bench-upload profile chaos soak clean
 
 help:
-	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=2 CHATS=3 CALLS=2 to scale: gateways on consecutive ports from 8000)"
+	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=2 CHATS=3 CALLS=2 PUSHES=2 to scale: gateways on consecutive ports from 8000)"
 	@echo "           crashed processes are restarted; closing the terminal or Ctrl-C stops everything; one stack per checkout (.run/stack.lock)"
 	@echo "make stop   stop the stack 'make run' started (from another terminal, or one left running)"
 	@echo "make test   run the whole suite against real RabbitMQ, Redis and a MongoDB-wire server (PYTEST_ARGS='...' to pass options)"
@@ -51,7 +51,7 @@ infra:
 
 # exec: the launcher is make's own child, so it dies (stopping the stack) when make does.
 run: venv infra
-	exec env $(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(if $(CALLS),PARLEY_DEV_CALLS=$(CALLS) )$(PY) -m deploy.local.devstack run
+	exec env $(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(if $(CALLS),PARLEY_DEV_CALLS=$(CALLS) )$(if $(PUSHES),PARLEY_DEV_PUSHES=$(PUSHES) )$(PY) -m deploy.local.devstack run
 
 stop: venv
 	$(PY) -m deploy.local.devstack stop

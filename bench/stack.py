@@ -37,7 +37,7 @@ from deploy.local.devstack import DevSettings, Stack, embedded_mongo_argv, embed
 from shared.settings import Settings
 
 MiB = 1024 * 1024
-SERVICES = ("gateway", "auth", "chat", "files", "calls")
+SERVICES = ("gateway", "auth", "chat", "files", "calls", "push")
 LIFTED = "1000000"
 BENCH_ENV = {
     "PARLEY_SEND_RATE_PER_SECOND": LIFTED, "PARLEY_SEND_BURST": LIFTED,

@@ -165,6 +165,16 @@ class Service:
                 await ensure()
         return service
 
+    def events_queue_arguments(self) -> dict[str, Any]:
+        """Bounds of this service's events queue (`<ns>.<service>.events`) beyond the commands
+        queue's arguments: for a consumer whose events lose their worth with age (push), so that
+        an outage of it cannot heap them up. By default none: chat's events must all be seen."""
+        return {}
+
+    async def close(self) -> None:
+        """Release what the parts hold beyond the process's clients (HTTP connection pools), at
+        the end of the run; by default nothing."""
+
     async def health(self) -> None:
         """What `<service>.health` checks (/readyz asks it): by default the database answers."""
         if self.rt.mongo is not None:
@@ -173,6 +183,7 @@ class Service:
     def router(self) -> Router:
         """The operations, events and periodic jobs this service binds, ready for the runner."""
         router = Router(self.name)
+        router.events_arguments = self.events_queue_arguments()
         for _, method in inspect.getmembers(self, inspect.ismethod):
             binding: Binding | None = getattr(method, "__parley_binding__", None)
             if binding is None:

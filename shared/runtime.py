@@ -33,7 +33,10 @@ async def serve(service_class: type[Service]) -> None:
         rt = Runtime(settings, mongo_database(mongo, settings), redis, mongo, broker, rpc, instance_id)
         service = await service_class.build(rt)
         leases = Leases(redis, settings.namespace, instance_id)
-        await ServiceRunner(broker, service.router(), settings, leases).run_until_signalled()
+        try:
+            await ServiceRunner(broker, service.router(), settings, leases).run_until_signalled()
+        finally:
+            await service.close()
     finally:
         await broker.close()
         await redis.aclose()

@@ -79,6 +79,8 @@ class Router:
         self.default_timeout = default_timeout
         self.routes: dict[str, Route] = {}
         self.events: dict[str, EventHandler] = {}
+        # Added to the events queue's arguments (Service.events_queue_arguments).
+        self.events_arguments: dict[str, Any] = {}
         self.periodics: list[Periodic] = []
 
     def operation(self, name: str, timeout: float | None = None) -> Callable[[Handler], Handler]:
@@ -161,7 +163,8 @@ class ServiceRunner:
         self._consumers.append((queue, await queue.consume(self._on_command)))
         if self.router.events:
             equeue = await channel.declare_queue(
-                names.events_queue(self.router.service), durable=True, arguments=arguments
+                names.events_queue(self.router.service), durable=True,
+                arguments=arguments | self.router.events_arguments,
             )
             for name in self.router.events:
                 await equeue.bind(names.events, name)

@@ -100,7 +100,7 @@ def settings(test_env: dict[str, str]) -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(test_env: dict[str, str], settings: Settings) -> Iterator[Stack]:
-    """auth, chat, files and two gateways, as separate processes, logging to .run/test-logs."""
+    """auth, chat, files, calls, push and two gateways, as separate processes, logging to .run/test-logs."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     second = free_port()
     sink = open(LOG_DIR / "stack.log", "w")

@@ -1,10 +1,10 @@
 """The whole system as local processes: `make run`, and the integration tests' fixture.
 
 Starts the embedded MongoDB-wire server (unless PARLEY_MONGO_URL is set), then auth, chat,
-files, calls and the gateway(s), each its own process with its own name on every log line; waits
+files, calls, push and the gateway(s), each its own process with its own name on every log line; waits
 for /readyz; on Ctrl-C, SIGTERM or SIGHUP stops them in order (gateways first, so sockets drain).
 
-    python -m deploy.local.devstack run        # PARLEY_DEV_GATEWAYS=2 PARLEY_DEV_CHATS=3 PARLEY_DEV_CALLS=2 to scale
+    python -m deploy.local.devstack run        # PARLEY_DEV_GATEWAYS=2 PARLEY_DEV_CHATS=3 PARLEY_DEV_CALLS=2 PARLEY_DEV_PUSHES=2 to scale
     python -m deploy.local.devstack stop       # stops the stack `run` started from the same data dir
 
 `Stack` is what tests and benchmarks drive (they kill and restart processes on purpose); the
@@ -41,6 +41,7 @@ class DevSettings(BaseSettings):
     auths: int = 1
     files: int = 1
     calls: int = 1
+    pushes: int = 1
     data_dir: Path = ROOT / ".run"
     # The embedded MongoDB-wire server's port when free (else any free one); tests pick their own.
     mongo_port: int = 27017
@@ -190,6 +191,9 @@ class Stack:
         self.dev = dev or DevSettings()
         self.env = {**os.environ, **(env or {})}
         self.env.setdefault("PYTHONUNBUFFERED", "1")
+        # Web Push's VAPID key: this checkout's, made by the push service on its first start
+        # (in the data dir, with the JWT secret) and kept: browsers subscribed with its public key.
+        self.env.setdefault("PARLEY_PUSH_VAPID_PRIVATE_KEY_FILE", str(self.dev.data_dir / "vapid-private.pem"))
         if not self.env.get("PARLEY_JWT_SECRET"):
             # Services refuse the built-in development secret (shared.settings.refuse_unsafe_secrets).
             self.env["PARLEY_JWT_SECRET"] = checkout_secret(self.dev.data_dir)
@@ -225,7 +229,7 @@ class Stack:
         self.log(f"embedded MongoDB-wire server on 127.0.0.1:{port} (storage: {storage})")
 
     def service(self, name: str, index: int = 0) -> Proc:
-        """Start (or restart) one replica: `auth`, `chat`, `files`, `calls` or `gateway`."""
+        """Start (or restart) one replica: `auth`, `chat`, `files`, `calls`, `push` or `gateway`."""
         key = f"{name}{index + 1}" if index or name in ("gateway", "chat") else name
         overrides = {"PARLEY_GATEWAY_PORT": str(self.gateway_ports[index])} if name == "gateway" else {}
         return self.start_process(key, name, overrides)
@@ -238,7 +242,10 @@ class Stack:
         return proc
 
     def start_all(self) -> None:
-        backends = (("auth", self.dev.auths), ("chat", self.dev.chats), ("files", self.dev.files), ("calls", self.dev.calls))
+        backends = (
+            ("auth", self.dev.auths), ("chat", self.dev.chats), ("files", self.dev.files), ("calls", self.dev.calls),
+            ("push", self.dev.pushes),
+        )
         for name, count in backends:
             for i in range(count):
                 self.service(name, i)

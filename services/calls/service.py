@@ -41,9 +41,10 @@ class CallsService(Service):
     deliver = part(lambda rt, s: Deliverer(s.presence, rt.broker().deliver))
     chat = part(lambda rt, s: ChatOverRpc(rt.rpc()))
     invite_limit = part(lambda rt, s: _invite_limit(rt))
+    events = part(lambda rt, s: rt.broker())  # publish_event: `<ns>.events`, confirmed
     ports = part(lambda rt, s: CallPorts(
         calls=s.calls, chat=s.chat, presence=s.presence, deliver=s.deliver, invites=s.invite_limit,
-        ring_seconds=rt.settings.call_ring_seconds,
+        events=s.events, ring_seconds=rt.settings.call_ring_seconds,
     ))
 
     async def health(self) -> None:

@@ -111,7 +111,7 @@ class ChatHandlers(ChatParts):
 
     @operation("message.read")
     async def read(self, request: MessageRead, caller: Caller) -> Empty:
-        await conversations.mark_read(request, user_of(caller), self)
+        await conversations.mark_read(request, user_of(caller), caller.device_id, self)
         return Empty()
 
     @operation("message.recall")

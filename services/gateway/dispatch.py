@@ -19,6 +19,8 @@ from shared.broker import RpcClient
 from shared.contracts import auth
 from shared.contracts.base import iso_from_timestamp
 from shared.contracts.errors import ParleyError
+from shared.contracts.operations import PUSH_DEVICE_LOGGED_OUT
+from shared.contracts.push import PushUnsubscribe
 from shared.contracts.wire import Caller
 from shared.logs import log_event, request_id_var, user_id_var
 from shared.outages import is_outage
@@ -102,9 +104,20 @@ class Dispatcher:
         await self.sessions.bind(conn, claims, device_id, frame.id, reply.model_dump())
 
     async def _logout(self, conn: Connection, frame: ParsedFrame[auth.Logout]) -> dict[str, Any]:
-        await self.rpc.call(frame.operation, frame.request, self._caller(conn, frame.id))
+        caller = self._caller(conn, frame.id)
+        await self.rpc.call(frame.operation, frame.request, caller)
         await self.sessions.forget(conn)
+        await self._forget_push_subscription(caller)
         return {}
+
+    async def _forget_push_subscription(self, caller: Caller) -> None:
+        """A logged-out device hears nothing more while away: the push service deletes its
+        subscription (one-way, durable until a push replica takes it; auth publishes nothing at
+        logout). Best effort: without a push service there is nothing to forget."""
+        try:
+            await self.rpc.broker.send_command(PUSH_DEVICE_LOGGED_OUT, caller, PushUnsubscribe())
+        except Exception as exc:
+            log_event(log, "logout.push_forget_failed", logging.WARNING, error=repr(exc))
 
     async def _ice_servers(self, conn: Connection, frame: ParsedFrame[Any]) -> dict[str, Any]:
         if conn.session is None:  # parse_frame refuses it first (needs_session); kept for the type

@@ -1,6 +1,6 @@
-"""Domain events about messages, published by chat on `<ns>.events` once what they say is stored:
-the seam that offline push, search indexing, webhooks and audit attach to without touching the
-send path.
+"""Domain events about messages, published by chat on `<ns>.events` once what they say is stored
+(and about reads and calls: `conversation.read` from chat, `call.*` from calls): the seam that
+offline push, search indexing, webhooks and audit attach to without touching the send path.
 
 Delivery is at least once: an event is published with the broker's confirm before chat settles
 the command that caused it, so a crash in between publishes it again (the command comes back).
@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.contracts.base import Contract
+from shared.contracts.calls import EndReason, Media
 from shared.contracts.wire import DeviceAddress
 
 # A preview is at most this many characters of a text (a notification shows no more).
@@ -84,3 +85,52 @@ class MessageChanged(Contract):
     at: str
     # Who sees the change (for a hide: the one who hid it).
     audience: list[str]
+    # An edit: the first PREVIEW_CHARS characters of the new text (a notification showing the old
+    # one is rewritten); absent for every other change.
+    preview: str | None = None
+
+
+class ConversationRead(Contract):
+    """Event `conversation.read`: a member's read marker moved forward (once per advance), on
+    one of their devices. Offline push withdraws the conversation's notification from their other
+    devices and lowers their badge."""
+
+    conversation_id: str
+    user_id: str
+    device_id: str | None = None  # the device that read; None: not said
+    seq: int
+    at: str
+
+
+class CallRinging(Contract):
+    """Event `call.ringing` (calls): a call rings the callee's live devices (`reached`); offline
+    push rings their other devices."""
+
+    call_id: str
+    conversation_id: str
+    caller_id: str
+    callee_id: str
+    media: Media
+    ring_until: str
+    reached: list[DeviceAddress]
+
+
+class CallAnswered(Contract):
+    """Event `call.answered` (calls): the callee accepted on `device_id`; their other devices
+    stop ringing."""
+
+    call_id: str
+    conversation_id: str
+    callee_id: str
+    device_id: str
+
+
+class CallEnded(Contract):
+    """Event `call.ended` (calls): declined, cancelled, unanswered, hung up or lost; nothing of
+    it rings any more."""
+
+    call_id: str
+    conversation_id: str
+    caller_id: str
+    callee_id: str
+    reason: EndReason

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from shared.contracts import (
-    auth, batches, blocks, calls, chat, conversations, events, files, groups, images, interactions,
+    auth, batches, blocks, calls, chat, conversations, events, files, groups, images, interactions, push,
 )
 from shared.contracts.base import Contract, Empty
 
@@ -21,7 +21,7 @@ class Operation(Generic[RequestT, ReplyT]):
     model (the constants below are what code calls; the table is what frames are checked against)."""
 
     name: str  # as a client writes it in "type", or the internal name
-    service: str  # auth | chat | files | calls, or gateway: answered by the gateway itself
+    service: str  # auth | chat | files | calls | push, or gateway: answered by the gateway itself
     request: type[RequestT]
     reply: type[ReplyT] | None  # None: a one-way command, no reply
     public: bool = True  # clients may send it
@@ -66,6 +66,11 @@ FILES_IMAGES_OPEN = Operation(
     "files.images.open", "files", images.ImageRef, images.ImageInfo, public=False, needs_session=False
 )
 FILES_THUMBNAIL_OPEN = Operation("files.thumbnail.open", "files", images.ThumbnailRef, files.FileMeta, public=False)
+# The gateway at logout: this device hears nothing more while away (one-way, durable until the
+# push service takes it; docs/push.md).
+PUSH_DEVICE_LOGGED_OUT: Operation[push.PushUnsubscribe, Empty] = Operation(
+    "push.device.logged_out", "push", push.PushUnsubscribe, None, public=False
+)
 
 _ALL: list[Operation[Any, Any]] = [
     # session and accounts
@@ -136,6 +141,14 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("call.ice", "calls", calls.CallIce, Empty),
     # STUN/TURN servers with short-lived TURN credentials, made by the gateway from its settings.
     Operation("calls.ice_servers", "gateway", Empty, calls.IceServersReply),
+    # offline push (docs/protocol.md "Offline push", docs/push.md)
+    Operation("push.config", "push", push.PushConfigAsk, push.PushConfig),
+    Operation("push.subscribe", "push", push.PushSubscribe, Empty),
+    Operation("push.unsubscribe", "push", push.PushUnsubscribe, Empty),
+    Operation("push.preferences.get", "push", push.PushPreferencesAsk, push.PushPreferences),
+    Operation("push.preferences.set", "push", push.PushPreferences, push.PushPreferences),
+    Operation("push.conversation.set", "push", push.ConversationPushSet, push.ConversationPush),
+    Operation("push.conversations.list", "push", push.ConversationPushList, push.ConversationPushListReply),
     # internal
     AUTH_USERS_GET,
     AUTH_TOKENS_REVOKED,
@@ -143,6 +156,7 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("chat.health", "chat", Empty, Empty, public=False, needs_session=False),
     Operation("files.health", "files", Empty, Empty, public=False, needs_session=False),
     Operation("calls.health", "calls", Empty, Empty, public=False, needs_session=False),
+    Operation("push.health", "push", Empty, Empty, public=False, needs_session=False),
     CHAT_SYNC,
     CHAT_MESSAGES_SEND,
     CHAT_MESSAGES_ACK,
@@ -161,12 +175,13 @@ _ALL: list[Operation[Any, Any]] = [
     IMAGES_AVATAR,
     FILES_IMAGES_OPEN,
     FILES_THUMBNAIL_OPEN,
+    PUSH_DEVICE_LOGGED_OUT,
 ]
 
 OPERATIONS: dict[str, Operation[Any, Any]] = {op.name: op for op in _ALL}
 CLIENT_OPERATIONS: dict[str, Operation[Any, Any]] = {op.name: op for op in _ALL if op.public}
 # Every service that takes commands from its own queue (/readyz asks each `<service>.health`).
-SERVICES = ("auth", "chat", "files", "calls")
+SERVICES = ("auth", "chat", "files", "calls", "push")
 
 # Pushes a client can receive, by event type.
 PUSHES: dict[str, type[Contract]] = {
@@ -211,4 +226,8 @@ EVENTS: dict[str, type[Contract]] = {
     "deliveries.lost": chat.DeliveriesLost,
     "messages.stored": events.MessagesStored,
     "message.changed": events.MessageChanged,
+    "conversation.read": events.ConversationRead,
+    "call.ringing": events.CallRinging,
+    "call.answered": events.CallAnswered,
+    "call.ended": events.CallEnded,
 }

@@ -19,7 +19,7 @@ K8S_OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "example"
 K8S_TURN = ROOT / "deploy" / "k8s" / "turn"
 K8S_TURN_OVERLAY = K8S_OVERLAY / "turn"
 
-SERVICES = ("auth", "chat", "files", "calls", "gateway")
+SERVICES = ("auth", "chat", "files", "calls", "push", "gateway")
 # The services without HTTP: their work comes from RabbitMQ; probes and health checks ask /metrics.
 BACKENDS = tuple(s for s in SERVICES if s != "gateway")
 # Every environment variable shared/settings.py reads.

@@ -69,6 +69,7 @@ async def test_the_local_override_starts_the_stack_with_three_chats_and_passes_t
         "PARLEY_LOCAL_AUTH_METRICS_PORT": str(free_port()),
         "PARLEY_LOCAL_FILES_METRICS_PORT": str(free_port()),
         "PARLEY_LOCAL_CALLS_METRICS_PORT": str(free_port()),
+        "PARLEY_LOCAL_PUSH_METRICS_PORT": str(free_port()),
     }
     base = [*compose, "-p", project, "-f", str(COMPOSE_FILE), "-f", str(OVERRIDE)]
     networks_before = set(run_command(["docker", "network", "ls", "-q"]).split())

@@ -99,7 +99,7 @@ async def test_the_running_images_pass_the_protocol_smoke_and_their_health_check
 async def test_docker_stop_is_graceful_and_nothing_acknowledged_is_lost(running: Running) -> None:
     waiting = await leave_offline_messages(running.port)
     await waiting.sender.close()
-    for service in ("gateway", "calls", "chat", "files", "auth"):  # the way traffic flows: the entry first
+    for service in ("gateway", "calls", "push", "chat", "files", "auth"):  # the way traffic flows: the entry first
         started = time.monotonic()
         docker("stop", "-t", str(GRACE_SECONDS), running.names[service], timeout=GRACE_SECONDS + 30)
         took = time.monotonic() - started

@@ -167,7 +167,7 @@ async def test_http_register_login_and_readiness(port: int) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
         ready = await http.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {k: "ok" for k in ("redis", "rabbitmq", "auth", "chat", "files", "calls")}
+        assert ready.json()["checks"] == {k: "ok" for k in ("redis", "rabbitmq", "auth", "chat", "files", "calls", "push")}
         assert (await http.get("/healthz")).status_code == 200
         assert "parley_gateway_connections" in (await http.get("/metrics")).text
 

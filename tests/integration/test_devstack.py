@@ -32,8 +32,8 @@ pytestmark = pytest.mark.faults
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_SECONDS = 60
-# A launch's processes: the embedded MongoDB-wire server, auth, chat, files, calls, one gateway.
-PROCESSES = 6
+# A launch's processes: the embedded MongoDB-wire server, auth, chat, files, calls, push, one gateway.
+PROCESSES = 7
 
 
 @dataclass

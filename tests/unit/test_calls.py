@@ -20,7 +20,7 @@ from shared.contracts.errors import ParleyError
 from shared.declared import Runtime
 from shared.delivery import Deliverer
 from shared.presence import DeviceSocket
-from tests.unit.helpers import InProcessRpc
+from tests.unit.helpers import Events, InProcessRpc
 from tests.unit.world import ChatWorld, caller, chat_world
 
 A, B = "u_alice", "u_bob"
@@ -29,11 +29,12 @@ OFFER = "v=0 offer"
 
 async def build_calls(world: ChatWorld, db, settings) -> CallsService:
     """calls beside chat's world (its Redis, namespace, presence and outbox), chat over RPC being
-    chat's router in this process: only the parts that need the broker or RPC are given."""
+    chat's router in this process, its events recorded (`calls.events`): only the parts that need
+    the broker or RPC are given."""
     rt = Runtime(settings.model_copy(update={"namespace": world.presence.ns}), db, world.presence.redis)
     return await CallsService.build(
         rt, presence=world.presence, deliver=Deliverer(world.presence, world.outbox),
-        chat=ChatOverRpc(InProcessRpc(world.service)),
+        chat=ChatOverRpc(InProcessRpc(world.service)), events=Events(),
     )
 
 
@@ -184,3 +185,27 @@ def test_what_the_stored_message_says() -> None:
     assert outcome_of(answered, "connection_lost") == "completed"
     assert [outcome_of(ringing, r) for r in ("declined", "busy", "cancelled")] == ["declined", "busy", "cancelled"]
     assert {outcome_of(ringing, r) for r in ("timeout", "offline", "connection_lost")} == {"missed"}
+
+
+async def test_the_moments_of_a_call_are_told_for_offline_push(world, calls) -> None:
+    """call.ringing says which of the callee's devices rang live; call.answered on which device it
+    was taken; call.ended why; an offline callee's call never rang (only ended)."""
+    await world.online(B, "tablet", conn_id="cb2")
+    call_id = await ring(calls)
+    await accept(calls, call_id, "tablet")
+    await ask(calls, A, "laptop", "call.hangup", CallTarget(call_id=call_id))
+    (ringing,) = calls.events.named("call.ringing")
+    assert (ringing.call_id, ringing.caller_id, ringing.callee_id, ringing.media) == (call_id, A, B, "video")
+    assert {(d.user_id, d.device_id) for d in ringing.reached} == {(B, "phone"), (B, "tablet")}
+    (answered,) = calls.events.named("call.answered")
+    assert (answered.call_id, answered.callee_id, answered.device_id) == (call_id, B, "tablet")
+    (ended,) = calls.events.named("call.ended")
+    assert (ended.call_id, ended.reason, ended.caller_id, ended.callee_id) == (call_id, "hangup", A, B)
+    assert ended.conversation_id == ringing.conversation_id == answered.conversation_id
+
+    for sock in await world.presence.sockets_of([B]):
+        await world.presence.unbind(sock)
+    reply = await ask(calls, A, "laptop", "call.invite", CallInvite(user_id=B, media="audio", sdp=OFFER))
+    assert reply.state == "ended" and reply.reason == "offline"
+    assert len(calls.events.named("call.ringing")) == 1
+    assert calls.events.named("call.ended")[-1].reason == "offline"

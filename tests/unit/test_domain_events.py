@@ -1,13 +1,13 @@
 """The seam after every stored message (issue 24): `messages.stored` once per batch, saying who
 should see each message and which devices had it live; `message.changed` after an edit, recall,
-reaction, opening, burning or hiding."""
+reaction, opening, burning or hiding; `conversation.read` when a read marker moves (issue 25)."""
 from datetime import timedelta
 
 import pytest
 
 from services.chat.domain import interactions
 from shared.contracts.base import utc_now
-from shared.contracts.events import MessageChanged, MessagesStored
+from shared.contracts.events import ConversationRead, MessageChanged, MessagesStored
 from shared.contracts.wire import DeviceAddress
 from tests.unit.world import chat_world
 
@@ -90,6 +90,7 @@ async def test_changes_to_a_stored_message_are_told(world):
     ]
     assert changes[2].audience == [B]  # deleted for bob only
     assert sorted(changes[3].audience) == sorted([A, B])
+    assert [c.preview for c in changes] == ["first!", None, None, None]  # an edit says the new text
 
 
 async def test_a_recall_asked_again_is_told_again(world):
@@ -108,3 +109,14 @@ async def test_opening_and_burning_are_told(world):
     # Burning is chat's periodic job, not a command: asked directly, with a clock past the timer.
     assert await interactions.burn_due(utc_now() + timedelta(seconds=5), world) == 1
     assert [(c.change, c.by_user_id) for c in world.events.named("message.changed")] == [("opened", B), ("burned", A)]
+
+
+async def test_a_read_marker_moving_is_told_once_per_advance_with_the_device_that_read(world):
+    await world.send_items([send(A, B, "m1", text="one"), send(A, B, "m2", text="two")])
+    conversation_id = stored_events(world)[0].conversations[0].conversation_id
+    for seq in (1, 1, 2):
+        await world.ask(B, "message.read", conversation_id=conversation_id, seq=seq, device="laptop")
+    reads: list[ConversationRead] = world.events.named("conversation.read")
+    assert [(r.conversation_id, r.user_id, r.device_id, r.seq) for r in reads] == [
+        (conversation_id, B, "laptop", 1), (conversation_id, B, "laptop", 2),
+    ]

@@ -4,6 +4,8 @@ from the outside world. The call store (storage/call_store.py, Redis), presence 
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from pydantic import BaseModel
+
 from shared.contracts.calls import CallMessage, CallPeer, CallPeerAsk, EndReason, IceCandidate, Media
 from shared.delivery import Deliverer, Presence
 
@@ -81,6 +83,13 @@ class Chat(Protocol):
         ...
 
 
+class DomainEvents(Protocol):
+    """Events out on `<ns>.events` (`call.ringing`, `call.answered`, `call.ended`: offline push
+    rings and stops ringing the callee's devices that are away)."""
+
+    async def publish_event(self, name: str, event: BaseModel) -> None: ...
+
+
 class RateLimit(Protocol):
     async def take(self, key: str) -> bool:
         """One token of `key`'s bucket; False when it is empty."""
@@ -94,4 +103,5 @@ class CallPorts:
     presence: Presence
     deliver: Deliverer
     invites: RateLimit
+    events: DomainEvents
     ring_seconds: float

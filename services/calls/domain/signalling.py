@@ -13,6 +13,8 @@ import logging
 import time
 from typing import Literal
 
+from pydantic import BaseModel
+
 from services.calls.domain.ports import Call, CallPorts
 from shared.contracts.base import iso_from_timestamp
 from shared.contracts.calls import (
@@ -33,7 +35,8 @@ from shared.contracts.calls import (
     Outcome,
 )
 from shared.contracts.errors import ErrorCode, ParleyError
-from shared.delivery import push
+from shared.contracts.events import CallAnswered, CallEnded, CallRinging
+from shared.delivery import Fanout, push
 from shared.ids import new_id
 from shared.logs import log_event
 
@@ -64,10 +67,15 @@ async def invite(request: CallInvite, user_id: str, device_id: str, ports: CallP
         call_id=call.call_id, conversation_id=call.conversation_id, from_user_id=user_id, media=call.media,
         sdp=request.sdp, ring_until=iso_from_timestamp(call.ring_until),
     )
-    if not await ports.deliver.to_users([call.callee], [push("call.incoming", ring)]):
+    (reached,) = await ports.deliver.fan_out([Fanout([call.callee], [push("call.incoming", ring)])])
+    if not reached:
         await end_call(call.call_id, "offline", None, ports)
         return CallInviteReply(call_id=call.call_id, state="ended", reason="offline")
     log_event(log, "call.ringing", call_id=call.call_id, callee=call.callee, media=call.media)
+    await _tell(ports, "call.ringing", CallRinging(
+        call_id=call.call_id, conversation_id=call.conversation_id, caller_id=call.caller, callee_id=call.callee,
+        media=call.media, ring_until=ring.ring_until, reached=reached,
+    ))
     return CallInviteReply(call_id=call.call_id, state="ringing", ring_until=ring.ring_until)
 
 
@@ -98,6 +106,9 @@ async def accept(request: CallAccept, user_id: str, device_id: str, ports: CallP
         pushes = [push("call.ice", CallIcePush(call_id=call.call_id, from_user_id=call.caller, candidate=c)) for c in buffered]
         await ports.deliver.to_device(user_id, device_id, pushes)
     log_event(log, "call.accepted", call_id=call.call_id, device_id=device_id)
+    await _tell(ports, "call.answered", CallAnswered(
+        call_id=call.call_id, conversation_id=call.conversation_id, callee_id=user_id, device_id=device_id,
+    ))
 
 
 async def decline(call_id: str, user_id: str, ports: CallPorts) -> None:
@@ -160,6 +171,10 @@ async def end_call(
     ended = CallEndedPush(call_id=call_id, reason=reason, by_user_id=by_user_id, duration_seconds=duration)
     await ports.deliver.to_users([call.caller, call.callee], [push("call.ended", ended)])
     log_event(log, "call.ended", call_id=call_id, reason=reason, duration_seconds=duration)
+    await _tell(ports, "call.ended", CallEnded(
+        call_id=call_id, conversation_id=call.conversation_id, caller_id=call.caller, callee_id=call.callee,
+        reason=reason,
+    ))
     try:
         await _record(call, reason, ended_at, ports)
     except ParleyError as exc:
@@ -228,6 +243,15 @@ async def _participant_call(call_id: str, user_id: str, ports: CallPorts) -> Cal
     if user_id not in ended:
         raise ParleyError.forbidden("you are not in this call")
     return None
+
+
+async def _tell(ports: CallPorts, name: str, event: BaseModel) -> None:
+    """A call's moment for the event's consumers (offline push). Best effort, like the signalling
+    itself: the call goes on without it (a device away does not ring, or rings until its TTL)."""
+    try:
+        await ports.events.publish_event(name, event)
+    except Exception as exc:
+        log_event(log, "call.event_failed", logging.WARNING, event_name=name, error=repr(exc))
 
 
 def _ended() -> ParleyError:

@@ -7,7 +7,7 @@ from shared.delivery import push
 from services.chat.domain.messaging import conversation_up_to, member_conversation, positions_of_others
 from services.chat.domain.interactions import tell_changed
 from services.chat.domain.ports import Cursors, MessageParts, Profiles, TypingNotices
-from shared.contracts.base import utc_now
+from shared.contracts.base import iso, utc_now
 from shared.contracts.conversations import (
     ConversationEntry,
     ConversationsListReply,
@@ -20,6 +20,7 @@ from shared.contracts.conversations import (
     TypingPush,
 )
 from shared.contracts.errors import ParleyError
+from shared.contracts.events import ConversationRead
 
 RECALL_WINDOW = timedelta(minutes=10)
 
@@ -77,14 +78,21 @@ async def list_conversations(user_id: str, parts: ConversationParts) -> Conversa
     return ConversationsListReply(conversations=[entry for _, entry in entries])
 
 
-async def mark_read(request: MessageRead, user_id: str, parts: ConversationParts) -> None:
-    """Move the user's read marker and tell the other participants (once per advance)."""
+async def mark_read(request: MessageRead, user_id: str, device_id: str | None, parts: ConversationParts) -> None:
+    """Move the user's read marker and tell the other participants (once per advance); then
+    `conversation.read` for the event's consumers (offline push withdraws the conversation's
+    notification from the user's other devices). Told once per advance too: a retry after a
+    failed telling finds the marker moved and tells nothing (a notification left shown)."""
     conversation = await conversation_up_to(
         request.conversation_id, request.seq, user_id, parts.conversations, parts.messages
     )
     if await parts.cursors.mark_read(user_id, request.conversation_id, request.seq):
         receipt = ReceiptReadPush(conversation_id=request.conversation_id, user_id=user_id, seq=request.seq)
         await parts.deliver.to_users(conversation.others(user_id), [push("receipt.read", receipt)])
+        await parts.events.publish_event("conversation.read", ConversationRead(
+            conversation_id=request.conversation_id, user_id=user_id, device_id=device_id, seq=request.seq,
+            at=iso(utc_now()),
+        ))
 
 
 async def recall_message(

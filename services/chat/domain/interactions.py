@@ -17,7 +17,7 @@ from services.chat.domain.records import Conversation, Message
 from shared.contracts import chat
 from shared.contracts.base import iso, utc_now
 from shared.contracts.errors import ParleyError
-from shared.contracts.events import Change, MessageChanged
+from shared.contracts.events import PREVIEW_CHARS, Change, MessageChanged
 from shared.contracts.interactions import (
     MAX_DISTINCT_REACTIONS,
     MessageEdit,
@@ -49,9 +49,10 @@ async def tell_changed(
     parts: MessageParts, message: Message, change: Change, by: str, audience: Iterable[str], at: datetime
 ) -> None:
     """`message.changed` for the event's consumers (search, webhooks, audit, push)."""
+    preview = message.text[:PREVIEW_CHARS] if change == "edited" and message.text else None
     await parts.events.publish_event("message.changed", MessageChanged(
         conversation_id=message.conversation_id, message_id=message.message_id, seq=message.seq, change=change,
-        by_user_id=by, at=iso(at), audience=list(dict.fromkeys(audience)),
+        by_user_id=by, at=iso(at), audience=list(dict.fromkeys(audience)), preview=preview,
     ))
 
 

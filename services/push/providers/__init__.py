@@ -1,0 +1,1 @@
+"""The push platforms behind the `Provider` port (services/push/domain/ports.py)."""
