@@ -12,6 +12,7 @@ import { state, changed } from "./store.js";
 import { CallFailure, localMedia, newPeerConnection, toWire, addCandidate, stopStream } from "./rtc.js";
 import { startRinging, stopRinging } from "./ringtone.js";
 import { endedText, failureText } from "./calltext.js";
+import { t } from "./i18n.js";
 
 const NOTICE_SHOWN_MS = 8000;
 const RING_GRACE_MS = 10_000; // past ring_until without a call.ended: give up here too
@@ -86,7 +87,7 @@ function send(type, c) {
 // --- the caller --------------------------------------------------------------------------------
 /** Call the peer of direct conversation `conv` ("audio" or "video"). */
 export async function startCall(conv, media) {
-  if (call) return notify("You are already in a call.");
+  if (call) return notify(t("calls.already_in_call"));
   if (conv?.kind !== "direct") return;
   const c = newCall({ role: "caller", media, peerId: conv.peerId, conversationId: conv.id });
   let reply;
@@ -136,8 +137,8 @@ export async function accept() {
     if (c.ended) return;
     await conn.request("call.accept", { call_id: c.id, sdp: c.pc.localDescription.sdp });
   } catch (error) {
-    if (error.code === "conflict") return finish(c, "The call was answered on another device.");
-    if (error.code === "not_found") return finish(c, "That call has already ended.");
+    if (error.code === "conflict") return finish(c, t("calls.ended.answered_elsewhere"));
+    if (error.code === "not_found") return finish(c, t("calls.already_ended"));
     return failed(c, error, "call.accept");
   }
   if (c.ended) return send("call.hangup", c); // hung up while the accept was on its way

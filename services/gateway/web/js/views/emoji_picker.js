@@ -2,13 +2,21 @@
 // composer's smiley, or "more" among the reactions), with the curated set of emoji_data.js in
 // nine categories, a search by name, and the ones used lately first (kept in localStorage).
 // One panel serves every caller: open(anchor, onPick) says where it shows and who gets the pick.
+// Category titles are in the page's language; the emoji's own names (their search words) are the
+// English ones of emoji_data.js.
 
 import { h } from "../dom.js";
 import { EMOJI_CATEGORIES } from "../emoji_data.js";
 import { placeBeside } from "./media.js";
+import { t, msgKey, applyTranslations, onLocaleChange } from "../i18n.js";
 
 const RECENT_KEY = "parley.emoji.recent";
 const RECENT_MAX = 24;
+const CATEGORY_KEYS = {
+  recent: msgKey("emoji.recent"), smileys: msgKey("emoji.smileys"), people: msgKey("emoji.people"), nature: msgKey("emoji.nature"),
+  food: msgKey("emoji.food"), activities: msgKey("emoji.activities"), travel: msgKey("emoji.travel"), objects: msgKey("emoji.objects"),
+  symbols: msgKey("emoji.symbols"), flags: msgKey("emoji.flags"),
+};
 
 let picker = null;
 
@@ -47,34 +55,42 @@ function choice(emoji, name = NAMES.get(emoji) || "") {
   }, emoji);
 }
 
-function section(id, title, buttons) {
-  return h("section", { class: "emoji-section", dataset: { category: id }, "aria-label": title },
-    h("h3", { class: "emoji-section-title" }, title), h("div", { class: "emoji-grid" }, buttons));
+/** A section of emoji; `key`: its title's catalog key (translated on a switch), else `title`. */
+function section(id, title, buttons, key = CATEGORY_KEYS[id]) {
+  const marks = key ? { "data-i18n-aria-label": key } : { "aria-label": title };
+  return h("section", { class: "emoji-section", dataset: { category: id }, ...marks },
+    h("h3", { class: "emoji-section-title", ...(key ? { "data-i18n": key } : {}) }, key ? "" : title),
+    h("div", { class: "emoji-grid" }, buttons));
 }
 
 function buildPicker() {
   const search = h("input", {
-    type: "search", class: "emoji-search", placeholder: "Search emoji", "aria-label": "Search emoji",
+    type: "search", class: "emoji-search", "data-i18n-placeholder": "emoji.search", "data-i18n-aria-label": "emoji.search",
     autocomplete: "off", spellcheck: "false", dataset: { testid: "emoji-search" },
   });
-  const tabs = h("div", { class: "emoji-tabs", role: "toolbar", "aria-label": "Emoji categories" });
+  const tabs = h("div", { class: "emoji-tabs", role: "toolbar", "data-i18n-aria-label": "emoji.categories" });
   const body = h("div", { class: "emoji-body" });
   const results = h("div", { class: "emoji-results", hidden: true, dataset: { testid: "emoji-results" } });
   const panel = h("div", {
-    class: "emoji-panel", role: "dialog", "aria-label": "Emoji", hidden: true, dataset: { testid: "emoji-panel" },
+    class: "emoji-panel", role: "dialog", "data-i18n-aria-label": "emoji.button", hidden: true, dataset: { testid: "emoji-panel" },
   }, search, tabs, body, results);
 
-  const recentSection = section("recent", "Recently used", []);
+  const recentSection = section("recent", "", []);
   recentSection.dataset.testid = "emoji-recent";
-  const tab = (id, icon, title) => h("button", {
-    type: "button", class: "emoji-tab", title, "aria-label": title, dataset: { testid: "emoji-tab", category: id },
+  const tab = (id, icon) => h("button", {
+    type: "button", class: "emoji-tab", "data-i18n-title": CATEGORY_KEYS[id], "data-i18n-aria-label": CATEGORY_KEYS[id],
+    dataset: { testid: "emoji-tab", category: id },
   }, icon);
-  tabs.append(tab("recent", "🕘", "Recently used"));
+  tabs.append(tab("recent", "🕘"));
   body.append(recentSection);
   for (const category of EMOJI_CATEGORIES) {
-    tabs.append(tab(category.id, category.icon, category.name));
+    tabs.append(tab(category.id, category.icon));
     body.append(section(category.id, category.name, category.emoji.map((e) => choice(e.emoji, e.name))));
   }
+  onLocaleChange(() => {
+    applyTranslations(panel);
+    filter();
+  });
 
   let anchor = null;
   let onPick = null;
@@ -101,8 +117,8 @@ function buildPicker() {
       }
     }
     results.replaceChildren(found.length
-      ? section("results", `Results for “${search.value.trim()}”`, found)
-      : h("p", { class: "muted small emoji-none" }, "No emoji found."));
+      ? section("results", t("emoji.results_for", { query: search.value.trim() }), found, null)
+      : h("p", { class: "muted small emoji-none" }, t("emoji.none_found")));
   }
 
   function open(at, pick, options = {}) {
