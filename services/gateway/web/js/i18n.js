@@ -31,7 +31,8 @@ export function pickLocale(languages = navigator.languages || [navigator.languag
 let current = pickLocale();
 let plurals = new Intl.PluralRules(current);
 const listeners = new Set();
-document.documentElement.lang = current;
+const page = typeof document === "undefined" ? null : document; // none in a service worker
+if (page) page.documentElement.lang = current;
 
 export function locale() {
   return current;
@@ -53,7 +54,7 @@ export function setLocale(next) {
   if (next === current) return;
   current = next;
   plurals = new Intl.PluralRules(current);
-  document.documentElement.lang = next;
+  if (page) page.documentElement.lang = next;
   for (const fn of listeners) {
     try {
       fn(next);
@@ -101,7 +102,7 @@ export function translateElement(el) {
 }
 
 /** Translate `root` and every marked element inside it. */
-export function applyTranslations(root = document) {
+export function applyTranslations(root = page) {
   if (root.nodeType === Node.ELEMENT_NODE && root.matches(SELECTOR)) translateElement(root);
   for (const el of root.querySelectorAll(SELECTOR)) translateElement(el);
 }
