@@ -110,6 +110,16 @@ async def test_a_chinese_browser_gets_the_login_page_and_a_chat_in_chinese(open_
     await expect(by_id(bob, "send-button")).to_have_text("Send")
     await shoot(alice, "chat-zh-CN")
 
+    # The emoji picker: categories and names in Chinese, and a search by a Chinese name.
+    await by_id(alice, "emoji-button").click()
+    picker = by_id(alice, "emoji-panel")
+    await expect(picker.locator('[data-testid="emoji-tab"][data-category="smileys"]')).to_have_attribute("title", "笑脸与情感")
+    await expect(picker.locator('[data-testid="emoji-choice"][data-emoji="😂"]').first).to_have_attribute("aria-label", "笑哭了")
+    await by_id(alice, "emoji-search").fill("笑哭")
+    await expect(by_id(alice, "emoji-results").get_by_test_id("emoji-choice")).to_have_count(1)
+    await expect(by_id(alice, "emoji-results")).to_contain_text("“笑哭”的搜索结果")
+    await by_id(alice, "emoji-search").press("Escape")
+
     # The same view in English, switched in the profile: the screenshot pair of the README.
     await switch_language(alice, "en")
     await expect(mine.get_by_test_id("receipt")).to_have_text("✓✓ Read")

@@ -2,13 +2,14 @@
 // composer's smiley, or "more" among the reactions), with the curated set of emoji_data.js in
 // nine categories, a search by name, and the ones used lately first (kept in localStorage).
 // One panel serves every caller: open(anchor, onPick) says where it shows and who gets the pick.
-// Category titles are in the page's language; the emoji's own names (their search words) are the
-// English ones of emoji_data.js.
+// Titles and the emoji's names are in the page's language (Chinese names: emoji_names_zh.js);
+// a search finds an emoji by its English words or by any part of its Chinese name.
 
 import { h } from "../dom.js";
 import { EMOJI_CATEGORIES } from "../emoji_data.js";
+import { ZH_NAMES } from "../emoji_names_zh.js";
 import { placeBeside } from "./media.js";
-import { t, msgKey, applyTranslations, onLocaleChange } from "../i18n.js";
+import { t, msgKey, locale, applyTranslations, onLocaleChange } from "../i18n.js";
 
 const RECENT_KEY = "parley.emoji.recent";
 const RECENT_MAX = 24;
@@ -48,11 +49,23 @@ function remember(emoji) {
 // --- the panel -----------------------------------------------------------------------------------
 const NAMES = new Map(EMOJI_CATEGORIES.flatMap((c) => c.emoji.map((e) => [e.emoji, e.name])));
 
-function choice(emoji, name = NAMES.get(emoji) || "") {
-  return h("button", {
-    type: "button", class: "emoji-choice", title: name ? `${emoji} ${name}` : emoji,
-    "aria-label": name || emoji, dataset: { testid: "emoji-choice", emoji },
-  }, emoji);
+/** The emoji's name in the page's language ("" when it has none). */
+function nameOf(emoji) {
+  return (locale() === "zh-CN" && ZH_NAMES.get(emoji)) || NAMES.get(emoji) || "";
+}
+
+/** Title and accessible name of an emoji button, in the page's language. */
+function labelChoice(button) {
+  const { emoji } = button.dataset;
+  const name = nameOf(emoji);
+  button.title = name ? `${emoji} ${name}` : emoji;
+  button.setAttribute("aria-label", name || emoji);
+}
+
+function choice(emoji) {
+  const button = h("button", { type: "button", class: "emoji-choice", dataset: { testid: "emoji-choice", emoji } }, emoji);
+  labelChoice(button);
+  return button;
 }
 
 /** A section of emoji; `key`: its title's catalog key (translated on a switch), else `title`. */
@@ -85,10 +98,11 @@ function buildPicker() {
   body.append(recentSection);
   for (const category of EMOJI_CATEGORIES) {
     tabs.append(tab(category.id, category.icon));
-    body.append(section(category.id, category.name, category.emoji.map((e) => choice(e.emoji, e.name))));
+    body.append(section(category.id, category.name, category.emoji.map((e) => choice(e.emoji))));
   }
   onLocaleChange(() => {
     applyTranslations(panel);
+    for (const button of panel.querySelectorAll(".emoji-choice")) labelChoice(button);
     filter();
   });
 
@@ -104,7 +118,8 @@ function buildPicker() {
   }
 
   function filter() {
-    const words = search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    const query = search.value.trim().toLowerCase();
+    const words = query.split(/\s+/).filter(Boolean);
     body.hidden = words.length > 0;
     tabs.hidden = words.length > 0;
     results.hidden = words.length === 0;
@@ -113,7 +128,10 @@ function buildPicker() {
     for (const category of EMOJI_CATEGORIES) {
       for (const e of category.emoji) {
         const names = e.name.split(" ");
-        if (words.every((w) => names.some((n) => n.startsWith(w)))) found.push(choice(e.emoji, e.name));
+        const chinese = ZH_NAMES.get(e.emoji) || "";
+        if (words.every((w) => names.some((n) => n.startsWith(w))) || (chinese && chinese.toLowerCase().includes(query))) {
+          found.push(choice(e.emoji));
+        }
       }
     }
     results.replaceChildren(found.length
