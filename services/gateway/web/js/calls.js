@@ -217,12 +217,18 @@ async function remoteDescribed(c) {
   for (const candidate of c.remoteQueue.splice(0)) await addCandidate(c.pc, candidate);
 }
 
-/** The call was answered: it runs from now, and must connect within CONNECT_MS. */
+/**
+ * The call was answered: it runs from now, and must connect within CONNECT_MS. The callee's media
+ * path may be up before the reply to its `call.accept` is back (the caller got `call.accepted`
+ * first): an active call stays active.
+ */
 function answered(c) {
-  c.phase = "connecting";
-  c.acceptedAt = Date.now();
+  c.acceptedAt ||= Date.now();
   clearTimeout(c.timer);
-  c.timer = setTimeout(() => c.phase === "connecting" && failed(c, new CallFailure("connection_failed")), CONNECT_MS);
+  if (c.phase !== "active") {
+    c.phase = "connecting";
+    c.timer = setTimeout(() => c.phase === "connecting" && failed(c, new CallFailure("connection_failed")), CONNECT_MS);
+  }
   changed();
 }
 
