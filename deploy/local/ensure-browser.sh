@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Make sure a Chromium is there for the browser tests (tests/browser/): Debian's `chromium`.
+# Make sure a Chromium is there for the browser tests (tests/browser/): Debian's `chromium`,
+# with a font for Simplified Chinese (the web client's zh-CN pages and screenshots: Debian's
+# small `fonts-wqy-microhei`; without one, Chinese shows as boxes but the tests still pass).
 #
 # Found (PARLEY_CHROMIUM, /usr/bin/chromium, or `chromium` on PATH): nothing to do. Missing
 # and root with apt-get: installs Debian's `chromium` package. Otherwise it says, loudly, that
@@ -18,14 +20,32 @@ found() {
     return 1
 }
 
-found && exit 0
+chinese_font() {
+    command -v fc-list >/dev/null && [[ -n $(fc-list :lang=zh 2>/dev/null) ]]
+}
+
+ensure_chinese_font() {
+    chinese_font && return 0
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        say "no font for Chinese: installing Debian's fonts-wqy-microhei with apt-get ..."
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-wqy-microhei \
+            || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-wqy-microhei; }
+    fi
+    chinese_font || say "no font for Chinese (fonts-wqy-microhei): zh-CN screenshots will show boxes"
+    return 0
+}
+
+if found; then
+    ensure_chinese_font
+    exit 0
+fi
 
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     say "Chromium is missing: installing Debian's chromium package with apt-get (a few minutes) ..."
     export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y --no-install-recommends chromium fonts-noto-color-emoji; then
+    if ! apt-get install -y --no-install-recommends chromium fonts-noto-color-emoji fonts-wqy-microhei; then
         say "apt-get install failed; refreshing the package lists and trying again ..."
-        apt-get update && apt-get install -y --no-install-recommends chromium fonts-noto-color-emoji
+        apt-get update && apt-get install -y --no-install-recommends chromium fonts-noto-color-emoji fonts-wqy-microhei
     fi
     found && exit 0
 fi

@@ -88,14 +88,17 @@ OpenPage = Callable[..., Awaitable[Page]]
 @pytest.fixture
 async def open_page(browser: Browser, base_url: str, request: pytest.FixtureRequest) -> AsyncIterator[OpenPage]:
     """`await open_page()` -> a page in a fresh browser profile (its own localStorage) at the
-    web client; `await open_page(context=page.context)` -> another tab of the same profile."""
+    web client, its browser language English (`locale="zh-CN"` for Chinese: the client picks
+    its language from it); `await open_page(context=page.context)` -> another tab of the same profile."""
     contexts: list[BrowserContext] = []
     pages: list[Page] = []
 
-    async def open_(context: BrowserContext | None = None, viewport: dict | None = None, url: str | None = None) -> Page:
+    async def open_(
+        context: BrowserContext | None = None, viewport: dict | None = None, url: str | None = None, locale: str = "en-US",
+    ) -> Page:
         if context is None:
             context = await browser.new_context(
-                viewport=viewport or DESKTOP, accept_downloads=True, permissions=["camera", "microphone"],
+                viewport=viewport or DESKTOP, accept_downloads=True, permissions=["camera", "microphone"], locale=locale,
             )
             contexts.append(context)
         page = await context.new_page()

@@ -12,6 +12,7 @@ import { state, changed } from "./store.js";
 import { CallFailure, localMedia, newPeerConnection, toWire, addCandidate, stopStream } from "./rtc.js";
 import { startRinging, stopRinging } from "./ringtone.js";
 import { endedText, failureText } from "./calltext.js";
+import { t } from "./i18n.js";
 
 const NOTICE_SHOWN_MS = 8000;
 const RING_GRACE_MS = 10_000; // past ring_until without a call.ended: give up here too
@@ -86,7 +87,7 @@ function send(type, c) {
 // --- the caller --------------------------------------------------------------------------------
 /** Call the peer of direct conversation `conv` ("audio" or "video"). */
 export async function startCall(conv, media) {
-  if (call) return notify("You are already in a call.");
+  if (call) return notify(t("calls.already_in_call"));
   if (conv?.kind !== "direct") return;
   const c = newCall({ role: "caller", media, peerId: conv.peerId, conversationId: conv.id });
   let reply;
@@ -136,8 +137,8 @@ export async function accept() {
     if (c.ended) return;
     await conn.request("call.accept", { call_id: c.id, sdp: c.pc.localDescription.sdp });
   } catch (error) {
-    if (error.code === "conflict") return finish(c, "The call was answered on another device.");
-    if (error.code === "not_found") return finish(c, "That call has already ended.");
+    if (error.code === "conflict") return finish(c, t("calls.ended.answered_elsewhere"));
+    if (error.code === "not_found") return finish(c, t("calls.already_ended"));
     return failed(c, error, "call.accept");
   }
   if (c.ended) return send("call.hangup", c); // hung up while the accept was on its way
@@ -216,12 +217,18 @@ async function remoteDescribed(c) {
   for (const candidate of c.remoteQueue.splice(0)) await addCandidate(c.pc, candidate);
 }
 
-/** The call was answered: it runs from now, and must connect within CONNECT_MS. */
+/**
+ * The call was answered: it runs from now, and must connect within CONNECT_MS. The callee's media
+ * path may be up before the reply to its `call.accept` is back (the caller got `call.accepted`
+ * first): an active call stays active.
+ */
 function answered(c) {
-  c.phase = "connecting";
-  c.acceptedAt = Date.now();
+  c.acceptedAt ||= Date.now();
   clearTimeout(c.timer);
-  c.timer = setTimeout(() => c.phase === "connecting" && failed(c, new CallFailure("connection_failed")), CONNECT_MS);
+  if (c.phase !== "active") {
+    c.phase = "connecting";
+    c.timer = setTimeout(() => c.phase === "connecting" && failed(c, new CallFailure("connection_failed")), CONNECT_MS);
+  }
   changed();
 }
 

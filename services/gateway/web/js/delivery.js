@@ -3,7 +3,6 @@
 // read markers (`message.read`) and `typing`.
 
 import { conn, showError } from "./wire.js";
-import { describe } from "./errors.js";
 import * as store from "./store.js";
 import { state, changed } from "./store.js";
 import { randomId } from "./dom.js";
@@ -149,7 +148,7 @@ async function deliver(clientMsgId) {
     if (error.code === "disconnected") return; // sent again after the next bind
     outbox.delete(clientMsgId);
     const conv = state.convs.get(item.conv.key) || item.conv;
-    store.failSend(conv, clientMsgId, describe(error, "message.send"));
+    store.failSend(conv, clientMsgId, error); // worded when drawn (views/messages.js)
     const message = conv.messages.get(`c:${clientMsgId}`);
     if (message) message.payload = item.payload;
     showError(error, "message.send");

@@ -1,10 +1,18 @@
 // Small DOM and formatting helpers shared by the views. No framework: elements are built with
 // h() and lists are kept in step with the state by syncList(), which reuses each item's element
-// (so focus, images and scroll positions survive a re-render).
+// (so focus, images and scroll positions survive a re-render). Times, dates and durations are
+// said in the current language (Intl, the catalogs of i18n.js).
 
-/** An element: h("button", {class: "x", onclick: fn, dataset: {testid: "y"}}, "text", child). */
+import { t, locale, translateElement } from "./i18n.js";
+
+/**
+ * An element: h("button", {class: "x", onclick: fn, dataset: {testid: "y"}}, "text", child).
+ * Text that never changes but with the language is given as a key: {"data-i18n": "chat.send"}
+ * (and "data-i18n-title", "-placeholder", "-aria-label"); it is filled now and on a switch.
+ */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
+  let translated = false;
   for (const [name, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
     if (name === "class") el.className = value;
@@ -12,8 +20,10 @@ export function h(tag, attrs = {}, ...children) {
     else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
     else if (name in el && typeof value !== "string") el[name] = value;
     else el.setAttribute(name, value === true ? "" : value);
+    if (name.startsWith("data-i18n")) translated = true;
   }
   append(el, children);
+  if (translated) translateElement(el);
   return el;
 }
 
@@ -51,6 +61,10 @@ export function setAttr(el, name, value) {
  * time a key is seen, `update(el, item)` refreshes it every time. Elements of vanished keys go.
  */
 export function syncList(container, items, key, create, update) {
+  if (container.dataset.locale !== locale()) { // words fixed at creation: built again after a switch
+    container.dataset.locale = locale();
+    for (const child of [...container.children]) if (child.dataset.key !== undefined) child.remove();
+  }
   const existing = new Map();
   for (const child of container.children) {
     if (child.dataset.key !== undefined) existing.set(child.dataset.key, child);
@@ -73,40 +87,54 @@ export function syncList(container, items, key, create, update) {
   for (const [k, el] of existing) if (!keep.has(k)) el.remove();
 }
 
-// --- formatting ----------------------------------------------------------------------------------
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-const dayFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
-const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+// --- formatting (in the current language) ------------------------------------------------------
+const formats = new Map(); // "locale|name" -> Intl formatter
+function format(name, make) {
+  const key = `${locale()}|${name}`;
+  if (!formats.has(key)) formats.set(key, make(locale()));
+  return formats.get(key);
+}
+const timeFormat = () => format("time", (l) => new Intl.DateTimeFormat(l, { hour: "2-digit", minute: "2-digit" }));
+const dayFormat = () => format("day", (l) => new Intl.DateTimeFormat(l, { month: "short", day: "numeric" }));
+const fullFormat = () => format("full", (l) => new Intl.DateTimeFormat(l, { dateStyle: "medium", timeStyle: "short" }));
+const clockFormat = () => format("clock", (l) => new Intl.DateTimeFormat(l, { timeStyle: "medium" }));
+const relative = () => format("relative", (l) => new Intl.RelativeTimeFormat(l, { numeric: "auto" }));
 
+/** Today: the time ("14:05"); before: the day ("4 Mar", "3月4日"). */
 export function shortTime(iso) {
   if (!iso) return "";
   const date = new Date(iso);
   const today = new Date();
-  return date.toDateString() === today.toDateString() ? timeFormat.format(date) : dayFormat.format(date);
+  return date.toDateString() === today.toDateString() ? timeFormat().format(date) : dayFormat().format(date);
 }
 
 export function fullTime(iso) {
-  return iso ? fullFormat.format(new Date(iso)) : "";
+  return iso ? fullFormat().format(new Date(iso)) : "";
 }
 
-/** "just now", "5 min ago", "3 h ago", "yesterday", "on 4 Mar". */
+/** The time of day with seconds ("14:05:09"). */
+export function clockTime(iso) {
+  return iso ? clockFormat().format(new Date(iso)) : "";
+}
+
+/** "just now", "5 minutes ago", "3 hours ago", "yesterday", "on 4 Mar" (刚刚, 5分钟前, 昨天, 3月4日). */
 export function ago(iso) {
   if (!iso) return "";
   const seconds = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
-  if (seconds < 60) return "just now";
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
-  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
-  if (seconds < 2 * 86400) return "yesterday";
-  return `on ${dayFormat.format(new Date(iso))}`;
+  if (seconds < 60) return t("time.just_now");
+  if (seconds < 3600) return relative().format(-Math.floor(seconds / 60), "minute");
+  if (seconds < 86400) return relative().format(-Math.floor(seconds / 3600), "hour");
+  if (seconds < 2 * 86400) return relative().format(-1, "day");
+  return t("time.on_day", { day: dayFormat().format(new Date(iso)) });
 }
 
-/** Time left until `iso`: "42 s", "4:05", "2 h", "3 d". */
+/** Time left until `iso`: "42 s", "4:05", "2 h", "3 d" (42秒, 4:05, 2小时, 3天). */
 export function countdown(iso) {
   const left = Math.max(0, Math.ceil((new Date(iso).getTime() - Date.now()) / 1000));
-  if (left < 60) return `${left} s`;
+  if (left < 60) return t("time.seconds_short", { count: left });
   if (left < 3600) return `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
-  if (left < 86400) return `${Math.round(left / 3600)} h`;
-  return `${Math.round(left / 86400)} d`;
+  if (left < 86400) return t("time.hours_short", { count: Math.round(left / 3600) });
+  return t("time.days_short", { count: Math.round(left / 86400) });
 }
 
 export function fileSize(bytes) {

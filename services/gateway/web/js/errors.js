@@ -1,71 +1,126 @@
-// Every error code of PROTOCOL.md (and the HTTP statuses of /files) in words a user understands.
-// The wording depends on what was being done: `conflict` on registering is a taken username,
-// on a friend request it means "already friends".
+// Every error code of PROTOCOL.md (and the HTTP statuses of /files) in words a user understands,
+// in the language shown (i18n.js). The headline comes from the code, worded for what was being
+// done: `conflict` on registering is a taken username, on a friend request "already friends".
+// The server's message (English, for developers) is read only for what it adds: how long to
+// wait ("retry in 180 s"), which field is wrong and why, a size limit, why an invite link no
+// longer works; those are said in the user's language too.
+
+import { t } from "./i18n.js";
 
 const GENERAL = {
-  bad_request: "Parley could not accept that.",
-  unauthorized: "You are not logged in any more. Please log in again.",
-  forbidden: "You are not allowed to do that.",
-  not_found: "That does not exist any more, or you cannot see it.",
-  conflict: "That has already been done.",
-  rate_limited: "You are sending too fast. Wait a moment, then try again.",
-  too_large: "That is too large to send.",
-  unavailable: "Parley is temporarily unavailable. Please try again in a moment.",
-  internal: "Something went wrong on the server. Please try again.",
-  disconnected: "You are offline. Parley is reconnecting; try again in a moment.",
+  bad_request: () => t("errors.bad_request"),
+  unauthorized: () => t("errors.unauthorized"),
+  forbidden: () => t("errors.forbidden"),
+  not_found: () => t("errors.not_found"),
+  conflict: () => t("errors.conflict"),
+  rate_limited: () => t("errors.rate_limited"),
+  too_large: () => t("errors.too_large"),
+  unavailable: () => t("errors.unavailable"),
+  internal: () => t("errors.internal"),
+  disconnected: () => t("errors.disconnected"),
 };
 
 // "operation:code" -> text, where the general one would be vague.
 const SPECIFIC = {
-  "auth.register:conflict": "That username is already taken. Please pick another one.",
-  "auth.login:unauthorized": "Wrong username or password.",
-  "auth.resume:unauthorized": "Your session has ended. Please log in again.",
-  "friends.request:conflict": "You are already friends.",
-  "friends.request:not_found": "That user does not exist any more.",
-  "friends.request:bad_request": "You cannot add yourself as a friend.",
-  "friends.accept:not_found": "That friend request is no longer pending.",
-  "friends.accept:conflict": "You are already friends.",
-  "friends.remove:not_found": "That request was already withdrawn.",
-  "message.send:forbidden": "You can only message your friends, and groups you are a member of.",
-  "message.send:not_found": "That file is not available any more.",
-  "message.send:too_large": "That message is too long.",
-  "message.recall:forbidden": "Only the sender can recall a message, and only within 10 minutes.",
-  "message.recall:not_found": "That message is already gone.",
-  "history.fetch:forbidden": "You are no longer a member of this conversation.",
-  "groups.create:not_found": "One of the chosen members does not exist any more.",
-  "groups.add_members:forbidden": "Only the group's owner and admins can add members.",
-  "groups.add_members:not_found": "That user does not exist any more.",
-  "groups.set_role:forbidden": "Only the group's owner can change roles.",
-  "groups.members:forbidden": "You are no longer a member of this group.",
-  "groups.leave:forbidden": "You are not a member of this group any more.",
-  "call.invite:forbidden": "You can call only your friends, one to one.",
-  "call.invite:conflict": "You are already in a call (here or on another device).",
-  "call.invite:rate_limited": "You are calling too often. Wait a minute, then try again.",
-  "call.invite:not_found": "That conversation does not exist any more.",
-  "call.accept:forbidden": "You cannot answer this call.",
-  "calls.ice_servers:unavailable": "Calls are unavailable at the moment. Please try again shortly.",
-  "upload:unauthorized": "Your session has ended, so the file was not sent. Please log in again.",
-  "upload:disconnected": "The upload was interrupted. Check your connection and try again.",
-  "download:not_found": "This file is not available (it was recalled, or you cannot see it).",
-  "download:unauthorized": "Your session has ended. Please log in again to open files.",
-  "friends.request:forbidden": "You cannot send this user a friend request.",
-  "profile.get:not_found": "That user does not exist any more.",
-  "profile.update:not_found": "That picture is not available any more. Please upload it again.",
-  "blocks.add:not_found": "That user does not exist any more.",
-  "blocks.add:bad_request": "You cannot block yourself.",
-  "blocks.remove:not_found": "That user is not blocked any more.",
+  "auth.register:conflict": () => t("errors.auth.register.conflict"),
+  "auth.register:rate_limited": () => t("errors.auth.register.rate_limited"),
+  "auth.login:unauthorized": () => t("errors.auth.login.unauthorized"),
+  "auth.login:rate_limited": () => t("errors.auth.login.rate_limited"),
+  "auth.resume:unauthorized": () => t("errors.auth.resume.unauthorized"),
+  "friends.request:conflict": () => t("errors.friends.request.conflict"),
+  "friends.request:not_found": () => t("errors.user_gone"),
+  "friends.request:bad_request": () => t("errors.friends.request.bad_request"),
+  "friends.request:forbidden": () => t("errors.friends.request.forbidden"),
+  "friends.accept:not_found": () => t("errors.friends.accept.not_found"),
+  "friends.accept:conflict": () => t("errors.friends.request.conflict"),
+  "friends.remove:not_found": () => t("errors.friends.remove.not_found"),
+  "message.send:forbidden": () => t("errors.message.send.forbidden"),
+  "message.send:not_found": () => t("errors.message.send.not_found"),
+  "message.send:too_large": () => t("errors.message.send.too_large"),
+  "message.recall:forbidden": () => t("errors.message.recall.forbidden"),
+  "message.recall:not_found": () => t("errors.message.recall.not_found"),
+  "message.edit:forbidden": () => t("errors.message.edit.forbidden"),
+  "history.fetch:forbidden": () => t("errors.history.fetch.forbidden"),
+  "groups.create:not_found": () => t("errors.groups.create.not_found"),
+  "groups.add_members:forbidden": () => t("errors.groups.add_members.forbidden"),
+  "groups.add_members:not_found": () => t("errors.user_gone"),
+  "groups.set_role:forbidden": () => t("errors.groups.set_role.forbidden"),
+  "groups.members:forbidden": () => t("errors.groups.members.forbidden"),
+  "groups.leave:forbidden": () => t("errors.groups.not_member"),
+  "groups.update:forbidden": () => t("errors.groups.update.forbidden"),
+  "groups.remove_member:forbidden": () => t("errors.groups.remove_member.forbidden"),
+  "groups.remove_member:not_found": () => t("errors.groups.no_such_member"),
+  "groups.mute:forbidden": () => t("errors.groups.mute.forbidden"),
+  "groups.mute:not_found": () => t("errors.groups.no_such_member"),
+  "groups.transfer_ownership:forbidden": () => t("errors.groups.transfer_ownership.forbidden"),
+  "groups.transfer_ownership:not_found": () => t("errors.groups.no_such_member"),
+  "groups.dissolve:forbidden": () => t("errors.groups.dissolve.forbidden"),
+  "groups.invites.list:forbidden": () => t("errors.groups.invites.forbidden"),
+  "groups.invites.create:forbidden": () => t("errors.groups.invites.forbidden"),
+  "groups.invites.revoke:forbidden": () => t("errors.groups.invites.forbidden"),
+  "groups.invites.revoke:not_found": () => t("errors.groups.invites.revoke.not_found"),
+  "groups.invites.preview:not_found": () => t("errors.invite.invalid"),
+  "groups.join:not_found": () => t("errors.invite.invalid"),
+  "groups.join_requests:forbidden": () => t("errors.groups.join_requests.forbidden"),
+  "groups.join_requests.accept:forbidden": () => t("errors.groups.join_requests.forbidden"),
+  "groups.join_requests.decline:forbidden": () => t("errors.groups.join_requests.forbidden"),
+  "groups.join_requests.accept:not_found": () => t("errors.groups.join_requests.not_found"),
+  "groups.join_requests.decline:not_found": () => t("errors.groups.join_requests.not_found"),
+  "call.invite:forbidden": () => t("errors.call.invite.forbidden"),
+  "call.invite:conflict": () => t("errors.call.invite.conflict"),
+  "call.invite:rate_limited": () => t("errors.call.invite.rate_limited"),
+  "call.invite:not_found": () => t("errors.call.invite.not_found"),
+  "call.accept:forbidden": () => t("errors.call.accept.forbidden"),
+  "calls.ice_servers:unavailable": () => t("errors.calls.ice_servers.unavailable"),
+  "upload:unauthorized": () => t("errors.upload.unauthorized"),
+  "upload:disconnected": () => t("errors.upload.disconnected"),
+  "download:not_found": () => t("errors.download.not_found"),
+  "download:unauthorized": () => t("errors.download.unauthorized"),
+  "profile.get:not_found": () => t("errors.user_gone"),
+  "profile.update:not_found": () => t("errors.profile.update.not_found"),
+  "blocks.add:not_found": () => t("errors.user_gone"),
+  "blocks.add:bad_request": () => t("errors.blocks.add.bad_request"),
+  "blocks.remove:not_found": () => t("errors.blocks.remove.not_found"),
+  "stickers.add:conflict": () => t("errors.stickers.add.conflict"),
+  "stickers.add:not_found": () => t("errors.stickers.add.not_found"),
 };
+
+// What the server's message says beyond its code, when it says it in these words.
+const SERVER_WORDS = [
+  [/this invite link was revoked/, () => t("errors.invite.revoked")],
+  [/this invite link has expired/, () => t("errors.invite.expired")],
+  [/this invite link has been used up/, () => t("errors.invite.used_up")],
+  [/this group is full \((\d+) members\)/, (m) => t("errors.group.full", { count: Number(m[1]) })],
+  [/at most (\d+) usable invite links/, (m) => t("errors.group.too_many_links", { count: Number(m[1]) })],
+  [/(\d+) pending join requests/, () => t("errors.group.too_many_requests")],
+  [/you are not a member of this group/, () => t("errors.groups.not_member")],
+  [/no such member in this group/, () => t("errors.groups.no_such_member")],
+  [/no pending join request/, () => t("errors.groups.join_requests.not_found")],
+  [/unknown operation/i, () => t("errors.unsupported")],
+];
 
 const HTTP_CODES = { 400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
   409: "conflict", 413: "too_large", 429: "rate_limited", 500: "internal", 502: "unavailable",
   503: "unavailable", 504: "unavailable" };
 
 const FIELDS = {
-  username: "Username", password: "Password", display_name: "Display name", text: "Message",
-  name: "Group name", query: "Search", member_ids: "Members", user_ids: "Members",
-  ttl_seconds: "Disappearing time", client_msg_id: "Message id", "to.user_id": "Recipient",
-  avatar_file_id: "Picture",
-  avatar_image_id: "Picture",
+  username: () => t("errors.field.username"),
+  password: () => t("errors.field.password"),
+  display_name: () => t("errors.field.display_name"),
+  text: () => t("errors.field.text"),
+  name: () => t("errors.field.name"),
+  description: () => t("errors.field.description"),
+  query: () => t("errors.field.query"),
+  member_ids: () => t("errors.field.members"),
+  user_ids: () => t("errors.field.members"),
+  ttl_seconds: () => t("errors.field.ttl_seconds"),
+  client_msg_id: () => t("errors.field.client_msg_id"),
+  "to.user_id": () => t("errors.field.recipient"),
+  user_id: () => t("errors.field.user"),
+  avatar_file_id: () => t("errors.field.picture"),
+  avatar_image_id: () => t("errors.field.picture"),
+  max_uses: () => t("errors.field.max_uses"),
+  until: () => t("errors.field.until"),
 };
 
 /** The code an HTTP response stands for: the body's `error.code`, else the status's. */
@@ -73,63 +128,100 @@ export function httpCode(status, body) {
   return body?.error?.code || HTTP_CODES[status] || (status >= 500 ? "unavailable" : "bad_request");
 }
 
+/** Two sentences, joined as the language joins them. */
+function sentences(first, second) {
+  return t("errors.sentences", { first, second });
+}
+
 /** A sentence for the user about `error` (a ProtocolError or anything thrown) during `operation`. */
 export function describe(error, operation = "") {
   const code = error?.code || "internal";
-  if (code === "bad_request") return describeBadRequest(error.message, operation);
-  if (code === "too_large" && operation === "upload") return describeTooLarge(error.message);
-  if (code === "rate_limited" && (operation === "auth.register" || operation === "auth.login")) {
-    return serverSentence(error.message, code) || GENERAL.rate_limited; // it says how long to wait
+  const message = error?.message || "";
+  if (code === "bad_request" && !SPECIFIC[`${operation}:bad_request`]) return describeBadRequest(message);
+  if (code === "too_large" && operation === "upload") return describeTooLarge(message);
+  if (code === "rate_limited") return describeRateLimit(message, operation);
+  if (operation === "friends.request" && code === "conflict" && /\bblocked\b/.test(message)) {
+    return t("errors.friends.request.blocked");
   }
-  if (operation === "friends.request" && code === "conflict" && /\bblocked\b/.test(error.message || "")) {
-    return "You blocked this user. Unblock them first (in your profile).";
-  }
-  return SPECIFIC[`${operation}:${code}`] || GENERAL[code] || GENERAL.internal;
+  return (SPECIFIC[`${operation}:${code}`] || GENERAL[code] || GENERAL.internal)();
 }
 
-/** The server's own message as a sentence ("too many …; retry in 180 s" -> "Too many …; retry in 180 s."). */
-function serverSentence(message, code) {
-  const text = (message || "").trim();
-  if (!text || text === code) return "";
-  return text[0].toUpperCase() + text.slice(1) + (/[.!?]$/.test(text) ? "" : ".");
+/** The server's message in the user's words when it is one of the known ones, else "". */
+export function serverWords(error) {
+  const message = error?.message || "";
+  for (const [pattern, words] of SERVER_WORDS) {
+    const match = pattern.exec(message);
+    if (match) return words(match);
+  }
+  return "";
 }
 
-function describeBadRequest(message, operation) {
-  const specific = SPECIFIC[`${operation}:bad_request`];
-  if (specific) return specific;
+/**
+ * `describe`, with what the server's message adds: its known words, else (for codes whose
+ * message names who may do what) the message itself as a detail after the localized headline.
+ */
+export function describeWithDetail(error, operation = "") {
+  const known = serverWords(error);
+  if (known) return known;
+  const headline = describe(error, operation);
+  const message = (error?.message || "").trim();
+  const telling = ["forbidden", "not_found", "conflict"].includes(error?.code) && message && message !== error.code;
+  if (!telling || SPECIFIC[`${operation}:${error.code}`]) return headline;
+  return t("errors.with_detail", { headline, detail: message });
+}
+
+function describeRateLimit(message, operation) {
+  const headline = SPECIFIC[`${operation}:rate_limited`];
+  const wait = /retry in (\d+) s/.exec(message);
+  if (wait) {
+    const seconds = Number(wait[1]);
+    return headline ? sentences(headline(), t("errors.retry_in", { count: seconds })) : t("errors.rate_limited_wait", { count: seconds });
+  }
+  return headline ? headline() : GENERAL.rate_limited();
+}
+
+function describeBadRequest(message) {
   // The server names the field: "data.username: String should have at least 3 characters".
-  const match = /^data\.([\w.\[\]]+): (.*)$/.exec(message || "");
-  if (!match) return message ? `${GENERAL.bad_request} (${message})` : GENERAL.bad_request;
+  const match = /^data\.([\w.[\]]+): (.*)$/.exec(message);
+  if (!match) {
+    const known = serverWords({ message });
+    if (known) return known;
+    return message ? t("errors.with_detail", { headline: GENERAL.bad_request(), detail: message }) : GENERAL.bad_request();
+  }
   const field = match[1].replace(/\.\d+$|\[\d+\]$/, "");
-  const label = FIELDS[field] || field.replace(/_/g, " ");
-  return `${label}: ${plainRule(match[2], field)}`;
+  const label = FIELDS[field]?.() || field.replace(/_/g, " ");
+  return t("errors.field_rule", { field: label, rule: plainRule(match[2], field) });
 }
 
 function plainRule(rule, field) {
   let m;
-  if ((m = /at least (\d+) (character|item)/.exec(rule))) return `must be at least ${m[1]} ${m[2]}s long.`;
-  if ((m = /at most (\d+) (character|item)/.exec(rule))) return `must be at most ${m[1]} ${m[2]}s long.`;
-  if (/should match pattern/.exec(rule) && field === "username") {
-    return "use only lower-case letters, digits and _ . - (3 to 32 characters).";
-  }
-  if (/Field required/i.test(rule)) return "is required.";
-  return rule.endsWith(".") ? rule : `${rule}.`;
+  if ((m = /at least (\d+) character/.exec(rule))) return t("errors.rule.min_chars", { count: Number(m[1]) });
+  if ((m = /at least (\d+) item/.exec(rule))) return t("errors.rule.min_items", { count: Number(m[1]) });
+  if ((m = /at most (\d+) character/.exec(rule))) return t("errors.rule.max_chars", { count: Number(m[1]) });
+  if ((m = /at most (\d+) (item|member)/.exec(rule))) return t("errors.rule.max_items", { count: Number(m[1]) });
+  if (/should match pattern/.exec(rule) && field === "username") return t("errors.rule.username");
+  if (/Field required/i.test(rule)) return t("errors.rule.required");
+  if (/you cannot \w+ yourself/.test(rule)) return t("errors.rule.not_yourself");
+  if (/you already own this group/.test(rule)) return t("errors.rule.already_owner");
+  if (/a time in the future/.test(rule)) return t("errors.rule.future_time");
+  return t("errors.rule.other", { rule: rule.replace(/\.$/, "") });
 }
 
 function describeTooLarge(message) {
-  const m = /limit of (\d+) bytes/.exec(message || "");
-  if (!m) return "That file is too large to send.";
+  const m = /limit of (\d+) bytes/.exec(message);
+  if (!m) return t("errors.upload.too_large");
   const mib = Number(m[1]) / (1024 * 1024);
-  return `That file is too large to send: the limit is ${mib >= 1 ? `${Math.round(mib)} MiB` : `${m[1]} bytes`}.`;
+  const size = mib >= 1 ? t("errors.size_mib", { count: Math.round(mib) }) : t("errors.size_bytes", { count: Number(m[1]) });
+  return t("errors.upload.too_large_limit", { size });
 }
 
 /** Why the socket closed, for close codes the user should hear about. */
 export function describeClose(code) {
   switch (code) {
-    case 4401: return "Your session has ended (you logged out elsewhere, or it expired). Please log in again.";
-    case 4009: return "Parley is open in another tab or window of this browser.";
-    case 4008: return "The connection fell behind; catching up.";
-    case 1012: return "The server is restarting; reconnecting.";
+    case 4401: return t("errors.close.session_ended");
+    case 4009: return t("errors.close.other_tab");
+    case 4008: return t("errors.close.fell_behind");
+    case 1012: return t("errors.close.restarting");
     default: return "";
   }
 }

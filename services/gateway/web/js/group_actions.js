@@ -1,10 +1,11 @@
 // What an owner or admin does to a group, and joining one by an invite link (docs/protocol.md
-// "Group administration"). Each action shows a failure in the error banner, in the server's own
-// words where they say more than the general ones (who may do what, why a link no longer works),
-// and resolves to undefined; the join dialog gets its errors thrown instead.
+// "Group administration"). Each action shows a failure in the error banner, with what the
+// server's message adds where it says more than the general words (who may do what, why a link
+// no longer works: errors.js describeWithDetail), and resolves to undefined; the join dialog gets
+// its errors thrown instead.
 
 import { conn, showError } from "./wire.js";
-import { describe } from "./errors.js";
+import { describeWithDetail } from "./errors.js";
 import * as store from "./store.js";
 import { state, changed } from "./store.js";
 import { upload } from "./files.js";
@@ -12,23 +13,16 @@ import { token, refreshGroups, forgetGroup } from "./session.js";
 import { loadMembers, openConversation, closeConversation } from "./actions.js";
 import { applyGroupInfo, loadJoinRequests } from "./group_state.js";
 
-const SERVER_WORDS = new Set(["forbidden", "not_found", "conflict"]);
-
-/** A sentence for a failed group operation: the server's message when it says who or why. */
+/** A sentence for a failed group operation, with what the server's message says of who or why. */
 export function describeGroupError(error, operation) {
-  const message = error?.message || "";
-  if (SERVER_WORDS.has(error?.code) && message && message !== error.code && !/unknown operation/i.test(message)) {
-    const text = message.charAt(0).toUpperCase() + message.slice(1);
-    return /[.!?]$/.test(text) ? text : `${text}.`;
-  }
-  return describe(error, operation);
+  return describeWithDetail(error, operation);
 }
 
 async function attempt(operation, fn) {
   try {
     return await fn();
   } catch (error) {
-    showError(describeGroupError(error, operation));
+    showError(() => describeGroupError(error, operation));
     if (error.code === "unauthorized" && state.bound) conn.drop("unauthorized");
     return undefined;
   }

@@ -14,6 +14,7 @@ import { state, changed, subscribe } from "./store.js";
 import { conn } from "./wire.js";
 import { forgetGroup } from "./session.js";
 import { fullTime } from "./dom.js";
+import { t } from "./i18n.js";
 
 const INFO_FIELDS = ["name", "description", "avatar_url", "everyone_muted", "approval_required", "member_count"];
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -69,16 +70,16 @@ export function mutedUntil(member) {
 /** Why I cannot write in `conv` now (a sentence), or "" when I can. */
 export function sendBlock(conv) {
   if (!conv || conv.kind !== "group") return "";
-  if (conv.ended === "removed") return "You were removed from this group.";
-  if (conv.ended === "dissolved") return "This group was dissolved.";
+  if (conv.ended === "removed") return t("groups.removed");
+  if (conv.ended === "dissolved") return t("groups.dissolved");
   const group = state.groups.get(conv.groupId);
   if (!group) return "";
   const until = myMute(group);
   if (until) {
     wakeAt(until);
-    return `You are muted until ${fullTime(until)}.`;
+    return t("groups.muted_until", { time: fullTime(until) });
   }
-  if (group.everyone_muted && group.role === "member") return "Only admins can send messages in this group.";
+  if (group.everyone_muted && group.role === "member") return t("groups.only_admins_send");
   return "";
 }
 
@@ -170,7 +171,7 @@ export function listenGroupAdmin() {
     if (group && typeof group.member_count === "number") group.member_count = Math.max(0, group.member_count - 1);
   });
   conn.on("group.join_declined", ({ name }) => {
-    toastFn(`Your request to join “${name || "the group"}” was declined.`);
+    toastFn(name ? t("groups.join_declined", { name }) : t("groups.join_declined_unnamed"));
   });
   conn.on("group.role_changed", ({ group_id, user_id, role }) => {
     const group = state.groups.get(group_id);

@@ -1,7 +1,9 @@
 // Entry point: builds the views, re-renders them whenever the store changes, and shows the
-// connection state and the latest error. Served by the gateway at /app/js/main.js.
+// connection state and the latest error, and switches the language at once (i18n.js).
+// Served by the gateway at /app/js/main.js.
 
 import { state, subscribe, changed, sortedConvs } from "./store.js";
+import { t, applyTranslations, onLocaleChange } from "./i18n.js";
 import { init, logout, takeOver } from "./session.js";
 import { conn, clearError } from "./wire.js";
 import { setText, setAttr, h } from "./dom.js";
@@ -18,13 +20,18 @@ import { listenProfiles } from "./profile_state.js";
 const ERROR_SHOWN_MS = 10_000;
 
 const STATUS_TEXT = {
-  idle: "Not connected",
-  connecting: "Connecting…",
-  reconnecting: "Reconnecting…",
-  syncing: "Catching up…",
-  connected: "Connected",
-  paused: "Paused: Parley is open in another tab.",
+  idle: () => t("status.idle"),
+  connecting: () => t("status.connecting"),
+  reconnecting: () => t("status.reconnecting"),
+  syncing: () => t("status.syncing"),
+  connected: () => t("status.connected"),
+  paused: () => t("status.paused"),
 };
+
+/** What the banner says, worded in the language shown now (wire.js showError). */
+function errorText(error) {
+  return error ? error.text() : "";
+}
 
 function setupShell() {
   const authScreen = document.getElementById("auth-screen");
@@ -36,6 +43,7 @@ function setupShell() {
   const bannerText = document.getElementById("error-text");
   let errorTimer = null;
   let shownError = null;
+  let shownErrorText = null;
   let shownScreen = null;
 
   document.getElementById("logout").addEventListener("click", () => logout());
@@ -59,8 +67,12 @@ function setupShell() {
       shownError = state.error;
       clearTimeout(errorTimer);
       banner.hidden = !state.error;
-      setText(bannerText, state.error?.text || "");
       if (state.error) errorTimer = setTimeout(clearError, ERROR_SHOWN_MS);
+    }
+    const text = errorText(state.error);
+    if (text !== shownErrorText) {
+      shownErrorText = text;
+      setText(bannerText, text);
     }
     const unread = sortedConvs().reduce((sum, conv) => sum + conv.unread, 0);
     const title = unread ? `(${unread}) Parley` : "Parley";
@@ -70,12 +82,12 @@ function setupShell() {
 
 function renderStatus(el) {
   const status = state.status;
-  let text = STATUS_TEXT[status] || status;
+  let text = STATUS_TEXT[status]?.() || status;
   if (status === "reconnecting" && conn.retryAt > Date.now()) {
-    text = `Reconnecting… (next try in ${Math.ceil((conn.retryAt - Date.now()) / 1000)} s)`;
+    text = t("status.reconnecting_in", { count: Math.ceil((conn.retryAt - Date.now()) / 1000) });
   }
   setAttr(el, "data-state", status);
-  const action = status === "paused" ? "Use here" : status === "reconnecting" ? "Retry now" : "";
+  const action = status === "paused" ? t("status.use_here") : status === "reconnecting" ? t("status.retry_now") : "";
   if (el.dataset.text !== text || el.dataset.action !== action) {
     el.dataset.text = text;
     el.dataset.action = action;
@@ -89,7 +101,24 @@ function renderStatus(el) {
   document.body.dataset.connection = status;
 }
 
+/** The static text of the page in the current language, now and after every switch. */
+function setupTranslations() {
+  // The screen not shown is out of the document (renderShell): both are translated.
+  const roots = [document.getElementById("auth-screen"), document.getElementById("app-screen")];
+  const translate = () => {
+    for (const root of roots) applyTranslations(root);
+    applyTranslations(document.body);
+  };
+  translate();
+  onLocaleChange(() => {
+    translate();
+    state.namesRev += 1; // every message is drawn again
+    changed();
+  });
+}
+
 function start() {
+  setupTranslations();
   const renders = [setupShell(), setupAuth(), setupSidebar(), setupChat(), setupMessages(), setupGroups(), setupCall(), setupProfile()];
   subscribe(() => {
     for (const render of renders) {

@@ -87,12 +87,12 @@ export async function logout() {
   } catch {
     // the token is forgotten here whatever the server says
   }
-  endSession("");
+  endSession(null);
   conn.stop();
   conn.start(); // a fresh, unbound socket for the next login
 }
 
-/** Back to the login screen, forgetting the token and everything shown. */
+/** Back to the login screen, forgetting the token and everything shown; `message()` says why. */
 function endSession(message) {
   localStorage.removeItem(TOKEN_KEY);
   localStorage.removeItem(USER_KEY);
@@ -120,7 +120,7 @@ async function resume(user) {
     const reply = await conn.request("auth.resume", { token: token(), device_id: deviceId() });
     bound({ ...user, user_id: reply.user_id });
   } catch (error) {
-    if (error.code === "unauthorized" || error.code === "bad_request") endSession(describe(error, "auth.resume"));
+    if (error.code === "unauthorized" || error.code === "bad_request") endSession(() => describe(error, "auth.resume"));
     else if (error.code !== "disconnected") conn.drop(); // unavailable: try again after a backoff
   }
 }
@@ -128,7 +128,7 @@ async function resume(user) {
 function onClose({ code }) {
   state.bound = false;
   if (code === 4401 && token()) {
-    endSession(describeClose(4401));
+    endSession(() => describeClose(4401));
     return;
   }
   if (code === 4009) {
@@ -149,7 +149,7 @@ function bound(user) {
   state.me = user;
   state.bound = true;
   state.screen = "app";
-  state.authMessage = "";
+  state.authMessage = null;
   conn.resetBackoff();
   setStatus("syncing"); // until sync.done
   loadAll();

@@ -8,6 +8,8 @@
 // relayout(conv), and a change that alters how every message looks (names, group size) bumps
 // `conv.all` or `state.namesRev`. The message view redraws only what these say.
 
+import { t } from "./i18n.js";
+
 const listeners = new Set();
 let scheduled = false;
 
@@ -26,7 +28,7 @@ export function changed() {
 
 export const state = {
   screen: "auth", // auth | app
-  authMessage: "", // why the user is back on the login screen
+  authMessage: null, // () => why the user is back on the login screen (in the language shown)
   me: null, // {user_id, username}
   bound: false, // the socket is logged in
   status: "idle", // idle | connecting | reconnecting | syncing | connected | paused
@@ -39,7 +41,7 @@ export const state = {
   openKey: null,
   search: { query: "", results: [], busy: false },
   upload: null, // {name, progress 0..1}
-  error: null, // {text, at}
+  error: null, // {text: () => words in the language shown, at} (wire.js showError)
   namesRev: 0, // goes up when a user's name changes (every bubble naming them is redrawn)
 };
 
@@ -63,9 +65,9 @@ export function learnUser(user) {
 }
 
 export function nameOf(userId) {
-  if (state.me && userId === state.me.user_id) return "You";
+  if (state.me && userId === state.me.user_id) return t("common.you");
   const user = state.users.get(userId);
-  return user ? user.display_name || user.username : "Someone";
+  return user ? user.display_name || user.username : t("common.someone");
 }
 
 // --- conversations -------------------------------------------------------------------------------
@@ -149,7 +151,7 @@ export function adoptId(conv, id) {
 }
 
 export function titleOf(conv) {
-  if (conv.kind === "group") return state.groups.get(conv.groupId)?.name || "Group";
+  if (conv.kind === "group") return state.groups.get(conv.groupId)?.name || t("groups.group");
   return nameOf(conv.peerId);
 }
 
@@ -300,10 +302,11 @@ export function confirmSent(conv, clientMsgId, reply) {
   return conv;
 }
 
-export function failSend(conv, clientMsgId, text) {
+/** My send failed: `error` (a ProtocolError) is kept, and said in words where it is shown. */
+export function failSend(conv, clientMsgId, error) {
   const message = conv.messages.get(`c:${clientMsgId}`);
   if (message) {
-    Object.assign(message, { state: "failed", error: text });
+    Object.assign(message, { state: "failed", error });
     touch(conv, message);
   }
 }

@@ -7,12 +7,14 @@ import { state, changed } from "./store.js";
 
 export const conn = new Connection(`${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`);
 
-/** Show the latest error (a ProtocolError, or a sentence) in words fit for `operation`. */
+/**
+ * Show the latest error in words fit for `operation`: a ProtocolError, a sentence, or a function
+ * giving one. The banner words it when drawn, so a switch of language rewords it too.
+ */
 export function showError(error, operation = "") {
-  const text = typeof error === "string" ? error : describe(error, operation);
+  const text = typeof error === "function" ? error : typeof error === "string" ? () => error : () => describe(error, operation);
   state.error = { text, at: Date.now() };
   changed();
-  return text;
 }
 
 export function clearError() {

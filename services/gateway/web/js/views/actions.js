@@ -12,6 +12,7 @@ import { recall } from "../actions.js";
 import { COMMON_EMOJI } from "./reactions.js";
 import { emojiPicker } from "./emoji_picker.js";
 import { addToStickers, canAddSticker, stickerIcon } from "./stickers.js";
+import { t, msgKey, applyTranslations, onLocaleChange } from "../i18n.js";
 
 const LONG_PRESS_MS = 450;
 
@@ -22,27 +23,33 @@ const LONG_PRESS_MS = 450;
 export function setupMessageActions(ol, currentConv, onReply) {
   let target = null; // the li the toolbar serves
   const button = (name, label, iconName) => h("button", {
-    type: "button", class: "ghost tool", title: label, "aria-label": label, dataset: { testid: `action-${name}`, action: name },
+    type: "button", class: "ghost tool", "data-i18n-title": label, "data-i18n-aria-label": label, dataset: { testid: `action-${name}`, action: name },
   }, icon(iconName));
   const buttons = {
-    reply: button("reply", "Reply", "reply"),
-    react: button("react", "React", "smile"),
-    edit: button("edit", "Edit", "edit"),
-    hide: button("hide", "Delete for me", "trash"),
-    recall: button("recall", "Recall for everyone", "undo"),
-    sticker: button("sticker", "Add to stickers", "smile"),
+    reply: button("reply", msgKey("actions.reply"), "reply"),
+    react: button("react", msgKey("actions.react"), "smile"),
+    edit: button("edit", msgKey("actions.edit"), "edit"),
+    hide: button("hide", msgKey("actions.hide"), "trash"),
+    recall: button("recall", msgKey("actions.recall"), "undo"),
+    sticker: button("sticker", msgKey("actions.add_sticker"), "smile"),
   };
   buttons.sticker.replaceChildren(stickerIcon());
-  const more = h("button", { type: "button", class: "ghost emoji more", "aria-label": "More emoji", title: "More emoji", dataset: { testid: "emoji-more" } }, "＋");
+  const more = h("button", { type: "button", class: "ghost emoji more", "data-i18n-aria-label": "actions.more_emoji", "data-i18n-title": "actions.more_emoji", dataset: { testid: "emoji-more" } }, "＋");
   const custom = h("input", {
-    class: "emoji-input", maxlength: "32", placeholder: "Other", "aria-label": "Another emoji",
+    class: "emoji-input", maxlength: "32", "data-i18n-placeholder": "actions.other_emoji", "data-i18n-aria-label": "actions.another_emoji",
     dataset: { testid: "emoji-input" }, autocomplete: "off",
   });
-  const picker = h("div", { class: "emoji-picker", role: "group", "aria-label": "Pick a reaction", hidden: true, dataset: { testid: "emoji-picker" } },
-    ...COMMON_EMOJI.map((emoji) => h("button", { type: "button", class: "ghost emoji", dataset: { testid: "emoji-option", emoji }, "aria-label": `React ${emoji}` }, emoji)),
-    more, custom);
-  const toolbar = h("div", { class: "msg-toolbar", role: "toolbar", "aria-label": "Message actions", dataset: { testid: "message-actions" } },
+  const options = COMMON_EMOJI.map((emoji) => h("button", { type: "button", class: "ghost emoji", dataset: { testid: "emoji-option", emoji } }, emoji));
+  const picker = h("div", { class: "emoji-picker", role: "group", "data-i18n-aria-label": "actions.pick_reaction", hidden: true, dataset: { testid: "emoji-picker" } },
+    ...options, more, custom);
+  const toolbar = h("div", { class: "msg-toolbar", role: "toolbar", "data-i18n-aria-label": "actions.label", dataset: { testid: "message-actions" } },
     ...Object.values(buttons), picker);
+  const translate = () => { // the toolbar is out of the document between uses: translated here
+    applyTranslations(toolbar);
+    for (const option of options) option.setAttribute("aria-label", t("actions.react_with", { emoji: option.dataset.emoji }));
+  };
+  translate();
+  onLocaleChange(translate);
 
   function current() {
     const conv = currentConv();
@@ -157,10 +164,10 @@ function startEditing(li, conv, message) {
   const text = li.querySelector(".text");
   if (!text) return;
   li.classList.add("editing");
-  const input = h("textarea", { class: "edit-input", rows: "2", maxlength: "4000", "aria-label": "Edit message", dataset: { testid: "edit-input" } });
+  const input = h("textarea", { class: "edit-input", rows: "2", maxlength: "4000", "aria-label": t("actions.edit_message"), dataset: { testid: "edit-input" } });
   input.value = message.text;
-  const save = h("button", { type: "button", class: "small primary", dataset: { testid: "edit-save" } }, "Save");
-  const cancel = h("button", { type: "button", class: "small ghost", dataset: { testid: "edit-cancel" } }, "Cancel");
+  const save = h("button", { type: "button", class: "small primary", dataset: { testid: "edit-save" } }, t("common.save"));
+  const cancel = h("button", { type: "button", class: "small ghost", dataset: { testid: "edit-cancel" } }, t("common.cancel"));
   const editor = h("div", { class: "editor" }, input, h("div", { class: "editor-actions" }, cancel, save));
   text.hidden = true;
   text.after(editor);

@@ -5,6 +5,7 @@
 
 import { h, initials, hue } from "../dom.js";
 import { state } from "../store.js";
+import { t } from "../i18n.js";
 
 /**
  * An avatar element. `url`: the picture (null or "" for initials); `name`: alt text, initials
@@ -65,9 +66,9 @@ export function updateUserAvatar(el, userId) {
 
 /** The avatar of a group (its avatar_url from groups.list / groups.info, else initials). */
 export function groupAvatar(group, size = 0) {
-  return avatarElement({ url: group?.avatar_url || null, name: group?.name || "Group", size, seed: group?.group_id || "", group: true });
+  return avatarElement({ url: group?.avatar_url || null, name: group?.name || t("groups.group"), size, seed: group?.group_id || "", group: true });
 }
 
 export function updateGroupAvatar(el, group) {
-  return updateAvatar(el, { url: group?.avatar_url || null, name: group?.name || "Group", seed: group?.group_id || "" });
+  return updateAvatar(el, { url: group?.avatar_url || null, name: group?.name || t("groups.group"), seed: group?.group_id || "" });
 }

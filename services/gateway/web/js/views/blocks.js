@@ -5,6 +5,7 @@ import { state } from "../store.js";
 import { h, setText, syncList } from "../dom.js";
 import { profiles, block, unblock } from "../profile_state.js";
 import { userAvatar, updateUserAvatar, displayName } from "./avatar.js";
+import { t } from "../i18n.js";
 
 let confirmDialog = null;
 
@@ -17,7 +18,7 @@ export function confirmAction(question, detail, okLabel) {
       h("h2", { id: "confirm-title" }),
       h("p", { id: "confirm-detail", class: "muted" }),
       h("div", { class: "dialog-actions" },
-        h("button", { type: "submit", value: "cancel", dataset: { testid: "confirm-cancel" } }, "Cancel"),
+        h("button", { type: "submit", value: "cancel", dataset: { testid: "confirm-cancel" }, "data-i18n": "common.cancel" }),
         h("button", { type: "submit", value: "ok", class: "danger-fill", dataset: { testid: "confirm-ok" } }))));
     document.body.append(confirmDialog);
   }
@@ -36,9 +37,7 @@ export function confirmAction(question, detail, okLabel) {
 /** Ask, then block `userId`; true when blocked. */
 export async function askToBlock(userId) {
   const name = displayName(userId);
-  const sure = await confirmAction(`Block ${name}?`,
-    `${name} will no longer be able to message you, call you, or send you friend requests, and your friendship ends. `
-    + "Groups you share are not affected. You can unblock them later.", "Block");
+  const sure = await confirmAction(t("blocks.confirm_title", { name }), t("blocks.confirm_text", { name }), t("blocks.block"));
   return sure ? block(userId) : false;
 }
 
@@ -50,7 +49,7 @@ export function renderBlockedList(list, empty) {
 }
 
 function createBlocked(user) {
-  const button = h("button", { type: "button", class: "small", dataset: { testid: "unblock" } }, "Unblock");
+  const button = h("button", { type: "button", class: "small", dataset: { testid: "unblock" } }, t("blocks.unblock"));
   button.addEventListener("click", async () => {
     button.disabled = true;
     await unblock(user.user_id);
@@ -68,5 +67,5 @@ function updateBlocked(el, user) {
   updateUserAvatar(el.querySelector(".avatar"), user.user_id);
   setText(el.querySelector(".name"), name);
   setText(el.querySelector(".sub"), known.username ? `@${known.username}` : "");
-  el.querySelector("button").setAttribute("aria-label", `Unblock ${name}`);
+  el.querySelector("button").setAttribute("aria-label", t("blocks.unblock_who", { name }));
 }

@@ -3,7 +3,8 @@
 // happened to it: waiting to be opened, opened (counting down), burned.
 
 import { state } from "../store.js";
-import { h, icon, setText, setAttr, countdown } from "../dom.js";
+import { h, icon, setText, setAttr, countdown, clockTime } from "../dom.js";
+import { t } from "../i18n.js";
 import { openBurn } from "../interactions.js";
 
 /** "sealed" | "open" (recipient), "waiting" | "opened" | "burned" (sender), or null. */
@@ -33,15 +34,15 @@ function build(conv, message, phase) {
   const seconds = message.burn?.seconds;
   if (phase === "sealed") {
     const button = h("button", { type: "button", class: "burn-open", dataset: { testid: "burn-open" } },
-      icon("flame"), "Tap to open");
+      icon("flame"), t("burn.tap_to_open"));
     button.addEventListener("click", () => {
       button.disabled = true;
       openBurn(conv, message).finally(() => (button.disabled = false));
     });
     if (message.burn?.opened_at) {
-      return [button, h("span", { class: "burn-note muted small" }, "Opened · ", h("span", { class: "words" }))];
+      return [button, h("span", { class: "burn-note muted small" }, t("burn.opened_prefix"), h("span", { class: "words" }))];
     }
-    return [button, h("span", { class: "burn-note muted small" }, `Disappears ${seconds} s after opening`)];
+    return [button, h("span", { class: "burn-note muted small" }, t("burn.disappears_after", { count: seconds }))];
   }
   return [h("span", { class: "burn-status small", dataset: { testid: "burn-status" } }, icon("flame"), h("span", { class: "words" }))];
 }
@@ -53,11 +54,11 @@ export function tickBurn(slot, message) {
   const phase = burnState(message);
   const burnsAt = message.burn?.burns_at;
   let text = "";
-  if (phase === "burned") text = "Burned";
-  else if (phase === "waiting") text = `Burn after reading · ${message.burn.seconds} s`;
-  else if (burnsAt && phase === "sealed") text = `burns in ${countdown(burnsAt)}`;
-  else if (burnsAt) text = `${phase === "opened" ? "Opened · burns" : "Burns"} in ${countdown(burnsAt)}`;
-  else text = "Opened";
+  if (phase === "burned") text = t("burn.burned");
+  else if (phase === "waiting") text = t("burn.waiting", { count: message.burn.seconds });
+  else if (burnsAt && phase === "sealed") text = t("burn.burns_in_lower", { time: countdown(burnsAt) });
+  else if (burnsAt) text = phase === "opened" ? t("burn.opened_burns_in", { time: countdown(burnsAt) }) : t("burn.burns_in", { time: countdown(burnsAt) });
+  else text = t("burn.opened");
   setText(words, text);
-  setAttr(slot.firstElementChild, "title", burnsAt ? `Burns at ${new Date(burnsAt).toLocaleTimeString()}` : null);
+  setAttr(slot.firstElementChild, "title", burnsAt ? t("burn.burns_at", { time: clockTime(burnsAt) }) : null);
 }

@@ -8,12 +8,13 @@ import { h, icon, setText, setAttr } from "../dom.js";
 import { userAvatar } from "./avatar.js";
 import { currentCall, callNotice, startCall, accept, hangUp, toggleMic, toggleCamera, notify } from "../calls.js";
 import { clock } from "../calltext.js";
+import { t } from "../i18n.js";
 
 const STATUS = {
-  preparing: "Starting…",
-  ringing: "Ringing…",
-  answering: "Connecting…",
-  connecting: "Connecting…",
+  preparing: () => t("calls.starting"),
+  ringing: () => t("calls.ringing"),
+  answering: () => t("calls.connecting"),
+  connecting: () => t("calls.connecting"),
 };
 
 function byId(id) {
@@ -84,11 +85,12 @@ export function setupCall() {
     const conv = openConv();
     const direct = conv?.kind === "direct";
     const friend = direct && state.friends.has(conv.peerId);
-    const why = !friend ? "You can call friends only" : call ? "You are in a call" : !state.bound ? "Not connected" : "";
-    for (const [button, what] of [[audioButton, "Voice call"], [videoButton, "Video call"]]) {
+    const why = !friend ? t("calls.only_friends") : call ? t("calls.in_a_call") : !state.bound ? t("calls.not_connected") : "";
+    const name = direct ? nameOf(conv.peerId) : "";
+    for (const [button, what] of [[audioButton, t("calls.voice_call_with", { name })], [videoButton, t("calls.video_call_with", { name })]]) {
       button.hidden = !direct;
       button.disabled = Boolean(why);
-      setAttr(button, "title", why || `${what} with ${direct ? nameOf(conv.peerId) : ""}`);
+      setAttr(button, "title", why || what);
     }
   }
 
@@ -99,7 +101,7 @@ export function setupCall() {
     if (!ringing) return;
     setAvatar(incomingAvatar, call.peerId);
     setText(incomingName, nameOf(call.peerId));
-    setText(incomingWhat, call.media === "video" ? "Incoming video call…" : "Incoming voice call…");
+    setText(incomingWhat, call.media === "video" ? t("calls.incoming_video") : t("calls.incoming_voice"));
   }
 
   function renderScreen(call) {
@@ -114,17 +116,17 @@ export function setupCall() {
     screen.classList.toggle("camera-off", call.cameraOff);
     setAvatar(peerAvatar, call.peerId);
     setText(peerName, nameOf(call.peerId));
-    let text = STATUS[call.phase] || "";
-    if (call.phase === "ringing") text = `Calling ${nameOf(call.peerId)}…`;
-    if (call.phase === "active") text = call.unstable ? "Reconnecting…" : clock((Date.now() - call.acceptedAt) / 1000);
+    let text = STATUS[call.phase]?.() || "";
+    if (call.phase === "ringing") text = t("calls.calling", { name: nameOf(call.peerId) });
+    if (call.phase === "active") text = call.unstable ? t("calls.reconnecting") : clock((Date.now() - call.acceptedAt) / 1000);
     setText(status, text);
     // Toggle buttons: a fixed name, pressed or not (the icon follows).
-    label(mute, call.micOff ? "mic-off" : "mic", "Mute");
+    label(mute, call.micOff ? "mic-off" : "mic", t("calls.mute"));
     setAttr(mute, "aria-pressed", String(call.micOff));
     camera.hidden = call.media !== "video";
-    label(camera, call.cameraOff ? "video-off" : "video", "Camera off");
+    label(camera, call.cameraOff ? "video-off" : "video", t("calls.camera_off"));
     setAttr(camera, "aria-pressed", String(call.cameraOff));
-    label(hangup, "phone-off", call.phase === "ringing" || call.phase === "preparing" ? "Cancel" : "Hang up");
+    label(hangup, "phone-off", call.phase === "ringing" || call.phase === "preparing" ? t("calls.cancel") : t("calls.hang_up"));
   }
 
   return function renderCall() {

@@ -9,6 +9,7 @@ import { sendMessage, typing } from "../delivery.js";
 import { showError } from "../wire.js";
 import { setupComposer } from "./composer.js";
 import { sendBlock } from "../group_state.js";
+import { t, list } from "../i18n.js";
 
 export function setupChat() {
   const layout = document.getElementById("layout");
@@ -36,7 +37,7 @@ export function setupChat() {
     const text = input.value.trim();
     if (!conv || !text || sendBlock(conv)) return;
     if (text.length > 4000) {
-      showError("That message is too long: at most 4000 characters.");
+      showError(() => t("chat.too_long", { count: 4000 }));
       return;
     }
     sendMessage(conv, { text, ttl: Number(ttl.value) || 0, ...composer.extras(conv, text) });
@@ -147,10 +148,10 @@ export function setupChat() {
     setText(title, titleOf(conv));
     setText(subtitle, describePeer(conv));
     const typists = [...conv.typing.keys()].map(nameOf);
-    setText(typingLine, typists.length ? `${typists.join(", ")} ${typists.length > 1 ? "are" : "is"} typing…` : "");
+    setText(typingLine, typists.length ? t("chat.typing", { names: list(typists), count: typists.length }) : "");
     uploadBox.hidden = !state.upload;
     if (state.upload) {
-      setText(uploadName, `Uploading ${state.upload.name}…`);
+      setText(uploadName, t("chat.uploading", { name: state.upload.name }));
       progress.value = Math.round(state.upload.progress * 100);
     }
   };
@@ -158,15 +159,15 @@ export function setupChat() {
 
 function describePeer(conv) {
   if (conv.kind === "group") {
-    if (conv.ended) return conv.ended === "dissolved" ? "Group dissolved" : "You were removed";
+    if (conv.ended) return conv.ended === "dissolved" ? t("groups.dissolved_short") : t("groups.removed_short");
     const group = state.groups.get(conv.groupId);
     const count = group?.members?.length || group?.member_count;
-    return count ? `${count} member${count === 1 ? "" : "s"}` : "Group";
+    return count ? t("groups.member_count", { count }) : t("groups.group");
   }
   const friend = state.friends.get(conv.peerId);
   const user = state.users.get(conv.peerId);
   const handle = user ? `@${user.username}` : "";
   if (!friend) return handle;
-  if (friend.online) return `${handle} · online`;
-  return `${handle} · ${friend.last_seen ? `last seen ${ago(friend.last_seen)}` : "offline"}`;
+  if (friend.online) return t("contacts.handle_online", { handle });
+  return t("contacts.handle_status", { handle, status: friend.last_seen ? t("contacts.last_seen", { ago: ago(friend.last_seen) }) : t("contacts.offline") });
 }

@@ -13,6 +13,7 @@ import { mentionedIn, setupMentionCompletion } from "./mentions.js";
 import { emojiPicker } from "./emoji_picker.js";
 import { setupStickerPanel, closeStickerPanel } from "./stickers.js";
 import { setupRecorder } from "./voice.js";
+import { t } from "../i18n.js";
 
 let input = null;
 
@@ -134,7 +135,7 @@ export function setupComposer() {
       burnSelect.hidden = !burning;
       ttl.disabled = burning; // burn after reading and a disappearing time do not go together
       ttl.closest(".ttl-box").hidden = burning;
-      setAttr(input, "placeholder", burning ? "Burn-after-reading message…" : "Message…");
+      setAttr(input, "placeholder", burning ? t("chat.placeholder_burn") : t("chat.placeholder"));
       input.classList.toggle("burning", burning);
       emojiButton.disabled = stickerButton.disabled = blocked;
       recorder.block(blocked);

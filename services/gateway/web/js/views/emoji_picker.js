@@ -2,13 +2,22 @@
 // composer's smiley, or "more" among the reactions), with the curated set of emoji_data.js in
 // nine categories, a search by name, and the ones used lately first (kept in localStorage).
 // One panel serves every caller: open(anchor, onPick) says where it shows and who gets the pick.
+// Titles and the emoji's names are in the page's language (Chinese names: emoji_names_zh.js);
+// a search finds an emoji by its English words or by any part of its Chinese name.
 
 import { h } from "../dom.js";
 import { EMOJI_CATEGORIES } from "../emoji_data.js";
+import { ZH_NAMES } from "../emoji_names_zh.js";
 import { placeBeside } from "./media.js";
+import { t, msgKey, locale, applyTranslations, onLocaleChange } from "../i18n.js";
 
 const RECENT_KEY = "parley.emoji.recent";
 const RECENT_MAX = 24;
+const CATEGORY_KEYS = {
+  recent: msgKey("emoji.recent"), smileys: msgKey("emoji.smileys"), people: msgKey("emoji.people"), nature: msgKey("emoji.nature"),
+  food: msgKey("emoji.food"), activities: msgKey("emoji.activities"), travel: msgKey("emoji.travel"), objects: msgKey("emoji.objects"),
+  symbols: msgKey("emoji.symbols"), flags: msgKey("emoji.flags"),
+};
 
 let picker = null;
 
@@ -40,41 +49,62 @@ function remember(emoji) {
 // --- the panel -----------------------------------------------------------------------------------
 const NAMES = new Map(EMOJI_CATEGORIES.flatMap((c) => c.emoji.map((e) => [e.emoji, e.name])));
 
-function choice(emoji, name = NAMES.get(emoji) || "") {
-  return h("button", {
-    type: "button", class: "emoji-choice", title: name ? `${emoji} ${name}` : emoji,
-    "aria-label": name || emoji, dataset: { testid: "emoji-choice", emoji },
-  }, emoji);
+/** The emoji's name in the page's language ("" when it has none). */
+function nameOf(emoji) {
+  return (locale() === "zh-CN" && ZH_NAMES.get(emoji)) || NAMES.get(emoji) || "";
 }
 
-function section(id, title, buttons) {
-  return h("section", { class: "emoji-section", dataset: { category: id }, "aria-label": title },
-    h("h3", { class: "emoji-section-title" }, title), h("div", { class: "emoji-grid" }, buttons));
+/** Title and accessible name of an emoji button, in the page's language. */
+function labelChoice(button) {
+  const { emoji } = button.dataset;
+  const name = nameOf(emoji);
+  button.title = name ? `${emoji} ${name}` : emoji;
+  button.setAttribute("aria-label", name || emoji);
+}
+
+function choice(emoji) {
+  const button = h("button", { type: "button", class: "emoji-choice", dataset: { testid: "emoji-choice", emoji } }, emoji);
+  labelChoice(button);
+  return button;
+}
+
+/** A section of emoji; `key`: its title's catalog key (translated on a switch), else `title`. */
+function section(id, title, buttons, key = CATEGORY_KEYS[id]) {
+  const marks = key ? { "data-i18n-aria-label": key } : { "aria-label": title };
+  return h("section", { class: "emoji-section", dataset: { category: id }, ...marks },
+    h("h3", { class: "emoji-section-title", ...(key ? { "data-i18n": key } : {}) }, key ? "" : title),
+    h("div", { class: "emoji-grid" }, buttons));
 }
 
 function buildPicker() {
   const search = h("input", {
-    type: "search", class: "emoji-search", placeholder: "Search emoji", "aria-label": "Search emoji",
+    type: "search", class: "emoji-search", "data-i18n-placeholder": "emoji.search", "data-i18n-aria-label": "emoji.search",
     autocomplete: "off", spellcheck: "false", dataset: { testid: "emoji-search" },
   });
-  const tabs = h("div", { class: "emoji-tabs", role: "toolbar", "aria-label": "Emoji categories" });
+  const tabs = h("div", { class: "emoji-tabs", role: "toolbar", "data-i18n-aria-label": "emoji.categories" });
   const body = h("div", { class: "emoji-body" });
   const results = h("div", { class: "emoji-results", hidden: true, dataset: { testid: "emoji-results" } });
   const panel = h("div", {
-    class: "emoji-panel", role: "dialog", "aria-label": "Emoji", hidden: true, dataset: { testid: "emoji-panel" },
+    class: "emoji-panel", role: "dialog", "data-i18n-aria-label": "emoji.button", hidden: true, dataset: { testid: "emoji-panel" },
   }, search, tabs, body, results);
 
-  const recentSection = section("recent", "Recently used", []);
+  const recentSection = section("recent", "", []);
   recentSection.dataset.testid = "emoji-recent";
-  const tab = (id, icon, title) => h("button", {
-    type: "button", class: "emoji-tab", title, "aria-label": title, dataset: { testid: "emoji-tab", category: id },
+  const tab = (id, icon) => h("button", {
+    type: "button", class: "emoji-tab", "data-i18n-title": CATEGORY_KEYS[id], "data-i18n-aria-label": CATEGORY_KEYS[id],
+    dataset: { testid: "emoji-tab", category: id },
   }, icon);
-  tabs.append(tab("recent", "🕘", "Recently used"));
+  tabs.append(tab("recent", "🕘"));
   body.append(recentSection);
   for (const category of EMOJI_CATEGORIES) {
-    tabs.append(tab(category.id, category.icon, category.name));
-    body.append(section(category.id, category.name, category.emoji.map((e) => choice(e.emoji, e.name))));
+    tabs.append(tab(category.id, category.icon));
+    body.append(section(category.id, category.name, category.emoji.map((e) => choice(e.emoji))));
   }
+  onLocaleChange(() => {
+    applyTranslations(panel);
+    for (const button of panel.querySelectorAll(".emoji-choice")) labelChoice(button);
+    filter();
+  });
 
   let anchor = null;
   let onPick = null;
@@ -88,7 +118,8 @@ function buildPicker() {
   }
 
   function filter() {
-    const words = search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    const query = search.value.trim().toLowerCase();
+    const words = query.split(/\s+/).filter(Boolean);
     body.hidden = words.length > 0;
     tabs.hidden = words.length > 0;
     results.hidden = words.length === 0;
@@ -97,12 +128,15 @@ function buildPicker() {
     for (const category of EMOJI_CATEGORIES) {
       for (const e of category.emoji) {
         const names = e.name.split(" ");
-        if (words.every((w) => names.some((n) => n.startsWith(w)))) found.push(choice(e.emoji, e.name));
+        const chinese = ZH_NAMES.get(e.emoji) || "";
+        if (words.every((w) => names.some((n) => n.startsWith(w))) || (chinese && chinese.toLowerCase().includes(query))) {
+          found.push(choice(e.emoji));
+        }
       }
     }
     results.replaceChildren(found.length
-      ? section("results", `Results for “${search.value.trim()}”`, found)
-      : h("p", { class: "muted small emoji-none" }, "No emoji found."));
+      ? section("results", t("emoji.results_for", { query: search.value.trim() }), found, null)
+      : h("p", { class: "muted small emoji-none" }, t("emoji.none_found")));
   }
 
   function open(at, pick, options = {}) {

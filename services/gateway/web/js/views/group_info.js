@@ -16,9 +16,11 @@ import {
 } from "../group_actions.js";
 import { setupInvites, setupRequests } from "./invites.js";
 import { confirmAction, toast } from "./notice.js";
+import { t, locale } from "../i18n.js";
 
-const ROLE_TEXT = { owner: "Owner", admin: "Admin", member: "Member" };
-const MUTES = [[3600, "Mute 1 h", "1h"], [8 * 3600, "Mute 8 h", "8h"], [86400, "Mute 1 day", "1d"]];
+const ROLE_TEXT = { owner: () => t("groups.role.owner"), admin: () => t("groups.role.admin"), member: () => t("groups.role.member") };
+const MY_ROLE_TEXT = { owner: () => t("groups.you_are.owner"), admin: () => t("groups.you_are.admin"), member: () => t("groups.you_are.member") };
+const MUTES = [[3600, () => t("groups.mute_1h"), "1h"], [8 * 3600, () => t("groups.mute_8h"), "8h"], [86400, () => t("groups.mute_1d"), "1d"]];
 const IMAGE_TYPES = "image/png,image/jpeg,image/gif,image/webp";
 
 /** Whether I (with `myRole`) may remove, mute (and, as owner, promote) `member`. */
@@ -34,7 +36,7 @@ export function setupGroupInfo(panel, { onClose }) {
   const current = () => group;
 
   // --- the card: avatar, name, description ------------------------------------------------------
-  const close = h("button", { type: "button", class: "ghost dismiss", "aria-label": "Close group info", dataset: { testid: "group-info-close" } });
+  const close = h("button", { type: "button", class: "ghost dismiss", "data-i18n-aria-label": "groups.close_info", dataset: { testid: "group-info-close" } });
   close.addEventListener("click", onClose);
   const avatarSlot = h("span", { class: "gi-avatar" });
   const title = h("h3", { class: "gi-name", dataset: { testid: "group-info-name" } });
@@ -44,11 +46,11 @@ export function setupGroupInfo(panel, { onClose }) {
 
   // --- editing (owner and admins) ---------------------------------------------------------------
   const nameInput = h("input", { id: "group-edit-name", maxlength: "64", autocomplete: "off", dataset: { testid: "group-edit-name" } });
-  const descInput = h("textarea", { id: "group-edit-description", maxlength: "500", rows: "3", placeholder: "What this group is about, rules, news…", dataset: { testid: "group-edit-description" } });
-  const save = h("button", { type: "submit", class: "small primary", dataset: { testid: "group-save" } }, "Save");
+  const descInput = h("textarea", { id: "group-edit-description", maxlength: "500", rows: "3", "data-i18n-placeholder": "groups.description_placeholder", dataset: { testid: "group-edit-description" } });
+  const save = h("button", { type: "submit", class: "small primary", dataset: { testid: "group-save" }, "data-i18n": "common.save" });
   const editForm = h("form", { class: "gi-edit" },
-    h("label", { for: "group-edit-name" }, "Name"), nameInput,
-    h("label", { for: "group-edit-description" }, "Description"), descInput,
+    h("label", { for: "group-edit-name", "data-i18n": "groups.name" }), nameInput,
+    h("label", { for: "group-edit-description", "data-i18n": "groups.description" }), descInput,
     h("div", { class: "gi-row-end" }, save));
   const filled = { groupId: null, name: null, description: null };
   editForm.addEventListener("submit", async (event) => {
@@ -57,7 +59,7 @@ export function setupGroupInfo(panel, { onClose }) {
     const fields = {};
     const name = nameInput.value.trim();
     if (!name) {
-      toast("The group needs a name.");
+      toast(t("groups.needs_name"));
       nameInput.focus();
       return;
     }
@@ -68,12 +70,12 @@ export function setupGroupInfo(panel, { onClose }) {
     save.disabled = true;
     const info = await updateGroup(group, fields);
     save.disabled = false;
-    if (info) toast("Group updated.");
+    if (info) toast(t("groups.updated"));
   });
 
   const avatarInput = h("input", { type: "file", accept: IMAGE_TYPES, class: "visually-hidden", id: "group-avatar-input", tabindex: "-1", dataset: { testid: "group-avatar-input" } });
-  const avatarPick = h("label", { for: "group-avatar-input", class: "button-like small", role: "button", tabindex: "0" }, "Change picture");
-  const avatarClear = h("button", { type: "button", class: "small ghost", dataset: { testid: "group-avatar-clear" } }, "Remove picture");
+  const avatarPick = h("label", { for: "group-avatar-input", class: "button-like small", role: "button", tabindex: "0", "data-i18n": "groups.change_picture" });
+  const avatarClear = h("button", { type: "button", class: "small ghost", dataset: { testid: "group-avatar-clear" }, "data-i18n": "groups.remove_picture" });
   avatarInput.addEventListener("change", async () => {
     const file = avatarInput.files?.[0];
     avatarInput.value = "";
@@ -101,17 +103,17 @@ export function setupGroupInfo(panel, { onClose }) {
   toggle(approval, "approval_required");
   const settings = h("div", { class: "gi-settings" },
     h("label", { class: "gi-switch", for: "group-everyone-muted" }, everyoneMuted,
-      h("span", {}, h("strong", {}, "Only admins can send"), h("span", { class: "muted small" }, "Members read, the owner and admins write."))),
+      h("span", {}, h("strong", { "data-i18n": "groups.only_admins" }), h("span", { class: "muted small", "data-i18n": "groups.only_admins_hint" }))),
     h("label", { class: "gi-switch", for: "group-approval-required" }, approval,
-      h("span", {}, h("strong", {}, "Approval required"), h("span", { class: "muted small" }, "Joining by a link asks an admin first."))));
-  const manage = h("section", { class: "gi-section", "aria-label": "Group settings" },
-    h("h3", {}, "Settings"), editForm, avatarRow, settings);
+      h("span", {}, h("strong", { "data-i18n": "groups.approval" }), h("span", { class: "muted small", "data-i18n": "groups.approval_hint" }))));
+  const manage = h("section", { class: "gi-section", "data-i18n-aria-label": "groups.settings_label" },
+    h("h3", { "data-i18n": "groups.settings" }), editForm, avatarRow, settings);
 
   // --- members ----------------------------------------------------------------------------------
   const members = h("ul", { id: "group-members", class: "list gi-members", dataset: { testid: "group-members" } });
-  const select = h("select", { id: "add-member-select", dataset: { testid: "add-member-select" }, "aria-label": "A contact to add" });
-  const addButton = h("button", { type: "submit", class: "small", dataset: { testid: "add-member" } }, "Add");
-  const addForm = h("form", { id: "add-member-form", class: "inline-form" }, h("label", { for: "add-member-select" }, "Add a contact"), select, addButton);
+  const select = h("select", { id: "add-member-select", dataset: { testid: "add-member-select" }, "data-i18n-aria-label": "groups.contact_to_add" });
+  const addButton = h("button", { type: "submit", class: "small", dataset: { testid: "add-member" }, "data-i18n": "groups.add" });
+  const addForm = h("form", { id: "add-member-form", class: "inline-form" }, h("label", { for: "add-member-select", "data-i18n": "groups.add_contact" }), select, addButton);
   addForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!group || !select.value) return;
@@ -119,30 +121,30 @@ export function setupGroupInfo(panel, { onClose }) {
     await addMembers(group, [select.value]);
     addButton.disabled = false;
   });
-  const membersTitle = h("h3", {}, "Members");
-  const membersSection = h("section", { class: "gi-section", "aria-label": "Members" }, membersTitle, addForm, members);
+  const membersTitle = h("h3");
+  const membersSection = h("section", { class: "gi-section", "data-i18n-aria-label": "groups.members" }, membersTitle, addForm, members);
 
   const requests = setupRequests();
   const invites = setupInvites();
 
   // --- leaving, dissolving ----------------------------------------------------------------------
-  const leave = h("button", { type: "button", class: "danger small", id: "leave-group", dataset: { testid: "leave-group" } }, "Leave group");
+  const leave = h("button", { type: "button", class: "danger small", id: "leave-group", dataset: { testid: "leave-group" }, "data-i18n": "groups.leave" });
   leave.addEventListener("click", () => group && leaveGroup(group));
-  const dissolve = h("button", { type: "button", class: "danger small", dataset: { testid: "dissolve-group" } }, "Dissolve group");
+  const dissolve = h("button", { type: "button", class: "danger small", dataset: { testid: "dissolve-group" }, "data-i18n": "groups.dissolve" });
   dissolve.addEventListener("click", async () => {
     if (!group) return;
     const target = group;
     const sure = await confirmAction({
-      title: `Dissolve “${target.name}”?`,
-      text: "The group, its messages, invite links and join requests are deleted for everyone. This cannot be undone.",
-      ok: "Dissolve",
+      title: t("groups.dissolve_title", { name: target.name }),
+      text: t("groups.dissolve_text"),
+      ok: t("groups.dissolve_ok"),
     });
     if (sure) await dissolveGroup(target);
   });
   const footer = h("div", { class: "gi-footer" }, leave, dissolve);
 
   panel.replaceChildren(
-    h("header", { class: "gi-head" }, h("h2", {}, "Group info"), close),
+    h("header", { class: "gi-head" }, h("h2", { "data-i18n": "groups.info" }), close),
     h("div", { class: "gi-body" },
       h("div", { class: "gi-card" }, avatarSlot, title, count, description, flags),
       manage, requests.section, membersSection, invites.section, footer));
@@ -169,12 +171,13 @@ export function setupGroupInfo(panel, { onClose }) {
     else updateGroupAvatar(avatarSlot.firstChild, group);
     setText(title, group.name);
     const total = group.members ? list.length : group.member_count;
-    setText(count, total ? `${total} member${total === 1 ? "" : "s"} · you are ${ROLE_TEXT[group.role]?.toLowerCase() || "a member"}` : "");
-    setText(description, group.description || (manager ? "No description yet." : ""));
+    const you = (MY_ROLE_TEXT[group.role] || MY_ROLE_TEXT.member)();
+    setText(count, total ? t("groups.count_and_role", { members: t("groups.member_count", { count: total }), role: you }) : "");
+    setText(description, group.description || (manager ? t("groups.no_description") : ""));
     description.classList.toggle("muted", !group.description);
     const notes = [];
-    if (group.everyone_muted) notes.push("Only admins can send");
-    if (group.approval_required) notes.push("Joining needs approval");
+    if (group.everyone_muted) notes.push(t("groups.only_admins"));
+    if (group.approval_required) notes.push(t("groups.needs_approval"));
     setText(flags, notes.join(" · "));
 
     manage.hidden = !manager;
@@ -188,7 +191,7 @@ export function setupGroupInfo(panel, { onClose }) {
     invites.section.hidden = !manager;
     if (manager) invites.render(group);
 
-    setText(membersTitle, group.members ? `Members (${list.length})` : "Members");
+    setText(membersTitle, group.members ? t("groups.members_count", { count: list.length }) : t("groups.members"));
     syncList(members, list, (m) => m.user_id, (m) => createMember(current, m), (el, m) => updateMember(el, group, m));
     addForm.hidden = !manager || !fillCandidates(select, list);
     dissolve.hidden = !owner;
@@ -214,19 +217,19 @@ export function setupGroupInfo(panel, { onClose }) {
 function fillCandidates(select, list) {
   const inGroup = new Set(list.map((m) => m.user_id));
   const candidates = [...state.friends.keys()].filter((id) => !inGroup.has(id));
-  const signature = candidates.join(",");
+  const signature = `${locale()}|${candidates.join(",")}`;
   if (select.dataset.signature !== signature) {
     select.dataset.signature = signature;
     select.replaceChildren(...(candidates.length
       ? candidates.map((id) => h("option", { value: id }, nameOf(id)))
-      : [h("option", { value: "" }, "No contacts to add")]));
+      : [h("option", { value: "" }, t("groups.no_contacts_to_add"))]));
   }
   return candidates.length;
 }
 
 // --- one member ----------------------------------------------------------------------------------
 function createMember(currentGroup, member) {
-  const more = h("button", { type: "button", class: "ghost small gi-more", "aria-expanded": "false", dataset: { testid: "member-actions" } }, "Manage");
+  const more = h("button", { type: "button", class: "ghost small gi-more", "aria-expanded": "false", dataset: { testid: "member-actions" } }, t("groups.manage"));
   const actions = h("div", { class: "gi-member-actions", hidden: true });
   more.addEventListener("click", () => {
     actions.hidden = !actions.hidden;
@@ -246,10 +249,11 @@ function updateMember(el, group, member) {
   const user = state.users.get(member.user_id);
   const mine = member.user_id === state.me?.user_id;
   const shownName = user?.display_name || member.display_name || member.username;
-  setText(el.querySelector(".name"), mine ? `${shownName} (you)` : shownName);
+  setText(el.querySelector(".name"), mine ? t("groups.name_you", { name: shownName }) : shownName);
   const until = mutedUntil(member);
-  const role = ROLE_TEXT[member.role] || member.role;
-  setText(el.querySelector(".role"), `@${member.username} · ${role}${until ? ` · muted until ${fullTime(until)}` : ""}`);
+  const role = ROLE_TEXT[member.role]?.() || member.role;
+  const line = t("groups.member_line", { handle: `@${member.username}`, role });
+  setText(el.querySelector(".role"), until ? t("groups.member_line_muted", { line, time: fullTime(until) }) : line);
   setAttr(el, "data-role", member.role);
   setAttr(el, "data-muted", until ? "true" : "false");
   updateUserAvatar(el.querySelector(".avatar"), member.user_id);
@@ -259,7 +263,7 @@ function updateMember(el, group, member) {
   const actions = el.querySelector(".gi-member-actions");
   more.hidden = !allowed;
   if (!allowed) actions.hidden = true;
-  setAttr(more, "aria-label", `Manage ${shownName}`);
+  setAttr(more, "aria-label", t("groups.manage_who", { name: shownName }));
   const want = allowed ? `${group.role}|${member.role}|${until ? "muted" : ""}` : "";
   if (actions.dataset.want === want) return;
   actions.dataset.want = want;
@@ -279,22 +283,22 @@ function memberButtons(currentGroup, myRole, member, muted, shownName) {
     return b;
   };
   const buttons = [];
-  if (muted) buttons.push(button("member-unmute", "Unmute", (g) => muteMember(g, member.user_id, null)));
-  else for (const [seconds, text, key] of MUTES) buttons.push(button(`member-mute-${key}`, text, (g) => muteMember(g, member.user_id, seconds)));
+  if (muted) buttons.push(button("member-unmute", t("groups.unmute"), (g) => muteMember(g, member.user_id, null)));
+  else for (const [seconds, text, key] of MUTES) buttons.push(button(`member-mute-${key}`, text(), (g) => muteMember(g, member.user_id, seconds)));
   if (myRole === "owner") {
-    if (member.role === "admin") buttons.push(button("member-make-member", "Make member", (g) => setRole(g, member.user_id, "member")));
-    else buttons.push(button("member-make-admin", "Make admin", (g) => setRole(g, member.user_id, "admin")));
-    buttons.push(button("member-transfer", "Make owner", async (g) => {
+    if (member.role === "admin") buttons.push(button("member-make-member", t("groups.make_member"), (g) => setRole(g, member.user_id, "member")));
+    else buttons.push(button("member-make-admin", t("groups.make_admin"), (g) => setRole(g, member.user_id, "admin")));
+    buttons.push(button("member-transfer", t("groups.make_owner"), async (g) => {
       const sure = await confirmAction({
-        title: `Make ${shownName} the owner?`,
-        text: "You become an admin. Only the new owner can give ownership back.",
-        ok: "Transfer ownership",
+        title: t("groups.transfer_title", { name: shownName }),
+        text: t("groups.transfer_text"),
+        ok: t("groups.transfer_ok"),
       });
       if (sure) await transferOwnership(g, member.user_id);
     }));
   }
-  buttons.push(button("member-remove", "Remove", async (g) => {
-    const sure = await confirmAction({ title: `Remove ${shownName} from “${g.name}”?`, text: "They lose the group and its messages at once.", ok: "Remove" });
+  buttons.push(button("member-remove", t("groups.remove"), async (g) => {
+    const sure = await confirmAction({ title: t("groups.remove_title", { name: shownName, group: g.name }), text: t("groups.remove_text"), ok: t("groups.remove") });
     if (sure) await removeMember(g, member.user_id);
   }, "danger"));
   return buttons;

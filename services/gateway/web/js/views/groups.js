@@ -12,6 +12,7 @@ import { listenGroupAdmin, onGroupNotice, pendingRequests } from "../group_state
 import { setupGroupInfo } from "./group_info.js";
 import { setupJoin } from "./join.js";
 import { toast } from "./notice.js";
+import { t } from "../i18n.js";
 
 const WIDE = "(min-width: 1000px)";
 const PANEL_KEY = "parley.groupInfo"; // "closed" when the user closed the panel on a wide screen
@@ -47,7 +48,7 @@ export function setupGroups() {
     event.preventDefault();
     const groupName = name.value.trim();
     if (!groupName) {
-      setText(error, "Please give the group a name.");
+      setText(error, t("groups.need_name"));
       name.focus();
       return;
     }
@@ -71,7 +72,7 @@ export function setupGroups() {
   const toggle = document.getElementById("group-info");
   const panel = document.getElementById("group-panel");
   const badge = h("span", { class: "badge", dataset: { testid: "group-info-badge" }, hidden: true });
-  toggle.replaceChildren(h("span", {}, "Info"), badge);
+  toggle.replaceChildren(h("span", { "data-i18n": "groups.info_button" }), badge);
   setAttr(toggle, "data-testid", "group-info-toggle");
   const wide = matchMedia(WIDE);
 
@@ -126,7 +127,7 @@ export function setupGroups() {
     const waiting = pendingRequests(group.group_id);
     badge.hidden = !waiting;
     setText(badge, String(waiting));
-    setAttr(toggle, "aria-label", waiting ? `Group info, ${waiting} waiting to join` : "Group info");
+    setAttr(toggle, "aria-label", waiting ? t("groups.info_waiting", { count: waiting }) : t("groups.info"));
     if (!panel.hidden) renderInfo(group);
   };
 }

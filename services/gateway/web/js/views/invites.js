@@ -9,26 +9,27 @@ import {
   loadInvites, createInvite, revokeInvite, inviteLink, acceptRequest, declineRequest,
 } from "../group_actions.js";
 import { toast } from "./notice.js";
+import { t, msgKey } from "../i18n.js";
 
 const EXPIRY = [
-  ["", "Never expires"], ["3600", "Expires in 1 hour"], ["86400", "Expires in 1 day"],
-  ["604800", "Expires in 7 days"], ["2592000", "Expires in 30 days"],
+  ["", msgKey("invites.expiry.never")], ["3600", msgKey("invites.expiry.1h")], ["86400", msgKey("invites.expiry.1d")],
+  ["604800", msgKey("invites.expiry.7d")], ["2592000", msgKey("invites.expiry.30d")],
 ];
 
 // --- invite links --------------------------------------------------------------------------------
 export function setupInvites() {
-  const expiry = h("select", { "aria-label": "Link expiry", dataset: { testid: "invite-expiry" } },
-    ...EXPIRY.map(([value, text]) => h("option", { value }, text)));
+  const expiry = h("select", { "data-i18n-aria-label": "invites.expiry_label", dataset: { testid: "invite-expiry" } },
+    ...EXPIRY.map(([value, key]) => h("option", { value, "data-i18n": key })));
   const maxUses = h("input", {
-    type: "number", min: "1", max: "1000", placeholder: "Max uses", inputmode: "numeric",
-    "aria-label": "Maximum uses (empty: no limit)", dataset: { testid: "invite-max-uses" },
+    type: "number", min: "1", max: "1000", "data-i18n-placeholder": "invites.max_uses", inputmode: "numeric",
+    "data-i18n-aria-label": "invites.max_uses_label", dataset: { testid: "invite-max-uses" },
   });
-  const create = h("button", { type: "submit", class: "small primary", dataset: { testid: "invite-create" } }, "Create link");
+  const create = h("button", { type: "submit", class: "small primary", dataset: { testid: "invite-create" }, "data-i18n": "invites.create" });
   const form = h("form", { class: "gi-invite-form" }, expiry, maxUses, create);
   const list = h("ul", { class: "list gi-invites", dataset: { testid: "invite-list" } });
-  const empty = h("p", { class: "muted small" }, "No invite links. Create one to let people join by themselves.");
-  const section = h("section", { class: "gi-section", "aria-label": "Invite links", dataset: { testid: "invites-section" } },
-    h("h3", {}, "Invite links"), form, list, empty);
+  const empty = h("p", { class: "muted small", "data-i18n": "invites.none" });
+  const section = h("section", { class: "gi-section", "data-i18n-aria-label": "invites.title", dataset: { testid: "invites-section" } },
+    h("h3", { "data-i18n": "invites.title" }), form, list, empty);
   let group = null;
 
   form.addEventListener("submit", async (event) => {
@@ -36,7 +37,7 @@ export function setupInvites() {
     if (!group) return;
     const uses = maxUses.value.trim() ? Number(maxUses.value) : 0;
     if (uses && (!Number.isInteger(uses) || uses < 1 || uses > 1000)) {
-      toast("Maximum uses: a whole number from 1 to 1000, or empty for no limit.");
+      toast(t("invites.bad_max_uses"));
       maxUses.focus();
       return;
     }
@@ -65,11 +66,11 @@ export function setupInvites() {
 }
 
 function createInviteRow(currentGroup, invite) {
-  const link = h("input", { type: "text", readonly: true, class: "gi-link", "aria-label": "Invite link", dataset: { testid: "invite-url" } });
+  const link = h("input", { type: "text", readonly: true, class: "gi-link", "aria-label": t("invites.link"), dataset: { testid: "invite-url" } });
   link.addEventListener("focus", () => link.select());
-  const copyButton = h("button", { type: "button", class: "small", dataset: { testid: "invite-copy" } }, "Copy");
+  const copyButton = h("button", { type: "button", class: "small", dataset: { testid: "invite-copy" } }, t("invites.copy"));
   copyButton.addEventListener("click", () => copy(link.value, link));
-  const revoke = h("button", { type: "button", class: "small danger", dataset: { testid: "invite-revoke" } }, "Revoke");
+  const revoke = h("button", { type: "button", class: "small danger", dataset: { testid: "invite-revoke" } }, t("invites.revoke"));
   revoke.addEventListener("click", async () => {
     revoke.disabled = true;
     await revokeInvite(currentGroup(), invite.code);
@@ -84,23 +85,24 @@ function updateInviteRow(el, invite) {
   const link = el.querySelector(".gi-link");
   const url = inviteLink(invite);
   if (link.value !== url) link.value = url;
-  const uses = invite.max_uses ? `used ${invite.uses} of ${invite.max_uses}` : `used ${invite.uses} time${invite.uses === 1 ? "" : "s"}`;
-  const expires = invite.expires_at ? `expires ${fullTime(invite.expires_at)}` : "never expires";
-  const by = invite.created_by ? ` · by ${displayName(invite.created_by)}` : "";
-  setText(el.querySelector(".gi-invite-meta"), `${uses} · ${expires}${by}`);
+  const uses = invite.max_uses ? t("invites.used_of", { count: invite.uses, max: invite.max_uses }) : t("invites.used", { count: invite.uses });
+  const expires = invite.expires_at ? t("invites.expires", { time: fullTime(invite.expires_at) }) : t("invites.never_expires");
+  const parts = [uses, expires];
+  if (invite.created_by) parts.push(t("invites.by", { name: displayName(invite.created_by) }));
+  setText(el.querySelector(".gi-invite-meta"), parts.join(" · "));
 }
 
 /** Put `text` on the clipboard (or, where the browser refuses, leave it selected to copy by hand). */
 async function copy(text, field = null) {
   try {
     await navigator.clipboard.writeText(text);
-    toast("Invite link copied.");
+    toast(t("invites.copied"));
   } catch {
     if (field) {
       field.focus();
       field.select();
     }
-    toast("Invite link created: copy it from the list.");
+    toast(t("invites.copy_by_hand"));
   }
 }
 
@@ -108,9 +110,9 @@ async function copy(text, field = null) {
 export function setupRequests() {
   const list = h("ul", { class: "list gi-requests", dataset: { testid: "join-requests" } });
   const count = h("span", { class: "badge", dataset: { testid: "requests-badge" } });
-  const empty = h("p", { class: "muted small" }, "No one is waiting to join.");
-  const section = h("section", { class: "gi-section", "aria-label": "Join requests", dataset: { testid: "requests-section" } },
-    h("h3", {}, "Join requests ", count), list, empty);
+  const empty = h("p", { class: "muted small", "data-i18n": "requests.none" });
+  const section = h("section", { class: "gi-section", "data-i18n-aria-label": "requests.title", dataset: { testid: "requests-section" } },
+    h("h3", {}, h("span", { "data-i18n": "requests.title" }), " ", count), list, empty);
   let group = null;
 
   return {
@@ -129,8 +131,8 @@ export function setupRequests() {
 
 function createRequestRow(currentGroup, request) {
   const userId = request.user.user_id;
-  const accept = h("button", { type: "button", class: "small primary", dataset: { testid: "join-request-accept" } }, "Accept");
-  const decline = h("button", { type: "button", class: "small ghost", dataset: { testid: "join-request-decline" } }, "Decline");
+  const accept = h("button", { type: "button", class: "small primary", dataset: { testid: "join-request-accept" } }, t("requests.accept"));
+  const decline = h("button", { type: "button", class: "small ghost", dataset: { testid: "join-request-decline" } }, t("requests.decline"));
   accept.addEventListener("click", async () => {
     accept.disabled = decline.disabled = true;
     await acceptRequest(currentGroup(), userId);
@@ -151,7 +153,7 @@ function updateRequestRow(el, request) {
   const user = state.users.get(request.user.user_id) || request.user;
   updateUserAvatar(el.querySelector(".avatar"), request.user.user_id);
   setText(el.querySelector(".name"), user.display_name || user.username);
-  setText(el.querySelector(".sub"), `@${user.username} · asked ${ago(request.requested_at)}`);
-  setAttr(el.querySelector('[data-testid="join-request-accept"]'), "aria-label", `Accept ${user.username}`);
-  setAttr(el.querySelector('[data-testid="join-request-decline"]'), "aria-label", `Decline ${user.username}`);
+  setText(el.querySelector(".sub"), t("requests.asked", { handle: `@${user.username}`, ago: ago(request.requested_at) }));
+  setAttr(el.querySelector('[data-testid="join-request-accept"]'), "aria-label", t("requests.accept_who", { name: user.username }));
+  setAttr(el.querySelector('[data-testid="join-request-decline"]'), "aria-label", t("requests.decline_who", { name: user.username }));
 }

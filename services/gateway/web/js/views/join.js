@@ -9,16 +9,17 @@ import { h, setText } from "../dom.js";
 import { groupAvatar } from "./avatar.js";
 import { codeFrom, previewInvite, joinByCode, describeGroupError } from "../group_actions.js";
 import { toast } from "./notice.js";
+import { t } from "../i18n.js";
 
 export function setupJoin() {
   const codeInput = h("input", {
     id: "join-code-input", autocomplete: "off", autocapitalize: "none", spellcheck: "false",
-    placeholder: "https://…/#join=… or the code", dataset: { testid: "join-code-input" },
+    "data-i18n-placeholder": "join.placeholder", dataset: { testid: "join-code-input" },
   });
-  const lookup = h("button", { type: "submit", class: "primary", dataset: { testid: "join-lookup" } }, "Show group");
+  const lookup = h("button", { type: "submit", class: "primary", dataset: { testid: "join-lookup" }, "data-i18n": "join.show_group" });
   const askStep = h("div", { class: "join-step" },
-    h("label", { for: "join-code-input" }, "Invite link or code"), codeInput,
-    h("p", { class: "muted small" }, "Paste the link someone shared with you."));
+    h("label", { for: "join-code-input", "data-i18n": "join.code_label" }), codeInput,
+    h("p", { class: "muted small", "data-i18n": "join.paste_hint" }));
 
   const avatarSlot = h("span", { class: "join-avatar" });
   const name = h("h3", { class: "join-name", dataset: { testid: "join-group-name" } });
@@ -28,10 +29,10 @@ export function setupJoin() {
 
   const status = h("p", { class: "join-status", role: "status", dataset: { testid: "join-status" } });
   const error = h("p", { class: "form-error", role: "alert", dataset: { testid: "join-error" } });
-  const join = h("button", { type: "button", class: "primary", dataset: { testid: "join-button" } }, "Join");
-  const cancel = h("button", { type: "button", dataset: { testid: "join-cancel" } }, "Cancel");
+  const join = h("button", { type: "button", class: "primary", dataset: { testid: "join-button" } }, t("join.join"));
+  const cancel = h("button", { type: "button", dataset: { testid: "join-cancel" } }, t("common.cancel"));
   const form = h("form", { novalidate: true },
-    h("h2", { id: "join-dialog-title" }, "Join a group"), askStep, previewStep, status, error,
+    h("h2", { id: "join-dialog-title", "data-i18n": "join.title" }), askStep, previewStep, status, error,
     h("div", { class: "dialog-actions" }, cancel, lookup, join));
   const dialog = h("dialog", { class: "dialog join-dialog", "aria-labelledby": "join-dialog-title", dataset: { testid: "join-dialog" } }, form);
   (document.getElementById("app-screen") || document.body).append(dialog);
@@ -43,7 +44,7 @@ export function setupJoin() {
     lookup.hidden = which !== "ask";
     previewStep.hidden = which === "ask";
     join.hidden = which !== "preview";
-    setText(cancel, which === "requested" ? "Close" : "Cancel");
+    setText(cancel, which === "requested" ? t("common.close") : t("common.cancel"));
   }
 
   async function show(wanted) {
@@ -59,7 +60,7 @@ export function setupJoin() {
       return;
     }
     step("loading");
-    setText(name, "Looking up the group…");
+    setText(name, t("join.looking_up"));
     setText(about, "");
     setText(facts, "");
     avatarSlot.replaceChildren();
@@ -71,11 +72,11 @@ export function setupJoin() {
       setText(name, group.name);
       setText(about, group.description || "");
       about.hidden = !group.description;
-      const count = `${group.member_count} member${group.member_count === 1 ? "" : "s"}`;
-      setText(facts, group.approval_required ? `${count} · an admin approves new members` : count);
+      const count = t("groups.member_count", { count: group.member_count });
+      setText(facts, group.approval_required ? t("join.facts_approval", { members: count }) : count);
       const already = state.groups.has(group.group_id);
       step("preview");
-      setText(join, already ? "Open" : group.approval_required ? "Ask to join" : "Join");
+      setText(join, already ? t("join.open") : group.approval_required ? t("join.ask") : t("join.join"));
       join.focus();
     } catch (failure) {
       if (code !== wanted) return;
@@ -90,7 +91,7 @@ export function setupJoin() {
     if (!askStep.hidden) {
       const found = codeFrom(codeInput.value);
       if (!found) {
-        setText(error, "That is not an invite link or code.");
+        setText(error, t("join.not_a_link"));
         codeInput.focus();
         return;
       }
@@ -105,10 +106,10 @@ export function setupJoin() {
       if (reply.status === "requested") {
         asked = { groupId: reply.group_id, name: name.textContent };
         step("requested");
-        setText(status, "Request sent. You can write once an admin lets you in.");
+        setText(status, t("join.requested"));
       } else {
         dialog.close();
-        toast(`You joined “${name.textContent}”.`);
+        toast(t("join.joined", { name: name.textContent }));
       }
     } catch (failure) {
       setText(error, describeGroupError(failure, "groups.join"));
@@ -133,7 +134,7 @@ export function setupJoin() {
     // An admin let me in (push group.added) while the dialog still says "Request sent".
     if (dialog.open && asked && state.groups.has(asked.groupId)) {
       dialog.close();
-      toast(`You joined “${asked.name}”.`);
+      toast(t("join.joined", { name: asked.name }));
       asked = null;
     }
   };

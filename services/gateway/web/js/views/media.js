@@ -10,6 +10,7 @@ import { token } from "../session.js";
 import { objectUrl, thumbnailUrl } from "../files.js";
 import { describe } from "../errors.js";
 import { showError } from "../wire.js";
+import { t, applyTranslations, onLocaleChange } from "../i18n.js";
 
 const PATHS = {
   play: "M7 4.5v15l12.5-7.5z",
@@ -39,11 +40,11 @@ export function mediaIcon(name) {
  */
 export function imageView(file, onLoad, fileCard) {
   const img = h("img", { class: "media", alt: file.name, dataset: { testid: "message-image" } });
-  const link = h("a", { class: "media-link", href: "#", "aria-label": `Open image ${file.name}`, title: "Open the full image" }, img);
+  const link = h("a", { class: "media-link", href: "#", "aria-label": t("media.open_image", { name: file.name }), title: t("media.open_full") }, img);
   const caption = h("span", { class: "file-caption muted small" }, `${file.name} · ${fileSize(file.size)}`);
   const figure = h("figure", { class: "file" }, link, caption);
   const failed = (error) => {
-    caption.textContent = `${file.name}: ${describe(error, "download")}`;
+    caption.textContent = t("chat.file_failed", { name: file.name, error: describe(error, "download") });
     caption.classList.add("form-error");
   };
   img.addEventListener("load", onLoad);
@@ -73,10 +74,10 @@ let viewer = null;
 function buildViewer() {
   const image = h("img", { class: "viewer-image", alt: "", dataset: { testid: "image-viewer-image" } });
   const title = h("span", { class: "viewer-title" });
-  const save = h("a", { class: "viewer-button", title: "Save the image", "aria-label": "Save the image", dataset: { testid: "image-viewer-save" } }, mediaIcon("download"));
-  const close = h("button", { type: "button", class: "viewer-button", title: "Close", "aria-label": "Close", dataset: { testid: "image-viewer-close" } }, mediaIcon("close"));
+  const save = h("a", { class: "viewer-button", "data-i18n-title": "media.save_image", "data-i18n-aria-label": "media.save_image", dataset: { testid: "image-viewer-save" } }, mediaIcon("download"));
+  const close = h("button", { type: "button", class: "viewer-button", "data-i18n-title": "common.close", "data-i18n-aria-label": "common.close", dataset: { testid: "image-viewer-close" } }, mediaIcon("close"));
   const status = h("span", { class: "viewer-status small", role: "status" });
-  const dialog = h("dialog", { class: "image-viewer", "aria-label": "Image", dataset: { testid: "image-viewer" } },
+  const dialog = h("dialog", { class: "image-viewer", "data-i18n-aria-label": "media.image", dataset: { testid: "image-viewer" } },
     h("div", { class: "viewer-bar" }, title, status, save, close), h("div", { class: "viewer-stage" }, image));
   close.addEventListener("click", () => dialog.close());
   dialog.addEventListener("click", (event) => {
@@ -84,6 +85,7 @@ function buildViewer() {
   });
   dialog.addEventListener("close", () => image.removeAttribute("src"));
   document.body.append(dialog);
+  onLocaleChange(() => applyTranslations(dialog));
   return { dialog, image, title, save, status };
 }
 
@@ -99,7 +101,7 @@ function openViewer(file, preview) {
   if (preview) image.src = preview;
   else image.removeAttribute("src");
   save.removeAttribute("href");
-  status.textContent = "Loading…";
+  status.textContent = t("common.loading");
   if (!dialog.open) dialog.showModal();
   objectUrl(file.file_id, token()).then((url) => {
     if (dialog.dataset.fileId !== shown || !dialog.open) return;

@@ -28,8 +28,12 @@ import { userAvatar, updateUserAvatar } from "./avatar.js";
 import { imageView } from "./media.js";
 import { stickerView, stickerOf } from "./stickers.js";
 import { voicePlayer } from "./voice.js";
+import { t, locale } from "../i18n.js";
 
-const STATE_TEXT = { sending: "Sending…", sent: "✓ Sent", delivered: "✓✓ Delivered", read: "✓✓ Read", failed: "⚠ Not sent" };
+const STATE_TEXT = {
+  sending: () => t("chat.state.sending"), sent: () => t("chat.state.sent"), delivered: () => t("chat.state.delivered"),
+  read: () => t("chat.state.read"), failed: () => t("chat.state.failed"),
+};
 const OLDER_WHEN_WITHIN_PX = 150; // scrolled this close to the top: the next older page comes
 
 let pinned = true; // the view follows new messages while the user is at the bottom
@@ -43,7 +47,7 @@ export function setupMessages() {
   list = document.getElementById("message-list");
   const ol = document.getElementById("messages");
   const older = document.getElementById("load-older");
-  const empty = h("p", { class: "muted small empty center" }, "No messages yet. Say hello!");
+  const empty = h("p", { class: "muted small empty center", "data-i18n": "chat.no_messages" });
   list.append(empty);
   const loadOlder = () => {
     const conv = openConv();
@@ -57,18 +61,20 @@ export function setupMessages() {
   ol.addEventListener("click", (event) => {
     const quote = event.target.closest(".quote");
     if (quote && !scrollToMessage(ol, quote.dataset.target)) {
-      setAttr(quote, "title", "The original is not loaded here: scroll up to load older messages");
+      setAttr(quote, "title", t("chat.quote_not_loaded"));
     }
   });
   const actions = setupMessageActions(ol, openConv, setReplyTo);
 
   let shown = null;
+  let shownLocale = locale();
   let drawn = { layout: -1, all: -1, names: -1 };
   const els = new Map(); // key -> li, for the conversation shown
 
   return function renderMessages() {
     const conv = openConv();
-    if (conv !== shown) {
+    if (conv !== shown || shownLocale !== locale()) { // another conversation, or another language: built anew
+      shownLocale = locale();
       actions.hide();
       ol.replaceChildren();
       els.clear();
@@ -83,7 +89,7 @@ export function setupMessages() {
     }
     older.hidden = !conv.hasMore;
     older.disabled = conv.loadingOlder;
-    setText(older, conv.loadingOlder ? "Loading…" : "Load older messages");
+    setText(older, conv.loadingOlder ? t("common.loading") : t("chat.load_older"));
     empty.hidden = conv.messages.size > 0 || (conv.id && !conv.historyLoaded);
     const anchor = ol.firstElementChild;
     const anchorTop = anchor ? anchor.offsetTop : 0;
@@ -148,9 +154,9 @@ function createMessage(conv, message) {
     h("div", { class: "file-slot" }),
     h("div", { class: "burn-slot" }),
     h("div", { class: "meta small" },
-      h("span", { class: "ttl", hidden: true }, icon("timer"), h("span", { class: "visually-hidden" }, "Disappearing message"),
+      h("span", { class: "ttl", hidden: true }, icon("timer"), h("span", { class: "visually-hidden" }, t("chat.disappearing")),
         h("span", { class: "left", "aria-hidden": "true" })),
-      h("span", { class: "edited", hidden: true, dataset: { testid: "edited" } }, "edited"),
+      h("span", { class: "edited", hidden: true, dataset: { testid: "edited" } }, t("chat.edited")),
       h("time", { class: "when" }),
       mine ? h("span", { class: "state", dataset: { testid: "receipt" } }) : null,
       h("span", { class: "actions" })),
@@ -184,7 +190,7 @@ function updateMessage(el, conv, message) {
 
   // A file without a caption has no text element at all; a call is told in words, with an icon.
   const call = message.call && !message.recalled ? message.call : null;
-  const words = message.recalled ? "message recalled" : call ? callSummary(message) : sealed(message) ? "" : message.text || "";
+  const words = message.recalled ? t("chat.recalled") : call ? callSummary(message) : sealed(message) ? "" : message.text || "";
   setAttr(el, "data-call", call ? call.outcome : null);
   el.classList.toggle("call", Boolean(call));
   const slot = el.querySelector(".file-slot");
@@ -211,7 +217,7 @@ function updateMessage(el, conv, message) {
   updateBurn(el.querySelector(".burn-slot"), conv, message);
 
   el.querySelector(".edited").hidden = !message.edited_at || Boolean(message.recalled);
-  setAttr(el.querySelector(".edited"), "title", message.edited_at ? `Edited ${fullTime(message.edited_at)}` : null);
+  setAttr(el.querySelector(".edited"), "title", message.edited_at ? t("chat.edited_at", { time: fullTime(message.edited_at) }) : null);
   tickTtl(el, message);
 
   const when = el.querySelector(".when");
@@ -238,7 +244,7 @@ function tickTtl(el, message) {
   if (!timed) return;
   const until = message.expires_at || new Date(Date.now() + message.ttl * 1000).toISOString();
   setText(ttl.querySelector(".left"), countdown(until));
-  setAttr(ttl, "title", message.expires_at ? `Disappears at ${fullTime(message.expires_at)}` : "Disappearing message");
+  setAttr(ttl, "title", message.expires_at ? t("chat.disappears_at", { time: fullTime(message.expires_at) }) : t("chat.disappearing"));
 }
 
 /** Sent, delivered, read; in a group "read by N of M". */
@@ -247,10 +253,10 @@ function updateReceipt(el, conv, message) {
   setAttr(el, "data-state", status);
   setAttr(el, "data-read-count", conv.kind === "group" && message.seq ? read : null);
   const stateEl = el.querySelector(".state");
-  let text = STATE_TEXT[status] || status;
-  if (conv.kind === "group" && read) text = `✓✓ Read by ${read} of ${of}`;
+  let text = STATE_TEXT[status]?.() || status;
+  if (conv.kind === "group" && read) text = t("chat.state.read_by", { read, count: of });
   setText(stateEl, text);
-  setAttr(stateEl, "title", message.error || null);
+  setAttr(stateEl, "title", message.error ? describe(message.error, "message.send") : null);
 }
 
 function updateRetry(slot, conv, message, mine) {
@@ -258,7 +264,7 @@ function updateRetry(slot, conv, message, mine) {
   if (slot.dataset.want === want) return;
   slot.dataset.want = want;
   if (want === "retry") {
-    const button = h("button", { type: "button", class: "link", dataset: { testid: "retry" } }, "Try again");
+    const button = h("button", { type: "button", class: "link", dataset: { testid: "retry" } }, t("chat.try_again"));
     button.addEventListener("click", () => retry(conv, message));
     slot.replaceChildren(button);
   } else {
@@ -273,7 +279,7 @@ function fileView(file, voice) {
   if (voice) return voicePlayer(file, voice);
   const caption = h("span", { class: "file-caption muted small" }, `${file.name} · ${fileSize(file.size)}`);
   const failed = (error) => {
-    caption.textContent = `${file.name}: ${describe(error, "download")}`;
+    caption.textContent = t("chat.file_failed", { name: file.name, error: describe(error, "download") });
     caption.classList.add("form-error");
   };
   if (type.startsWith("audio/") || type.startsWith("video/")) {

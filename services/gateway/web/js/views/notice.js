@@ -4,6 +4,7 @@
 // page's own <dialog>, not window.confirm, so it looks like the rest and works with the keyboard.
 
 import { h, setText } from "../dom.js";
+import { t } from "../i18n.js";
 
 const TOAST_SHOWN_MS = 6000;
 let toastEl = null;
@@ -34,10 +35,10 @@ function hideToast() {
 }
 
 /** Ask before doing something final: resolves true when the user confirms. */
-export function confirmAction({ title, text, ok = "OK", danger = true }) {
+export function confirmAction({ title, text, ok = t("common.ok"), danger = true }) {
   return new Promise((resolve) => {
     const okButton = h("button", { type: "submit", value: "ok", class: danger ? "danger" : "primary", dataset: { testid: "confirm-ok" } }, ok);
-    const cancel = h("button", { type: "submit", value: "cancel", dataset: { testid: "confirm-cancel" } }, "Cancel");
+    const cancel = h("button", { type: "submit", value: "cancel", dataset: { testid: "confirm-cancel" } }, t("common.cancel"));
     const dialog = h("dialog", { class: "dialog confirm-dialog", dataset: { testid: "confirm-dialog" }, "aria-label": title },
       h("form", { method: "dialog" },
         h("h2", {}, title),

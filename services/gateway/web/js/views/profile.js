@@ -1,5 +1,6 @@
 // Profiles in the page: my own (the button with my avatar in the top bar opens an editor: display
-// name, a new picture uploaded like an attachment, remove the picture, and the users I blocked),
+// name, a new picture uploaded like an attachment, remove the picture, the language of the page
+// (English / 简体中文, applied at once: language.js), and the users I blocked),
 // someone else's (profile.get, opened from a direct chat's header or a contact: name, picture,
 // Message, Block / Unblock), and the avatar in the open conversation's header.
 
@@ -10,6 +11,8 @@ import { openDirect } from "../actions.js";
 import { profiles, myProfile, isBlocked, fetchProfile, updateProfile, setAvatar, syncProfiles, unblock } from "../profile_state.js";
 import { avatarElement, updateAvatar, updateUserAvatar, userAvatar, groupAvatar, updateGroupAvatar, displayName } from "./avatar.js";
 import { askToBlock, renderBlockedList } from "./blocks.js";
+import { setupLanguageSelect } from "./language.js";
+import { t } from "../i18n.js";
 
 const IMAGE_TYPES = "image/png,image/jpeg,image/gif,image/webp";
 
@@ -37,26 +40,28 @@ function setupEditor() {
   const picture = avatarElement({ size: 96 });
   const fileInput = h("input", { type: "file", accept: IMAGE_TYPES, class: "visually-hidden", tabindex: "-1",
     id: "avatar-input", dataset: { testid: "avatar-input" } });
-  const change = h("button", { type: "button", class: "small", dataset: { testid: "change-avatar" } }, "Change photo");
-  const remove = h("button", { type: "button", class: "small ghost", dataset: { testid: "remove-avatar" } }, "Remove photo");
-  const progress = h("progress", { max: "100", value: "0", hidden: true, "aria-label": "Uploading the photo" });
+  const change = h("button", { type: "button", class: "small", dataset: { testid: "change-avatar" }, "data-i18n": "profile.change_photo" });
+  const remove = h("button", { type: "button", class: "small ghost", dataset: { testid: "remove-avatar" }, "data-i18n": "profile.remove_photo" });
+  const progress = h("progress", { max: "100", value: "0", hidden: true, "data-i18n-aria-label": "profile.uploading_photo" });
   const name = h("input", { id: "profile-display-name", maxlength: "64", autocomplete: "nickname", required: true,
     dataset: { testid: "profile-display-name" } });
   const handle = h("p", { class: "muted small", dataset: { testid: "profile-username" } });
   const error = h("p", { class: "form-error", role: "alert", dataset: { testid: "profile-error" } });
-  const save = h("button", { type: "submit", class: "primary", dataset: { testid: "profile-save" } }, "Save");
-  const close = h("button", { type: "button", dataset: { testid: "profile-close" } }, "Close");
+  const save = h("button", { type: "submit", class: "primary", dataset: { testid: "profile-save" }, "data-i18n": "common.save" });
+  const close = h("button", { type: "button", dataset: { testid: "profile-close" }, "data-i18n": "common.close" });
   const blockedList = h("ul", { class: "list blocked-list", dataset: { testid: "blocked-list" } });
-  const blockedEmpty = h("p", { class: "muted small" }, "You have not blocked anyone.");
+  const blockedEmpty = h("p", { class: "muted small", "data-i18n": "blocks.none" });
+  const language = setupLanguageSelect(h("select", { id: "profile-language", class: "language-select", dataset: { testid: "language-select" } }));
   const form = h("form", { method: "dialog", novalidate: true },
-    h("h2", { id: "profile-title" }, "Your profile"),
+    h("h2", { id: "profile-title", "data-i18n": "profile.yours" }),
     h("div", { class: "profile-head" }, picture,
       h("div", { class: "profile-photo-actions" }, change, remove, fileInput, progress)),
-    h("label", { for: "profile-display-name" }, "Display name"),
+    h("label", { for: "profile-display-name", "data-i18n": "profile.display_name" }),
     name, handle, error,
+    h("label", { for: "profile-language", "data-i18n": "profile.language" }), language,
     h("div", { class: "dialog-actions" }, close, save),
     h("section", { class: "blocked-section", "aria-labelledby": "blocked-title" },
-      h("h3", { id: "blocked-title" }, "Blocked users"), blockedList, blockedEmpty));
+      h("h3", { id: "blocked-title", "data-i18n": "blocks.title" }), blockedList, blockedEmpty));
   const dialog = h("dialog", { id: "profile-dialog", class: "dialog profile-dialog", "aria-labelledby": "profile-title",
     dataset: { testid: "profile-dialog" } }, form);
   document.getElementById("app-screen").append(dialog);
@@ -96,7 +101,7 @@ function setupEditor() {
     event.preventDefault();
     const wanted = name.value.trim();
     if (!wanted) {
-      setText(error, "Display name: is required.");
+      setText(error, t("errors.field_rule", { field: t("errors.field.display_name"), rule: t("errors.rule.required") }));
       name.focus();
       return;
     }
@@ -122,7 +127,7 @@ function setupEditor() {
       }
       const shown = me.display_name || me.username;
       updateAvatar(meAvatar, { url: me.avatar_url, name: shown, seed: me.user_id });
-      setAttr(meButton, "aria-label", `Your profile: ${shown} (@${me.username})`);
+      setAttr(meButton, "aria-label", t("profile.button_label", { name: shown, handle: `@${me.username}` }));
       if (!dialog.open) return;
       updateAvatar(picture, { url: me.avatar_url, name: shown, seed: me.user_id });
       setText(handle, `@${me.username}`);
@@ -144,9 +149,9 @@ function setupViewer() {
   const handle = h("p", { class: "muted small", dataset: { testid: "user-profile-username" } });
   const relation = h("p", { class: "muted small", dataset: { testid: "user-profile-relation" } });
   const error = h("p", { class: "form-error", role: "alert" });
-  const message = h("button", { type: "button", class: "primary", dataset: { testid: "user-profile-message" } }, "Message");
+  const message = h("button", { type: "button", class: "primary", dataset: { testid: "user-profile-message" }, "data-i18n": "profile.message" });
   const blockButton = h("button", { type: "button", class: "danger", dataset: { testid: "user-profile-block" } });
-  const close = h("button", { type: "button" }, "Close");
+  const close = h("button", { type: "button", "data-i18n": "common.close" });
   const dialog = h("dialog", { id: "user-dialog", class: "dialog profile-dialog", "aria-labelledby": "user-profile-name",
     dataset: { testid: "user-profile" } },
   h("div", { class: "profile-card" }, picture, title, handle, relation, error,
@@ -180,9 +185,9 @@ function setupViewer() {
     setText(handle, user.username ? `@${user.username}` : "");
     const blocked = isBlocked(userId);
     const friend = state.friends.has(userId);
-    setText(relation, blocked ? "Blocked" : friend ? "Friend" : "Not a friend");
+    setText(relation, blocked ? t("contacts.blocked") : friend ? t("profile.friend") : t("profile.not_friend"));
     message.hidden = !friend;
-    setText(blockButton, blocked ? "Unblock" : "Block");
+    setText(blockButton, blocked ? t("blocks.unblock") : t("blocks.block"));
     setAttr(blockButton, "data-blocked", blocked ? "true" : "false");
     blockButton.disabled = !state.bound;
   }
@@ -236,14 +241,15 @@ function setupHeader(openProfile) {
       }
       if (kind === "group") updateGroupAvatar(slotAvatar, state.groups.get(conv.groupId));
       else updateUserAvatar(slotAvatar, conv.peerId);
-      setAttr(peerButton, "aria-label", kind === "group" ? `Members of ${titleOf(conv)}` : `Profile of ${titleOf(conv)}`);
-      setAttr(peerButton, "title", kind === "group" ? "Members" : "Profile");
+      const name = titleOf(conv);
+      setAttr(peerButton, "aria-label", kind === "group" ? t("groups.members_of", { name }) : t("profile.profile_of", { name }));
+      setAttr(peerButton, "title", kind === "group" ? t("groups.members") : t("profile.profile"));
       blockButton.hidden = kind !== "direct";
       if (kind === "direct") {
         const blocked = isBlocked(conv.peerId);
-        setText(blockButton, blocked ? "Unblock" : "Block");
+        setText(blockButton, blocked ? t("blocks.unblock") : t("blocks.block"));
         setAttr(blockButton, "data-blocked", blocked ? "true" : "false");
-        setAttr(blockButton, "aria-label", `${blocked ? "Unblock" : "Block"} ${titleOf(conv)}`);
+        setAttr(blockButton, "aria-label", blocked ? t("blocks.unblock_who", { name }) : t("blocks.block_who", { name }));
       }
     },
   };

@@ -4,20 +4,21 @@
 
 import { state, nameOf } from "../store.js";
 import { h, icon, setText } from "../dom.js";
+import { t, locale } from "../i18n.js";
 
 /** The words of a quote: its text, else what it is (sticker, voice message), else the file's name. */
 export function quoteWords(quote) {
   if (quote.text) return quote.text;
-  if (quote.sticker_url) return "Sticker";
-  if (quote.voice) return "🎤 Voice message";
+  if (quote.sticker_url) return t("quote.sticker");
+  if (quote.voice) return t("quote.voice");
   if (quote.file_name) return `📎 ${quote.file_name}`;
-  return "message";
+  return t("quote.message");
 }
 
 /** Draw `message.reply_to` into the bubble's quote slot (or nothing). */
 export function updateQuote(slot, message) {
   const quote = message.reply_to;
-  const signature = quote ? `${quote.message_id}|${state.namesRev}|${quoteWords(quote)}` : "";
+  const signature = quote ? `${quote.message_id}|${state.namesRev}|${locale()}|${quoteWords(quote)}` : "";
   if (slot.dataset.quote === signature) return;
   slot.dataset.quote = signature;
   if (!quote) {
@@ -26,7 +27,7 @@ export function updateQuote(slot, message) {
   }
   const button = h("button", {
     type: "button", class: "quote", dataset: { testid: "reply-quote", target: quote.message_id },
-    title: "Show the original message",
+    title: t("quote.show_original"),
   },
   h("span", { class: "quote-name" }, nameOf(quote.from_user_id)),
   h("span", { class: "quote-text" }, quoteWords(quote)));
@@ -48,7 +49,7 @@ export function scrollToMessage(ol, messageId) {
 export function replyBarContent(message) {
   return [
     icon("reply"),
-    h("span", { class: "quote-name" }, `Replying to ${nameOf(message.from_user_id)}`),
+    h("span", { class: "quote-name" }, t("quote.replying_to", { name: nameOf(message.from_user_id) })),
     h("span", { class: "quote-text" }, quoteWords({
       text: message.text?.slice(0, 100), file_name: message.file?.name,
       sticker_url: message.sticker?.url, voice: Boolean(message.voice),

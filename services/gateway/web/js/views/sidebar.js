@@ -9,6 +9,7 @@ import { avatarElement, updateAvatar, userAvatar, updateUserAvatar, groupAvatar,
 import { isBlocked } from "../profile_state.js";
 import { showProfile } from "./profile.js";
 import { pendingRequests } from "../group_state.js";
+import { t, list } from "../i18n.js";
 
 export function setupSidebar() {
   const input = document.getElementById("search-input");
@@ -47,7 +48,7 @@ export function setupSidebar() {
     contactsEmpty.hidden = friends.length > 0;
     syncList(contacts, friends, (f) => f.user_id, createContact, updateContact);
     const waiting = [...state.outgoing.values()].map((u) => u.display_name || u.username);
-    setText(outgoing, waiting.length ? `Waiting for ${waiting.join(", ")} to accept.` : "");
+    setText(outgoing, waiting.length ? t("contacts.waiting_for", { names: list(waiting), count: waiting.length }) : "");
   };
 }
 
@@ -75,42 +76,42 @@ function createResult(user) {
 
 function updateResult(el, user) {
   if (user.none) {
-    setText(el, state.search.busy ? "Searching…" : "No one by that name.");
+    setText(el, state.search.busy ? t("sidebar.searching") : t("sidebar.no_one"));
     return;
   }
   setText(el.querySelector(".name"), user.display_name || user.username);
   setText(el.querySelector(".sub"), `@${user.username}`);
   updateAvatar(el.querySelector(".avatar"), { url: user.avatar_url, name: user.display_name || user.username, seed: user.user_id });
   const button = el.querySelector("button");
-  let label = "Add friend";
+  let label = t("contacts.add_friend");
   let disabled = false;
-  if (user.user_id === state.me?.user_id) [label, disabled] = ["That's you", true];
-  else if (state.friends.has(user.user_id)) [label, disabled] = ["Friends ✓", true];
-  else if (state.outgoing.has(user.user_id)) [label, disabled] = ["Requested", true];
-  else if (isBlocked(user.user_id)) [label, disabled] = ["Blocked", true];
-  else if (state.incoming.has(user.user_id)) label = "Accept";
+  if (user.user_id === state.me?.user_id) [label, disabled] = [t("contacts.thats_you"), true];
+  else if (state.friends.has(user.user_id)) [label, disabled] = [t("contacts.friends_already"), true];
+  else if (state.outgoing.has(user.user_id)) [label, disabled] = [t("contacts.requested"), true];
+  else if (isBlocked(user.user_id)) [label, disabled] = [t("contacts.blocked"), true];
+  else if (state.incoming.has(user.user_id)) label = t("contacts.accept");
   setText(button, label);
   button.disabled = disabled;
-  setAttr(button, "aria-label", `${label}: ${user.display_name || user.username}`);
+  setAttr(button, "aria-label", t("contacts.action_for", { action: label, name: user.display_name || user.username }));
 }
 
 // --- friend requests -----------------------------------------------------------------------------
 function createRequest(user) {
-  const accept = h("button", { type: "button", class: "small primary", dataset: { testid: "accept-request" } }, "Accept");
+  const accept = h("button", { type: "button", class: "small primary", dataset: { testid: "accept-request" } }, t("contacts.accept"));
   accept.addEventListener("click", () => acceptFriend(user.user_id));
-  const decline = h("button", { type: "button", class: "small ghost", dataset: { testid: "decline-request" } }, "Decline");
+  const decline = h("button", { type: "button", class: "small ghost", dataset: { testid: "decline-request" } }, t("contacts.decline"));
   decline.addEventListener("click", () => declineFriend(user.user_id));
   return h("li", { class: "row", dataset: { testid: "friend-request", userId: user.user_id } },
     userAvatar(user.user_id),
     h("span", { class: "who" }, h("span", { class: "name" }, user.display_name || user.username),
-      h("span", { class: "sub muted small" }, `@${user.username} wants to be friends`)),
+      h("span", { class: "sub muted small" }, t("contacts.wants_to_be_friends", { handle: `@${user.username}` }))),
     h("span", { class: "actions" }, accept, decline));
 }
 
 function updateRequest(el, user) {
   updateUserAvatar(el.querySelector(".avatar"), user.user_id);
-  el.querySelector('[data-testid="accept-request"]').setAttribute("aria-label", `Accept ${user.username}`);
-  el.querySelector('[data-testid="decline-request"]').setAttribute("aria-label", `Decline ${user.username}`);
+  el.querySelector('[data-testid="accept-request"]').setAttribute("aria-label", t("contacts.accept_who", { name: user.username }));
+  el.querySelector('[data-testid="decline-request"]').setAttribute("aria-label", t("contacts.decline_who", { name: user.username }));
 }
 
 // --- conversations -------------------------------------------------------------------------------
@@ -142,39 +143,48 @@ function updateConversation(el, conv) {
     badgeSlot.dataset.signature = signature;
     const badges = [];
     if (waiting > 0) {
-      badges.push(h("span", { class: "badge requests-badge", dataset: { testid: "join-requests-badge" }, title: `${waiting} waiting to join`, "aria-label": `${waiting} waiting to join` }, `+${waiting}`));
+      const waitingText = t("groups.waiting_to_join", { count: waiting });
+      badges.push(h("span", { class: "badge requests-badge", dataset: { testid: "join-requests-badge" }, title: waitingText, "aria-label": waitingText }, `+${waiting}`));
     }
     if (conv.unreadMentions > 0) {
-      badges.push(h("span", { class: "badge mention-badge", dataset: { testid: "mention-badge" }, "aria-label": `${conv.unreadMentions} unread mentions of you` }, "@"));
+      badges.push(h("span", { class: "badge mention-badge", dataset: { testid: "mention-badge" }, "aria-label": t("sidebar.unread_mentions", { count: conv.unreadMentions }) }, "@"));
     }
     if (conv.unread > 0) {
-      badges.push(h("span", { class: "badge", dataset: { testid: "unread-badge" }, "aria-label": `${conv.unread} unread` }, String(conv.unread)));
+      badges.push(h("span", { class: "badge", dataset: { testid: "unread-badge" }, "aria-label": t("sidebar.unread", { count: conv.unread }) }, String(conv.unread)));
     }
     badgeSlot.replaceChildren(...badges);
   }
-  const mentions = conv.unreadMentions ? `, mentioned ${conv.unreadMentions === 1 ? "once" : `${conv.unreadMentions} times`}` : "";
-  setAttr(button, "aria-label", `${title}${conv.unread ? `, ${conv.unread} unread` : ""}${mentions}`);
+  const parts = [title];
+  if (conv.unread) parts.push(t("sidebar.unread", { count: conv.unread }));
+  if (conv.unreadMentions) parts.push(t("sidebar.mentioned", { count: conv.unreadMentions }));
+  setAttr(button, "aria-label", parts.join(t("common.comma")));
 }
 
 function preview(conv) {
   const message = conv.lastMessage;
-  if (!message) return conv.kind === "group" ? "Group created" : "";
-  const who = message.from_user_id === state.me?.user_id ? "You: " : conv.kind === "group" ? `${nameOf(message.from_user_id)}: ` : "";
-  if (message.recalled) return `${who}message recalled`;
-  if (message.burned) return `${who}burned`;
-  if (message.burn) return `${who}burn-after-reading message`;
+  if (!message) return conv.kind === "group" ? t("sidebar.group_created") : "";
   if (message.call) return callSummary(message);
-  if (message.sticker) return `${who}Sticker`;
-  if (message.voice) return `${who}Voice message`;
-  if (message.file) return `${who}${fileKind(message.file.content_type)}: ${message.file.name}`;
-  return `${who}${message.text || ""}`;
+  const text = previewText(message);
+  if (message.from_user_id === state.me?.user_id) return t("sidebar.preview_mine", { text });
+  if (conv.kind === "group") return t("sidebar.preview_from", { name: nameOf(message.from_user_id), text });
+  return text;
+}
+
+function previewText(message) {
+  if (message.recalled) return t("sidebar.kind.recalled");
+  if (message.burned) return t("sidebar.kind.burned");
+  if (message.burn) return t("sidebar.kind.burn");
+  if (message.sticker) return t("sidebar.kind.sticker");
+  if (message.voice) return t("sidebar.kind.voice");
+  if (message.file) return t("sidebar.kind.file_named", { kind: fileKind(message.file.content_type), name: message.file.name });
+  return message.text || "";
 }
 
 function fileKind(type = "") {
-  if (type.startsWith("image/")) return "Photo";
-  if (type.startsWith("audio/")) return "Audio";
-  if (type.startsWith("video/")) return "Video";
-  return "File";
+  if (type.startsWith("image/")) return t("sidebar.kind.photo");
+  if (type.startsWith("audio/")) return t("sidebar.kind.audio");
+  if (type.startsWith("video/")) return t("sidebar.kind.video");
+  return t("sidebar.kind.file");
 }
 
 // --- contacts ------------------------------------------------------------------------------------
@@ -183,7 +193,7 @@ function createContact(friend) {
     h("span", { class: "avatar-wrap" }, userAvatar(friend.user_id), h("span", { class: "dot" })),
     h("span", { class: "who" }, h("span", { class: "name" }), h("span", { class: "sub muted small" })));
   button.addEventListener("click", () => openDirect(friend.user_id));
-  const profile = h("button", { type: "button", class: "ghost small contact-profile", dataset: { testid: "contact-profile" } }, "Profile");
+  const profile = h("button", { type: "button", class: "ghost small contact-profile", dataset: { testid: "contact-profile" } }, t("profile.profile"));
   profile.addEventListener("click", () => showProfile(friend.user_id));
   return h("li", { class: "contact-row" }, button, profile);
 }
@@ -195,16 +205,17 @@ function updateContact(el, friend) {
   setAttr(button, "data-online", friend.online ? "true" : "false");
   setText(button.querySelector(".name"), name);
   updateUserAvatar(button.querySelector(".avatar"), friend.user_id);
-  setAttr(el.querySelector(".contact-profile"), "aria-label", `Profile of ${name}`);
+  setAttr(el.querySelector(".contact-profile"), "aria-label", t("profile.profile_of", { name }));
   const sub = button.querySelector(".sub");
-  const seen = friend.last_seen ? `last seen ${ago(friend.last_seen)}` : "offline";
+  const seen = friend.last_seen ? t("contacts.last_seen", { ago: ago(friend.last_seen) }) : t("contacts.offline");
+  const handle = `@${user.username}`;
   if (friend.online) {
-    sub.replaceChildren(`@${user.username} · online`);
+    sub.replaceChildren(t("contacts.handle_online", { handle }));
   } else {
     let span = sub.querySelector('[data-testid="last-seen"]');
-    if (!span) sub.replaceChildren(`@${user.username} · `, (span = h("span", { dataset: { testid: "last-seen" } })));
+    if (!span) sub.replaceChildren(`${handle} · `, (span = h("span", { dataset: { testid: "last-seen" } })));
     setText(span, seen);
   }
-  setAttr(button, "aria-label", `${name}, ${friend.online ? "online" : seen}. Open chat`);
+  setAttr(button, "aria-label", t("contacts.open_chat_label", { name, status: friend.online ? t("contacts.online") : seen }));
   setAttr(button, "aria-current", state.openKey && state.convs.get(state.openKey)?.peerId === friend.user_id ? "true" : null);
 }

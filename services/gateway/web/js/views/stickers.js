@@ -9,6 +9,14 @@ import { conn, showError } from "../wire.js";
 import { describe } from "../errors.js";
 import { mediaIcon, placeBeside, toast } from "./media.js";
 import { sealed } from "./burn.js";
+import { t, msgKey, onLocaleChange, applyTranslations } from "../i18n.js";
+
+// The built-in pack's stickers by name (`builtin:<name>`), in words.
+const BUILTIN_NAMES = {
+  cat: msgKey("stickers.name.cat"), coffee: msgKey("stickers.name.coffee"), fire: msgKey("stickers.name.fire"), heart: msgKey("stickers.name.heart"),
+  hello: msgKey("stickers.name.hello"), laughing: msgKey("stickers.name.laughing"), ok: msgKey("stickers.name.ok"), party: msgKey("stickers.name.party"),
+  sad: msgKey("stickers.name.sad"), star: msgKey("stickers.name.star"), thanks: msgKey("stickers.name.thanks"), "thumbs-up": msgKey("stickers.name.thumbs_up"),
+};
 
 let stickers = []; // [{sticker_id, url, pack}], as stickers.list last said
 let loading = null;
@@ -23,14 +31,16 @@ function refresh() {
 }
 
 function stickerName(sticker) {
-  return sticker.sticker_id.startsWith("builtin:") ? sticker.sticker_id.slice(8).replace(/[-_]/g, " ") : "your sticker";
+  if (!sticker.sticker_id.startsWith("builtin:")) return t("stickers.yours_one");
+  const name = sticker.sticker_id.slice(8);
+  return BUILTIN_NAMES[name] ? t(BUILTIN_NAMES[name]) : name.replace(/[-_]/g, " ");
 }
 
 // --- in the timeline -----------------------------------------------------------------------------
 /** A sticker message's picture: large, no bubble (style.css `.msg.sticker`). */
 export function stickerView(sticker, onLoad) {
   const img = h("img", {
-    class: "sticker-image", src: sticker.url, alt: `Sticker: ${stickerName(sticker)}`, draggable: "false",
+    class: "sticker-image", src: sticker.url, alt: t("stickers.alt", { name: stickerName(sticker) }), draggable: "false",
     dataset: { testid: "message-sticker", stickerId: sticker.sticker_id },
   });
   img.addEventListener("load", onLoad);
@@ -56,22 +66,16 @@ export async function addToStickers(message) {
     const sticker = await conn.request("stickers.add", { file_id: message.file.file_id });
     stickers = [...stickers.filter((s) => s.sticker_id !== sticker.sticker_id), sticker];
     panel?.render();
-    toast("Added to your stickers");
+    toast(t("stickers.added"));
   } catch (error) {
     showError(stickerError(error, "stickers.add"));
   }
 }
 
+/** () => the words for a failed sticker operation, in the language shown when they are. */
 function stickerError(error, operation) {
-  if (error.code === "conflict" && operation === "stickers.add") {
-    return "You have 200 stickers already: remove one (in the sticker panel) before adding another.";
-  }
-  if (error.code === "not_found" && operation === "stickers.add") return "That image is not available any more.";
-  if (error.code === "not_found" && operation === "message.send") return "That sticker does not exist any more.";
-  if (error.code === "bad_request" && /unknown operation/i.test(error.message || "")) {
-    return "Stickers are not available on this server yet.";
-  }
-  return describe(error, operation);
+  if (error.code === "bad_request" && /unknown operation/i.test(error.message || "")) return () => t("stickers.unavailable");
+  return () => describe(error, operation);
 }
 
 /** The toolbar's icon for "Add to stickers". */
@@ -91,20 +95,25 @@ export function setupStickerPanel(button, onSend) {
 function buildPanel(button, onSend) {
   const mine = h("div", { class: "sticker-grid", dataset: { testid: "my-stickers" } });
   const builtin = h("div", { class: "sticker-grid", dataset: { testid: "builtin-stickers" } });
-  const mineSection = h("section", { class: "sticker-section", "aria-label": "Your stickers" },
-    h("h3", { class: "emoji-section-title" }, "Yours"), mine);
+  const mineSection = h("section", { class: "sticker-section", "data-i18n-aria-label": "stickers.yours_label" },
+    h("h3", { class: "emoji-section-title", "data-i18n": "stickers.yours" }), mine);
   const status = h("p", { class: "muted small sticker-status", role: "status" });
-  const el = h("div", { class: "sticker-panel", role: "dialog", "aria-label": "Stickers", hidden: true, dataset: { testid: "sticker-panel" } },
+  const el = h("div", { class: "sticker-panel", role: "dialog", "data-i18n-aria-label": "stickers.button", hidden: true, dataset: { testid: "sticker-panel" } },
     h("div", { class: "sticker-body" },
       mineSection,
-      h("section", { class: "sticker-section", "aria-label": "Built-in stickers" }, h("h3", { class: "emoji-section-title" }, "Parley pack"), builtin),
-      h("p", { class: "muted small sticker-hint" }, "Make your own: hover an image in a chat and choose “Add to stickers”.")),
+      h("section", { class: "sticker-section", "data-i18n-aria-label": "stickers.builtin_label" },
+        h("h3", { class: "emoji-section-title", "data-i18n": "stickers.builtin" }), builtin),
+      h("p", { class: "muted small sticker-hint", "data-i18n": "stickers.hint" })),
     status);
+  onLocaleChange(() => {
+    applyTranslations(el);
+    render();
+  });
 
   function item(sticker) {
     const name = stickerName(sticker);
     const pick = h("button", {
-      type: "button", class: "sticker-choice", title: `Send ${name}`, "aria-label": `Send sticker: ${name}`,
+      type: "button", class: "sticker-choice", title: t("stickers.send", { name }), "aria-label": t("stickers.send_label", { name }),
       dataset: { testid: "sticker-choice", stickerId: sticker.sticker_id, pack: sticker.pack },
     }, h("img", { src: sticker.url, alt: "", loading: "lazy", draggable: "false" }));
     pick.addEventListener("click", () => {
@@ -113,7 +122,7 @@ function buildPanel(button, onSend) {
     });
     if (sticker.pack !== "mine") return h("div", { class: "sticker-item" }, pick);
     const remove = h("button", {
-      type: "button", class: "sticker-remove", title: "Remove from your stickers", "aria-label": "Remove this sticker",
+      type: "button", class: "sticker-remove", title: t("stickers.remove"), "aria-label": t("stickers.remove_label"),
       dataset: { testid: "sticker-remove" },
     }, mediaIcon("close"));
     remove.addEventListener("click", () => removeSticker(sticker));
@@ -143,12 +152,12 @@ function buildPanel(button, onSend) {
     el.hidden = false;
     button.setAttribute("aria-expanded", "true");
     render();
-    status.textContent = stickers.length ? "" : "Loading stickers…";
+    status.textContent = stickers.length ? "" : t("stickers.loading");
     refresh().then(() => {
-      status.textContent = stickers.length ? "" : "No stickers yet.";
+      status.textContent = stickers.length ? "" : t("stickers.none");
       render();
     }, (error) => {
-      status.textContent = stickerError(error, "stickers.list");
+      status.textContent = stickerError(error, "stickers.list")();
     });
   }
 

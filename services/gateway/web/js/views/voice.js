@@ -13,6 +13,7 @@ import { objectUrl } from "../files.js";
 import { describe } from "../errors.js";
 import { showError } from "../wire.js";
 import { mediaIcon } from "./media.js";
+import { t, applyTranslations, onLocaleChange } from "../i18n.js";
 
 export const MAX_VOICE_MS = 15 * 60 * 1000; // the server takes duration_ms up to 900,000
 const TYPES = ["audio/webm;codecs=opus", "audio/webm", "audio/ogg;codecs=opus", "audio/mp4"];
@@ -40,17 +41,23 @@ function recordingType() {
 export function setupRecorder({ button, form, begin, onRecorded }) {
   const timer = h("span", { class: "voice-timer", dataset: { testid: "voice-timer" } }, "0:00");
   const cancel = h("button", {
-    type: "button", class: "ghost icon-button voice-cancel", title: "Cancel", "aria-label": "Cancel the voice message",
+    type: "button", class: "ghost icon-button voice-cancel", "data-i18n-title": "common.cancel", "data-i18n-aria-label": "voice.cancel",
     dataset: { testid: "voice-cancel" },
   }, icon("trash"));
   const send = h("button", {
-    type: "button", class: "primary voice-send", title: "Send", "aria-label": "Send the voice message",
+    type: "button", class: "primary voice-send", "data-i18n-title": "chat.send", "data-i18n-aria-label": "voice.send",
     dataset: { testid: "voice-send" },
-  }, mediaIcon("send"), h("span", {}, "Send"));
-  const bar = h("div", { class: "voice-recorder", role: "group", "aria-label": "Recording a voice message", hidden: true, dataset: { testid: "voice-recorder" } },
-    cancel, h("span", { class: "voice-dot", "aria-hidden": "true" }), timer,
-    h("span", { class: "muted small voice-limit" }, `Recording… (up to ${clock(MAX_VOICE_MS)})`), send);
+  }, mediaIcon("send"), h("span", { "data-i18n": "chat.send" }));
+  const limit = h("span", { class: "muted small voice-limit" });
+  const bar = h("div", { class: "voice-recorder", role: "group", "data-i18n-aria-label": "voice.recording_label", hidden: true, dataset: { testid: "voice-recorder" } },
+    cancel, h("span", { class: "voice-dot", "aria-hidden": "true" }), timer, limit, send);
   form.after(bar);
+  const translate = () => {
+    applyTranslations(bar);
+    limit.textContent = t("voice.recording", { limit: clock(MAX_VOICE_MS) });
+  };
+  translate();
+  onLocaleChange(translate);
 
   let session = null; // {recorder, stream, chunks, startedAt, context, ticker, limit}
   let starting = false; // asking for the microphone
@@ -60,7 +67,7 @@ export function setupRecorder({ button, form, begin, onRecorded }) {
   async function start() {
     if (session || starting) return;
     if (!navigator.mediaDevices?.getUserMedia || typeof MediaRecorder === "undefined") {
-      showError("This browser cannot record audio.");
+      showError(() => t("voice.unsupported"));
       return;
     }
     const context = begin();
@@ -73,9 +80,10 @@ export function setupRecorder({ button, form, begin, onRecorded }) {
     } catch (error) {
       starting = false;
       enable();
-      showError(error?.name === "NotFoundError" ? "No microphone was found."
-        : error?.name === "NotAllowedError" ? "Parley may not use the microphone: allow it in the browser's site settings, then try again."
-          : `The microphone could not be started (${error?.message || error}).`);
+      const detail = String(error?.message || error);
+      showError(() => (error?.name === "NotFoundError" ? t("voice.no_microphone")
+        : error?.name === "NotAllowedError" ? t("voice.denied")
+          : t("voice.microphone_failed", { detail })));
       return;
     }
     starting = false;
@@ -86,7 +94,8 @@ export function setupRecorder({ button, form, begin, onRecorded }) {
       recorder = new MediaRecorder(stream, type ? { mimeType: type, audioBitsPerSecond: 32000 } : {});
     } catch (error) {
       for (const track of stream.getTracks()) track.stop();
-      showError(`Recording is not possible here (${error?.message || error}).`);
+      const detail = String(error?.message || error);
+      showError(() => t("voice.recording_failed", { detail }));
       return;
     }
     const chunks = [];
@@ -129,7 +138,7 @@ export function setupRecorder({ button, form, begin, onRecorded }) {
     const type = (current.recorder.mimeType || recordingType() || "audio/webm").split(";")[0];
     const blob = new Blob(current.chunks, { type });
     if (!blob.size) {
-      showError("Nothing was recorded: check the microphone, then try again.");
+      showError(() => t("voice.nothing_recorded"));
       return;
     }
     const stamp = new Date().toISOString().slice(0, 19).replace(/[T:]/g, "-");
@@ -167,14 +176,14 @@ export function voicePlayer(file, voice) {
   const durationS = Math.max(0.001, (voice.duration_ms || 0) / 1000);
   const audio = h("audio", { preload: "none", hidden: true, dataset: { testid: "voice-audio" } });
   const play = h("button", {
-    type: "button", class: "voice-play", "aria-label": "Play voice message", title: "Play",
+    type: "button", class: "voice-play", "aria-label": t("voice.play_label"), title: t("voice.play"),
     dataset: { testid: "voice-play" },
   }, mediaIcon("play"));
   const fill = h("span", { class: "voice-fill", dataset: { testid: "voice-fill" } });
   const track = h("span", {
-    class: "voice-track", role: "slider", tabindex: "0", "aria-label": "Position in the voice message",
+    class: "voice-track", role: "slider", tabindex: "0", "aria-label": t("voice.position"),
     "aria-valuemin": "0", "aria-valuemax": String(Math.round(durationS)), "aria-valuenow": "0",
-    "aria-valuetext": `0:00 of ${clock(voice.duration_ms)}`, dataset: { testid: "voice-progress" },
+    "aria-valuetext": t("voice.position_of", { at: "0:00", total: clock(voice.duration_ms) }), dataset: { testid: "voice-progress" },
   }, fill);
   const time = h("span", { class: "voice-time small", dataset: { testid: "voice-time" } }, clock(voice.duration_ms));
   const el = h("div", { class: "voice", dataset: { testid: "voice-player", state: "paused" } }, play, track, time, audio);
@@ -199,7 +208,7 @@ export function voicePlayer(file, voice) {
     const started = audio.currentTime > 0 || !audio.paused;
     time.textContent = started ? `${clock(audio.currentTime * 1000)} / ${clock(voice.duration_ms)}` : clock(voice.duration_ms);
     track.setAttribute("aria-valuenow", String(Math.round(audio.currentTime)));
-    track.setAttribute("aria-valuetext", `${clock(audio.currentTime * 1000)} of ${clock(voice.duration_ms)}`);
+    track.setAttribute("aria-valuetext", t("voice.position_of", { at: clock(audio.currentTime * 1000), total: clock(voice.duration_ms) }));
   }
 
   function animate() {
@@ -210,8 +219,8 @@ export function voicePlayer(file, voice) {
   function setPlaying(on) {
     el.dataset.state = on ? "playing" : "paused";
     play.replaceChildren(mediaIcon(on ? "pause" : "play"));
-    play.setAttribute("aria-label", on ? "Pause voice message" : "Play voice message");
-    play.title = on ? "Pause" : "Play";
+    play.setAttribute("aria-label", on ? t("voice.pause_label") : t("voice.play_label"));
+    play.title = on ? t("voice.pause") : t("voice.play");
   }
 
   async function toggle() {
@@ -225,7 +234,7 @@ export function voicePlayer(file, voice) {
       playing = audio;
       await audio.play();
     } catch (error) {
-      if (error?.name !== "AbortError") showError(error?.code ? error : "This voice message could not be played.", "download");
+      if (error?.name !== "AbortError") showError(error?.code ? error : () => t("voice.play_failed"), "download");
     }
   }
 
