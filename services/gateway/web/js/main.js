@@ -14,6 +14,7 @@ import { setupCall } from "./views/call.js";
 import { setupCalls } from "./calls.js";
 import { setupProfile } from "./views/profile.js";
 import { listenProfiles } from "./profile_state.js";
+import { setupPwa } from "./pwa.js";
 
 const ERROR_SHOWN_MS = 10_000;
 
@@ -90,7 +91,7 @@ function renderStatus(el) {
 }
 
 function start() {
-  const renders = [setupShell(), setupAuth(), setupSidebar(), setupChat(), setupMessages(), setupGroups(), setupCall(), setupProfile()];
+  const renders = [setupShell(), setupAuth(), setupSidebar(), setupChat(), setupMessages(), setupGroups(), setupCall(), setupProfile(), setupPwa()];
   subscribe(() => {
     for (const render of renders) {
       try {

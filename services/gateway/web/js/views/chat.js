@@ -9,6 +9,7 @@ import { sendMessage, typing } from "../delivery.js";
 import { showError } from "../wire.js";
 import { setupComposer } from "./composer.js";
 import { sendBlock } from "../group_state.js";
+import { offlineBlock } from "../pwa.js";
 
 export function setupChat() {
   const layout = document.getElementById("layout");
@@ -139,7 +140,7 @@ export function setupChat() {
       autosize();
       if (!matchMedia("(max-width: 699px)").matches) input.focus();
     }
-    const blocked = sendBlock(conv);
+    const blocked = offlineBlock() || sendBlock(conv);
     composer.render(conv, Boolean(blocked));
     setText(notice, blocked);
     notice.hidden = !blocked;
