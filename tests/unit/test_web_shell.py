@@ -3,6 +3,7 @@ contents, so a changed file makes a new worker (and a new cache) and an unchange
 import json
 import os
 import re
+import tomllib
 from pathlib import Path
 
 from services.gateway.web_routes import WEB_DIR, Shell
@@ -55,3 +56,12 @@ def test_the_real_shell_holds_the_page_and_everything_it_loads() -> None:
                 "/app/js/views/chat.js", "/app/manifest.webmanifest", "/app/icons/icon-192.png", "/app/stickers/cat.svg"):
         assert url in shell, url
     assert "/app/sw.js" not in shell and "/app/index.html" not in shell
+
+
+def test_every_file_of_the_web_client_is_in_the_package_data() -> None:
+    """A non-editable install (the images) has only what pyproject.toml's package data names."""
+    pyproject = tomllib.loads((WEB_DIR.parents[2] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["services.gateway"]
+    packaged = {path for pattern in patterns for path in WEB_DIR.parent.glob(pattern)}
+    missing = [str(path.relative_to(WEB_DIR)) for path in WEB_DIR.rglob("*") if path.is_file() and path not in packaged]
+    assert missing == []
