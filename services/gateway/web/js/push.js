@@ -32,8 +32,9 @@ export async function afterLogin() {
   asked = true;
   try {
     config = await conn.request("push.config", {});
-  } catch {
+  } catch (error) {
     config = null; // no push service here (or not yet): nothing to offer
+    if (error.code === "disconnected") asked = false; // asked again at the next bind
     return;
   }
   if (!config?.vapid_public_key || !(config.providers || []).includes("webpush")) return;

@@ -3,11 +3,11 @@
 // a new version took over, the app badge, and opening a conversation from a notification
 // (the worker's message, or `#c=<conversation_id>` in the address).
 
-import { state, changed, convById, sortedConvs } from "./store.js";
+import { state, changed, convById } from "./store.js";
 import { conn } from "./wire.js";
 import { openConversation } from "./actions.js";
 import { subscriptionChanged } from "./push.js";
-import { h } from "./dom.js";
+import { h, setText } from "./dom.js";
 import { t } from "./i18n.js";
 
 const SCOPE = "/app/";
@@ -32,19 +32,26 @@ export function setupPwa() {
   window.addEventListener("hashchange", takeConversationFromAddress);
   if ("serviceWorker" in navigator && location.pathname.startsWith(SCOPE)) register();
 
+  const offlineTitle = h("strong");
+  const offlineText = h("span");
   const offlineBanner = h("div", { class: "offline-banner", role: "status", dataset: { testid: "offline-banner" }, hidden: true },
-    h("strong", {}, t("pwa.offline_title")), " ", h("span", {}, t("pwa.offline_text")));
+    offlineTitle, " ", offlineText);
   let badge = -1;
   return function renderPwa() {
     const anchor = document.getElementById("error-banner");
     if (anchor && !offlineBanner.isConnected) anchor.before(offlineBanner);
     offlineBanner.hidden = !state.offline || state.screen !== "app";
+    if (!offlineBanner.hidden) {
+      setText(offlineTitle, t("pwa.offline_title")); // in the language chosen now
+      setText(offlineText, t("pwa.offline_text"));
+    }
     if (pendingConversation && state.screen === "app" && convById(pendingConversation)) {
       const id = pendingConversation;
       pendingConversation = null;
       openConversation(id);
     }
-    const unread = state.screen === "app" ? sortedConvs().filter((conv) => conv.unread > 0).length : 0;
+    let unread = 0; // conversations with unread messages, as the push service counts them
+    if (state.screen === "app") for (const conv of state.convs.values()) if (conv.id && !conv.ended && conv.unread > 0) unread += 1;
     if (unread !== badge) {
       badge = unread;
       setBadge(unread);
