@@ -1,14 +1,10 @@
 """The gateway's HTTP and WebSocket surface (FastAPI); the work itself is in gateway.py and the
 modules it composes."""
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
@@ -17,6 +13,7 @@ from services.gateway.bodylimit import BodyLimit
 from services.gateway.frames import error_response, parse_http_body
 from services.gateway.gateway import Gateway
 from services.gateway.identity import caller_for
+from services.gateway.web_routes import add_web_routes
 from shared.contracts.errors import ParleyError
 from shared.contracts.operations import OPERATIONS
 from shared.ids import new_id
@@ -37,39 +34,6 @@ def _path(scope: Scope) -> str:
 
 
 WS_PATH = "/ws"
-
-# The web client (services/gateway/web): plain files, no build step, found beside this module
-# in a source checkout and in an editable install alike.
-WEB_DIR = Path(__file__).resolve().parent / "web"
-WEB_PREFIX = "/app"
-_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
-
-
-def content_security_policy(host: str | None) -> str:
-    """Everything the page loads comes from the gateway itself (no CDN can inject code; avatars
-    and stickers are its own /images/ and /app/stickers/), blob: only for the images and media it
-    downloads with its token, and its WebSocket back to
-    the same host (named explicitly: older browsers do not let 'self' cover ws:)."""
-    sockets = f" ws://{host} wss://{host}" if host and _HOST.match(host) else ""
-    return (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
-        f"media-src 'self' blob:; connect-src 'self'{sockets}; object-src 'none'; base-uri 'none'; "
-        "form-action 'self'; frame-ancestors 'none'"
-    )
-
-
-# The page and its files: revalidated on every load, never sniffed as another type.
-WEB_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
-
-
-class WebAssets(StaticFiles):
-    """The page's scripts and styles, revalidated on every load so a restarted gateway's new
-    code is picked up at once (ETag makes that a 304 when nothing changed)."""
-
-    def file_response(self, *args: Any, **kwargs: Any) -> Response:
-        response = super().file_response(*args, **kwargs)
-        response.headers.update(WEB_HEADERS)
-        return response
 
 
 class GatewayApp(FastAPI):
@@ -163,17 +127,7 @@ def create_app(settings: Settings) -> GatewayApp:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/", include_in_schema=False)
-    async def web_client(request: Request) -> FileResponse:
-        headers = {
-            **WEB_HEADERS,
-            "Content-Security-Policy": content_security_policy(request.headers.get("host")),
-            "Referrer-Policy": "no-referrer",
-        }
-        return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8", headers=headers)
-
-    # check_dir=False: without the page's files (an install that left them out) the API still runs.
-    app.mount(WEB_PREFIX, WebAssets(directory=WEB_DIR, check_dir=False), name="web")
+    add_web_routes(app)  # the web client: /app/, its service worker and files (mounted last)
     app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes, exempt=is_file_upload)
 
     return app

@@ -1,7 +1,9 @@
-"""The web client is served by the gateway itself: `GET /` is the page, every file it loads
-(scripts, the modules they import, styles, icon) comes from the gateway with the right type,
-and the Content-Security-Policy keeps anything else (a CDN) out.
+"""The web client is served by the gateway itself: `GET /` sends to the page at /app/, every file
+it loads (scripts, the modules they import, styles, icons, its manifest) comes from the gateway
+with the right type, the Content-Security-Policy keeps anything else (a CDN) out, and its
+service worker's app shell is versioned by the files' contents.
 """
+import json
 import re
 from html.parser import HTMLParser
 from urllib.parse import urljoin
@@ -18,6 +20,8 @@ EXPECTED_TYPES = {
     ".css": "text/css",
     ".svg": "image/svg+xml",
     ".html": "text/html",
+    ".png": "image/png",
+    ".webmanifest": "application/manifest+json",
 }
 
 
@@ -59,7 +63,9 @@ def base(port: int) -> str:
 
 async def test_the_page_is_served_with_a_policy_that_only_allows_the_gateway(base: str) -> None:
     async with httpx.AsyncClient(base_url=base) as http:
-        page = await http.get("/")
+        home = await http.get("/?relay=1")
+        page = await http.get("/app/")
+    assert home.status_code == 302 and home.headers["location"] == "/app/?relay=1", "/ is the app at /app/"
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "<title>Parley</title>" in page.text
@@ -73,17 +79,19 @@ async def test_the_page_is_served_with_a_policy_that_only_allows_the_gateway(bas
     assert set(policy["media-src"]) == {"'self'", "blob:"}
     host = base.removeprefix("http://")
     assert set(policy["connect-src"]) == {"'self'", f"ws://{host}", f"wss://{host}"}
+    # The installed app: its service worker and manifest are the gateway's own.
+    assert policy["worker-src"] == ["'self'"] and policy["manifest-src"] == ["'self'"]
 
 
 async def test_a_forged_host_header_does_not_reach_the_policy(base: str) -> None:
     async with httpx.AsyncClient(base_url=base) as http:
-        page = await http.get("/", headers={"Host": "evil.example; script-src *"})
+        page = await http.get("/app/", headers={"Host": "evil.example; script-src *"})
     assert page.status_code == 200
     assert directives(page.headers["content-security-policy"])["connect-src"] == ["'self'"]
 
 
 async def test_every_file_the_page_loads_is_served_from_the_gateway(base: str) -> None:
-    async with httpx.AsyncClient(base_url=base) as http:
+    async with httpx.AsyncClient(base_url=base, follow_redirects=True) as http:
         page = await http.get("/")
         parser = References()
         parser.feed(page.text)
@@ -105,6 +113,27 @@ async def test_every_file_the_page_loads_is_served_from_the_gateway(base: str) -
     modules = [url for url in seen if url.endswith(".js")]
     assert len(modules) > 1, "the entry module imports the others"
     assert any(url.endswith(".css") for url in seen)
+    assert any(url.endswith(".webmanifest") for url in seen)
+
+
+async def test_the_manifest_and_the_service_worker_make_an_installable_app(base: str) -> None:
+    async with httpx.AsyncClient(base_url=base) as http:
+        manifest = (await http.get("/app/manifest.webmanifest")).json()
+        worker = await http.get("/app/sw.js")
+        assert manifest["start_url"] == manifest["scope"] == "/app/" and manifest["display"] == "standalone"
+        for icon in manifest["icons"]:
+            got = await http.get(icon["src"])
+            assert got.status_code == 200 and got.headers["content-type"] == icon["type"], icon
+        assert {"192x192", "512x512"} <= {icon["sizes"] for icon in manifest["icons"]}
+        assert any(icon.get("purpose") == "maskable" for icon in manifest["icons"])
+        # At /app/sw.js, its scope covers the app; revalidated on every load like the page.
+        assert worker.status_code == 200 and worker.headers["content-type"].startswith("text/javascript")
+        assert worker.headers["cache-control"] == "no-cache"
+        shell = json.loads(re.search(r"^const SHELL_FILES = (.*);$", worker.text, re.M).group(1))  # type: ignore[union-attr]
+        assert re.search(r'^const SHELL_VERSION = "[0-9a-f]{16}";$', worker.text, re.M)
+        assert {"/app/", "/app/js/main.js", "/app/style.css", "/app/manifest.webmanifest"} <= set(shell)
+        for url in shell:
+            assert (await http.get(url)).status_code == 200, url
 
 
 async def test_unknown_assets_are_404_and_the_api_is_unchanged(base: str, port: int) -> None:

@@ -16,6 +16,7 @@ import { setupCall } from "./views/call.js";
 import { setupCalls } from "./calls.js";
 import { setupProfile } from "./views/profile.js";
 import { listenProfiles } from "./profile_state.js";
+import { setupPwa } from "./pwa.js";
 
 const ERROR_SHOWN_MS = 10_000;
 
@@ -119,7 +120,7 @@ function setupTranslations() {
 
 function start() {
   setupTranslations();
-  const renders = [setupShell(), setupAuth(), setupSidebar(), setupChat(), setupMessages(), setupGroups(), setupCall(), setupProfile()];
+  const renders = [setupShell(), setupAuth(), setupSidebar(), setupChat(), setupMessages(), setupGroups(), setupCall(), setupProfile(), setupPwa()];
   subscribe(() => {
     for (const render of renders) {
       try {

@@ -9,6 +9,8 @@ import { randomId } from "./dom.js";
 import { conn, showError } from "./wire.js";
 import { scheduleAck, markRead, markReadSoon, flushOutbox, clearOutbox } from "./delivery.js";
 import { listenInteractions } from "./interactions.js";
+import { keepOffline, restore, forgetOffline } from "./offline.js";
+import { afterLogin, forgetPush } from "./push.js";
 
 const TOKEN_KEY = "parley.token";
 const USER_KEY = "parley.user";
@@ -45,12 +47,14 @@ export function init() {
     state.me = user;
     state.screen = "app";
     state.status = "connecting";
+    restore(user.user_id); // the chats as last seen, readable before (or without) the network
   } else {
     state.screen = "auth";
   }
   conn.onOpen(onOpen);
   conn.onClose(onClose);
   listen();
+  keepOffline();
   window.addEventListener("online", () => conn.retryNow());
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") {
@@ -82,6 +86,7 @@ export async function login(username, password) {
 }
 
 export async function logout() {
+  await forgetPush();
   try {
     if (state.bound) await conn.request("auth.logout", {});
   } catch {
@@ -94,6 +99,7 @@ export async function logout() {
 
 /** Back to the login screen, forgetting the token and everything shown; `message()` says why. */
 function endSession(message) {
+  forgetOffline(state.me?.user_id);
   localStorage.removeItem(TOKEN_KEY);
   localStorage.removeItem(USER_KEY);
   clearOutbox();
@@ -154,6 +160,7 @@ function bound(user) {
   setStatus("syncing"); // until sync.done
   loadAll();
   flushOutbox();
+  afterLogin().catch((error) => console.warn("push not offered", error));
 }
 
 async function loadAll() {

@@ -32,6 +32,7 @@ export const state = {
   me: null, // {user_id, username}
   bound: false, // the socket is logged in
   status: "idle", // idle | connecting | reconnecting | syncing | connected | paused
+  offline: false, // the browser has no network (js/pwa.js): saved chats shown, sending waits
   users: new Map(), // user_id -> {user_id, username, display_name, avatar_url}
   friends: new Map(), // user_id -> {user_id, online, last_seen}
   incoming: new Map(), // user_id -> user (they asked me)

@@ -10,6 +10,7 @@ import { showError } from "../wire.js";
 import { setupComposer } from "./composer.js";
 import { sendBlock } from "../group_state.js";
 import { t, list } from "../i18n.js";
+import { offlineBlock } from "../pwa.js";
 
 export function setupChat() {
   const layout = document.getElementById("layout");
@@ -140,7 +141,7 @@ export function setupChat() {
       autosize();
       if (!matchMedia("(max-width: 699px)").matches) input.focus();
     }
-    const blocked = sendBlock(conv);
+    const blocked = offlineBlock() || sendBlock(conv);
     composer.render(conv, Boolean(blocked));
     setText(notice, blocked);
     notice.hidden = !blocked;
