@@ -10,9 +10,9 @@ Pushes are delivered through the DevTools protocol (`ServiceWorker.deliverPushMe
 DevTools' own "Push" button does, with the payload docs/push.md describes; headless Chromium
 cannot click a notification, so the click is a `notificationclick` event dispatched in the
 worker with the shown notification (the worker's own listener runs). Turning notifications on
-is tested against a `push.config` reply given by a WebSocket route (the push service is not in
-the stack here), with the browser's `pushManager.subscribe` stubbed: Chromium without Google's
-push service never answers it.
+is tested against a `push.config` reply given by a WebSocket route, with the browser's
+`pushManager.subscribe` stubbed: Chromium without Google's push service never answers it (the
+push service itself is tested end to end in tests/integration/test_push.py).
 """
 import json
 import os
@@ -151,11 +151,12 @@ async def test_a_push_shows_a_notification_a_withdraw_removes_it_and_a_click_ope
         await app_context.grant_permissions(["notifications"], origin=base_url)
         await log_in(page, alice.username)
         await expect(by_id(page, "conversation")).to_have_count(1)
-        # Without a push service in the stack push.config fails: nothing is offered, nothing asked.
+        # The stack runs the push service: push.config gives its VAPID key, and the banner offers
+        # notifications (nothing is asked of the browser until its button is pressed).
         ask = await eventually(lambda: next((f for f in sent if f["type"] == "push.config"), None), "push.config asked")
         reply = await eventually(lambda: next((f for f in received if f.get("id") == ask["id"]), None), "its reply")
-        assert reply["ok"] is False
-        await expect(by_id(page, "push-banner")).to_have_count(0)
+        assert reply["ok"] is True and reply["data"]["vapid_public_key"] and "webpush" in reply["data"]["providers"]
+        await expect(by_id(page, "push-banner")).to_be_visible()
         assert await page.evaluate("Notification.permission") == "granted"
 
         cdp, registration = await worker_registration(page, f"{base_url}/app/")
