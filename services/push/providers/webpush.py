@@ -10,7 +10,6 @@ for development only (`load_vapid_key`)."""
 import asyncio
 import base64
 import binascii
-import email.utils
 import hashlib
 import logging
 import os
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
 
 from services.push.domain.ports import Outgoing, Sent
+from services.push.providers.native import retry_after
 from shared.contracts.push import Notification, ProviderKind
 from shared.logs import log_event
 from shared.settings import Settings
@@ -201,23 +201,6 @@ def encrypt(payload: bytes, p256dh: str, auth: str) -> bytes:
 
 
 # --- what the push service said --------------------------------------------------------------------
-def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds from a `Retry-After` (delay-seconds or an HTTP date, RFC 9110 10.2.3); None when
-    absent or unreadable (the push service's own backoff decides)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
 def outcome(status: int, retry_after_header: str | None, detail: str, now: float) -> Sent:
     """RFC 8030's answers as the port's outcomes: 2xx sent (201 Created, 202 Accepted when a
     receipt was asked); 404/410 the subscription is gone; 429 and 5xx retry, honouring
