@@ -272,9 +272,11 @@ async def test_the_command_line_sends_lists_history_and_listens(port: int) -> No
     # Acknowledged: the listening device ("cli") is not given them again.
     status, out, _ = await parley(port, bob_name, "listen", "--seconds", "1")
     assert status == 0 and out == ""
-    # Ctrl-C ends a listen quietly.
+    # Ctrl-C ends a listen quietly. (A shell starts background jobs with SIGINT ignored, and the
+    # child would inherit that from a suite run in the background: give it a terminal's default.)
     listen = await asyncio.create_subprocess_exec(str(PARLEY), "--url", url(port), "listen", env=env(bob_name),
-                                                  stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                                                  stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert listen.stderr is not None
         assert (await asyncio.wait_for(listen.stderr.readline(), 30)).startswith(b"listening as")
