@@ -145,24 +145,30 @@ export function recall(conv, message) {
 
 /** Upload each file (with a progress bar), then send it as a message (`extra`: see sendMessage). */
 export async function sendFiles(conv, files, ttl, extra = {}) {
+  let bar = null;
   for (const file of files) {
-    state.upload = { name: file.name, progress: 0 };
+    // This upload's own bar: the delayed clearing of an earlier upload's (below) must not take
+    // it away while this one reports progress (an upload begun within 500 ms of the last).
+    bar = { name: file.name, progress: 0 };
+    state.upload = bar;
     changed();
     try {
       const info = await upload(file, token(), (fraction) => {
-        state.upload.progress = fraction;
+        bar.progress = fraction;
         changed();
       });
       sendMessage(state.convs.get(conv.key) || conv, { file: info, ttl, ...extra });
     } catch (error) {
       showError(error, "upload");
       if (error.code === "unauthorized") conn.drop("unauthorized");
-      state.upload = null;
+      if (state.upload === bar) state.upload = null;
       changed();
       return;
     }
   }
+  const shown = bar;
   setTimeout(() => {
+    if (state.upload !== shown) return; // another upload has begun: its bar stays
     state.upload = null;
     changed();
   }, 500); // let the full bar be seen
