@@ -50,7 +50,7 @@ async def decay_run(args: argparse.Namespace, levels: list[int],
                     procs = {**stack.processes, **infrastructure_processes(), "bench-clients": psutil.Process()}
                     run = await pairs_run(stack.base.replace("http://", "ws://") + "/ws", procs, args.pairs,
                                           args.window, args.seconds, args.warmup, args.ack_every, args.size,
-                                          args.one_way)
+                                          args.one_way, metrics=stack.metrics)
                 rows.append({"level": level, "stored_messages": filled["stored"]["messages"],
                              "fill_seconds": filled.get("seconds"), "run": run})
                 on_row(rows)

@@ -37,6 +37,7 @@ from typing import Any
 
 import psutil
 
+from bench.dbops import db_counts, db_figures, db_table
 from bench.load import close_all, connect_user, gather_limited
 from bench.profile import profiled
 from bench.wsclient import BenchClient, befriend, parse_text, stamped_text
@@ -243,17 +244,19 @@ async def setup_pairs(ws_url: str, pairs: int, ack_every: float) -> list[BenchCl
 
 async def pairs_run(ws_url: str, procs: dict[str, psutil.Process], pairs: int, window: int, seconds: float,
                     warmup: float, ack_every: float, size: int = 100, one_way: bool = False,
-                    profile_dir: str | None = None) -> dict[str, Any]:
+                    profile_dir: str | None = None, metrics: dict[str, str] | None = None) -> dict[str, Any]:
     clients = await setup_pairs(ws_url, pairs, ack_every)
     try:
-        return await measure_pairs(clients, procs, window, seconds, warmup, ack_every, size, one_way, profile_dir)
+        return await measure_pairs(clients, procs, window, seconds, warmup, ack_every, size, one_way, profile_dir,
+                                   metrics or {})
     finally:
         await close_all(clients)
 
 
 async def measure_pairs(clients: list[BenchClient], procs: dict[str, psutil.Process], window: int, seconds: float,
                         warmup: float, ack_every: float, size: int, one_way: bool,
-                        profile_dir: str | None = None) -> dict[str, Any]:
+                        profile_dir: str | None = None, metrics: dict[str, str] | None = None) -> dict[str, Any]:
+    """`metrics`: label -> prometheus endpoint of the stack's processes, for database operations."""
     tally, stop = Tally(), asyncio.Event()
     background: set[asyncio.Task[Any]] = set()
     record_receipts(clients, tally)
@@ -284,9 +287,11 @@ async def measure_pairs(clients: list[BenchClient], procs: dict[str, psutil.Proc
     try:
         await asyncio.sleep(max(0.0, (tally.start_ns - time.perf_counter_ns()) / 1e9))
         load_start, cpu_start, busy_start = os.getloadavg(), cpu_seconds(procs), machine_busy()
+        db_start = await db_counts(metrics or {})
         async with profiled(procs, profile_dir, seconds):  # py-spy over the window (--profile DIR)
             await asyncio.sleep(max(0.0, (tally.end_ns - time.perf_counter_ns()) / 1e9))
             cpu_end, load_end, busy_end = cpu_seconds(procs), os.getloadavg(), machine_busy()
+            db_end = await db_counts(metrics or {})
             stop.set()
         drained_by = time.perf_counter() + DRAIN_SECONDS
         await asyncio.wait(lanes, timeout=DRAIN_SECONDS)
@@ -312,7 +317,7 @@ async def measure_pairs(clients: list[BenchClient], procs: dict[str, psutil.Proc
         "retries": tally.retries, "gave_up": tally.gave_up, "errors": tally.errors, "resyncs": tally.resyncs,
         "acks": {"sent": sum(c.acks_sent for c in clients), "errors": sum(c.ack_errors for c in clients)},
         "loadavg_start": [round(x, 2) for x in load_start], "loadavg_end": [round(x, 2) for x in load_end],
-        "cpu": cpu, "machine_cpu_percent": round(machine, 1), "cpus": os.cpu_count(),
+        "cpu": cpu, "db": db_figures(db_start, db_end, delivered), "machine_cpu_percent": round(machine, 1), "cpus": os.cpu_count(),
         # Busy CPU of the machine not in the processes above (other work running here, py-spy).
         "other_cpu_percent": round(machine - cpu["total"]["cpu_percent"], 1),
         "other_top": others(busy_start, busy_end, procs, seconds),
@@ -341,4 +346,5 @@ def pairs_table(r: dict[str, Any]) -> str:
     for label, c in r["cpu"].items():
         per = "-" if c["cpu_ms_per_message"] is None else f"{c['cpu_ms_per_message']:.3f}"
         lines.append(f"  {label:<14}{c['cpu_percent']:>8.1f}{per:>12}")
+    lines += db_table(r.get("db") or {})
     return "\n".join(lines)

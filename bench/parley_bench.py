@@ -137,7 +137,8 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any], mongo: tuple[str, str]) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any], mongo: tuple[str, str],
+                  metrics: dict[str, str] | None = None) -> dict[str, Any]:
     ws_url = base.replace("http://", "ws://").replace("https://", "wss://").rstrip("/") + "/ws"
     result: dict[str, Any] = {"gateway": base, "options": vars(args), "cpus": os.cpu_count()}
     # This process too: every client runs in it, on the same cores as the stack.
@@ -147,7 +148,7 @@ async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any], mo
     chats: list[dict[str, Any]] = []
     if args.pairs:
         result["pairs"] = await pairs_run(ws_url, procs, args.pairs, args.window, args.seconds, args.warmup,
-                                          args.ack_every, args.size, args.one_way, args.profile)
+                                          args.ack_every, args.size, args.one_way, args.profile, metrics)
     elif args.sweep:
         sweep = await run_sweep(ws_url, procs, args.sweep, args.users, args.seconds, args.group_size, args.size,
                                 args.warmup, args.ack_every)
@@ -199,7 +200,8 @@ async def bench_on_infra(args: argparse.Namespace) -> bool:
                              keep_log=Path(args.stack_log) if args.stack_log else None) as stack:
             print(f"stack up (namespace {stack.namespace}, logs in {stack.log_path}, "
                   f"database {stack.mongo_db} at {stack.mongo_url})", flush=True)
-            result = await measure(args, stack.base, dict(stack.processes), (stack.mongo_url, stack.mongo_db))
+            result = await measure(args, stack.base, dict(stack.processes), (stack.mongo_url, stack.mongo_db),
+                                   stack.metrics)
     for key, shown in (("pairs", pairs_table), ("burst", burst_table)):
         if key in result:
             print("\n" + shown(result[key]), flush=True)

@@ -79,6 +79,7 @@ class OwnStack:
     mongo_url: str = ""
     mongo_db: str = ""
     processes: dict[str, psutil.Process] = field(default_factory=dict)  # label -> process
+    metrics: dict[str, str] = field(default_factory=dict)  # label -> its prometheus endpoint
 
 
 def find(fragment: str) -> list[psutil.Process]:
@@ -164,6 +165,7 @@ async def own_stack(extra_env: dict[str, str] | None = None, prefix: str = "benc
             env["PARLEY_MONGO_URL"] = embedded_mongo_url(mongo_port)
         sink = open(tmp / "stack.log", "w")
         stack = Stack(env=env, dev=DevSettings(gateways=1, ready_timeout_seconds=90, data_dir=tmp), sink=sink)
+        stack.expose_metrics = True
         stack.start_all()
         await asyncio.to_thread(stack.wait_ready)
         mongo_url = env.get("PARLEY_MONGO_URL") or os.environ["PARLEY_MONGO_URL"]
@@ -171,6 +173,8 @@ async def own_stack(extra_env: dict[str, str] | None = None, prefix: str = "benc
         for key, proc in stack.procs.items():
             label = "gateway" if key == "gateway1" else "chat" if key == "chat1" else key
             own.processes[label] = psutil.Process(proc.popen.pid)  # type: ignore[union-attr]
+            metrics_port = stack.metrics_ports.get(key)
+            own.metrics[label] = f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else f"{own.base}/metrics"
         if mongo is not None:
             own.processes["mongo"] = psutil.Process(mongo.pid)
         yield own

@@ -10,6 +10,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from shared.dbmetrics import CountingListener
 from shared.logs import log_event
 from shared.settings import Settings
 
@@ -31,7 +32,7 @@ def mongo_client(settings: Settings) -> MongoClient:
     # commit interval). A replica set's URL adds w=majority on top.
     return AsyncMongoClient(
         settings.mongo_url, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True,
-        journal=settings.mongo_journal,
+        journal=settings.mongo_journal, event_listeners=[CountingListener()],
     )
 
 

@@ -202,6 +202,10 @@ class Stack:
         self.interrupt = threading.Event()
         self.mongo: Proc | None = None
         self.procs: dict[str, Proc] = {}
+        # A prometheus endpoint of its own for each process that has no HTTP server (the gateway
+        # serves /metrics itself): the benchmarks read database operations per process from them.
+        self.expose_metrics = False
+        self.metrics_ports: dict[str, int] = {}
         base = int(self.env.get("PARLEY_GATEWAY_PORT", "8000"))
         self.gateway_ports = [base + i for i in range(self.dev.gateways)]
 
@@ -237,6 +241,8 @@ class Stack:
     def start_process(self, key: str, service: str, overrides: dict[str, str]) -> Proc:
         """One process of `service` under the name `key`, with settings of its own on top."""
         env = {**self.env, **overrides}
+        if self.expose_metrics and service != "gateway":
+            env["PARLEY_METRICS_PORT"] = str(self.metrics_ports.setdefault(key, free_port()))
         proc = Proc(key, [sys.executable, "-m", f"services.{service}.main"], env, self.sink).start()
         self.procs[key] = proc
         return proc

@@ -3,6 +3,7 @@ its rules read. Declared once here; chat's handler classes (handlers.py, group_h
 read them as attributes, and tests give the ones they replace
 (`await ChatService.build(rt, profiles=StaticProfiles(...), deliver=...)`).
 """
+import logging
 from datetime import timedelta
 
 from services.chat.domain.in_order import InOrder
@@ -17,7 +18,10 @@ from services.chat.storage.messages import MessageStore
 from services.chat.storage.typing import TypingThrottle
 from shared.contracts.chat import DeliveriesLost
 from shared.declared import Runtime, Service, part
+from shared.logs import log_event
 from shared.presence import Presence
+
+log = logging.getLogger("parley.chat")
 
 
 def _deliverer(rt: Runtime, presence: Presence) -> Deliverer:
@@ -36,7 +40,7 @@ class ChatParts(Service):
     friendships = part(lambda rt, s: FriendshipStore(rt.db))
     conversations = part(lambda rt, s: ConversationStore(rt.db))
     messages = part(lambda rt, s: MessageStore(rt.db))
-    cursors = part(lambda rt, s: CursorStore(rt.db))
+    cursors = part(lambda rt, s: CursorStore(rt.db, rt.settings.positions_flush_seconds))
     blocks = part(lambda rt, s: BlockStore(rt.db))
     invites = part(lambda rt, s: InviteStore(rt.db))
     join_requests = part(lambda rt, s: JoinRequestStore(rt.db))
@@ -47,6 +51,14 @@ class ChatParts(Service):
     typing = part(lambda rt, s: TypingThrottle(rt.redis, rt.settings.namespace))
     profiles = part(lambda rt, s: AuthProfiles(rt.rpc()))
     files = part(lambda rt, s: FilesDirectory(rt.rpc()))
+
+    async def close(self) -> None:
+        """Positions still in memory are written before the process ends (if the database is
+        away they are lost: devices are sent again what they had, coalesced.py)."""
+        try:
+            await self.cursors.close()
+        except Exception as exc:
+            log_event(log, "positions.unwritten_at_exit", logging.WARNING, error=repr(exc)[:200])
 
     @property
     def edit_window(self) -> timedelta:

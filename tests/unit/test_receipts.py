@@ -138,26 +138,41 @@ async def watched(world, mongo_url: str, db) -> AsyncIterator[tuple[ChatWorld, C
             events=world.events, profiles=world.profiles, files=world.files,
         )
         commands.seen.clear()  # building it ensured indexes: not what is watched
-        yield ChatWorld(service, world.outbox, world.events, world.profiles, world.files), commands
+        try:
+            yield ChatWorld(service, world.outbox, world.events, world.profiles, world.files), commands
+        finally:
+            await service.close()
     finally:
         await client.close()
 
 
-async def test_an_ack_batch_costs_one_read_more_and_no_write_more(world, mongo_url, db) -> None:
-    """The ack path (issue 12's hot path): the conversations read, the delivered markers read,
-    one bulk write of cursors and markers together; no round trip per item."""
+async def test_acks_are_written_once_a_flush_not_once_an_ack(world, mongo_url, db) -> None:
+    """The ack path (issue 12's hot path, issue 26's coalescing): a replica that has not seen the
+    conversations or markers reads each once; then acks cost no database command at all until the
+    flush writes every cursor and marker that moved in one bulk write. Reads see the positions
+    before they are written."""
     await world.befriend(A, C)
     for n in range(1, 4):
         await send(world, A, B, f"b{n}")
         await send(world, A, C, f"c{n}")
     ac = direct_conversation_id(A, C)
-    items = [ack_item(B, d, s) for d in ("phone", "laptop") for s in (1, 2, 3)] + [ack_item(C, "pc", 2, ac)]
     async with watched(world, mongo_url, db) as (replica, commands):
-        outcomes = await replica.ack_items(items)
-    assert outcomes == [Empty()] * len(items)
-    assert [(name, collection) for name, collection, _ in commands.seen] == [
-        ("find", "conversations"), ("find", "cursors"), ("update", "cursors"),
-    ]
+        first = [ack_item(B, d, s) for d in ("phone", "laptop") for s in (1, 2)] + [ack_item(C, "pc", 2, ac)]
+        assert await replica.ack_items(first) == [Empty()] * len(first)
+        assert [(name, collection) for name, collection, _ in commands.seen] == [
+            ("find", "conversations"), ("find", "cursors"),
+        ]
+        commands.seen.clear()
+        later = [ack_item(B, "phone", 3), ack_item(C, "pc", 3, ac)]
+        assert await replica.ack_items(later) == [Empty()] * len(later)
+        assert commands.seen == []  # known conversations and markers: nothing read, nothing written yet
+        assert await replica.service.cursors.of_device(B, "phone") == {AB: 3}
+        assert await db["cursors"].count_documents({}) == 0
+        commands.seen.clear()
+        await replica.service.cursors.pending.flush()
+        assert [(name, collection) for name, collection, _ in commands.seen] == [("update", "cursors")]
+    stored = {d["_id"]: d["seq"] async for d in db["cursors"].find()}
+    assert stored[f"{B}|phone|{AB}"] == 3 and stored[f"{B}|laptop|{AB}"] == 2 and stored[f"{C}|pc|{ac}"] == 3
 
 
 async def test_positions_are_read_through_indexes(world, mongo_url, db) -> None:
@@ -167,6 +182,7 @@ async def test_positions_are_read_through_indexes(world, mongo_url, db) -> None:
     await send(world, A, group_id, "g1")
     await world.ack_items([ack_item(u, "d1", 1, cid) for u in (B, C)])
     await read(world, B, 1, cid)
+    await world.service.cursors.pending.flush()
     commands = Commands()
     client = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[commands])
     try:  # the store's read itself (what conversations.list and history.fetch read them with)
@@ -234,6 +250,7 @@ async def held_by_b(world, n: int) -> list[chat.MessageSendReply]:
     sent = [await send(world, A, B, f"m{i}", text=f"text {i}") for i in range(1, n + 1)]
     assert await world.sync(B, "phone") == n
     await world.ack(B, AB, n, device="phone")
+    await world.service.cursors.pending.flush()  # written, as a second after (other replicas read it)
     world.outbox.clear()
     return sent
 

@@ -162,4 +162,7 @@ async def chat_world(db: Any, settings: Settings, *profiles: UserProfile, files:
             Runtime(own, db, redis), presence=presence, deliver=Deliverer(presence, outbox), events=events,
             profiles=known, files=files,
         )
-        yield ChatWorld(service, outbox, events, known, files)
+        try:
+            yield ChatWorld(service, outbox, events, known, files)
+        finally:
+            await service.close()  # positions still in memory are written, as at a process's end

@@ -217,6 +217,14 @@ class Messages(Protocol):
 
     async def catch_up_last_seq(self, conversation_id: str) -> int: ...
 
+    def known_top(self, conversation_id: str) -> int:
+        """The highest seq this process knows is stored there, without a read (0: none known)."""
+        ...
+
+    def note_top(self, conversation_id: str, seq: int) -> None:
+        """`seq` was read as stored there."""
+        ...
+
     async def page(
         self, conversation_id: str, before_seq: int | None, limit: int, now: datetime, top: int, floor: int = 0,
         *, viewer: str | None = None,

@@ -263,11 +263,14 @@ async def acknowledge_many(items: list[AckItem], parts: SendParts) -> list[Empty
         try:
             user = _sender(item)
             conversation = known.get(request.conversation_id)
-            if conversation is None or not conversation.has_member(user) or request.seq > conversation.last_seq:
-                # Not a member, or beyond last_seq (which may need catching up): the careful path.
+            if conversation is None or not conversation.has_member(user) or request.seq > max(
+                conversation.last_seq, parts.messages.known_top(request.conversation_id)
+            ):
+                # Not a member, or beyond what this process knows is stored: the careful path.
                 conversation = await conversation_up_to(
                     request.conversation_id, request.seq, user, parts.conversations, parts.messages
                 )
+                parts.messages.note_top(conversation.conversation_id, conversation.last_seq)
                 known[request.conversation_id] = conversation
         except ParleyError as exc:
             outcomes.append(exc)

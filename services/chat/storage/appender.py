@@ -74,6 +74,15 @@ class GroupCommit:
         waits = [self._enqueue(conversation, draft) for conversation, draft in entries]
         return list(await asyncio.gather(*waits, return_exceptions=True))
 
+    def known_top(self, conversation_id: str) -> int:
+        """The highest seq this process numbered in the conversation (0: none it knows of)."""
+        return self._next_seq.get(conversation_id, 1) - 1
+
+    def note_top(self, conversation_id: str, seq: int) -> None:
+        """`seq` is stored (read from the database): number above it from now on."""
+        if seq >= self._next_seq.get(conversation_id, 0):
+            self._next_seq[conversation_id] = seq + 1
+
     def _enqueue(self, conversation: Conversation, draft: Draft) -> asyncio.Future[Message]:
         pending = Pending(conversation, draft, asyncio.get_running_loop().create_future())
         self._queue.append(pending)

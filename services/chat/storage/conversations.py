@@ -21,7 +21,8 @@ MAX_KNOWN_DIRECT = 100_000
 class ConversationStore:
     def __init__(self, db: Database):
         self.collection = db["conversations"]
-        self._known_direct: set[str] = set()
+        # Direct conversations as first read: their members never change (last_seq goes stale).
+        self._known_direct: dict[str, Conversation] = {}
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("members", ASCENDING)])
@@ -32,12 +33,22 @@ class ConversationStore:
         return conversation(doc) if doc else None
 
     async def by_ids(self, conversation_ids: list[str]) -> dict[str, Conversation]:
-        """Many conversations in one read (a batch of acks names several)."""
-        if not conversation_ids:
-            return {}
-        return {
-            doc["_id"]: conversation(doc) async for doc in self.collection.find({"_id": {"$in": conversation_ids}})
-        }
+        """Many conversations in one read (a batch of acks names several). Direct ones this
+        process has seen come from memory, with `last_seq` as first read: a caller that needs
+        the top compares with MessageStore.known_top."""
+        found = {cid: self._known_direct[cid] for cid in conversation_ids if cid in self._known_direct}
+        rest = [cid for cid in conversation_ids if cid not in found]
+        if rest:
+            async for doc in self.collection.find({"_id": {"$in": rest}}):
+                found[doc["_id"]] = read = conversation(doc)
+                if read.kind == "direct":
+                    self._know_direct(read)
+        return found
+
+    def _know_direct(self, direct: Conversation) -> None:
+        if len(self._known_direct) >= MAX_KNOWN_DIRECT:
+            self._known_direct.clear()
+        self._known_direct[direct.conversation_id] = direct
 
     async def groups_by_id(self, group_ids: list[str]) -> dict[str, Conversation]:
         """Many groups' conversations in one read (a batch of sends names several)."""
@@ -51,12 +62,11 @@ class ConversationStore:
         """The direct conversation, created on first use. Direct conversations are never deleted
         and their members never change, so once this process has seen one it skips the read
         (the seq comes from the group commit's hint; a stale one is caught by the unique index)."""
-        if conversation_id in self._known_direct:
-            return Conversation(conversation_id, "direct", members)
+        known = self._known_direct.get(conversation_id)
+        if known is not None:
+            return known
         found = await self._direct(conversation_id, members, now)
-        if len(self._known_direct) >= MAX_KNOWN_DIRECT:
-            self._known_direct.clear()
-        self._known_direct.add(conversation_id)
+        self._know_direct(found)
         return found
 
     async def _direct(self, conversation_id: str, members: list[str], now: datetime) -> Conversation:

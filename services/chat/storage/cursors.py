@@ -18,6 +18,7 @@ from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.chat.domain.records import Cursor
+from services.chat.storage.coalesced import CoalescedPositions, DeviceKey, UserKey
 from shared.stores import Database, Document
 
 AFTER_BAR = chr(ord("|") + 1)  # the first character above "|": the end of a `...|` prefix range
@@ -27,13 +28,21 @@ DELIVERED = "@delivered|"
 
 
 class CursorStore:
-    def __init__(self, db: Database):
+    """Cursors and delivered markers move in memory and reach the database about once every
+    `flush_seconds` (storage/coalesced.py says what a crash costs); reads see both."""
+
+    def __init__(self, db: Database, flush_seconds: float = 1.0):
         self.devices = db["devices"]
         # Cursor moves are not waited on to reach the journal (a flush per write): one lost
         # with a database crash only means a device is sent again what it already holds,
         # which it drops by seq (delivery is at least once).
         self.cursors = db["cursors"].with_options(write_concern=WriteConcern(w=1, j=False))
         self.read_markers = db["read_markers"]
+        self.pending = CoalescedPositions(self._write_positions, flush_seconds)
+
+    async def close(self) -> None:
+        """Write the positions still waiting (at shutdown)."""
+        await self.pending.close()
 
     async def ensure_indexes(self) -> None:
         await self.devices.create_index([("user_id", ASCENDING)])
@@ -94,12 +103,16 @@ class CursorStore:
             if not conversation_ids:
                 return {}
             ids = [f"{user_id}|{device_id}|{cid}" for cid in conversation_ids]
-            return {doc["conversation_id"]: doc["seq"] async for doc in self.cursors.find({"_id": {"$in": ids}})}
-        return {
+            found = {doc["conversation_id"]: doc["seq"] async for doc in self.cursors.find({"_id": {"$in": ids}})}
+            wanted = set(conversation_ids)
+            newer = self.pending.newer_cursors(found, user_id, device_id)
+            return {cid: seq for cid, seq in newer.items() if cid in wanted}
+        found = {
             doc["conversation_id"]: doc["seq"]
             async for doc in self._with_prefix(user_id, device_id)
             if doc["user_id"] == user_id and doc["device_id"] == device_id
         }
+        return self.pending.newer_cursors(found, user_id, device_id)
 
     async def highest_of_user(self, user_id: str, conversation_ids: Sequence[str]) -> dict[str, int]:
         """conversation_id → highest seq any of the user's devices has acknowledged there: the
@@ -110,7 +123,7 @@ class CursorStore:
             return {}
         devices = [d["device_id"] async for d in self.devices.find({"user_id": user_id}, {"device_id": 1})]
         ids = [f"{user_id}|{device}|{cid}" for device in devices for cid in conversation_ids]
-        best: dict[str, int] = {}
+        best = self.pending.pending_of_user(user_id, conversation_ids)
         if ids:
             async for doc in self.cursors.find({"_id": {"$in": ids}}):
                 best[doc["conversation_id"]] = max(best.get(doc["conversation_id"], 0), doc["seq"])
@@ -124,17 +137,21 @@ class CursorStore:
         self, cursors: Iterable[Cursor], delivered: Mapping[tuple[str, str], int] | None = None
     ) -> None:
         """Move many devices' cursors, and users' delivered markers ((user_id, conversation_id) →
-        seq), forward in one write."""
+        seq), forward: in memory now, in the database with the next flush."""
+        await self.pending.advance(cursors, delivered or {})
+
+    async def _write_positions(self, cursors: dict[DeviceKey, int], delivered: dict[UserKey, int]) -> None:
+        """One bulk `$max` of the positions that waited (never moves one back)."""
         updates = [
             UpdateOne(
-                {"_id": f"{c.user_id}|{c.device_id}|{c.conversation_id}"},
+                {"_id": f"{user_id}|{device_id}|{conversation_id}"},
                 {
-                    "$max": {"seq": c.seq},
-                    "$setOnInsert": {"user_id": c.user_id, "device_id": c.device_id, "conversation_id": c.conversation_id},
+                    "$max": {"seq": seq},
+                    "$setOnInsert": {"user_id": user_id, "device_id": device_id, "conversation_id": conversation_id},
                 },
                 upsert=True,
             )
-            for c in cursors
+            for (user_id, device_id, conversation_id), seq in cursors.items()
         ]
         updates += [
             UpdateOne(
@@ -142,18 +159,22 @@ class CursorStore:
                 {"$max": {"seq": seq}, "$setOnInsert": {"user_id": user_id, "conversation_id": conversation_id}},
                 upsert=True,
             )
-            for (user_id, conversation_id), seq in (delivered or {}).items()
+            for (user_id, conversation_id), seq in delivered.items()
         ]
         if updates:
             await self.cursors.bulk_write(updates, ordered=False)
 
     async def delivered_of(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """(user_id, conversation_id) → the user's delivered marker there, for the pairs that have
-        one: one read (point lookups on _id)."""
-        ids = {_delivered_id(conversation_id, user_id): (user_id, conversation_id) for user_id, conversation_id in pairs}
-        if not ids:
-            return {}
-        return {ids[doc["_id"]]: doc["seq"] async for doc in self.cursors.find({"_id": {"$in": list(ids)}})}
+        one: those this process knows from memory, the others in one read (point lookups on _id)."""
+        pairs, known = list(pairs), self.pending.known_delivered
+        found = {pair: known[pair] for pair in pairs if pair in known}
+        ids = {_delivered_id(cid, user_id): (user_id, cid) for user_id, cid in pairs if (user_id, cid) not in found}
+        if ids:
+            async for doc in self.cursors.find({"_id": {"$in": list(ids)}}):
+                found[ids[doc["_id"]]] = doc["seq"]
+                self.pending.remember(ids[doc["_id"]], doc["seq"])
+        return found
 
     async def positions(self, conversation_id: str, user_ids: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
         """These users' read markers and delivered markers in the conversation: user_id → seq, for
@@ -168,6 +189,10 @@ class CursorStore:
         )
         read = {d["user_id"]: d["seq"] for d in read_docs if d["user_id"] in wanted}
         delivered = {d["user_id"]: d["seq"] for d in delivered_docs}
+        for user_id in wanted:  # newer than written, where this process knows it
+            seq = self.pending.known_delivered.get((user_id, conversation_id), 0)
+            if seq > delivered.get(user_id, 0):
+                delivered[user_id] = seq
         return read, delivered
 
     async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> bool:

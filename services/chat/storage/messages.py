@@ -99,6 +99,14 @@ class MessageStore:
                 appended.append(Appended(result, first=True))
         return appended
 
+    def known_top(self, conversation_id: str) -> int:
+        """The highest seq this process knows is stored or being stored in the conversation,
+        without a read (0: it knows none): above a `last_seq` read earlier."""
+        return self._group_commit.known_top(conversation_id)
+
+    def note_top(self, conversation_id: str, seq: int) -> None:
+        self._group_commit.note_top(conversation_id, seq)
+
     async def by_client_msg_id(self, sender: str, client_msg_id: str) -> Message | None:
         doc = await self.messages.find_one({"from_user_id": sender, "client_msg_id": client_msg_id})
         return message(doc) if doc else None
