@@ -23,6 +23,7 @@ help:
 	@echo "           a sweep: latency against offered load, a row per rate and a PNG, chat load only (ARGS='--sweep 100,200,500,1000 --seconds 5 --plot bench-sweep.png')"
 	@echo "           issue 12: pairs with W outstanding and acks on a prefilled, reusable store (ARGS='--pairs 100 --window 10 --ack-every 0.5 --seconds 20 --prefill 100000 --store .run/bench-store'; --private-infra: a RabbitMQ and Redis of its own)"
 	@echo "           one device's burst to an offline friend, offline sync, decay table (ARGS='--burst 2000 --sync-messages 10000'; ARGS='--decay 0,100000,1000000 --pairs 100 --store .run/bench-store')"
+	@echo "           issue 26: p50/p99 per operation (send, ack, read, edit, react, open, history, sync) under a moderate mixed load; fails past 50 ms p99 (ARGS='--ops 20 --ops-rate 40 --seconds 30 --prefill 100000 --store .run/bench-store --private-infra')"
 	@echo "make profile  py-spy profiles of chat, gateway and database under the chat load, into .run/profile/ (ARGS='--rate 300')"
 	@echo "make bench-upload  stream a 1 GiB upload and download through a stack of its own, printing gateway/files RSS (ARGS='--mib 256')"
 	@echo "make chaos  the fault suite, longer: RabbitMQ stopped, Redis emptied, MongoDB and replicas killed -9 under load, a table per fault (ARGS='--only gateway,chat --repeat 3 --rate 40'; docs/reliability.md)"

@@ -42,6 +42,11 @@ turns offline sync, idle sockets and ceilings off unless asked for):
     parley-bench --burst 2000
         one device sends N back to back (64 in flight) to an offline friend, who then logs in
         (bench/burst.py). --sync-messages 10000: the offline sync, login reply -> sync.done.
+    parley-bench --ops 20 --ops-rate 40 --seconds 30 --prefill 100000 --store DIR
+        issue 26: N pairs of users doing a mix of send, ack, read, edit, react, open (burn after
+        reading), history page and sync (a second device reconnecting) at a moderate total rate;
+        p50/p99/max per operation from request to reply, CPU-ms per operation per process
+        (bench/ops.py). Fails when an operation's p99 is over --ops-ceiling-ms (default 50).
     parley-bench --decay 0,100000,1000000 --pairs 100 --window 10 [--store DIR]
         the pairs run per stored-message level, a stack each, as a table (bench/decay.py).
     --private-infra: a RabbitMQ node and a Redis of the run's own (bench/infra.py), not the machine's
@@ -63,6 +68,7 @@ from bench.decay import decay_run, decay_table, parse_levels
 from bench.idle import idle_connections, raise_nofile
 from bench.infra import private_infra
 from bench.load import chat_run, offline_sync
+from bench.ops import ops_run, ops_table, parse_mix, slow_operations
 from bench.pairs import pairs_run, pairs_table
 from bench.prefill import prefill
 from bench.stack import BENCH_ENV, infrastructure_processes, own_stack, run_interruptibly, running_processes
@@ -146,7 +152,9 @@ async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any], mo
     if args.prefill:
         result["prefill"] = await prefill(*mongo, args.prefill, Path(args.store) if args.store else None)
     chats: list[dict[str, Any]] = []
-    if args.pairs:
+    if args.ops:
+        result["ops"] = await ops_run(ws_url, procs, args.ops, args.ops_rate, args.seconds, args.warmup, args.mix)
+    elif args.pairs:
         result["pairs"] = await pairs_run(ws_url, procs, args.pairs, args.window, args.seconds, args.warmup,
                                           args.ack_every, args.size, args.one_way, args.profile, metrics)
     elif args.sweep:
@@ -155,7 +163,7 @@ async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any], mo
         result.update(sweep=sweep["steps"], sweep_rule=sweep["rule"], sweep_stopped=sweep["stopped"],
                       sweep_warmup=sweep["warmup"])
         chats = sweep["steps"]
-    elif not args.burst:
+    elif not args.burst and not args.ops:
         result["chat"] = await chat_run(ws_url, procs, args.users, args.rate, args.seconds, args.group_size, args.size,
                                         args.warmup, args.profile, args.ack_every)
         chats = [result["chat"]]
@@ -202,7 +210,7 @@ async def bench_on_infra(args: argparse.Namespace) -> bool:
                   f"database {stack.mongo_db} at {stack.mongo_url})", flush=True)
             result = await measure(args, stack.base, dict(stack.processes), (stack.mongo_url, stack.mongo_db),
                                    stack.metrics)
-    for key, shown in (("pairs", pairs_table), ("burst", burst_table)):
+    for key, shown in (("pairs", pairs_table), ("burst", burst_table), ("ops", ops_table)):
         if key in result:
             print("\n" + shown(result[key]), flush=True)
     if "prefill" in result:
@@ -232,6 +240,9 @@ async def bench_on_infra(args: argparse.Namespace) -> bool:
           and result.get("burst", {}).get("ok", True))
     if not ok:
         print("FAILED: lost or duplicated messages, or an incomplete offline sync", file=sys.stderr)
+    if "ops" in result and (slow := slow_operations(result["ops"], args.ops_ceiling_ms)):
+        print(f"FAILED: p99 over {args.ops_ceiling_ms:g} ms: {', '.join(slow)}", file=sys.stderr)
+        ok = False
     return ok
 
 
@@ -272,6 +283,13 @@ def main() -> None:
                         "paced chat load (bench/pairs.py)")
     parser.add_argument("--window", type=int, default=10, help="with --pairs: messages outstanding per sender (default 10)")
     parser.add_argument("--one-way", action="store_true", help="with --pairs: only the first of each pair sends")
+    parser.add_argument("--ops", type=int, default=0, metavar="N",
+                        help="issue 26's mixed operations with N pairs of users instead of the chat load (bench/ops.py)")
+    parser.add_argument("--ops-rate", type=float, default=40, help="with --ops: operations/s over all users (default 40)")
+    parser.add_argument("--mix", default="send=30,ack=10,read=10,edit=10,react=10,open=10,history=10,sync=5",
+                        help="with --ops: weights per operation (default %(default)s)")
+    parser.add_argument("--ops-ceiling-ms", type=float, default=50,
+                        help="with --ops: fail when an operation's p99 is above this (default 50)")
     parser.add_argument("--prefill", type=int, default=0, metavar="N",
                         help="first insert N messages straight into the database (bench/prefill.py)")
     parser.add_argument("--store", metavar="DIR", help="the embedded database's data in DIR, kept for later runs")
@@ -306,9 +324,17 @@ def main() -> None:
         parser.error("--private-infra and --stack-log are for a stack of our own (no --url)")
     if args.store and args.url:
         parser.error("--store is the data of a stack of our own; with --url the running stack's database is used")
+    try:
+        args.mix = parse_mix(args.mix)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.ops < 0 or args.ops_rate <= 0:
+        parser.error("--ops must be >= 0 and --ops-rate > 0")
+    if args.ops and (args.pairs or args.sweep or args.burst or args.decay):
+        parser.error("--ops replaces the chat load: not with --pairs, --sweep, --burst or --decay")
     if args.pairs < 0 or args.window < 1:
         parser.error("--pairs must be >= 0 and --window >= 1")
-    issue12 = bool(args.pairs or args.burst or args.decay)
+    issue12 = bool(args.pairs or args.burst or args.decay or args.ops)
     args.ack_every = (0.5 if args.pairs else 0.0) if args.ack_every is None else args.ack_every
     # A sweep, or issue 12's workloads, measure their load alone unless told otherwise.
     full = not args.sweep and not issue12

@@ -66,3 +66,28 @@ async def wait_for_mongo(client: MongoClient, settings: Settings) -> None:
                 ) from exc
             log_event(log, "mongo.waiting", logging.WARNING, url=settings.mongo_url, error=str(exc)[:200])
             await asyncio.sleep(1)
+
+
+async def update_then_read(
+    collection: Collection, key: Any, update: Document, where: Document | None = None,
+    projection: Document | None = None,
+) -> Document | None:
+    """`update` the document whose `_id` is `key` if it also matches `where`; then the document
+    as it is after, read by `_id` (None when nothing matched, or it was deleted in between).
+
+    In place of find_one_and_update(..., return_document=AFTER), which on the embedded
+    MongoDB-wire server (secantusdb 0.7) does its write with the filter `{_id, $and: [query]}`,
+    and its write planner takes no index for a filter with a top-level operator: every one
+    loaded and matched the whole collection (0.4-1 s at 50,000 messages; issue 26). update_one by
+    `_id` (plus conditions) is a point lookup there, as on mongod.
+
+    The two steps are not one: another write may land between them, and the document returned
+    then shows it too. Each write is still applied atomically by the server and none is lost;
+    the reply is the document in a state at least as new as this update (never older), which
+    callers must accept (a message recalled just after an edit reads recalled). Reads go to the
+    primary (the default), so the read sees the write it follows."""
+    result = await collection.update_one({"_id": key, **(where or {})}, update)
+    if result.matched_count == 0:
+        return None
+    doc: Document | None = await collection.find_one({"_id": key}, projection)
+    return doc

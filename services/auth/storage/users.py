@@ -8,11 +8,11 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from services.auth.domain.ports import Profile, User, UsernameTaken
-from shared.stores import Database, Document
+from shared.stores import Database, Document, update_then_read
 
 # What a profile read fetches: never the password hash.
 _PROFILE = {"password_hash": 0}
@@ -96,7 +96,5 @@ class MongoUserStore:
         if not update:
             doc = await self.users.find_one({"_id": user_id}, _PROFILE)
         else:
-            doc = await self.users.find_one_and_update(
-                {"_id": user_id}, update, projection=_PROFILE, return_document=ReturnDocument.AFTER
-            )
+            doc = await update_then_read(self.users, user_id, update, projection=_PROFILE)
         return _profile(doc) if doc else None

@@ -7,13 +7,13 @@ from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from services.chat.domain.records import Conversation, GroupChanges, Kind, Member
 from services.chat.storage.documents import conversation, conversation_doc, member_doc
 from shared.contracts.groups import Role
-from shared.stores import Database
+from shared.stores import Database, update_then_read
 
 MAX_KNOWN_DIRECT = 100_000
 
@@ -104,19 +104,16 @@ class ConversationStore:
     async def add_members(self, conversation_id: str, members: dict[str, Member]) -> Conversation | None:
         """Add members who are not in yet; returns the updated conversation (None: it is gone)."""
         sets = {f"member_info.{uid}": member_doc(member) for uid, member in members.items()}
-        doc = await self.collection.find_one_and_update(
-            {"_id": conversation_id},
-            {"$addToSet": {"members": {"$each": list(members)}}, "$set": sets},
-            return_document=ReturnDocument.AFTER,
+        doc = await update_then_read(
+            self.collection, conversation_id, {"$addToSet": {"members": {"$each": list(members)}}, "$set": sets}
         )
         return conversation(doc) if doc else None
 
     async def remove_member(self, conversation_id: str, user_id: str) -> Conversation | None:
         """Remove one member; returns the updated conversation (None if they were not in it)."""
-        doc = await self.collection.find_one_and_update(
-            {"_id": conversation_id, "members": user_id},
-            {"$pull": {"members": user_id}, "$unset": {f"member_info.{user_id}": ""}},
-            return_document=ReturnDocument.AFTER,
+        doc = await update_then_read(
+            self.collection, conversation_id, {"$pull": {"members": user_id}, "$unset": {f"member_info.{user_id}": ""}},
+            where={"members": user_id},
         )
         return conversation(doc) if doc else None
 
@@ -150,9 +147,7 @@ class ConversationStore:
             sets["avatar_url"] = None
         if not sets:
             return await self.conversation(conversation_id)
-        doc = await self.collection.find_one_and_update(
-            {"_id": conversation_id, "kind": "group"}, {"$set": sets}, return_document=ReturnDocument.AFTER
-        )
+        doc = await update_then_read(self.collection, conversation_id, {"$set": sets}, where={"kind": "group"})
         return conversation(doc) if doc else None
 
     async def mute(self, conversation_id: str, user_id: str, until: datetime | None) -> bool:

@@ -9,13 +9,13 @@ expire and are deleted.
 """
 from datetime import datetime, timedelta, timezone
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 
 from services.chat.domain.records import Appended, Conversation, Draft, Message, Placed, is_visible
 from services.chat.storage.appender import DuplicateClientMessage, GroupCommit
 from services.chat.storage.documents import message, reaction_key
 from services.chat.storage.seqwindows import windows
-from shared.stores import Database, Document
+from shared.stores import Database, Document, update_then_read
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # Messages changed after sending (edit, reaction, open, burn, recall set `changed_at`), indexed by
@@ -117,11 +117,9 @@ class MessageStore:
         recorded, latest = await self._recorded_and_stored_top(conversation_id)
         if latest is None:  # nothing stored above it (or all expired): last_seq stands
             return recorded
-        conversation = await self.conversations.find_one_and_update(
-            {"_id": conversation_id},
-            {"$max": {"last_seq": latest["seq"], "last_at": latest["sent_at"]}},
+        conversation = await update_then_read(
+            self.conversations, conversation_id, {"$max": {"last_seq": latest["seq"], "last_at": latest["sent_at"]}},
             projection={"last_seq": 1},
-            return_document=ReturnDocument.AFTER,
         )
         return int(conversation["last_seq"] if conversation else latest["seq"])
 
@@ -229,23 +227,25 @@ class MessageStore:
 
     # --- changes after sending (edit, reactions, burn after reading, delete for me) -------------
     # Each sets `changed_at`: what a device's next sync catches up on (messaging.sync_device).
+    # Each is an update_one by _id and a read after it (shared.stores.update_then_read says why
+    # not find_one_and_update, and what the reply may show of writes landing in between).
     async def edit(self, message_id: str, text: str, now: datetime) -> Message | None:
-        """The new text, unless it was recalled or burned meanwhile (None then)."""
-        doc = await self.messages.find_one_and_update(
-            {"_id": message_id, "recalled": {"$ne": True}, "burned": {"$ne": True}},
-            {"$set": {"text": text, "edited_at": now, "changed_at": now}},
-            return_document=ReturnDocument.AFTER,
+        """The message with the new text; None when it was recalled or burned before the edit
+        (nothing changed), or right after it (then its text is gone: not to be told anyone)."""
+        doc = await update_then_read(
+            self.messages, message_id, {"$set": {"text": text, "edited_at": now, "changed_at": now}},
+            where={"recalled": {"$ne": True}, "burned": {"$ne": True}},
         )
-        return message(doc) if doc else None
+        if doc is None or doc.get("recalled") or doc.get("burned"):
+            return None
+        return message(doc)
 
     async def react(self, message_id: str, emoji: str, user_id: str, add: bool, now: datetime) -> Message | None:
         """Add or take back one user's emoji; the message as it is after (None: it is gone)."""
         key = f"reactions.{reaction_key(emoji)}"
         change: Document = {"$addToSet": {key: user_id}} if add else {"$pull": {key: user_id}}
         change["$set"] = {"changed_at": now}
-        doc = await self.messages.find_one_and_update(
-            {"_id": message_id}, change, return_document=ReturnDocument.AFTER
-        )
+        doc = await update_then_read(self.messages, message_id, change)  # with others' reactions since, if any
         if doc is not None and not add and not (doc.get("reactions") or {}).get(reaction_key(emoji), True):
             # The last one took it back: drop the emptied emoji (it counts toward the cap).
             await self.messages.update_one({"_id": message_id, key: {"$size": 0}}, {"$unset": {key: ""}})
@@ -259,11 +259,12 @@ class MessageStore:
             return None
         if doc["burn"].get("opened_at") is None:
             burns_at = min(doc["burns_at"], now + timedelta(seconds=doc["burn"]["seconds"]))
-            doc = await self.messages.find_one_and_update(
+            # Only the first opening sets the timer; any opener reads what the first one set.
+            await self.messages.update_one(
                 {"_id": message_id, "burn.opened_at": {"$exists": False}},
                 {"$set": {"burn.opened_at": now, "burns_at": burns_at, "changed_at": now}},
-                return_document=ReturnDocument.AFTER,
-            ) or await self.messages.find_one({"_id": message_id})
+            )
+            doc = await self.messages.find_one({"_id": message_id})
         return message(doc) if doc else None
 
     async def due_to_burn(self, now: datetime, limit: int = 500) -> list[Message]:
