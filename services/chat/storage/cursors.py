@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime
 
-from pymongo import ASCENDING, ReturnDocument, UpdateOne, WriteConcern
+from pymongo import ASCENDING, UpdateOne, WriteConcern
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
@@ -66,18 +66,16 @@ class CursorStore:
         return True
 
     async def begin_sync(self, user_id: str, device_id: str, now: datetime) -> tuple[bool, datetime | None]:
-        """Register the device (one write, as register_device): whether it is seen for the first
+        """Register the device (one read; one write the first time): whether it is seen for the first
         time, and when it last finished a sync (a device that never recorded one: when it was
         first seen; None for a new device)."""
         key = {"_id": f"{user_id}|{device_id}"}
-        try:
-            before = await self.devices.find_one_and_update(
-                key,
-                {"$setOnInsert": {"user_id": user_id, "device_id": device_id, "first_seen": now}},
-                upsert=True,
-                return_document=ReturnDocument.BEFORE,
-            )
-        except DuplicateKeyError:  # a second bind of a new device raced this one's upsert
+        # A read, then an insert only for a new device: not find_one_and_update, which the embedded
+        # server answers with a scan of the collection (shared/stores.update_then_read says why).
+        before = await self.devices.find_one(key)
+        if before is None and await self.register_device(user_id, device_id, now):
+            return True, None
+        if before is None:  # a second bind of a new device raced this one's insert
             before = await self.devices.find_one(key)
         if before is None:
             return True, None
