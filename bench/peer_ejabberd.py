@@ -16,7 +16,8 @@ Needs: ejabberd and erlang-p1-pgsql (apt-get installs them when run as root; pol
 the system service from starting, which is not used anyway), PostgreSQL answering on 127.0.0.1:5432
 as `postgres` without a password (trust) to create the database `parley_peer_ejabberd` and its role
 and load /usr/share/ejabberd/sql/pg.sql. The node is started with ejabberdctl, which runs it as the
-`ejabberd` user; ERL_DIST_PORT keeps it off epmd (the machine's epmd is RabbitMQ's).
+`ejabberd` user, so the bench runs as root (or as `ejabberd`); ERL_DIST_PORT keeps it off epmd (the
+machine's epmd is RabbitMQ's).
 
 CPU per process: beam.smp of the node; with mam, PostgreSQL's processes summed (our database's
 backends plus the cluster's walwriter, checkpointer, background writer and autovacuum: those serve
@@ -76,7 +77,8 @@ def ensure_installed() -> None:
 
 def psql(sql: str, db: str = "postgres", user: str = "postgres") -> str:
     argv = [*PSQL[:4], user, *PSQL[5:], "-d", db, "-At"]
-    r = subprocess.run(argv, input=sql, capture_output=True, text=True)
+    env = {**os.environ, "PGPASSWORD": DB} if user == DB else None  # the role's password, where trust is off
+    r = subprocess.run(argv, input=sql, capture_output=True, text=True, env=env)
     if r.returncode:
         raise SystemExit(f"psql failed on {db} as {user}: {r.stderr.strip()[:500]}")
     return r.stdout.strip()
