@@ -22,6 +22,7 @@ help:
 	@echo "make bench  users chatting in pairs and groups over real WebSockets, offline sync, idle-socket memory, with aio-pika and uvicorn-echo ceilings (ARGS='--users 20 --rate 200 --seconds 10 --json out.json')"
 	@echo "           a sweep: latency against offered load, a row per rate and a PNG, chat load only (ARGS='--sweep 100,200,500,1000 --seconds 5 --plot bench-sweep.png')"
 	@echo "           issue 12: pairs with W outstanding and acks on a prefilled, reusable store (ARGS='--pairs 100 --window 10 --ack-every 0.5 --seconds 20 --prefill 100000 --store .run/bench-store'; --private-infra: a RabbitMQ and Redis of its own)"
+	@echo "           the same pairs beside Debian's ejabberd, routing only and with mod_mam on PostgreSQL, one table (ARGS='--peer ejabberd --pairs 100 --window 10 --seconds 20 --prefill 100000 --private-infra'; installs ejabberd when root)"
 	@echo "           one device's burst to an offline friend, offline sync, decay table (ARGS='--burst 2000 --sync-messages 10000'; ARGS='--decay 0,100000,1000000 --pairs 100 --store .run/bench-store')"
 	@echo "           issue 26: p50/p99 per operation (send, ack, read, edit, react, open, history, sync) under a moderate mixed load; fails past 50 ms p99 (ARGS='--ops 20 --ops-rate 40 --seconds 30 --prefill 100000 --store .run/bench-store --private-infra')"
 	@echo "make profile  py-spy profiles of chat, gateway and database under the chat load, into .run/profile/ (ARGS='--rate 300')"

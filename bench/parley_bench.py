@@ -49,6 +49,9 @@ turns offline sync, idle sockets and ceilings off unless asked for):
         (bench/ops.py). Fails when an operation's p99 is over --ops-ceiling-ms (default 50).
     parley-bench --decay 0,100000,1000000 --pairs 100 --window 10 [--store DIR]
         the pairs run per stored-message level, a stack each, as a table (bench/decay.py).
+    parley-bench --peer ejabberd --pairs 100 --window 10 --seconds 20 --prefill 100000 --private-infra
+        then the same pairs and a 2,000-message offline sync (--burst) on Debian's ejabberd, routing
+        only and with mod_mam on PostgreSQL (bench/peer_ejabberd.py), and one table of the three.
     --private-infra: a RabbitMQ node and a Redis of the run's own (bench/infra.py), not the machine's
     shared ones (the test suite's fault tests stop those); --stack-log FILE keeps the stack's log.
 """
@@ -70,6 +73,7 @@ from bench.infra import private_infra
 from bench.load import chat_run, offline_sync
 from bench.ops import ops_run, ops_table, parse_mix, slow_operations
 from bench.pairs import pairs_run, pairs_table
+from bench.peer_ejabberd import ejabberd_peer, ensure_installed, side_by_side, summary
 from bench.prefill import prefill
 from bench.stack import BENCH_ENV, infrastructure_processes, own_stack, run_interruptibly, running_processes
 from bench.sweep import parse_rates, plot_sweep, run_sweep, sweep_table, sweep_title
@@ -190,15 +194,35 @@ async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any], mo
 
 
 async def bench(args: argparse.Namespace) -> bool:
+    if args.peer:
+        ensure_installed()  # before Parley's run: a missing package fails in seconds, not after it
     if args.private_infra:
         async with private_infra():
-            return await bench_on_infra(args)
-    return await bench_on_infra(args)
+            ok, result = await bench_on_infra(args)
+    else:
+        ok, result = await bench_on_infra(args)
+    if args.peer:
+        ok = await peer(args, result) and ok
+    return ok
 
 
-async def bench_on_infra(args: argparse.Namespace) -> bool:
+async def peer(args: argparse.Namespace, result: dict[str, Any]) -> bool:
+    """--peer ejabberd: the same pairs and offline sync on ejabberd (two modes), after Parley's stack
+    is down; one table of all three (bench/peer_ejabberd.py)."""
+    runs = await ejabberd_peer(args)
+    rows = [summary("parley", result.get("pairs"), result.get("burst")),
+            *(summary(r["system"], r.get("pairs"), r.get("burst")) for r in runs)]
+    print(f"\n{side_by_side(rows)}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({**result, "peer": runs, "side_by_side": rows}, f, indent=2, default=str)
+        print(f"JSON written to {args.json}")
+    return all(r.get("lost") == 0 and r.get("duplicated") == 0 and r.get("sync_ok", True) for r in rows[1:])
+
+
+async def bench_on_infra(args: argparse.Namespace) -> tuple[bool, dict[str, Any]]:
     if args.decay:
-        return await decay(args)
+        return await decay(args), {}
     if args.url:
         procs = running_processes()
         settings = Settings()  # --prefill writes where the running stack's settings say
@@ -243,7 +267,7 @@ async def bench_on_infra(args: argparse.Namespace) -> bool:
     if "ops" in result and (slow := slow_operations(result["ops"], args.ops_ceiling_ms)):
         print(f"FAILED: p99 over {args.ops_ceiling_ms:g} ms: {', '.join(slow)}", file=sys.stderr)
         ok = False
-    return ok
+    return ok, result
 
 
 async def decay(args: argparse.Namespace) -> bool:
@@ -297,6 +321,9 @@ def main() -> None:
                         help="one device sends N messages (64 in flight) to an offline friend, who then logs in")
     parser.add_argument("--decay", metavar="LEVELS", help="the --pairs run on stores holding each number of messages, "
                         "e.g. 0,100000,1000000 (bench/decay.py)")
+    parser.add_argument("--peer", choices=["ejabberd"], help="with --pairs: the same pairs and a --burst (default "
+                        "2000) offline sync on Debian's ejabberd, routing only and with mod_mam on PostgreSQL, "
+                        "then one table of the three (bench/peer_ejabberd.py)")
     parser.add_argument("--private-infra", action="store_true", help="a RabbitMQ node and a Redis of the run's own "
                         "(bench/infra.py): the machine's are shared with the test suite, whose fault tests stop them")
     parser.add_argument("--stack-log", metavar="FILE", help="keep the stack's log (every process's lines) in FILE")
@@ -334,6 +361,10 @@ def main() -> None:
         parser.error("--ops replaces the chat load: not with --pairs, --sweep, --burst or --decay")
     if args.pairs < 0 or args.window < 1:
         parser.error("--pairs must be >= 0 and --window >= 1")
+    if args.peer and (not args.pairs or args.decay or args.url):
+        parser.error("--peer needs --pairs, and a stack of our own (no --url, no --decay)")
+    if args.peer and not args.burst:
+        args.burst = 2000
     issue12 = bool(args.pairs or args.burst or args.decay or args.ops)
     args.ack_every = (0.5 if args.pairs else 0.0) if args.ack_every is None else args.ack_every
     # A sweep, or issue 12's workloads, measure their load alone unless told otherwise.
