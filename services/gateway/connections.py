@@ -17,7 +17,7 @@ wait to be written.
 import asyncio
 import logging
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
@@ -43,6 +43,12 @@ CLOSE_GRACE_SECONDS = 5.0
 # Close now, past whatever waits to be written (services/gateway/wsprotocol.py puts it in the scope).
 ForceClose = Callable[[int, float], None]
 FORCE_CLOSE_SCOPE_KEY = "parley.force_close"
+# Several text frames (UTF-8 bytes) in one write to the connection (wsprotocol.py puts it in the
+# scope); without it (a test server) each frame goes through the ASGI send.
+SendTexts = Callable[[list[bytes]], Awaitable[None]]
+SEND_TEXTS_SCOPE_KEY = "parley.send_texts"
+# At most this many bytes of frames in one write (and at least one frame).
+WRITE_BATCH_BYTES = 64 * 1024
 
 
 @dataclass
@@ -154,12 +160,25 @@ class Connection:
         is closed (and then nothing more is queued), so a frame queued meanwhile is either
         written by this task or starts the next one: one writer at a time, frames in order.
         """
+        send_texts: SendTexts | None = getattr(self.websocket, "scope", {}).get(SEND_TEXTS_SCOPE_KEY)
         try:
             try:
                 while self.outbound:
-                    frame = self.outbound.popleft()
-                    self.queued_bytes -= len(frame)
-                    await self.websocket.send_text(frame.decode())
+                    if send_texts is None:
+                        frame = self.outbound.popleft()
+                        self.queued_bytes -= len(frame)
+                        await self.websocket.send_text(frame.decode())
+                        continue
+                    # What was queued since the last write, in one write (one syscall rather
+                    # than one per frame: a batch's replies, a delivery's pushes).
+                    frames: list[bytes] = []
+                    size = 0
+                    while self.outbound and (not frames or size + len(self.outbound[0]) <= WRITE_BATCH_BYTES):
+                        frame = self.outbound.popleft()
+                        size += len(frame)
+                        frames.append(frame)
+                    self.queued_bytes -= size
+                    await send_texts(frames)
             except Exception:  # the peer went away; the reader sees it too
                 self.closed = True
             if self.closed and self.close_code is not None:
