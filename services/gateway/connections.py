@@ -20,13 +20,12 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from starlette.websockets import WebSocket
 
 from services.gateway.metrics import SLOW_CLOSES
-from shared.contracts.envelope import Push
-from shared.contracts.wire import Delivery
 from shared.logs import log_event
 from shared.presence import DeviceSocket
 
@@ -194,10 +193,6 @@ class Connection:
             self.writer = None
 
 
-def encode_push(push: Push) -> bytes:
-    return orjson.dumps({"type": push.type, "data": push.data})
-
-
 class Hub:
     """Index of this gateway's sockets by connection id and by (user, device)."""
 
@@ -233,22 +228,27 @@ class Hub:
     def bound(self) -> list[Connection]:
         return [c for c in self.by_conn.values() if c.session is not None and not c.closed]
 
-    def dispatch(self, delivery: Delivery) -> None:
-        """Hand a delivery's pushes to the sockets it names (synchronously: order is kept)."""
-        frames = [(p.type, encode_push(p)) for p in delivery.pushes]
-        if delivery.conn_id is not None:
-            conn = self.by_conn.get(delivery.conn_id)
+    def dispatch(self, delivery: dict[str, Any]) -> None:
+        """Hand a delivery's pushes to the sockets it names (synchronously: order is kept).
+
+        `delivery` is a Delivery (shared/contracts/wire.py) as JSON: `pushes`, and `conn_id` and
+        `sync`, or `targets` (a missing field is its default)."""
+        frames = [(p["type"], orjson.dumps({"type": p["type"], "data": p["data"]})) for p in delivery["pushes"]]
+        conn_id = delivery.get("conn_id")
+        if conn_id is not None:
+            conn = self.by_conn.get(conn_id)
             if conn is None or conn.session is None:
                 return  # gone: what it missed stays above its cursors
+            sync = delivery.get("sync", False)
             for kind, frame in frames:
-                if delivery.sync:
+                if sync:
                     conn.send(frame)
                     if kind == "sync.done":
                         conn.finish_sync()
                 else:
                     conn.send_live(frame)
             return
-        for target in delivery.targets:
-            for conn in self.by_device.get((target.user_id, target.device_id), ()):
+        for target in delivery.get("targets", ()):
+            for conn in self.by_device.get((target["user_id"], target["device_id"]), ()):
                 for _, frame in frames:
                     conn.send_live(frame)
