@@ -21,7 +21,7 @@ from services.gateway.ice_servers import IceServers
 from services.gateway.identity import TokenCheck, caller_for
 from services.gateway.metrics import FRAMES
 from services.gateway.sessions import Sessions
-from shared.broker import RpcClient
+from shared.broker import RpcClient, model_json
 from shared.contracts import auth
 from shared.contracts.base import iso_from_timestamp
 from shared.contracts.errors import ParleyError
@@ -135,7 +135,7 @@ class Dispatcher:
     async def _relay(self, conn: Connection, frame: ParsedFrame[Any]) -> dict[str, Any]:
         """The service's reply data, passed on as it came: building its model here only to dump
         it again would cost every relayed reply (a history page of 200 messages) twice."""
-        data = frame.request.model_dump(mode="json", exclude_none=True)
+        data = model_json(frame.request, exclude_none=True)
         return await self.rpc.exchange(frame.operation, self._caller(conn, frame.id), data)
 
     async def _ping(self, conn: Connection, frame: ParsedFrame[Any]) -> dict[str, Any]:
