@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 
-from shared.broker import Broker, dumps, error_result
+from shared.broker import Broker, error_result, ok_result
 from shared.contracts.base import Empty
 from shared.contracts.errors import ParleyError, describe_validation_error
 from shared.contracts.operations import EVENTS, OPERATIONS, Operation
-from shared.contracts.wire import Caller, Command, CommandResult
+from shared.contracts.wire import Caller, Command
 from shared.logs import log_event, request_id_var, user_id_var
 from shared.metrics import COMMAND_SECONDS, COMMANDS, COMMANDS_EXPIRED, REPLIES_DROPPED
 from shared.outages import is_outage
@@ -149,6 +149,8 @@ class ServiceRunner:
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self.jobs = PeriodicJobs(router.periodics, leases)
+        # Per routing key: a Command whose `data` is the operation's request model (_parse_command).
+        self._typed_commands: dict[str, type[Command]] = {}
 
     async def start(self) -> None:
         names = self.broker.names
@@ -218,7 +220,7 @@ class ServiceRunner:
     async def _run_command(self, message: AbstractIncomingMessage, routing_key: str) -> Verdict:
         """What to answer and how to settle; never raises (but for cancellation)."""
         try:
-            command = Command.model_validate_json(message.body)
+            command = self._parse_command(message.body, routing_key)
         except ValidationError as exc:
             log_event(log, "command.malformed", logging.ERROR, routing_key=routing_key, error=str(exc))
             return Verdict("malformed", "ack", error_result(ParleyError.bad_request("malformed command")))
@@ -236,12 +238,28 @@ class ServiceRunner:
         try:
             result = await self.router.run(routing_key, command)
             reply, then = (result.reply, result.then) if isinstance(result, AnswerFirst) else (result, None)
-            data = reply.model_dump(mode="json") if reply else {}
-            return Verdict("ok", "ack", dumps(CommandResult(ok=True, data=data)), then=then)
+            return Verdict("ok", "ack", ok_result(reply), then=then)
         except ParleyError as exc:
             return Verdict(exc.code.value, "ack", error_result(exc))
         except Exception as exc:
             return self._failure(message, routing_key, exc)
+
+    def _parse_command(self, body: bytes, routing_key: str) -> Command:
+        """The command, its data read straight into the operation's request model when it fits
+        (one pass over the JSON instead of a dict of it validated again: issue 26); else as a
+        dict, for Router.run to refuse with the request model's own error message."""
+        typed = self._typed_commands.get(routing_key)
+        if typed is None:
+            route = self.router.routes.get(routing_key)
+            if route is None:
+                return Command.model_validate_json(body)
+            typed = self._typed_commands[routing_key] = create_model(
+                f"{route.operation.request.__name__}Command", __base__=Command, data=(route.operation.request, ...)
+            )
+        try:
+            return typed.model_validate_json(body)
+        except ValidationError:
+            return Command.model_validate_json(body)
 
     def _failure(self, message: AbstractIncomingMessage, routing_key: str, exc: Exception) -> Verdict:
         """A backend away, or a bug.

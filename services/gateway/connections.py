@@ -17,16 +17,15 @@ wait to be written.
 import asyncio
 import logging
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from starlette.websockets import WebSocket
 
 from services.gateway.metrics import SLOW_CLOSES
-from shared.contracts.envelope import Push
-from shared.contracts.wire import Delivery
 from shared.logs import log_event
 from shared.presence import DeviceSocket
 
@@ -43,6 +42,12 @@ CLOSE_GRACE_SECONDS = 5.0
 # Close now, past whatever waits to be written (services/gateway/wsprotocol.py puts it in the scope).
 ForceClose = Callable[[int, float], None]
 FORCE_CLOSE_SCOPE_KEY = "parley.force_close"
+# Several text frames (UTF-8 bytes) in one write to the connection (wsprotocol.py puts it in the
+# scope); without it (a test server) each frame goes through the ASGI send.
+SendTexts = Callable[[list[bytes]], Awaitable[None]]
+SEND_TEXTS_SCOPE_KEY = "parley.send_texts"
+# At most this many bytes of frames in one write (and at least one frame).
+WRITE_BATCH_BYTES = 64 * 1024
 
 
 @dataclass
@@ -154,12 +159,25 @@ class Connection:
         is closed (and then nothing more is queued), so a frame queued meanwhile is either
         written by this task or starts the next one: one writer at a time, frames in order.
         """
+        send_texts: SendTexts | None = getattr(self.websocket, "scope", {}).get(SEND_TEXTS_SCOPE_KEY)
         try:
             try:
                 while self.outbound:
-                    frame = self.outbound.popleft()
-                    self.queued_bytes -= len(frame)
-                    await self.websocket.send_text(frame.decode())
+                    if send_texts is None:
+                        frame = self.outbound.popleft()
+                        self.queued_bytes -= len(frame)
+                        await self.websocket.send_text(frame.decode())
+                        continue
+                    # What was queued since the last write, in one write (one syscall rather
+                    # than one per frame: a batch's replies, a delivery's pushes).
+                    frames: list[bytes] = []
+                    size = 0
+                    while self.outbound and (not frames or size + len(self.outbound[0]) <= WRITE_BATCH_BYTES):
+                        frame = self.outbound.popleft()
+                        size += len(frame)
+                        frames.append(frame)
+                    self.queued_bytes -= size
+                    await send_texts(frames)
             except Exception:  # the peer went away; the reader sees it too
                 self.closed = True
             if self.closed and self.close_code is not None:
@@ -173,10 +191,6 @@ class Connection:
                 self.queued_bytes -= sum(len(f) for f in self.outbound)
             self.outbound = None
             self.writer = None
-
-
-def encode_push(push: Push) -> bytes:
-    return orjson.dumps({"type": push.type, "data": push.data})
 
 
 class Hub:
@@ -214,22 +228,27 @@ class Hub:
     def bound(self) -> list[Connection]:
         return [c for c in self.by_conn.values() if c.session is not None and not c.closed]
 
-    def dispatch(self, delivery: Delivery) -> None:
-        """Hand a delivery's pushes to the sockets it names (synchronously: order is kept)."""
-        frames = [(p.type, encode_push(p)) for p in delivery.pushes]
-        if delivery.conn_id is not None:
-            conn = self.by_conn.get(delivery.conn_id)
+    def dispatch(self, delivery: dict[str, Any]) -> None:
+        """Hand a delivery's pushes to the sockets it names (synchronously: order is kept).
+
+        `delivery` is a Delivery (shared/contracts/wire.py) as JSON: `pushes`, and `conn_id` and
+        `sync`, or `targets` (a missing field is its default)."""
+        frames = [(p["type"], orjson.dumps({"type": p["type"], "data": p["data"]})) for p in delivery["pushes"]]
+        conn_id = delivery.get("conn_id")
+        if conn_id is not None:
+            conn = self.by_conn.get(conn_id)
             if conn is None or conn.session is None:
                 return  # gone: what it missed stays above its cursors
+            sync = delivery.get("sync", False)
             for kind, frame in frames:
-                if delivery.sync:
+                if sync:
                     conn.send(frame)
                     if kind == "sync.done":
                         conn.finish_sync()
                 else:
                     conn.send_live(frame)
             return
-        for target in delivery.targets:
-            for conn in self.by_device.get((target.user_id, target.device_id), ()):
+        for target in delivery.get("targets", ()):
+            for conn in self.by_device.get((target["user_id"], target["device_id"]), ()):
                 for _, frame in frames:
                     conn.send_live(frame)

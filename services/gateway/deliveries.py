@@ -1,14 +1,12 @@
 """Pushes from chat: this gateway's own queue on `<ns>.deliver`, handed to the hub's sockets."""
 import logging
 
+import orjson
 from aio_pika.abc import AbstractIncomingMessage
-from pydantic import ValidationError
 
 from services.gateway.connections import Hub
 from services.gateway.sessions import PendingResync
 from shared.broker import DELIVERIES, Broker
-from shared.contracts.batches import Deliveries
-from shared.contracts.wire import Delivery
 from shared.logs import log_event
 
 log = logging.getLogger("parley.gateway")
@@ -38,11 +36,11 @@ class DeliveryConsumer:
         if message.exchange == self.broker.names.events:  # deliveries.lost: resync, on the next tick
             self.resync.reason = "chat could not push"
             return
+        # Read as plain JSON, not through the Delivery models: chat built and checked them, and the
+        # pushes' data only passes through here (its model round trip was 5 % of the gateway).
         try:
-            if message.type == DELIVERIES:
-                for delivery in Deliveries.model_validate_json(message.body).items:
-                    self.hub.dispatch(delivery)
-            else:
-                self.hub.dispatch(Delivery.model_validate_json(message.body))
-        except ValidationError as exc:
-            log_event(log, "delivery.malformed", logging.ERROR, error=str(exc))
+            body = orjson.loads(message.body)
+            for delivery in body["items"] if message.type == DELIVERIES else (body,):
+                self.hub.dispatch(delivery)
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            log_event(log, "delivery.malformed", logging.ERROR, error=repr(exc))

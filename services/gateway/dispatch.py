@@ -3,10 +3,16 @@
 The gateway answers `ping`, `auth.resume` and `calls.ice_servers` itself and binds or unbinds the socket around
 `auth.login` / `auth.logout`; `message.send` and `message.ack` go to chat in batches; every
 other operation is relayed to its service as one RPC.
+
+`message.send` and `message.ack` (most frames) are answered without a task of their own
+(`answer_soon`): their batch's future answers the frame in a callback.
 """
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from prometheus_client import Counter
 
 from services.gateway.chat_batches import ChatBatches
 from services.gateway.connections import Connection
@@ -15,7 +21,7 @@ from services.gateway.ice_servers import IceServers
 from services.gateway.identity import TokenCheck, caller_for
 from services.gateway.metrics import FRAMES
 from services.gateway.sessions import Sessions
-from shared.broker import RpcClient
+from shared.broker import RpcClient, model_json
 from shared.contracts import auth
 from shared.contracts.base import iso_from_timestamp
 from shared.contracts.errors import ParleyError
@@ -29,6 +35,8 @@ log = logging.getLogger("parley.gateway")
 
 # The reply's data, or None when the handler has already replied (binding replies before the sync).
 FrameHandler = Callable[[Connection, ParsedFrame[Any]], Awaitable[dict[str, Any] | None]]
+# The future of the reply's data, the frame queued (batched operations).
+SoonHandler = Callable[[Connection, ParsedFrame[Any]], "asyncio.Future[dict[str, Any]]"]
 
 
 class Dispatcher:
@@ -56,6 +64,12 @@ class Dispatcher:
             "message.ack": batches.ack,
             "calls.ice_servers": self._ice_servers,
         }
+        # Answered by a callback on their batch's future (answer_soon), not by a task.
+        self.soon_handlers: dict[str, SoonHandler] = {
+            "message.send": batches.send_soon,
+            "message.ack": batches.ack_soon,
+        }
+        self._answered_ok: dict[str, Counter] = {}  # FRAMES' (operation, "ok") children
 
     async def answer(self, conn: Connection, frame: ParsedFrame[Any]) -> None:
         """Run the frame's handler and send its reply; every failure becomes the reply's error."""
@@ -66,19 +80,54 @@ class Dispatcher:
             data = await self.handlers.get(name, self._relay)(conn, frame)
             if data is not None:
                 conn.send(reply_ok(frame.id, data))
-            FRAMES.labels(name, "ok").inc()
-        except ParleyError as exc:
-            FRAMES.labels(name, exc.code.value).inc()
-            conn.send(reply_error(frame.id, exc))
+            self._ok(name).inc()
         except Exception as exc:
-            if is_outage(exc):  # Redis or the broker away: the protocol's promise is "retry"
-                error = ParleyError.unavailable("a backend is unavailable; retry")
-                log_event(log, "frame.unavailable", logging.WARNING, operation=name, error=repr(exc))
-            else:
-                error = ParleyError.internal("internal error")
-                log_event(log, "frame.failed", logging.ERROR, exc=exc, operation=name, error=repr(exc))
-            FRAMES.labels(name, error.code.value).inc()
-            conn.send(reply_error(frame.id, error))
+            self._answer_failure(conn, frame.id, name, exc)
+
+    def answer_soon(self, conn: Connection, frame: ParsedFrame[Any]) -> "asyncio.Future[dict[str, Any]] | None":
+        """A batched operation's frame queued, to be answered when its future is done (cancel the
+        future: no answer); None for every other operation (`answer` it)."""
+        start = self.soon_handlers.get(frame.operation.name)
+        if start is None:
+            return None
+        future = start(conn, frame)
+        future.add_done_callback(lambda done: self._answer_done(conn, frame.id, frame.operation.name, done))
+        return future
+
+    def _answer_done(self, conn: Connection, frame_id: str, name: str, done: "asyncio.Future[dict[str, Any]]") -> None:
+        if done.cancelled():
+            return
+        exc = done.exception()
+        if exc is None:
+            conn.send(reply_ok(frame_id, done.result()))
+            self._ok(name).inc()
+        elif isinstance(exc, Exception):
+            self._answer_failure(conn, frame_id, name, exc)
+        else:
+            raise exc
+
+    def _ok(self, name: str) -> Counter:
+        counter = self._answered_ok.get(name)
+        if counter is None:
+            counter = self._answered_ok[name] = FRAMES.labels(name, "ok")
+        return counter
+
+    def _answer_failure(self, conn: Connection, frame_id: str, name: str, exc: Exception) -> None:
+        """The frame's error reply: the ParleyError raised, `unavailable` for an outage, else `internal`."""
+        if isinstance(exc, ParleyError):
+            FRAMES.labels(name, exc.code.value).inc()
+            conn.send(reply_error(frame_id, exc))
+            return
+        request_id_var.set(frame_id)
+        user_id_var.set(conn.session.user_id if conn.session else None)
+        if is_outage(exc):  # Redis or the broker away: the protocol's promise is "retry"
+            error = ParleyError.unavailable("a backend is unavailable; retry")
+            log_event(log, "frame.unavailable", logging.WARNING, operation=name, error=repr(exc))
+        else:
+            error = ParleyError.internal("internal error")
+            log_event(log, "frame.failed", logging.ERROR, exc=exc, operation=name, error=repr(exc))
+        FRAMES.labels(name, error.code.value).inc()
+        conn.send(reply_error(frame_id, error))
 
     def _caller(self, conn: Connection, request_id: str) -> Caller:
         return caller_for(self.gateway_id, request_id, conn.session, conn_id=conn.conn_id, address=conn.address)
@@ -86,7 +135,7 @@ class Dispatcher:
     async def _relay(self, conn: Connection, frame: ParsedFrame[Any]) -> dict[str, Any]:
         """The service's reply data, passed on as it came: building its model here only to dump
         it again would cost every relayed reply (a history page of 200 messages) twice."""
-        data = frame.request.model_dump(mode="json", exclude_none=True)
+        data = model_json(frame.request, exclude_none=True)
         return await self.rpc.exchange(frame.operation, self._caller(conn, frame.id), data)
 
     async def _ping(self, conn: Connection, frame: ParsedFrame[Any]) -> dict[str, Any]:

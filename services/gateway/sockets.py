@@ -39,8 +39,9 @@ class SocketServer:
         self.sessions = sessions
         self.send_rate = send_rate
         self.dispatcher = dispatcher
-        # Every socket's requests being answered, so that a drain can wait for them.
-        self.requests: set[asyncio.Task[None]] = set()
+        # Every socket's requests being answered (tasks, or batched frames' futures), so that a
+        # drain can wait for them.
+        self.requests: set[asyncio.Future[Any]] = set()
         # Set by Gateway.drain: new sockets are refused, new frames answered `unavailable`.
         self.draining = False
 
@@ -65,7 +66,7 @@ class SocketServer:
         self.admission.opened(address)
         self.hub.add(conn)
         # Requests being answered; the set's size bounds them (MAX_IN_FLIGHT_PER_SOCKET).
-        pending: set[asyncio.Task[None]] = set()
+        pending: set[asyncio.Future[Any]] = set()
         try:
             while not conn.closed and await self._take_frame(conn, await websocket.receive(), pending):
                 pass
@@ -94,7 +95,7 @@ class SocketServer:
         task.add_done_callback(self.requests.discard)
         return task
 
-    async def _take_frame(self, conn: Connection, message: Message, pending: set[asyncio.Task[None]]) -> bool:
+    async def _take_frame(self, conn: Connection, message: Message, pending: set[asyncio.Future[Any]]) -> bool:
         """Handle one received message; False when the socket is gone.
 
         A function of its own so that nothing of the last frame stays referenced while the
@@ -114,9 +115,14 @@ class SocketServer:
             return True
         while len(pending) >= MAX_IN_FLIGHT_PER_SOCKET:
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        task = self._spawn(conn, frame)
-        pending.add(task)
-        task.add_done_callback(pending.discard)
+        answer: asyncio.Future[Any] | None = self.dispatcher.answer_soon(conn, frame)
+        if answer is None:
+            answer = self._spawn(conn, frame)
+        else:
+            self.requests.add(answer)
+            answer.add_done_callback(self.requests.discard)
+        pending.add(answer)
+        answer.add_done_callback(pending.discard)
         return True
 
     async def _read_frame(self, conn: Connection, text: str | None) -> ParsedFrame[Any] | None:

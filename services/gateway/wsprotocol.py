@@ -14,6 +14,9 @@ Frames, close codes, keepalive pings and size limits are uvicorn's own, with two
   backend slow) is not read at all: its pongs go unread and uvicorn's keepalive closes it with
   1011. Here reading goes on while the frames waiting for the app stay under INBOX_MAX_BYTES
   (control frames are handled as they arrive); past that, reading pauses as in uvicorn.
+- `send_texts(frames)` (in the ASGI scope under SEND_TEXTS_SCOPE_KEY) writes several text frames,
+  given as the UTF-8 bytes the gateway encodes, in one write to the transport: uvicorn's send
+  takes a str (decoded by the gateway, encoded again here) and writes each frame on its own.
 - `force_close(code, grace)` (in the ASGI scope under FORCE_CLOSE_SCOPE_KEY) sends the close
   frame at once, even while the client is not reading (uvicorn's own close waits until the
   write buffer drains, i.e. forever for such a client), and cuts the connection if the client
@@ -27,9 +30,11 @@ import asyncio
 from typing import Any
 
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 
-from services.gateway.connections import FORCE_CLOSE_SCOPE_KEY
+from services.gateway.connections import FORCE_CLOSE_SCOPE_KEY, SEND_TEXTS_SCOPE_KEY
 
 
 # Bytes of received frames waiting for the app before the connection is no longer read.
@@ -145,6 +150,7 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         if getattr(self, "scope", None) is not None:
             # The ASGI scope is a TypedDict in uvicorn's typing; ASGI lets servers add extension keys.
             self.scope[FORCE_CLOSE_SCOPE_KEY] = self.force_close  # type: ignore[literal-required]
+            self.scope[SEND_TEXTS_SCOPE_KEY] = self.send_texts  # type: ignore[literal-required]
 
     def send_receive_event_to_app(self) -> None:
         super().send_receive_event_to_app()
@@ -152,6 +158,19 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.read_paused and self.queue.bytes < INBOX_MAX_BYTES:
             self.read_paused = False
             self.transport.resume_reading()
+
+    async def send_texts(self, frames: list[bytes]) -> None:
+        """Text frames (UTF-8 already) in one write, as uvicorn's send writes one: after write flow
+        control lets it, on an accepted socket not closing; ClientDisconnected otherwise."""
+        await self.writable.wait()
+        if self.disconnected or self.close_sent or not self.handshake_complete or self.initial_response is not None:
+            raise ClientDisconnected()
+        try:
+            for frame in frames:
+                self.conn.send_text(frame)
+        except InvalidState:
+            raise ClientDisconnected() from None
+        self.transport.write(b"".join(self.conn.data_to_send()))
 
     def force_close(self, code: int, grace: float) -> None:
         """Close frame now, past anything waiting; the connection cut `grace` s later at the latest."""

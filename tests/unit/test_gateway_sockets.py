@@ -23,7 +23,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.gateway.app import GatewayApp
-from services.gateway.connections import CLOSE_REPLACED, CLOSE_TOO_SLOW, Connection
+from services.gateway.connections import CLOSE_REPLACED, CLOSE_TOO_SLOW, SEND_TEXTS_SCOPE_KEY, Connection
 from services.gateway.wsprotocol import Flag, GatewayWebSocketProtocol, Inbox
 from tests.support.waiting import eventually
 
@@ -274,6 +274,44 @@ async def test_per_message_deflate_is_negotiated_when_turned_on():
         assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
         await ws.send("compressed")
         assert await ws.recv() == "compressed"
+
+
+@dataclass
+class BurstGateway:
+    """Queues as many frames as the client asks for in one go, counting the writes they take."""
+
+    writes: list[int] = field(default_factory=list)  # frames per write
+
+    async def serve_socket(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        send_texts = websocket.scope[SEND_TEXTS_SCOPE_KEY]
+
+        async def counted(frames: list[bytes]) -> None:
+            self.writes.append(len(frames))
+            await send_texts(frames)
+
+        websocket.scope[SEND_TEXTS_SCOPE_KEY] = counted
+        conn = Connection("c1", websocket, max_queued_bytes=1024 * 1024)
+        count = int(await websocket.receive_text())
+        for i in range(count):
+            conn.send(f'{{"n": {i}, "text": "é {"x" * i}"}}'.encode())
+        conn.close(1000)
+        await conn.wait_written()
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+async def test_frames_queued_in_one_turn_go_out_in_one_write_as_separate_frames(deflate):
+    """Issue 26: the writer hands what waits to the protocol in one write (not an ASGI send per
+    frame); the client still gets each frame on its own, in order, compressed or not."""
+    gateway = BurstGateway()
+    async with (
+        served(gateway, ws_per_message_deflate=deflate) as (address, _),
+        websockets.connect(f"ws://{address}/ws") as ws,
+    ):
+        await ws.send("40")
+        received = [await ws.recv() for _ in range(40)]
+    assert received == [f'{{"n": {i}, "text": "é {"x" * i}"}}' for i in range(40)]
+    assert gateway.writes == [40]
 
 
 @dataclass
