@@ -39,7 +39,7 @@ class ChatParts(Service):
 
     friendships = part(lambda rt, s: FriendshipStore(rt.db))
     conversations = part(lambda rt, s: ConversationStore(rt.db))
-    messages = part(lambda rt, s: MessageStore(rt.db))
+    messages = part(lambda rt, s: MessageStore(rt.db, rt.settings.positions_flush_seconds))
     cursors = part(lambda rt, s: CursorStore(rt.db, rt.settings.positions_flush_seconds))
     blocks = part(lambda rt, s: BlockStore(rt.db))
     invites = part(lambda rt, s: InviteStore(rt.db))
@@ -53,12 +53,14 @@ class ChatParts(Service):
     files = part(lambda rt, s: FilesDirectory(rt.rpc()))
 
     async def close(self) -> None:
-        """Positions still in memory are written before the process ends (if the database is
-        away they are lost: devices are sent again what they had, coalesced.py)."""
-        try:
-            await self.cursors.close()
-        except Exception as exc:
-            log_event(log, "positions.unwritten_at_exit", logging.WARNING, error=repr(exc)[:200])
+        """Positions and `last_seq`s still in memory are written before the process ends (if the
+        database is away they are lost: devices are sent again what they had, coalesced.py;
+        `last_seq` is caught up by the next send, appender.py)."""
+        for store in (self.cursors, self.messages):
+            try:
+                await store.close()
+            except Exception as exc:
+                log_event(log, "positions.unwritten_at_exit", logging.WARNING, error=repr(exc)[:200])
 
     @property
     def edit_window(self) -> timedelta:

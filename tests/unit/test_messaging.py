@@ -109,6 +109,7 @@ async def test_concurrent_sends_from_both_sides_take_seqs_without_gaps(friends, 
     assert sorted(r.seq for r in replies) == list(range(1, 51))
     stored = [d["seq"] async for d in db["messages"].find({"conversation_id": CONV})]
     assert sorted(stored) == list(range(1, 51))
+    await friends.messages.record_last_seqs()  # recorded lazily: what the next flush does
     assert (await friends.stored_conversation(CONV))["last_seq"] == 50
 
 
@@ -294,6 +295,7 @@ async def test_ack_of_a_message_stored_just_before_a_crash_is_accepted(friends, 
     """A replica killed between storing a message and recording the conversation's last_seq:
     the recipient got the message (live or by sync) and acks it; that is no bad request."""
     await send_many(friends, 2)
+    await friends.messages.record_last_seqs()
     stored = await db["messages"].find_one({"conversation_id": CONV, "seq": 2})
     await db["messages"].insert_one({**stored, "_id": "m_after_crash", "seq": 3, "client_msg_id": "lost-update"})
     assert (await friends.stored_conversation(CONV))["last_seq"] == 2  # the $max never ran
@@ -446,3 +448,14 @@ async def test_pages_and_sync_batches_stay_full_when_hidden_messages_fill_a_batc
     assert [d.seq for d in await friends.messages.above(CONV, 0, 2, utc_now(), top=12)] == [4, 5]
     assert (await friends.messages.latest(CONV, 0, utc_now(), top=12)).seq == 6
     assert await friends.messages.count_unread(CONV, B, 0, utc_now(), top=12) == 3
+
+
+async def test_a_sync_reads_past_a_last_seq_left_behind(friends):
+    """`last_seq` is recorded lazily (storage/appender.py): a chat that died before recording it
+    left it behind what is stored. A device syncing then still gets every message."""
+    await send_many(friends, 3)
+    commit = friends.messages._group_commit
+    commit._unrecorded.clear()  # the crash: what waited in memory is gone
+    commit._next_seq.clear()
+    assert (await friends.stored_conversation(CONV)).get("last_seq", 0) == 0
+    assert await friends.sync(B, "tablet") == 3

@@ -156,6 +156,7 @@ async def test_acks_are_written_once_a_flush_not_once_an_ack(world, mongo_url, d
         await send(world, A, B, f"b{n}")
         await send(world, A, C, f"c{n}")
     ac = direct_conversation_id(A, C)
+    await world.messages.record_last_seqs()  # the sending replica's flush, a second later
     async with watched(world, mongo_url, db) as (replica, commands):
         first = [ack_item(B, d, s) for d in ("phone", "laptop") for s in (1, 2)] + [ack_item(C, "pc", 2, ac)]
         assert await replica.ack_items(first) == [Empty()] * len(first)

@@ -66,14 +66,15 @@ async def list_conversations(user_id: str, parts: ConversationParts) -> Conversa
             kind=conv.kind,
             peer=found.get(peers[cid]) if conv.kind == "direct" else None,
             group=GroupRef(group_id=conv.group_id, name=conv.name) if conv.group_id and conv.name is not None else None,
-            last_seq=conv.last_seq,
+            last_seq=max(conv.last_seq, messages.known_top(cid), latest.seq if latest else 0),
             last_message=latest.to_contract(user_id) if latest else None,
             unread=unread,
             unread_mentions=mentions,
             read_by=read_by,
             delivered_to=delivered_to,
         )
-        entries.append((conv.active_at, entry))
+        # last_at is recorded lazily (storage/appender.py): the newest message read says it too.
+        entries.append((max(conv.active_at, latest.sent_at) if latest else conv.active_at, entry))
     entries.sort(key=lambda e: e[0], reverse=True)
     return ConversationsListReply(conversations=[entry for _, entry in entries])
 

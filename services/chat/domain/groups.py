@@ -41,12 +41,12 @@ class AdmitParts(Protocol):
     @property
     def deliver(self) -> Deliverer: ...
 
+    @property
+    def messages(self) -> Messages: ...
+
 
 class GroupParts(AdmitParts, Protocol):
     """What creating, joining, leaving and listing groups reads."""
-
-    @property
-    def messages(self) -> Messages: ...
 
     @property
     def invites(self) -> Invites: ...
@@ -144,9 +144,11 @@ async def admit(group: Conversation, new: list[str], parts: AdmitParts) -> Conve
     (dissolved meanwhile, or its last member left)."""
     assert group.group_id is not None
     now = utc_now()
-    # A member added later reads from the moment they joined.
+    # A member added later reads from the moment they joined: the seq stored last, read (the
+    # recorded last_seq may be behind, storage/appender.py).
+    joined_at = await parts.messages.highest_seq(group.conversation_id)
     updated = await parts.conversations.add_members(
-        group.conversation_id, {u: _member("member", now, group.last_seq, order) for order, u in enumerate(new)}
+        group.conversation_id, {u: _member("member", now, joined_at, order) for order, u in enumerate(new)}
     )
     if updated is None:
         return None

@@ -56,10 +56,11 @@ async def conversation_up_to(
 ) -> Conversation:
     """The conversation, if the user is in it and `seq` names a message that exists."""
     conversation = await member_conversation(conversation_id, user_id, conversations)
+    conversation = conversation.with_last_seq(max(conversation.last_seq, messages.known_top(conversation_id)))
     if seq > conversation.last_seq:
-        # A chat replica that died between storing messages and recording `last_seq` left it
-        # behind what is stored (the next send would catch it up): catch it up now, so that a
-        # client acking a message it did receive is not told its request is bad.
+        # `last_seq` is recorded lazily (storage/appender.py), and a chat replica that died left
+        # it behind what is stored (the next send would catch it up): catch it up now, so that
+        # a client acking a message it did receive is not told its request is bad.
         last_seq = await messages.catch_up_last_seq(conversation_id)
         if seq > last_seq:
             raise ParleyError.bad_request(f"data.seq: beyond the last message ({last_seq})")
@@ -121,8 +122,11 @@ async def sync_device(bound: chat.DeviceBound, parts: MessagingParts) -> int:
         for conversation in joined:
             cid = conversation.conversation_id
             after = max(positions.get(cid, 0), conversation.joined_seq(bound.user_id))
-            while after < conversation.last_seq:
-                batch = await messages.above(cid, after, batch_size, now, conversation.last_seq, viewer=bound.user_id)
+            # `last_seq` is a floor (recorded lazily, storage/appender.py): the read above it is
+            # open, so even a conversation whose cursor is at its last_seq costs one read.
+            top = max(conversation.last_seq, messages.known_top(cid))
+            while True:
+                batch = await messages.above(cid, after, batch_size, now, top, viewer=bound.user_id)
                 if not batch:
                     break
                 if publishing is not None:
@@ -131,6 +135,8 @@ async def sync_device(bound: chat.DeviceBound, parts: MessagingParts) -> int:
                 publishing = asyncio.create_task(deliver.to_socket(sock, pushes, sync=True))
                 count += len(batch)
                 after = batch[-1].seq
+                if len(batch) < batch_size:  # the windows reached past the top: nothing more
+                    break
         if publishing is not None:
             await publishing
     finally:

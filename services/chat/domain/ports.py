@@ -217,6 +217,10 @@ class Messages(Protocol):
 
     async def catch_up_last_seq(self, conversation_id: str) -> int: ...
 
+    async def highest_seq(self, conversation_id: str) -> int:
+        """The highest seq stored or recorded there (a read: `last_seq` may be behind)."""
+        ...
+
     def known_top(self, conversation_id: str) -> int:
         """The highest seq this process knows is stored there, without a read (0: none known)."""
         ...

@@ -7,24 +7,39 @@ conversation read the same `last_seq`, so all but one clashed on the unique
 Here seqs are handed out in this process from a per-conversation hint, so senders served by
 one replica never clash; the unique index still arbitrates between replicas.
 
+`last_seq` is recorded lazily (issue 26): the highest seq stored per conversation waits in memory
+and one bulk `$max` writes what moved every `flush_seconds` and at shutdown, instead of one per
+conversation per batch. A batch that holds a disappearing message records it at once: expired
+messages are deleted, and a `last_seq` lost with a crash must not let their seqs be taken again.
+What reads it treats `last_seq` as a floor: sends number from this process's hints (the unique
+index arbitrates, highest_seq catches up), acks and reads compare with known_top before a
+catch-up read, history and sync read the window above it open (seqwindows.py,
+messaging.sync_device). A kill -9 leaves `last_seq` behind until the conversation's next send.
+
 Gap-free as before: the batch is inserted `ordered`, so what is stored is always a prefix of
 it. After a failure at position i, nothing from i on was written; those messages take their
 seqs again from the hints as they stood after the stored prefix.
 """
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pymongo import UpdateOne, WriteConcern
 from pymongo.errors import BulkWriteError
 
 from services.chat.domain.records import Conversation, Draft, Message
 from services.chat.storage.documents import message_doc
+from shared.logs import log_event
 from shared.stores import Collection, Document
+
+log = logging.getLogger("parley.chat.group_commit")
 
 DUPLICATE_KEY = 11000
 MAX_BATCH = 256
 MAX_HINTS = 100_000
+MAX_UNRECORDED = 20_000  # conversations whose last_seq waits; past it a batch records at once
 
 
 class DuplicateClientMessage(Exception):
@@ -51,6 +66,7 @@ class GroupCommit:
         conversations: Collection,
         by_client_msg_id: Callable[[str, str], Awaitable[Message | None]],
         highest_seq: Callable[[str], Awaitable[int]],
+        flush_seconds: float = 1.0,
     ):
         self.messages = messages
         # `last_seq` writes are not waited on to reach the journal (each journaled write costs a
@@ -63,6 +79,9 @@ class GroupCommit:
         self._next_seq: dict[str, int] = {}
         self._queue: list[Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        self.flush_seconds = flush_seconds
+        self._unrecorded: dict[str, tuple[int, datetime]] = {}  # conversation -> (seq, sent_at) to record
+        self._recorder: asyncio.Task[None] | None = None
 
     async def append(self, conversation: Conversation, draft: Draft) -> Message:
         """Store `draft` at the conversation's next seq; returns the stored message."""
@@ -151,15 +170,49 @@ class GroupCommit:
         return [failed, *rest]
 
     async def _record_last_seq(self, stored: list[Pending]) -> None:
-        """`last_seq` only moves up: one $max per conversation for the whole batch."""
-        latest: dict[str, Pending] = {}
+        """`last_seq` only moves up: in memory now, written with the next flush; at once (one $max
+        per conversation) for a batch with a disappearing message in it."""
+        at_once = {p.conversation.conversation_id for p in stored if p.draft.expires_at is not None}
+        latest: dict[str, tuple[int, datetime]] = {}
         for p in stored:
-            latest[p.conversation.conversation_id] = p
-        if latest:
+            latest[p.conversation.conversation_id] = (p.seq, p.draft.sent_at)
+        for cid, top in latest.items():
+            if cid not in at_once and top[0] > self._unrecorded.get(cid, (0, top[1]))[0]:
+                self._unrecorded[cid] = top
+        if at_once or len(self._unrecorded) >= MAX_UNRECORDED:
+            await self._write_tops({cid: latest[cid] for cid in at_once})
+            await self.record_now()
+        elif self._unrecorded and (self._recorder is None or self._recorder.done()):
+            self._recorder = asyncio.create_task(self._record_later())
+
+    async def _write_tops(self, tops: dict[str, tuple[int, datetime]]) -> None:
+        if tops:
             await self.conversations.bulk_write(
-                [
-                    UpdateOne({"_id": cid}, {"$max": {"last_seq": p.seq, "last_at": p.draft.sent_at}})
-                    for cid, p in latest.items()
-                ],
+                [UpdateOne({"_id": cid}, {"$max": {"last_seq": seq, "last_at": at}}) for cid, (seq, at) in tops.items()],
                 ordered=False,
             )
+
+    async def record_now(self) -> None:
+        """Write every `last_seq` that waits (and at shutdown); on failure they wait again."""
+        tops, self._unrecorded = self._unrecorded, {}
+        try:
+            await self._write_tops(tops)
+        except BaseException:
+            for cid, top in tops.items():
+                if top[0] > self._unrecorded.get(cid, (0, top[1]))[0]:
+                    self._unrecorded[cid] = top
+            raise
+
+    async def _record_later(self) -> None:
+        while self._unrecorded:
+            await asyncio.sleep(self.flush_seconds)
+            try:
+                await self.record_now()
+            except Exception as exc:  # the database is away: they wait for the next flush
+                log_event(log, "last_seq.flush_failed", logging.WARNING, error=repr(exc)[:200],
+                          waiting=len(self._unrecorded))
+
+    async def close(self) -> None:
+        if self._recorder is not None:
+            self._recorder.cancel()
+        await self.record_now()

@@ -42,10 +42,20 @@ class MessageStore:
     """Messages: storing them in seq order, reading them in pages, recalling and expiring them.
     The conversations' `last_seq` is written here too: it moves with the messages it counts."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, flush_seconds: float = 1.0):
         self.conversations = db["conversations"]
         self.messages = db["messages"]
-        self._group_commit = GroupCommit(self.messages, self.conversations, self.by_client_msg_id, self.highest_seq)
+        self._group_commit = GroupCommit(
+            self.messages, self.conversations, self.by_client_msg_id, self.highest_seq, flush_seconds
+        )
+
+    async def close(self) -> None:
+        """Record the `last_seq`s still in memory (at shutdown)."""
+        await self._group_commit.close()
+
+    async def record_last_seqs(self) -> None:
+        """Record now the `last_seq`s waiting in memory (what the next flush would do)."""
+        await self._group_commit.record_now()
 
     async def ensure_indexes(self) -> None:
         await self.messages.create_index([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True)
