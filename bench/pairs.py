@@ -78,6 +78,7 @@ class Tally:
     delivered = 0
     sent = 0
     sent_in_window = 0
+    repeated = 0  # one flight received twice by its recipient
     retries = 0
     gave_up = 0
     resyncs = 0  # sync.done pushes nobody asked for (the gateway resyncs when pushes may be lost)
@@ -85,6 +86,28 @@ class Tally:
 
     def in_window(self, ns: int) -> bool:
         return self.start_ns <= ns < self.end_ns
+
+    def receive(self, recipient: int, text: str, now: int) -> Flight | None:
+        """A message whose text carries a flight's stamp reached `recipient`: counted, its
+        latency kept if sent in the window; the flight, or None when the text is not one of ours,
+        reached someone else, or came again (`repeated`)."""
+        try:
+            _, cmid = parse_text(text)
+        except ValueError:
+            return None
+        flight = self.flights.get(cmid)
+        if flight is None or flight.recipient != recipient:
+            return None
+        if flight.received.done():
+            self.repeated += 1
+            return None
+        flight.received.set_result(now)
+        self.delivered += 1
+        if self.in_window(now):
+            self.delivered_in_window += 1
+        if self.in_window(flight.stamp_ns):
+            self.latencies_ms.append((now - flight.stamp_ns) / NS_PER_MS)
+        return flight
 
     def error(self, code: str) -> None:
         self.errors[code] = self.errors.get(code, 0) + 1
@@ -126,19 +149,8 @@ def record_receipts(clients: list[BenchClient], tally: Tally) -> None:
     wall_offset_ns = time.time_ns() - time.perf_counter_ns()
     for index, client in enumerate(clients):
         def on_message(data: dict[str, Any], now: int, index: int = index) -> None:
-            try:
-                _, cmid = parse_text(data.get("text") or "")
-            except ValueError:
-                return
-            flight = tally.flights.get(cmid)
-            if flight is None or flight.recipient != index or flight.received.done():
-                return
-            flight.received.set_result(now)
-            tally.delivered += 1
-            if tally.in_window(now):
-                tally.delivered_in_window += 1
-            if tally.in_window(flight.stamp_ns):
-                tally.latencies_ms.append((now - flight.stamp_ns) / NS_PER_MS)
+            flight = tally.receive(index, data.get("text") or "", now)
+            if flight is not None and tally.in_window(flight.stamp_ns):
                 try:
                     stored_ns = int(datetime.fromisoformat(data["sent_at"]).timestamp() * 1e9) - wall_offset_ns
                 except (KeyError, ValueError):

@@ -22,58 +22,17 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
 
 from bench.load import gather_limited
-from bench.pairs import DRAIN_SECONDS, NS_PER_MS, RECEIPT_TIMEOUT, cpu_figures, machine_busy, quantiles
+from bench.pairs import DRAIN_SECONDS, RECEIPT_TIMEOUT, Flight, Tally, cpu_figures, machine_busy, quantiles
 from bench.wsclient import parse_text, stamped_text
 from bench.xmpp import XmppClient
 
 PASSWORD = "bench-password"
 Groups = dict[str, list[psutil.Process]]
-
-
-@dataclass
-class XFlight:
-    recipient: int
-    stamp_ns: int
-    received: asyncio.Future[int]
-
-
-@dataclass
-class XTally:
-    start_ns: int = 0
-    end_ns: int = 0
-    flights: dict[str, XFlight] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)
-    sent = 0
-    delivered = 0
-    delivered_in_window = 0
-    duplicated = 0
-
-    def in_window(self, ns: int) -> bool:
-        return self.start_ns <= ns < self.end_ns
-
-    def receive(self, recipient: int, body: str, now: int) -> None:
-        try:
-            _, cmid = parse_text(body)
-        except ValueError:
-            return
-        flight = self.flights.get(cmid)
-        if flight is None or flight.recipient != recipient:
-            return
-        if flight.received.done():
-            self.duplicated += 1
-            return
-        flight.received.set_result(now)
-        self.delivered += 1
-        if self.in_window(now):
-            self.delivered_in_window += 1
-        if self.in_window(flight.stamp_ns):
-            self.latencies_ms.append((now - flight.stamp_ns) / NS_PER_MS)
 
 
 def cpu_by_pid(groups: Groups) -> dict[str, dict[int, float]]:
@@ -114,7 +73,7 @@ async def xmpp_pairs(port: int, domain: str, groups: Callable[[], Groups], pairs
     names = [f"{tag}{i}" for i in range(2 * pairs)]
     clients = await connect_users(port, domain, names, ack_every)
     print(f"set up in {time.perf_counter() - t_setup:.1f} s", flush=True)
-    tally, stop = XTally(), asyncio.Event()
+    tally, stop = Tally(), asyncio.Event()
     for index, client in enumerate(clients):
         client.on_message = lambda _id, _frm, body, now, index=index: tally.receive(index, body, now)
     directions = [(a, a + 1) for a in range(0, len(clients), 2)]
@@ -126,7 +85,7 @@ async def xmpp_pairs(port: int, domain: str, groups: Callable[[], Groups], pairs
         while not stop.is_set():
             cmid = secrets.token_hex(8)
             body = stamped_text(cmid, size)
-            flight = XFlight(recipient, parse_text(body)[0], loop.create_future())
+            flight = Flight(recipient, parse_text(body)[0], loop.create_future())
             tally.flights[cmid] = flight
             tally.sent += 1
             clients[sender].send_message(to, cmid, body)
@@ -169,7 +128,7 @@ async def xmpp_pairs(port: int, domain: str, groups: Callable[[], Groups], pairs
         "pairs": pairs, "senders": len(directions), "window": window, "ack_every": ack_every, "warmup": warmup,
         "seconds": seconds, "text_chars": size, "sent": tally.sent, "delivered_in_window": delivered,
         "delivered_per_second": round(delivered / seconds, 1), "latency_ms": quantiles(tally.latencies_ms),
-        "lost": lost, "duplicated": tally.duplicated, "acks": {"sent": sum(c.acks_sent for c in clients)},
+        "lost": lost, "duplicated": tally.repeated, "acks": {"sent": sum(c.acks_sent for c in clients)},
         "cpu": cpu, "machine_cpu_percent": round(machine, 1), "cpus": os.cpu_count(),
         "other_cpu_percent": round(machine - cpu["total"]["cpu_percent"], 1),
     }

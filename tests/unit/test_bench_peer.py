@@ -13,7 +13,8 @@ from bench.peer_ejabberd import DB, DOMAIN, config_yaml, ctl_cfg, prefill_sql, s
 from bench.wsclient import stamped_text
 from bench.xmpp import (NS_CLIENT, NS_SM, StanzaReader, XmppClient, XmppError, message_fields, message_stanza,
                         sasl_plain, sm_ack)
-from bench.xmpp_load import XFlight, XTally, cpu_used
+from bench.pairs import Flight, Tally
+from bench.xmpp_load import cpu_used
 
 HEADER = (b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
           b"id='s1' from='parley.bench' version='1.0'>")
@@ -103,15 +104,15 @@ async def test_login_receive_and_ack_against_a_scripted_server():
 
 async def test_tally_counts_window_duplicates_and_strangers():
     loop = asyncio.get_running_loop()
-    tally = XTally(start_ns=0, end_ns=10**30)
+    tally = Tally(start_ns=0, end_ns=10**30)
     body = stamped_text("c1", 100)
     stamp = int(body.split()[0])
-    tally.flights["c1"] = XFlight(recipient=1, stamp_ns=stamp, received=loop.create_future())
+    tally.flights["c1"] = Flight(recipient=1, stamp_ns=stamp, received=loop.create_future())
     tally.receive(0, body, stamp + 5_000_000)  # not its recipient: ignored
     tally.receive(1, body, stamp + 5_000_000)
     tally.receive(1, body, stamp + 6_000_000)
     tally.receive(1, "not a stamped text", 0)
-    assert (tally.delivered, tally.delivered_in_window, tally.duplicated) == (1, 1, 1)
+    assert (tally.delivered, tally.delivered_in_window, tally.repeated) == (1, 1, 1)
     assert tally.latencies_ms == [5.0]
 
 
