@@ -161,7 +161,7 @@ async def test_acks_are_written_once_a_flush_not_once_an_ack(world, mongo_url, d
         first = [ack_item(B, d, s) for d in ("phone", "laptop") for s in (1, 2)] + [ack_item(C, "pc", 2, ac)]
         assert await replica.ack_items(first) == [Empty()] * len(first)
         assert [(name, collection) for name, collection, _ in commands.seen] == [
-            ("find", "conversations"), ("find", "cursors"),
+            ("find", "conversations"), ("find", "devices"), ("find", "cursors"),
         ]
         commands.seen.clear()
         later = [ack_item(B, "phone", 3), ack_item(C, "pc", 3, ac)]
@@ -181,6 +181,8 @@ async def test_positions_are_read_through_indexes(world, mongo_url, db) -> None:
     range of _id does, so delivered markers are point reads)."""
     group_id, cid = await create_group(world, A, [B, C, D])
     await send(world, A, group_id, "g1")
+    for u in (B, C):
+        await world.sync(u, "d1")  # the devices bind (registered), then acknowledge
     await world.ack_items([ack_item(u, "d1", 1, cid) for u in (B, C)])
     await read(world, B, 1, cid)
     await world.service.cursors.pending.flush()
@@ -189,7 +191,7 @@ async def test_positions_are_read_through_indexes(world, mongo_url, db) -> None:
     try:  # the store's read itself (what conversations.list and history.fetch read them with)
         read_markers, delivered = await CursorStore(client[db.name]).positions(cid, [B, C, D])
         assert (read_markers, delivered) == ({B: 1}, {B: 1, C: 1})
-        assert len(commands.seen) == 2
+        assert len(commands.seen) == 3  # read markers; the users' devices, then their cursors
         for _, collection, query in commands.seen:
             plan = await db[collection].find(query).explain()
             assert "COLLSCAN" not in str(plan["queryPlanner"]["winningPlan"]), (collection, query)

@@ -3,9 +3,10 @@
 Why: every ack moved a device's cursor and its user's delivered marker with a write, and read
 the markers first to know which moved: 0.75 documents written and 0.37 read per delivered
 message at W = 10 (bench/dbops.py), a third of the database's work. Here the newest position per
-(device, conversation) and per (user, conversation) waits in memory; one bulk `$max` writes
-what moved every `flush_seconds`, and on shutdown. Markers this process wrote or read stay
-known, so deciding whether an ack moved a marker costs no read.
+(device, conversation) waits in memory; one bulk `$max` writes what moved every
+`flush_seconds`, and on shutdown. Delivered markers (the highest of a user's devices' cursors)
+are not written at all: they are read from the cursors (storage/cursors.py). Markers this
+process moved or read stay known, so deciding whether an ack moved one costs no read.
 
 What a crash costs: a kill -9 loses at most the last `flush_seconds` of positions. A device is
 then sent again, at its next sync, messages it had acknowledged; clients drop them by seq
@@ -35,7 +36,7 @@ MAX_KNOWN = 50_000
 
 DeviceKey = tuple[str, str, str]  # user, device, conversation
 UserKey = tuple[str, str]  # user, conversation
-Write = Callable[[dict[DeviceKey, int], dict[UserKey, int]], Awaitable[None]]
+Write = Callable[[dict[DeviceKey, int]], Awaitable[None]]
 Key = TypeVar("Key", DeviceKey, UserKey)
 
 
@@ -52,8 +53,7 @@ class CoalescedPositions:
         self._write = write
         self.flush_seconds = flush_seconds
         self.cursors: dict[DeviceKey, int] = {}  # waiting to be written
-        self.delivered: dict[UserKey, int] = {}  # waiting to be written
-        self.known_delivered: dict[UserKey, int] = {}  # highest seen, written or read
+        self.known_delivered: dict[UserKey, int] = {}  # highest seen, moved here or read
         self._flusher: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()
 
@@ -61,9 +61,8 @@ class CoalescedPositions:
         for c in cursors:
             _raise(self.cursors, (c.user_id, c.device_id, c.conversation_id), c.seq)
         for key, seq in delivered.items():
-            _raise(self.delivered, key, seq)
             self.remember(key, seq)
-        if len(self.cursors) + len(self.delivered) >= MAX_PENDING:
+        if len(self.cursors) >= MAX_PENDING:
             await self.flush()
         elif self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_later())
@@ -89,28 +88,25 @@ class CoalescedPositions:
         return best
 
     async def _flush_later(self) -> None:
-        while self.cursors or self.delivered:
+        while self.cursors:
             await asyncio.sleep(self.flush_seconds)
             try:
                 await self.flush()
             except Exception as exc:  # the database is away: what waits stays and goes next time
                 log_event(log, "positions.flush_failed", logging.WARNING, error=repr(exc)[:200],
-                          waiting=len(self.cursors) + len(self.delivered))
+                          waiting=len(self.cursors))
 
     async def flush(self) -> None:
         """Write what waits (one bulk write); on failure it waits again, merged with newer ones."""
         async with self._writing:
             cursors, self.cursors = self.cursors, {}
-            delivered, self.delivered = self.delivered, {}
-            if not cursors and not delivered:
+            if not cursors:
                 return
             try:
-                await self._write(cursors, delivered)
+                await self._write(cursors)
             except BaseException:
                 for key, seq in cursors.items():
                     _raise(self.cursors, key, seq)
-                for user_key, seq in delivered.items():
-                    _raise(self.delivered, user_key, seq)
                 raise
 
     async def close(self) -> None:

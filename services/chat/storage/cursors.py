@@ -3,9 +3,10 @@ acknowledged, how far each user has received (delivered markers) and read each c
 and when each device last finished a sync.
 
 devices: `{_id: user|device, user_id, device_id, first_seen, synced_at?}`
-cursors: `{_id: user|device|conversation, user_id, device_id, conversation_id, seq}`, and the
-  delivered markers `{_id: @delivered|conversation|user, user_id, conversation_id, seq}` (the
-  highest seq any of the user's devices acknowledged: written in the acks' one bulk write)
+cursors: `{_id: user|device|conversation, user_id, device_id, conversation_id, seq}`. A user's
+  delivered marker in a conversation (the highest seq any of their devices acknowledged) is read
+  from their devices' cursors; earlier versions wrote it as `{_id: @delivered|conversation|user,
+  seq}`, still read (both only move up, so the higher counts).
 read_markers: `{_id: user|conversation, user_id, conversation_id, seq}`
 """
 import asyncio
@@ -18,7 +19,7 @@ from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.chat.domain.records import Cursor
-from services.chat.storage.coalesced import CoalescedPositions, DeviceKey, UserKey
+from services.chat.storage.coalesced import CoalescedPositions, DeviceKey
 from shared.stores import Database, Document
 
 AFTER_BAR = chr(ord("|") + 1)  # the first character above "|": the end of a `...|` prefix range
@@ -28,8 +29,8 @@ DELIVERED = "@delivered|"
 
 
 class CursorStore:
-    """Cursors and delivered markers move in memory and reach the database about once every
-    `flush_seconds` (storage/coalesced.py says what a crash costs); reads see both."""
+    """Cursors move in memory and reach the database about once every `flush_seconds`
+    (storage/coalesced.py says what a crash costs); reads see both."""
 
     def __init__(self, db: Database, flush_seconds: float = 1.0):
         self.devices = db["devices"]
@@ -138,8 +139,8 @@ class CursorStore:
         seq), forward: in memory now, in the database with the next flush."""
         await self.pending.advance(cursors, delivered or {})
 
-    async def _write_positions(self, cursors: dict[DeviceKey, int], delivered: dict[UserKey, int]) -> None:
-        """One bulk `$max` of the positions that waited (never moves one back)."""
+    async def _write_positions(self, cursors: dict[DeviceKey, int]) -> None:
+        """One bulk `$max` of the cursors that waited (never moves one back)."""
         updates = [
             UpdateOne(
                 {"_id": f"{user_id}|{device_id}|{conversation_id}"},
@@ -151,42 +152,50 @@ class CursorStore:
             )
             for (user_id, device_id, conversation_id), seq in cursors.items()
         ]
-        updates += [
-            UpdateOne(
-                {"_id": _delivered_id(conversation_id, user_id)},
-                {"$max": {"seq": seq}, "$setOnInsert": {"user_id": user_id, "conversation_id": conversation_id}},
-                upsert=True,
-            )
-            for (user_id, conversation_id), seq in delivered.items()
-        ]
         if updates:
             await self.cursors.bulk_write(updates, ordered=False)
 
     async def delivered_of(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """(user_id, conversation_id) → the user's delivered marker there, for the pairs that have
-        one: those this process knows from memory, the others in one read (point lookups on _id)."""
+        one: those this process knows from memory, the others read (_delivered_in_store)."""
         pairs, known = list(pairs), self.pending.known_delivered
         found = {pair: known[pair] for pair in pairs if pair in known}
-        ids = {_delivered_id(cid, user_id): (user_id, cid) for user_id, cid in pairs if (user_id, cid) not in found}
-        if ids:
-            async for doc in self.cursors.find({"_id": {"$in": list(ids)}}):
-                found[ids[doc["_id"]]] = doc["seq"]
-                self.pending.remember(ids[doc["_id"]], doc["seq"])
+        read = await self._delivered_in_store([pair for pair in pairs if pair not in found])
+        for pair, seq in read.items():
+            self.pending.remember(pair, seq)
+        return found | read
+
+    async def _delivered_in_store(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The highest cursor of each user's devices in each conversation (and an earlier
+        version's written marker), as stored: the users' devices (user_id index), then one read
+        of point lookups on _id."""
+        if not pairs:
+            return {}
+        devices: dict[str, list[str]] = {}
+        async for d in self.devices.find({"user_id": {"$in": list({u for u, _ in pairs})}}, {"user_id": 1, "device_id": 1}):
+            devices.setdefault(d["user_id"], []).append(d["device_id"])
+        ids = {_delivered_id(cid, user_id): (user_id, cid) for user_id, cid in pairs}
+        ids.update({f"{user_id}|{device}|{cid}": (user_id, cid) for user_id, cid in pairs for device in devices.get(user_id, ())})
+        found: dict[tuple[str, str], int] = {}
+        async for doc in self.cursors.find({"_id": {"$in": list(ids)}}, {"seq": 1}):
+            pair = ids[doc["_id"]]
+            found[pair] = max(found.get(pair, 0), doc["seq"])
         return found
 
     async def positions(self, conversation_id: str, user_ids: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
         """These users' read markers and delivered markers in the conversation: user_id → seq, for
-        each that has one. Delivered markers are point reads by _id: on the embedded server a
-        range of _id is a collection scan (a range of a secondary index is not)."""
+        each that has one. Delivered markers are their devices' cursors, point reads by _id: on
+        the embedded server a range of _id is a collection scan (a range of a secondary index is
+        not)."""
         if not user_ids:
             return {}, {}
         wanted = set(user_ids)
-        read_docs, delivered_docs = await asyncio.gather(
+        read_docs, stored = await asyncio.gather(
             self.read_markers.find({"conversation_id": conversation_id}).to_list(),
-            self.cursors.find({"_id": {"$in": [_delivered_id(conversation_id, u) for u in wanted]}}).to_list(),
+            self._delivered_in_store([(u, conversation_id) for u in wanted]),
         )
         read = {d["user_id"]: d["seq"] for d in read_docs if d["user_id"] in wanted}
-        delivered = {d["user_id"]: d["seq"] for d in delivered_docs}
+        delivered = {user_id: seq for (user_id, _), seq in stored.items()}
         for user_id in wanted:  # newer than written, where this process knows it
             seq = self.pending.known_delivered.get((user_id, conversation_id), 0)
             if seq > delivered.get(user_id, 0):
