@@ -66,7 +66,7 @@ def _delivery_dict(delivery: Delivery) -> dict[str, Any]:
 def delivery_json(delivery: Delivery | Deliveries) -> bytes:
     """`dumps(delivery)`, the same bytes, by orjson from the fields: pydantic's serializer infers
     the type of every value of the pushes' `data` (dict[str, Any], already JSON: made by
-    model_dump(mode="json") or built so) and was ~5 of the ~7 µs a delivery cost chat (issue 26)."""
+    model_dump(mode="json") or built so) and was ~5 of the ~7 us a delivery cost chat (issue 26)."""
     if isinstance(delivery, Deliveries):
         return orjson.dumps({"items": [_delivery_dict(d) for d in delivery.items]})
     return orjson.dumps(_delivery_dict(delivery))
