@@ -54,6 +54,24 @@ def dumps(value: BaseModel | dict[str, Any]) -> bytes:
     return orjson.dumps(value)
 
 
+def _delivery_dict(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "targets": [{"user_id": t.user_id, "device_id": t.device_id} for t in delivery.targets],
+        "conn_id": delivery.conn_id,
+        "sync": delivery.sync,
+        "pushes": [{"type": p.type, "data": p.data} for p in delivery.pushes],
+    }
+
+
+def delivery_json(delivery: Delivery | Deliveries) -> bytes:
+    """`dumps(delivery)`, the same bytes, by orjson from the fields: pydantic's serializer infers
+    the type of every value of the pushes' `data` (dict[str, Any], already JSON: made by
+    model_dump(mode="json") or built so) and was ~5 of the ~7 us a delivery cost chat (issue 26)."""
+    if isinstance(delivery, Deliveries):
+        return orjson.dumps({"items": [_delivery_dict(d) for d in delivery.items]})
+    return orjson.dumps(_delivery_dict(delivery))
+
+
 def model_json(value: BaseModel, *, exclude_none: bool = False) -> bytes:
     return value.__pydantic_serializer__.to_json(value, exclude_none=exclude_none)
 
@@ -204,7 +222,7 @@ class Broker:
         """Pushes for sockets held by one gateway; transient: what is lost comes back on sync.
         The message's `type` says which of the two the body is."""
         kind = DELIVERIES if isinstance(delivery, Deliveries) else DELIVERY
-        await self.publish("deliver", gateway_id, dumps(delivery), persistent=False, type=kind)
+        await self.publish("deliver", gateway_id, delivery_json(delivery), persistent=False, type=kind)
 
     async def send_command(self, op: Operation[Any, Any], caller: Caller, data: BaseModel) -> None:
         """A one-way command (no reply), durable until a replica of its service takes it."""

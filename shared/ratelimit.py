@@ -96,10 +96,12 @@ class TokenBucket:
 class CoalescedTakes:
     """Takes from one bucket by many callers in the same turn of the event loop go to Redis as
     one script call: a gateway's sockets each taking a token per message.send would otherwise
-    cost a Redis round trip per message."""
+    cost a Redis round trip per message. With `timeout`, a call that Redis has not answered
+    within it fails every taker with TimeoutError: one timer per Redis call, not one per take."""
 
-    def __init__(self, bucket: TokenBucket):
+    def __init__(self, bucket: TokenBucket, timeout: float | None = None):
         self.bucket = bucket
+        self.timeout = timeout
         self._pending: list[tuple[str, asyncio.Future[bool]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -118,7 +120,8 @@ class CoalescedTakes:
 
     async def _take(self, pending: list[tuple[str, asyncio.Future[bool]]]) -> None:
         try:
-            taken = await self.bucket.take_many([key for key, _ in pending])
+            async with asyncio.timeout(self.timeout):
+                taken = await self.bucket.take_many([key for key, _ in pending])
         except Exception as exc:  # Redis away: every caller decides (the gateway fails open)
             for _, future in pending:
                 if not future.done():

@@ -33,7 +33,7 @@ from shared.contracts.operations import AUTH_TOKENS_REVOKED
 from shared.ids import new_id
 from shared.logs import log_event
 from shared.presence import Presence
-from shared.ratelimit import CoalescedTakes, TokenBucket
+from shared.ratelimit import TokenBucket
 from shared.settings import Settings
 from shared.tokens import RevocationCheck, Revocations, TokenCodec
 
@@ -78,9 +78,8 @@ class Gateway:
         revocations = RevocationCheck(Revocations(redis, settings.namespace), ask=ask_revoked)
         tokens = TokenCheck(TokenCodec(settings.jwt_secret, settings.token_ttl_seconds), revocations)
         sessions = Sessions(settings, gateway_id, hub, admission, presence, broker)
-        # One Redis call per turn of the loop for all the sockets' sends, not one per send.
         send_rate = SendRate(
-            CoalescedTakes(TokenBucket(redis, settings.namespace, "send", settings.send_rate_per_second, settings.send_burst)),
+            TokenBucket(redis, settings.namespace, "send", settings.send_rate_per_second, settings.send_burst),
             settings.send_rate_per_second,
         )
         dispatcher = Dispatcher(

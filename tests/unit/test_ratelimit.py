@@ -167,3 +167,14 @@ async def test_takes_in_one_turn_of_the_loop_go_to_redis_together_with_the_same_
     answers = await asyncio.gather(*(coalesced.take(k) for k in ["u_alice"] * (BURST + 1) + ["u_bob"]))
     assert answers == [True] * BURST + [False, True]
     assert calls == [["u_alice"] * (BURST + 1) + ["u_bob"]]  # one script call for all five
+
+
+async def test_a_redis_call_past_its_timeout_fails_every_taker_of_that_turn(bucket):
+    async def stuck(keys: list[str]) -> list[bool]:
+        await asyncio.sleep(60)
+        return [True] * len(keys)
+
+    bucket.take_many = stuck
+    coalesced = CoalescedTakes(bucket, timeout=0.05)
+    answers = await asyncio.gather(*(coalesced.take(k) for k in ["u_alice", "u_bob"]), return_exceptions=True)
+    assert [type(a) for a in answers] == [TimeoutError, TimeoutError]

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from shared.delivery import Deliverer, push
 from services.chat.domain.ports import Conversations, Cursors, Messages
-from services.chat.domain.records import Conversation
+from services.chat.domain.records import Conversation, Message
 from shared.contracts import chat
 from shared.contracts.base import utc_now
 from shared.contracts.conversations import MessageRecalledPush
@@ -131,7 +131,7 @@ async def sync_device(bound: chat.DeviceBound, parts: MessagingParts) -> int:
                     break
                 if publishing is not None:
                     await publishing
-                pushes = [push("message.new", m.to_contract(bound.user_id)) for m in batch]
+                pushes = [message_new(m, sealed=m.content_sealed_for(bound.user_id)) for m in batch]
                 publishing = asyncio.create_task(deliver.to_socket(sock, pushes, sync=True))
                 count += len(batch)
                 after = batch[-1].seq
@@ -176,3 +176,9 @@ async def _changes_since(
                 elif not message.is_expired(now):
                     pushes.append(push("message.changed", message.to_contract(user_id)))
     return pushes
+
+
+def message_new(message: Message, *, sealed: bool = False) -> Push:
+    """The `message.new` push of a stored message, its data built as JSON directly (the message
+    came from the store or was just validated at the edge: no model to check it again)."""
+    return Push(type="message.new", data=message.contract_json(sealed=sealed))

@@ -17,7 +17,7 @@ from typing import Protocol
 from services.chat.domain.attachments import AttachmentParts, Referred, look_up_referred, message_content
 from shared.delivery import Deliverer, Fanout, push
 from services.chat.domain.group_admin import send_refusal
-from services.chat.domain.messaging import conversation_up_to
+from services.chat.domain.messaging import conversation_up_to, message_new
 from services.chat.domain.ports import Conversations, Cursors, DomainEvents, Friendships
 from services.chat.domain.records import Conversation, Cursor, Draft, Message
 from shared.contracts import chat
@@ -190,11 +190,11 @@ def announce(conversation: Conversation, message: Message, except_device: tuple[
     """`message.new` to every member's devices; a burn-after-reading message goes sealed (no
     content) to its recipient."""
     if message.burn_seconds is None:
-        return [Fanout(conversation.members, [push("message.new", message.contract())], except_device)]
+        return [Fanout(conversation.members, [message_new(message)], except_device)]
     sender = message.from_user_id
     return [
-        Fanout([sender], [push("message.new", message.contract())], except_device),
-        Fanout(conversation.others(sender), [push("message.new", message.contract(sealed=True))]),
+        Fanout([sender], [message_new(message)], except_device),
+        Fanout(conversation.others(sender), [message_new(message, sealed=True)]),
     ]
 
 
