@@ -28,6 +28,19 @@ _amqp: "weakref.WeakSet[aio_pika.connection.Connection]" = weakref.WeakSet()
 _redis: "weakref.WeakSet[redis.asyncio.connection.AbstractConnection]" = weakref.WeakSet()
 _stacks: "weakref.WeakSet[Stack]" = weakref.WeakSet()
 _sockets: "weakref.WeakSet[parley_client.connection.Connection]" = weakref.WeakSet()
+# What runs across tests on purpose and is restarted piecemeal by them (test_chaos's stack: its
+# Redis and MongoDB-wire server come back as new processes after a fault): objects with a
+# `pids()` ({label: pid}) whose processes are never strays while they are kept.
+_kept: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def keep(owner: Any) -> None:
+    """`owner.pids()` are its fixture's, not the running test's, until `release(owner)`."""
+    _kept.add(owner)
+
+
+def release(owner: Any) -> None:
+    _kept.discard(owner)
 
 
 def _note_instances(cls: type, made: "weakref.WeakSet[Any]") -> None:
@@ -118,6 +131,9 @@ def _stray_processes(before: Snapshot) -> list[psutil.Process]:
         for stack in list(_stacks) if id(stack) in before.stacks
         for proc in [*stack.procs.values(), stack.mongo] if proc is not None and proc.popen is not None
     }
+    for owner in list(_kept):
+        with contextlib.suppress(Exception):
+            owned.update(owner.pids().values())
     ours = os.getpid()
     older = before.pids | owned
     strays = []
