@@ -25,7 +25,7 @@ help:
 	@echo "           one device's burst to an offline friend, offline sync, decay table (ARGS='--burst 2000 --sync-messages 10000'; ARGS='--decay 0,100000,1000000 --pairs 100 --store .run/bench-store')"
 	@echo "make profile  py-spy profiles of chat, gateway and database under the chat load, into .run/profile/ (ARGS='--rate 300')"
 	@echo "make bench-upload  stream a 1 GiB upload and download through a stack of its own, printing gateway/files RSS (ARGS='--mib 256')"
-	@echo "make chaos  the fault suite, longer: RabbitMQ stopped, Redis emptied, MongoDB and replicas killed -9 under load, a table per fault (ARGS='--only gateway,chat --repeat 3 --rate 40'; docs/reliability.md)"
+	@echo "make chaos  the fault suite, longer: RabbitMQ stopped, Redis emptied, MongoDB and replicas killed -9 under load, a table per fault (ARGS='--only gateway,chat --repeat 3 --rate 40'; docs/reliability.md); then the tests marked chaos"
 	@echo "make soak   30 min at moderate load on a stack of its own: RSS per process and delivery p50/p99 every 30 s, JSON and PNG (ARGS='--minutes 10 --users 100 --rate 30')"
 	@echo "make venv   create .venv and install '.[dev,local]' and the client library (clients/python) when either pyproject.toml changed"
 	@echo "make browser  make sure Debian's Chromium is there for tests/browser (apt-get when root; else they are skipped, loudly)"
@@ -105,8 +105,10 @@ profile: venv infra
 bench-upload: venv infra
 	$(PY) -m bench.upload_memory $(ARGS)
 
+# Then the fault tests marked `chaos` (kept out of make test, which has a representative of each).
 chaos: venv infra
 	$(PY) -m bench.chaos $(ARGS)
+	$(PY) -m pytest -m chaos tests/integration
 
 soak: venv infra
 	$(PY) -m bench.soak $(ARGS)
