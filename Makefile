@@ -27,7 +27,7 @@ help:
 	@echo "           issue 26: p50/p99 per operation (send, ack, read, edit, react, open, history, sync) under a moderate mixed load; fails past 50 ms p99 (ARGS='--ops 20 --ops-rate 40 --seconds 30 --prefill 100000 --store .run/bench-store --private-infra')"
 	@echo "make profile  py-spy profiles of chat, gateway and database under the chat load, into .run/profile/ (ARGS='--rate 300')"
 	@echo "make bench-upload  stream a 1 GiB upload and download through a stack of its own, printing gateway/files RSS (ARGS='--mib 256')"
-	@echo "make chaos  the fault suite, longer: RabbitMQ stopped, Redis emptied, MongoDB and replicas killed -9 under load, a table per fault (ARGS='--only gateway,chat --repeat 3 --rate 40'; docs/reliability.md)"
+	@echo "make chaos  the fault suite, longer: RabbitMQ stopped, Redis emptied, MongoDB and replicas killed -9 under load, a table per fault (ARGS='--only gateway,chat --repeat 3 --rate 40'; docs/reliability.md); then the tests marked chaos"
 	@echo "make soak   30 min at moderate load on a stack of its own: RSS per process and delivery p50/p99 every 30 s, JSON and PNG (ARGS='--minutes 10 --users 100 --rate 30')"
 	@echo "make venv   create .venv and install '.[dev,local]' and the client library (clients/python) when either pyproject.toml changed"
 	@echo "make browser  make sure Debian's Chromium is there for tests/browser (apt-get when root; else they are skipped, loudly)"
@@ -107,8 +107,10 @@ profile: venv infra
 bench-upload: venv infra
 	$(PY) -m bench.upload_memory $(ARGS)
 
+# Then the fault tests marked `chaos` (kept out of make test, which has a representative of each).
 chaos: venv infra
 	$(PY) -m bench.chaos $(ARGS)
+	$(PY) -m pytest -m chaos tests/integration
 
 soak: venv infra
 	$(PY) -m bench.soak $(ARGS)

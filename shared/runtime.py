@@ -11,7 +11,7 @@ from shared.metrics import serve_metrics
 from shared.periodic import Leases
 from shared.service import ServiceRunner
 from shared.settings import Settings, UnsafeSecret, get_settings, refuse_unsafe_secrets
-from shared.stores import mongo_client, mongo_database, redis_client, wait_for_mongo
+from shared.stores import close_mongo, mongo_client, mongo_database, redis_client, wait_for_mongo
 
 
 async def serve(service_class: type[Service]) -> None:
@@ -40,7 +40,7 @@ async def serve(service_class: type[Service]) -> None:
     finally:
         await broker.close()
         await redis.aclose()
-        await mongo.close()
+        await close_mongo(mongo)  # bounded: the database may be gone already
 
 
 def refuse_to_start_unsafely(service: str, settings: Settings) -> None:

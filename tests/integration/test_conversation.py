@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from deploy.local.devstack import Stack, free_port
-from tests.support.client import Client, befriend, http_post, new_user
+from tests.support.client import Client, befriend, http_post, new_user, send_texts
 from tests.support.infra import wait_until_ready
 from tests.support.waiting import eventually
 
@@ -48,9 +48,9 @@ async def test_two_users_befriend_and_chat_both_ways(port: int, other_port: int)
 async def test_history_pages_backwards(port: int) -> None:
     alice, bob = await new_user(port), await new_user(port)
     await befriend(alice, bob)
-    for i in range(1, 126):
-        reply = await alice.send_text(bob.user_id, f"m{i}")
-    conversation_id = reply["conversation_id"]
+    replies = await send_texts(alice, bob.user_id, [f"m{i}" for i in range(1, 126)])
+    assert [r["seq"] for r in replies] == list(range(1, 126))
+    conversation_id = replies[0]["conversation_id"]
 
     newest = await bob.call("history.fetch", {"conversation_id": conversation_id})
     assert [m["seq"] for m in newest["messages"]] == list(range(76, 126))

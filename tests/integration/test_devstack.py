@@ -277,9 +277,9 @@ def test_a_killed_launcher_takes_its_children_along(launcher: Callable[..., Laun
     # Each child gets SIGTERM (PDEATHSIG), all at once rather than in `make stop`'s order: the
     # database stops in ~2 s (its stop waits 2 s for its accept thread, then for its connections,
     # then closes its storage); a service that closes its MongoDB client after the database is
-    # gone waits out its server selection (5 s) to end its sessions. Usually 2-3 s, measured up
-    # to 6 s; once, in a full run, over 10 s for the database and a gateway. The launcher itself
-    # allows a child 15 s to stop (Proc.stop).
+    # gone gives up ending its sessions after 1 s (shared.stores.close_mongo; it waited out its
+    # 5 s server selection before). Once, in a full run, over 10 s for the database and a
+    # gateway. The launcher itself allows a child 15 s to stop (Proc.stop).
     took = nothing_left(launch, pids, 20)
     print(f"every child gone {took:.1f} s after kill -9 of the launcher")
 

@@ -1,7 +1,7 @@
 """Store-and-forward: what was sent while a device was away arrives on its next bind, in order."""
 import asyncio
 
-from tests.support.client import befriend, log_in_again, new_user
+from tests.support.client import befriend, log_in_again, new_user, send_texts
 from tests.support.waiting import eventually
 
 
@@ -10,7 +10,8 @@ async def test_500_messages_wait_for_an_offline_device_and_arrive_in_order(port:
     await befriend(alice, bob)
     await bob.close()
 
-    replies = [await alice.send_text(bob.user_id, f"offline {i}") for i in range(500)]
+    # Pipelined (send_texts): the seqs below also say they were stored in the order sent.
+    replies = await send_texts(alice, bob.user_id, [f"offline {i}" for i in range(500)])
     conversation_id = replies[0]["conversation_id"]
     assert [r["seq"] for r in replies] == list(range(1, 501))
 
@@ -47,9 +48,9 @@ async def test_live_messages_during_sync_follow_it_in_order(port: int) -> None:
     alice, bob = await new_user(port), await new_user(port)
     await befriend(alice, bob)
     await bob.close()
-    for i in range(300):
-        reply = await alice.send_text(bob.user_id, f"early {i}")
-    conversation_id = reply["conversation_id"]
+    early = await send_texts(alice, bob.user_id, [f"early {i}" for i in range(300)])
+    assert [r["seq"] for r in early] == list(range(1, 301))
+    conversation_id = early[0]["conversation_id"]
 
     bob = await log_in_again(bob, port)
     late = [asyncio.create_task(alice.send_text(bob.user_id, f"late {i}")) for i in range(20)]

@@ -314,6 +314,10 @@ async def close_all(crowd: Crowd) -> None:
 
 
 # --- the tests -----------------------------------------------------------------------------------
+# The same kill (gateway2 + chat2 mid-stream) is in make test as the pipelined devices' test
+# below, and single kills of a gateway and of chat in test_faults.py; this one (users moving to
+# the other gateway and back, each holding exactly what was stored) runs in make chaos.
+@pytest.mark.chaos
 async def test_users_on_two_gateways_lose_nothing_when_a_gateway_and_a_chat_replica_crash(
     scaled: tuple[Stack, Settings],
 ) -> None:

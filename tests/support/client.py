@@ -25,7 +25,7 @@ PASSWORD = "correct horse battery"
 # Every client made in this process, for the tests' leak check (tests/support/leaks.py).
 MADE: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
-__all__ = ["MADE", "PASSWORD", "Client", "ReplyError", "befriend", "http_post", "log_in_again", "new_user"]
+__all__ = ["MADE", "PASSWORD", "Client", "ReplyError", "befriend", "http_post", "log_in_again", "new_user", "send_texts"]
 
 
 class Client:
@@ -173,6 +173,16 @@ async def log_in_again(client: Client, port: int, device_id: str | None = None) 
     again.username, again.user_id = client.username, client.user_id
     await again.login(device_id)
     return again
+
+
+async def send_texts(client: Client, to_user: str, texts: list[str], window: int = 32) -> list[dict[str, Any]]:
+    """message.send of each text, `window` at a time without waiting for each reply (as a fast app
+    does; a socket's sends take seqs in the order sent, services/gateway/batching.py): the replies,
+    in the order of `texts`. For tests that need many messages stored, not one round trip each."""
+    replies: list[dict[str, Any]] = []
+    for start in range(0, len(texts), window):
+        replies += await asyncio.gather(*(client.send_text(to_user, text) for text in texts[start : start + window]))
+    return replies
 
 
 async def befriend(a: Client, b: Client) -> None:

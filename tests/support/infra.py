@@ -48,6 +48,12 @@ def tuned_for_tests() -> dict[str, str]:
         "PARLEY_LOGIN_FREE_FAILURES_PER_ADDRESS": "100000",
         "PARLEY_WS_MAX_UNBOUND_PER_ADDRESS": "100000",
         "PARLEY_WS_MAX_SOCKETS_PER_ADDRESS": "100000",
+        # Tests register and log in well over a thousand users, two argon2 hashes each: at the
+        # production cost (2 passes over 19 MiB, ~45 ms of CPU a hash, more on a loaded host)
+        # that was CPU taken from the services on a 2-core machine. No test here measures the
+        # cost; the hasher's parameters are tested in tests/unit/test_accounts.py.
+        "PARLEY_ARGON2_TIME_COST": "1",
+        "PARLEY_ARGON2_MEMORY_KIB": "8192",
     }
 
 

@@ -28,6 +28,19 @@ _amqp: "weakref.WeakSet[aio_pika.connection.Connection]" = weakref.WeakSet()
 _redis: "weakref.WeakSet[redis.asyncio.connection.AbstractConnection]" = weakref.WeakSet()
 _stacks: "weakref.WeakSet[Stack]" = weakref.WeakSet()
 _sockets: "weakref.WeakSet[parley_client.connection.Connection]" = weakref.WeakSet()
+# What runs across tests on purpose and is restarted piecemeal by them (test_chaos's stack: its
+# Redis and MongoDB-wire server come back as new processes after a fault): objects with a
+# `pids()` ({label: pid}) whose processes are never strays while they are kept.
+_kept: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def keep(owner: Any) -> None:
+    """`owner.pids()` are its fixture's, not the running test's, until `release(owner)`."""
+    _kept.add(owner)
+
+
+def release(owner: Any) -> None:
+    _kept.discard(owner)
 
 
 def _note_instances(cls: type, made: "weakref.WeakSet[Any]") -> None:
@@ -68,12 +81,43 @@ def _open_sockets() -> list[parley_client.connection.Connection]:
     return [c for c in list(_sockets) if c.is_open]
 
 
+# Linux lists each thread's children in /proc/<pid>/task/<tid>/children: reading our own
+# subtree there costs a few files, where psutil's children(recursive=True) reads the stat file of
+# every process on the machine (~10 ms a call on a shared host, twice a test, a thousand tests).
+_PROC_CHILDREN = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def _child_pids(pid: int) -> list[int]:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:  # gone meanwhile
+        return []
+    found: list[int] = []
+    for tid in tasks:
+        with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/task/{tid}/children") as listed:
+            found += map(int, listed.read().split())
+    return found
+
+
+def _descendants() -> list[psutil.Process]:
+    if not _PROC_CHILDREN:
+        return psutil.Process().children(recursive=True)
+    found: list[psutil.Process] = []
+    todo = [os.getpid()]
+    while todo:
+        for pid in _child_pids(todo.pop()):
+            todo.append(pid)
+            with contextlib.suppress(psutil.Error):
+                found.append(psutil.Process(pid))
+    return found
+
+
 def _children() -> list[psutil.Process]:
     """Our living descendants. One that ends while this looks (a browser's renderers come and
     go all the time) is skipped, not allowed to empty the list: an empty snapshot before a test
     would make every process of the session look new, and be killed, after it."""
     alive = []
-    for process in psutil.Process().children(recursive=True):
+    for process in _descendants():
         with contextlib.suppress(psutil.Error):
             if process.status() != psutil.STATUS_ZOMBIE:
                 alive.append(process)
@@ -118,12 +162,17 @@ def _stray_processes(before: Snapshot) -> list[psutil.Process]:
         for stack in list(_stacks) if id(stack) in before.stacks
         for proc in [*stack.procs.values(), stack.mongo] if proc is not None and proc.popen is not None
     }
+    for owner in list(_kept):
+        with contextlib.suppress(Exception):
+            owned.update(owner.pids().values())
     ours = os.getpid()
     older = before.pids | owned
     strays = []
     for process in _children():
+        if process.pid in older:  # most are: no need to walk up its parents
+            continue
         with contextlib.suppress(psutil.Error):
-            lineage = {process.pid} | {p.pid for p in process.parents()} - {ours}
+            lineage = {p.pid for p in process.parents()} - {ours}
             if not lineage & older:
                 strays.append(process)
     return strays
