@@ -74,7 +74,7 @@ async def test_a_crash_before_the_flush_sends_acknowledged_messages_again(db, se
         assert await world.sync(B, "phone") == 3
         await world.ack(B, AB, 3, device="phone")
         assert await world.sync(B, "phone") == 0  # this replica knows the phone has them
-        world.service.cursors.pending.cursors.clear()  # the crash: what waited in memory is gone
+        world.service.cursors.pending.waiting.clear()  # the crash: what waited in memory is gone
         await world.send(A, B, text="m3")
         assert await world.sync(B, "phone") == 4  # again 1-3, and the new one
 

@@ -455,7 +455,7 @@ async def test_a_sync_reads_past_a_last_seq_left_behind(friends):
     left it behind what is stored. A device syncing then still gets every message."""
     await send_many(friends, 3)
     commit = friends.messages._group_commit
-    commit._unrecorded.clear()  # the crash: what waited in memory is gone
+    commit._tops.waiting.clear()  # the crash: what waited in memory is gone
     commit._next_seq.clear()
     assert (await friends.stored_conversation(CONV)).get("last_seq", 0) == 0
     assert await friends.sync(B, "tablet") == 3

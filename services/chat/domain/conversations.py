@@ -4,7 +4,9 @@ from datetime import timedelta
 from typing import Protocol
 
 from shared.delivery import push
-from services.chat.domain.messaging import conversation_up_to, member_conversation, positions_of_others
+from services.chat.domain.messaging import (
+    conversation_up_to, known_last_seq, member_conversation, positions_of_others,
+)
 from services.chat.domain.interactions import tell_changed
 from services.chat.domain.ports import Cursors, MessageParts, Profiles, TypingNotices
 from shared.contracts.base import iso, utc_now
@@ -66,7 +68,7 @@ async def list_conversations(user_id: str, parts: ConversationParts) -> Conversa
             kind=conv.kind,
             peer=found.get(peers[cid]) if conv.kind == "direct" else None,
             group=GroupRef(group_id=conv.group_id, name=conv.name) if conv.group_id and conv.name is not None else None,
-            last_seq=max(conv.last_seq, messages.known_top(cid), latest.seq if latest else 0),
+            last_seq=max(known_last_seq(conv, messages), latest.seq if latest else 0),
             last_message=latest.to_contract(user_id) if latest else None,
             unread=unread,
             unread_mentions=mentions,

@@ -51,12 +51,18 @@ async def member_conversation(conversation_id: str, user_id: str, conversations:
     return conversation
 
 
+def known_last_seq(conversation: Conversation, messages: Messages) -> int:
+    """The highest seq known stored in the conversation without a read: its `last_seq` as read
+    (recorded lazily, a floor: storage/appender.py), or what this process stored above it."""
+    return max(conversation.last_seq, messages.known_top(conversation.conversation_id))
+
+
 async def conversation_up_to(
     conversation_id: str, seq: int, user_id: str, conversations: Conversations, messages: Messages
 ) -> Conversation:
     """The conversation, if the user is in it and `seq` names a message that exists."""
     conversation = await member_conversation(conversation_id, user_id, conversations)
-    conversation = conversation.with_last_seq(max(conversation.last_seq, messages.known_top(conversation_id)))
+    conversation = conversation.with_last_seq(known_last_seq(conversation, messages))
     if seq > conversation.last_seq:
         # `last_seq` is recorded lazily (storage/appender.py), and a chat replica that died left
         # it behind what is stored (the next send would catch it up): catch it up now, so that
@@ -124,7 +130,7 @@ async def sync_device(bound: chat.DeviceBound, parts: MessagingParts) -> int:
             after = max(positions.get(cid, 0), conversation.joined_seq(bound.user_id))
             # `last_seq` is a floor (recorded lazily, storage/appender.py): the read above it is
             # open, so even a conversation whose cursor is at its last_seq costs one read.
-            top = max(conversation.last_seq, messages.known_top(cid))
+            top = known_last_seq(conversation, messages)
             while True:
                 batch = await messages.above(cid, after, batch_size, now, top, viewer=bound.user_id)
                 if not batch:

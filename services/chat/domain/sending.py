@@ -17,7 +17,7 @@ from typing import Protocol
 from services.chat.domain.attachments import AttachmentParts, Referred, look_up_referred, message_content
 from shared.delivery import Deliverer, Fanout, push
 from services.chat.domain.group_admin import send_refusal
-from services.chat.domain.messaging import conversation_up_to, message_new
+from services.chat.domain.messaging import conversation_up_to, known_last_seq, message_new
 from services.chat.domain.ports import Conversations, Cursors, DomainEvents, Friendships
 from services.chat.domain.records import Conversation, Cursor, Draft, Message
 from shared.contracts import chat
@@ -263,9 +263,8 @@ async def acknowledge_many(items: list[AckItem], parts: SendParts) -> list[Empty
         try:
             user = _sender(item)
             conversation = known.get(request.conversation_id)
-            if conversation is None or not conversation.has_member(user) or request.seq > max(
-                conversation.last_seq, parts.messages.known_top(request.conversation_id)
-            ):
+            if (conversation is None or not conversation.has_member(user)
+                    or request.seq > known_last_seq(conversation, parts.messages)):
                 # Not a member, or beyond what this process knows is stored: the careful path.
                 conversation = await conversation_up_to(
                     request.conversation_id, request.seq, user, parts.conversations, parts.messages

@@ -21,7 +21,6 @@ it. After a failure at position i, nothing from i on was written; those messages
 seqs again from the hints as they stood after the stored prefix.
 """
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,16 +29,13 @@ from pymongo import UpdateOne, WriteConcern
 from pymongo.errors import BulkWriteError
 
 from services.chat.domain.records import Conversation, Draft, Message
+from services.chat.storage.coalesced import Coalesced
 from services.chat.storage.documents import message_doc
-from shared.logs import log_event
 from shared.stores import Collection, Document
-
-log = logging.getLogger("parley.chat.group_commit")
 
 DUPLICATE_KEY = 11000
 MAX_BATCH = 256
 MAX_HINTS = 100_000
-MAX_UNRECORDED = 20_000  # conversations whose last_seq waits; past it a batch records at once
 
 
 class DuplicateClientMessage(Exception):
@@ -80,8 +76,8 @@ class GroupCommit:
         self._queue: list[Pending] = []
         self._writer: asyncio.Task[None] | None = None
         self.flush_seconds = flush_seconds
-        self._unrecorded: dict[str, tuple[int, datetime]] = {}  # conversation -> (seq, sent_at) to record
-        self._recorder: asyncio.Task[None] | None = None
+        # conversation -> (seq, sent_at) of the newest stored, to record as last_seq / last_at
+        self._tops: Coalesced[str, tuple[int, datetime]] = Coalesced(self._write_tops, flush_seconds, "last_seq")
 
     async def append(self, conversation: Conversation, draft: Draft) -> Message:
         """Store `draft` at the conversation's next seq; returns the stored message."""
@@ -176,14 +172,9 @@ class GroupCommit:
         latest: dict[str, tuple[int, datetime]] = {}
         for p in stored:
             latest[p.conversation.conversation_id] = (p.seq, p.draft.sent_at)
-        for cid, top in latest.items():
-            if cid not in at_once and top[0] > self._unrecorded.get(cid, (0, top[1]))[0]:
-                self._unrecorded[cid] = top
-        if at_once or len(self._unrecorded) >= MAX_UNRECORDED:
+        if at_once:
             await self._write_tops({cid: latest[cid] for cid in at_once})
-            await self.record_now()
-        elif self._unrecorded and (self._recorder is None or self._recorder.done()):
-            self._recorder = asyncio.create_task(self._record_later())
+        await self._tops.add((cid, top) for cid, top in latest.items() if cid not in at_once)
 
     async def _write_tops(self, tops: dict[str, tuple[int, datetime]]) -> None:
         if tops:
@@ -193,26 +184,8 @@ class GroupCommit:
             )
 
     async def record_now(self) -> None:
-        """Write every `last_seq` that waits (and at shutdown); on failure they wait again."""
-        tops, self._unrecorded = self._unrecorded, {}
-        try:
-            await self._write_tops(tops)
-        except BaseException:
-            for cid, top in tops.items():
-                if top[0] > self._unrecorded.get(cid, (0, top[1]))[0]:
-                    self._unrecorded[cid] = top
-            raise
-
-    async def _record_later(self) -> None:
-        while self._unrecorded:
-            await asyncio.sleep(self.flush_seconds)
-            try:
-                await self.record_now()
-            except Exception as exc:  # the database is away: they wait for the next flush
-                log_event(log, "last_seq.flush_failed", logging.WARNING, error=repr(exc)[:200],
-                          waiting=len(self._unrecorded))
+        """Write every `last_seq` that waits; on failure they wait again."""
+        await self._tops.flush()
 
     async def close(self) -> None:
-        if self._recorder is not None:
-            self._recorder.cancel()
-        await self.record_now()
+        await self._tops.close()

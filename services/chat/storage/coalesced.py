@@ -1,4 +1,5 @@
 """Acknowledged positions held in memory and written about once a second, not once per ack.
+(`Coalesced` is the mechanism: storage/appender.py records conversations' `last_seq` with it too.)
 
 Why: every ack moved a device's cursor and its user's delivered marker with a write, and read
 the markers first to know which moved: 0.75 documents written and 0.37 read per delivered
@@ -24,48 +25,91 @@ past it they are forgotten and read again when next needed.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TypeVar
+from datetime import datetime
+from typing import Generic, TypeVar
 
 from services.chat.domain.records import Cursor
 from shared.logs import log_event
 
-log = logging.getLogger("parley.chat.positions")
+log = logging.getLogger("parley.chat.coalesced")
 
 MAX_PENDING = 20_000
 MAX_KNOWN = 50_000
 
 DeviceKey = tuple[str, str, str]  # user, device, conversation
 UserKey = tuple[str, str]  # user, conversation
-Write = Callable[[dict[DeviceKey, int]], Awaitable[None]]
-Key = TypeVar("Key", DeviceKey, UserKey)
+K = TypeVar("K")
+V = TypeVar("V", int, tuple[int, datetime])  # compared with `>`: a seq, or (seq, when)
 
 
-def _raise(into: dict[Key, int], key: Key, seq: int) -> bool:
-    """into[key] = max(into[key], seq); whether it moved."""
-    if seq > into.get(key, 0):
-        into[key] = seq
-        return True
-    return False
+def _raise(into: dict[K, V], key: K, value: V) -> None:
+    """into[key] = max(into[key], value)."""
+    if key not in into or value > into[key]:
+        into[key] = value
 
 
-class CoalescedPositions:
-    def __init__(self, write: Write, flush_seconds: float):
-        self._write = write
+class Coalesced(Generic[K, V]):
+    """The highest value per key, waiting in memory; `write` takes them all at once every
+    `flush_seconds` (a timer that runs while some wait), when more than MAX_PENDING wait (the
+    caller adding them waits for that write), and at close. A failed write keeps them waiting,
+    merged with newer ones; `event` names its log line (`<event>.flush_failed`)."""
+
+    def __init__(self, write: Callable[[dict[K, V]], Awaitable[None]], flush_seconds: float, event: str):
+        self._write: Callable[[dict[K, V]], Awaitable[None]] = write
         self.flush_seconds = flush_seconds
-        self.cursors: dict[DeviceKey, int] = {}  # waiting to be written
-        self.known_delivered: dict[UserKey, int] = {}  # highest seen, moved here or read
+        self.event = event
+        self.waiting: dict[K, V] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()
 
+    async def add(self, items: Iterable[tuple[K, V]]) -> None:
+        for key, value in items:
+            _raise(self.waiting, key, value)
+        if len(self.waiting) >= MAX_PENDING:
+            await self.flush()
+        elif self.waiting and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        while self.waiting:
+            await asyncio.sleep(self.flush_seconds)
+            try:
+                await self.flush()
+            except Exception as exc:  # the database is away: what waits stays and goes next time
+                log_event(log, f"{self.event}.flush_failed", logging.WARNING, error=repr(exc)[:200],
+                          waiting=len(self.waiting))
+
+    async def flush(self) -> None:
+        """Write what waits (one call of `write`); on failure it waits again, merged with newer ones."""
+        async with self._writing:
+            batch, self.waiting = self.waiting, {}
+            if not batch:
+                return
+            try:
+                await self._write(batch)
+            except BaseException:
+                for key, value in batch.items():
+                    _raise(self.waiting, key, value)
+                raise
+
+    async def close(self) -> None:
+        """Write what waits (shutdown); stop the timer."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+        await self.flush()
+
+
+class CoalescedPositions(Coalesced[DeviceKey, int]):
+    """Devices' cursors waiting to be written, and the delivered markers this process knows."""
+
+    def __init__(self, write: Callable[[dict[DeviceKey, int]], Awaitable[None]], flush_seconds: float):
+        super().__init__(write, flush_seconds, "positions")
+        self.known_delivered: dict[UserKey, int] = {}  # highest seen, moved here or read
+
     async def advance(self, cursors: Iterable[Cursor], delivered: Mapping[UserKey, int]) -> None:
-        for c in cursors:
-            _raise(self.cursors, (c.user_id, c.device_id, c.conversation_id), c.seq)
         for key, seq in delivered.items():
             self.remember(key, seq)
-        if len(self.cursors) >= MAX_PENDING:
-            await self.flush()
-        elif self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_later())
+        await self.add(((c.user_id, c.device_id, c.conversation_id), c.seq) for c in cursors)
 
     def remember(self, key: UserKey, seq: int) -> None:
         if len(self.known_delivered) >= MAX_KNOWN:
@@ -74,7 +118,7 @@ class CoalescedPositions:
 
     def newer_cursors(self, found: dict[str, int], user_id: str, device_id: str) -> dict[str, int]:
         """`found` (conversation → cursor from the database) with the pending ones of this device on top."""
-        for (user, device, conversation_id), seq in self.cursors.items():
+        for (user, device, conversation_id), seq in self.waiting.items():
             if user == user_id and device == device_id:
                 found[conversation_id] = max(found.get(conversation_id, 0), seq)
         return found
@@ -82,35 +126,7 @@ class CoalescedPositions:
     def pending_of_user(self, user_id: str, conversation_ids: Iterable[str]) -> dict[str, int]:
         wanted = set(conversation_ids)
         best: dict[str, int] = {}
-        for (user, _, conversation_id), seq in self.cursors.items():
+        for (user, _, conversation_id), seq in self.waiting.items():
             if user == user_id and conversation_id in wanted:
                 best[conversation_id] = max(best.get(conversation_id, 0), seq)
         return best
-
-    async def _flush_later(self) -> None:
-        while self.cursors:
-            await asyncio.sleep(self.flush_seconds)
-            try:
-                await self.flush()
-            except Exception as exc:  # the database is away: what waits stays and goes next time
-                log_event(log, "positions.flush_failed", logging.WARNING, error=repr(exc)[:200],
-                          waiting=len(self.cursors))
-
-    async def flush(self) -> None:
-        """Write what waits (one bulk write); on failure it waits again, merged with newer ones."""
-        async with self._writing:
-            cursors, self.cursors = self.cursors, {}
-            if not cursors:
-                return
-            try:
-                await self._write(cursors)
-            except BaseException:
-                for key, seq in cursors.items():
-                    _raise(self.cursors, key, seq)
-                raise
-
-    async def close(self) -> None:
-        """Write what waits (shutdown); stop the timer."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-        await self.flush()
