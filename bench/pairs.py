@@ -25,12 +25,13 @@ on a socket. Both a retry and a sync the gateway starts unasked (when it fears p
 push messages again by design, dropped by seq: `retries` and `unrequested syncs` tell which.
 --profile DIR: py-spy on chat, gateway and the database over the window (bench/profile.py).
 """
-import contextlib
 import asyncio
+import contextlib
 import math
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -196,6 +197,19 @@ async def lane(client: BenchClient, to: dict[str, str], recipient: int, size: in
             await asyncio.wait_for(asyncio.shield(flight.received), RECEIPT_TIMEOUT)
 
 
+async def report_progress(tally: Tally, t0: int, extra: Callable[[], str] = lambda: "") -> None:
+    """Every second until cancelled: the phase, time since `t0`, sent and delivered (and per
+    second), and `extra()`."""
+    last = 0
+    while True:
+        await asyncio.sleep(1)
+        now = time.perf_counter_ns()
+        phase = "warm-up" if now < tally.start_ns else "measure" if now < tally.end_ns else "drain"
+        print(f"[{phase:<8}] {(now - t0) / 1e9:5.1f} s  sent {tally.sent:7d}  delivered {tally.delivered:7d} "
+              f"(+{tally.delivered - last}/s){extra()}", flush=True)
+        last = tally.delivered
+
+
 def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
     out = {}
     for label, p in procs.items():
@@ -283,19 +297,11 @@ async def measure_pairs(clients: list[BenchClient], procs: dict[str, psutil.Proc
     lanes = [asyncio.create_task(lane(clients[s], {"user_id": clients[r].user_id}, r, size, tally, stop, background))
              for s, r in directions for _ in range(window)]
 
-    async def progress() -> None:
-        last = 0
-        while True:
-            await asyncio.sleep(1)
-            now = time.perf_counter_ns()
-            phase = "warm-up" if now < tally.start_ns else "measure" if now < tally.end_ns else "drain"
-            outstanding = sum(1 for f in tally.flights.values() if not f.received.done() and f.ok is not False)
-            print(f"[{phase:<8}] {(now - t0) / 1e9:5.1f} s  sent {tally.sent:7d}  delivered {tally.delivered:7d} "
-                  f"(+{tally.delivered - last}/s)  outstanding {outstanding:5d}  errors {sum(tally.errors.values())}",
-                  flush=True)
-            last = tally.delivered
+    def outstanding_and_errors() -> str:
+        outstanding = sum(1 for f in tally.flights.values() if not f.received.done() and f.ok is not False)
+        return f"  outstanding {outstanding:5d}  errors {sum(tally.errors.values())}"
 
-    ticker = asyncio.create_task(progress())
+    ticker = asyncio.create_task(report_progress(tally, t0, outstanding_and_errors))
     try:
         await asyncio.sleep(max(0.0, (tally.start_ns - time.perf_counter_ns()) / 1e9))
         load_start, cpu_start, busy_start = os.getloadavg(), cpu_seconds(procs), machine_busy()

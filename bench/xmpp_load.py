@@ -27,7 +27,9 @@ from typing import Any
 import psutil
 
 from bench.load import gather_limited
-from bench.pairs import DRAIN_SECONDS, RECEIPT_TIMEOUT, Flight, Tally, cpu_figures, machine_busy, quantiles
+from bench.pairs import (
+    DRAIN_SECONDS, RECEIPT_TIMEOUT, Flight, Tally, cpu_figures, machine_busy, quantiles, report_progress,
+)
 from bench.wsclient import parse_text, stamped_text
 from bench.xmpp import XmppClient
 
@@ -75,7 +77,10 @@ async def xmpp_pairs(port: int, domain: str, groups: Callable[[], Groups], pairs
     print(f"set up in {time.perf_counter() - t_setup:.1f} s", flush=True)
     tally, stop = Tally(), asyncio.Event()
     for index, client in enumerate(clients):
-        client.on_message = lambda _id, _frm, body, now, index=index: tally.receive(index, body, now)
+        def on_message(_id: str, _frm: str, body: str, now: int, index: int = index) -> None:
+            tally.receive(index, body, now)
+
+        client.on_message = on_message
     directions = [(a, a + 1) for a in range(0, len(clients), 2)]
     directions += [(b, a) for a, b in directions]
     loop = asyncio.get_running_loop()
@@ -98,17 +103,7 @@ async def xmpp_pairs(port: int, domain: str, groups: Callable[[], Groups], pairs
     tally.start_ns, tally.end_ns = t0 + int(warmup * 1e9), t0 + int((warmup + seconds) * 1e9)
     lanes = [asyncio.create_task(lane(s, r)) for s, r in directions for _ in range(window)]
 
-    async def progress() -> None:
-        last = 0
-        while True:
-            await asyncio.sleep(1)
-            now = time.perf_counter_ns()
-            phase = "warm-up" if now < tally.start_ns else "measure" if now < tally.end_ns else "drain"
-            print(f"[{phase:<8}] {(now - t0) / 1e9:5.1f} s  sent {tally.sent:7d}  delivered {tally.delivered:7d} "
-                  f"(+{tally.delivered - last}/s)", flush=True)
-            last = tally.delivered
-
-    ticker = asyncio.create_task(progress())
+    ticker = asyncio.create_task(report_progress(tally, t0))
     try:
         await asyncio.sleep(max(0.0, (tally.start_ns - time.perf_counter_ns()) / 1e9))
         cpu_start, busy_start = cpu_by_pid(groups()), machine_busy()
