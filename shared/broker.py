@@ -24,9 +24,10 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import DeliveryError
+from aio_pika.exceptions import DeliveryError, PublishError
 from pydantic import BaseModel
 
+from shared.amqp_nodes import connect_with_retry
 from shared.contracts.base import Contract
 from shared.contracts.batches import Deliveries
 from shared.contracts.errors import ErrorBody, ParleyError
@@ -111,28 +112,6 @@ class Names:
         return f"{self.ns}.reply.{instance_id}"
 
 
-async def connect_with_retry(url: str, deadline_seconds: float) -> AbstractRobustConnection:
-    """Wait for RabbitMQ at start-up (it may come up after us); robust reconnects after that."""
-    started = time.monotonic()
-    delay = 0.2
-    while True:
-        try:
-            # Reconnect after 1 s (aio-pika's default is 5 s): recovery time after a broker
-            # outage is what users wait through.
-            return await aio_pika.connect_robust(
-                url, client_properties={"connection_name": "parley"}, reconnect_interval=1.0
-            )
-        except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
-            if time.monotonic() - started > deadline_seconds:
-                raise RuntimeError(
-                    f"RabbitMQ is not reachable at {url} ({exc}); start it (rabbitmq-server -detached) "
-                    "or set PARLEY_AMQP_URL"
-                ) from exc
-            log_event(log, "broker.waiting", logging.WARNING, url=url, error=str(exc))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-
 class Broker:
     """One connection per process: a confirmed publishing channel and the shared exchanges."""
 
@@ -164,8 +143,8 @@ class Broker:
         that failed `delivery_limit` times and RPC commands that expired unread land here, and
         an outage must not turn them into an unbounded heap.
 
-        A queue declared unbounded by an older Parley cannot be redeclared with bounds (RabbitMQ
-        refuses changed arguments): then it is used as it is, with a warning saying what to do.
+        A queue declared unbounded or of the other type by an older Parley cannot be redeclared
+        (RabbitMQ refuses changed arguments): then it is used as it is, with a warning saying what to do.
         """
         assert self.connection is not None
         n, s = self.names, self.settings
@@ -175,6 +154,8 @@ class Broker:
             "x-message-ttl": s.dead_letter_ttl_seconds * 1000,
             "x-overflow": "drop-head",
         }
+        if s.queue_type == "quorum":  # replicated; quorum queues take all four bounds (RabbitMQ >= 3.10)
+            arguments["x-queue-type"] = "quorum"
         channel = await self.connection.channel()
         try:
             queue = await channel.declare_queue(n.dead_letters, durable=True, arguments=arguments)
@@ -182,6 +163,7 @@ class Broker:
         except aio_pika.exceptions.ChannelPreconditionFailed:
             log_event(
                 log, "broker.dead_letters_unbounded", logging.WARNING, queue=n.dead_letters,
+                queue_type=s.queue_type,
                 action=f"delete it once (rabbitmqctl delete_queue {n.dead_letters}) or bound it with a policy",
             )
         finally:
@@ -235,8 +217,10 @@ class Broker:
         body = command if isinstance(command, bytes) else dumps(command)
         try:
             await self.publish("commands", op.routing_key, body, mandatory=True, **properties)
-        except DeliveryError as exc:
+        except PublishError as exc:  # returned: no queue bound to its routing key
             raise ParleyError.unavailable(f"the {op.service} service is not running") from exc
+        except DeliveryError as exc:  # nacked: say, its queue's leader died and a new one is not elected yet
+            raise ParleyError.unavailable("the message broker did not take the command; retry") from exc
         except Exception as exc:
             if is_outage(exc):
                 raise ParleyError.unavailable("the message broker is unreachable; retry") from exc

@@ -155,7 +155,7 @@ class ServiceRunner:
     async def start(self) -> None:
         names = self.broker.names
         arguments: dict[str, Any] = {"x-dead-letter-exchange": names.dead}
-        if self.settings.command_queue_type == "quorum":
+        if self.settings.queue_type == "quorum":
             arguments |= {"x-queue-type": "quorum", "x-delivery-limit": self.settings.delivery_limit}
         channel = await self.broker.channel(prefetch=self.settings.prefetch)
         # The exchanges are the Broker's (declared in Broker.connect, the one place): bound by name.

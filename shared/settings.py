@@ -1,7 +1,7 @@
 """Every setting of every Parley process, read once from `PARLEY_*` environment variables."""
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,9 +18,10 @@ class UnsafeSecret(RuntimeError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore", populate_by_name=True)
 
-    # Where the infrastructure is.
+    # Where the infrastructure is. RabbitMQ: one URL, or a cluster's nodes separated by commas
+    # (shared/amqp_nodes.py: a process reconnects to a live node when its node dies).
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     redis_url: str = "redis://127.0.0.1:6379/0"
     mongo_url: str = "mongodb://127.0.0.1:27017/"
@@ -46,7 +47,13 @@ class Settings(BaseSettings):
     dead_letter_max_messages: int = Field(10000, ge=1)
     dead_letter_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     dead_letter_ttl_seconds: int = Field(7 * 24 * 3600, ge=1)
-    command_queue_type: str = Field("quorum", pattern="^(quorum|classic)$")
+    # The durable queues (every service's commands and events, the dead letters): `quorum`
+    # (replicated over a cluster's nodes: what survives the loss of one) or `classic` (one node's).
+    # Exclusive queues (RPC replies, a gateway's deliveries) are always classic. A queue cannot
+    # change type in place: delete it (rabbitmqctl delete_queue) before switching.
+    # PARLEY_COMMAND_QUEUE_TYPE is its older name.
+    queue_type: str = Field("quorum", pattern="^(quorum|classic)$",
+                            validation_alias=AliasChoices("PARLEY_QUEUE_TYPE", "PARLEY_COMMAND_QUEUE_TYPE", "queue_type"))
     connect_retry_seconds: float = 60.0
     # SIGTERM: a service stops consuming and waits this long for its in-flight handlers (and
     # their acks) before closing. Keep the deployment's grace period above it.

@@ -130,10 +130,9 @@ class RabbitCluster:
         node = self.nodes[index]
         if node.running:
             return
-        out = open(self.base / f"r{index + 1}" / "server.out", "ab")
-        node.proc = subprocess.Popen([_tool("rabbitmq-server")], env=self._env(node), cwd=self.base, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
+        with open(self.base / f"r{index + 1}" / "server.out", "ab") as out:
+            node.proc = subprocess.Popen([_tool("rabbitmq-server")], env=self._env(node), cwd=self.base, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for_port(node.amqp_port, self.start_timeout, f"RabbitMQ node {node.name}")
         except RuntimeError as exc:
