@@ -110,8 +110,11 @@ async def connect_first(amqp_url: str) -> AbstractConnection:
     """A plain (not robust) connection to the first node that answers: scripts and tests."""
     error: Exception | None = None
     for url in amqp_urls(amqp_url):
+        connection = aio_pika.Connection(URL(url))
         try:
-            return await aio_pika.connect(url)
+            await connection.connect()
+            return connection
         except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+            await connection.close()
             error = exc
     raise RuntimeError(f"no RabbitMQ node answers at {', '.join(redact(u) for u in amqp_urls(amqp_url))}: {error}")

@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from deploy.local.devstack import free_port, wait_for_port
 
 SBIN = Path("/usr/lib/rabbitmq/bin")  # Debian's scripts (the /usr/sbin wrappers su to the rabbitmq user)
@@ -148,26 +150,34 @@ class RabbitCluster:
         self._prepare()
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             list(pool.map(self.start_node, range(len(self.nodes))))
-        first = self.nodes[0].name
-        for node in self.nodes[1:]:
-            if first in self.running_nodes(node.index):
-                continue  # a cluster started before in this directory
-            self.ctl(node.index, "stop_app")
-            self.ctl(node.index, "join_cluster", first)
-            self.ctl(node.index, "start_app")
+        with ThreadPoolExecutor(len(self.nodes)) as pool:  # rabbitmqctl takes a second or two to start
+            list(pool.map(self._join_first, self.nodes[1:]))
         running = self.running_nodes(0)
         if sorted(running) != sorted(n.name for n in self.nodes):
             raise ClusterUnavailable(f"the cluster formed with {running} only")
         return self
+
+    def _join_first(self, node: Node) -> None:
+        first = self.nodes[0].name
+        if first in self.running_nodes(node.index):
+            return  # a cluster started before in this directory
+        self.ctl(node.index, "stop_app")
+        self.ctl(node.index, "join_cluster", first)
+        self.ctl(node.index, "start_app")
 
     def kill(self, index: int) -> None:
         """kill -9 the node's Erlang VM (and the script above it)."""
         node = self.nodes[index]
         if node.proc is None:
             return
+        try:
+            procs = [psutil.Process(node.proc.pid), *psutil.Process(node.proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            procs = []
         with contextlib.suppress(ProcessLookupError):
             os.killpg(node.proc.pid, signal.SIGKILL)
         node.proc.wait()
+        psutil.wait_procs(procs, timeout=10)  # the VM itself, not only the script: its ports are free after
         node.proc = None
 
     def stop(self) -> None:
@@ -211,6 +221,10 @@ class RabbitCluster:
         out = self.ctl(self.live_index(), "list_queues", "name", "type", "leader", "--formatter", "json", "-q")
         return {q["name"]: q["leader"] for q in json.loads(out)
                 if q.get("type") == "quorum" and q["name"].startswith(prefix)}
+
+    def pids(self) -> dict[str, int]:
+        """Node name -> pid of the script that runs it (the Erlang VM is its child)."""
+        return {n.name: n.proc.pid for n in self.nodes if n.proc is not None and n.running}
 
     def index_of(self, node_name: str) -> int:
         return next(n.index for n in self.nodes if n.name == node_name)

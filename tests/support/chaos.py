@@ -88,7 +88,9 @@ class ChaosStack:
     """A stack of its own, with a Redis and a MongoDB-wire server it may kill."""
 
     def __init__(self, log_path: Path, gateways: int = 2, chats: int = 2, extra_env: dict[str, str] | None = None,
-                 mongo_options: str = EMBEDDED_MONGO_OPTIONS):
+                 mongo_options: str = EMBEDDED_MONGO_OPTIONS, amqp_url: str | None = None):
+        """`amqp_url`: a broker of the caller's (a cluster's node URLs, comma separated) instead
+        of PARLEY_AMQP_URL or the machine's."""
         self.tmp = Path(tempfile.mkdtemp(prefix="parley-chaos-"))
         self.log_path = log_path
         self.namespace = f"c{secrets.token_hex(4)}"
@@ -102,7 +104,7 @@ class ChaosStack:
             "PARLEY_NAMESPACE": self.namespace,
             "PARLEY_MONGO_URL": f"mongodb://127.0.0.1:{self.mongo_port}/" + (f"?{mongo_options}" if mongo_options else ""),
             "PARLEY_MONGO_DB": f"parley_{self.namespace}",
-            "PARLEY_AMQP_URL": os.environ.get("PARLEY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+            "PARLEY_AMQP_URL": amqp_url or os.environ.get("PARLEY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             "PARLEY_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             **tuned_for_tests(),
             **(extra_env or {}),

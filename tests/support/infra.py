@@ -16,6 +16,7 @@ from pathlib import Path
 import aio_pika
 import redis.asyncio as aioredis
 
+from shared.amqp_nodes import connect_first
 from shared.broker import Names
 from shared.contracts.operations import SERVICES
 from deploy.local.devstack import DevSettings, Stack, embedded_mongo_argv, embedded_mongo_url, free_port, wait_for_port
@@ -75,7 +76,7 @@ def start_embedded_mongo(log_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
 async def remove_namespace(settings: Settings, services: tuple[str, ...] = SERVICES) -> None:
     """Delete the run's queues, exchanges and Redis keys."""
     names = Names(settings.namespace)
-    connection = await aio_pika.connect(settings.amqp_url)
+    connection = await connect_first(settings.amqp_url)  # a cluster's: any live node
     async with connection:
         channel = await connection.channel()
         for queue in [names.service_queue(s) for s in services] + [names.events_queue(s) for s in services] + [

@@ -1,0 +1,116 @@
+"""Parley on a three-node RabbitMQ cluster (issue 27): a node killed -9, then started again.
+
+The cluster (deploy/local/rabbit_cluster.py) runs on loopback ports of its own, beside the
+machine's RabbitMQ; Parley is given every node's URL (PARLEY_AMQP_URL, comma separated) and
+declares its durable queues as quorum queues (PARLEY_QUEUE_TYPE=quorum), replicated on all three.
+
+- make test: the RPC path across a node's death, in this process (a service's consumer and a
+  caller's exclusive reply queue, each on a connection of its own): the node that leads the
+  service's queue and holds the service's connection is killed, then the node the caller is on;
+  each time a new call gets its reply within RECOVERY seconds, and the caller hears only
+  `unavailable` meanwhile.
+- make chaos (marked `chaos`): the whole stack under a load of retrying clients, the node leading
+  the busiest queues killed -9 and started again: 0 lost, 0 stored twice, 0 gaps, no `internal`,
+  sends back within the bounds of tests/support/chaos.py's BOUNDS["rabbitmq-node"].
+"""
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from deploy.local.rabbit_cluster import ClusterUnavailable, RabbitCluster
+from shared.broker import Broker, RpcClient
+from shared.contracts.base import Empty
+from shared.contracts.errors import ErrorCode, ParleyError
+from shared.contracts.operations import OPERATIONS
+from shared.contracts.wire import Caller
+from shared.service import Router, ServiceRunner
+from shared.settings import Settings
+from tests.support import leaks
+from tests.support.infra import unique_namespace
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
+
+HEALTH = OPERATIONS["files.health"]
+# Seconds from a node's kill -9 to the first call answered again (measured: docs/reliability.md,
+# "RabbitMQ cluster").
+RECOVERY = 15.0
+
+
+@pytest.fixture(scope="module")
+async def cluster() -> AsyncIterator[RabbitCluster]:
+    try:
+        made = RabbitCluster(suffix=unique_namespace())
+        await asyncio.to_thread(made.start)
+    except ClusterUnavailable as exc:
+        await asyncio.to_thread(made.stop)
+        pytest.skip(f"SKIPPED LOUDLY: no RabbitMQ cluster here: {exc}")
+    leaks.keep(made)  # started in the first test, outlives it: the module's
+    try:
+        yield made
+    finally:
+        await asyncio.to_thread(made.stop)
+        leaks.release(made)
+
+
+def settings_for(cluster: RabbitCluster, first: int, namespace: str) -> Settings:
+    """Every node's URL, node `first`'s first: where this process connects, and its queues' leaders live."""
+    urls = cluster.urls[first:] + cluster.urls[:first]
+    return Settings(amqp_url=",".join(urls), namespace=namespace, queue_type="quorum", rpc_timeout_seconds=3,
+                    shutdown_timeout_seconds=3)
+
+
+async def answered_within(rpc: RpcClient, seconds: float) -> tuple[float, list[str]]:
+    """Call until answered, as a client retries (on `unavailable` only): how long it took, the codes heard."""
+    started = time.monotonic()
+    heard: list[str] = []
+    while True:
+        try:
+            await rpc.call(HEALTH, Empty(), Caller(request_id=f"r{len(heard)}"), timeout=3)
+            return time.monotonic() - started, heard
+        except ParleyError as exc:
+            heard.append(exc.code.value)
+            assert exc.code == ErrorCode.UNAVAILABLE, f"a call answered {exc.code.value} ({exc.message}): only `unavailable` may be"
+        assert time.monotonic() - started < seconds, f"no answer {seconds} s after the kill; heard {heard}"
+        await asyncio.sleep(0.2)
+
+
+async def test_calls_are_answered_again_after_a_node_dies(cluster: RabbitCluster) -> None:
+    namespace = unique_namespace()
+    router = Router("files")
+
+    @router.operation("files.health")
+    async def health(request: Empty, caller: Caller) -> Empty:
+        return Empty()
+
+    service = await Broker(settings_for(cluster, 0, namespace)).connect()  # on node 1: its queue's leader there too
+    caller = await Broker(settings_for(cluster, 1, namespace)).connect()  # on node 2: its reply queue there
+    runner = ServiceRunner(service, router, service.settings)
+    try:
+        await runner.start()
+        rpc = await RpcClient(caller, "caller").start()
+        await rpc.call(HEALTH, Empty())
+        queue = service.names.service_queue("files")
+        leader = cluster.leaders(namespace)[queue]
+        assert leader == cluster.nodes[0].name, f"{queue} is led by {leader}, not by the node it was declared on"
+
+        # The node that leads the queue and holds the service's connection.
+        cluster.kill(0)
+        took, heard = await answered_within(rpc, RECOVERY)
+        print(f"node 1 (leader, service's connection) killed: answered again after {took:.1f} s, heard {heard}")
+        assert cluster.leaders(namespace)[queue] != cluster.nodes[0].name
+        await asyncio.to_thread(cluster.start_node, 0)
+
+        # The node the caller is on: its exclusive reply queue died with it, and is declared again elsewhere.
+        cluster.kill(1)
+        took, heard = await answered_within(rpc, RECOVERY)
+        print(f"node 2 (caller's connection and reply queue) killed: answered again after {took:.1f} s, heard {heard}")
+        await asyncio.to_thread(cluster.start_node, 1)
+        assert sorted(cluster.running_nodes(0)) == sorted(n.name for n in cluster.nodes)
+        took, heard = await answered_within(rpc, RECOVERY)
+        assert heard == []
+    finally:
+        await runner.stop()
+        await service.close()
+        await caller.close()
