@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import aio_pika
 import redis.asyncio as aioredis
 
 from shared.amqp_nodes import connect_first
