@@ -121,12 +121,18 @@ class Broker:
         self.connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        # Reconnections so far, each counted once its channels, queues and consumers are restored.
+        self.reconnections = 0
 
     async def connect(self) -> "Broker":
         self.connection = await connect_with_retry(self.settings.amqp_url, self.settings.connect_retry_seconds)
+        self.connection.reconnect_callbacks.add(self._reconnected)
         self._channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
         await self.declare_exchanges(self._channel)
         return self
+
+    def _reconnected(self, _: Any) -> None:
+        self.reconnections += 1
 
     async def declare_exchanges(self, channel: AbstractChannel) -> None:
         """Every exchange, here only (so their types and flags cannot disagree between processes)."""
@@ -267,7 +273,18 @@ class RpcClient:
         channel = await self.broker.channel(prefetch=1000)
         self._queue = await channel.declare_queue(self.reply_queue_name, exclusive=True, auto_delete=True)
         await self._queue.consume(self._on_reply, no_ack=True)
+        assert self.broker.connection is not None
+        self.broker.connection.close_callbacks.add(self._connection_lost)
         return self
+
+    def _connection_lost(self, _: Any, exc: BaseException | None = None) -> None:
+        """The reply queue is exclusive: it died with the connection (its node, in a cluster), and
+        no reply in flight can reach it. Their callers hear `unavailable` now (a retry is safe:
+        handlers are idempotent), not at their timeout; calls from now on wait for the reconnection."""
+        lost = ParleyError.unavailable("the message broker connection was lost; retry")
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(lost)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.pop(message.correlation_id or "", None)

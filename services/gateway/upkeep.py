@@ -56,6 +56,9 @@ class PresenceWatch:
 
     async def run(self) -> None:
         redis_failing = broker_down = False
+        # A reconnection (to another node of a cluster: issue 27) can fall between two ticks,
+        # the broker never seen down: counted by the Broker, so it is not missed.
+        reconnections = self.broker.reconnections
         with suppress(Exception):  # our own marker, before any socket binds
             await self.restore_if_lost()
         while True:
@@ -70,9 +73,10 @@ class PresenceWatch:
             connected = self.broker.connected
             if redis_failing:
                 self.resync.reason = "redis was away"
-            elif connected and broker_down:
-                # A tick after the reconnection: the deliver queue and its consumer are back.
+            elif connected and (broker_down or self.broker.reconnections != reconnections):
+                # After the reconnection: the deliver queue and its consumer are back.
                 self.resync.reason = "rabbitmq was away"
+            reconnections = self.broker.reconnections
             if self.resync.reason is not None:
                 reason, self.resync.reason = self.resync.reason, None
                 try:
