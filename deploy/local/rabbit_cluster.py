@@ -32,6 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -216,11 +217,14 @@ class RabbitCluster:
                 return node.index
         raise ClusterUnavailable("no node of the cluster is running")
 
+    def quorum_queues(self, prefix: str = "") -> dict[str, dict[str, Any]]:
+        """Quorum queue name -> its `leader` and `members` (node names), for queues named `prefix`..."""
+        out = self.ctl(self.live_index(), "list_queues", "name", "type", "leader", "members", "--formatter", "json", "-q")
+        return {q["name"]: q for q in json.loads(out) if q.get("type") == "quorum" and q["name"].startswith(prefix)}
+
     def leaders(self, prefix: str = "") -> dict[str, str]:
         """Quorum queue name -> the node leading it (queues named `prefix`...)."""
-        out = self.ctl(self.live_index(), "list_queues", "name", "type", "leader", "--formatter", "json", "-q")
-        return {q["name"]: q["leader"] for q in json.loads(out)
-                if q.get("type") == "quorum" and q["name"].startswith(prefix)}
+        return {name: q["leader"] for name, q in self.quorum_queues(prefix).items()}
 
     def pids(self) -> dict[str, int]:
         """Node name -> pid of the script that runs it (the Erlang VM is its child)."""
