@@ -7,11 +7,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra browser compose coturn nginx images run stop test test-repeat lint unit screenshots docs bench bench-upload profile chaos soak clean
+.PHONY: help venv infra browser compose coturn nginx images run rabbit-cluster stop test test-repeat lint unit screenshots docs bench bench-upload profile chaos soak clean
 
 help:
 	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=2 CHATS=3 CALLS=2 PUSHES=2 to scale: gateways on consecutive ports from 8000)"
 	@echo "           crashed processes are restarted; closing the terminal or Ctrl-C stops everything; one stack per checkout (.run/stack.lock)"
+	@echo "make rabbit-cluster  'make run' on a three-node RabbitMQ cluster of its own (loopback ports 5681-5683, quorum queues on all three;"
+	@echo "           it prints each node's kill -9 command; Ctrl-C stops the stack, then the cluster; docs/reliability.md \"RabbitMQ cluster\")"
 	@echo "make stop   stop the stack 'make run' started (from another terminal, or one left running)"
 	@echo "make test   run the whole suite against real RabbitMQ, Redis and a MongoDB-wire server (PYTEST_ARGS='...' to pass options)"
 	@echo "make test-repeat N=3  the whole suite N times, each from a fresh clone of HEAD (venv install included): each run's counts and time, the tests that failed"
@@ -54,6 +56,10 @@ infra:
 # exec: the launcher is make's own child, so it dies (stopping the stack) when make does.
 run: venv infra
 	exec env $(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(if $(CALLS),PARLEY_DEV_CALLS=$(CALLS) )$(if $(PUSHES),PARLEY_DEV_PUSHES=$(PUSHES) )$(PY) -m deploy.local.devstack run
+
+# The cluster (deploy/local/rabbit_cluster.py) runs the stack as its child, PARLEY_AMQP_URL set to its three nodes.
+rabbit-cluster: venv infra
+	exec $(PY) -m deploy.local.rabbit_cluster -- env $(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(PY) -m deploy.local.devstack run
 
 stop: venv
 	$(PY) -m deploy.local.devstack stop

@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -234,34 +235,66 @@ class RabbitCluster:
         return next(n.index for n in self.nodes if n.name == node_name)
 
 
+def _restart_dead(cluster: RabbitCluster, after: float) -> None:
+    """A node found dead is started again `after` s later (on its database: it rejoins the cluster)."""
+    while True:
+        time.sleep(1)
+        for node in cluster.nodes:
+            if node.proc is None or node.proc.poll() is None:
+                continue
+            print(f"rabbit-cluster: {node.name} died (exit {node.proc.returncode}); starting it again in {after:.0f} s",
+                  flush=True)
+            node.proc = None
+            time.sleep(after)
+            try:
+                cluster.start_node(node.index)
+                print(f"rabbit-cluster: {node.name} is back: kill -9 -- -{cluster.pids()[node.name]}", flush=True)
+            except ClusterUnavailable as exc:
+                print(f"rabbit-cluster: {node.name} did not come back: {exc}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=Path(".run/rabbit-cluster"), help="the nodes' databases and logs")
     parser.add_argument("--ports", default="5681,5682,5683", help="AMQP ports (distribution: each + 20000)")
+    parser.add_argument("--restart-after", type=float, default=10.0,
+                        help="start a node that died (say, killed -9 by hand) again after this many seconds; 0: never")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="run this with PARLEY_AMQP_URL set, then stop")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     cluster = RabbitCluster(args.dir, ports=[int(p) for p in args.ports.split(",")])
     print(f"starting RabbitMQ nodes {', '.join(n.name for n in cluster.nodes)} under {cluster.base} ...", flush=True)
     started = time.monotonic()
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
     try:
         cluster.start()
-    except ClusterUnavailable as exc:
-        cluster.stop()
-        sys.exit(f"rabbit-cluster: {exc}")
-    env = {"PARLEY_AMQP_URL": cluster.amqp_url, "PARLEY_QUEUE_TYPE": "quorum"}
-    print(f"cluster of {len(cluster.nodes)} up in {time.monotonic() - started:.0f} s; "
-          + " ".join(f"{k}={v}" for k, v in env.items()), flush=True)
-    print("kill -9 a node: kill -9 -$(pgrep -f 'RABBITMQ_NODENAME' ...) or `rabbitmqctl -n NODE stop`; "
-          "Ctrl-C stops the cluster", flush=True)
-    try:
+        env = {"PARLEY_AMQP_URL": cluster.amqp_url, "PARLEY_QUEUE_TYPE": "quorum"}
+        print(f"cluster of {len(cluster.nodes)} up in {time.monotonic() - started:.0f} s; use it with\n  "
+              + " ".join(f"{k}={v}" for k, v in env.items()), flush=True)
+        for node in cluster.nodes:
+            print(f"  {node.name}: AMQP {node.amqp_port}, logs {cluster.base / f'r{node.index + 1}' / 'log'}; fail it: "
+                  f"kill -9 -- -{cluster.pids()[node.name]}", flush=True)
+        if args.restart_after > 0:
+            threading.Thread(target=_restart_dead, args=(cluster, args.restart_after), daemon=True).start()
+        print("Ctrl-C stops " + ("the command, then " if command else "") + "the cluster", flush=True)
         if command:
-            code = subprocess.call(command, env={**os.environ, **env})
+            child = subprocess.Popen(command, env={**os.environ, **env})
+            # Ctrl-C reaches the command from the terminal (it stops itself, in order); then ours.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+            code = child.wait()
         else:
-            code = 0
             signal.pause()
+    except ClusterUnavailable as exc:
+        print(f"rabbit-cluster: {exc}", file=sys.stderr, flush=True)
+        code = 1
     except KeyboardInterrupt:
-        code = 0
+        pass
     finally:
         print("stopping the cluster ...", flush=True)
         cluster.stop()
