@@ -10,6 +10,7 @@ They are declared in one place, `Broker.connect`; consumers (ServiceRunner, the 
 deliver queue) bind their queues to them by name (`Broker.names`), never declare them again.
 """
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -123,6 +124,7 @@ class Broker:
         self._exchanges: dict[str, AbstractExchange] = {}
         # Reconnections so far, each counted once its channels, queues and consumers are restored.
         self.reconnections = 0
+        self._replacing = asyncio.Lock()
 
     async def connect(self) -> "Broker":
         self.connection = await connect_with_retry(self.settings.amqp_url, self.settings.connect_retry_seconds)
@@ -201,7 +203,30 @@ class Broker:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
             **properties,
         )
-        await self._exchanges[exchange].publish(message, routing_key=routing_key, mandatory=mandatory)
+        channel = self._channel
+        try:
+            await self._exchanges[exchange].publish(message, routing_key=routing_key, mandatory=mandatory)
+        except DeliveryError as exc:
+            if not isinstance(exc, PublishError):  # nacked (not returned unroutable)
+                await self._replace_channel(channel)
+            raise
+
+    async def _replace_channel(self, nacked: AbstractChannel | None) -> None:
+        """A fresh publishing channel for one whose publish was nacked. On RabbitMQ 3.10 a channel
+        that published to a quorum queue while it had no leader (its node killed; issue 27) was
+        seen nacking every publish to it for 8 s after a new leader was elected, while fresh
+        channels published at once; the caller is told `unavailable` and its retry goes through
+        the new channel. Once per stuck channel, however many publishes it nacked."""
+        async with self._replacing:
+            if self.connection is None or nacked is not self._channel or not self.connected:
+                return
+            channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+            await self.declare_exchanges(channel)  # on it, so that it restores them after a reconnection
+            self._channel = channel
+        log_event(log, "broker.channel_replaced", logging.WARNING, reason="a publish was nacked")
+        if nacked is not None:
+            with contextlib.suppress(Exception):  # its publishes still waiting fail (`unavailable`)
+                await nacked.close()
 
     async def publish_event(self, name: str, event: BaseModel) -> None:
         await self.publish("events", name, dumps(event))

@@ -14,6 +14,7 @@ declares its durable queues as quorum queues (PARLEY_QUEUE_TYPE=quorum), replica
   sends back within NODE_BOUNDS.
 """
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator
 
@@ -41,8 +42,10 @@ RECOVERY = 15.0
 
 @pytest.fixture(scope="module")
 async def cluster() -> AsyncIterator[RabbitCluster]:
+    base = LOG_DIR / "rabbit-cluster"  # the nodes' logs stay there for a look after a failure
+    await asyncio.to_thread(shutil.rmtree, base, True)
     try:
-        made = RabbitCluster(suffix=unique_namespace())
+        made = RabbitCluster(base, suffix=unique_namespace())
         await asyncio.to_thread(made.start)
     except ClusterUnavailable as exc:
         await asyncio.to_thread(made.stop)
