@@ -30,7 +30,7 @@ from shared.service import Router, ServiceRunner
 from shared.settings import Settings
 from tests.support import leaks
 from tests.support.chaos import ChaosStack, Episode, Fault, LoadConfig, run_scenario
-from tests.support.infra import LOG_DIR, unique_namespace
+from tests.support.infra import LOG_DIR, remove_namespace, unique_namespace
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 
@@ -162,3 +162,28 @@ async def test_the_node_leading_the_busiest_queues_killed_under_load(cluster: Ra
     problems = report.problems(NODE_BOUNDS)
     assert not problems, "\n  ".join(["", *problems]) + f"\n(log: {stack.log_path})"
     assert set(report.errors) <= {"unavailable", "timeout", "closed", "offline"}, report.errors
+
+
+async def test_a_nacked_command_is_unavailable_and_its_channel_replaced(settings: Settings) -> None:
+    """A nack (the broker did not take the command: here a full queue refusing it, in the cluster
+    the stuck channel of docs/reliability.md) is `unavailable`, and the next publish goes
+    through a fresh channel. The machine's broker suffices: no cluster."""
+    own = settings.model_copy(update={"namespace": unique_namespace()})
+    broker = await Broker(own).connect()
+    try:
+        channel = await broker.channel()
+        full = await channel.declare_queue(f"{own.namespace}.full", exclusive=True,
+                                           arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+        await full.bind(broker.names.commands, HEALTH.routing_key)
+        await broker.publish_command(HEALTH, b"{}")
+        stuck = broker._channel
+        with pytest.raises(ParleyError) as nacked:
+            await broker.publish_command(HEALTH, b"{}")
+        assert (nacked.value.code, nacked.value.message) == (
+            ErrorCode.UNAVAILABLE, "the message broker did not take the command; retry")
+        assert broker._channel is not stuck and stuck is not None and stuck.is_closed
+        await full.purge()
+        await broker.publish_command(HEALTH, b"{}")
+    finally:
+        await broker.close()
+        await remove_namespace(own, services=())
