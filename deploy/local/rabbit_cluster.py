@@ -42,8 +42,12 @@ from deploy.local.devstack import free_port, wait_for_port
 SBIN = Path("/usr/lib/rabbitmq/bin")  # Debian's scripts (the /usr/sbin wrappers su to the rabbitmq user)
 
 
-class ClusterUnavailable(RuntimeError):
-    """rabbitmq-server is missing or cannot run here: no cluster."""
+class ClusterError(RuntimeError):
+    """A node did not start, or a rabbitmqctl command failed."""
+
+
+class ClusterUnavailable(ClusterError):
+    """rabbitmq-server is missing or cannot run here (not root): no cluster at all."""
 
 
 def _tool(name: str) -> str:
@@ -140,9 +144,9 @@ class RabbitCluster:
         try:
             wait_for_port(node.amqp_port, self.start_timeout, f"RabbitMQ node {node.name}")
         except RuntimeError as exc:
-            raise ClusterUnavailable(f"{exc}; its output: {self.base / f'r{index + 1}' / 'server.out'}") from None
+            raise ClusterError(f"{exc}; its output: {self.base / f'r{index + 1}' / 'server.out'}") from None
         if node.proc.poll() is not None:
-            raise ClusterUnavailable(f"{node.name} exited during start-up: see {self.base / f'r{index + 1}'}")
+            raise ClusterError(f"{node.name} exited during start-up: see {self.base / f'r{index + 1}'}")
 
     def start(self) -> RabbitCluster:
         """Every node at once, then the others join the first: back when the cluster has them all."""
@@ -156,7 +160,7 @@ class RabbitCluster:
             list(pool.map(self._join_first, self.nodes[1:]))
         running = self.running_nodes(0)
         if sorted(running) != sorted(n.name for n in self.nodes):
-            raise ClusterUnavailable(f"the cluster formed with {running} only")
+            raise ClusterError(f"the cluster formed with {running} only")
         return self
 
     def _join_first(self, node: Node) -> None:
@@ -204,7 +208,7 @@ class RabbitCluster:
         done = subprocess.run([_tool(tool), "-n", node.name, *args], env=self._env(node), capture_output=True,
                               text=True, timeout=timeout)
         if done.returncode != 0:
-            raise ClusterUnavailable(f"{tool} -n {node.name} {' '.join(args)} failed ({done.returncode}): "
+            raise ClusterError(f"{tool} -n {node.name} {' '.join(args)} failed ({done.returncode}): "
                                      f"{(done.stderr or done.stdout).strip()[:400]}")
         return done.stdout
 
@@ -216,7 +220,7 @@ class RabbitCluster:
         for node in self.nodes:
             if node.running:
                 return node.index
-        raise ClusterUnavailable("no node of the cluster is running")
+        raise ClusterError("no node of the cluster is running")
 
     def quorum_queues(self, prefix: str = "") -> dict[str, dict[str, Any]]:
         """Quorum queue name -> its `leader` and `members` (node names), for queues named `prefix`..."""
@@ -249,7 +253,7 @@ def _restart_dead(cluster: RabbitCluster, after: float) -> None:
             try:
                 cluster.start_node(node.index)
                 print(f"rabbit-cluster: {node.name} is back: kill -9 -- -{cluster.pids()[node.name]}", flush=True)
-            except ClusterUnavailable as exc:
+            except ClusterError as exc:
                 print(f"rabbit-cluster: {node.name} did not come back: {exc}", flush=True)
 
 
@@ -290,7 +294,7 @@ def main() -> None:
             code = child.wait()
         else:
             signal.pause()
-    except ClusterUnavailable as exc:
+    except ClusterError as exc:
         print(f"rabbit-cluster: {exc}", file=sys.stderr, flush=True)
         code = 1
     except KeyboardInterrupt:
