@@ -12,7 +12,7 @@ are declared afresh on the new node, and every consumer is started again.
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aio_pika
@@ -118,3 +118,22 @@ async def connect_first(amqp_url: str) -> AbstractConnection:
             await connection.close()
             error = exc
     raise RuntimeError(f"no RabbitMQ node answers at {', '.join(redact(u) for u in amqp_urls(amqp_url))}: {error}")
+
+
+async def missing_queues(connection: AbstractRobustConnection, names: Iterable[str]) -> list[str]:
+    """Which of these queues do not exist. In a cluster, a process that reconnects within
+    milliseconds of its node's death can be handed back its old exclusive queue's record (the
+    other nodes had not yet removed the dead node's queues), which is removed right after: its
+    replies or pushes would go nowhere for as long as the connection lives (seen once in five
+    kills: tests/integration/test_rabbit_cluster.py). The Broker checks after each reconnection."""
+    missing = []
+    channel = await connection.channel()
+    for name in sorted(names):
+        try:
+            await channel.declare_queue(name, passive=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            missing.append(name)
+            channel = await connection.channel()  # a 404 closes the channel
+    if not channel.is_closed:
+        await channel.close()
+    return missing

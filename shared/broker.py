@@ -28,7 +28,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import DeliveryError, PublishError
 from pydantic import BaseModel
 
-from shared.amqp_nodes import connect_with_retry
+from shared.amqp_nodes import connect_with_retry, missing_queues
 from shared.contracts.base import Contract
 from shared.contracts.batches import Deliveries
 from shared.contracts.errors import ErrorBody, ParleyError
@@ -89,6 +89,10 @@ def ok_result(reply: BaseModel | None) -> bytes:
     return b'{"ok":true,"data":%b,"error":null}' % (model_json(reply) if reply is not None else b"{}")
 
 
+# How long after a reconnection this process checks that its exclusive queues survived it.
+EXCLUSIVE_CHECK_SECONDS = 2.0
+
+
 class Names:
     """Every broker name, derived from the namespace so stacks can share one RabbitMQ."""
 
@@ -125,6 +129,9 @@ class Broker:
         # Reconnections so far, each counted once its channels, queues and consumers are restored.
         self.reconnections = 0
         self._replacing = asyncio.Lock()
+        # This process's exclusive queues (RPC replies, a gateway's deliveries), checked after each reconnection.
+        self.exclusive_queues: set[str] = set()
+        self._checking: asyncio.Task[list[str]] | None = None
 
     async def connect(self) -> "Broker":
         self.connection = await connect_with_retry(self.settings.amqp_url, self.settings.connect_retry_seconds)
@@ -135,6 +142,20 @@ class Broker:
 
     def _reconnected(self, _: Any) -> None:
         self.reconnections += 1
+        if self.exclusive_queues:
+            self._checking = asyncio.get_running_loop().create_task(self.check_exclusive_queues(EXCLUSIVE_CHECK_SECONDS))
+
+    async def check_exclusive_queues(self, after: float = 0.0) -> list[str]:
+        """`after` s after a reconnection: a queue of ours found missing (shared/amqp_nodes.py,
+        missing_queues, says how) makes us reconnect, which declares them all afresh."""
+        await asyncio.sleep(after)
+        if self.connection is None or not self.connected:
+            return []
+        missing = await missing_queues(self.connection, self.exclusive_queues)
+        if missing:
+            log_event(log, "broker.exclusive_queue_lost", logging.WARNING, queues=missing, action="reconnecting")
+            await self.connection.reconnect()
+        return missing
 
     async def declare_exchanges(self, channel: AbstractChannel) -> None:
         """Every exchange, here only (so their types and flags cannot disagree between processes)."""
@@ -297,6 +318,7 @@ class RpcClient:
     async def start(self) -> "RpcClient":
         channel = await self.broker.channel(prefetch=1000)
         self._queue = await channel.declare_queue(self.reply_queue_name, exclusive=True, auto_delete=True)
+        self.broker.exclusive_queues.add(self.reply_queue_name)
         await self._queue.consume(self._on_reply, no_ack=True)
         assert self.broker.connection is not None
         self.broker.connection.close_callbacks.add(self._connection_lost)

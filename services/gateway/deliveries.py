@@ -27,6 +27,7 @@ class DeliveryConsumer:
         names = self.broker.names
         channel = await self.broker.channel(prefetch=DELIVER_PREFETCH)
         queue = await channel.declare_queue(names.deliver_queue(self.gateway_id), exclusive=True)
+        self.broker.exclusive_queues.add(queue.name)
         await queue.bind(names.deliver, self.gateway_id)
         # chat's "pushes were lost" reports come on the same queue (Deliverer._report_lost).
         await queue.bind(names.events, "deliveries.lost")
