@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
+from shared.redis_slots import RedisClient
 
 from shared.logs import log_event
 
@@ -74,7 +74,7 @@ class Periodic:
 class Leases:
     """Leases of one process (`holder`, its instance id) in one namespace."""
 
-    def __init__(self, redis: aioredis.Redis, namespace: str, holder: str):
+    def __init__(self, redis: RedisClient, namespace: str, holder: str):
         if "|" in holder:
             raise ValueError("a lease holder's id cannot contain '|'")
         self.redis = redis

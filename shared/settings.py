@@ -23,6 +23,14 @@ class Settings(BaseSettings):
     # Where the infrastructure is.
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # A Redis Cluster rather than one Redis: redis_url is then any one node (the seed), and every
+    # service speaks to all of them (shared/stores.py; docs/reliability.md "Redis Cluster").
+    redis_cluster: bool = False
+    # Buckets of the keys that were global sets (presence's online users, expiries and last seen;
+    # calls' ringing and live indexes; rate-limit buckets): each bucket is one hash tag, so one
+    # cluster slot (shared/redis_slots.py). Every process of a deployment must use the same
+    # number; changing it forgets presence, calls and rate limits held in Redis (not messages).
+    redis_buckets: int = Field(16, ge=1, le=1024)
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     mongo_db: str = "parley"
     # Writes acknowledged only once journaled (shared/stores.py): durable across a database crash.

@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -12,6 +13,7 @@ from pymongo.errors import PyMongoError
 
 from shared.dbmetrics import CountingListener
 from shared.logs import log_event
+from shared.redis_slots import RedisClient
 from shared.settings import Settings
 
 log = logging.getLogger("parley.stores")
@@ -57,8 +59,18 @@ def mongo_database(client: MongoClient, settings: Settings) -> Database:
     return client[settings.mongo_db]
 
 
-def redis_client(settings: Settings) -> aioredis.Redis:
+def redis_client(settings: Settings) -> RedisClient:
+    """The one way a process gets its Redis: a Redis Cluster client when PARLEY_REDIS_CLUSTER is
+    set (redis_url is then any node of it, the client finds the others), else one Redis."""
     # Timeouts: a Redis that hangs (rather than refusing) must fail calls, not stall them forever.
+    if settings.redis_cluster:
+        # A primary killed: the client re-reads the slots and retries a command for up to about
+        # cluster-node-timeout plus the election (docs/reliability.md "Redis Cluster"); what
+        # fails past that fails as if Redis were away (limits fail open, revocations ask auth).
+        return RedisCluster.from_url(
+            settings.redis_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5,
+            health_check_interval=30,
+        )
     return aioredis.Redis.from_url(
         settings.redis_url, decode_responses=True, health_check_interval=30, socket_connect_timeout=2,
         socket_timeout=5,

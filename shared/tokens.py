@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import jwt
-import redis.asyncio as aioredis
+from shared.redis_slots import RedisClient
 from redis.exceptions import RedisError
 
 from shared.contracts import auth
@@ -97,7 +97,7 @@ return 0
 class Revocations:
     """The Redis cache of revoked token ids, each key kept until its token would have expired."""
 
-    def __init__(self, redis: aioredis.Redis, namespace: str):
+    def __init__(self, redis: RedisClient, namespace: str):
         self.redis = redis
         self.prefix = f"{namespace}:revoked:"
         self.marker_key = f"{namespace}:revocations:cache"

@@ -44,7 +44,7 @@ class ChatParts(Service):
     blocks = part(lambda rt, s: BlockStore(rt.db))
     invites = part(lambda rt, s: InviteStore(rt.db))
     join_requests = part(lambda rt, s: JoinRequestStore(rt.db))
-    presence = part(lambda rt, s: Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds))
+    presence = part(lambda rt, s: Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds, rt.settings.redis_buckets))
     deliver = part(lambda rt, s: _deliverer(rt, s.presence))
     events = part(lambda rt, s: rt.broker())  # publish_event: `<ns>.events`, confirmed
     announcements = part(lambda rt, s: InOrder())  # each conversation's, in the order stored

@@ -114,7 +114,7 @@ async def test_the_key_is_a_hash_that_expires_once_it_would_be_full_again(bucket
     redis, namespace = redis_and_namespace
     start = time.monotonic()
     await bucket.take("u_alice")
-    key = f"{namespace}:ratelimit:send:u_alice"
+    key = bucket.key("u_alice")
     assert await redis.type(key) == "hash"
     assert set(await redis.hkeys(key)) == {"tokens", "ts"}
     ttl_ms = await redis.pttl(key)

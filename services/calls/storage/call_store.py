@@ -17,7 +17,7 @@ the Cluster issue does.
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
+from shared.redis_slots import RedisClient
 
 from services.calls.domain.ports import Accepted, Begun, Buffered, Call, CallState
 from shared.contracts.calls import EndReason, IceCandidate
@@ -130,7 +130,7 @@ def _pairs(flat: list[Any]) -> dict[str, str]:
 
 
 class RedisCallStore:
-    def __init__(self, redis: aioredis.Redis, namespace: str):
+    def __init__(self, redis: RedisClient, namespace: str):
         self.redis = redis
         self.prefix = f"{namespace}:call:"
         self.ringing_key = self.prefix + "ringing"
