@@ -35,7 +35,7 @@ class CallsService(Service):
     name = "calls"
     uses_database = False  # its state is in Redis; chat stores the calls' messages
 
-    calls = part(lambda rt, s: RedisCallStore(rt.redis, rt.settings.namespace))
+    calls = part(lambda rt, s: RedisCallStore(rt.redis, rt.settings.namespace, rt.settings.redis_buckets))
     presence = part(lambda rt, s: Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds, rt.settings.redis_buckets))
     # Signalling is transient (like typing): a push lost is a call setup the users retry, so no
     # "deliveries lost" resync is asked for, unlike chat's pushes of stored messages.
