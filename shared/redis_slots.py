@@ -19,11 +19,17 @@ from collections.abc import Iterable
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import RedisClusterException, RedisError
 
 # Every client a Parley process holds: one Redis, or a cluster of them (shared/stores.py).
 RedisClient = aioredis.Redis | RedisCluster
 
 DEFAULT_BUCKETS = 16
+
+# What a Redis call may raise when Redis is away or failing: a cluster client's "no node
+# reachable" or "no node serves this slot" (RedisClusterException) is not a RedisError; a
+# refused or timed-out socket is an OSError (TimeoutError is one).
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
 
 def bucket_of(value: str, buckets: int) -> int:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import jwt
 from shared.redis_slots import RedisClient
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
+from shared.redis_slots import REDIS_ERRORS
 
 from shared.contracts import auth
 from shared.contracts.errors import ParleyError
@@ -211,7 +211,7 @@ class RevocationCheck:
                 cached = await self.cache.cached_among(token_ids)
             if cached is not None:
                 return cached
-        except (RedisError, OSError, TimeoutError):
+        except REDIS_ERRORS:
             pass  # Redis away: auth answers instead
         revoked: set[str] = set()
         try:

@@ -97,14 +97,13 @@ class RedisCluster6:
         node_dir = self.dir / str(port)
         node_dir.mkdir(exist_ok=True)
         exe = shutil.which("redis-server") or "redis-server"
-        log = open(node_dir / "redis.log", "ab")
         self.procs[port] = subprocess.Popen(
             [exe, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
              "--cluster-config-file", str(node_dir / "nodes.conf"), "--cluster-node-timeout", str(self.node_timeout_ms),
-             "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(node_dir)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+             "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(node_dir),
+             "--logfile", str(node_dir / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
-        log.close()
 
     def _wait_answers(self, port: int, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -150,6 +149,10 @@ class RedisCluster6:
                     if low.isdigit() and int(low) <= slot <= int(high or low):
                         return int(parts[1].split("@")[0].rsplit(":", 1)[1])
         raise RuntimeError(f"no primary serves slot {slot}")
+
+    def pids(self) -> dict[str, int]:
+        """label -> pid of every node process running now."""
+        return {f"redis-{port}": proc.pid for port, proc in self.procs.items() if proc.poll() is None}
 
     def kill9(self, port: int) -> None:
         proc = self.procs[port]

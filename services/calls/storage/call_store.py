@@ -165,6 +165,10 @@ class RedisCallStore:
     def _busy_key(self, user_id: str) -> str:
         return f"{self.prefix}user:{{{user_id}}}"
 
+    def ringing_key(self, call_id: str) -> str:
+        """The ringing index of the call's bucket."""
+        return f"{self._slot(call_id)}:ringing"
+
     def _end_keys(self, call_id: str) -> list[str]:
         slot = self._slot(call_id)
         return [self._key(call_id), f"{slot}:ringing", f"{slot}:live", self._key(call_id, ":ice"),
@@ -233,7 +237,7 @@ class RedisCallStore:
         head = str(result[0])
         if head != "ok":
             return ("taken" if head == "taken" else "gone"), []
-        await self.redis.zrem(f"{self._slot(call_id)}:ringing", call_id)
+        await self.redis.zrem(self.ringing_key(call_id), call_id)
         return "ok", [IceCandidate.model_validate_json(c) for c in result[1:]]
 
     async def buffer_ice(self, call_id: str, candidate: IceCandidate) -> Buffered:
