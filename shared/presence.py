@@ -183,4 +183,4 @@ class Presence:
         for i, uids in enumerate(by_bucket.values()):
             online, seen = found[2 * i], found[2 * i + 1]
             status.update({uid: (bool(on), last) for uid, on, last in zip(uids, online, seen, strict=True)})
-        return status
+        return {uid: status[uid] for uid in user_ids}  # in the order asked
