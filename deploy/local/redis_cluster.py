@@ -113,11 +113,16 @@ class RedisCluster6:
             time.sleep(0.05)
 
     def wait_ok(self, timeout: float = 30) -> None:
-        """Until every live node says cluster_state:ok (all slots served)."""
+        """Until every live node says cluster_state:ok (all slots served) and every replica has
+        its primary's data (a replica that never synced refuses to take over: "Disconnected
+        from master for longer than allowed")."""
         deadline = time.monotonic() + timeout
         while True:
             live = [p for p in self.ports if self.alive(p)]
-            if all("cluster_state:ok" in _cli(p, "cluster", "info", timeout=2) for p in live):
+            if all("cluster_state:ok" in _cli(p, "cluster", "info", timeout=2) for p in live) and all(
+                "master_link_status:up" in info or "role:master" in info
+                for info in (_cli(p, "info", "replication", timeout=2) for p in live)
+            ):
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the Redis Cluster on {self.ports} is not ok after {timeout} s")
