@@ -14,12 +14,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aio_pika
-import redis.asyncio as aioredis
 
 from shared.broker import Names
 from shared.contracts.operations import SERVICES
 from deploy.local.devstack import DevSettings, Stack, embedded_mongo_argv, embedded_mongo_url, free_port, wait_for_port
 from shared.settings import Settings
+from shared.stores import redis_client
 
 
 # Every process log and failure screenshot of a test run ends up here.
@@ -84,10 +84,12 @@ async def remove_namespace(settings: Settings, services: tuple[str, ...] = SERVI
             await channel.queue_delete(queue)
         for exchange in (names.commands, names.deliver, names.events, names.dead):
             await channel.exchange_delete(exchange)
-    redis = aioredis.Redis.from_url(settings.redis_url)
-    async for key in redis.scan_iter(f"{settings.namespace}:*"):
-        await redis.delete(key)
-    await redis.aclose()
+    redis = redis_client(settings)  # one Redis or a Redis Cluster (every primary scanned)
+    try:
+        async for key in redis.scan_iter(f"{settings.namespace}:*"):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
 
 
 async def wait_until_ready(port: int, timeout: float = 60) -> None:
