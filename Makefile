@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra browser compose coturn nginx images run stop test test-repeat lint unit screenshots docs bench bench-upload profile chaos soak clean
+.PHONY: help venv infra redis-cluster browser compose coturn nginx images run stop test test-repeat lint unit screenshots docs bench bench-upload profile chaos soak clean
 
 help:
 	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=2 CHATS=3 CALLS=2 PUSHES=2 to scale: gateways on consecutive ports from 8000)"
@@ -36,6 +36,7 @@ help:
 	@echo "make nginx  make sure nginx is there for the proxy checks in tests/deploy (apt-get when root; else they are skipped, loudly)"
 	@echo "make images  build the service images here without a registry: starts dockerd (root), a Debian base from debootstrap, parley/<service>:local (deploy/README.md)"
 	@echo "make infra  make sure RabbitMQ (127.0.0.1:5672) and Redis (127.0.0.1:6379) answer"
+	@echo "make redis-cluster  a 6-node Redis Cluster on loopback (3 primaries + a replica each, ports 7300-7305 or the next free block), printing the PARLEY_REDIS_* settings to use; Ctrl-C stops it (ARGS='--base-port 7400 --node-timeout-ms 1500')"
 	@echo "make clean  remove .venv, .run and .pytest_cache"
 
 venv: $(STAMP)
@@ -50,6 +51,10 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 
 infra:
 	bash deploy/local/ensure-infra.sh
+
+# A Redis Cluster for `make run` (in another terminal, with the printed exports) or a benchmark.
+redis-cluster: venv
+	$(PY) -m deploy.local.redis_cluster $(ARGS)
 
 # exec: the launcher is make's own child, so it dies (stopping the stack) when make does.
 run: venv infra
