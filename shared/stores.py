@@ -67,9 +67,12 @@ def redis_client(settings: Settings) -> RedisClient:
         # A primary killed: the client re-reads the slots and retries a command for up to about
         # cluster-node-timeout plus the election (docs/reliability.md "Redis Cluster"); what
         # fails past that fails as if Redis were away (limits fail open, revocations ask auth).
+        # max_connections: the cluster client's default is 100 per node, past which a call
+        # fails at once (MaxConnectionsError) instead of waiting: 300 concurrent logins failed
+        # open that way. One Redis's pool has no such bound; neither has this one.
         return RedisCluster.from_url(
             settings.redis_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5,
-            health_check_interval=30,
+            health_check_interval=30, max_connections=2**31,
         )
     return aioredis.Redis.from_url(
         settings.redis_url, decode_responses=True, health_check_interval=30, socket_connect_timeout=2,

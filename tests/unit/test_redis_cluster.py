@@ -81,3 +81,14 @@ async def test_a_busy_key_left_by_a_dead_replica_does_not_keep_a_user_busy(clust
         assert await calls.begin(Call("call_3", "cv", "u_b", "db", "u_a", "audio", "ringing", now, now + 30,
                                       None, None)) == "ok"
         assert [c.call_id for c in await calls.live()] == ["call_3"]
+
+
+async def test_more_concurrent_calls_to_one_node_than_the_cluster_clients_default_pool_all_wait_their_turn(
+    cluster_settings,
+):
+    """The cluster client fails a call at once past 100 connections to a node by default
+    (MaxConnectionsError: 300 concurrent logins failed open); Parley's, like one Redis's, waits."""
+    async with redis_namespace(cluster_settings) as (redis, namespace):
+        answers = await asyncio.gather(*(redis.blpop(f"{namespace}:{{q}}:nothing", 0.2) for _ in range(150)),
+                                       return_exceptions=True)
+        assert answers == [None] * 150
