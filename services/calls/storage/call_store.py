@@ -15,6 +15,8 @@ A user's busy key is in the user's slot, not the call's: begin writes the call, 
 two busy keys one at a time (SET NX), dropping the call if either is taken; end removes the call,
 then releases the busy keys that still name it. A busy key left behind by a replica that died
 between the two steps names a call that no longer exists, and the next begin takes it over.
+Two users calling each other at the same instant may now both be told `busy` (each claimed
+themselves first), where one Redis script let exactly one through; never both connected twice.
 """
 from typing import Any
 
