@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     mongo_db: str = "parley"
     # Writes acknowledged only once journaled (shared/stores.py): durable across a database crash.
     mongo_journal: bool = True
+    # How many members acknowledge a write first: "majority" (it survives the primary's failure:
+    # a new primary has it), a number of members, or empty to choose: majority when the URL names
+    # a replicaSet or the server turns out to be a replica set member or a mongos, else the
+    # server's default (1). Positions and last_seq writes keep w=1 (chat's storage says why).
+    mongo_write_concern: str = Field("", pattern=r"^(|majority|[0-9]+)$")
     # Prefix of every exchange, queue and Redis key, so that two stacks (a dev run and a
     # test run) can share one broker and one Redis without seeing each other's traffic.
     namespace: str = "parley"
