@@ -76,8 +76,8 @@ COLLECTIONS: dict[str, Placement] = {
     )),
     "devices": by(ID_HASHED, why="_id is user|device: read and written by _id; by user_id scatters"),
     "read_markers": by(ID_HASHED, why="_id is user|conversation: upserted by _id on message.read"),
-    "friendships": by(ID_HASHED, why="_id is the pair's key: checked by _id on every direct send"),
-    "blocks": by(ID_HASHED, why="_id is blocker|blocked: checked by _id on every direct send"),
+    "friendships": by(ID_HASHED, why="_id is the pair's key: checked by _id ($in) for direct sends; a user's friends list scatters"),
+    "blocks": by(ID_HASHED, why="_id is blocker|blocked: checked by _id on friend requests and group adds; a blocker's list scatters"),
     "group_invites": unsharded("a handful of invite links per group"),
     "group_join_requests": unsharded("pending requests of groups that ask approval: small"),
     # --- auth ---------------------------------------------------------------------------------

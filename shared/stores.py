@@ -32,9 +32,10 @@ def mongo_client(settings: Settings) -> MongoClient:
     # server lost ~6 % of the writes of its last second to a kill -9; mongod loses up to its
     # commit interval). On a replica set, w=majority on top (mongo_write_concern).
     w = configured_w(settings)
+    options: dict[str, Any] = {} if w is None else {"w": w}
     return AsyncMongoClient(
         settings.mongo_url, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True,
-        journal=settings.mongo_journal, event_listeners=[CountingListener()], **({"w": w} if w is not None else {}),
+        journal=settings.mongo_journal, event_listeners=[CountingListener()], **options,
     )
 
 

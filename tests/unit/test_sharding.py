@@ -15,6 +15,7 @@ from services.chat.service import ChatService
 from services.chat.storage.messages import CLIENT_MSG_KEY, MessageStore
 from services.files.service import FilesService
 from services.push.service import PushService
+from deploy import mongo_shard
 from shared.declared import Runtime, Service
 from shared.sharding import COLLECTIONS, unique_index_fits
 from tests.unit.helpers import redis_namespace
@@ -108,3 +109,19 @@ async def test_a_client_msg_id_is_the_senders_per_conversation(db, settings) -> 
         assert (again.message_id, again.seq) == (to_bob.message_id, to_bob.seq)  # a retry: the first reply
         [carol_sees] = (await world.ask(C, "history.fetch", conversation_id=to_carol.conversation_id)).messages
         assert carol_sees.text == "to carol"
+
+
+def test_the_deploy_script_shards_what_is_declared_and_nothing_else(capsys: pytest.CaptureFixture[str]) -> None:
+    mongo_shard.main(["--db", "chatdb"])
+    printed = capsys.readouterr().out.splitlines()
+    assert 'sh.enableSharding("chatdb")' in printed
+    sharded = [line for line in printed if line.startswith("sh.shardCollection(")]
+    assert 'sh.shardCollection("chatdb.messages", {"conversation_id": 1})' in sharded
+    assert 'sh.shardCollection("chatdb.files.chunks", {"files_id": 1, "n": 1})' in sharded
+    assert len(sharded) == sum(p.sharded for p in COLLECTIONS.values())
+    assert not any('"chatdb.users"' in line for line in sharded)  # unsharded: usernames are unique
+
+
+def test_the_deploy_script_wants_a_mongos(mongo_url: str) -> None:
+    with pytest.raises(SystemExit, match="not a mongos"):
+        mongo_shard.main(["--run", mongo_url])
