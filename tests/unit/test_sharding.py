@@ -19,10 +19,9 @@ from deploy import mongo_shard
 from shared.declared import Runtime, Service
 from shared.sharding import COLLECTIONS, unique_index_fits
 from tests.unit.helpers import redis_namespace
-from tests.unit.world import chat_world
 
 SERVICES: tuple[type[Service], ...] = (AuthService, ChatService, FilesService, PushService, CallsService)
-A, B, C = "u_alice", "u_bob", "u_carol"
+A = "u_alice"
 
 
 def collections_held(obj: Any, depth: int = 2) -> set[str]:
@@ -96,19 +95,6 @@ async def test_the_sender_wide_client_msg_id_index_is_replaced_at_start_up(db) -
     # The same client_msg_id in another conversation is now another message.
     await messages.insert_one({"_id": "m_2", "conversation_id": "d_2", "seq": 1, "from_user_id": A, "client_msg_id": "c1"})
     await MessageStore(db).ensure_indexes()  # again (every start): nothing to drop, nothing fails
-
-
-async def test_a_client_msg_id_is_the_senders_per_conversation(db, settings) -> None:
-    async with chat_world(db, settings) as world:
-        await world.befriend(A, B)
-        await world.befriend(A, C)
-        to_bob = await world.send(A, B, client_msg_id="same", text="to bob")
-        to_carol = await world.send(A, C, client_msg_id="same", text="to carol")
-        again = await world.send(A, B, client_msg_id="same", text="to bob")
-        assert to_carol.message_id != to_bob.message_id and to_carol.conversation_id != to_bob.conversation_id
-        assert (again.message_id, again.seq) == (to_bob.message_id, to_bob.seq)  # a retry: the first reply
-        [carol_sees] = (await world.ask(C, "history.fetch", conversation_id=to_carol.conversation_id)).messages
-        assert carol_sees.text == "to carol"
 
 
 def test_the_deploy_script_shards_what_is_declared_and_nothing_else(capsys: pytest.CaptureFixture[str]) -> None:
