@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     # Where the infrastructure is.
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # redis_url is one seed node of a Redis Cluster (deploy/k8s/overlays/clustered).
+    redis_cluster: bool = False
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     mongo_db: str = "parley"
     # Writes acknowledged only once journaled (shared/stores.py): durable across a database crash.
