@@ -65,9 +65,10 @@ class MessageStore:
     async def ensure_indexes(self) -> None:
         await self.messages.create_index([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True)
         # Idempotency: a client_msg_id is the sender's, per conversation (led by the shard key,
-        # shared/sharding.py). Earlier versions had it per sender across conversations.
-        await self._drop_index_by_key(SENDER_WIDE_KEY)
+        # shared/sharding.py). Earlier versions had it per sender across conversations: that
+        # index goes once the new one is there (never a moment without one, during a rollout).
         await self.messages.create_index(CLIENT_MSG_KEY, unique=True)
+        await self._drop_index_by_key(SENDER_WIDE_KEY)
         await self.messages.create_index([("file.file_id", ASCENDING)], sparse=True)
         # Disappearing messages: hidden by every read from expires_at, deleted by chat soon after
         # (delete_expired), not by a TTL index: see _drop_server_ttl.
