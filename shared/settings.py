@@ -23,10 +23,17 @@ class Settings(BaseSettings):
     # Where the infrastructure is.
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # redis_url is one seed node of a Redis Cluster (deploy/k8s/overlays/clustered).
+    redis_cluster: bool = False
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     mongo_db: str = "parley"
     # Writes acknowledged only once journaled (shared/stores.py): durable across a database crash.
     mongo_journal: bool = True
+    # How many members acknowledge a write first: "majority" (it survives the primary's failure:
+    # a new primary has it), a number of members, or empty to choose: majority when the URL names
+    # a replicaSet or the server turns out to be a replica set member or a mongos, else the
+    # server's default (1). Positions and last_seq writes keep w=1 (chat's storage says why).
+    mongo_write_concern: str = Field("", pattern=r"^(|majority|[0-9]+)$")
     # Prefix of every exchange, queue and Redis key, so that two stacks (a dev run and a
     # test run) can share one broker and one Redis without seeing each other's traffic.
     namespace: str = "parley"
