@@ -84,7 +84,9 @@ def service_loads(inputs: dict[str, Any], load: dict[str, float]) -> dict[str, f
         cpu[service] += load["sockets"] * idle.get(service, 0.0)
     for service, per_mib in files["cpu_ms_per_mib"].items():
         cpu[service] = cpu.get(service, 0.0) + load["file_mib"] * per_mib
-    cpu["push"] = load["sends"] * push["decide_cpu_ms_per_send"] + load["notifications"] * push["cpu_ms_per_notification"]
+    # Deciding (the messages.stored events, measured per message) and sending (assumed, per notification).
+    deciding = measured["cpu_ms_per_message"].get("push", push["decide_cpu_ms_per_send"])
+    cpu["push"] = load["sends"] * deciding + load["notifications"] * push["cpu_ms_per_notification"]
     return cpu
 
 

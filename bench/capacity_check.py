@@ -125,22 +125,36 @@ def by_service(per_process: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def measured_inputs(run: dict[str, Any], replicas: dict[str, int]) -> dict[str, Any]:
-    """The `measured` section of the inputs file from a run's figures."""
-    sockets = run["idle_sockets"]
+def replicas_of(run: dict[str, Any]) -> dict[str, int]:
+    """Processes per service in the run (gateway1..3 -> gateway: 3)."""
+    out: dict[str, int] = {}
+    for label in run["pairs"]["cpu"]:
+        if label != "total":
+            out[service_of(label)] = out.get(service_of(label), 0) + 1
+    return out
+
+
+def measured_inputs(run: dict[str, Any]) -> dict[str, Any]:
+    """The `measured` section of the inputs file from a run's figures. CPU per message is the
+    marginal cost: the load window's CPU less the upkeep the idle windows measured (the replicas'
+    own and the open sockets'), over the messages delivered."""
+    replicas, sockets, pairs = replicas_of(run), run["idle_sockets"], run["pairs"]
     idle, loaded = by_service(run["idle"]["cpu_percent"]), by_service(run["sockets_idle"]["cpu_percent"])
-    pairs = run["pairs"]
-    per_msg = by_service({k: v["cpu_ms_per_message"] or 0.0 for k, v in pairs["cpu"].items()})
+    busy = by_service({k: v["cpu_percent"] for k, v in pairs["cpu"].items()})
+    # CPU % -> CPU-ms per second is x 10.
+    per_socket = {k: max(0.0, loaded[k] - idle.get(k, 0.0)) * 10 / sockets for k in loaded}
+    open_sockets = sockets + 2 * pairs["pairs"]
+    rate = pairs["delivered_per_second"]
+    per_msg = {k: max(0.0, v - idle.get(k, 0.0) - per_socket.get(k, 0.0) * open_sockets / 10) * 10 / rate
+               for k, v in busy.items()}
     written = (pairs.get("db") or {}).get("per_process", {}).get("total", {}).get("written")
     return {
         "source": f"python -m bench.capacity --check {' '.join(run['argv'])}",
         "measured_at": run["at"], "uptime": run["uptime"],
         "other_cpu_percent": {"idle": run["idle"]["other_cpu_percent"], "pairs": pairs["other_cpu_percent"]},
-        "delivered_per_second": pairs["delivered_per_second"],
+        "delivered_per_second": rate,
         "cpu_ms_per_message": {k: round(v, 3) for k, v in sorted(per_msg.items())},
-        # CPU % -> CPU-ms per second is x 10.
-        "idle_cpu_ms_per_socket_second": {k: round(max(0.0, loaded[k] - idle.get(k, 0.0)) * 10 / sockets, 5)
-                                          for k in sorted(loaded)},
+        "idle_cpu_ms_per_socket_second": {k: round(v, 5) for k, v in sorted(per_socket.items())},
         "idle_cpu_percent_per_replica": {k: round(v / replicas.get(k, 1), 2) for k, v in sorted(idle.items())},
         "gateway_kib_per_bound_socket": run["gateway_kib_per_bound_socket"],
         "bytes_per_stored_message": run["bytes_per_stored_message"],
@@ -199,6 +213,29 @@ def error(measured: float, predicted: float) -> str:
     return f"{100 * (predicted - measured) / measured:+.0f}%" if measured else "-"
 
 
+async def open_idle(urls: list[str], count: int) -> list[BenchClient]:
+    """`count` users registered and logged in (sync done), spread over the gateways, with progress."""
+    print(f"opening {count} idle bound sockets over {len(urls)} gateway(s) ...", flush=True)
+    opened, t0 = [0], time.perf_counter()
+
+    async def one(i: int) -> BenchClient:
+        client = await connect_user(urls[i % len(urls)], f"idle{i}")
+        opened[0] += 1
+        return client
+
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(5)
+            print(f"[opening ] {time.perf_counter() - t0:5.1f} s  open {opened[0]} / {count}", flush=True)
+
+    ticker = asyncio.create_task(progress())
+    try:
+        clients: list[BenchClient] = await gather_limited(count, 16, one)
+        return clients
+    finally:
+        ticker.cancel()
+
+
 async def measured_run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     env = {**BENCH_ENV, **CHEAP_PASSWORDS, **dict(kv.split("=", 1) for kv in args.env)}
     if args.redis_cluster:
@@ -213,9 +250,7 @@ async def measured_run(args: argparse.Namespace, argv: list[str]) -> dict[str, A
         gateways = [p for label, p in procs.items() if service_of(label) == "gateway"]
         run["idle"] = await idle_window(procs, args.idle_seconds, "idle")
         rss_before = sum([await settled_rss(g) for g in gateways])
-        print(f"opening {args.idle_sockets} idle bound sockets over {len(urls)} gateway(s) ...", flush=True)
-        idle_clients: list[BenchClient] = await gather_limited(
-            args.idle_sockets, 16, lambda i: connect_user(urls[i % len(urls)], f"idle{i}"))
+        idle_clients = await open_idle(urls, args.idle_sockets)
         try:
             rss_after = sum([await settled_rss(g) for g in gateways])
             run["idle_sockets"] = len(idle_clients)
@@ -245,20 +280,20 @@ async def check(args: argparse.Namespace, argv: list[str]) -> bool:
             run = await measured_run(args, argv)
     else:
         run = await measured_run(args, argv)
-    replicas = {"gateway": args.gateways, "chat": args.chats}
-    for label in run["pairs"]["cpu"]:
-        if service_of(label) in ("rabbitmq", "redis"):
-            replicas[service_of(label)] = replicas.get(service_of(label), 0) + 1
+    if args.json:
+        Path(args.json).write_text(json.dumps(run, indent=2, default=str))
+        print(f"JSON written to {args.json} (--recompute it against other inputs)")
+    return report(args, run)
+
+
+def report(args: argparse.Namespace, run: dict[str, Any]) -> bool:
+    """Print the comparison with the model; with --save-inputs first make this run the inputs."""
     inputs = load_inputs(args.inputs)
     if args.save_inputs:
-        inputs["measured"] = measured_inputs(run, replicas)
+        inputs["measured"] = measured_inputs(run)
         args.inputs.write_text(json.dumps(inputs, indent=2) + "\n")
         print(f"measured inputs written to {args.inputs}", flush=True)
-    print("\n" + comparison(inputs, run, replicas), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps({**run, "measured_inputs": measured_inputs(run, replicas),
-                                               "prediction": predict(inputs, run, replicas)}, indent=2, default=str))
-        print(f"JSON written to {args.json}")
+    print("\n" + comparison(inputs, run, replicas_of(run)), flush=True)
     pairs = run["pairs"]
     return bool(pairs["lost"] == 0 and pairs["duplicated"] == 0)
 
@@ -284,8 +319,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="more settings for the stack, e.g. PARLEY_QUEUE_TYPE=quorum (repeatable)")
     parser.add_argument("--save-inputs", action="store_true", help="write this run's figures as the inputs' `measured`")
     parser.add_argument("--json", help="write every figure of the run to this file")
+    parser.add_argument("--recompute", metavar="JSON", help="no run: compare a run --json saved with the inputs")
     argv = list(argv if argv is not None else sys.argv[1:])
     args = parser.parse_args(argv)
+    if args.recompute:
+        raise SystemExit(0 if report(args, json.loads(Path(args.recompute).read_text())) else 1)
     if args.private_infra and (args.amqp_url or args.redis_url):
         parser.error("--private-infra starts its own engines: not with --amqp-url / --redis-url")
     if any("=" not in kv for kv in args.env):
