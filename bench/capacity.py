@@ -66,27 +66,49 @@ def demand(inputs: dict[str, Any], people: int) -> dict[str, float]:
     }
 
 
-def message_cpu(inputs: dict[str, Any], service: str, load: dict[str, float]) -> float:
-    """CPU-ms per second `service` spends on messages at `load`. The bench's figure is per
-    delivered message in pairs (one send, one delivery); `per_send_share` of it follows sends."""
-    per_message = inputs["measured"]["cpu_ms_per_message"][service]
-    share = inputs["per_send_share"][service]
-    factor = inputs["engines"]["quorum_cost_factor"] if service == "rabbitmq" else 1.0
-    return per_message * (share * load["sends"] * factor + (1 - share) * load["deliveries"])
+def spread(replicas: int) -> float:
+    """The share of sends (chat replicas) or deliveries (gateways) that go to another replica than
+    the previous one of the same conversation or pair: 0 with one, (n - 1) / n with n at random."""
+    return (replicas - 1) / replicas
 
 
-def service_loads(inputs: dict[str, Any], load: dict[str, float]) -> dict[str, float]:
-    """CPU-ms per second each part spends at `load`, sockets' upkeep and files included."""
+def per_message(inputs: dict[str, Any], chats: int, gateways: int) -> dict[str, Any]:
+    """Per-message figures with `chats` chat replicas and `gateways` gateways: the one-of-each
+    figures, plus what spreading over several replicas was measured to add (inputs' `spread`: a
+    run with several chats and one gateway, and one the other way round), scaled by spread()."""
+    base = inputs["measured"]
+    cpu = dict(base["cpu_ms_per_message"])
+    documents = base["documents_written_per_message"] + base["documents_read_per_message"]
+    extra_documents = 0.0
+    for layer, count in (("chats", chats), ("gateways", gateways)):
+        wide = inputs.get("spread", {}).get(layer)
+        if not wide or count <= 1:
+            continue
+        scale = spread(count) / spread(wide["replicas"])
+        for service, cost in wide["cpu_ms_per_message"].items():
+            cpu[service] = cpu.get(service, 0.0) + max(0.0, cost - base["cpu_ms_per_message"].get(service, 0.0)) * scale
+        wide_documents = wide["documents_written_per_message"] + wide["documents_read_per_message"]
+        extra_documents += max(0.0, wide_documents - documents) * scale
+    return {"cpu_ms_per_message": cpu, "documents_per_message": documents + extra_documents}
+
+
+def service_loads(inputs: dict[str, Any], load: dict[str, float], chats: int, gateways: int) -> dict[str, float]:
+    """CPU-ms per second each part spends at `load` with these replicas: messages (the
+    bench's figure is per delivered message in pairs, one send and one delivery: `per_send_share`
+    of it follows sends, the rest deliveries), sockets' upkeep, files, push."""
     measured, files, push = inputs["measured"], inputs["files"], inputs["push"]
-    idle = measured["idle_cpu_ms_per_socket_second"]
-    cpu = {s: message_cpu(inputs, s, load) for s in MESSAGE_SERVICES}
-    for service in ("gateway", "chat", "redis", "rabbitmq"):
+    costs = per_message(inputs, chats, gateways)["cpu_ms_per_message"]
+    idle = {**measured["idle_cpu_ms_per_socket_second"], "redis": inputs["presence"]["cpu_ms_per_socket_second"]}
+    cpu = {}
+    for service in MESSAGE_SERVICES:
+        share = inputs["per_send_share"][service]
+        factor = inputs["engines"]["quorum_cost_factor"] if service == "rabbitmq" else 1.0
+        cpu[service] = costs[service] * (share * load["sends"] * factor + (1 - share) * load["deliveries"])
         cpu[service] += load["sockets"] * idle.get(service, 0.0)
     for service, per_mib in files["cpu_ms_per_mib"].items():
         cpu[service] = cpu.get(service, 0.0) + load["file_mib"] * per_mib
     # Deciding (the messages.stored events, measured per message) and sending (assumed, per notification).
-    deciding = measured["cpu_ms_per_message"].get("push", push["decide_cpu_ms_per_send"])
-    cpu["push"] = load["sends"] * deciding + load["notifications"] * push["cpu_ms_per_notification"]
+    cpu["push"] = load["sends"] * costs.get("push", 0.0) + load["notifications"] * push["cpu_ms_per_notification"]
     return cpu
 
 
@@ -97,11 +119,20 @@ def units(needed: float, capacity: float, minimum: int = 1) -> int:
 def plan(inputs: dict[str, Any], people: int) -> dict[str, Any]:
     """Replicas, nodes and shards for `people`, what decided each count, and how busy each part is."""
     load = demand(inputs, people)
-    cpu = service_loads(inputs, load)
+    minimum, room = inputs["replicas"]["minimum"], 1000.0 * inputs["headroom"]
+    upkeep = inputs["measured"]["idle_cpu_percent_per_replica"]
+    chats = gateways = minimum
+    for _ in range(20):  # a message's cost depends on how many replicas share the work: settle the counts
+        cpu = service_loads(inputs, load, chats, gateways)
+        wanted = (units(cpu["chat"], room - 10 * upkeep.get("chat", 0.0), minimum),
+                  units(cpu["gateway"], room - 10 * upkeep.get("gateway", 0.0), minimum),
+                  units(load["sockets"], inputs["replicas"]["gateway_max_sockets"] * inputs["headroom"], minimum))
+        if wanted[0] <= chats and max(wanted[1:]) <= gateways:
+            break
+        chats, gateways = max(chats, wanted[0]), max(gateways, *wanted[1:])
     head = inputs["headroom"]
     replica, eng, mem = inputs["replicas"], inputs["engines"], inputs["measured"]
     per_core = 1000.0 * head  # CPU-ms per second one core may use at the headroom target
-    upkeep = mem["idle_cpu_percent_per_replica"]  # a replica's own, before any socket or message (x 10: ms/s)
     parts: dict[str, dict[str, Any]] = {}
 
     def part(name: str, needed: dict[str, float], capacity: dict[str, float], minimum: int, unit_cores: float) -> None:
@@ -125,14 +156,14 @@ def plan(inputs: dict[str, Any], people: int) -> dict[str, Any]:
     part("redis", {"cpu": cpu["redis"], "memory": redis_mib},
          {"cpu": per_core, "memory": eng["redis_shard_memory_mib"] * head}, eng["redis_minimum_shards"], 1)
     # One shard holds the global presence keys (every socket's refresh touches the expiry index).
-    hot = load["sockets"] * mem["idle_cpu_ms_per_socket_second"]["redis"] * eng["redis_global_key_share"]
+    hot = load["sockets"] * inputs["presence"]["cpu_ms_per_socket_second"] * inputs["presence"]["global_key_share"]
     parts["redis"]["global_key_utilisation"] = hot / 1000.0
     db = inputs["database"]
-    writes = load["sends"] * mem["documents_written_per_message"]
+    documents = load["sends"] * per_message(inputs, chats, gateways)["documents_per_message"]
     stored_tb = (load["stored_per_day"] * db["retention_days"] * mem["bytes_per_stored_message"]
                  * db["storage_overhead_factor"] / 1e12)
-    part("mongodb", {"writes": writes, "storage": stored_tb},
-         {"writes": db["shard_writes_per_second"] * head, "storage": db["shard_storage_tb"] * head},
+    part("mongodb", {"documents": documents, "storage": stored_tb},
+         {"documents": db["shard_documents_per_second"] * head, "storage": db["shard_storage_tb"] * head},
          db["minimum_shards"], db["shard_cores"])
     parts["mongodb"]["embedded_cores"] = cpu["database"] / 1000.0
     first = max(parts, key=lambda name: max(parts[name]["utilisation"], parts[name].get("global_key_utilisation", 0)))
@@ -176,7 +207,8 @@ def details(inputs: dict[str, Any], populations: tuple[int, ...] = POPULATIONS) 
         lines.append(f"{people:,} people: " + ", ".join(
             f"{name} {cpu[name] / 1000:.1f} cores -> {parts[name]['count']} x {parts[name]['utilisation']:.0%}"
             for name in ("gateway", "chat", "push", "files", "rabbitmq", "redis"))
-            + f"; mongodb {load['sends'] * inputs['measured']['documents_written_per_message']:,.0f} writes/s, "
+            + f"; mongodb {load['sends'] * per_message(inputs, parts['chat']['count'], parts['gateway']['count'])['documents_per_message']:,.0f} "
+            "documents written or read/s, "
             f"{load['stored_per_day']:,.0f} messages/day -> {parts['mongodb']['count']} shards "
             f"({parts['mongodb']['busiest']} {parts['mongodb']['utilisation']:.0%}); the embedded stand-in would "
             f"spend {parts['mongodb']['embedded_cores']:.1f} cores")

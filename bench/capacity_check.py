@@ -36,7 +36,7 @@ import bson
 import psutil
 from pymongo import AsyncMongoClient
 
-from bench.capacity import INPUTS, load_inputs
+from bench.capacity import INPUTS, load_inputs, per_message
 from bench.idle import raise_nofile, settled_rss
 from bench.infra import private_infra
 from bench.load import close_all, connect_user, gather_limited
@@ -147,7 +147,7 @@ def measured_inputs(run: dict[str, Any]) -> dict[str, Any]:
     rate = pairs["delivered_per_second"]
     per_msg = {k: max(0.0, v - idle.get(k, 0.0) - per_socket.get(k, 0.0) * open_sockets / 10) * 10 / rate
                for k, v in busy.items()}
-    written = (pairs.get("db") or {}).get("per_process", {}).get("total", {}).get("written")
+    documents = (pairs.get("db") or {}).get("per_process", {}).get("total", {})
     return {
         "source": f"python -m bench.capacity --check {' '.join(run['argv'])}",
         "measured_at": run["at"], "uptime": run["uptime"],
@@ -158,13 +158,15 @@ def measured_inputs(run: dict[str, Any]) -> dict[str, Any]:
         "idle_cpu_percent_per_replica": {k: round(v / replicas.get(k, 1), 2) for k, v in sorted(idle.items())},
         "gateway_kib_per_bound_socket": run["gateway_kib_per_bound_socket"],
         "bytes_per_stored_message": run["bytes_per_stored_message"],
-        "documents_written_per_message": written,
+        "documents_written_per_message": documents.get("written"),
+        "documents_read_per_message": documents.get("read"),
     }
 
 
 def predict(inputs: dict[str, Any], run: dict[str, Any], replicas: dict[str, int]) -> dict[str, Any]:
     """Each process's CPU % at the measured throughput, and the throughput the free cores allow."""
     m = inputs["measured"]
+    costs = per_message(inputs, replicas.get("chat", 1), replicas.get("gateway", 1))["cpu_ms_per_message"]
     sockets = run["idle_sockets"] + 2 * run["pairs"]["pairs"]
     rate = run["pairs"]["delivered_per_second"]
 
@@ -177,7 +179,7 @@ def predict(inputs: dict[str, Any], run: dict[str, Any], replicas: dict[str, int
         if label == "total":
             continue
         service = service_of(label)
-        per_msg = m["cpu_ms_per_message"].get(service, 0.0) / replicas.get(service, 1)
+        per_msg = costs.get(service, 0.0) / replicas.get(service, 1)
         per_process[label] = {"fixed": fixed_percent(service), "per_message_ms": per_msg,
                               "predicted": fixed_percent(service) + rate * per_msg / 10}
     cores = run["cpus"] * 100.0  # CPU % the machine has
@@ -289,10 +291,24 @@ async def check(args: argparse.Namespace, argv: list[str]) -> bool:
 def report(args: argparse.Namespace, run: dict[str, Any]) -> bool:
     """Print the comparison with the model; with --save-inputs first make this run the inputs."""
     inputs = load_inputs(args.inputs)
+    figures = measured_inputs(run)
+    print("this run's marginal CPU-ms per message: "
+          + ", ".join(f"{k} {v}" for k, v in figures["cpu_ms_per_message"].items()), flush=True)
     if args.save_inputs:
-        inputs["measured"] = measured_inputs(run)
+        # One of each: the base figures. Several of one: what spreading over them adds (the model
+        # adds the difference, scaled to the replicas it plans).
+        chats, gateways = replicas_of(run).get("chat", 1), replicas_of(run).get("gateway", 1)
+        if chats > 1 and gateways > 1:
+            raise SystemExit("--save-inputs takes runs with several chats or several gateways, not both: "
+                             "that layout is the check")
+        if chats == gateways == 1:
+            inputs["measured"] = figures
+            where = "measured"
+        else:
+            where = "spread.chats" if chats > 1 else "spread.gateways"
+            inputs.setdefault("spread", {})[where.split(".")[1]] = {"replicas": max(chats, gateways), **figures}
         args.inputs.write_text(json.dumps(inputs, indent=2) + "\n")
-        print(f"measured inputs written to {args.inputs}", flush=True)
+        print(f"measured inputs written to {args.inputs} ({where})", flush=True)
     print("\n" + comparison(inputs, run, replicas_of(run)), flush=True)
     pairs = run["pairs"]
     return bool(pairs["lost"] == 0 and pairs["duplicated"] == 0)
