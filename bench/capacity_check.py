@@ -149,7 +149,7 @@ def measured_inputs(run: dict[str, Any]) -> dict[str, Any]:
                for k, v in busy.items()}
     documents = (pairs.get("db") or {}).get("per_process", {}).get("total", {})
     return {
-        "source": f"python -m bench.capacity --check {' '.join(run['argv'])}",
+        "source": "python -m bench.capacity --check " + re.sub(r"--inputs \S+ ?", "", " ".join(run["argv"])),
         "measured_at": run["at"], "uptime": run["uptime"],
         "other_cpu_percent": {"idle": run["idle"]["other_cpu_percent"], "pairs": pairs["other_cpu_percent"]},
         "delivered_per_second": rate,
@@ -248,6 +248,8 @@ async def measured_run(args: argparse.Namespace, argv: list[str]) -> dict[str, A
         print(f"stack up: {args.gateways} gateway(s), {args.chats} chat(s), namespace {stack.namespace}, "
               f"log {stack.log_path}", flush=True)
         procs = {**stack.processes, **await engine_processes(args), "bench-clients": psutil.Process()}
+        if "mongo" not in procs and (mongod := listening(urlsplit(stack.mongo_url.split(",")[0]).port or 27017)):
+            procs["mongo"] = mongod  # PARLEY_MONGO_URL names a server on this machine: count its CPU
         urls = [b.replace("http://", "ws://") + "/ws" for b in stack.bases]
         gateways = [p for label, p in procs.items() if service_of(label) == "gateway"]
         run["idle"] = await idle_window(procs, args.idle_seconds, "idle")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bench.capacity import DOC, POPULATIONS, demand, doc_table, load_inputs, plan, table
+from bench.capacity import DOC, POPULATIONS, demand, doc_table, load_inputs, per_message, plan, table
 from bench.capacity_check import predict, service_of
 
 
@@ -42,6 +42,7 @@ def test_every_part_stays_under_the_headroom_target() -> None:
 
 def test_a_run_that_behaves_as_the_inputs_say_is_predicted_exactly() -> None:
     inputs = copy.deepcopy(load_inputs())
+    inputs["spread"] = {}  # per-message costs as measured with one of each, whatever the layout
     m = inputs["measured"]
     m["cpu_ms_per_message"] = {"gateway": 0.3, "chat": 0.2, "database": 0.6, "rabbitmq": 0.06}
     m["idle_cpu_percent_per_replica"] = {"gateway": 0.5, "chat": 0.4}
@@ -64,3 +65,19 @@ def test_a_run_that_behaves_as_the_inputs_say_is_predicted_exactly() -> None:
         assert predicted["per_process"][label]["predicted"] == pytest.approx(figures["cpu_percent"])
     # Every core spent: (200 % - upkeep) over the per-message costs.
     assert predicted["throughput"] > rate
+
+
+def test_spreading_over_replicas_adds_what_was_measured_scaled() -> None:
+    inputs = copy.deepcopy(load_inputs())
+    base = inputs["measured"]["cpu_ms_per_message"]["chat"]
+    inputs["spread"] = {"chats": {**inputs["measured"], "replicas": 3,
+                                  "cpu_ms_per_message": {**inputs["measured"]["cpu_ms_per_message"], "chat": base + 0.3}}}
+    one = plan_costs(inputs, 1)
+    assert one == pytest.approx(base)
+    assert plan_costs(inputs, 3) == pytest.approx(base + 0.3)
+    assert plan_costs(inputs, 2) == pytest.approx(base + 0.3 * (1 / 2) / (2 / 3))
+
+
+def plan_costs(inputs: dict[str, Any], chats: int) -> float:
+    cost: float = per_message(inputs, chats, 1)["cpu_ms_per_message"]["chat"]
+    return cost
