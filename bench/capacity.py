@@ -228,21 +228,21 @@ def write_doc(inputs: dict[str, Any], path: Path = DOC) -> None:
 
 
 def main() -> None:
+    argv = sys.argv[1:]
+    if "--check" in argv:  # the measured run has options of its own (and its own --help)
+        from bench.capacity_check import main as check_main
+
+        argv.remove("--check")
+        check_main(argv)
+        return
     parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__.split("\n\n")[0])
     parser.add_argument("--inputs", type=Path, default=INPUTS, help="the model's inputs (default %(default)s)")
     parser.add_argument("--people", type=lambda s: tuple(int(float(x)) for x in s.split(",")), default=POPULATIONS,
                         help="comma-separated connected people (default 10000,100000,1000000)")
     parser.add_argument("--write-doc", action="store_true", help=f"refresh the table in {DOC}")
     parser.add_argument("--check", action="store_true",
-                        help="one measured run compared with the model (options: python -m bench.capacity_check -h)")
-    args, rest = parser.parse_known_args()
-    if args.check:
-        from bench.capacity_check import main as check_main
-
-        check_main(["--inputs", str(args.inputs), *rest])
-        return
-    if rest:
-        parser.error(f"unrecognised arguments: {' '.join(rest)} (only --check takes more)")
+                        help="one measured run compared with the model (its options: --check -h)")
+    args = parser.parse_args(argv)
     inputs = load_inputs(args.inputs)
     print(table(inputs, args.people))
     print()

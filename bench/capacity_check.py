@@ -318,7 +318,7 @@ def report(args: argparse.Namespace, run: dict[str, Any]) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.capacity --check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--inputs", type=Path, default=INPUTS)
+    parser.add_argument("--inputs", type=Path, default=INPUTS, help="the model's inputs (default %(default)s)")
     parser.add_argument("--gateways", type=int, default=3, help="gateway replicas (default 3)")
     parser.add_argument("--chats", type=int, default=3, help="chat replicas (default 3)")
     parser.add_argument("--pairs", type=int, default=100, help="pairs of users chatting (default 100)")
