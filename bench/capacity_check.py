@@ -86,7 +86,7 @@ async def engine_processes(args: argparse.Namespace) -> dict[str, psutil.Process
     redis_url = os.environ["PARLEY_REDIS_URL"]
     redis_ports = await redis_cluster_ports(redis_url) if args.redis_cluster else [urlsplit(redis_url).port or 6379]
     for name, ports in (("rabbitmq", amqp_ports), ("redis", redis_ports)):
-        found = [p for p in (listening(port) for port in ports) if p is not None]
+        found = list({p.pid: p for p in (listening(port) for port in ports) if p is not None}.values())
         if len(found) < len(ports):
             print(f"note: {len(ports) - len(found)} of the {name} ports {ports} have no process readable here; "
                   "their CPU is not counted", flush=True)
