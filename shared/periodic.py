@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from shared.redis_slots import RedisClient
 
 from shared.logs import log_event
+from shared.metrics import PERIODIC_RUNS
 
 log = logging.getLogger("parley.periodic")
 
@@ -151,6 +152,7 @@ class PeriodicJobs:
                 await job.run()
         finally:
             _fence.reset(reset)
+        PERIODIC_RUNS.labels(job.name).inc()
         return True
 
     async def stop(self, timeout: float) -> None:

@@ -39,7 +39,7 @@ class ChatParts(Service):
 
     friendships = part(lambda rt, s: FriendshipStore(rt.db))
     conversations = part(lambda rt, s: ConversationStore(rt.db))
-    messages = part(lambda rt, s: MessageStore(rt.db, rt.settings.positions_flush_seconds))
+    messages = part(lambda rt, s: MessageStore(rt.db, rt.settings.last_seq_flush_seconds))
     cursors = part(lambda rt, s: CursorStore(rt.db, rt.settings.positions_flush_seconds))
     blocks = part(lambda rt, s: BlockStore(rt.db))
     invites = part(lambda rt, s: InviteStore(rt.db))

@@ -109,10 +109,12 @@ async def wait_until_ready(port: int, timeout: float = 60) -> None:
 
 @asynccontextmanager
 async def stack_of_its_own(
-    test_env: dict[str, str], log_name: str, overrides: dict[str, str] | None = None, gateways: int = 1, chats: int = 1
+    test_env: dict[str, str], log_name: str, overrides: dict[str, str] | None = None, gateways: int = 1, chats: int = 1,
+    expose_metrics: bool = False,
 ) -> AsyncIterator[tuple[Stack, Settings]]:
     """A whole stack in a namespace and database of its own (settings `overrides` on top of the
-    run's), its gateways on free ports, its logs in LOG_DIR/<log_name>.log; removed afterwards."""
+    run's), its gateways on free ports, its logs in LOG_DIR/<log_name>.log; removed afterwards.
+    `expose_metrics`: every other process serves /metrics on a port of `stack.metrics_ports`."""
     namespace = unique_namespace()
     own = {**test_env, "PARLEY_NAMESPACE": namespace, "PARLEY_MONGO_DB": f"parley_{namespace}"}
     env = {**own, **(overrides or {})}
@@ -123,6 +125,7 @@ async def stack_of_its_own(
     with open(LOG_DIR / f"{log_name}.log", "w") as sink:
         stack = Stack(env=env, dev=DevSettings(gateways=gateways, chats=chats, ready_timeout_seconds=90), sink=sink)
         stack.gateway_ports = [free_port() for _ in range(gateways)]
+        stack.expose_metrics = expose_metrics
         stack.start_all()
         try:
             await asyncio.to_thread(stack.wait_ready)
