@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra browser compose coturn nginx images run rabbit-cluster stop test test-repeat lint unit screenshots docs bench bench-upload profile chaos soak clean
+.PHONY: help venv infra redis-cluster browser compose coturn nginx images run rabbit-cluster stop test test-repeat lint unit screenshots docs bench bench-upload profile chaos soak capacity clean
 
 help:
 	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=2 CHATS=3 CALLS=2 PUSHES=2 to scale: gateways on consecutive ports from 8000)"
@@ -27,6 +27,8 @@ help:
 	@echo "           the same pairs beside Debian's ejabberd, routing only and with mod_mam on PostgreSQL, one table (ARGS='--peer ejabberd --pairs 100 --window 10 --seconds 20 --prefill 100000 --private-infra'; installs ejabberd when root)"
 	@echo "           one device's burst to an offline friend, offline sync, decay table (ARGS='--burst 2000 --sync-messages 10000'; ARGS='--decay 0,100000,1000000 --pairs 100 --store .run/bench-store')"
 	@echo "           issue 26: p50/p99 per operation (send, ack, read, edit, react, open, history, sync) under a moderate mixed load; fails past 50 ms p99 (ARGS='--ops 20 --ops-rate 40 --seconds 30 --prefill 100000 --store .run/bench-store --private-infra')"
+	@echo "make capacity  issue 27's capacity model: replicas, nodes and shards for 10k/100k/1M connected people (docs/scaling.md, bench/capacity_inputs.json)"
+	@echo "           one measured run beside it: 3 gateways, 3 chats (ARGS='--check --private-infra'; clustered engines: ARGS='--check --amqp-url URL1,URL2,URL3 --redis-url URL --redis-cluster')"
 	@echo "make profile  py-spy profiles of chat, gateway and database under the chat load, into .run/profile/ (ARGS='--rate 300')"
 	@echo "make bench-upload  stream a 1 GiB upload and download through a stack of its own, printing gateway/files RSS (ARGS='--mib 256')"
 	@echo "make chaos  the fault suite, longer: RabbitMQ stopped, Redis emptied, MongoDB and replicas killed -9 under load, a table per fault (ARGS='--only gateway,chat --repeat 3 --rate 40'; docs/reliability.md); then the tests marked chaos"
@@ -38,6 +40,7 @@ help:
 	@echo "make nginx  make sure nginx is there for the proxy checks in tests/deploy (apt-get when root; else they are skipped, loudly)"
 	@echo "make images  build the service images here without a registry: starts dockerd (root), a Debian base from debootstrap, parley/<service>:local (deploy/README.md)"
 	@echo "make infra  make sure RabbitMQ (127.0.0.1:5672) and Redis (127.0.0.1:6379) answer"
+	@echo "make redis-cluster  a 6-node Redis Cluster on loopback (3 primaries + a replica each, ports 7300-7305 or the next free block), printing the PARLEY_REDIS_* settings to use; Ctrl-C stops it (ARGS='--base-port 7400 --node-timeout-ms 1500')"
 	@echo "make clean  remove .venv, .run and .pytest_cache"
 
 venv: $(STAMP)
@@ -52,6 +55,10 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 
 infra:
 	bash deploy/local/ensure-infra.sh
+
+# A Redis Cluster for `make run` (in another terminal, with the printed exports) or a benchmark.
+redis-cluster: venv
+	$(PY) -m deploy.local.redis_cluster $(ARGS)
 
 # exec: the launcher is make's own child, so it dies (stopping the stack) when make does.
 run: venv infra
@@ -106,6 +113,10 @@ docs: venv
 
 bench: venv infra
 	$(PY) -m bench.parley_bench $(ARGS)
+
+# The model alone needs nothing running; --check starts a stack of its own.
+capacity: venv
+	$(PY) -m bench.capacity $(ARGS)
 
 profile: venv infra
 	$(PY) -m bench.parley_bench --rate 200 --seconds 10 --sync-messages 0 --idle 0 --no-ceilings --profile .run/profile $(ARGS)

@@ -256,11 +256,15 @@ def cpu_figures(before: dict[str, float], after: dict[str, float], seconds: floa
     return per
 
 
-async def setup_pairs(ws_url: str, pairs: int, ack_every: float) -> list[BenchClient]:
-    """2 x `pairs` users, each on its own socket, logged in (sync done), pairs befriended."""
-    print(f"setting up {pairs} pairs ({2 * pairs} users: register, log in, befriend) ...", flush=True)
+async def setup_pairs(ws_url: str | list[str], pairs: int, ack_every: float) -> list[BenchClient]:
+    """2 x `pairs` users, each on its own socket, logged in (sync done), pairs befriended. Given
+    several gateways' URLs, user i connects to the (i mod n)th, so with n >= 2 the two users of a
+    pair sit on different gateways and every delivery crosses from one gateway to another."""
+    urls = [ws_url] if isinstance(ws_url, str) else ws_url
+    print(f"setting up {pairs} pairs ({2 * pairs} users: register, log in, befriend) on {len(urls)} gateway(s) ...",
+          flush=True)
     t0 = time.perf_counter()
-    clients = await gather_limited(2 * pairs, 8, lambda i: connect_user(ws_url, f"p{i}"))
+    clients = await gather_limited(2 * pairs, 8, lambda i: connect_user(urls[i % len(urls)], f"p{i}"))
     await gather_limited(pairs, 8, lambda i: befriend(clients[2 * i], clients[2 * i + 1]))
     for c in clients:
         c.ack_every(ack_every)
@@ -268,7 +272,7 @@ async def setup_pairs(ws_url: str, pairs: int, ack_every: float) -> list[BenchCl
     return clients
 
 
-async def pairs_run(ws_url: str, procs: dict[str, psutil.Process], pairs: int, window: int, seconds: float,
+async def pairs_run(ws_url: str | list[str], procs: dict[str, psutil.Process], pairs: int, window: int, seconds: float,
                     warmup: float, ack_every: float, size: int = 100, one_way: bool = False,
                     profile_dir: str | None = None, metrics: dict[str, str] | None = None) -> dict[str, Any]:
     clients = await setup_pairs(ws_url, pairs, ack_every)

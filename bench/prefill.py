@@ -68,7 +68,7 @@ async def wait_for_indexes(db: Any, timeout: float = 90) -> None:
     while True:
         info = await db["messages"].index_information()
         keys = {tuple(k for k, _ in v["key"]) for v in info.values()}
-        if ("conversation_id", "seq") in keys and ("from_user_id", "client_msg_id") in keys:
+        if ("conversation_id", "seq") in keys and ("conversation_id", "from_user_id", "client_msg_id") in keys:
             return
         if time.monotonic() > deadline:
             raise RuntimeError("chat did not create its message indexes; is the stack up?")

@@ -73,13 +73,14 @@ class Watched:
 
 @dataclass
 class OwnStack:
-    base: str  # http://127.0.0.1:<gateway port>
+    base: str  # http://127.0.0.1:<first gateway's port>
     namespace: str
     log_path: Path
     mongo_url: str = ""
     mongo_db: str = ""
     processes: dict[str, psutil.Process] = field(default_factory=dict)  # label -> process
     metrics: dict[str, str] = field(default_factory=dict)  # label -> its prometheus endpoint
+    bases: list[str] = field(default_factory=list)  # every gateway's http://127.0.0.1:<port>, `base` first
 
 
 def find(fragment: str) -> list[psutil.Process]:
@@ -138,7 +139,10 @@ def infrastructure_processes() -> dict[str, psutil.Process]:
 
 @asynccontextmanager
 async def own_stack(extra_env: dict[str, str] | None = None, prefix: str = "bench",
-                    store: Path | None = None, keep_log: Path | None = None) -> AsyncIterator[OwnStack]:
+                    store: Path | None = None, keep_log: Path | None = None,
+                    gateways: int = 1, chats: int = 1) -> AsyncIterator[OwnStack]:
+    """`gateways` on consecutive ports and `chats` replicas; with one of either its process is
+    labelled `gateway` / `chat`, with more `gateway1`, `gateway2`, ... (bench/capacity_check.py)."""
     tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     namespace = f"{prefix}{secrets.token_hex(3)}"
     port = free_port()
@@ -164,14 +168,15 @@ async def own_stack(extra_env: dict[str, str] | None = None, prefix: str = "benc
             wait_for_port(mongo_port, 30, "the embedded MongoDB-wire server")
             env["PARLEY_MONGO_URL"] = embedded_mongo_url(mongo_port)
         sink = open(tmp / "stack.log", "w")
-        stack = Stack(env=env, dev=DevSettings(gateways=1, ready_timeout_seconds=90, data_dir=tmp), sink=sink)
+        stack = Stack(env=env, dev=DevSettings(gateways=gateways, chats=chats, ready_timeout_seconds=90, data_dir=tmp), sink=sink)
         stack.expose_metrics = True
         stack.start_all()
         await asyncio.to_thread(stack.wait_ready)
         mongo_url = env.get("PARLEY_MONGO_URL") or os.environ["PARLEY_MONGO_URL"]
-        own = OwnStack(f"http://127.0.0.1:{port}", namespace, tmp / "stack.log", mongo_url, env["PARLEY_MONGO_DB"])
+        own = OwnStack(f"http://127.0.0.1:{port}", namespace, tmp / "stack.log", mongo_url, env["PARLEY_MONGO_DB"],
+                       bases=[f"http://127.0.0.1:{p}" for p in stack.gateway_ports])
         for key, proc in stack.procs.items():
-            label = "gateway" if key == "gateway1" else "chat" if key == "chat1" else key
+            label = "gateway" if key == "gateway1" and gateways == 1 else "chat" if key == "chat1" and chats == 1 else key
             own.processes[label] = psutil.Process(proc.popen.pid)  # type: ignore[union-attr]
             metrics_port = stack.metrics_ports.get(key)
             own.metrics[label] = f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else f"{own.base}/metrics"

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
-import redis.asyncio as aioredis
+from shared.redis_slots import RedisClient
 
 from shared.broker import Broker, RpcClient
 from shared.contracts.operations import OPERATIONS
@@ -43,7 +43,7 @@ class Runtime:
 
     settings: Settings
     db: Database
-    redis: aioredis.Redis
+    redis: RedisClient
     mongo: MongoClient | None = None
     broker_: Broker | None = None
     rpc_: RpcClient | None = None

@@ -12,6 +12,9 @@ COMMAND_SECONDS = Histogram(
 REPLIES_DROPPED = Counter("parley_replies_dropped_total", "RPC replies nobody could receive", ["operation"])
 # Commands whose caller had given up (past their deadline) when a replica took them: not run.
 COMMANDS_EXPIRED = Counter("parley_commands_expired_total", "Commands dropped past their deadline", ["operation"])
+# Runs of periodic jobs by this process: a job run once across replicas (shared/periodic.py)
+# counts on one replica at a time, and the sum over replicas says whether it ran once per round.
+PERIODIC_RUNS = Counter("parley_periodic_runs_total", "Periodic job runs done by this process", ["job"])
 RPC_SECONDS = Histogram(
     "parley_rpc_seconds",
     "Round trip of one RPC as the caller sees it",

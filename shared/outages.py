@@ -16,6 +16,12 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionFailure,  # AutoReconnect, ServerSelectionTimeoutError, NetworkTimeout
     redis.exceptions.ConnectionError,  # BusyLoadingError too: a Redis still loading its data
     redis.exceptions.TimeoutError,
+    # A Redis Cluster failing over: CLUSTERDOWN / MASTERDOWN / TRYAGAIN while a replica takes over
+    # or slots move, no node serving a slot, no node reachable. Retrying is safe.
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.RedisClusterUnreachableError,
     ConnectionError,
     OSError,
     asyncio.TimeoutError,

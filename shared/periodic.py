@@ -19,9 +19,10 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
+from shared.redis_slots import RedisClient
 
 from shared.logs import log_event
+from shared.metrics import PERIODIC_RUNS
 
 log = logging.getLogger("parley.periodic")
 
@@ -74,7 +75,7 @@ class Periodic:
 class Leases:
     """Leases of one process (`holder`, its instance id) in one namespace."""
 
-    def __init__(self, redis: aioredis.Redis, namespace: str, holder: str):
+    def __init__(self, redis: RedisClient, namespace: str, holder: str):
         if "|" in holder:
             raise ValueError("a lease holder's id cannot contain '|'")
         self.redis = redis
@@ -151,6 +152,7 @@ class PeriodicJobs:
                 await job.run()
         finally:
             _fence.reset(reset)
+        PERIODIC_RUNS.labels(job.name).inc()
         return True
 
     async def stop(self, timeout: float) -> None:

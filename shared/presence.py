@@ -6,9 +6,13 @@ stops refreshing, and the sweeper (every gateway runs one) drops the expired mem
 Delivery reads only members whose expiry is in the future, so a dead gateway is never sent
 anything for long.
 
-Whether a user is online is the set `presence:online`; a user comes online when a bind adds
-them to it and goes offline when the leave script removes them, both atomic in Redis, so each
-transition is announced exactly once whichever gateway or sweeper notices it.
+Whether a user is online is the set `presence:{p<b>}:online` of the user's bucket (b = CRC32 of
+the user id modulo Settings.redis_buckets; shared/redis_slots.py); a user comes online when a
+bind adds them to it and goes offline when the leave script removes them, both atomic in Redis,
+so each transition is announced exactly once whichever gateway or sweeper notices it. A user's
+sockets, and their bucket's expiry index, online set and last-seen hash, share the bucket's hash
+tag: the bind transaction and the leave script touch one slot of a Redis Cluster. The sweeper
+reads every bucket's expiry index.
 
 Redis may lose all of this (a restart without persistence, a failover to an empty replica):
 each gateway keeps a marker key of its own and checks it every second (`marker_was_lost`);
@@ -19,9 +23,10 @@ deliveries find the devices again within a second.
 import time
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
+from shared.redis_slots import RedisClient
 
 from shared.contracts.base import iso, utc_now
+from shared.redis_slots import DEFAULT_BUCKETS, bucket_of, tag
 
 # KEYS: user zset, expiry zset, online set, last_seen hash; ARGV: member, expiry entry, now, user, last_seen.
 # Returns 1 when this removal left the user with no live device (they went offline), else 0.
@@ -55,33 +60,48 @@ class DeviceSocket:
 
 
 class Presence:
-    def __init__(self, redis: aioredis.Redis, namespace: str, ttl_seconds: float):
+    def __init__(self, redis: RedisClient, namespace: str, ttl_seconds: float, buckets: int = DEFAULT_BUCKETS):
         self.redis = redis
         self.ns = namespace
         # Entries live 80 % of the advertised expiry so the sweeper announces a crash within it.
         self.lifetime = ttl_seconds * 0.8
-        self.expiry_key = f"{namespace}:presence:expiry"
-        self.online_key = f"{namespace}:presence:online"
-        self.last_seen_key = f"{namespace}:presence:last_seen"
+        self.buckets = buckets
         self._leave = redis.register_script(_LEAVE)
 
+    def _bucket(self, user_id: str) -> str:
+        """`<ns>:presence:{p<b>}`: the prefix of every key of the user's bucket (one slot)."""
+        return self._prefix(bucket_of(user_id, self.buckets))
+
+    def _prefix(self, bucket: int) -> str:
+        return f"{self.ns}:presence:{tag('p', bucket)}"
+
     def _user_key(self, user_id: str) -> str:
-        return f"{self.ns}:presence:user:{user_id}"
+        return f"{self._bucket(user_id)}:user:{user_id}"
+
+    def expiry_key(self, user_id: str) -> str:
+        return f"{self._bucket(user_id)}:expiry"
+
+    def _online_key(self, user_id: str) -> str:
+        return f"{self._bucket(user_id)}:online"
+
+    def _last_seen_key(self, user_id: str) -> str:
+        return f"{self._bucket(user_id)}:last_seen"
 
     async def bind(self, sock: DeviceSocket) -> bool:
         """Register a socket; True when the user was offline until now (they came online)."""
         expires = time.time() + self.lifetime
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zadd(self._user_key(sock.user_id), {sock.member: expires})
-            pipe.zadd(self.expiry_key, {f"{sock.user_id}|{sock.member}": expires})
-            pipe.sadd(self.online_key, sock.user_id)
+            pipe.zadd(self.expiry_key(sock.user_id), {f"{sock.user_id}|{sock.member}": expires})
+            pipe.sadd(self._online_key(sock.user_id), sock.user_id)
             *_, added = await pipe.execute()
         return bool(added == 1)
 
     async def _remove(self, user_id: str, member: str) -> str | None:
         seen = iso(utc_now())
         went_offline = await self._leave(
-            keys=[self._user_key(user_id), self.expiry_key, self.online_key, self.last_seen_key],
+            keys=[self._user_key(user_id), self.expiry_key(user_id), self._online_key(user_id),
+                  self._last_seen_key(user_id)],
             args=[member, f"{user_id}|{member}", time.time(), user_id, seen],
         )
         return seen if went_offline else None
@@ -104,8 +124,8 @@ class Presence:
         async with self.redis.pipeline(transaction=False) as pipe:
             for sock in socks:
                 pipe.zadd(self._user_key(sock.user_id), {sock.member: expires})
-                pipe.zadd(self.expiry_key, {f"{sock.user_id}|{sock.member}": expires})
-                pipe.sadd(self.online_key, sock.user_id)
+                pipe.zadd(self.expiry_key(sock.user_id), {f"{sock.user_id}|{sock.member}": expires})
+                pipe.sadd(self._online_key(sock.user_id), sock.user_id)
             await pipe.execute()
 
     async def refresh(self, socks: list[DeviceSocket]) -> list[DeviceSocket]:
@@ -116,13 +136,19 @@ class Presence:
         async with self.redis.pipeline(transaction=False) as pipe:
             for sock in socks:
                 pipe.zadd(self._user_key(sock.user_id), {sock.member: expires}, xx=True, ch=True)
-                pipe.zadd(self.expiry_key, {f"{sock.user_id}|{sock.member}": expires}, xx=True)
+                pipe.zadd(self.expiry_key(sock.user_id), {f"{sock.user_id}|{sock.member}": expires}, xx=True)
             results = await pipe.execute()
         return [sock for sock, changed in zip(socks, results[::2], strict=True) if not changed]
 
     async def sweep(self, limit: int = 500) -> list[tuple[str, str]]:
-        """Drop expired sockets; returns (user, last_seen) of users who thereby went offline."""
-        expired = await self.redis.zrangebyscore(self.expiry_key, "-inf", time.time(), start=0, num=limit)
+        """Drop expired sockets (up to `limit`, from every bucket); returns (user, last_seen) of
+        users who thereby went offline."""
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for bucket in range(self.buckets):
+                pipe.zrangebyscore(f"{self._prefix(bucket)}:expiry", "-inf", now, start=0, num=limit)
+            found = await pipe.execute()
+        expired = [entry for entries in found for entry in entries][:limit]
         gone_offline: list[tuple[str, str]] = []
         for entry in expired:
             user_id, member = str(entry).split("|", 1)
@@ -145,8 +171,16 @@ class Presence:
         """user_id → (online, last_seen), as the presence pushes announced it."""
         if not user_ids:
             return {}
+        by_bucket: dict[str, list[str]] = {}
+        for uid in dict.fromkeys(user_ids):
+            by_bucket.setdefault(self._bucket(uid), []).append(uid)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.smismember(self.online_key, user_ids)
-            pipe.hmget(self.last_seen_key, user_ids)
-            online, seen = await pipe.execute()
-        return {uid: (bool(on), last) for uid, on, last in zip(user_ids, online, seen, strict=True)}
+            for prefix, uids in by_bucket.items():
+                pipe.smismember(f"{prefix}:online", uids)
+                pipe.hmget(f"{prefix}:last_seen", uids)
+            found = await pipe.execute()
+        status: dict[str, tuple[bool, str | None]] = {}
+        for i, uids in enumerate(by_bucket.values()):
+            online, seen = found[2 * i], found[2 * i + 1]
+            status.update({uid: (bool(on), last) for uid, on, last in zip(uids, online, seen, strict=True)})
+        return {uid: status[uid] for uid in user_ids}  # in the order asked

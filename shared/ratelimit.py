@@ -1,19 +1,25 @@
 """Token buckets in Redis, shared by every gateway: `rate_per_second` refill, up to `burst`.
 
-One hash per bucket, `<namespace>:ratelimit:<name>:<key>`, holding `tokens` and `ts` (the
+One hash per bucket, `<namespace>:ratelimit:<name>:{r<b>}:<key>`, holding `tokens` and `ts` (the
 last refill, in microseconds of Redis server time). A single Lua script refills by the time
 elapsed, takes one token if there is one and writes the hash back, so concurrent takes from
 any number of gateways never lose or double-count a token. The clock is Redis's own (`TIME`),
 so gateways whose clocks disagree still agree on the bucket. A key idle long enough to have
 refilled completely expires: an absent key is a full bucket.
+
+`{r<b>}` is the hash tag of the key's slot bucket (b = CRC32(key) % Settings.redis_buckets;
+shared/redis_slots.py): takes coalesced into one script call (CoalescedTakes) are split into one
+call per bucket on a Redis Cluster, which refuses a script whose keys span slots. On one Redis
+they stay one call.
 """
 import asyncio
 import logging
 import math
 
-import redis.asyncio as aioredis
+from shared.redis_slots import RedisClient
 
 from shared.logs import log_event
+from shared.redis_slots import DEFAULT_BUCKETS, bucket_of, is_cluster, tag
 
 # KEYS: bucket hashes (one take each; a key may repeat); ARGV: rate per second, burst, expiry
 # in ms. Returns 1 or 0 per key: whether a token was taken.
@@ -68,19 +74,24 @@ class FailOpen:
 
 
 class TokenBucket:
-    def __init__(self, redis: aioredis.Redis, namespace: str, name: str, rate_per_second: float, burst: int):
+    def __init__(
+        self, redis: RedisClient, namespace: str, name: str, rate_per_second: float, burst: int,
+        buckets: int = DEFAULT_BUCKETS,
+    ):
         if rate_per_second <= 0 or burst < 1:
             raise ValueError("a token bucket needs rate_per_second > 0 and burst >= 1")
         self.redis = redis
         self.prefix = f"{namespace}:ratelimit:{name}:"
         self.rate_per_second = rate_per_second
         self.burst = burst
+        self.buckets = buckets
+        self.cluster = is_cluster(redis)
         # Time to refill from empty, plus a second: after that the key holds nothing worth keeping.
         self.expiry_ms = math.ceil((burst / rate_per_second + 1) * 1000)
         self._take = redis.register_script(_TAKE)
 
     def key(self, key: str) -> str:
-        return self.prefix + key
+        return f"{self.prefix}{tag('r', bucket_of(key, self.buckets))}:{key}"
 
     async def take(self, key: str) -> bool:
         """Take one token from `key`'s bucket; False when it is empty. Redis errors propagate."""
@@ -88,8 +99,23 @@ class TokenBucket:
 
     async def take_many(self, keys: list[str]) -> list[bool]:
         """One token from each key's bucket (in order; a key named twice gives two), in one
-        script call; whether each was taken. (Keys of one call must live on one Redis node.)"""
-        taken = await self._take(keys=[self.key(k) for k in keys], args=[self.rate_per_second, self.burst, self.expiry_ms])
+        script call per slot bucket on a Redis Cluster (one call on one Redis); whether each was
+        taken. A call that fails fails the whole take (its error propagates)."""
+        names = [self.key(k) for k in keys]
+        if not self.cluster:
+            return await self._take_in_one_slot(names)
+        groups: dict[int, list[int]] = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(bucket_of(key, self.buckets), []).append(i)
+        answers = await asyncio.gather(*(self._take_in_one_slot([names[i] for i in at]) for at in groups.values()))
+        taken = [False] * len(names)
+        for at, answer in zip(groups.values(), answers, strict=True):
+            for i, ok in zip(at, answer, strict=True):
+                taken[i] = ok
+        return taken
+
+    async def _take_in_one_slot(self, names: list[str]) -> list[bool]:
+        taken = await self._take(keys=names, args=[self.rate_per_second, self.burst, self.expiry_ms])
         return [int(t) == 1 for t in taken]
 
 

@@ -3,15 +3,18 @@ import asyncio
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import redis.asyncio as aioredis
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
+from redis.asyncio.cluster import RedisCluster
 
 from shared.dbmetrics import CountingListener
 from shared.logs import log_event
+from shared.redis_slots import RedisClient
 from shared.settings import Settings
 
 log = logging.getLogger("parley.stores")
@@ -29,11 +32,32 @@ def mongo_client(settings: Settings) -> MongoClient:
     # journal: a write is acknowledged once it is in the database's journal, so what a sender
     # was told is stored survives the database crashing right after (without it the embedded
     # server lost ~6 % of the writes of its last second to a kill -9; mongod loses up to its
-    # commit interval). A replica set's URL adds w=majority on top.
+    # commit interval). On a replica set, w=majority on top (mongo_write_concern).
+    w = configured_w(settings)
+    options: dict[str, Any] = {} if w is None else {"w": w}
     return AsyncMongoClient(
         settings.mongo_url, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True,
-        journal=settings.mongo_journal, event_listeners=[CountingListener()],
+        journal=settings.mongo_journal, event_listeners=[CountingListener()], **options,
     )
+
+
+def configured_w(settings: Settings) -> str | int | None:
+    """The `w` the settings call for: PARLEY_MONGO_WRITE_CONCERN if set, else majority when the
+    URL names a replica set (and no `w` of its own); None: decided once connected (mongo_database)."""
+    if settings.mongo_write_concern:
+        return int(settings.mongo_write_concern) if settings.mongo_write_concern.isdigit() else settings.mongo_write_concern
+    query = settings.mongo_url.split("?", 1)[1] if "?" in settings.mongo_url else ""
+    options = {name.lower() for name, _ in parse_qsl(query)}
+    return "majority" if "replicaset" in options and "w" not in options else None
+
+
+def replicated(client: MongoClient) -> bool:
+    """Whether the client is connected to a replica set (or a mongos, whose shards are replica
+    sets), as its discovery of the servers found (after a first command)."""
+    topology = client.topology_description
+    if topology.topology_type_name in ("ReplicaSetWithPrimary", "ReplicaSetNoPrimary", "Sharded"):
+        return True
+    return any(server.replica_set_name for server in topology.server_descriptions().values())
 
 
 # How long closing the MongoDB client may take at shutdown. Closing sends endSessions, which
@@ -54,11 +78,30 @@ async def close_mongo(client: MongoClient, timeout: float = MONGO_CLOSE_SECONDS)
 
 
 def mongo_database(client: MongoClient, settings: Settings) -> Database:
+    """The service's database; with w=majority when nothing set `w` and the server (reached by
+    now: wait_for_mongo) is a replica set's: a write acknowledged by a primary alone is rolled
+    back if that primary fails before a secondary has it."""
+    if configured_w(settings) is None and "w" not in client.write_concern.document and replicated(client):
+        log_event(log, "mongo.write_concern", w="majority", why="the server is a replica set member or a mongos")
+        return client.get_database(settings.mongo_db, write_concern=WriteConcern(w="majority", j=settings.mongo_journal))
     return client[settings.mongo_db]
 
 
-def redis_client(settings: Settings) -> aioredis.Redis:
+def redis_client(settings: Settings) -> RedisClient:
+    """The one way a process gets its Redis: a Redis Cluster client when PARLEY_REDIS_CLUSTER is
+    set (redis_url is then any node of it, the client finds the others), else one Redis."""
     # Timeouts: a Redis that hangs (rather than refusing) must fail calls, not stall them forever.
+    if settings.redis_cluster:
+        # A primary killed: the client re-reads the slots and retries a command for up to about
+        # cluster-node-timeout plus the election (docs/reliability.md "Redis Cluster"); what
+        # fails past that fails as if Redis were away (limits fail open, revocations ask auth).
+        # max_connections: the cluster client's default is 100 per node, past which a call
+        # fails at once (MaxConnectionsError) instead of waiting: 300 concurrent logins failed
+        # open that way. One Redis's pool has no such bound; neither has this one.
+        return RedisCluster.from_url(
+            settings.redis_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5,
+            health_check_interval=30, max_connections=2**31,
+        )
     return aioredis.Redis.from_url(
         settings.redis_url, decode_responses=True, health_check_interval=30, socket_connect_timeout=2,
         socket_timeout=5,

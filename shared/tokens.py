@@ -17,6 +17,13 @@ run_id (a Redis restarted from an older snapshot), rebuilds the cache from Mongo
 sets `complete:` (only if its own `building:` marker is still there, so a flush in the middle
 of a rebuild is not marked complete).
 
+On a Redis Cluster the key names are the same (each key is one slot; the marker's one script
+touches the marker alone), and "this Redis's run id" is a digest of every primary's run id: a
+failover (a replica promoted, whose copy may miss the last writes before its primary died) or
+any node restarted changes it, and auth rebuilds the cache from MongoDB within a second. The
+keys are read in three steps there (marker, keys, marker), the keys spread over several nodes.
+Key names are unchanged from single Redis, so no revocation is forgotten across an upgrade.
+
 The gateway (`RevocationCheck`) trusts an absent key only when the marker read just before and
 just after the keys is the same `complete:` value (a flush and rebuild in between would change
 the generation). Otherwise, or when Redis does not answer, it asks auth (`auth.tokens.revoked`,
@@ -24,17 +31,20 @@ answered from MongoDB); when auth does not answer either, it refuses (`unavailab
 never accepted unchecked.
 """
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import jwt
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from shared.redis_slots import RedisClient
+from redis.asyncio.cluster import RedisCluster
+from shared.redis_slots import REDIS_ERRORS
 
 from shared.contracts import auth
 from shared.contracts.errors import ParleyError
 from shared.ids import new_id
+from shared.redis_slots import is_cluster
 
 ALGORITHM = "HS256"
 
@@ -97,7 +107,7 @@ return 0
 class Revocations:
     """The Redis cache of revoked token ids, each key kept until its token would have expired."""
 
-    def __init__(self, redis: aioredis.Redis, namespace: str):
+    def __init__(self, redis: RedisClient, namespace: str):
         self.redis = redis
         self.prefix = f"{namespace}:revoked:"
         self.marker_key = f"{namespace}:revocations:cache"
@@ -115,6 +125,8 @@ class Revocations:
 
     async def cached_among(self, token_ids: list[str]) -> set[str] | None:
         """The revoked among `token_ids`, or None when the cache is not known to be complete."""
+        if is_cluster(self.redis):
+            return await self._cached_among_on_cluster(token_ids)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(self.marker_key)
             for token_id in token_ids:
@@ -126,13 +138,32 @@ class Revocations:
             return None
         return {t for t, hit in zip(token_ids, hits, strict=True) if hit}
 
+    async def _cached_among_on_cluster(self, token_ids: list[str]) -> set[str] | None:
+        # A cluster pipeline sends each node its commands at once, in no order between nodes: the
+        # marker is read before the keys, and again after them, each a step of its own.
+        before = await self.redis.get(self.marker_key)
+        if before is None or not str(before).startswith(COMPLETE):
+            return None
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for token_id in token_ids:
+                pipe.exists(self.prefix + token_id)
+            hits = await pipe.execute()
+        if await self.redis.get(self.marker_key) != before:
+            return None
+        return {t for t, hit in zip(token_ids, hits, strict=True) if hit}
+
     # --- the marker (auth's side) ----------------------------------------------------------------
     async def marker(self) -> str | None:
         value = await self.redis.get(self.marker_key)
         return None if value is None else str(value)
 
     async def run_id(self) -> str:
-        """This Redis server's run id: a new one after every restart."""
+        """This Redis server's run id: a new one after every restart. On a cluster, a digest of
+        its primaries' run ids: a new one after any restart or failover."""
+        if is_cluster(self.redis):
+            found = await self.redis.info("server", target_nodes=RedisCluster.PRIMARIES)
+            ids = sorted(str(info["run_id"]) for info in found.values())
+            return hashlib.sha256(",".join(ids).encode()).hexdigest()[:40]
         return str((await self.redis.info("server"))["run_id"])
 
     async def begin_rebuild(self) -> str:
@@ -180,7 +211,7 @@ class RevocationCheck:
                 cached = await self.cache.cached_among(token_ids)
             if cached is not None:
                 return cached
-        except (RedisError, OSError, TimeoutError):
+        except REDIS_ERRORS:
             pass  # Redis away: auth answers instead
         revoked: set[str] = set()
         try:

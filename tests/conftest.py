@@ -6,6 +6,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from deploy.local.devstack import DevSettings, Stack, free_port
+from deploy.local.redis_cluster import RedisCluster6
 from shared.settings import Settings
 from tests.support import leaks
 from tests.support.backends import Backends, provide
@@ -96,6 +97,29 @@ def test_env(backends: Backends, mongo_url: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def settings(test_env: dict[str, str]) -> Settings:
     return Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in test_env.items()})
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(pytestconfig: pytest.Config) -> Iterator[RedisCluster6]:
+    """A Redis Cluster of the run's own (six nodes on loopback, three primaries with a replica
+    each), started once, on the first test that asks (tests/unit/helpers.py `on_redis`)."""
+    with RedisCluster6() as cluster:
+        announce(pytestconfig, f"[parley tests] Redis Cluster on 127.0.0.1:{cluster.ports[0]}-{cluster.ports[-1]}")
+        leaks.keep(cluster)  # started in the first test that asks, it outlives that test
+        yield cluster
+        leaks.release(cluster)
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def redis_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """`settings`, the test run once on one Redis and once on the run's Redis Cluster: the
+    stores' tests ask for it (their keys' hash tags keep every script and transaction on one
+    slot; without them the cluster refuses with CROSSSLOT)."""
+    if request.param == "redis":
+        return settings
+    cluster: RedisCluster6 = request.getfixturevalue("redis_cluster")
+    updated: Settings = settings.model_copy(update={"redis_url": cluster.url, "redis_cluster": True})
+    return updated
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,8 @@ def _password_hasher(rt: Runtime) -> Passwords:
 def _registrations(rt: Runtime) -> RegistrationLimit:
     s = rt.settings
     return RegistrationLimit(RedisRateBucket(
-        rt.redis, s.namespace, "register", s.register_per_address_per_hour / 3600, s.register_burst_per_address
+        rt.redis, s.namespace, "register", s.register_per_address_per_hour / 3600, s.register_burst_per_address,
+        s.redis_buckets,
     ))
 
 

@@ -27,15 +27,16 @@ def _device(caller: Caller) -> str:
 
 def _invite_limit(rt: Runtime) -> TokenBucket:
     s = rt.settings
-    return TokenBucket(rt.redis, s.namespace, "call", s.call_invites_per_minute / 60, s.call_invite_burst)
+    return TokenBucket(rt.redis, s.namespace, "call", s.call_invites_per_minute / 60, s.call_invite_burst,
+                       s.redis_buckets)
 
 
 class CallsService(Service):
     name = "calls"
     uses_database = False  # its state is in Redis; chat stores the calls' messages
 
-    calls = part(lambda rt, s: RedisCallStore(rt.redis, rt.settings.namespace))
-    presence = part(lambda rt, s: Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds))
+    calls = part(lambda rt, s: RedisCallStore(rt.redis, rt.settings.namespace, rt.settings.redis_buckets))
+    presence = part(lambda rt, s: Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds, rt.settings.redis_buckets))
     # Signalling is transient (like typing): a push lost is a call setup the users retry, so no
     # "deliveries lost" resync is asked for, unlike chat's pushes of stored messages.
     deliver = part(lambda rt, s: Deliverer(s.presence, rt.broker().deliver))

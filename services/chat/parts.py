@@ -39,12 +39,12 @@ class ChatParts(Service):
 
     friendships = part(lambda rt, s: FriendshipStore(rt.db))
     conversations = part(lambda rt, s: ConversationStore(rt.db))
-    messages = part(lambda rt, s: MessageStore(rt.db, rt.settings.positions_flush_seconds))
+    messages = part(lambda rt, s: MessageStore(rt.db, rt.settings.last_seq_flush_seconds))
     cursors = part(lambda rt, s: CursorStore(rt.db, rt.settings.positions_flush_seconds))
     blocks = part(lambda rt, s: BlockStore(rt.db))
     invites = part(lambda rt, s: InviteStore(rt.db))
     join_requests = part(lambda rt, s: JoinRequestStore(rt.db))
-    presence = part(lambda rt, s: Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds))
+    presence = part(lambda rt, s: Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds, rt.settings.redis_buckets))
     deliver = part(lambda rt, s: _deliverer(rt, s.presence))
     events = part(lambda rt, s: rt.broker())  # publish_event: `<ns>.events`, confirmed
     announcements = part(lambda rt, s: InOrder())  # each conversation's, in the order stored

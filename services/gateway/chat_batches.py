@@ -25,8 +25,10 @@ class ChatBatches:
     def __init__(self, settings: Settings, gateway_id: str, rpc: RpcClient):
         self.gateway_id = gateway_id
         self.rpc = rpc
-        # message.send in flight, by (user, client_msg_id): a retry joins the first (send).
-        self._sends_in_flight: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
+        # message.send in flight, by (user, target, client_msg_id): a retry joins the first (send).
+        # The target, because a client_msg_id is unique per conversation (the same one sent to
+        # another conversation is another message).
+        self._sends_in_flight: dict[tuple[str, str, str], asyncio.Future[dict[str, Any]]] = {}
         self.sends: Batcher[SendItem] = Batcher(
             "message.send", self._send_batch, max_items=settings.batch_max_items,
             max_in_flight=settings.batches_in_flight, one_per_socket=True,
@@ -52,7 +54,8 @@ class ChatBatches:
         if session is None:  # logged out (or its token ended) since the frame was read
             mine.set_exception(ParleyError.unauthorized("message.send needs a logged-in socket"))
             return mine
-        key = (session.user_id, frame.request.client_msg_id)
+        to = frame.request.to
+        key = (session.user_id, f"g:{to.group_id}" if to.group_id is not None else f"u:{to.user_id}", frame.request.client_msg_id)
         running = self._sends_in_flight.get(key)
         if running is None:
             caller = caller_for(self.gateway_id, frame.id, session, conn_id=conn.conn_id, address=conn.address)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
+from shared.redis_slots import RedisClient
 from starlette.websockets import WebSocket
 
 from services.gateway.admission import Admission
@@ -60,7 +60,7 @@ class Gateway:
     tasks: list[asyncio.Task[None]]
 
     @classmethod
-    async def start(cls, settings: Settings, redis: aioredis.Redis) -> "Gateway":
+    async def start(cls, settings: Settings, redis: RedisClient) -> "Gateway":
         """Connect to the broker, build every part on Redis and the broker, consume, start the loops."""
         gateway_id = settings.gateway_instance_id or new_id("gw")
         broker = await Broker(settings).connect()
@@ -73,13 +73,16 @@ class Gateway:
         # Read from the hub, not counted beside it: the figure is what the gateway really holds.
         CONNECTIONS.set_function(lambda: len(hub.by_conn))
         admission = Admission(settings)
-        presence = Presence(redis, settings.namespace, settings.presence_ttl_seconds)
+        presence = Presence(redis, settings.namespace, settings.presence_ttl_seconds, settings.redis_buckets)
         # Redis's cache of revocations while it is known complete, else auth (from MongoDB).
         revocations = RevocationCheck(Revocations(redis, settings.namespace), ask=ask_revoked)
         tokens = TokenCheck(TokenCodec(settings.jwt_secret, settings.token_ttl_seconds), revocations)
         sessions = Sessions(settings, gateway_id, hub, admission, presence, broker)
         send_rate = SendRate(
-            TokenBucket(redis, settings.namespace, "send", settings.send_rate_per_second, settings.send_burst),
+            TokenBucket(
+                redis, settings.namespace, "send", settings.send_rate_per_second, settings.send_burst,
+                settings.redis_buckets,
+            ),
             settings.send_rate_per_second,
         )
         dispatcher = Dispatcher(

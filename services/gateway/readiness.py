@@ -1,7 +1,7 @@
 """/readyz: each backend the gateway needs → "ok" or what is wrong, within READINESS_SECONDS."""
 import asyncio
 
-import redis.asyncio as aioredis
+from shared.redis_slots import RedisClient
 
 from shared.broker import Broker, RpcClient
 from shared.contracts.base import Empty
@@ -13,7 +13,7 @@ READINESS_SECONDS = 1.5
 
 
 class Readiness:
-    def __init__(self, broker: Broker, redis: aioredis.Redis, rpc: RpcClient):
+    def __init__(self, broker: Broker, redis: RedisClient, rpc: RpcClient):
         self.broker = broker
         self.redis = redis
         self.rpc = rpc

@@ -1,7 +1,7 @@
 """The per-user message.send rate, checked as a socket's frames arrive (before anything reaches chat)."""
 import logging
 
-from redis.exceptions import RedisError
+from shared.redis_slots import REDIS_ERRORS
 
 from shared.contracts.errors import ParleyError
 from shared.ratelimit import CoalescedTakes, FailOpen, TokenBucket
@@ -24,7 +24,7 @@ class SendRate:
         """Take one of the user's message.send tokens; the `rate_limited` error if none is left."""
         try:
             allowed = await self.tokens.take(user_id)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             # Fail open: with Redis unreachable or slow, the send goes through unchecked. The
             # limit only shields chat from a flooding client (each socket stays bounded by
             # MAX_IN_FLIGHT_PER_SOCKET and one batch in flight meanwhile), while chat stores a message

@@ -6,6 +6,7 @@ its backend being away: a failed round is logged and the next one tries again.
 """
 import asyncio
 import logging
+import time
 from contextlib import suppress
 
 from services.gateway.connections import CLOSE_LOGIN_TIMEOUT, CLOSE_SESSION_ENDED, Hub
@@ -102,6 +103,8 @@ class Heartbeat:
         self.revocations = revocations
         self.sessions = sessions
         self.watch = watch
+        # When our sockets' presence entries expire unless refreshed (wall clock, as their scores).
+        self.expires_at: float | None = None
 
     async def run(self) -> None:
         while True:
@@ -126,10 +129,19 @@ class Heartbeat:
         # would otherwise take them all for swept and announce them online again.
         await self.watch.restore_if_lost()
         live = [c for c in conns if c.session is not None]
+        started = time.time()
         dropped = await self.presence.refresh([c.socket_of(self.gateway_id) for c in live])
+        lapsed = self.expires_at is not None and time.time() > self.expires_at
+        self.expires_at = started + self.presence.lifetime
         for sock in dropped:  # we were too slow and got swept: come back
             if await self.presence.bind(sock):
                 await self.sessions.announce(sock.user_id, online=True)
+        if lapsed or dropped:
+            # Our entries were expired for a while (Redis slow or failing over, e.g. a Redis
+            # Cluster primary replaced, without losing our marker): chat found no live socket
+            # for our users meanwhile and pushed nothing. Sync them, as after Redis was away.
+            self.watch.resync.reason = "presence lapsed"
+            log_event(log, "presence.lapsed", logging.WARNING, gateway_id=self.gateway_id, dropped=len(dropped))
 
 
 class Sweeper:

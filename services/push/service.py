@@ -58,7 +58,7 @@ class PushService(Service):
     preferences = part(lambda rt, s: MongoPreferenceStore(rt.db))
     state = part(lambda rt, s: RedisPushState(rt.redis, rt.settings.namespace, rt.settings.push_message_ttl_seconds))
     connected = part(lambda rt, s: PresenceConnected(
-        Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds)
+        Presence(rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds, rt.settings.redis_buckets)
     ))
     names = part(lambda rt, s: AuthNames(rt.rpc()))
     # By kind, those configured (the Web Push provider loads the VAPID key, or makes it on first

@@ -210,7 +210,7 @@ async def test_presence_lost_by_redis_comes_back_at_once_without_a_false_online(
     alice, bob = await new_user(port), await new_user(port)
     await befriend(alice, bob)  # both online before they were friends: nothing to announce between them
     redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)  # as the services read it
-    presence = Presence(redis, settings.namespace, settings.presence_ttl_seconds)
+    presence = Presence(redis, settings.namespace, settings.presence_ttl_seconds, settings.redis_buckets)
     try:
         # All at once, as a restart loses them: deleted one by one, a key written back meanwhile
         # (the gateways check every second) could be deleted again after its gateway's marker.
@@ -219,13 +219,13 @@ async def test_presence_lost_by_redis_comes_back_at_once_without_a_false_online(
         # Written back by bob's gateway at its next check (every second).
         [sock] = await eventually(lambda: presence.sockets_of([bob.user_id]), "bob's socket written back to Redis")
         entry = f"{bob.user_id}|{sock.member}"
-        restored_until = await redis.zscore(presence.expiry_key, entry)
+        restored_until = await redis.zscore(presence.expiry_key(bob.user_id), entry)
         sent = await alice.send_text(bob.user_id, f"after the loss {secrets.token_hex(3)}")
         pushed = await bob.next_push("message.new", timeout=5)
         assert pushed["seq"] == sent["seq"]
 
         async def refreshed() -> bool:
-            return (await redis.zscore(presence.expiry_key, entry) or 0) > (restored_until or 0)
+            return (await redis.zscore(presence.expiry_key(bob.user_id), entry) or 0) > (restored_until or 0)
 
         # A heartbeat since the restore (it moves bob's expiry on): each heartbeat that could
         # have found bob's entry gone, taken him for swept and announced him, has run.

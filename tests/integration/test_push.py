@@ -32,7 +32,7 @@ async def receiver() -> AsyncIterator[WebPushReceiver]:
 async def presence(settings: Settings) -> AsyncIterator[Presence]:
     redis = redis_client(settings)
     try:
-        yield Presence(redis, settings.namespace, settings.presence_ttl_seconds)
+        yield Presence(redis, settings.namespace, settings.presence_ttl_seconds, settings.redis_buckets)
     finally:
         await redis.aclose()
 

@@ -37,14 +37,15 @@ PACE = 0.02  # between one user's sends
 WARM_UP = 60  # acknowledged sends before the fault
 AFTER = 1.0  # seconds of traffic once the faulty processes are back
 MORE = 51  # and at least this many sends acknowledged since the fault began: it lands mid-stream
+SWEEP_EVERY = 0.2  # chat's expired-message sweep, a job run once across replicas
 DROPPED = (ConnectionError, websockets.ConnectionClosed, asyncio.TimeoutError)
 
 
 @pytest.fixture(scope="module")
 async def scaled(test_env: dict[str, str]) -> AsyncIterator[tuple[Stack, Settings]]:
     """auth, files, three chat replicas and two gateways, in a namespace and database of their own."""
-    overrides = {"PARLEY_GATEWAY_DRAIN_SECONDS": str(DRAIN_SECONDS)}
-    async with stack_of_its_own(test_env, "scaling", overrides, gateways=2, chats=3) as stack_and_settings:
+    overrides = {"PARLEY_GATEWAY_DRAIN_SECONDS": str(DRAIN_SECONDS), "PARLEY_EXPIRED_SWEEP_SECONDS": str(SWEEP_EVERY)}
+    async with stack_of_its_own(test_env, "scaling", overrides, gateways=2, chats=3, expose_metrics=True) as stack_and_settings:
         yield stack_and_settings
 
 
@@ -565,3 +566,38 @@ async def test_pipelined_devices_lose_nothing_and_keep_their_order_when_a_gatewa
     for user in users:
         with suppress(Exception):
             await user.client.close()
+
+
+# --- jobs run once across replicas ---------------------------------------------------------------
+async def periodic_runs(stack: Stack, job: str) -> dict[str, int]:
+    """Runs of `job` per chat replica so far, from each replica's /metrics."""
+    runs: dict[str, int] = {}
+    pattern = re.compile(rf'^parley_periodic_runs_total\{{job="{re.escape(job)}"\}} ([0-9.e+]+)$', re.M)
+    async with httpx.AsyncClient() as http:
+        for key, port in stack.metrics_ports.items():
+            if key.startswith("chat"):
+                found = pattern.search((await http.get(f"http://127.0.0.1:{port}/metrics")).text)
+                runs[key] = int(float(found.group(1))) if found else 0
+    return runs
+
+
+async def test_three_chat_replicas_sweep_expired_messages_once_per_round_not_three_times(
+    scaled: tuple[Stack, Settings],
+) -> None:
+    """The sweep deletes what expired; three replicas each sweeping is three times the database
+    work. Over a window, the runs summed over the replicas are about one per period (each run
+    every 0.15-0.25 s), where three replicas each running it would make about three."""
+    stack, _ = scaled
+    await eventually(lambda: _runs_started(stack), "a first sweep", timeout=10)
+    window = 3.0
+    before = await periodic_runs(stack, "expired.sweep")
+    await asyncio.sleep(window)
+    after = await periodic_runs(stack, "expired.sweep")
+    ran = {key: after[key] - before.get(key, 0) for key in after}
+    assert len(ran) == 3, ran
+    most_one_runner = window / (SWEEP_EVERY * 0.75) + 2  # a handover mid-window may add a run
+    assert 0 < sum(ran.values()) <= most_one_runner, ran
+
+
+async def _runs_started(stack: Stack) -> bool:
+    return sum((await periodic_runs(stack, "expired.sweep")).values()) > 0

@@ -61,3 +61,30 @@ async def test_a_retry_of_a_send_in_flight_joins_it(stack: Stack, port: int) -> 
     assert await send_rpcs(port) - before == 1
     for client in (alice, bob):
         await client.close()
+
+
+async def test_the_same_client_msg_id_to_another_friend_does_not_join_it(stack: Stack, port: int) -> None:
+    """A client_msg_id is unique per conversation: the same one to Carol while the send to Bob is
+    in flight is Carol's own message, not a retry of Bob's."""
+    alice, bob, carol = await new_user(port), await new_user(port), await new_user(port)
+    await befriend(alice, bob)
+    await befriend(alice, carol)
+    client_msg_id = secrets.token_hex(6)
+    chat = stack.procs["chat1"].popen
+    assert chat is not None
+    chat.send_signal(signal.SIGSTOP)
+    try:
+        to_bob = await sent(alice, {"type": "message.send", "id": "bob", "data": {
+            "to": {"user_id": bob.user_id}, "client_msg_id": client_msg_id, "text": "for bob"}})
+        to_carol = await sent(alice, {"type": "message.send", "id": "carol", "data": {
+            "to": {"user_id": carol.user_id}, "client_msg_id": client_msg_id, "text": "for carol"}})
+        await handed_on(alice)
+    finally:
+        chat.send_signal(signal.SIGCONT)
+    bob_reply, carol_reply = await asyncio.gather(to_bob, to_carol)
+    assert bob_reply["ok"] and carol_reply["ok"], (bob_reply, carol_reply)
+    assert bob_reply["data"]["conversation_id"] != carol_reply["data"]["conversation_id"]
+    history = await carol.call("history.fetch", {"conversation_id": carol_reply["data"]["conversation_id"]})
+    assert [m["text"] for m in history["messages"]] == ["for carol"]
+    for client in (alice, bob, carol):
+        await client.close()

@@ -56,6 +56,7 @@ import parley_client
 from parley_client import ParleyClient
 from parley_client.models import Message, Recipient
 
+from deploy.local.redis_cluster import RedisCluster6
 from deploy.local.devstack import EMBEDDED_MONGO_OPTIONS, DevSettings, Stack, embedded_mongo_argv, free_port, wait_for_port
 from shared.settings import Settings
 from tests.support.infra import tuned_for_tests
@@ -88,7 +89,7 @@ class ChaosStack:
     """A stack of its own, with a Redis and a MongoDB-wire server it may kill."""
 
     def __init__(self, log_path: Path, gateways: int = 2, chats: int = 2, extra_env: dict[str, str] | None = None,
-                 mongo_options: str = EMBEDDED_MONGO_OPTIONS, amqp_url: str | None = None):
+                 mongo_options: str = EMBEDDED_MONGO_OPTIONS, redis_cluster: bool = False, amqp_url: str | None = None):
         """`amqp_url`: a broker of the caller's (a cluster's node URLs, comma separated) instead
         of PARLEY_AMQP_URL or the machine's."""
         self.tmp = Path(tempfile.mkdtemp(prefix="parley-chaos-"))
@@ -109,6 +110,11 @@ class ChaosStack:
             **tuned_for_tests(),
             **(extra_env or {}),
         }
+        # redis_cluster: a six-node Redis Cluster of its own instead of one Redis (fault:
+        # `redis_primary_kill`); `redis` is then None.
+        self.cluster = RedisCluster6(node_timeout_ms=1000) if redis_cluster else None
+        if self.cluster is not None:
+            self.env.update(self.cluster.env())
         self.settings = Settings(**{k.removeprefix("PARLEY_").lower(): v for k, v in self.env.items()})
         self.sink: IO[str] | None = None
         self.stack: Stack | None = None
@@ -140,6 +146,8 @@ class ChaosStack:
                 if proc is not None and proc.poll() is None:
                     proc.kill()
                     proc.wait()
+            if self.cluster is not None:
+                self.cluster.stop()
             if self.sink is not None:
                 self.sink.close()
                 self.sink = None
@@ -157,6 +165,9 @@ class ChaosStack:
 
     # --- processes ----------------------------------------------------------------------------
     def start_redis(self) -> None:
+        if self.cluster is not None:
+            self.cluster.start()
+            return
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed: the chaos stack needs a Redis of its own")
@@ -212,6 +223,8 @@ class ChaosStack:
         for label, proc in (("mongo", self.mongo), ("redis", self.redis)):
             if proc is not None and proc.poll() is None:
                 out[label] = proc.pid
+        if self.cluster is not None:
+            out.update(self.cluster.pids())
         return out
 
     async def readiness_while_down(self) -> list[dict[str, Any]]:
@@ -284,6 +297,27 @@ def rabbit_outage(seconds: float = 12.0) -> Fault:
         t_back = now()
         stack.log("rabbitmqctl start_app done")
         return [Episode("rabbitmq stop_app/start_app", t_fault, t_back, "back", readiness)]
+
+    return fault
+
+
+def redis_primary_kill() -> Fault:
+    """A Redis Cluster primary killed -9 (a stack with redis_cluster=True): its replica takes
+    over; the episode ends when every slot is served again. The killed node is then started
+    again (it rejoins as the new primary's replica), so the stack is whole for what follows."""
+    async def fault(stack: ChaosStack) -> list[Episode]:
+        assert stack.cluster is not None, "redis_primary_kill needs ChaosStack(redis_cluster=True)"
+        victim = stack.cluster.primaries()[0]
+        stack.log(f"kill -9 redis primary {victim}")
+        t_fault = now()
+        stack.cluster.kill9(victim)
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(stack.cluster.wait_ok)
+        t_back = now()
+        stack.log(f"redis cluster ok again after {t_back - t_fault:.1f} s; restarting {victim} as a replica")
+        stack.cluster.start_node(victim)
+        # Measured from the kill: what users see includes the failover itself.
+        return [Episode(f"redis primary {victim} kill -9, replica promoted", t_fault, t_back, "fault")]
 
     return fault
 
@@ -734,6 +768,8 @@ class Load:
 BOUNDS: dict[str, dict[str, float]] = {
     "rabbitmq": {"first_ok": 10.0, "all_ok": 10.0, "normal": 10.0},  # issue 11: normal within 10 s of its return
     "redis": {"first_ok": 5.0, "all_ok": 5.0, "normal": 5.0},
+    # From the kill of a primary (its replica promoted ~2-3 s later: cluster-node-timeout 1 s).
+    "redis-cluster": {"first_ok": 10.0, "all_ok": 10.0, "normal": 10.0},
     "mongo": {"first_ok": 10.0, "all_ok": 10.0, "normal": 10.0},
     "gateway": {"first_ok": 2.0, "all_ok": 8.0, "normal": 8.0},
     "chat": {"first_ok": 3.0, "all_ok": 8.0, "normal": 8.0},

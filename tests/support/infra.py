@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import redis.asyncio as aioredis
 
 from shared.amqp_nodes import connect_first
 from shared.broker import Names
 from shared.contracts.operations import SERVICES
 from deploy.local.devstack import DevSettings, Stack, embedded_mongo_argv, embedded_mongo_url, free_port, wait_for_port
 from shared.settings import Settings
+from shared.stores import redis_client
 
 
 # Every process log and failure screenshot of a test run ends up here.
@@ -84,10 +84,12 @@ async def remove_namespace(settings: Settings, services: tuple[str, ...] = SERVI
             await channel.queue_delete(queue)
         for exchange in (names.commands, names.deliver, names.events, names.dead):
             await channel.exchange_delete(exchange)
-    redis = aioredis.Redis.from_url(settings.redis_url)
-    async for key in redis.scan_iter(f"{settings.namespace}:*"):
-        await redis.delete(key)
-    await redis.aclose()
+    redis = redis_client(settings)  # one Redis or a Redis Cluster (every primary scanned)
+    try:
+        async for key in redis.scan_iter(f"{settings.namespace}:*"):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
 
 
 async def wait_until_ready(port: int, timeout: float = 60) -> None:
@@ -107,10 +109,12 @@ async def wait_until_ready(port: int, timeout: float = 60) -> None:
 
 @asynccontextmanager
 async def stack_of_its_own(
-    test_env: dict[str, str], log_name: str, overrides: dict[str, str] | None = None, gateways: int = 1, chats: int = 1
+    test_env: dict[str, str], log_name: str, overrides: dict[str, str] | None = None, gateways: int = 1, chats: int = 1,
+    expose_metrics: bool = False,
 ) -> AsyncIterator[tuple[Stack, Settings]]:
     """A whole stack in a namespace and database of its own (settings `overrides` on top of the
-    run's), its gateways on free ports, its logs in LOG_DIR/<log_name>.log; removed afterwards."""
+    run's), its gateways on free ports, its logs in LOG_DIR/<log_name>.log; removed afterwards.
+    `expose_metrics`: every other process serves /metrics on a port of `stack.metrics_ports`."""
     namespace = unique_namespace()
     own = {**test_env, "PARLEY_NAMESPACE": namespace, "PARLEY_MONGO_DB": f"parley_{namespace}"}
     env = {**own, **(overrides or {})}
@@ -121,6 +125,7 @@ async def stack_of_its_own(
     with open(LOG_DIR / f"{log_name}.log", "w") as sink:
         stack = Stack(env=env, dev=DevSettings(gateways=gateways, chats=chats, ready_timeout_seconds=90), sink=sink)
         stack.gateway_ports = [free_port() for _ in range(gateways)]
+        stack.expose_metrics = expose_metrics
         stack.start_all()
         try:
             await asyncio.to_thread(stack.wait_ready)

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel
 
 from shared.contracts.auth import UserProfile
@@ -22,11 +21,11 @@ from shared.contracts.wire import Caller, Command, Delivery
 from shared.declared import Service
 from shared.ids import new_id
 from shared.settings import Settings
+from shared.redis_slots import RedisClient
 from shared.stores import redis_client
 
-
 @asynccontextmanager
-async def redis_namespace(settings: Settings) -> AsyncIterator[tuple[aioredis.Redis, str]]:
+async def redis_namespace(settings: Settings) -> AsyncIterator[tuple[RedisClient, str]]:
     """A real Redis client and a key prefix of this test alone, inside the run's namespace."""
     redis = redis_client(settings)
     namespace = f"{settings.namespace}:unit{os.urandom(4).hex()}"

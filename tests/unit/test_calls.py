@@ -23,15 +23,16 @@ from shared.presence import DeviceSocket
 from tests.unit.helpers import Events, InProcessRpc
 from tests.unit.world import ChatWorld, caller, chat_world
 
+
 A, B = "u_alice", "u_bob"
 OFFER = "v=0 offer"
 
 
-async def build_calls(world: ChatWorld, db, settings) -> CallsService:
+async def build_calls(world: ChatWorld, db, redis_settings) -> CallsService:
     """calls beside chat's world (its Redis, namespace, presence and outbox), chat over RPC being
     chat's router in this process, its events recorded (`calls.events`): only the parts that need
     the broker or RPC are given."""
-    rt = Runtime(settings.model_copy(update={"namespace": world.presence.ns}), db, world.presence.redis)
+    rt = Runtime(redis_settings.model_copy(update={"namespace": world.presence.ns}), db, world.presence.redis)
     return await CallsService.build(
         rt, presence=world.presence, deliver=Deliverer(world.presence, world.outbox),
         chat=ChatOverRpc(InProcessRpc(world.service)), events=Events(),
@@ -39,8 +40,8 @@ async def build_calls(world: ChatWorld, db, settings) -> CallsService:
 
 
 @pytest.fixture
-async def world(db, settings):
-    async with chat_world(db, settings) as world:
+async def world(db, redis_settings):
+    async with chat_world(db, redis_settings) as world:
         await world.befriend(A, B)
         await world.online(A, "laptop", conn_id="ca")
         await world.online(B, "phone", conn_id="cb")
@@ -48,8 +49,8 @@ async def world(db, settings):
 
 
 @pytest.fixture
-async def calls(world, db, settings) -> CallsService:
-    return await build_calls(world, db, settings)
+async def calls(world, db, redis_settings) -> CallsService:
+    return await build_calls(world, db, redis_settings)
 
 
 async def ask(calls: CallsService, user: str, device: str, operation: str, request: BaseModel) -> Any:
@@ -172,7 +173,7 @@ async def test_the_checker_does_not_time_out_a_call_answered_at_its_deadline(cal
     assert await calls.calls.begin(due) == "ok"
     await accept(calls, "call_due")
     # As if the accepting replica died before taking it off the ringing index.
-    await calls.calls.redis.zadd(calls.calls.ringing_key, {"call_due": due.ring_until})
+    await calls.calls.redis.zadd(calls.calls.ringing_key("call_due"), {"call_due": due.ring_until})
     await check(calls)
     assert (await calls.calls.get("call_due")).state == "active"
     assert await calls.calls.due(time.time()) == []

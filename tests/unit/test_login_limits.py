@@ -17,6 +17,7 @@ from shared.contracts.errors import ErrorCode, ParleyError
 from shared.stores import redis_client
 from tests.unit.helpers import redis_namespace
 
+
 FREE_PAIR, FREE_ADDRESS, BASE, CAP, WINDOW = 3, 10, 1.0, 8.0, 60.0
 RULES = LoginRules(
     pair=GateRule(FREE_PAIR, BASE, CAP, WINDOW),
@@ -34,8 +35,8 @@ class Clock:
 
 
 @pytest.fixture
-async def world(settings):
-    async with redis_namespace(settings) as (redis, namespace):
+async def world(redis_settings):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         clock = Clock()
         yield LoginThrottle(RedisGates(redis, namespace), RULES, clock), clock
 
@@ -193,10 +194,10 @@ async def test_concurrent_wrong_passwords_from_one_address_are_held_to_its_free_
     assert {(r.code, r.message.split(";")[0]) for r in refusals} == {(ErrorCode.RATE_LIMITED, "too many failed logins")}
 
 
-async def test_an_attempt_that_never_settles_counts_as_a_failure_after_its_deadline(settings):
+async def test_an_attempt_that_never_settles_counts_as_a_failure_after_its_deadline(redis_settings):
     """An auth replica that dies mid-check leaves its attempt in flight: the line waits for it
     (refusing honestly when the wait is too long), and past its deadline it is a failure."""
-    async with redis_namespace(settings) as (redis, namespace):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         clock = Clock()
         throttle = LoginThrottle(RedisGates(redis, namespace), RULES, clock, wait_in_line_seconds=0.3)
         for _ in range(FREE_PAIR):
@@ -216,8 +217,8 @@ async def test_without_an_address_only_the_account_gate_applies(world):
     assert await refused(throttle, "alice", None) <= ACCOUNT_BACKOFF_MAX_SECONDS
 
 
-async def test_without_redis_logins_are_not_throttled(settings, caplog):
-    dead = redis_client(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+async def test_without_redis_logins_are_not_throttled(redis_settings, caplog):
+    dead = redis_client(redis_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
     try:
         throttle = LoginThrottle(RedisGates(dead, "nowhere"), RULES, Clock())
         for _ in range(FREE_PAIR + 5):
@@ -227,8 +228,8 @@ async def test_without_redis_logins_are_not_throttled(settings, caplog):
         await dead.aclose()
 
 
-def test_rules_from_settings(settings):
-    s = settings.model_copy(update={
+def test_rules_from_settings(redis_settings):
+    s = redis_settings.model_copy(update={
         "login_free_failures_per_account": 5, "login_free_failures_per_address": 20,
         "login_backoff_base_seconds": 1.0, "login_backoff_max_seconds": 300.0, "login_failure_window_seconds": 900.0,
     })
@@ -238,8 +239,8 @@ def test_rules_from_settings(settings):
     assert (rules.account.free, rules.account.max_seconds) == (20, ACCOUNT_BACKOFF_MAX_SECONDS)
 
 
-async def test_registrations_per_address_stop_at_the_burst(settings):
-    async with redis_namespace(settings) as (redis, namespace):
+async def test_registrations_per_address_stop_at_the_burst(redis_settings):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         limit = RegistrationLimit(RedisRateBucket(redis, namespace, "register", 20 / 3600, 3))
         for _ in range(3):
             await limit.take("10.0.0.1")

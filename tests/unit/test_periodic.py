@@ -9,9 +9,10 @@ from tests.support.waiting import eventually
 from tests.unit.helpers import redis_namespace
 
 
+
 @pytest.fixture
-async def redis_and_namespace(settings):
-    async with redis_namespace(settings) as found:
+async def redis_and_namespace(redis_settings):
+    async with redis_namespace(redis_settings) as found:
         yield found
 
 

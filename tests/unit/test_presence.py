@@ -11,6 +11,7 @@ from shared.presence import DeviceSocket, Presence
 from tests.support.waiting import eventually
 from tests.unit.helpers import redis_namespace
 
+
 TTL = 75  # entries live 80 % of it: a minute
 BRIEF_TTL = 0.5  # 0.4 s
 
@@ -20,8 +21,8 @@ BOB_PHONE = DeviceSocket("u_bob", "phone", "gw1", "c3")
 
 
 @pytest.fixture
-async def both(settings):
-    async with redis_namespace(settings) as (redis, namespace):
+async def both(redis_settings):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         yield Presence(redis, namespace, ttl_seconds=TTL), Presence(redis, namespace, ttl_seconds=BRIEF_TTL)
 
 

@@ -13,8 +13,8 @@ A, B, C = "u_alice", "u_bob", "u_carol"
 
 
 @pytest.fixture
-async def world(db, settings):
-    async with push_world(db, settings, A, B, C, push_max_attempts=3) as world:
+async def world(db, redis_settings):  # push's Redis state (and chat's, calls') on one Redis and a cluster
+    async with push_world(db, redis_settings, A, B, C, push_max_attempts=3) as world:
         await world.chat.befriend(A, B)
         await world.chat.befriend(A, C)
         yield world

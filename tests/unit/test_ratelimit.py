@@ -16,13 +16,14 @@ from shared.ratelimit import CoalescedTakes, TokenBucket
 from tests.support.waiting import eventually
 from tests.unit.helpers import redis_namespace
 
+
 RATE, BURST = 10.0, 3  # a token every 0.1 s, at most 3 saved up
 STILL = 1 / 3600  # a token an hour: no refill within a test
 
 
 @pytest.fixture
-async def redis_and_namespace(settings):
-    async with redis_namespace(settings) as pair:  # a prefix of this test alone; keys deleted after
+async def redis_and_namespace(redis_settings):
+    async with redis_namespace(redis_settings) as pair:  # a prefix of this test alone; keys deleted after
         yield pair
 
 
@@ -114,7 +115,7 @@ async def test_the_key_is_a_hash_that_expires_once_it_would_be_full_again(bucket
     redis, namespace = redis_and_namespace
     start = time.monotonic()
     await bucket.take("u_alice")
-    key = f"{namespace}:ratelimit:send:u_alice"
+    key = bucket.key("u_alice")
     assert await redis.type(key) == "hash"
     assert set(await redis.hkeys(key)) == {"tokens", "ts"}
     ttl_ms = await redis.pttl(key)
@@ -141,11 +142,11 @@ async def test_an_expired_key_is_a_full_bucket(redis_and_namespace):
     await full()
 
 
-def test_nonsense_limits_are_refused(settings):
+def test_nonsense_limits_are_refused(redis_settings):
     with pytest.raises(ValueError):
-        TokenBucket(None, settings.namespace, "send", 0, 5)  # type: ignore[arg-type]
+        TokenBucket(None, redis_settings.namespace, "send", 0, 5)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        TokenBucket(None, settings.namespace, "send", 10, 0)  # type: ignore[arg-type]
+        TokenBucket(None, redis_settings.namespace, "send", 10, 0)  # type: ignore[arg-type]
 
 
 async def test_many_takes_in_one_call_count_each_and_keep_keys_apart(still):

@@ -293,7 +293,7 @@ async def test_an_offline_device_gets_edits_reactions_and_recalls_without_a_seco
 async def test_changes_above_the_cursor_come_as_the_new_message_itself(world) -> None:
     sent = await held_by_b(world, 2)
     await send(world, A, B, "m3", text="draft")
-    draft = await world.messages.by_client_msg_id(A, "m3")
+    draft = await world.messages.by_client_msg_id(direct_conversation_id(A, B), A, "m3")
     await world.ask(A, "message.edit", message_id=draft.message_id, text="final")
     await world.sync(B, "phone")
     pushes = world.outbox.received_by(B, "phone")

@@ -17,13 +17,14 @@ from shared.tokens import RevocationCheck
 from tests.unit.helpers import redis_namespace
 
 
+
 def caller(token_id: str, expires_in: int = 3600) -> Caller:
     return Caller(request_id="r1", user_id="u_alice", token_id=token_id, token_expires_at=int(time.time()) + expires_in)
 
 
 @pytest.fixture
-async def world(db, settings):
-    async with redis_namespace(settings) as (redis, namespace):
+async def world(db, redis_settings):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         store = MongoRevocationStore(db)
         await store.ensure_indexes()
         cache = RedisRevocationCache(redis, namespace)
@@ -85,10 +86,10 @@ async def test_a_rebuild_under_way_elsewhere_is_left_to_finish(world):
     assert not await keeper.check()
 
 
-async def test_a_logout_that_cannot_reach_redis_is_durable_and_the_gateway_still_refuses(world, settings):
+async def test_a_logout_that_cannot_reach_redis_is_durable_and_the_gateway_still_refuses(world, redis_settings):
     store, cache, keeper, redis, namespace = world
     await keeper.check()
-    dead = redis_client(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    dead = redis_client(redis_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
     try:
         await revocations.logout(caller("t_out"), store, RedisRevocationCache(dead, namespace), keeper)
     finally:

@@ -2,12 +2,12 @@
 import logging
 import time
 
-import redis.asyncio as aioredis
 
 from services.gateway.connections import Connection, Session
 from services.gateway.send_rate import SendRate
 from shared.contracts.errors import ErrorCode
 from shared.ratelimit import TokenBucket
+from shared.stores import redis_client
 from tests.unit.helpers import redis_namespace
 
 
@@ -17,10 +17,10 @@ def bound_socket(user_id: str) -> Connection:
     return conn
 
 
-async def test_past_the_burst_the_gateway_answers_rate_limited(settings):
+async def test_past_the_burst_the_gateway_answers_rate_limited(redis_settings):
     """A token every 50 ms: quick, the fourth send is refused; on a slow machine what refilled
     meanwhile goes through first (counting on the fourth was a bet on four Redis round trips)."""
-    async with redis_namespace(settings) as (redis, namespace):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         send_rate = SendRate(TokenBucket(redis, namespace, "send", 20.0, 3), rate_per_second=20.0)
         conn = bound_socket("u_alice")
         start = time.monotonic()
@@ -34,9 +34,11 @@ async def test_past_the_burst_the_gateway_answers_rate_limited(settings):
         assert await send_rate.exceeded(bound_socket("u_bob").session.user_id) is None
 
 
-async def test_without_redis_sends_go_through_and_the_outage_is_logged_once(settings, caplog):
+async def test_without_redis_sends_go_through_and_the_outage_is_logged_once(redis_settings, caplog):
+    """One Redis or a cluster client (whose "no node reachable" is not a RedisError) away."""
     # Nothing listens on port 1 (a port free a moment ago may have been taken since).
-    nowhere = aioredis.Redis(host="127.0.0.1", port=1, decode_responses=True)
+    settings = redis_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    nowhere = redis_client(settings)
     send_rate = SendRate(TokenBucket(nowhere, settings.namespace, "send", 1.0, 1), settings.send_rate_per_second)
     conn = bound_socket("u_alice")
     try:

@@ -12,6 +12,7 @@ from shared.tokens import RevocationCheck, Revocations, TokenCodec, marker_run_i
 from shared.stores import redis_client
 from tests.unit.helpers import redis_namespace
 
+
 SECRET = "unit-test-secret-that-is-long-enough-for-hs256"
 OTHER_SECRET = "another-secret-that-is-also-long-enough-for-hs256"
 
@@ -99,8 +100,8 @@ async def complete_cache(revocations: Revocations) -> str:
     return await revocations.marker()
 
 
-async def test_revoked_ids_are_cached_per_token_until_the_token_expires(settings):
-    async with redis_namespace(settings) as (redis, namespace):
+async def test_revoked_ids_are_cached_per_token_until_the_token_expires(redis_settings):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         revocations = Revocations(redis, namespace)
         await complete_cache(revocations)
         codec = TokenCodec(SECRET, 3600)
@@ -117,16 +118,16 @@ async def test_revoked_ids_are_cached_per_token_until_the_token_expires(settings
         assert 3600 - (time.time() - issued) - 2 <= await redis.ttl(key) <= 3600
 
 
-async def test_revocation_of_an_already_expired_token_still_lands_briefly(settings):
-    async with redis_namespace(settings) as (redis, namespace):
+async def test_revocation_of_an_already_expired_token_still_lands_briefly(redis_settings):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         revocations = Revocations(redis, namespace)
         await revocations.revoke("t_old", int(time.time()) - 100)
         # A second (TTL's whole seconds round 0.5 s and less down to 0: milliseconds here).
         assert 0 < await redis.pttl(f"{namespace}:revoked:t_old") <= 1000
 
 
-async def test_without_a_complete_marker_the_cache_does_not_answer(settings):
-    async with redis_namespace(settings) as (redis, namespace):
+async def test_without_a_complete_marker_the_cache_does_not_answer(redis_settings):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         revocations = Revocations(redis, namespace)
         await revocations.revoke("t_gone", int(time.time()) + 60)
         assert await revocations.cached_among(["t_gone", "t_other"]) is None  # never rebuilt
@@ -140,8 +141,8 @@ async def test_without_a_complete_marker_the_cache_does_not_answer(settings):
         assert await revocations.cached_among(["t_other"]) is None
 
 
-async def test_a_rebuild_whose_claim_was_lost_is_not_marked_complete(settings):
-    async with redis_namespace(settings) as (redis, namespace):
+async def test_a_rebuild_whose_claim_was_lost_is_not_marked_complete(redis_settings):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         revocations = Revocations(redis, namespace)
         building = await revocations.begin_rebuild()
         await redis.delete(revocations.marker_key)  # Redis flushed in the middle of the rebuild
@@ -149,8 +150,8 @@ async def test_a_rebuild_whose_claim_was_lost_is_not_marked_complete(settings):
         assert await revocations.marker() is None
 
 
-async def test_the_complete_marker_names_the_redis_run(settings):
-    async with redis_namespace(settings) as (redis, namespace):
+async def test_the_complete_marker_names_the_redis_run(redis_settings):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         revocations = Revocations(redis, namespace)
         marker = await complete_cache(revocations)
         assert marker_run_id(marker) == await revocations.run_id()
@@ -171,8 +172,8 @@ class Auth:
         return TokensRevokedReply(revoked=sorted(self.revoked & set(token_ids)))
 
 
-async def test_check_reads_a_complete_cache_without_asking_auth(settings):
-    async with redis_namespace(settings) as (redis, namespace):
+async def test_check_reads_a_complete_cache_without_asking_auth(redis_settings):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         cache = Revocations(redis, namespace)
         await complete_cache(cache)
         await cache.revoke("t_out", int(time.time()) + 60)
@@ -184,8 +185,8 @@ async def test_check_reads_a_complete_cache_without_asking_auth(settings):
         assert auth.asked == []
 
 
-async def test_check_asks_auth_when_redis_lost_the_cache(settings):
-    async with redis_namespace(settings) as (redis, namespace):
+async def test_check_asks_auth_when_redis_lost_the_cache(redis_settings):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         cache = Revocations(redis, namespace)
         await complete_cache(cache)
         await cache.revoke("t_out", int(time.time()) + 60)
@@ -198,16 +199,16 @@ async def test_check_asks_auth_when_redis_lost_the_cache(settings):
         assert [len(batch) for batch in auth.asked[1:]] == [1000, 1000, 501]
 
 
-async def test_check_refuses_when_neither_redis_nor_auth_can_say(settings):
-    async with redis_namespace(settings) as (redis, namespace):
+async def test_check_refuses_when_neither_redis_nor_auth_can_say(redis_settings):
+    async with redis_namespace(redis_settings) as (redis, namespace):
         check = RevocationCheck(Revocations(redis, namespace), Auth(set(), down=True))
         with pytest.raises(ParleyError) as info:
             await check.is_revoked("t_any")
         assert info.value.code == ErrorCode.UNAVAILABLE
 
 
-async def test_check_asks_auth_when_redis_is_unreachable(settings):
-    dead = redis_client(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+async def test_check_asks_auth_when_redis_is_unreachable(redis_settings):
+    dead = redis_client(redis_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
     try:
         auth = Auth({"t_out"})
         check = RevocationCheck(Revocations(dead, "nowhere"), auth)

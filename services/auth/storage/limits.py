@@ -10,7 +10,7 @@ concurrent attempts on any number of auth replicas are admitted one at a time: n
 are in flight than there are free failures left (300 guesses at once: the free ones get through,
 then one more once they have failed, the rest are refused).
 """
-import redis.asyncio as aioredis
+from shared.redis_slots import RedisClient
 
 from services.auth.domain.limits import IN_FLIGHT_SECONDS, GateRule
 from services.auth.storage.redis_errors import reachable
@@ -75,7 +75,7 @@ return 0
 class RedisGates:
     """The `GateStore` port (services/auth/domain/ports.py)."""
 
-    def __init__(self, redis: aioredis.Redis, namespace: str):
+    def __init__(self, redis: RedisClient, namespace: str):
         self.redis = redis
         self.prefix = f"{namespace}:login:"
         self._admit = redis.register_script(_ADMIT)

@@ -2,7 +2,7 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from redis.exceptions import RedisError
+from shared.redis_slots import REDIS_ERRORS
 
 from services.auth.domain.ports import Unreachable
 
@@ -12,5 +12,5 @@ def reachable() -> Iterator[None]:
     """Around a Redis call: a refused, failing or timed-out Redis raises Unreachable."""
     try:
         yield
-    except (RedisError, OSError) as exc:
+    except REDIS_ERRORS as exc:
         raise Unreachable(repr(exc)) from exc

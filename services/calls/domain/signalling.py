@@ -2,8 +2,9 @@
 message per call (docs/protocol.md "Calls").
 
 The state of a call in progress is the call store's (Redis, shared by every replica), and every
-step that must happen once is one atomic step there: `begin` (nobody busy), `accept` (the first
-device wins), `end` (the one ender has the call's message stored and tells both sides). Nothing
+step that must happen once is atomic there: `begin` (nobody busy: each user claimed atomically,
+one after the other), `accept` (the first device wins), `end` (the one ender has the call's
+message stored and tells both sides). Nothing
 of the signalling is stored. A call ends when it is declined, cancelled, hung up, not answered in
 time, or when a participant's socket is gone (`check_calls`, run by one replica at a time).
 

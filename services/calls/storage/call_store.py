@@ -1,26 +1,31 @@
 """Calls in progress, in Redis: every calls replica (and every gateway's death) sees the same
 state, and each change that must happen once (begin, accept, end) is one Lua script.
 
-Keys under `<ns>:call:` — a call's own keys share its hash tag, so a script on one call touches
-one slot:
-  `{<id>}`          hash: the Call's fields                      (expires after CALL_TTL_SECONDS)
-  `{<id>}:ice`      list: the caller's candidates while it rings (delivered on accept)
-  `{<id>}:ended`    "caller|callee" for a minute after the end (a crossing hang-up is not not_found)
-  `user:{<user>}`   the call a user is in (busy)                 (same expiry)
-  `ringing`         zset id → ring_until: what the checker times out
-  `live`            set of ids: what the checker watches for sockets gone
-  `unrecorded`      list: calls ended whose message chat could not store yet (retried; MAX_UNRECORDED)
-accept and buffer_ice touch one call's slot. begin (both users' busy keys, the indexes) and end
-(the same) still span slots: every key is declared, but Redis Cluster needs them split, which
-the Cluster issue does.
+Keys under `<ns>:call:`. A call belongs to a slot bucket, `{c<b>}` with b = CRC32(call id) %
+Settings.redis_buckets (shared/redis_slots.py); its own keys and its bucket's indexes share that
+hash tag, so every script touches one slot of a Redis Cluster:
+  `{c<b>}:<id>`         hash: the Call's fields                  (expires after CALL_TTL_SECONDS)
+  `{c<b>}:<id>:ice`     list: the caller's candidates while it rings (delivered on accept)
+  `{c<b>}:<id>:ended`   "caller|callee" for a minute after the end (a crossing hang-up is not not_found)
+  `{c<b>}:ringing`      zset id → ring_until: what the checker times out (it reads every bucket)
+  `{c<b>}:live`         set of ids: what the checker watches for sockets gone (every bucket)
+  `user:{<user>}`       the call a user is in (busy)             (same expiry)
+  `unrecorded`          list: calls ended whose message chat could not store yet (retried; MAX_UNRECORDED)
+A user's busy key is in the user's slot, not the call's: begin writes the call, then claims the
+two busy keys one at a time (SET NX), dropping the call if either is taken; end removes the call,
+then releases the busy keys that still name it. A busy key left behind by a replica that died
+between the two steps names a call that no longer exists, and the next begin takes it over.
+Two users calling each other at the same instant may now both be told `busy` (each claimed
+themselves first), where one Redis script let exactly one through; never both connected twice.
 """
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
+from shared.redis_slots import RedisClient
 
 from services.calls.domain.ports import Accepted, Begun, Buffered, Call, CallState
 from shared.contracts.calls import EndReason, IceCandidate
+from shared.redis_slots import DEFAULT_BUCKETS, bucket_of, tag
 
 # A call's keys outlive any real call; the checker ends calls whose sockets are gone long before.
 CALL_TTL_SECONDS = 12 * 3600
@@ -30,17 +35,26 @@ MAX_BUFFERED_CANDIDATES = 64  # of at most MAX_CANDIDATE_CHARS each: <= 64 KiB p
 # at most ~4 MB; past it the oldest are dropped (those calls leave no message).
 MAX_UNRECORDED = 10_000
 
-# KEYS: call hash, ringing, live, caller busy, callee busy; ARGV: call id, ring_until, ttl, field pairs...
+# KEYS: call hash, ringing, live; ARGV: call id, ring_until, ttl, field pairs...
 _BEGIN = """
-if redis.call('EXISTS', KEYS[4]) == 1 then return 'caller_busy' end
-if redis.call('EXISTS', KEYS[5]) == 1 then return 'busy' end
-redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[3])
-redis.call('SET', KEYS[5], ARGV[1], 'EX', ARGV[3])
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 return 'ok'
+"""
+
+# KEYS: a busy key; ARGV: the call id it must hold, the call id to put instead, ttl. 1 if swapped.
+_SWAP_BUSY = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+# KEYS: a busy key; ARGV: call id. Deletes it only while it still names this call.
+_RELEASE_BUSY = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 # KEYS: call hash, ice list; ARGV: callee device, answered_at.
@@ -68,8 +82,8 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 'buffered'
 """
 
-# KEYS: call hash, ringing, live, ice list, tombstone, caller busy, callee busy;
-# ARGV: call id, tombstone ttl, only if ringing (1/0).
+# KEYS: call hash, ringing, live, ice list, tombstone; ARGV: call id, tombstone ttl, only if
+# ringing (1/0), leave a tombstone (1/0).
 # Returns the call's fields (flat), or nil when it had already ended (only one ender wins) or,
 # asked only if ringing, was answered (then it just leaves the ringing index).
 _END = """
@@ -84,10 +98,9 @@ end
 redis.call('DEL', KEYS[1], KEYS[4])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
-for i = 6, 7 do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[5], h['caller'] .. '|' .. h['callee'], 'EX', ARGV[2])
 end
-redis.call('SET', KEYS[5], h['caller'] .. '|' .. h['callee'], 'EX', ARGV[2])
 return fields
 """
 
@@ -130,32 +143,74 @@ def _pairs(flat: list[Any]) -> dict[str, str]:
 
 
 class RedisCallStore:
-    def __init__(self, redis: aioredis.Redis, namespace: str):
+    def __init__(self, redis: RedisClient, namespace: str, buckets: int = DEFAULT_BUCKETS):
         self.redis = redis
         self.prefix = f"{namespace}:call:"
-        self.ringing_key = self.prefix + "ringing"
-        self.live_key = self.prefix + "live"
+        self.buckets = buckets
         self.unrecorded_key = self.prefix + "unrecorded"
         self._begin = redis.register_script(_BEGIN)
+        self._swap_busy = redis.register_script(_SWAP_BUSY)
+        self._release_busy = redis.register_script(_RELEASE_BUSY)
         self._accept = redis.register_script(_ACCEPT)
         self._buffer_ice = redis.register_script(_BUFFER_ICE)
         self._end = redis.register_script(_END)
 
+    def _bucket(self, bucket: int) -> str:
+        return f"{self.prefix}{tag('c', bucket)}"
+
+    def _slot(self, call_id: str) -> str:
+        return self._bucket(bucket_of(call_id, self.buckets))
+
     def _key(self, call_id: str, suffix: str = "") -> str:
-        return f"{self.prefix}{{{call_id}}}{suffix}"
+        return f"{self._slot(call_id)}:{call_id}{suffix}"
 
     def _busy_key(self, user_id: str) -> str:
         return f"{self.prefix}user:{{{user_id}}}"
 
+    def ringing_key(self, call_id: str) -> str:
+        """The ringing index of the call's bucket."""
+        return f"{self._slot(call_id)}:ringing"
+
+    def _end_keys(self, call_id: str) -> list[str]:
+        slot = self._slot(call_id)
+        return [self._key(call_id), f"{slot}:ringing", f"{slot}:live", self._key(call_id, ":ice"),
+                self._key(call_id, ":ended")]
+
     async def begin(self, call: Call) -> Begun:
         """Start ringing, unless either user is already in a call."""
-        outcome = await self._begin(
-            keys=[self._key(call.call_id), self.ringing_key, self.live_key, self._busy_key(call.caller),
-                  self._busy_key(call.callee)],
+        slot = self._slot(call.call_id)
+        await self._begin(
+            keys=[self._key(call.call_id), f"{slot}:ringing", f"{slot}:live"],
             args=[call.call_id, call.ring_until, CALL_TTL_SECONDS, *_fields(call)],
         )
-        text = str(outcome)
-        return "ok" if text == "ok" else "busy" if text == "busy" else "caller_busy"
+        if not await self._claim(call.caller, call.call_id):
+            await self._drop(call.call_id)
+            return "caller_busy"
+        if not await self._claim(call.callee, call.call_id):
+            await self._release_busy(keys=[self._busy_key(call.caller)], args=[call.call_id])
+            await self._drop(call.call_id)
+            return "busy"
+        return "ok"
+
+    async def _claim(self, user_id: str, call_id: str) -> bool:
+        """Mark the user in this call, unless they are in another call that still exists."""
+        key = self._busy_key(user_id)
+        for _ in range(3):
+            if await self.redis.set(key, call_id, nx=True, ex=CALL_TTL_SECONDS):
+                return True
+            holder = await self.redis.get(key)
+            if holder is None:
+                continue  # released meanwhile: try again
+            if await self.redis.exists(self._key(str(holder))):
+                return False
+            # Its call is gone (ended by a replica that died before releasing it): take it over.
+            if await self._swap_busy(keys=[key], args=[holder, call_id, CALL_TTL_SECONDS]):
+                return True
+        return False
+
+    async def _drop(self, call_id: str) -> None:
+        """Undo a begin that found a user busy: no tombstone (the call never rang)."""
+        await self._end(keys=self._end_keys(call_id), args=[call_id, TOMBSTONE_SECONDS, 0, 0])
 
     async def get(self, call_id: str) -> Call | None:
         fields = await self.redis.hgetall(self._key(call_id))
@@ -184,7 +239,7 @@ class RedisCallStore:
         head = str(result[0])
         if head != "ok":
             return ("taken" if head == "taken" else "gone"), []
-        await self.redis.zrem(self.ringing_key, call_id)
+        await self.redis.zrem(self.ringing_key(call_id), call_id)
         return "ok", [IceCandidate.model_validate_json(c) for c in result[1:]]
 
     async def buffer_ice(self, call_id: str, candidate: IceCandidate) -> Buffered:
@@ -196,28 +251,33 @@ class RedisCallStore:
         return "buffered" if text == "buffered" else "active" if text == "active" else "full" if text == "full" else "gone"
 
     async def end(self, call_id: str, only_if_ringing: bool = False) -> Call | None:
-        """Remove the call; it, to the one caller that removed it (None to everyone else). The
-        users' busy keys are named from a first read: a call's two users never change."""
-        call = await self.get(call_id)
-        if call is None:
+        """Remove the call; it, to the one caller that removed it (None to everyone else); then
+        free its users (their busy keys, while they still name this call)."""
+        fields = await self._end(keys=self._end_keys(call_id), args=[call_id, TOMBSTONE_SECONDS, int(only_if_ringing), 1])
+        if not fields:
             return None
-        fields = await self._end(
-            keys=[self._key(call_id), self.ringing_key, self.live_key, self._key(call_id, ":ice"),
-                  self._key(call_id, ":ended"), self._busy_key(call.caller), self._busy_key(call.callee)],
-            args=[call_id, TOMBSTONE_SECONDS, 1 if only_if_ringing else 0],
-        )
-        return _call(_pairs(fields)) if fields else None
+        call = _call(_pairs(fields))
+        for user_id in (call.caller, call.callee):
+            await self._release_busy(keys=[self._busy_key(user_id)], args=[call_id])
+        return call
 
     async def due(self, now: float, limit: int = 200) -> list[str]:
-        """Calls still ringing at their ring_until."""
-        return [str(c) for c in await self.redis.zrangebyscore(self.ringing_key, "-inf", now, start=0, num=limit)]
+        """Calls still ringing at their ring_until (from every bucket)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for bucket in range(self.buckets):
+                pipe.zrangebyscore(f"{self._bucket(bucket)}:ringing", "-inf", now, start=0, num=limit)
+            found = await pipe.execute()
+        return [str(c) for ids in found for c in ids][:limit]
 
     async def live(self, limit: int = 10_000) -> list[Call]:
-        ids = [str(i) async for i in self.redis.sscan_iter(self.live_key, count=500)][:limit]
+        ids: list[str] = []
+        for bucket in range(self.buckets):
+            ids += [str(i) async for i in self.redis.sscan_iter(f"{self._bucket(bucket)}:live", count=500)]
+        ids = ids[:limit]
         calls = await self.many(ids)
         gone = set(ids) - {c.call_id for c in calls}
-        if gone:  # expired under us (CALL_TTL_SECONDS): forget them
-            await self.redis.srem(self.live_key, *gone)
+        for call_id in gone:  # expired under us (CALL_TTL_SECONDS): forget them
+            await self.redis.srem(f"{self._slot(call_id)}:live", call_id)
         return calls
 
     # --- calls ended whose message is not stored yet -------------------------------------------

@@ -39,7 +39,7 @@ MAX_HINTS = 100_000
 
 
 class DuplicateClientMessage(Exception):
-    """The sender already sent a message with this client_msg_id; `existing` is it."""
+    """The sender already sent a message with this client_msg_id in this conversation; `existing` is it."""
 
     def __init__(self, existing: Message):
         super().__init__(existing.message_id)
@@ -60,7 +60,7 @@ class GroupCommit:
         self,
         messages: Collection,
         conversations: Collection,
-        by_client_msg_id: Callable[[str, str], Awaitable[Message | None]],
+        by_client_msg_id: Callable[[str, str, str], Awaitable[Message | None]],
         highest_seq: Callable[[str], Awaitable[int]],
         flush_seconds: float = 1.0,
     ):
@@ -155,7 +155,9 @@ class GroupCommit:
             self._next_seq[p.conversation.conversation_id] = p.seq + 1
         failed, rest = batch[failed_at], batch[failed_at + 1:]
         if "client_msg_id" in (error.get("keyPattern") or {}):
-            existing = await self.by_client_msg_id(failed.draft.from_user_id, failed.draft.client_msg_id)
+            existing = await self.by_client_msg_id(
+                failed.conversation.conversation_id, failed.draft.from_user_id, failed.draft.client_msg_id
+            )
             if existing is not None:
                 failed.done.set_exception(DuplicateClientMessage(existing))
                 return rest

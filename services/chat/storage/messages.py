@@ -24,6 +24,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # skips partial indexes, so reads name it (hint); mongod allows that, the query implying the filter.
 CHANGED: Document = {"changed_at": {"$exists": True}}
 CHANGED_INDEX = "conversation_id_1_changed_at_1_changed"
+# A sender's client_msg_id is unique within a conversation (the messages' shard key leads every
+# unique index: shared/sharding.py); earlier versions made it unique across conversations, an
+# index dropped at start-up (no message conflicts under the narrower one).
+CLIENT_MSG_KEY = [("conversation_id", ASCENDING), ("from_user_id", ASCENDING), ("client_msg_id", ASCENDING)]
+SENDER_WIDE_KEY = [("from_user_id", ASCENDING), ("client_msg_id", ASCENDING)]
 
 
 def _visible(doc: Document, now: datetime, viewer: str | None = None) -> bool:
@@ -59,7 +64,11 @@ class MessageStore:
 
     async def ensure_indexes(self) -> None:
         await self.messages.create_index([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True)
-        await self.messages.create_index([("from_user_id", ASCENDING), ("client_msg_id", ASCENDING)], unique=True)
+        # Idempotency: a client_msg_id is the sender's, per conversation (led by the shard key,
+        # shared/sharding.py). Earlier versions had it per sender across conversations: that
+        # index goes once the new one is there (never a moment without one, during a rollout).
+        await self.messages.create_index(CLIENT_MSG_KEY, unique=True)
+        await self._drop_index_by_key(SENDER_WIDE_KEY)
         await self.messages.create_index([("file.file_id", ASCENDING)], sparse=True)
         # Disappearing messages: hidden by every read from expires_at, deleted by chat soon after
         # (delete_expired), not by a TTL index: see _drop_server_ttl.
@@ -71,6 +80,11 @@ class MessageStore:
         await self.messages.create_index(
             [("conversation_id", ASCENDING), ("changed_at", ASCENDING)], name=CHANGED_INDEX, partialFilterExpression=CHANGED
         )
+
+    async def _drop_index_by_key(self, key: list[tuple[str, int]]) -> None:
+        async for index in await self.messages.list_indexes():
+            if list(index["key"].items()) == key:
+                await self.messages.drop_index(index["name"])
 
     async def _drop_server_ttl(self) -> None:
         """Earlier versions let the server's TTL monitor delete expired messages. On the embedded
@@ -117,8 +131,11 @@ class MessageStore:
     def note_top(self, conversation_id: str, seq: int) -> None:
         self._group_commit.note_top(conversation_id, seq)
 
-    async def by_client_msg_id(self, sender: str, client_msg_id: str) -> Message | None:
-        doc = await self.messages.find_one({"from_user_id": sender, "client_msg_id": client_msg_id})
+    async def by_client_msg_id(self, conversation_id: str, sender: str, client_msg_id: str) -> Message | None:
+        """The sender's message of that client_msg_id in the conversation (a retry's first send)."""
+        doc = await self.messages.find_one(
+            {"conversation_id": conversation_id, "from_user_id": sender, "client_msg_id": client_msg_id}
+        )
         return message(doc) if doc else None
 
     async def catch_up_last_seq(self, conversation_id: str) -> int:

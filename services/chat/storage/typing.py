@@ -1,9 +1,9 @@
 """Typing notices are not stored; Redis only remembers, for a moment, that one was just sent."""
-import redis.asyncio as aioredis
+from shared.redis_slots import RedisClient
 
 
 class TypingThrottle:
-    def __init__(self, redis: aioredis.Redis, namespace: str, window_ms: int = 1000):
+    def __init__(self, redis: RedisClient, namespace: str, window_ms: int = 1000):
         self.redis = redis
         self.prefix = f"{namespace}:typing:"
         self.window_ms = window_ms

@@ -11,7 +11,7 @@ anything: losing it costs a duplicate notification, a notification left shown or
 """
 import json
 
-import redis.asyncio as aioredis
+from shared.redis_slots import RedisClient
 
 from services.push.domain.ports import Shown
 from shared.contracts.push import Notification
@@ -49,7 +49,7 @@ return redis.call('SCARD', KEYS[3])
 
 
 class RedisPushState:
-    def __init__(self, redis: aioredis.Redis, namespace: str, shown_ttl_seconds: int):
+    def __init__(self, redis: RedisClient, namespace: str, shown_ttl_seconds: int):
         self.redis = redis
         self.ns = namespace
         self.shown_ttl = max(60, shown_ttl_seconds)
