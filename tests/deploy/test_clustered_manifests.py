@@ -163,7 +163,7 @@ def test_parley_is_the_example_with_the_settings_of_clustered_engines(clustered:
     manifests.test_every_service_has_a_deployment_hpa_and_pdb("clustered", request)
     manifests.test_every_pod_is_probed_limited_non_root_and_configured("clustered", request)
     assert {key(r) for r in render(K8S_OVERLAY)} == {key(r) for r in clustered}, "the example, patched: nothing more or less"
-    assert parley_settings.command_queue_type == "quorum"
+    assert parley_settings.queue_type == "quorum"
     assert parley_settings.redis_cluster is True
     assert parley_settings.mongo_write_concern == "majority"
     assert mongo_client(parley_settings).write_concern.document["w"] == "majority"
