@@ -16,12 +16,13 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+
+from deploy.local.devstack import port_is_free
 
 NODES = 6
 DEFAULT_BASE_PORT = 7300
@@ -30,20 +31,10 @@ DEFAULT_BASE_PORT = 7300
 DEFAULT_NODE_TIMEOUT_MS = 1500
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def free_base_port(start: int = DEFAULT_BASE_PORT, tries: int = 50) -> int:
     """The first block of NODES client ports (and their bus ports) all free, from `start`."""
     for base in range(start, start + 10 * tries, 10):
-        if all(_free(p) and _free(p + 10000) for p in range(base, base + NODES)):
+        if all(port_is_free(p) and port_is_free(p + 10000) for p in range(base, base + NODES)):
             return base
     raise RuntimeError(f"no {NODES} free consecutive ports from {start}; pass another --base-port")
 
