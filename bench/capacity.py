@@ -155,9 +155,11 @@ def plan(inputs: dict[str, Any], people: int) -> dict[str, Any]:
     redis_mib = load["sockets"] * eng["redis_bytes_per_socket"] / MiB
     part("redis", {"cpu": cpu["redis"], "memory": redis_mib},
          {"cpu": per_core, "memory": eng["redis_shard_memory_mib"] * head}, eng["redis_minimum_shards"], 1)
-    # One shard holds the global presence keys (every socket's refresh touches the expiry index).
+    # Every socket's refresh touches the expiry index, split into `presence_buckets` keys (one
+    # slot each, PARLEY_REDIS_BUCKETS): the busiest shard holds ceil(buckets / shards) of them.
+    buckets, shards = eng["presence_buckets"], parts["redis"]["count"]
     hot = load["sockets"] * inputs["presence"]["cpu_ms_per_socket_second"] * inputs["presence"]["global_key_share"]
-    parts["redis"]["global_key_utilisation"] = hot / 1000.0
+    parts["redis"]["global_key_utilisation"] = hot * math.ceil(buckets / shards) / buckets / 1000.0
     db = inputs["database"]
     documents = load["sends"] * per_message(inputs, chats, gateways)["documents_per_message"]
     stored_tb = (load["stored_per_day"] * db["retention_days"] * mem["bytes_per_stored_message"]

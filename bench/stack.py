@@ -141,7 +141,7 @@ def infrastructure_processes() -> dict[str, psutil.Process]:
 async def own_stack(extra_env: dict[str, str] | None = None, prefix: str = "bench",
                     store: Path | None = None, keep_log: Path | None = None,
                     gateways: int = 1, chats: int = 1) -> AsyncIterator[OwnStack]:
-    """`gateways` on consecutive ports and `chats` replicas; with one of either its process is
+    """`gateways` on free ports and `chats` replicas; with one of either its process is
     labelled `gateway` / `chat`, with more `gateway1`, `gateway2`, ... (bench/capacity_check.py)."""
     tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     namespace = f"{prefix}{secrets.token_hex(3)}"
@@ -169,6 +169,9 @@ async def own_stack(extra_env: dict[str, str] | None = None, prefix: str = "benc
             env["PARLEY_MONGO_URL"] = embedded_mongo_url(mongo_port)
         sink = open(tmp / "stack.log", "w")
         stack = Stack(env=env, dev=DevSettings(gateways=gateways, chats=chats, ready_timeout_seconds=90, data_dir=tmp), sink=sink)
+        # Each gateway on a port found free, not on consecutive ones: base + 1 may be some
+        # connection's (a 3-gateway run failed so, gateway2 exiting at start-up).
+        stack.gateway_ports = [port, *(free_port() for _ in range(gateways - 1))]
         stack.expose_metrics = True
         stack.start_all()
         await asyncio.to_thread(stack.wait_ready)
