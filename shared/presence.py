@@ -23,10 +23,8 @@ deliveries find the devices again within a second.
 import time
 from dataclasses import dataclass
 
-from shared.redis_slots import RedisClient
-
 from shared.contracts.base import iso, utc_now
-from shared.redis_slots import DEFAULT_BUCKETS, bucket_of, tag
+from shared.redis_slots import DEFAULT_BUCKETS, RedisClient, bucket_of, tag
 
 # KEYS: user zset, expiry zset, online set, last_seen hash; ARGV: member, expiry entry, now, user, last_seen.
 # Returns 1 when this removal left the user with no live device (they went offline), else 0.

@@ -16,10 +16,8 @@ import asyncio
 import logging
 import math
 
-from shared.redis_slots import RedisClient
-
 from shared.logs import log_event
-from shared.redis_slots import DEFAULT_BUCKETS, bucket_of, is_cluster, tag
+from shared.redis_slots import DEFAULT_BUCKETS, RedisClient, bucket_of, is_cluster, tag
 
 # KEYS: bucket hashes (one take each; a key may repeat); ARGV: rate per second, burst, expiry
 # in ms. Returns 1 or 0 per key: whether a token was taken.

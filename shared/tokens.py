@@ -37,14 +37,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import jwt
-from shared.redis_slots import RedisClient
 from redis.asyncio.cluster import RedisCluster
-from shared.redis_slots import REDIS_ERRORS
 
 from shared.contracts import auth
 from shared.contracts.errors import ParleyError
 from shared.ids import new_id
-from shared.redis_slots import is_cluster
+from shared.redis_slots import REDIS_ERRORS, RedisClient, is_cluster
 
 ALGORITHM = "HS256"
 

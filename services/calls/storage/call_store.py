@@ -21,11 +21,10 @@ themselves first), where one Redis script let exactly one through; never both co
 from typing import Any
 
 import orjson
-from shared.redis_slots import RedisClient
 
 from services.calls.domain.ports import Accepted, Begun, Buffered, Call, CallState
 from shared.contracts.calls import EndReason, IceCandidate
-from shared.redis_slots import DEFAULT_BUCKETS, bucket_of, tag
+from shared.redis_slots import DEFAULT_BUCKETS, RedisClient, bucket_of, tag
 
 # A call's keys outlive any real call; the checker ends calls whose sockets are gone long before.
 CALL_TTL_SECONDS = 12 * 3600
