@@ -11,8 +11,9 @@ are declared afresh on the new node, and every consumer is started again.
 """
 import asyncio
 import logging
+import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import aio_pika
@@ -60,10 +61,19 @@ class ClusterConnection(RobustConnection):
         await super()._RobustConnection__connect_transport()  # type: ignore[misc]
 
 
-async def connect_with_retry(amqp_url: str, deadline_seconds: float) -> AbstractRobustConnection:
-    """Wait for RabbitMQ at start-up (it may come up after us), trying every node in turn; robust
-    reconnects, to any live node, after that."""
-    urls = amqp_urls(amqp_url)
+def node_order(urls: list[str], start_anywhere: bool, pick: Callable[[int], int] = random.randrange) -> list[str]:
+    """The order a process tries the nodes in: the list rotated to start at a node picked at
+    random (`start_anywhere`), so that the processes' connections, and the quorum queues'
+    leaders they declare (RabbitMQ places a new queue's leader on the declaring connection's
+    node), spread over the cluster instead of all sitting on the first node; else as given."""
+    first = pick(len(urls)) if start_anywhere and len(urls) > 1 else 0
+    return urls[first:] + urls[:first]
+
+
+async def connect_with_retry(amqp_url: str, deadline_seconds: float, start_anywhere: bool = False) -> AbstractRobustConnection:
+    """Wait for RabbitMQ at start-up (it may come up after us), trying every node in turn (from a
+    random one with `start_anywhere`); robust reconnects, to any live node, after that."""
+    urls = node_order(amqp_urls(amqp_url), start_anywhere)
     started = time.monotonic()
     delay = 0.2
     attempt = -1

@@ -134,7 +134,8 @@ class Broker:
         self._checking: asyncio.Task[list[str]] | None = None
 
     async def connect(self) -> "Broker":
-        self.connection = await connect_with_retry(self.settings.amqp_url, self.settings.connect_retry_seconds)
+        s = self.settings
+        self.connection = await connect_with_retry(s.amqp_url, s.connect_retry_seconds, s.amqp_start_anywhere)
         self.connection.reconnect_callbacks.add(self._reconnected)
         self._channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
         await self.declare_exchanges(self._channel)

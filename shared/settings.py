@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     # Where the infrastructure is. RabbitMQ: one URL, or a cluster's nodes separated by commas
     # (shared/amqp_nodes.py: a process reconnects to a live node when its node dies).
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # With several: each process starts at a node picked at random, then goes round the list, so
+    # connections and the quorum queues' leaders spread over the cluster (false: the list's order).
+    amqp_start_anywhere: bool = True
     redis_url: str = "redis://127.0.0.1:6379/0"
     # A Redis Cluster rather than one Redis: redis_url is then any one node (the seed), and every
     # service speaks to all of them (shared/stores.py; docs/reliability.md "Redis Cluster";

@@ -65,7 +65,7 @@ async def cluster() -> AsyncIterator[RabbitCluster]:
 def settings_for(cluster: RabbitCluster, first: int, namespace: str) -> Settings:
     """Every node's URL, node `first`'s first: where this process connects, and its queues' leaders live."""
     urls = cluster.urls[first:] + cluster.urls[:first]
-    return Settings(amqp_url=",".join(urls), namespace=namespace, queue_type="quorum", rpc_timeout_seconds=3,
+    return Settings(amqp_url=",".join(urls), amqp_start_anywhere=False, namespace=namespace, queue_type="quorum", rpc_timeout_seconds=3,
                     shutdown_timeout_seconds=3)
 
 

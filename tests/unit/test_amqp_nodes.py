@@ -4,7 +4,7 @@ import pytest
 from aio_pika import RobustConnection
 
 from deploy.local.devstack import free_port
-from shared.amqp_nodes import amqp_urls, connect_first, connect_with_retry
+from shared.amqp_nodes import amqp_urls, connect_first, connect_with_retry, node_order
 from shared.settings import Settings
 
 
@@ -47,3 +47,14 @@ async def test_no_node_answering_says_which_were_tried() -> None:
         await connect_with_retry(",".join(dead), deadline_seconds=0)
     assert all(url.replace("secret", "******") in str(failed.value) for url in dead)
     assert "secret" not in str(failed.value)
+
+
+def test_processes_start_at_any_node_of_a_cluster_and_go_round_the_list_from_there() -> None:
+    """All connections on the first node put every quorum queue's leader there too (RabbitMQ
+    places it on the declaring connection's node): one node's kill hits every service at once."""
+    urls = ["amqp://a/", "amqp://b/", "amqp://c/"]
+    firsts = {node_order(urls, start_anywhere=True)[0] for _ in range(200)}
+    assert firsts == set(urls)
+    assert node_order(urls, start_anywhere=True, pick=lambda n: 2) == ["amqp://c/", "amqp://a/", "amqp://b/"]
+    assert node_order(urls, start_anywhere=False) == urls
+    assert node_order(["amqp://only/"], start_anywhere=True) == ["amqp://only/"]
