@@ -33,7 +33,7 @@ from shared.contracts.base import Contract
 from shared.contracts.batches import Deliveries
 from shared.contracts.errors import ErrorBody, ParleyError
 from shared.contracts.operations import Operation
-from shared.contracts.wire import Caller, Command, CommandResult, Delivery
+from shared.contracts.wire import Caller, CommandResult, Delivery
 from shared.ids import new_id
 from shared.logs import log_event
 from shared.metrics import RPC_SECONDS
@@ -51,9 +51,7 @@ DELIVERY, DELIVERIES = "delivery", "deliveries"
 def dumps(value: BaseModel | dict[str, Any]) -> bytes:
     """A model as JSON by pydantic's own serializer, straight to bytes (the same bytes as orjson
     of its model_dump(mode="json"), without the Python dicts in between: issue 26)."""
-    if isinstance(value, BaseModel):
-        return value.__pydantic_serializer__.to_json(value)
-    return orjson.dumps(value)
+    return model_json(value) if isinstance(value, BaseModel) else orjson.dumps(value)
 
 
 def _delivery_dict(delivery: Delivery) -> dict[str, Any]:
@@ -263,11 +261,10 @@ class Broker:
         """A one-way command (no reply), durable until a replica of its service takes it."""
         await self.publish_command(op, command_body(caller, model_json(data, exclude_none=True)))
 
-    async def publish_command(self, op: Operation[Any, Any], command: Command | bytes, **properties: Any) -> None:
-        """Onto `<ns>.commands`, confirmed; `unavailable` when no replica's queue is bound (the
-        service is not running) or the broker is away: what a caller may safely retry. (`command`
-        may be a Command's JSON already.)"""
-        body = command if isinstance(command, bytes) else dumps(command)
+    async def publish_command(self, op: Operation[Any, Any], body: bytes, **properties: Any) -> None:
+        """A Command's JSON (`command_body`) onto `<ns>.commands`, confirmed; `unavailable` when no
+        replica's queue is bound (the service is not running) or the broker is away: what a caller
+        may safely retry."""
         try:
             await self.publish("commands", op.routing_key, body, mandatory=True, **properties)
         except PublishError as exc:  # returned: no queue bound to its routing key
