@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 
 from shared.contracts.base import iso, utc_now
-from shared.redis_slots import DEFAULT_BUCKETS, RedisClient, bucket_of, tag
+from shared.redis_slots import DEFAULT_BUCKETS, RedisClient, bucket_of, due_in_buckets, tag
 
 # KEYS: user zset, expiry zset, online set, last_seen hash; ARGV: member, expiry entry, now, user, last_seen.
 # Returns 1 when this removal left the user with no live device (they went offline), else 0.
@@ -141,12 +141,8 @@ class Presence:
     async def sweep(self, limit: int = 500) -> list[tuple[str, str]]:
         """Drop expired sockets (up to `limit`, from every bucket); returns (user, last_seen) of
         users who thereby went offline."""
-        now = time.time()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for bucket in range(self.buckets):
-                pipe.zrangebyscore(f"{self._prefix(bucket)}:expiry", "-inf", now, start=0, num=limit)
-            found = await pipe.execute()
-        expired = [entry for entries in found for entry in entries][:limit]
+        expiries = (f"{self._prefix(bucket)}:expiry" for bucket in range(self.buckets))
+        expired = await due_in_buckets(self.redis, expiries, time.time(), limit)
         gone_offline: list[tuple[str, str]] = []
         for entry in expired:
             user_id, member = str(entry).split("|", 1)

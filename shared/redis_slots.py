@@ -13,7 +13,6 @@ key when there is none). So:
 On a single Redis the same keys work unchanged (tags are only characters there).
 """
 import zlib
-from collections import defaultdict
 from collections.abc import Iterable
 
 import redis.asyncio as aioredis
@@ -50,9 +49,11 @@ def slot_of(key: str) -> int:
     return int(key_slot(key.encode()))
 
 
-def group_by_slot(keys: Iterable[str]) -> dict[int, list[int]]:
-    """Positions of `keys` grouped by their slot (in order within each group)."""
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i, key in enumerate(keys):
-        groups[slot_of(key)].append(i)
-    return dict(groups)
+async def due_in_buckets(redis: RedisClient, keys: Iterable[str], until: float, limit: int) -> list[str]:
+    """The members scored up to `until` in a family's per-bucket sorted sets (one key per bucket,
+    each read in its own slot, all in one pipeline), at most `limit` of them."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.zrangebyscore(key, "-inf", until, start=0, num=limit)
+        found = await pipe.execute()
+    return [str(member) for members in found for member in members][:limit]

@@ -24,7 +24,7 @@ import orjson
 
 from services.calls.domain.ports import Accepted, Begun, Buffered, Call, CallState
 from shared.contracts.calls import EndReason, IceCandidate
-from shared.redis_slots import DEFAULT_BUCKETS, RedisClient, bucket_of, tag
+from shared.redis_slots import DEFAULT_BUCKETS, RedisClient, bucket_of, due_in_buckets, tag
 
 # A call's keys outlive any real call; the checker ends calls whose sockets are gone long before.
 CALL_TTL_SECONDS = 12 * 3600
@@ -262,11 +262,8 @@ class RedisCallStore:
 
     async def due(self, now: float, limit: int = 200) -> list[str]:
         """Calls still ringing at their ring_until (from every bucket)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for bucket in range(self.buckets):
-                pipe.zrangebyscore(f"{self._bucket(bucket)}:ringing", "-inf", now, start=0, num=limit)
-            found = await pipe.execute()
-        return [str(c) for ids in found for c in ids][:limit]
+        ringing = (f"{self._bucket(bucket)}:ringing" for bucket in range(self.buckets))
+        return await due_in_buckets(self.redis, ringing, now, limit)
 
     async def live(self, limit: int = 10_000) -> list[Call]:
         ids: list[str] = []
