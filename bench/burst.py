@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.load import connect_user
 from bench.pairs import Tally, send_retrying
+from bench.stack import progress_lines
 from bench.wsclient import BenchClient, befriend, stamped_text
 
 IN_FLIGHT = 64
@@ -39,16 +40,8 @@ async def burst_run(ws_url: str, count: int, size: int = 100, in_flight: int = I
             if ok:
                 stored.append((data["conversation_id"], data["seq"]))
 
-    async def progress() -> None:
-        while True:
-            await asyncio.sleep(1)
-            print(f"[burst   ] {time.perf_counter() - t0:5.1f} s  stored {len(stored):6d} / {count}", flush=True)
-
-    ticker = asyncio.create_task(progress())
-    try:
+    async with progress_lines("burst", 1, lambda: f"stored {len(stored):6d} / {count}"):
         await asyncio.gather(*(lane() for _ in range(in_flight)))
-    finally:
-        ticker.cancel()
     send_seconds = time.perf_counter() - t0
     await sender.close()
 

@@ -41,7 +41,7 @@ from bench.idle import raise_nofile, settled_rss
 from bench.infra import private_infra
 from bench.load import close_all, connect_user, gather_limited
 from bench.pairs import cpu_seconds, machine_busy, measure_pairs, others, setup_pairs
-from bench.stack import BENCH_ENV, infrastructure_processes, own_stack, run_interruptibly
+from bench.stack import BENCH_ENV, infrastructure_processes, own_stack, progress_lines, run_interruptibly
 from bench.wsclient import BenchClient
 
 MiB = 1024 * 1024
@@ -218,24 +218,16 @@ def error(measured: float, predicted: float) -> str:
 async def open_idle(urls: list[str], count: int) -> list[BenchClient]:
     """`count` users registered and logged in (sync done), spread over the gateways, with progress."""
     print(f"opening {count} idle bound sockets over {len(urls)} gateway(s) ...", flush=True)
-    opened, t0 = [0], time.perf_counter()
+    opened = [0]
 
     async def one(i: int) -> BenchClient:
         client = await connect_user(urls[i % len(urls)], f"idle{i}")
         opened[0] += 1
         return client
 
-    async def progress() -> None:
-        while True:
-            await asyncio.sleep(5)
-            print(f"[opening ] {time.perf_counter() - t0:5.1f} s  open {opened[0]} / {count}", flush=True)
-
-    ticker = asyncio.create_task(progress())
-    try:
+    async with progress_lines("opening", 5, lambda: f"open {opened[0]} / {count}"):
         clients: list[BenchClient] = await gather_limited(count, 16, one)
-        return clients
-    finally:
-        ticker.cancel()
+    return clients
 
 
 async def measured_run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import psutil
 
 from bench.profile import profiled
-from bench.stack import MiB, Watched
+from bench.stack import MiB, Watched, progress_lines
 from bench.wsclient import BenchClient, befriend, parse_text, percentiles, stamped_text
 from parley_client import Attempt, ReplyError, RetryPolicy
 
@@ -302,16 +302,8 @@ async def offline_sync(ws_url: str, count: int, size: int, senders: int = 4, win
 
         await asyncio.gather(*(lane() for _ in range(window)))
 
-    async def progress() -> None:
-        while True:
-            await asyncio.sleep(1)
-            print(f"[fill    ] {time.perf_counter() - t0:5.1f} s  stored {sent_ok:6d} / {count}", flush=True)
-
-    ticker = asyncio.create_task(progress())
-    try:
+    async with progress_lines("fill", 1, lambda: f"stored {sent_ok:6d} / {count}"):
         await asyncio.gather(*(fill(f, n) for f, n in zip(friends, shares, strict=False)))
-    finally:
-        ticker.cancel()
     fill_seconds = time.perf_counter() - t0
     await asyncio.gather(*(f.close() for f in friends), return_exceptions=True)
 

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -226,3 +227,21 @@ def run_interruptibly(work: Callable[[], Awaitable[bool]]) -> bool:
             return False
 
     return asyncio.run(interruptible())
+
+
+@asynccontextmanager
+async def progress_lines(phase: str, every: float, status: Callable[[], str]) -> AsyncIterator[None]:
+    """While the block runs: every `every` s a line `[phase] <seconds since it began> s  <status()>`
+    (a long step shows it is moving)."""
+    t0 = time.perf_counter()
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(every)
+            print(f"[{phase:<8}] {time.perf_counter() - t0:5.1f} s  {status()}", flush=True)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        ticker.cancel()
