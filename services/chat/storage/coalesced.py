@@ -18,7 +18,8 @@ are answered, only positions are late.
 Several chat replicas: each holds the acks it handled. A sync served by another replica within
 `flush_seconds` of an ack may resend what the ack covered (dropped by seq, as above).
 
-Bounds: at most MAX_PENDING positions wait; an ack that would pass it writes them at once (the
+Bounds: at most MAX_PENDING positions wait (~300-400 bytes each with the longest device ids,
+measured with tracemalloc: at most ~8 MB); an ack that would pass it writes them at once (the
 ack waits for that write). At most MAX_KNOWN markers are remembered (~200 bytes each: ~10 MB);
 past it they are forgotten and read again when next needed.
 """
