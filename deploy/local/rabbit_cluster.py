@@ -156,20 +156,40 @@ class RabbitCluster:
         self._prepare()
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             list(pool.map(self.start_node, range(len(self.nodes))))
-        with ThreadPoolExecutor(len(self.nodes)) as pool:  # rabbitmqctl takes a second or two to start
-            list(pool.map(self._join_first, self.nodes[1:]))
+        # One join at a time: two nodes joining at once race on the first's schema (seen in CI on
+        # RabbitMQ 3.10: start_app failed with {badmatch,{error,{normal,{mnesia_app,start,...}}}}).
+        for node in self.nodes[1:]:
+            self._join_first(node)
         running = self.running_nodes(0)
         if sorted(running) != sorted(n.name for n in self.nodes):
             raise ClusterError(f"the cluster formed with {running} only")
         return self
 
-    def _join_first(self, node: Node) -> None:
+    def _join_first(self, node: Node, attempts: int = 3) -> None:
+        """Join node 1; a join that fails (mnesia refusing to start after it) is reset and tried again."""
         first = self.nodes[0].name
         if first in self.running_nodes(node.index):
             return  # a cluster started before in this directory
-        self.ctl(node.index, "stop_app")
-        self.ctl(node.index, "join_cluster", first)
-        self.ctl(node.index, "start_app")
+        for attempt in range(1, attempts + 1):
+            try:
+                self.ctl(node.index, "stop_app")
+                self.ctl(node.index, "join_cluster", first)
+                self.ctl(node.index, "start_app")
+                return
+            except ClusterError as exc:
+                if attempt == attempts:
+                    raise
+                print(f"rabbit-cluster: {node.name} did not join ({exc}); resetting it, attempt {attempt + 1}",
+                      file=sys.stderr, flush=True)
+                with contextlib.suppress(ClusterError):
+                    self.ctl(node.index, "stop_app")
+                try:
+                    self.ctl(node.index, "reset")
+                except ClusterError:  # half joined: node 1 forgets it, then its own database is wiped
+                    with contextlib.suppress(ClusterError):
+                        self.ctl(0, "forget_cluster_node", node.name)
+                    self.ctl(node.index, "force_reset")
+                time.sleep(1)
 
     def kill(self, index: int) -> None:
         """kill -9 the node's Erlang VM (and the script above it)."""
