@@ -50,9 +50,10 @@ async def send_to_devices(
                 f"data.messages[{i}].device_id: no device of yours with published keys by that id"
             )
     expires_at = now + parts.device_message_ttl
+    batch = new_id("dm")  # ids ascend with time, and within the request in its order
     messages = [
-        DeviceMessage(new_id("dm"), user_id, m.device_id, device_id, m.sender_key, m.type, m.body, now, expires_at)
-        for m in request.messages
+        DeviceMessage(f"{batch}.{i:02d}", user_id, m.device_id, device_id, m.sender_key, m.type, m.body, now, expires_at)
+        for i, m in enumerate(request.messages)
     ]
     by_target: dict[str, list[DeviceMessage]] = defaultdict(list)
     for message in messages:
