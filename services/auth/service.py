@@ -51,7 +51,6 @@ def _key_claims(rt: Runtime) -> ClaimLimit:
     ))
 
 
-
 class AuthService(Service):
     name = "auth"
 

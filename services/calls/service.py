@@ -18,7 +18,6 @@ from shared.presence import Presence
 from shared.ratelimit import TokenBucket
 
 
-
 def _invite_limit(rt: Runtime) -> TokenBucket:
     s = rt.settings
     return TokenBucket(rt.redis, s.namespace, "call", s.call_invites_per_minute / 60, s.call_invite_burst,

@@ -41,7 +41,6 @@ from shared.declared import event, operation
 from shared.service import AnswerFirst
 
 
-
 class ChatHandlers(ChatParts):
     # --- friends ---------------------------------------------------------------------------
     @operation("friends.request")

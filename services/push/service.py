@@ -36,7 +36,6 @@ EVENTS_WAITING = 100_000
 EVENTS_WAITING_BYTES = 256 * 1024 * 1024
 
 
-
 def _sender(rt: Runtime, s: "PushService") -> Sender:
     settings = rt.settings
     return Sender(
