@@ -8,7 +8,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
 from parley_client import ParleyClient
+from parley_client.e2e import E2EError
 
 
 class FakeServer:
@@ -77,6 +79,14 @@ class FakeServer:
             self.messages[cid].append(message)
             self.push([user_id, peer], "message.new", message, but=me)
             return {k: message[k] for k in ("message_id", "conversation_id", "seq", "sent_at")}
+        if kind == "message.edit":
+            message = next(m for ms in self.messages.values() for m in ms if m["message_id"] == data["message_id"])
+            assert message["from_user_id"] == user_id and "text" not in data
+            message["encrypted"] = data["encrypted"]
+            edited = {k: message[k] for k in ("conversation_id", "message_id", "seq")}
+            edited.update(encrypted=data["encrypted"], edited_at="2026-12-07T18:01:00Z")
+            self.push([user_id, message["to"]["user_id"]], "message.edited", edited, but=me)
+            return {"message_id": message["message_id"], "edited_at": edited["edited_at"]}
         if kind == "history.fetch":
             return {"messages": self.messages[data["conversation_id"]], "has_more": False}
         if kind == "devices.send":
@@ -151,8 +161,22 @@ async def test_encrypted_conversation_through_the_client(tmp_path: Path) -> None
     await bob.send({"user_id": "alice"}, "hi alice")
     assert (await alice.next_push("message.new"))["text"] == "hi alice"
     assert (await laptop.next_push("message.new"))["text"] == "hi alice"
-    assert [m["text"] for m in await alice.e2e.history(cid)] == ["hello bob", "hi alice"]
     assert all("hello" not in str(f) for f in server.frames)
+    assert [m["text"] for m in await alice.e2e.history(cid)] == ["hello bob", "hi alice"]
+    # A sticker, an edit: inside the ciphertext too.
+    await bob.send({"user_id": "alice"}, sticker_id="builtin:coffee")
+    assert (await alice.next_push("message.new"))["sticker"] == {"sticker_id": "builtin:coffee"}
+    await laptop.next_push("message.new")
+    sent = await alice.send({"user_id": "bob"}, "helo")
+    await bob.next_push("message.new")
+    await alice.e2e.edit(sent["message_id"], "hello, corrected")
+    edited = await bob.next_push("message.edited")
+    assert edited["text"] == "hello, corrected" and edited["message_id"] == sent["message_id"] and "encrypted" not in edited
+    assert bob.e2e.device is not None and bob.e2e.device.store.messages[sent["message_id"]]["payload"]["text"] == (
+        "hello, corrected")
+    assert (await laptop.next_push("message.edited"))["text"] == "hello, corrected"
+    with pytest.raises(E2EError, match="send_file"):
+        await alice.send({"user_id": "bob"}, file_id="f1")
     # Replayed through the server: an e2e.error, no message.
     first = server.messages[cid][0]
     await alice.call("message.send", {"to": {"user_id": "bob"}, "client_msg_id": "again", "encrypted": first["encrypted"]})

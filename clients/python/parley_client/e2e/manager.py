@@ -229,6 +229,8 @@ class E2E:
         conversation_id = device.store.encrypted_conversations.get(user_id)
         if conversation_id is None:
             raise E2EError(f"the conversation with {user_id} is not encrypted (encrypt_conversation first)")
+        if file_id is not None and file is None:
+            raise E2EError("a file in an encrypted conversation is sent with send_file (encrypted first)")
         if sticker_id is not None:
             sticker = {"sticker_id": sticker_id, **(sticker or {})}
         kind = "voice" if voice else "file" if file else "sticker" if sticker else "text"
