@@ -129,9 +129,9 @@ class Device:
         """`keys.publish` data: `one_time_keys` new one-time keys (plus any generated and not yet
         published), a fresh fallback key when asked; then `published()` once the server said ok."""
         account: Any = self.account  # fallback_key / generate_fallback_key are missing from the stubs
-        unpublished = len(self.account.one_time_keys)
-        if one_time_keys > unpublished:
-            self.account.generate_one_time_keys(min(100, one_time_keys) - unpublished)
+        wanted, unpublished = min(100, one_time_keys), len(self.account.one_time_keys)
+        if wanted > unpublished:
+            self.account.generate_one_time_keys(wanted - unpublished)
         data: dict[str, Any] = {}
         if with_device_keys:
             data["device_keys"] = self.device_keys()

@@ -116,16 +116,16 @@ class E2E:
             raise ParleyError("end-to-end encryption is not enabled (await client.e2e.enable(...)) or not set up yet")
         return self.device
 
-    async def publish(self, with_device_keys: bool = False, with_fallback: bool = False,
-                      one_time_keys: int = 5) -> int:
-        """`keys.publish` (device keys, new one-time keys, a fallback key), topped up to
-        ONE_TIME_KEYS; the server's count of unclaimed one-time keys."""
+    async def publish(self, with_device_keys: bool = False, with_fallback: bool = False) -> int:
+        """`keys.publish`: the device keys and a fallback key when asked, the one-time keys made
+        and not published yet; then one-time keys up to ONE_TIME_KEYS on the server. The
+        server's count of this device's unclaimed one-time keys."""
         device = self._device()
-        data = device.keys_to_publish(one_time_keys, with_device_keys, with_fallback)
+        data = device.keys_to_publish(0, with_device_keys, with_fallback)
         count = int((await self.client.call("keys.publish", data))["one_time_key_count"])
         device.published(data)
         if count < ONE_TIME_KEYS:
-            more = device.keys_to_publish(min(100, ONE_TIME_KEYS - count), False, False)
+            more = device.keys_to_publish(ONE_TIME_KEYS - count, False, False)
             count = int((await self.client.call("keys.publish", more))["one_time_key_count"])
             device.published(more)
         return count
@@ -216,6 +216,9 @@ class E2E:
                 if key is not None:
                     device.start_session(d, key)
         reachable = [d for d in devices if device.has_session(d.identity_key)]
+        users = set(user_ids) - {device.user_id}
+        if users and not users & {d.user_id for d in reachable}:
+            raise E2EError(f"{', '.join(sorted(users))}: no device with published keys to encrypt to")
         return device.envelope(payload, reachable)
 
     async def send(self, user_id: str, text: str | None = None, *, file: dict[str, Any] | None = None,
@@ -431,7 +434,7 @@ class E2E:
         if kind == "device.message":
             return await self._device_message(data)
         if kind == "keys.low":
-            await self.publish(one_time_keys=ONE_TIME_KEYS - int(data.get("one_time_key_count", 0)))
+            await self.publish()
         elif kind == "keys.changed":
             user_id = str(data.get("user_id"))
             self._fresh.pop(user_id, None)
