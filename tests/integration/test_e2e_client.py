@@ -137,18 +137,36 @@ async def test_alice_and_bob_talk_encrypted_and_nothing_in_clear_is_stored_or_ca
     # A file: AES-256-GCM in the client, opaque bytes on the server, the name inside the message.
     content = b"TOP-SECRET-PLANS:" + os.urandom(3000) + b"the vault code is 4711" * 50
     file_name = f"secret-plans-{secrets.token_hex(4)}.pdf"
-    await laptop.e2e.send_file(bob.user_id, content, file_name, "application/pdf", text="the plans")
+    caption = f"the plans {secrets.token_hex(6)}"
+    await laptop.e2e.send_file(bob.user_id, content, file_name, "application/pdf", text=caption)
     with_file = await next_of(bob, "message.new")
     assert with_file["file"]["name"] == file_name and with_file["file"]["content_type"] == "application/pdf"
-    assert with_file["file"]["size"] == len(content) and with_file["text"] == "the plans"
+    assert with_file["file"]["size"] == len(content) and with_file["text"] == caption
     assert await bob.e2e.download_file(with_file) == content
     assert (await next_of(alice, "message.new"))["file"]["name"] == file_name
     raw = await bob.download(with_file["file"]["file_id"])  # what the server holds and serves
     assert content[:64] not in raw and len(raw) == len(content) + 16
 
+    # A voice message, a sticker, an edit: inside the ciphertext as well.
+    voice = b"OggS-fake-voice-" + os.urandom(2000)
+    voice_name = f"voice-{secrets.token_hex(4)}.ogg"
+    await alice.e2e.send_file(bob.user_id, voice, voice_name, "audio/ogg", voice_ms=4200)
+    heard = await next_of(bob, "message.new")
+    assert heard["voice"] == {"duration_ms": 4200} and await bob.e2e.download_file(heard) == voice
+    assert (await next_of(laptop, "message.new"))["voice"] == {"duration_ms": 4200}
+    await bob.send({"user_id": alice.user_id}, sticker_id="builtin:coffee")
+    assert (await next_of(alice, "message.new"))["sticker"] == {"sticker_id": "builtin:coffee"}
+    await next_of(laptop, "message.new")
+    edited_text = f"the eagle lands at noon {secrets.token_hex(6)}"
+    await alice.e2e.edit(sent["message_id"], edited_text)
+    edited = await next_of(bob, "message.edited")
+    assert edited["message_id"] == sent["message_id"] and edited["text"] == edited_text
+    assert (await next_of(laptop, "message.edited"))["text"] == edited_text
+
     # History: the server returns ciphertext, each device shows it from what it decrypted or sent.
     shown = await alice.e2e.history(conversation_id)
-    assert [m.get("text") for m in shown] == [secret_text, reply_text, "the plans"]
+    assert [m.get("text") for m in shown][:3] == [edited_text, reply_text, caption]
+    assert [m.get("voice") for m in shown][3] == {"duration_ms": 4200} and shown[4]["sticker"]["sticker_id"] == "builtin:coffee"
     page = await alice.history(conversation_id)  # the raw page: envelopes only
     assert all("encrypted" in m and "text" not in m for m in page["messages"])
     listed = {c["conversation_id"]: c for c in (await bob.call("conversations.list"))["conversations"]}
@@ -176,7 +194,9 @@ async def test_alice_and_bob_talk_encrypted_and_nothing_in_clear_is_stored_or_ca
     stored = await database_dump(settings)
     carried = list(broker_traffic.bodies)
     assert any(b"olm.v1" in body for body in carried), "the recorder saw the encrypted traffic"
-    needles = [secret_text.encode(), reply_text.encode(), b"the plans", file_name.encode(), content[:32],
+    # (Unique strings only: the database is the whole test session's; "builtin:coffee" is not.)
+    needles = [secret_text.encode(), reply_text.encode(), edited_text.encode(), caption.encode(),
+               voice[:32], voice_name.encode(), file_name.encode(), content[:32],
                content[1500:1532], b"the vault code is 4711", b"TOP-SECRET-PLANS"]
     for where, blobs in (("MongoDB", stored), ("the broker", carried)):
         for needle in needles:

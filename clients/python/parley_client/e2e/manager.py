@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("parley_client.e2e")
 ONE_TIME_KEYS = 50  # kept on the server (refilled on keys.low, below 20)
 HISTORY_CHUNK_BYTES = 8_000  # plaintext per to-device message: its body stays under 16,000 characters
-PASSED = frozenset({"message.new", "message.edited", "device.message", "keys.low", "keys.changed",
-                    "conversation.encrypted"})
+PASSED = frozenset({"message.new", "message.changed", "message.edited", "device.message", "keys.low",
+                    "keys.changed", "conversation.encrypted"})
 
 
 class E2E:
@@ -296,7 +296,12 @@ class E2E:
             envelope = await self._envelope(payload, [peer, device.user_id])
         result = await self.client.call("message.edit", {"message_id": message_id, "encrypted": envelope})
         record["payload"] = {**record["payload"], "text": text}
-        device.store.seen_payloads[payload["id"]] = f"{message_id}@{result.get('edited_at')}"
+        ident = f"{message_id}@{result.get('edited_at')}"
+        device.store.messages[ident] = StoredMessage(
+            message_id=ident, conversation_id=record["conversation_id"], seq=record["seq"],
+            from_user_id=device.user_id, sender_device_id=device.device_id, sent_at=str(result.get("edited_at")),
+            payload=payload, source="edit")
+        device.store.seen_payloads[payload["id"]] = ident
         device.store.save()
         return result
 
@@ -361,7 +366,7 @@ class E2E:
 
     def local_messages(self, conversation_id: str | None = None) -> list[StoredMessage]:
         """What this device holds decrypted (sent, received or shared with it), by seq."""
-        records = self._device().store.messages.values()
+        records = [r for r in self._device().store.messages.values() if r["source"] != "edit"]
         return sorted((r for r in records if conversation_id is None or r["conversation_id"] == conversation_id),
                       key=lambda r: (r["conversation_id"], r["seq"]))
 
@@ -420,11 +425,15 @@ class E2E:
 
     async def _handle(self, push: Push) -> Push | None:
         kind, data = push["type"], push.get("data") or {}
-        if kind in ("message.new", "message.edited") and "encrypted" in data:
+        if kind in ("message.new", "message.changed", "message.edited") and "encrypted" in data:
             try:
-                if kind == "message.new":
-                    return {"type": kind, "data": dict(await self.decrypt(data))}
-                return {"type": kind, "data": await self._decrypt_edit(data)}
+                if kind == "message.edited":
+                    return {"type": kind, "data": await self._decrypt_edit(data)}
+                store = self._device().store
+                if kind == "message.changed" and data.get("edited_at") and data["message_id"] in store.messages:
+                    await self._decrypt_edit(data)  # a changed message I hold: its edit, if new
+                    return {"type": kind, "data": dict(self.shown(data, store.messages[data["message_id"]]))}
+                return {"type": kind, "data": dict(await self.decrypt(data))}
             except DecryptionError as exc:
                 self.errors.append(exc)
                 return {"type": "e2e.error", "data": {
@@ -451,7 +460,7 @@ class E2E:
         if original is not None:
             stand_in["from_user_id"] = original["from_user_id"]
         edit = await self.decrypt(stand_in)
-        device.store.messages.pop(ident, None)
+        device.store.messages[ident]["source"] = "edit"  # kept: the same edit again reads from it
         shown = {k: v for k, v in data.items() if k != "encrypted"}
         shown["text"] = edit.get("text", "")
         if original is not None:

@@ -48,7 +48,9 @@ class StoredMessage(TypedDict):
     sender_device_id: str
     sent_at: str
     payload: dict[str, Any]  # docs/security.md "Payload"
-    source: str  # "decrypted", "sent" (by this device) or "shared" (by another of my devices)
+    # "decrypted", "sent" (by this device), "shared" (by another of my devices), or "edit" (an
+    # edit's payload, kept under "<message_id>@<edited_at>"; the message's own record has its text)
+    source: str
 
 
 def load_pickle_key(store_path: str | os.PathLike[str], pickle_key: bytes | None) -> bytes:
