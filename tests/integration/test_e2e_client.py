@@ -130,8 +130,11 @@ async def test_alice_and_bob_talk_encrypted_and_nothing_in_clear_is_stored_or_ca
     assert on_laptop["text"] == secret_text and on_laptop["from_user_id"] == alice.user_id
 
     reply_text = f"roger, bring the maps {secrets.token_hex(6)}"
-    await bob.send({"user_id": alice.user_id}, reply_text)
-    assert (await next_of(alice, "message.new"))["text"] == reply_text
+    await bob.send({"user_id": alice.user_id}, reply_text, reply_to=sent["message_id"])
+    answer = await next_of(alice, "message.new")
+    assert answer["text"] == reply_text
+    # The server keeps only the quoted message's id; each client draws the quote from its own copy.
+    assert answer["reply_to"] == {"message_id": sent["message_id"], "from_user_id": alice.user_id, "text": secret_text}
     assert (await next_of(laptop, "message.new"))["text"] == reply_text
 
     # A file: AES-256-GCM in the client, opaque bytes on the server, the name inside the message.

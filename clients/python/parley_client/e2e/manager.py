@@ -52,6 +52,7 @@ class E2E:
         self._worker: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._setup_task: asyncio.Task[None] | None = None
+        self.setup_error: BaseException | None = None  # why setting up at the last bind failed (tried again at the next)
         self._lock = asyncio.Lock()  # one envelope at a time: sessions are claimed once
         self._fresh: dict[str, list[DeviceKeys]] = {}  # user_id -> devices fetched since the last change
 
@@ -76,7 +77,7 @@ class E2E:
         if not self.active:
             return
         self._start_worker()
-        if self.device is None and (self._setup_task is None or self._setup_task.done()):
+        if (self.device is None or not self._ready.is_set()) and (self._setup_task is None or self._setup_task.done()):
             self._setup_task = asyncio.create_task(self._setup_quietly())
             self.client._tasks.append(self._setup_task)
 
@@ -88,7 +89,9 @@ class E2E:
     async def _setup_quietly(self) -> None:
         try:
             await self._setup()
-        except Exception:
+            self.setup_error = None
+        except Exception as exc:  # pushes wait (they are never handed on undecrypted) until a bind sets it up
+            self.setup_error = exc
             log.exception("end-to-end setup failed")
 
     async def _setup(self) -> None:
@@ -345,6 +348,14 @@ class E2E:
                             "content_type": file["content_type"]}
             e2e["file"] = {k: file[k] for k in ("file_id", "key", "nonce", "sha256")}
         data["e2e"] = e2e
+        reply_to = data.get("reply_to")
+        if isinstance(reply_to, dict) and "message_id" in reply_to:  # the quote, from this device's own copy
+            quoted = device.store.messages.get(str(reply_to["message_id"]))
+            if quoted is not None:
+                quoted_payload = quoted["payload"]
+                data["reply_to"] = {**reply_to, **{k: v for k, v in (
+                    ("text", quoted_payload.get("text")), ("file_name", (quoted_payload.get("file") or {}).get("name")),
+                    ("voice", True if quoted_payload.get("voice") else None)) if v is not None}}
         return cast(Message, data)
 
     async def history(self, conversation_id: str, before_seq: int | None = None, limit: int = 50) -> list[Message]:
