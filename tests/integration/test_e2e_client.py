@@ -158,7 +158,8 @@ async def test_alice_and_bob_talk_encrypted_and_nothing_in_clear_is_stored_or_ca
     assert heard["voice"] == {"duration_ms": 4200} and await bob.e2e.download_file(heard) == voice
     assert (await next_of(laptop, "message.new"))["voice"] == {"duration_ms": 4200}
     await bob.send({"user_id": alice.user_id}, sticker_id="builtin:coffee")
-    assert (await next_of(alice, "message.new"))["sticker"] == {"sticker_id": "builtin:coffee"}
+    assert (await next_of(alice, "message.new"))["sticker"] == {"sticker_id": "builtin:coffee",
+                                                                  "url": "/app/stickers/coffee.svg"}
     await next_of(laptop, "message.new")
     edited_text = f"the eagle lands at noon {secrets.token_hex(6)}"
     await alice.e2e.edit(sent["message_id"], edited_text)

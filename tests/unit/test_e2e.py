@@ -251,11 +251,11 @@ def test_a_new_device_reads_old_messages_only_once_one_of_mine_shares_them(
     introduce(alice1, alice2, bob, tablet)
     with pytest.raises(DecryptionError, match="not_for_this_device"):
         tablet.decrypt_message(old)
-    payload = alice2.payload("", "history", batch="b", part=0, parts=1, messages=list(alice2.store.messages.values()))
+    payload = alice2.payload("", "history", batch="b", part=0, parts=1, items=list(alice2.store.messages.values()))
     entry = alice2.to_device(keys_of(tablet), payload)
     push = {"id": "dm1", "from_device_id": "laptop", "sent_at": "now", **{k: entry[k] for k in ("sender_key", "type", "body")}}
     opened = tablet.open_to_device(push)
-    assert opened["type"] == "history" and tablet.import_shared(opened["messages"]) == 1
+    assert opened["type"] == "history" and tablet.import_shared(opened["items"]) == 1
     record = tablet.decrypt_message(old)
     assert record["payload"]["text"] == "before the tablet" and record["source"] == "shared"
     with pytest.raises(DecryptionError, match="replayed"):
@@ -264,3 +264,25 @@ def test_a_new_device_reads_old_messages_only_once_one_of_mine_shares_them(
     forged = bob.to_device(keys_of(tablet), {**payload, "sender": {"user_id": "alice", "device_id": "laptop"}})
     with pytest.raises(DecryptionError, match="unknown_sender"):
         tablet.open_to_device({"id": "dm3", "from_device_id": "laptop", **{k: forged[k] for k in ("sender_key", "type", "body")}})
+
+
+def test_the_web_clients_shorter_payloads_are_read(trio: tuple[Device, Device, Device]) -> None:
+    """services/gateway/web/js/e2e.js writes {type, text?, file?, sticker_id?, voice?, mentions?}
+    (no v, id, sender, conversation_id) and history as {type: "history", items: [{conversation_id,
+    message_id, payload}]}: read as well, the fields that are there checked."""
+    alice1, alice2, bob = trio
+    web = {"type": "file", "text": "from the browser", "file": {"key": "k", "nonce": "n", "sha256": "s", "name": "a.png",
+                                                              "content_type": "image/png", "size": 3}}
+    message = {"message_id": "w1", "conversation_id": "d_ab", "seq": 900, "from_user_id": "alice", "to": {"user_id": "bob"},
+               "sent_at": "now", "file": {"file_id": "f9", "name": "encrypted", "size": 19,
+                                          "content_type": "application/octet-stream"},
+               "encrypted": alice1.envelope(web, [keys_of(bob)])}
+    record = bob.decrypt_message(message)
+    assert record["payload"] == web and record["sender_device_id"] == "phone"
+    with pytest.raises(DecryptionError, match="bad_payload"):
+        bob.decrypt_message({**message, "message_id": "w2", "encrypted": alice1.envelope({"text": "no type"}, [keys_of(bob)])})
+    entry = alice1.to_device(keys_of(alice2), {"type": "history", "items": [
+        {"conversation_id": "d_ab", "message_id": "w3", "payload": {"type": "sticker", "sticker_id": "builtin:star"}},
+        {"conversation_id": "d_ab", "message_id": "w4"}]})
+    opened = alice2.open_to_device({"id": "dm", "from_device_id": "phone", **{k: entry[k] for k in ("sender_key", "type", "body")}})
+    assert alice2.import_shared(opened["items"]) == 1 and alice2.store.messages["w3"]["payload"]["sticker_id"] == "builtin:star"

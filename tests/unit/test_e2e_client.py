@@ -165,7 +165,8 @@ async def test_encrypted_conversation_through_the_client(tmp_path: Path) -> None
     assert [m["text"] for m in await alice.e2e.history(cid)] == ["hello bob", "hi alice"]
     # A sticker, an edit: inside the ciphertext too.
     await bob.send({"user_id": "alice"}, sticker_id="builtin:coffee")
-    assert (await alice.next_push("message.new"))["sticker"] == {"sticker_id": "builtin:coffee"}
+    assert (await alice.next_push("message.new"))["sticker"] == {"sticker_id": "builtin:coffee",
+                                                                  "url": "/app/stickers/coffee.svg"}
     await laptop.next_push("message.new")
     sent = await alice.send({"user_id": "bob"}, "helo")
     await bob.next_push("message.new")

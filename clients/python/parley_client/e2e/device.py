@@ -335,15 +335,16 @@ class Device:
         if sender is None or sender[0] != from_user_id or sender[2]["removed"]:
             raise DecryptionError("unknown_sender", f"{sender_key[:12]}… is not a device of {from_user_id}", message_id)
         payload = self._open(sender_key, mine[0], message_id)
-        if payload["sender"] != {"user_id": from_user_id, "device_id": sender[1]}:
+        if "sender" in payload and payload["sender"] != {"user_id": from_user_id, "device_id": sender[1]}:
             raise DecryptionError("bad_payload", "the payload names another sender than the envelope", message_id)
-        if payload.get("conversation_id") != message.get("conversation_id"):
+        if "conversation_id" in payload and payload["conversation_id"] != message.get("conversation_id"):
             raise DecryptionError("bad_payload", "the payload belongs to another conversation", message_id)
         record = StoredMessage(message_id=message_id, conversation_id=str(message["conversation_id"]),
                                seq=int(message["seq"]), from_user_id=from_user_id, sender_device_id=sender[1],
                                sent_at=str(message["sent_at"]), payload=payload, source="decrypted")
         self.store.messages[message_id] = record
-        self.store.seen_payloads[str(payload["id"])] = message_id
+        if "id" in payload:
+            self.store.seen_payloads[str(payload["id"])] = message_id
         self.store.save()
         return record
 
@@ -367,9 +368,12 @@ class Device:
             payload = json.loads(plaintext)
         except ValueError:
             payload = None
-        if not isinstance(payload, dict) or payload.get("v") != PAYLOAD_VERSION or not isinstance(payload.get("id"), str):
+        # `type` is all a payload must have (the web client's carry no `v`, `id`, `sender` or
+        # `conversation_id`); each of those is checked when it is there.
+        if (not isinstance(payload, dict) or not isinstance(payload.get("type"), str)
+                or payload.get("v", PAYLOAD_VERSION) != PAYLOAD_VERSION):
             raise DecryptionError("bad_payload", "the plaintext is not a Parley payload", message_id)
-        earlier = self.store.seen_payloads.get(payload["id"])
+        earlier = self.store.seen_payloads.get(str(payload["id"])) if "id" in payload else None
         if earlier is not None and earlier != message_id:
             raise DecryptionError("replayed", f"this payload was already received as message {earlier}", message_id)
         return payload
@@ -390,23 +394,30 @@ class Device:
             raise DecryptionError("unknown_sender", "a to-device message not from a device of mine")
         ident = f"device.message:{push.get('id')}"
         payload = self._open(sender_key, push, ident)
-        if payload.get("sender") != {"user_id": self.user_id, "device_id": sender[1]}:
+        if "sender" in payload and payload["sender"] != {"user_id": self.user_id, "device_id": sender[1]}:
             raise DecryptionError("bad_payload", "the payload names another sender than the envelope")
-        self.store.seen_payloads[str(payload["id"])] = ident
+        if "id" in payload:
+            self.store.seen_payloads[str(payload["id"])] = ident
         self.store.save()
         return payload
 
-    def import_shared(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Messages another device of mine shared (history): kept unless already here; how many were new."""
+    def import_shared(self, items: Iterable[Mapping[str, Any]]) -> int:
+        """Messages another device of mine shared (history `items`: `{conversation_id, message_id,
+        payload}` and, from this client, the other fields of a StoredMessage): kept unless
+        already here; how many were new."""
         added = 0
-        for item in records:
-            message_id = str(item["message_id"])
-            if message_id in self.store.messages:
+        for item in items:
+            if not isinstance(item, Mapping) or not isinstance(item.get("payload"), Mapping) or "message_id" not in item:
                 continue
+            message_id = str(item["message_id"])
+            if message_id in self.store.messages or not isinstance(item["payload"].get("type"), str):
+                continue
+            sender = item["payload"].get("sender") or {}
             record = StoredMessage(
-                message_id=message_id, conversation_id=str(item["conversation_id"]), seq=int(item["seq"]),
-                from_user_id=str(item["from_user_id"]), sender_device_id=str(item["sender_device_id"]),
-                sent_at=str(item["sent_at"]), payload=dict(item["payload"]), source="shared")
+                message_id=message_id, conversation_id=str(item.get("conversation_id", "")),
+                seq=int(item.get("seq", 0)), from_user_id=str(item.get("from_user_id", sender.get("user_id", ""))),
+                sender_device_id=str(item.get("sender_device_id", sender.get("device_id", ""))),
+                sent_at=str(item.get("sent_at", "")), payload=dict(item["payload"]), source="shared")
             self.store.messages[message_id] = record
             added += 1
         self.store.save()

@@ -225,7 +225,7 @@ class E2E:
         return device.envelope(payload, reachable)
 
     async def send(self, user_id: str, text: str | None = None, *, file: dict[str, Any] | None = None,
-                   file_id: str | None = None, sticker: dict[str, Any] | None = None, sticker_id: str | None = None,
+                   file_id: str | None = None, sticker_id: str | None = None,
                    voice: dict[str, Any] | None = None, mentions: list[str] | None = None,
                    reply_to: str | None = None, ttl_seconds: int | None = None, burn_seconds: int | None = None,
                    client_msg_id: str | None = None) -> SendResult:
@@ -237,10 +237,8 @@ class E2E:
             raise E2EError(f"the conversation with {user_id} is not encrypted (encrypt_conversation first)")
         if file_id is not None and file is None:
             raise E2EError("a file in an encrypted conversation is sent with send_file (encrypted first)")
-        if sticker_id is not None:
-            sticker = {"sticker_id": sticker_id, **(sticker or {})}
-        kind = "voice" if voice else "file" if file else "sticker" if sticker else "text"
-        payload = device.payload(conversation_id, kind, text=text, file=file, sticker=sticker, voice=voice,
+        kind = "voice" if voice else "file" if file else "sticker" if sticker_id else "text"
+        payload = device.payload(conversation_id, kind, text=text, file=file, sticker_id=sticker_id, voice=voice,
                                  mentions=mentions)
         cmid = client_msg_id or secrets.token_hex(8)
         for attempt in range(2):
@@ -335,18 +333,27 @@ class E2E:
         device = self._device()
         data = {k: v for k, v in message.items() if k != "encrypted"}
         payload = record["payload"]
-        for key in ("text", "mentions", "sticker", "voice"):
+        for key in ("text", "mentions", "voice"):
             if key in payload:
                 data[key] = payload[key]
+        if isinstance(payload.get("sticker_id"), str):
+            sticker_id = payload["sticker_id"]
+            url = (f"/app/stickers/{sticker_id.removeprefix('builtin:')}.svg" if sticker_id.startswith("builtin:")
+                   else f"/images/{sticker_id}")
+            data["sticker"] = {"sticker_id": sticker_id, "url": url}
         pin = device.store.pins.get(record["from_user_id"], {}).get(record["sender_device_id"])
         e2e: dict[str, Any] = {"sender_device_id": record["sender_device_id"], "source": record["source"],
                                "verified": bool(pin and pin["verified"]),
                                "identity_changed": bool(pin and pin["identity_changed"])}
         file = payload.get("file")
-        if isinstance(file, dict):
-            data["file"] = {"file_id": file["file_id"], "name": file["name"], "size": file["size"],
-                            "content_type": file["content_type"]}
-            e2e["file"] = {k: file[k] for k in ("file_id", "key", "nonce", "sha256")}
+        server_file = message.get("file") or {}
+        if isinstance(file, dict):  # the file_id is the payload's (this client's) or the message's (the web's)
+            file_id = file.get("file_id") or server_file.get("file_id")
+            data["file"] = {"file_id": file_id, "name": str(file.get("name") or "file"), "size": file.get("size"),
+                            "content_type": str(file.get("content_type") or "application/octet-stream")}
+            e2e["file"] = {"file_id": file_id, **{k: file[k] for k in ("key", "nonce", "sha256")}}
+        elif server_file:
+            data.pop("file", None)  # an upload the payload does not name: nothing this device can read
         data["e2e"] = e2e
         reply_to = data.get("reply_to")
         if isinstance(reply_to, dict) and "message_id" in reply_to:  # the quote, from this device's own copy
@@ -409,7 +416,7 @@ class E2E:
                     raise E2EError(f"{to_device_id} has no one-time or fallback key left to claim")
                 device.start_session(target, claimed["keys"][0])
             for part, chunk in enumerate(chunks):
-                payload = device.payload("", "history", batch=batch, part=part, parts=len(chunks), messages=chunk)
+                payload = device.payload("", "history", batch=batch, part=part, parts=len(chunks), items=chunk)
                 payload.pop("conversation_id")
                 await self.client.call("devices.send", {"messages": [device.to_device(target, payload)]})
         return len(records)
@@ -507,7 +514,7 @@ class E2E:
                                                   "reason": exc.reason, "detail": exc.detail}}
         result: Push
         if payload.get("type") == "history":
-            imported = device.import_shared(payload.get("messages") or [])
+            imported = device.import_shared(payload.get("items") or [])
             result = {"type": "e2e.history", "data": {
                 "from_device_id": data.get("from_device_id"), "batch": payload.get("batch"),
                 "part": payload.get("part"), "parts": payload.get("parts"), "imported": imported}}
