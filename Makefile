@@ -50,7 +50,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing Python dependencies into $(VENV) ..."
-	$(VENV)/bin/pip install -e '.[dev,local]' -e clients/python
+	$(VENV)/bin/pip install -e '.[dev,local]' -e 'clients/python[e2e]'
 	@touch $@
 
 infra:

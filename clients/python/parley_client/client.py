@@ -7,13 +7,16 @@ and files over HTTP with the session's token. The plumbing is `Session`'s.
 import asyncio
 import secrets
 from collections.abc import Callable
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from parley_client import files
 from parley_client.errors import ParleyError, ReplyError
-from parley_client.models import HistoryPage, Message, Recipient, SendResult, UploadedFile
+from parley_client.models import HistoryPage, Message, Push, Recipient, SendResult, UploadedFile
 from parley_client.outbox import Attempt, RetryPolicy
 from parley_client.session import Session
+
+if TYPE_CHECKING:
+    from parley_client.e2e import E2E
 
 
 class ParleyClient(Session):
@@ -23,18 +26,45 @@ class ParleyClient(Session):
     """
 
     _acker: "asyncio.Task[None] | None" = None
+    _e2e: "E2E | None" = None
 
     def _on_bound(self) -> None:
         super()._on_bound()
         if self.ack_interval:
             self.start_acking(self.ack_interval)
+        if self._e2e is not None:
+            self._e2e.on_bound()
+
+    # --- end-to-end encryption -------------------------------------------------------------------
+    @property
+    def e2e(self) -> "E2E":
+        """End-to-end encrypted conversations (docs/security.md; the `e2e` extra): `await
+        client.e2e.enable(store_path)`, then encrypted conversations are sent to and read in
+        clear here, ciphertext everywhere else."""
+        if self._e2e is None:
+            from parley_client.e2e import E2E  # vodozemac only for those who use it
+            self._e2e = E2E(self)
+        return self._e2e
+
+    def _deliver(self, push: Push) -> None:
+        if self._e2e is not None and self._e2e.active:
+            self._e2e.feed(push)
+        else:
+            self._deliver_now(push)
 
     # --- messages --------------------------------------------------------------------------------
     async def send(self, to: Recipient, text: str | None = None, *, file_id: str | None = None,
                    ttl_seconds: int | None = None, client_msg_id: str | None = None, policy: RetryPolicy | None = None,
                    on_attempt: Callable[[Attempt], None] | None = None, **extra: Any) -> SendResult:
         """`message.send`, tried again with the same client_msg_id while the outcome is open
-        (`send_policy` unless `policy`); the stored message's seq and id."""
+        (`send_policy` unless `policy`); the stored message's seq and id. In a conversation
+        encrypted end to end (`client.e2e`), encrypted (`sticker_id`, `voice`, `mentions` too)."""
+        peer = to.get("user_id")
+        if self._e2e is not None and peer is not None and self._e2e.is_encrypted(peer):
+            if policy is not None or on_attempt is not None:
+                raise ParleyError("an encrypted send takes no policy or on_attempt")
+            return await self._e2e.send(peer, text, file_id=file_id, ttl_seconds=ttl_seconds,
+                                        client_msg_id=client_msg_id, **extra)
         cmid = client_msg_id or secrets.token_hex(8)
         data: dict[str, Any] = {"to": to, "client_msg_id": cmid, **extra}
         for key, value in (("text", text), ("file_id", file_id), ("ttl_seconds", ttl_seconds)):

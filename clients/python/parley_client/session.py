@@ -237,6 +237,16 @@ class Session:
             self.syncing = False
             self.inbox.end_sync()
             self.ready.set()
+        self._deliver(push)
+
+    def _deliver(self, push: Push) -> None:
+        """Hand a push on (ParleyClient first decrypts, when end-to-end encryption is on)."""
+        self._deliver_now(push)
+
+    def _deliver_now(self, push: Push) -> None:
+        """To the `on_push` hook, the futures of `expect`, the queue."""
+        kind = push.get("type")
+        data: Any = push.get("data") or {}
         if self.on_push is not None:
             self.on_push(push)
         if self._expected:

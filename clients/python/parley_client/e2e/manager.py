@@ -1,0 +1,524 @@
+"""`client.e2e`: end-to-end encrypted direct conversations over the socket (docs/security.md).
+
+    await client.login("alice", "...", device_id="laptop")
+    await client.e2e.enable("alice-laptop.e2e")          # keys made, published, topped up
+    await client.e2e.encrypt_conversation(bob_id)        # once, for good
+    await client.send({"user_id": bob_id}, "hello")      # encrypted: the conversation is
+    async for message in client.messages(): ...          # decrypted: text, file, e2e fields
+
+Once enabled, every push goes through here in arrival order before the library's queue and
+hooks see it: `message.new` / `message.edited` carrying `encrypted` come out decrypted (or, when
+they cannot be, as a push `e2e.error` instead: never as a message), `device.message` is
+decrypted (history another device of mine shared is imported and acknowledged), `keys.low` tops
+the one-time keys up, `keys.changed` refreshes the pins (a changed key is pushed as
+`e2e.identity_changed`).
+"""
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from parley_client.connection import dumps
+from parley_client.e2e.device import DecryptionError, Device, DeviceKeys, KeyChange
+from parley_client.e2e.primitives import E2EError, FileSecret, decrypt_file, encrypt_file, parse_safety_qr
+from parley_client.e2e.store import E2EStore, StoredMessage
+from parley_client.errors import ParleyError, ReplyError
+from parley_client.models import Message, Push, SendResult
+
+if TYPE_CHECKING:
+    from parley_client.client import ParleyClient
+
+log = logging.getLogger("parley_client.e2e")
+ONE_TIME_KEYS = 50  # kept on the server (refilled on keys.low, below 20)
+HISTORY_CHUNK_BYTES = 8_000  # plaintext per to-device message: its body stays under 16,000 characters
+PASSED = frozenset({"message.new", "message.changed", "message.edited", "device.message", "keys.low",
+                    "keys.changed", "conversation.encrypted"})
+
+
+class E2E:
+    """One device's end-to-end encryption, attached to its client (`client.e2e`)."""
+
+    def __init__(self, client: "ParleyClient"):
+        self.client = client
+        self.device: Device | None = None
+        self.errors: list[DecryptionError] = []  # messages refused (also pushed as `e2e.error`)
+        self.identity_changes: list[KeyChange] = []  # also pushed as `e2e.identity_changed`
+        self._store_path: Path | None = None
+        self._pickle_key: bytes | None = None
+        self._queue: asyncio.Queue[Push] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._setup_task: asyncio.Task[None] | None = None
+        self.setup_error: BaseException | None = None  # why setting up at the last bind failed (tried again at the next)
+        self._lock = asyncio.Lock()  # one envelope at a time: sessions are claimed once
+        self._fresh: dict[str, list[DeviceKeys]] = {}  # user_id -> devices fetched since the last change
+
+    # --- setting up -------------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self._store_path is not None
+
+    async def enable(self, store_path: str | os.PathLike[str], pickle_key: bytes | None = None) -> None:
+        """Turn end-to-end encryption on for this device: its state in `store_path` (made if
+        missing; sealed with `pickle_key`, 32 bytes, or a key kept in `<store_path>.key`).
+        Before login: done at the bind, before any push of it is handed on. After: at once."""
+        self._store_path, self._pickle_key = Path(store_path), pickle_key
+        self._start_worker()
+        if self.client.user_id is not None and self.client.token is not None:
+            await self._setup()
+        else:
+            self._ready.clear()
+
+    def on_bound(self) -> None:
+        """Called by the client after each bind."""
+        if not self.active:
+            return
+        self._start_worker()
+        if (self.device is None or not self._ready.is_set()) and (self._setup_task is None or self._setup_task.done()):
+            self._setup_task = asyncio.create_task(self._setup_quietly())
+            self.client._tasks.append(self._setup_task)
+
+    def _start_worker(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work())
+            self.client._tasks.append(self._worker)
+
+    async def _setup_quietly(self) -> None:
+        try:
+            await self._setup()
+            self.setup_error = None
+        except Exception as exc:  # pushes wait (they are never handed on undecrypted) until a bind sets it up
+            self.setup_error = exc
+            log.exception("end-to-end setup failed")
+
+    async def _setup(self) -> None:
+        if self.device is None:
+            assert self._store_path is not None
+            user_id, device_id = self.client.user_id, self.client.device_id or "default"
+            if user_id is None:
+                raise ParleyError("log in first")
+            store = E2EStore(self._store_path, self._pickle_key)
+            self.device = Device(store, user_id, device_id)
+        device = self.device
+        mine, _ = await self.refresh_devices([device.user_id])
+        listed = await self.client.call("keys.devices", {"user_ids": [device.user_id]})
+        on_server = [d for d in listed.get("devices", []) if d["device_id"] == device.device_id]
+        current = bool(on_server) and on_server[0]["identity_key"] == device.identity_key
+        await self.publish(with_device_keys=not current, with_fallback=not current)
+        for conversation in (await self.client.call("conversations.list")).get("conversations", []):
+            if conversation.get("encrypted_at") and conversation.get("kind") == "direct" and "peer" in conversation:
+                device.store.encrypted_conversations[conversation["peer"]["user_id"]] = conversation["conversation_id"]
+        device.store.save()
+        self._ready.set()
+
+    def _device(self) -> Device:
+        if self.device is None:
+            raise ParleyError("end-to-end encryption is not enabled (await client.e2e.enable(...)) or not set up yet")
+        return self.device
+
+    async def publish(self, with_device_keys: bool = False, with_fallback: bool = False) -> int:
+        """`keys.publish`: the device keys and a fallback key when asked, the one-time keys made
+        and not published yet; then one-time keys up to ONE_TIME_KEYS on the server. The
+        server's count of this device's unclaimed one-time keys."""
+        device = self._device()
+        data = device.keys_to_publish(0, with_device_keys, with_fallback)
+        count = int((await self.client.call("keys.publish", data))["one_time_key_count"])
+        device.published(data)
+        if count < ONE_TIME_KEYS:
+            more = device.keys_to_publish(ONE_TIME_KEYS - count, False, False)
+            count = int((await self.client.call("keys.publish", more))["one_time_key_count"])
+            device.published(more)
+        return count
+
+    # --- devices and trust ------------------------------------------------------------------------
+    async def refresh_devices(self, user_ids: Iterable[str]) -> tuple[list[DeviceKeys], list[KeyChange]]:
+        """`keys.devices` of these users, checked and compared with the pins; a changed key is
+        pushed as `e2e.identity_changed` and kept in `identity_changes`."""
+        device = self._device()
+        users = sorted(set(user_ids))
+        listed = await self.client.call("keys.devices", {"user_ids": users})
+        devices, changes = device.check_devices(listed.get("devices", []), users)
+        for user_id in users:
+            self._fresh[user_id] = [d for d in devices if d.user_id == user_id]
+        for change in changes:
+            self.identity_changes.append(change)
+            self.client._deliver_now({"type": "e2e.identity_changed", "data": {
+                "user_id": change.user_id, "device_id": change.device_id,
+                "old_signing_key": change.old_signing_key, "new_signing_key": change.new_signing_key}})
+        return devices, changes
+
+    async def devices(self, user_ids: Iterable[str]) -> list[DeviceKeys]:
+        """The users' devices (but this one): as fetched since the last `keys.changed`, else fetched."""
+        users = set(user_ids)
+        missing = [u for u in users if u not in self._fresh]
+        if missing:
+            await self.refresh_devices(missing)
+        return [d for u in sorted(users) for d in self._fresh.get(u, [])]
+
+    def identity_changed(self, user_id: str) -> bool:
+        """A device of the user changed its keys since they were pinned (and nobody verified the new ones)."""
+        return any(p["identity_changed"] for p in self._device().devices_of(user_id).values())
+
+    async def safety_number(self, peer_user_id: str) -> str:
+        """The 60 digits to compare with `peer_user_id` (keys refreshed first)."""
+        device = self._device()
+        await self.refresh_devices([device.user_id, peer_user_id])
+        return device.safety_number(peer_user_id)
+
+    async def verify(self, peer_user_id: str, safety_number_or_qr: str) -> bool:
+        """Compare what the other person shows (60 digits, spaces allowed, or the scanned QR
+        string) with ours; when equal, their devices are marked verified (and the changed-key
+        notice cleared)."""
+        text = safety_number_or_qr.strip()
+        digits = parse_safety_qr(text) if text.startswith("parley-sn:") else text.replace(" ", "")
+        if digits != await self.safety_number(peer_user_id):
+            return False
+        for pin in self._device().devices_of(peer_user_id).values():
+            pin["verified"], pin["identity_changed"] = True, False
+        self._device().store.save()
+        return True
+
+    def mark_verified(self, user_id: str, device_id: str, verified: bool = True) -> None:
+        pin = self._device().store.pins[user_id][device_id]
+        pin["verified"] = verified
+        if verified:
+            pin["identity_changed"] = False
+        self._device().store.save()
+
+    def acknowledge_identity(self, user_id: str) -> None:
+        """The person saw the "identity changed" notice: stop marking their messages."""
+        for pin in self._device().devices_of(user_id).values():
+            pin["identity_changed"] = False
+        self._device().store.save()
+
+    # --- conversations ----------------------------------------------------------------------------
+    async def encrypt_conversation(self, user_id: str) -> str:
+        """`conversations.encrypt` with `user_id` (for good); the conversation's id."""
+        result = await self.client.call("conversations.encrypt", {"to": {"user_id": user_id}})
+        store = self._device().store
+        store.encrypted_conversations[user_id] = str(result["conversation_id"])
+        store.save()
+        return str(result["conversation_id"])
+
+    def is_encrypted(self, user_id: str) -> bool:
+        return self.device is not None and user_id in self.device.store.encrypted_conversations
+
+    async def _envelope(self, payload: Mapping[str, Any], user_ids: Iterable[str]) -> dict[str, Any]:
+        device = self._device()
+        devices = await self.devices(user_ids)
+        missing = [d for d in devices if not device.has_session(d.identity_key)]
+        if missing:
+            claimed = await self.client.call("keys.claim", {"devices": [
+                {"user_id": d.user_id, "device_id": d.device_id} for d in missing]})
+            by_device = {(k["user_id"], k["device_id"]): k for k in claimed.get("keys", [])}
+            for d in missing:
+                key = by_device.get((d.user_id, d.device_id))
+                if key is not None:
+                    device.start_session(d, key)
+        reachable = [d for d in devices if device.has_session(d.identity_key)]
+        users = set(user_ids) - {device.user_id}
+        if users and not users & {d.user_id for d in reachable}:
+            raise E2EError(f"{', '.join(sorted(users))}: no device with published keys to encrypt to")
+        return device.envelope(payload, reachable)
+
+    async def send(self, user_id: str, text: str | None = None, *, file: dict[str, Any] | None = None,
+                   file_id: str | None = None, sticker_id: str | None = None,
+                   voice: dict[str, Any] | None = None, mentions: list[str] | None = None,
+                   reply_to: str | None = None, ttl_seconds: int | None = None, burn_seconds: int | None = None,
+                   client_msg_id: str | None = None) -> SendResult:
+        """`message.send` in the encrypted conversation with `user_id`: the payload encrypted to
+        every device of both users (this one excepted), kept here to be shown later."""
+        device = self._device()
+        conversation_id = device.store.encrypted_conversations.get(user_id)
+        if conversation_id is None:
+            raise E2EError(f"the conversation with {user_id} is not encrypted (encrypt_conversation first)")
+        if file_id is not None and file is None:
+            raise E2EError("a file in an encrypted conversation is sent with send_file (encrypted first)")
+        kind = "voice" if voice else "file" if file else "sticker" if sticker_id else "text"
+        payload = device.payload(conversation_id, kind, text=text, file=file, sticker_id=sticker_id, voice=voice,
+                                 mentions=mentions)
+        cmid = client_msg_id or secrets.token_hex(8)
+        for attempt in range(2):
+            async with self._lock:
+                envelope = await self._envelope(payload, [user_id, device.user_id])
+            data: dict[str, Any] = {"to": {"user_id": user_id}, "client_msg_id": cmid, "encrypted": envelope}
+            for key, value in (("file_id", file_id), ("reply_to", reply_to), ("ttl_seconds", ttl_seconds),
+                               ("burn_seconds", burn_seconds)):
+                if value is not None:
+                    data[key] = value
+            self.client.outbox[cmid] = data
+            try:
+                result = cast(SendResult, await self.client.call("message.send", data, retry=self.client.send_policy))
+            except ReplyError as exc:  # the device list changed under us: fetch it again, once
+                if attempt or exc.code != "bad_request" or "encrypted" not in exc.message:
+                    raise
+                self._fresh.clear()
+                continue
+            finally:
+                self.client.outbox.pop(cmid, None)
+            device.remember_sent(result, payload)
+            return result
+        raise AssertionError("unreachable")
+
+    async def send_file(self, user_id: str, content: bytes, name: str, content_type: str = "application/octet-stream",
+                        *, voice_ms: int | None = None, text: str | None = None, **options: Any) -> SendResult:
+        """Encrypt `content` (AES-256-GCM), upload the ciphertext (`application/octet-stream`
+        named `encrypted`), send the key, name, type and size inside the encrypted message."""
+        ciphertext, secret = encrypt_file(content)
+        uploaded = await self.client.upload(ciphertext, "encrypted", "application/octet-stream")
+        file = {"file_id": uploaded["file_id"], "key": secret.key, "nonce": secret.nonce, "sha256": secret.sha256,
+                "name": name, "content_type": content_type, "size": len(content)}
+        voice = {"duration_ms": voice_ms} if voice_ms is not None else None
+        return await self.send(user_id, text, file=file, file_id=uploaded["file_id"], voice=voice, **options)
+
+    async def download_file(self, message: Mapping[str, Any]) -> bytes:
+        """The decrypted bytes of a decrypted message's file (its SHA-256 and tag checked)."""
+        secret = (message.get("e2e") or {}).get("file")
+        if not secret:
+            raise E2EError("this message carries no encrypted file")
+        ciphertext = await self.client.download(secret["file_id"])
+        return decrypt_file(ciphertext, FileSecret(secret["key"], secret["nonce"], secret["sha256"]))
+
+    async def edit(self, message_id: str, text: str) -> dict[str, Any]:
+        """`message.edit` of one of my messages with a new encrypted payload."""
+        device = self._device()
+        record = device.store.messages.get(message_id)
+        if record is None:
+            raise E2EError("an unknown message (edits are of messages this device holds)")
+        peer = next((u for u, c in device.store.encrypted_conversations.items() if c == record["conversation_id"]),
+                    None)
+        if peer is None:
+            raise E2EError("not a message of an encrypted conversation")
+        payload = device.payload(record["conversation_id"], "text", text=text, edit_of=message_id)
+        async with self._lock:
+            envelope = await self._envelope(payload, [peer, device.user_id])
+        result = await self.client.call("message.edit", {"message_id": message_id, "encrypted": envelope})
+        record["payload"] = {**record["payload"], "text": text}
+        ident = f"{message_id}@{result.get('edited_at')}"
+        device.store.messages[ident] = StoredMessage(
+            message_id=ident, conversation_id=record["conversation_id"], seq=record["seq"],
+            from_user_id=device.user_id, sender_device_id=device.device_id, sent_at=str(result.get("edited_at")),
+            payload=payload, source="edit")
+        device.store.seen_payloads[payload["id"]] = ident
+        device.store.save()
+        return result
+
+    # --- receiving --------------------------------------------------------------------------------
+    async def decrypt(self, message: Mapping[str, Any]) -> Message:
+        """A message as pushed or fetched, decrypted (unchanged when it is not encrypted);
+        `DecryptionError` for one this device cannot or must not show."""
+        if "encrypted" not in message:
+            return cast(Message, dict(message))
+        device = self._device()
+        try:
+            record = device.decrypt_message(message)
+        except DecryptionError as exc:
+            if exc.reason != "unknown_sender":
+                raise
+            await self.refresh_devices([str(message.get("from_user_id"))])
+            record = device.decrypt_message(message)
+        to = message.get("to") or {}
+        if "user_id" in to:
+            peer = to["user_id"] if message.get("from_user_id") == device.user_id else message.get("from_user_id")
+            if peer and peer not in device.store.encrypted_conversations:
+                device.store.encrypted_conversations[str(peer)] = str(message["conversation_id"])
+                device.store.save()
+        return self.shown(message, record)
+
+    def shown(self, message: Mapping[str, Any], record: StoredMessage) -> Message:
+        """The message with its payload's fields where a plaintext message has them, and `e2e`."""
+        device = self._device()
+        data = {k: v for k, v in message.items() if k != "encrypted"}
+        payload = record["payload"]
+        for key in ("text", "mentions", "voice"):
+            if key in payload:
+                data[key] = payload[key]
+        if isinstance(payload.get("sticker_id"), str):
+            sticker_id = payload["sticker_id"]
+            url = (f"/app/stickers/{sticker_id.removeprefix('builtin:')}.svg" if sticker_id.startswith("builtin:")
+                   else f"/images/{sticker_id}")
+            data["sticker"] = {"sticker_id": sticker_id, "url": url}
+        pin = device.store.pins.get(record["from_user_id"], {}).get(record["sender_device_id"])
+        e2e: dict[str, Any] = {"sender_device_id": record["sender_device_id"], "source": record["source"],
+                               "verified": bool(pin and pin["verified"]),
+                               "identity_changed": bool(pin and pin["identity_changed"])}
+        file = payload.get("file")
+        server_file = message.get("file") or {}
+        if isinstance(file, dict):  # the file_id is the payload's (this client's) or the message's (the web's)
+            file_id = file.get("file_id") or server_file.get("file_id")
+            data["file"] = {"file_id": file_id, "name": str(file.get("name") or "file"), "size": file.get("size"),
+                            "content_type": str(file.get("content_type") or "application/octet-stream")}
+            e2e["file"] = {"file_id": file_id, **{k: file[k] for k in ("key", "nonce", "sha256")}}
+        elif server_file:
+            data.pop("file", None)  # an upload the payload does not name: nothing this device can read
+        data["e2e"] = e2e
+        reply_to = data.get("reply_to")
+        if isinstance(reply_to, dict) and "message_id" in reply_to:  # the quote, from this device's own copy
+            quoted = device.store.messages.get(str(reply_to["message_id"]))
+            if quoted is not None:
+                quoted_payload = quoted["payload"]
+                data["reply_to"] = {**reply_to, **{k: v for k, v in (
+                    ("text", quoted_payload.get("text")), ("file_name", (quoted_payload.get("file") or {}).get("name")),
+                    ("voice", True if quoted_payload.get("voice") else None)) if v is not None}}
+        return cast(Message, data)
+
+    async def history(self, conversation_id: str, before_seq: int | None = None, limit: int = 50) -> list[Message]:
+        """A `history.fetch` page, decrypted; what cannot be is left out (and kept in `errors`)."""
+        page = await self.client.history(conversation_id, before_seq, limit)
+        return await self._decrypt_all(page["messages"])
+
+    async def history_all(self, conversation_id: str) -> list[Message]:
+        return await self._decrypt_all(await self.client.history_all(conversation_id))
+
+    async def _decrypt_all(self, messages: Iterable[Mapping[str, Any]]) -> list[Message]:
+        shown = []
+        for message in messages:
+            try:
+                shown.append(await self.decrypt(message))
+            except DecryptionError as exc:
+                self.errors.append(exc)
+        return shown
+
+    def local_messages(self, conversation_id: str | None = None) -> list[StoredMessage]:
+        """What this device holds decrypted (sent, received or shared with it), by seq."""
+        records = [r for r in self._device().store.messages.values() if r["source"] != "edit"]
+        return sorted((r for r in records if conversation_id is None or r["conversation_id"] == conversation_id),
+                      key=lambda r: (r["conversation_id"], r["seq"]))
+
+    # --- history for a new device of mine ---------------------------------------------------------
+    async def share_history(self, to_device_id: str, conversation_id: str | None = None) -> int:
+        """Send what this device holds decrypted to another device of mine (`devices.send`,
+        Olm to-device, in chunks under the frame limit); how many messages went."""
+        device = self._device()
+        await self.refresh_devices([device.user_id])
+        target = next((d for d in self._fresh.get(device.user_id, []) if d.device_id == to_device_id), None)
+        if target is None:
+            raise E2EError(f"{to_device_id} is not a device of mine with published keys")
+        records = self.local_messages(conversation_id)
+        chunks: list[list[StoredMessage]] = [[]]
+        size = 0
+        for record in records:
+            length = len(dumps(record).encode())
+            if chunks[-1] and size + length > HISTORY_CHUNK_BYTES:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(record)
+            size += length
+        batch = secrets.token_hex(8)
+        async with self._lock:
+            if not device.has_session(target.identity_key):
+                claimed = await self.client.call("keys.claim", {"devices": [
+                    {"user_id": device.user_id, "device_id": to_device_id}]})
+                if not claimed.get("keys"):
+                    raise E2EError(f"{to_device_id} has no one-time or fallback key left to claim")
+                device.start_session(target, claimed["keys"][0])
+            for part, chunk in enumerate(chunks):
+                payload = device.payload("", "history", batch=batch, part=part, parts=len(chunks), items=chunk)
+                payload.pop("conversation_id")
+                await self.client.call("devices.send", {"messages": [device.to_device(target, payload)]})
+        return len(records)
+
+    # --- the pushes' pipeline ---------------------------------------------------------------------
+    def feed(self, push: Push) -> None:
+        """Take a push (in arrival order) to be handled before it is handed on."""
+        self._queue.put_nowait(push)
+
+    async def _work(self) -> None:
+        while True:
+            push = await self._queue.get()
+            try:
+                if push.get("type") in PASSED:
+                    await self._ready.wait()
+                    handled = await self._handle(push)
+                else:
+                    handled = push
+            except Exception:
+                log.exception("end-to-end handling of a %s push failed", push.get("type"))
+                handled = push
+            if handled is not None:
+                self.client._deliver_now(handled)
+
+    async def _handle(self, push: Push) -> Push | None:
+        kind, data = push["type"], push.get("data") or {}
+        if kind in ("message.new", "message.changed", "message.edited") and "encrypted" in data:
+            try:
+                if kind == "message.edited":
+                    return {"type": kind, "data": await self._decrypt_edit(data)}
+                store = self._device().store
+                if kind == "message.changed" and data.get("edited_at") and data["message_id"] in store.messages:
+                    await self._decrypt_edit(data)  # a changed message I hold: its edit, if new
+                    return {"type": kind, "data": dict(self.shown(data, store.messages[data["message_id"]]))}
+                return {"type": kind, "data": dict(await self.decrypt(data))}
+            except DecryptionError as exc:
+                self.errors.append(exc)
+                return {"type": "e2e.error", "data": {
+                    "event": kind, "message_id": data.get("message_id"), "conversation_id": data.get("conversation_id"),
+                    "seq": data.get("seq"), "from_user_id": data.get("from_user_id"), "reason": exc.reason,
+                    "detail": exc.detail}}
+        if kind == "device.message":
+            return await self._device_message(data)
+        if kind == "keys.low":
+            await self.publish()
+        elif kind == "keys.changed":
+            user_id = str(data.get("user_id"))
+            self._fresh.pop(user_id, None)
+            await self.refresh_devices([user_id])
+        elif kind == "conversation.encrypted":
+            await self._note_encrypted(data)
+        return push
+
+    async def _decrypt_edit(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        device = self._device()
+        ident = f"{data['message_id']}@{data.get('edited_at')}"
+        stand_in = {**data, "message_id": ident, "sent_at": data.get("edited_at", ""), "seq": data.get("seq", 0)}
+        original = device.store.messages.get(str(data["message_id"]))
+        if original is not None:
+            stand_in["from_user_id"] = original["from_user_id"]
+        edit = await self.decrypt(stand_in)
+        device.store.messages[ident]["source"] = "edit"  # kept: the same edit again reads from it
+        shown = {k: v for k, v in data.items() if k != "encrypted"}
+        shown["text"] = edit.get("text", "")
+        if original is not None:
+            original["payload"] = {**original["payload"], "text": shown["text"]}
+        device.store.save()
+        return shown
+
+    async def _note_encrypted(self, data: Mapping[str, Any]) -> None:
+        device = self._device()
+        by = str(data.get("by_user_id"))
+        if by != device.user_id:
+            device.store.encrypted_conversations[by] = str(data["conversation_id"])
+        else:
+            for conversation in (await self.client.call("conversations.list")).get("conversations", []):
+                if conversation.get("conversation_id") == data.get("conversation_id") and "peer" in conversation:
+                    device.store.encrypted_conversations[conversation["peer"]["user_id"]] = str(data["conversation_id"])
+        device.store.save()
+
+    async def _device_message(self, data: Mapping[str, Any]) -> Push | None:
+        device = self._device()
+        try:
+            try:
+                payload = device.open_to_device(data)
+            except DecryptionError as exc:
+                if exc.reason != "unknown_sender":
+                    raise
+                await self.refresh_devices([device.user_id])
+                payload = device.open_to_device(data)
+        except DecryptionError as exc:
+            self.errors.append(exc)
+            await self.client.call("devices.ack", {"ids": [data["id"]]})  # it never will decrypt
+            return {"type": "e2e.error", "data": {"event": "device.message", "id": data.get("id"),
+                                                  "reason": exc.reason, "detail": exc.detail}}
+        result: Push
+        if payload.get("type") == "history":
+            imported = device.import_shared(payload.get("items") or [])
+            result = {"type": "e2e.history", "data": {
+                "from_device_id": data.get("from_device_id"), "batch": payload.get("batch"),
+                "part": payload.get("part"), "parts": payload.get("parts"), "imported": imported}}
+        else:
+            result = {"type": "device.message", "data": {**data, "payload": payload}}
+        await self.client.call("devices.ack", {"ids": [data["id"]]})
+        return result
