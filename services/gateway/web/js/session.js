@@ -11,6 +11,8 @@ import { scheduleAck, markRead, markReadSoon, flushOutbox, clearOutbox } from ".
 import { listenInteractions } from "./interactions.js";
 import { keepOffline, restore, forgetOffline } from "./offline.js";
 import { afterLogin, forgetPush } from "./push.js";
+import { startE2E, reveal, onKeysLow, onKeysChanged, onDeviceMessage } from "./e2e.js";
+import { listenE2E } from "./views/e2e.js";
 
 const TOKEN_KEY = "parley.token";
 const USER_KEY = "parley.user";
@@ -53,6 +55,7 @@ export function init() {
   }
   conn.onOpen(onOpen);
   conn.onClose(onClose);
+  store.setRevealer(reveal); // messages of end-to-end encrypted conversations are decrypted here (e2e.js)
   listen();
   keepOffline();
   window.addEventListener("online", () => conn.retryNow());
@@ -158,6 +161,7 @@ function bound(user) {
   state.authMessage = null;
   conn.resetBackoff();
   setStatus("syncing"); // until sync.done
+  startE2E(user.user_id, deviceId()); // this device's Olm keys, published (docs/security.md)
   loadAll();
   flushOutbox();
   afterLogin().catch((error) => console.warn("push not offered", error));
@@ -260,6 +264,11 @@ function listen() {
     changed();
   });
   listenInteractions(); // edits, reactions, burn, hide, recall, receipts
+  // End-to-end encryption (e2e.js): keys running low, devices that changed, history from my devices.
+  conn.on("keys.low", onKeysLow);
+  conn.on("keys.changed", onKeysChanged);
+  conn.on("device.message", onDeviceMessage);
+  listenE2E();
   conn.on("friend.request", ({ user }) => {
     store.learnUser(user);
     state.incoming.set(user.user_id, user);
