@@ -424,6 +424,7 @@ export function seal(conv, payload) {
 export async function keepOwn(ids, payload) {
   await ready;
   for (const id of ids) if (id) await keys.putSealed("plain", `id:${id}`, payload);
+  if (waiting.size) retryPending(); // its push may have come before the reply named its id
 }
 
 async function bodyHash(body) {

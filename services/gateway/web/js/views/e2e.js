@@ -67,8 +67,10 @@ export function listenE2E() {
 
 // --- the views -------------------------------------------------------------------------------------
 export function setupE2EViews() {
-  const head = document.querySelector("#chat-open .chat-head");
-  const turnOnButton = h("button", { type: "button", class: "ghost small e2e-turn-on", "data-i18n": "e2e.turn_on", dataset: { testid: "e2e-turn-on" }, hidden: true });
+  const chatOpen = document.getElementById("chat-open"); // kept: the app screen may be out of the document
+  const head = chatOpen.querySelector(".chat-head");
+  const turnOnButton = h("button", { type: "button", class: "ghost small e2e-turn-on", "data-i18n-title": "e2e.turn_on", "data-i18n-aria-label": "e2e.turn_on", dataset: { testid: "e2e-turn-on" }, hidden: true },
+    "🔓 ", h("span", { class: "e2e-label", "data-i18n": "e2e.turn_on" }));
   const badge = h("button", { type: "button", class: "ghost small e2e-badge", "data-i18n-title": "e2e.badge_title", dataset: { testid: "e2e-badge" }, hidden: true },
     "🔒 ", h("span", { "data-i18n": "e2e.badge" }));
   head.append(turnOnButton, badge);
@@ -134,7 +136,7 @@ export function setupE2EViews() {
     turnOnButton.hidden = !direct || Boolean(conv.encryptedAt);
     badge.hidden = !conv?.encryptedAt;
     badge.dataset.verified = String(Boolean(conv && e2e.verified.get(conv.peerId)));
-    document.getElementById("chat-open").dataset.encrypted = String(Boolean(conv?.encryptedAt));
+    chatOpen.dataset.encrypted = String(Boolean(conv?.encryptedAt));
     const changes = direct ? e2e.keyChanges.get(conv.peerId) : null;
     keyNotice.hidden = !changes?.length;
     if (changes?.length) setText(keyText, t("e2e.key_changed", { name: nameOf(conv.peerId) }));
