@@ -218,6 +218,21 @@ class Settings(BaseSettings):
     push_message_ttl_seconds: int = Field(24 * 3600, ge=0)
     push_call_ttl_seconds: int = Field(45, ge=0)
 
+    # End-to-end encryption (docs/security.md). keys.claim per user, one token per device claimed
+    # (a token bucket: per minute, burst).
+    key_claims_per_minute: float = Field(600.0, gt=0)
+    key_claim_burst: int = Field(200, ge=1)
+    # Each chat replica looks this often for direct conversations newly encrypted (by any
+    # replica) among those it holds in memory; conversations.encrypt dates encryption twice this
+    # far ahead and answers then, so that from `encrypted_at` on every replica refuses plaintext.
+    encryption_watch_seconds: float = Field(1.0, gt=0, le=30)
+    # To-device messages (devices.send): kept until acknowledged, at most this long, and at most
+    # this many and bytes waiting per target device; expired ones are deleted this often.
+    device_message_ttl_seconds: float = Field(7 * 24 * 3600, gt=0)
+    device_messages_max: int = Field(1000, ge=1)
+    device_messages_max_bytes: int = Field(32 * 1024 * 1024, ge=1)
+    device_messages_sweep_seconds: float = Field(300.0, gt=0)
+
     # Files: the largest upload accepted (bytes); bigger ones get 413 as soon as they pass it.
     max_upload_bytes: int = 100 * 1024 * 1024
     # An upload that sends nothing for this long is abandoned (its chunks deleted).

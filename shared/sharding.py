@@ -78,6 +78,10 @@ COLLECTIONS: dict[str, Placement] = {
     "read_markers": by(ID_HASHED, why="_id is user|conversation: upserted by _id on message.read"),
     "friendships": by(ID_HASHED, why="_id is the pair's key: checked by _id ($in) for direct sends; a user's friends list scatters"),
     "blocks": by(ID_HASHED, why="_id is blocker|blocked: checked by _id on friend requests and group adds; a blocker's list scatters"),
+    "device_messages": by(("user_id", 1), ("device_id", 1), why=(
+        "to-device messages (end-to-end encryption) wait for their target device: stored, read,"
+        " acknowledged and bounded by (user_id, device_id); ranged for that range read"
+    )),
     "group_invites": unsharded("a handful of invite links per group"),
     "group_join_requests": unsharded("pending requests of groups that ask approval: small"),
     # --- auth ---------------------------------------------------------------------------------
@@ -85,6 +89,14 @@ COLLECTIONS: dict[str, Placement] = {
         "usernames are unique (a unique index the _id can't lead), and one document per account"
         " stays small next to messages; logins read by username, profiles by _id"
     ),
+    "device_keys": by(("user_id", 1), why=(
+        "a device's published keys (docs/security.md): looked up by user_id ($in) for keys.devices,"
+        " written by _id with user_id; ranged, so a user's devices are one key range"
+    )),
+    "one_time_keys": by(("user_id", 1), ("device_id", 1), why=(
+        "a device's unclaimed one-time keys: counted, claimed and replaced by (user_id, device_id);"
+        " the unique (user_id, device_id, key_id) starts with it"
+    )),
     "revocations": by(ID_HASHED, why="_id is the token id: checked by _id ($in) on resume"),
     # --- files ---------------------------------------------------------------------------------
     "files.files": by(ID_HASHED, why="_id is the file id: every read names it"),

@@ -1,7 +1,9 @@
 """What auth asks or tells other services: the files service makes avatars (over RPC, as the
-user, who must be allowed to download the upload); profile changes go out as events."""
+user, who must be allowed to download the upload); profile and device key changes go out as
+events."""
 from shared.broker import Broker, RpcClient
 from shared.contracts.auth import ProfileChanged, UserProfile
+from shared.contracts.e2e import KeysChanged
 from shared.contracts.images import ImageMake
 from shared.contracts.operations import FILES_IMAGES_MAKE
 from shared.contracts.wire import Caller
@@ -26,3 +28,13 @@ class BrokerProfileEvents:
 
     async def changed(self, profile: UserProfile) -> None:
         await self.broker.publish_event("profile.changed", ProfileChanged(user=profile))
+
+
+class BrokerKeyEvents:
+    """The `KeyEvents` port: `keys.changed` on `<ns>.events`, confirmed by the broker."""
+
+    def __init__(self, broker: Broker):
+        self.broker = broker
+
+    async def changed(self, change: KeysChanged) -> None:
+        await self.broker.publish_event("keys.changed", change)

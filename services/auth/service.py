@@ -1,4 +1,5 @@
-"""auth: users, passwords, tokens and their revocations, login limits, profiles.
+"""auth: users, passwords, tokens and their revocations, login limits, profiles, and the key
+directory of end-to-end encryption (devices are auth's).
 
 The service class declares what auth is made of and binds each operation to its domain function
 (services/auth/domain/); the operation `auth.register` is `accounts.register`, and so on.
@@ -7,20 +8,25 @@ import logging
 
 from argon2 import PasswordHasher
 
-from services.auth.domain import accounts, profiles, revocations
+from services.auth.domain import accounts, keys, profiles, revocations
 from services.auth.domain.accounts import Passwords
+from services.auth.domain.keys import ClaimLimit, KeyParts
 from services.auth.domain.limits import LoginRules, LoginThrottle, RegistrationLimit
 from services.auth.domain.revocations import CHECK_SECONDS, CacheKeeper
-from services.auth.remote import BrokerProfileEvents, FilesAvatars
+from services.auth.remote import BrokerKeyEvents, BrokerProfileEvents, FilesAvatars
+from services.auth.storage.keys import MongoKeyStore
 from services.auth.storage.limits import RedisGates, RedisRateBucket
 from services.auth.storage.revocation_cache import RedisRevocationCache
 from services.auth.storage.revocations import MongoRevocationStore
 from services.auth.storage.users import MongoUserStore
-from shared.contracts import auth
-from shared.contracts.base import Empty
-from shared.contracts.wire import Caller
+from shared.contracts import auth, e2e
+from shared.contracts.base import Empty, utc_now
+from shared.contracts.errors import ParleyError
+from shared.contracts.wire import Caller, user_of
 from shared.declared import Runtime, Service, operation, part, periodic
+from shared.delivery import Deliverer
 from shared.logs import log_event
+from shared.presence import Presence
 from shared.tokens import TokenCodec
 
 log = logging.getLogger("parley.auth")
@@ -37,6 +43,19 @@ def _registrations(rt: Runtime) -> RegistrationLimit:
         rt.redis, s.namespace, "register", s.register_per_address_per_hour / 3600, s.register_burst_per_address,
         s.redis_buckets,
     ))
+
+
+def _key_claims(rt: Runtime) -> ClaimLimit:
+    s = rt.settings
+    return ClaimLimit(RedisRateBucket(
+        rt.redis, s.namespace, "keyclaim", s.key_claims_per_minute / 60, s.key_claim_burst, s.redis_buckets,
+    ))
+
+
+def _device(caller: Caller) -> str:
+    if caller.device_id is None:
+        raise ParleyError.unauthorized()
+    return caller.device_id
 
 
 class AuthService(Service):
@@ -57,6 +76,15 @@ class AuthService(Service):
     register_limit = part(lambda rt, s: _registrations(rt))
     avatars = part(lambda rt, s: FilesAvatars(rt.rpc()))
     profile_events = part(lambda rt, s: BrokerProfileEvents(rt.broker()))
+    # the key directory (docs/security.md)
+    key_store = part(lambda rt, s: MongoKeyStore(rt.db))
+    presence = part(lambda rt, s: Presence(
+        rt.redis, rt.settings.namespace, rt.settings.presence_ttl_seconds, rt.settings.redis_buckets
+    ))
+    key_parts = part(lambda rt, s: KeyParts(
+        keys=s.key_store, users=s.users, events=BrokerKeyEvents(rt.broker()),
+        pushes=Deliverer(s.presence, rt.broker().deliver), claims=_key_claims(rt),
+    ))
 
     @operation("auth.register")
     async def register(self, request: auth.Register, caller: Caller) -> auth.RegisterReply:
@@ -98,6 +126,24 @@ class AuthService(Service):
         profile = await profiles.update_profile(request, caller, self.users, self.avatars, self.profile_events)
         log_event(log, "profile.updated", avatar_url=profile.avatar_url)
         return profile
+
+    # --- the key directory (docs/security.md) ---------------------------------------------------
+    @operation("keys.publish")
+    async def publish_keys(self, request: e2e.KeysPublish, caller: Caller) -> e2e.KeysPublishReply:
+        return await keys.publish(request, user_of(caller), _device(caller), utc_now(), self.key_parts)
+
+    @operation("keys.devices")
+    async def key_devices(self, request: e2e.KeysDevices, caller: Caller) -> e2e.KeysDevicesReply:
+        return await keys.devices(request, self.key_parts)
+
+    @operation("keys.claim")
+    async def claim_keys(self, request: e2e.KeysClaim, caller: Caller) -> e2e.KeysClaimReply:
+        return await keys.claim(request, user_of(caller), self.key_parts)
+
+    @operation("keys.remove")
+    async def remove_keys(self, request: e2e.KeysRemove, caller: Caller) -> Empty:
+        await keys.remove(user_of(caller), _device(caller), self.key_parts)
+        return Empty()
 
     @periodic("revocations.cache", every=lambda settings: CHECK_SECONDS)
     async def keep_revocation_cache_whole(self) -> None:

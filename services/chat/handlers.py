@@ -4,10 +4,13 @@ The operation `friends.request` is `friends.request_friendship`, `history.fetch`
 `messaging.fetch_history`, and so on: one hop from the name to the code. (`groups.*` are in
 group_handlers.py; service.py puts them together. `call.*` are the calls service's.)
 """
-from services.chat.domain import attachments, blocks, call_messages, conversations, friends, interactions, messaging, sending
+from services.chat.domain import (
+    attachments, blocks, call_messages, conversations, device_messages, encryption, friends, interactions, messaging,
+    sending,
+)
 from services.chat.parts import ChatParts
 from shared.contracts.auth import ProfileChanged
-from shared.contracts.base import Empty
+from shared.contracts.base import Empty, utc_now
 from shared.contracts.batches import AckBatch, BatchReply, ItemResult, SendBatch
 from shared.contracts.blocks import BlocksList, BlocksListReply, BlockTarget
 from shared.contracts.calls import CallMessage, CallPeer, CallPeerAsk
@@ -22,17 +25,27 @@ from shared.contracts.chat import (
     PresenceChanged,
 )
 from shared.contracts.conversations import (
+    ConversationEncrypt,
+    ConversationEncryptReply,
     ConversationsList,
     ConversationsListReply,
     MessageRead,
     MessageRecall,
     Typing,
 )
+from shared.contracts.e2e import DevicesAck, DevicesSend, DevicesSendReply, KeysChanged
+from shared.contracts.errors import ParleyError
 from shared.contracts.files import FileAccess, FileAccessReply
 from shared.contracts.interactions import MessageEdit, MessageEditReply, MessageRef, ReactionChange
 from shared.contracts.wire import Caller, user_of
 from shared.declared import event, operation
 from shared.service import AnswerFirst
+
+
+def _device(caller: Caller) -> str:
+    if caller.device_id is None:
+        raise ParleyError.unauthorized()
+    return caller.device_id
 
 
 class ChatHandlers(ChatParts):
@@ -146,6 +159,28 @@ class ChatHandlers(ChatParts):
     @operation("message.hide")
     async def hide(self, request: MessageRef, caller: Caller) -> Empty:
         await interactions.hide_message(request.message_id, user_of(caller), caller.device_id, self)
+        return Empty()
+
+    # --- end-to-end encryption (docs/security.md) -------------------------------------------------
+    @operation("conversations.encrypt")
+    async def encrypt(self, request: ConversationEncrypt, caller: Caller) -> ConversationEncryptReply:
+        return await encryption.encrypt_conversation(request, user_of(caller), self)
+
+    @event("keys.changed")
+    async def keys_changed(self, event: KeysChanged) -> None:
+        """Whoever talks with the user hears of it; what waited for a device whose keys are gone
+        or replaced can no longer be read by it."""
+        if event.change != "added":
+            await self.device_messages.drop_device(event.user_id, event.device_id)
+        await encryption.announce_keys_changed(event, self)
+
+    @operation("devices.send")
+    async def send_to_devices(self, request: DevicesSend, caller: Caller) -> DevicesSendReply:
+        return await device_messages.send_to_devices(request, user_of(caller), _device(caller), utc_now(), self)
+
+    @operation("devices.ack")
+    async def acknowledge_device_messages(self, request: DevicesAck, caller: Caller) -> Empty:
+        await device_messages.acknowledge(request, user_of(caller), _device(caller), self)
         return Empty()
 
     # --- files ---------------------------------------------------------------------------------

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 from services.chat.domain.in_order import InOrder
 from shared.delivery import Deliverer
-from services.chat.remote import AuthProfiles, FilesDirectory
+from services.chat.remote import AuthKeys, AuthProfiles, FilesDirectory
 from services.chat.storage.blocks import BlockStore
 from services.chat.storage.conversations import ConversationStore
 from services.chat.storage.cursors import CursorStore
+from services.chat.storage.device_messages import DeviceMessageStore
 from services.chat.storage.friendships import FriendshipStore
 from services.chat.storage.invites import InviteStore, JoinRequestStore
 from services.chat.storage.messages import MessageStore
@@ -51,6 +52,9 @@ class ChatParts(Service):
     typing = part(lambda rt, s: TypingThrottle(rt.redis, rt.settings.namespace))
     profiles = part(lambda rt, s: AuthProfiles(rt.rpc()))
     files = part(lambda rt, s: FilesDirectory(rt.rpc()))
+    # end-to-end encryption (docs/security.md)
+    device_messages = part(lambda rt, s: DeviceMessageStore(rt.db))
+    device_keys = part(lambda rt, s: AuthKeys(rt.rpc()))
 
     async def close(self) -> None:
         """Positions and `last_seq`s still in memory are written before the process ends (if the
@@ -73,3 +77,21 @@ class ChatParts(Service):
     @property
     def sync_batch_size(self) -> int:
         return self.settings.sync_batch_size
+
+    @property
+    def encryption_lead(self) -> timedelta:
+        """How far ahead conversations.encrypt dates encryption: two of each replica's looks for
+        newly encrypted conversations (ChatService.learn_encrypted)."""
+        return timedelta(seconds=2 * self.settings.encryption_watch_seconds)
+
+    @property
+    def device_message_ttl(self) -> timedelta:
+        return timedelta(seconds=self.settings.device_message_ttl_seconds)
+
+    @property
+    def device_messages_max(self) -> int:
+        return self.settings.device_messages_max
+
+    @property
+    def device_messages_max_bytes(self) -> int:
+        return self.settings.device_messages_max_bytes

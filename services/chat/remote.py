@@ -1,10 +1,11 @@
-"""What chat asks other services over RPC: user profiles (auth owns users) and file
-metadata (files owns files); never anything that asks chat back."""
+"""What chat asks other services over RPC: user profiles and devices' published keys (auth owns
+users and their keys) and file metadata (files owns files); never anything that asks chat back."""
 from shared.broker import RpcClient
 from shared.contracts.auth import UserProfile, UsersGet
 from shared.contracts.files import FileMeta, FileRefs
 from shared.contracts.images import ImageInfo, ImageRefs
-from shared.contracts.operations import AUTH_USERS_GET, FILES_IMAGES_INFO, FILES_INFO
+from shared.contracts.e2e import KeysDevices
+from shared.contracts.operations import AUTH_USERS_GET, FILES_IMAGES_INFO, FILES_INFO, KEYS_DEVICES
 
 
 class AuthProfiles:
@@ -16,6 +17,17 @@ class AuthProfiles:
             return {}
         reply = await self.rpc.call(AUTH_USERS_GET, UsersGet(user_ids=user_ids))
         return {p.user_id: p for p in reply.users}
+
+
+class AuthKeys:
+    """The `DeviceKeys` port: auth's key directory."""
+
+    def __init__(self, rpc: RpcClient):
+        self.rpc = rpc
+
+    async def published_devices(self, user_id: str) -> set[str]:
+        reply = await self.rpc.call(KEYS_DEVICES, KeysDevices(user_ids=[user_id]))
+        return {d.device_id for d in reply.devices}
 
 
 class FilesDirectory:

@@ -5,6 +5,8 @@ leave (the calls service asks for them: services/chat/domain/call_messages.py).
 `ChatService` is its handler classes together (handlers.py, group_handlers.py, both on the parts
 declared in parts.py) and its periodic jobs, each run by one replica at a time.
 """
+from datetime import timedelta
+
 from services.chat.domain.interactions import burn_due
 from services.chat.expiry import delete_expired_messages
 from services.chat.group_handlers import GroupHandlers
@@ -18,6 +20,17 @@ class ChatService(ChatHandlers, GroupHandlers):
     async def delete_expired(self) -> None:
         """Disappearing messages, gone from every read already, are removed from the database."""
         await delete_expired_messages(self.messages)
+
+    @periodic("encrypted.watch", every=lambda settings: settings.encryption_watch_seconds)
+    async def learn_encrypted(self) -> None:
+        """Every replica: direct conversations it holds in memory that another replica encrypted
+        are held encrypted before their `encrypted_at` comes (it is dated two looks ahead)."""
+        await self.conversations.learn_encrypted(utc_now() - timedelta(seconds=4 * self.settings.encryption_watch_seconds))
+
+    @periodic("device_messages.sweep", every=lambda settings: settings.device_messages_sweep_seconds,
+              once_across_replicas=True)
+    async def delete_expired_device_messages(self) -> None:
+        await self.device_messages.delete_expired(utc_now())
 
     @periodic("burn.check", every=lambda settings: settings.burn_check_seconds, once_across_replicas=True)
     async def burn_what_is_due(self) -> None:

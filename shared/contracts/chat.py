@@ -1,11 +1,12 @@
 """Friends, messages, history and sync (PROTOCOL.md, "Users and friends", "Messages")."""
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from shared.contracts.auth import DeviceId, UserProfile
 from shared.contracts.base import Contract, SparseContract
 from shared.contracts.calls import CallRecord
+from shared.contracts.e2e import Encrypted
 from shared.contracts.interactions import (
     BURN_MAX_SECONDS,
     BURN_MIN_SECONDS,
@@ -110,13 +111,25 @@ class MessageSend(Contract):
     sticker_id: Id | None = None
     # A voice message: `file_id` is its audio.
     voice: Voice | None = None
+    # An end-to-end encrypted conversation's message (docs/security.md): its text, sticker, voice
+    # and mentions are inside the ciphertexts; `file_id` names an encrypted upload.
+    encrypted: Encrypted | None = None
+
+    @field_validator("encrypted")
+    @classmethod
+    def _nothing_in_clear(cls, encrypted: Encrypted | None, info: ValidationInfo) -> Encrypted | None:
+        if encrypted is not None:
+            clear = [name for name in ("text", "sticker_id", "voice", "mentions") if info.data.get(name) is not None]
+            if clear:
+                raise ValueError(f"{', '.join(clear)} go inside the ciphertext of an encrypted message")
+        return encrypted
 
     @model_validator(mode="after")
     def _has_content(self) -> "MessageSend":
         if self.sticker_id is not None and (self.text is not None or self.file_id is not None):
             raise ValueError("sticker_id: a sticker message carries no text or file")
-        if self.text is None and self.file_id is None and self.sticker_id is None:
-            raise ValueError("text: one of text, file_id or sticker_id is required")
+        if self.text is None and self.file_id is None and self.sticker_id is None and self.encrypted is None:
+            raise ValueError("text: one of text, file_id, sticker_id or encrypted is required")
         if self.voice is not None and self.file_id is None:
             raise ValueError("voice: a voice message carries its audio as file_id")
         if self.burn_seconds is not None and self.ttl_seconds is not None:
@@ -155,6 +168,8 @@ class Message(SparseContract):
     to: dict[str, str]
     text: str | None = None
     file: Attachment | None = None
+    # End-to-end encrypted: every device's ciphertext, as sent (each device decrypts its own).
+    encrypted: Encrypted | None = None
     call: CallRecord | None = None  # a call's message, stored by chat when the call ends
     sent_at: str
     expires_at: str | None = None

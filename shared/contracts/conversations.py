@@ -3,7 +3,7 @@ from pydantic import Field
 
 from shared.contracts.auth import UserProfile
 from shared.contracts.base import Contract, SparseContract
-from shared.contracts.chat import Id, Message, Seq
+from shared.contracts.chat import Id, Message, Seq, Target
 from shared.contracts.interactions import Position
 
 
@@ -25,6 +25,7 @@ class ConversationEntry(SparseContract):
     last_message: Message | None = None
     unread: int = Field(ge=0)
     unread_mentions: int = Field(0, ge=0)  # unread messages that mention me
+    encrypted_at: str | None = None  # end-to-end encrypted since (absent: not encrypted)
     # The other members' read and delivery positions.
     read_by: list[Position] = []
     delivered_to: list[Position] = []
@@ -61,3 +62,23 @@ class Typing(Contract):
 class TypingPush(Contract):
     conversation_id: str
     user_id: str
+
+
+# --- end-to-end encryption (docs/security.md) ----------------------------------------------------
+class ConversationEncrypt(Contract):
+    """Turn end-to-end encryption on in a direct conversation (step one: not groups); for good."""
+
+    to: Target
+
+
+class ConversationEncryptReply(Contract):
+    conversation_id: str
+    encrypted_at: str  # the first time's: asking again changes nothing
+
+
+class ConversationEncryptedPush(Contract):
+    """Push `conversation.encrypted` to both users' devices."""
+
+    conversation_id: str
+    by_user_id: str
+    encrypted_at: str

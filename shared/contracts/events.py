@@ -22,7 +22,7 @@ from shared.contracts.wire import DeviceAddress
 # A preview is at most this many characters of a text (a notification shows no more).
 PREVIEW_CHARS = 120
 
-MessageKind = Literal["text", "file", "image", "voice", "sticker", "call"]
+MessageKind = Literal["text", "file", "image", "voice", "sticker", "call", "encrypted"]
 Change = Literal["edited", "recalled", "reactions", "burned", "hidden", "opened"]
 
 

@@ -3,9 +3,10 @@ mentions, burn after reading, delete for me, receipts"): the models of those ope
 pushes, and the parts they add to a stored message."""
 from typing import Annotated
 
-from pydantic import StringConstraints
+from pydantic import StringConstraints, model_validator
 
 from shared.contracts.base import Contract, SparseContract
+from shared.contracts.e2e import Encrypted
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
@@ -56,8 +57,17 @@ class Position(Contract):
 
 # --- requests and replies -----------------------------------------------------------------------
 class MessageEdit(Contract):
+    """The new `text`, or in an end-to-end encrypted conversation the new `encrypted` envelope."""
+
     message_id: Id
-    text: Text
+    text: Text | None = None
+    encrypted: Encrypted | None = None
+
+    @model_validator(mode="after")
+    def _one_new_content(self) -> "MessageEdit":
+        if (self.text is None) == (self.encrypted is None):
+            raise ValueError("text: give exactly one of text or encrypted")
+        return self
 
 
 class MessageEditReply(Contract):
@@ -79,11 +89,12 @@ class MessageRef(Contract):
 
 
 # --- pushes ------------------------------------------------------------------------------------
-class MessageEditedPush(Contract):
+class MessageEditedPush(SparseContract):
     conversation_id: str
     message_id: str
     seq: int
-    text: str
+    text: str | None = None
+    encrypted: Encrypted | None = None  # instead of `text`, in an encrypted conversation
     edited_at: str
 
 

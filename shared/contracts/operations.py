@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from shared.contracts import (
-    auth, batches, blocks, calls, chat, conversations, events, files, groups, images, interactions, push,
+    auth, batches, blocks, calls, chat, conversations, e2e, events, files, groups, images, interactions, push,
 )
 from shared.contracts.base import Contract, Empty
 
@@ -66,6 +66,8 @@ FILES_IMAGES_OPEN = Operation(
     "files.images.open", "files", images.ImageRef, images.ImageInfo, public=False, needs_session=False
 )
 FILES_THUMBNAIL_OPEN = Operation("files.thumbnail.open", "files", images.ThumbnailRef, files.FileMeta, public=False)
+# chat asks auth which devices of a user have published keys (a to-device message's target).
+KEYS_DEVICES = Operation("keys.devices", "auth", e2e.KeysDevices, e2e.KeysDevicesReply)
 # The gateway at logout: this device hears nothing more while away (one-way, durable until the
 # push service takes it; docs/push.md).
 PUSH_DEVICE_LOGGED_OUT: Operation[push.PushUnsubscribe, Empty] = Operation(
@@ -149,6 +151,17 @@ _ALL: list[Operation[Any, Any]] = [
     Operation("push.preferences.set", "push", push.PushPreferences, push.PushPreferences),
     Operation("push.conversation.set", "push", push.ConversationPushSet, push.ConversationPush),
     Operation("push.conversations.list", "push", push.ConversationPushList, push.ConversationPushListReply),
+    # end-to-end encryption (docs/security.md): the key directory (auth), encrypted direct
+    # conversations and to-device messages (chat)
+    Operation("keys.publish", "auth", e2e.KeysPublish, e2e.KeysPublishReply),
+    KEYS_DEVICES,
+    Operation("keys.claim", "auth", e2e.KeysClaim, e2e.KeysClaimReply),
+    Operation("keys.remove", "auth", e2e.KeysRemove, Empty),
+    Operation(
+        "conversations.encrypt", "chat", conversations.ConversationEncrypt, conversations.ConversationEncryptReply
+    ),
+    Operation("devices.send", "chat", e2e.DevicesSend, e2e.DevicesSendReply),
+    Operation("devices.ack", "chat", e2e.DevicesAck, Empty),
     # internal
     AUTH_USERS_GET,
     AUTH_TOKENS_REVOKED,
@@ -217,6 +230,10 @@ PUSHES: dict[str, type[Contract]] = {
     "call.accepted": calls.CallAcceptedPush,
     "call.ice": calls.CallIcePush,
     "call.ended": calls.CallEndedPush,
+    "keys.changed": e2e.KeysChanged,
+    "keys.low": e2e.KeysLowPush,
+    "conversation.encrypted": conversations.ConversationEncryptedPush,
+    "device.message": e2e.DeviceMessagePush,
 }
 
 # Domain events on `parley.events`.
@@ -230,4 +247,6 @@ EVENTS: dict[str, type[Contract]] = {
     "call.ringing": events.CallRinging,
     "call.answered": events.CallAnswered,
     "call.ended": events.CallEnded,
+    # auth: a device's keys were published, replaced or removed; chat tells who talks with them.
+    "keys.changed": e2e.KeysChanged,
 }

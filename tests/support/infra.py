@@ -54,6 +54,8 @@ def tuned_for_tests() -> dict[str, str]:
         # cost; the hasher's parameters are tested in tests/unit/test_accounts.py.
         "PARLEY_ARGON2_TIME_COST": "1",
         "PARLEY_ARGON2_MEMORY_KIB": "8192",
+        # conversations.encrypt answers two of these later (production: 1 s).
+        "PARLEY_ENCRYPTION_WATCH_SECONDS": "0.2",
     }
 
 

@@ -108,6 +108,19 @@ class StaticFiles:
         return {}
 
 
+class StaticDeviceKeys:
+    """The `DeviceKeys` port (auth's key directory) over the devices the test says published keys."""
+
+    def __init__(self) -> None:
+        self.published: dict[str, set[str]] = {}
+
+    def publish(self, user_id: str, *device_ids: str) -> None:
+        self.published.setdefault(user_id, set()).update(device_ids)
+
+    async def published_devices(self, user_id: str) -> set[str]:
+        return set(self.published.get(user_id, ()))
+
+
 class StaticProfiles:
     """The `Profiles` port over profiles made by the test."""
 

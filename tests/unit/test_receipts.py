@@ -135,11 +135,11 @@ async def watched(world, mongo_url: str, db) -> AsyncIterator[tuple[ChatWorld, C
     try:
         service = await ChatService.build(
             Runtime(world.settings, client[db.name], world.rt.redis), presence=world.presence, deliver=world.deliver,
-            events=world.events, profiles=world.profiles, files=world.files,
+            events=world.events, profiles=world.profiles, files=world.files, device_keys=world.device_keys,
         )
         commands.seen.clear()  # building it ensured indexes: not what is watched
         try:
-            yield ChatWorld(service, world.outbox, world.events, world.profiles, world.files), commands
+            yield ChatWorld(service, world.outbox, world.events, world.profiles, world.files, world.device_keys), commands
         finally:
             await service.close()
     finally:

@@ -27,7 +27,7 @@ from shared.delivery import Deliverer
 from shared.ids import new_id
 from shared.presence import DeviceSocket, Presence
 from shared.settings import Settings
-from tests.unit.helpers import Events, Outbox, StaticFiles, StaticProfiles, redis_namespace
+from tests.unit.helpers import Events, Outbox, StaticDeviceKeys, StaticFiles, StaticProfiles, redis_namespace
 
 
 def caller(user: str | None, device: str = "d1", gateway_id: str = "gw1") -> Caller:
@@ -48,12 +48,16 @@ class ChatWorld:
     """chat as one replica runs it, asked through its router; its parts are read through it
     (`world.messages`, `world.presence`) to see what the database and Redis hold."""
 
-    def __init__(self, service: ChatService, outbox: Outbox, events: Events, profiles: StaticProfiles, files: StaticFiles):
+    def __init__(
+        self, service: ChatService, outbox: Outbox, events: Events, profiles: StaticProfiles, files: StaticFiles,
+        device_keys: StaticDeviceKeys,
+    ):
         self.service = service
         self.outbox = outbox
         self.events = events
         self.profiles = profiles
         self.files = files
+        self.device_keys = device_keys
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.service, name)
@@ -155,14 +159,14 @@ async def chat_world(db: Any, settings: Settings, *profiles: UserProfile, files:
     StaticFiles, or one that knows more); `overrides` are settings (edit_window_seconds=…)."""
     async with redis_namespace(settings) as (redis, namespace):
         own = settings.model_copy(update={"namespace": namespace, **overrides})
-        outbox, events, known = Outbox(), Events(), StaticProfiles(*profiles)
+        outbox, events, known, keys = Outbox(), Events(), StaticProfiles(*profiles), StaticDeviceKeys()
         files = files if files is not None else StaticFiles()
         presence = Presence(redis, namespace, own.presence_ttl_seconds)
         service = await ChatService.build(
             Runtime(own, db, redis), presence=presence, deliver=Deliverer(presence, outbox), events=events,
-            profiles=known, files=files,
+            profiles=known, files=files, device_keys=keys,
         )
         try:
-            yield ChatWorld(service, outbox, events, known, files)
+            yield ChatWorld(service, outbox, events, known, files, keys)
         finally:
             await service.close()  # positions still in memory are written, as at a process's end

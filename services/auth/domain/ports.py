@@ -5,12 +5,14 @@ services/auth/storage/ implements them (MongoDB: users.py, revocations.py; Redis
 revocation_cache.py) and turns driver errors into these outcomes, so the domain never sees a
 document or a driver's exception.
 """
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from shared.contracts.auth import UserProfile
+from shared.contracts.e2e import KeysChanged
+from shared.contracts.envelope import Push
 from shared.contracts.wire import Caller
 
 if TYPE_CHECKING:
@@ -56,6 +58,34 @@ class Revocation:
 
     token_id: str
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class OneTimeKey:
+    """A signed Curve25519 key a device published: a one-time key, or its fallback key."""
+
+    key_id: str
+    key: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class PublishedDevice:
+    """A device's published keys (docs/security.md): identity (Curve25519) and signing (Ed25519)
+    keys, the device's signature of them, and its fallback key if it published one."""
+
+    user_id: str
+    device_id: str
+    identity_key: str
+    signing_key: str
+    signature: str
+    published_at: datetime
+    fallback: OneTimeKey | None = None
+
+    def same_keys(self, other: "PublishedDevice") -> bool:
+        return (self.identity_key, self.signing_key, self.signature) == (
+            other.identity_key, other.signing_key, other.signature
+        )
 
 
 class UserStore(Protocol):
@@ -153,3 +183,46 @@ class RateBucket(Protocol):
     def rate_per_second(self) -> float: ...
 
     async def take(self, key: str) -> bool: ...
+
+    async def take_many(self, keys: list[str]) -> list[bool]:
+        """One token per key named (a key named twice gives two), in one call."""
+
+
+class KeyStore(Protocol):
+    """The key directory: devices' keys and their unclaimed one-time keys."""
+
+    async def device(self, user_id: str, device_id: str) -> PublishedDevice | None: ...
+
+    async def devices_of(self, user_ids: Sequence[str]) -> list[PublishedDevice]: ...
+
+    async def put_device(self, device: PublishedDevice) -> None:
+        """Store or replace a device's keys (its fallback key goes with the old ones)."""
+
+    async def set_fallback(self, user_id: str, device_id: str, key: OneTimeKey) -> None: ...
+
+    async def one_time_keys(self, user_id: str, device_id: str, key_ids: Sequence[str]) -> dict[str, OneTimeKey]:
+        """Those of `key_ids` the device holds unclaimed."""
+
+    async def add_one_time_keys(self, user_id: str, device_id: str, keys: Sequence[OneTimeKey]) -> None: ...
+
+    async def count_one_time_keys(self, user_id: str, device_id: str) -> int: ...
+
+    async def claim_one_time_key(self, user_id: str, device_id: str) -> OneTimeKey | None:
+        """One unclaimed key, removed: never handed out twice, even to concurrent claims."""
+
+    async def drop_one_time_keys(self, user_id: str, device_id: str) -> None: ...
+
+    async def remove_device(self, user_id: str, device_id: str) -> bool:
+        """Every key of the device gone; False if it had none."""
+
+
+class KeyEvents(Protocol):
+    """Who hears of a device's keys changing (chat, which tells whoever talks with its user)."""
+
+    async def changed(self, change: KeysChanged) -> None: ...
+
+
+class DevicePushes(Protocol):
+    """Pushes to one device's live sockets (best effort)."""
+
+    async def to_device(self, user_id: str, device_id: str, pushes: list[Push]) -> int: ...

@@ -113,3 +113,7 @@ class RedisRateBucket(TokenBucket):
     async def take(self, key: str) -> bool:
         with reachable():
             return await super().take(key)
+
+    async def take_many(self, keys: list[str]) -> list[bool]:
+        with reachable():
+            return await super().take_many(keys)

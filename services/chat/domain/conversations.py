@@ -72,6 +72,7 @@ async def list_conversations(user_id: str, parts: ConversationParts) -> Conversa
             last_message=latest.to_contract(user_id) if latest else None,
             unread=unread,
             unread_mentions=mentions,
+            encrypted_at=iso(conv.encrypted_at) if conv.encrypted_at else None,
             read_by=read_by,
             delivered_to=delivered_to,
         )

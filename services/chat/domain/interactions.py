@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from services.chat.domain.encryption import check_content
 from services.chat.domain.ports import MessageParts
 from services.chat.domain.records import Conversation, Message
 from shared.contracts import chat
@@ -59,21 +60,28 @@ async def tell_changed(
 async def edit_message(
     request: MessageEdit, user_id: str, device_id: str | None, parts: InteractionParts
 ) -> MessageEditReply:
-    """The sender rewrites the text of their own message, within the edit window."""
+    """The sender rewrites the text of their own message, within the edit window (in an
+    end-to-end encrypted conversation: replaces its envelope)."""
     now, window = utc_now(), parts.edit_window
     message, conversation = await _seen_by(request.message_id, user_id, now, parts)
     if message.from_user_id != user_id:
         raise ParleyError.forbidden("only the sender can edit a message")
-    if message.text is None or message.call is not None or message.burn_seconds is not None:
-        raise ParleyError.bad_request("only the text of a message can be edited (not a file, call or burning one)")
+    check_content(conversation, request.encrypted)
+    content = message.encrypted if request.encrypted is not None else message.text
+    if content is None or message.call is not None or message.burn_seconds is not None:
+        raise ParleyError.bad_request(
+            "only the text of a message can be edited (not a file, call or burning one)" if request.encrypted is None
+            else "only an encrypted message's envelope can be replaced (not a file, call or burning one)"
+        )
     if now - message.sent_at > window:
         raise ParleyError.forbidden(f"a message can be edited only within {_span(window)} of sending")
-    edited = await parts.messages.edit(message.message_id, request.text, now)
+    envelope = request.encrypted.model_dump(mode="json") if request.encrypted is not None else None
+    edited = await parts.messages.edit(message.message_id, now, text=request.text, encrypted=envelope)
     if edited is None or edited.edited_at is None:
         raise ParleyError.not_found("no such message (recalled meanwhile)")
     data = MessageEditedPush(
         conversation_id=edited.conversation_id, message_id=edited.message_id, seq=edited.seq, text=request.text,
-        edited_at=iso(edited.edited_at),
+        encrypted=request.encrypted, edited_at=iso(edited.edited_at),
     )
     audience = conversation.seen_by(edited)
     await parts.deliver.to_users(audience, [push("message.edited", data)], except_device=(user_id, device_id))
@@ -89,6 +97,10 @@ async def change_reaction(
         raise ParleyError.bad_request("data.emoji: one emoji (a single grapheme) is expected")
     now = utc_now()
     message, conversation = await _seen_by(request.message_id, user_id, now, parts)
+    if add and conversation.encrypted_at is not None:
+        raise ParleyError.bad_request(
+            "data.message_id: reactions are unavailable in an end-to-end encrypted conversation (the server would see them)"
+        )
     users = message.reactions.get(request.emoji, ())
     if (user_id in users) == add:  # already so: no push, told again
         await tell_changed(parts, message, "reactions", user_id, conversation.seen_by(message), now)

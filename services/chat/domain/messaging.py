@@ -1,13 +1,14 @@
-"""Reading messages: membership checks, history, and the sync stream on bind (sending and
-acknowledging are services/chat/domain/sending.py)."""
+"""Reading messages: membership checks, history, and the sync stream on bind (the to-device
+messages waiting for the device included; sending and acknowledging are
+services/chat/domain/sending.py)."""
 import asyncio
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.delivery import Deliverer, push
-from services.chat.domain.ports import Conversations, Cursors, Messages
-from services.chat.domain.records import Conversation, Message
+from services.chat.domain.ports import Conversations, Cursors, DeviceMessages, Messages
+from services.chat.domain.records import Conversation, DeviceMessage, Message
 from shared.contracts import chat
 from shared.contracts.base import utc_now
 from shared.contracts.conversations import MessageRecalledPush
@@ -41,6 +42,12 @@ class MessagingParts(Protocol):
 
     @property
     def sync_batch_size(self) -> int: ...
+
+    @property
+    def device_messages(self) -> DeviceMessages: ...
+
+    @property
+    def device_messages_max(self) -> int: ...
 
 
 async def member_conversation(conversation_id: str, user_id: str, conversations: Conversations) -> Conversation:
@@ -152,6 +159,9 @@ async def sync_device(bound: chat.DeviceBound, parts: MessagingParts) -> int:
         changes = await _changes_since(joined, positions, bound.user_id, synced_at - SYNC_CLOCK_MARGIN, now, messages)
         for start in range(0, len(changes), batch_size):
             await deliver.to_socket(sock, changes[start:start + batch_size], sync=True)
+    waiting = await parts.device_messages.for_device(bound.user_id, bound.device_id, now, parts.device_messages_max)
+    for start in range(0, len(waiting), batch_size):
+        await deliver.to_socket(sock, [device_message_push(m) for m in waiting[start:start + batch_size]], sync=True)
     await deliver.to_socket(sock, [push("sync.done", chat.SyncDone(count=count))], sync=True)
     # Only a sync that went out to the end moves the mark (a failed one is caught up again).
     await cursors.finish_sync(bound.user_id, bound.device_id, now)
@@ -188,3 +198,8 @@ def message_new(message: Message, *, sealed: bool = False) -> Push:
     """The `message.new` push of a stored message, its data built as JSON directly (the message
     came from the store or was just validated at the edge: no model to check it again)."""
     return Push(type="message.new", data=message.contract_json(sealed=sealed))
+
+
+def device_message_push(message: DeviceMessage) -> Push:
+    """The `device.message` push of a waiting to-device message (live, and in a bind's sync)."""
+    return Push(type="device.message", data=message.push_data())

@@ -5,7 +5,7 @@ Stores (services/chat/storage), Redis (presence, the typing throttle) and the ot
 """
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -14,6 +14,7 @@ from services.chat.domain.records import (
     Appended,
     Conversation,
     Cursor,
+    DeviceMessage,
     Draft,
     Friendship,
     GroupChanges,
@@ -171,6 +172,41 @@ class Conversations(Protocol):
         """Delete a group's conversation; what it was, None if already gone."""
         ...
 
+    async def encrypt(self, conversation_id: str, at: datetime) -> tuple[Conversation | None, bool]:
+        """End-to-end encrypted from `at` on unless it already is: the direct conversation after,
+        and whether this call encrypted it."""
+        ...
+
+    async def learn_encrypted(self, since: datetime) -> int:
+        """Direct conversations held in memory that were encrypted from `since` on, held so now."""
+        ...
+
+
+class DeviceKeys(Protocol):
+    """auth's key directory (auth owns devices' keys)."""
+
+    async def published_devices(self, user_id: str) -> set[str]:
+        """The ids of the user's devices that have published keys."""
+        ...
+
+
+class DeviceMessages(Protocol):
+    """To-device messages waiting for their target device."""
+
+    async def waiting(self, user_id: str, device_id: str) -> tuple[int, int]:
+        """(how many, their bodies' bytes) wait for the device."""
+        ...
+
+    async def add(self, messages: Sequence[DeviceMessage]) -> None: ...
+
+    async def for_device(self, user_id: str, device_id: str, now: datetime, limit: int) -> list[DeviceMessage]: ...
+
+    async def acknowledge(self, user_id: str, device_id: str, message_ids: Sequence[str]) -> int: ...
+
+    async def drop_device(self, user_id: str, device_id: str) -> None: ...
+
+    async def delete_expired(self, now: datetime) -> int: ...
+
 
 class Invites(Protocol):
     """Groups' invite links, found and used by code."""
@@ -262,7 +298,10 @@ class Messages(Protocol):
 
     async def recall(self, message_id: str, now: datetime) -> None: ...
 
-    async def edit(self, message_id: str, text: str, now: datetime) -> Message | None: ...
+    async def edit(
+        self, message_id: str, now: datetime, *, text: str | None = None, encrypted: Mapping[str, Any] | None = None
+    ) -> Message | None:
+        """The new text, or (end-to-end encrypted) the new envelope."""
 
     async def react(self, message_id: str, emoji: str, user_id: str, add: bool, now: datetime) -> Message | None: ...
 

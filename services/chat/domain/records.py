@@ -8,13 +8,14 @@ Records are dataclasses with slots, frozen for the type checker (`record`): a fr
 dataclass's `__init__` costs five times a plain one's (2.2 against 0.4 µs for a Message), and a
 Message is built for every message sent and synced.
 """
+import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar, dataclass_transform
 
-from shared.contracts import chat, events
+from shared.contracts import chat, e2e, events
 from shared.contracts.base import iso
 from shared.contracts.calls import CallRecord
 from shared.contracts.interactions import QUOTE_CHARS, Burn, Quote, Reaction
@@ -31,6 +32,11 @@ def record(cls: type[T]) -> type[T]:
     """A dataclass with slots that mypy holds frozen (an assignment to a field is a type
     error) without the runtime cost of frozen's `__init__`."""
     return dataclass(slots=True)(cls)
+
+
+def direct_conversation_id(a: str, b: str) -> str:
+    """The same id for the pair whoever writes first, and opaque to clients."""
+    return "d_" + hashlib.sha256("|".join(sorted((a, b))).encode()).hexdigest()[:24]
 
 
 RANK: dict[Role, int] = {"owner": 0, "admin": 1, "member": 2}
@@ -99,6 +105,8 @@ class Conversation:
     avatar_url: str | None = None
     everyone_muted: bool = False  # only the owner and admins may send
     approval_required: bool = False  # joining by invite link files a join request
+    # End-to-end encrypted from this time on (direct conversations; docs/security.md); for good.
+    encrypted_at: datetime | None = None
 
     def has_member(self, user_id: str) -> bool:
         return user_id in self.members
@@ -199,12 +207,14 @@ class Draft:
     burns_at: datetime | None = None  # unopened: the cap; opened: opened_at + burn_seconds
     sticker: chat.Sticker | None = None  # a sticker message (no text, no file)
     voice: chat.Voice | None = None  # a voice message: `file` is its audio
+    encrypted: Mapping[str, Any] | None = None  # the envelope as sent (shared/contracts/e2e.py Encrypted)
 
     def stored_at(self, conversation_id: str, seq: int) -> "Message":
         return Message(
             self.message_id, conversation_id, seq, self.from_user_id, self.client_msg_id, self.to, self.sent_at,
             self.text, self.file, self.expires_at, call=self.call, reply_to=self.reply_to, mentions=self.mentions,
             burn_seconds=self.burn_seconds, burns_at=self.burns_at, sticker=self.sticker, voice=self.voice,
+            encrypted=self.encrypted,
         )
 
 
@@ -234,6 +244,8 @@ class Message:
     hidden_for: Collection[str] = frozenset()  # users who deleted it for themselves
     sticker: chat.Sticker | None = None
     voice: chat.Voice | None = None
+    # End-to-end encrypted: the envelope as sent, JSON (passed through whole, never read).
+    encrypted: Mapping[str, Any] | None = None
 
     def is_visible(self, now: datetime) -> bool:
         return is_visible(self.recalled, self.expires_at, now, self.burns_at, self.burned)
@@ -262,6 +274,7 @@ class Message:
             to=dict(self.to),
             text=None if sealed else self.text,
             file=None if sealed else self.file,
+            encrypted=None if sealed or self.encrypted is None else e2e.Encrypted.model_validate(self.encrypted),
             sticker=None if sealed else self.sticker,
             voice=None if sealed else self.voice,
             call=self.call,
@@ -291,6 +304,8 @@ class Message:
                 data["text"] = self.text
             if self.file is not None:
                 data["file"] = self.file.model_dump(mode="json")
+            if self.encrypted is not None:
+                data["encrypted"] = self.encrypted
         if self.call is not None:
             data["call"] = self.call.model_dump(mode="json")
         data["sent_at"] = iso(self.sent_at)
@@ -333,6 +348,8 @@ class Message:
         message's content."""
         if self.call is not None:
             kind: events.MessageKind = "call"
+        elif self.encrypted is not None:
+            kind = "encrypted"
         elif self.sticker is not None:
             kind = "sticker"
         elif self.voice is not None:
@@ -421,3 +438,30 @@ class Cursor:
     device_id: str
     conversation_id: str
     seq: int
+
+
+@record
+class DeviceMessage:
+    """A to-device message (devices.send): an Olm ciphertext from one of a user's devices to
+    another of theirs, kept until that device acknowledges it (docs/security.md)."""
+
+    message_id: str
+    user_id: str
+    device_id: str  # the target
+    from_device_id: str
+    sender_key: str
+    type: int
+    body: str
+    sent_at: datetime
+    expires_at: datetime
+
+    @property
+    def size(self) -> int:
+        return len(self.body.encode())
+
+    def push_data(self) -> dict[str, Any]:
+        """The `device.message` push's data."""
+        return {
+            "id": self.message_id, "from_device_id": self.from_device_id, "sender_key": self.sender_key,
+            "type": self.type, "body": self.body, "sent_at": iso(self.sent_at),
+        }

@@ -8,7 +8,6 @@ that item only. A database or broker outage raises out of the whole batch, which
 retries: every item is idempotent by client_msg_id (sends) or by `$max` (acks).
 """
 import asyncio
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +18,8 @@ from shared.delivery import Deliverer, Fanout, push
 from services.chat.domain.group_admin import send_refusal
 from services.chat.domain.messaging import conversation_up_to, known_last_seq, message_new
 from services.chat.domain.ports import Conversations, Cursors, DomainEvents, Friendships
-from services.chat.domain.records import Conversation, Cursor, Draft, Message
+from services.chat.domain.encryption import check_content
+from services.chat.domain.records import Conversation, Cursor, Draft, Message, direct_conversation_id
 from shared.contracts import chat
 from shared.contracts.base import Empty, utc_now
 from shared.contracts.batches import AckItem, SendItem
@@ -51,11 +51,6 @@ class SendParts(AttachmentParts, Protocol):
 
     @property
     def burn_unopened(self) -> timedelta: ...
-
-
-def direct_conversation_id(a: str, b: str) -> str:
-    """The same id for the pair whoever writes first, and opaque to clients."""
-    return "d_" + hashlib.sha256("|".join(sorted((a, b))).encode()).hexdigest()[:24]
 
 
 def _sender(item: SendItem | AckItem) -> str:
@@ -202,6 +197,7 @@ async def _draft(
     item: SendItem, conversation: Conversation, now: datetime, referred: Referred, parts: SendParts
 ) -> Draft:
     request, sender = item.request, _sender(item)
+    check_content(conversation, request.encrypted)
     group = conversation.kind == "group"
     if request.burn_seconds is not None and group:
         raise ParleyError.bad_request("data.burn_seconds: burn after reading is for direct messages, not groups")
@@ -220,16 +216,21 @@ async def _draft(
         file=file,
         sticker=sticker,
         voice=request.voice,
+        encrypted=request.encrypted.model_dump(mode="json") if request.encrypted is not None else None,
         expires_at=now + timedelta(seconds=request.ttl_seconds) if request.ttl_seconds is not None else None,
-        reply_to=_quote(request.reply_to, conversation, sender, now, referred) if request.reply_to else None,
+        reply_to=_quote(request.reply_to, conversation, sender, now, referred, bare=request.encrypted is not None)
+        if request.reply_to else None,
         mentions=tuple(dict.fromkeys(request.mentions or ())),
         burn_seconds=request.burn_seconds,
         burns_at=now + parts.burn_unopened if request.burn_seconds is not None else None,
     )
 
 
-def _quote(message_id: str, conversation: Conversation, sender: str, now: datetime, referred: Referred) -> Quote:
-    """What a reply carries of the message it answers: one of its conversation the sender can see."""
+def _quote(
+    message_id: str, conversation: Conversation, sender: str, now: datetime, referred: Referred, *, bare: bool
+) -> Quote:
+    """What a reply carries of the message it answers: one of its conversation the sender can see.
+    `bare` (an encrypted reply): its id and sender only, no quoted content (docs/security.md)."""
     quoted = referred.quoted.get(message_id)
     if quoted is not None and quoted.conversation_id != conversation.conversation_id:
         raise ParleyError.bad_request("data.reply_to: a reply answers a message of the same conversation")
@@ -237,6 +238,8 @@ def _quote(message_id: str, conversation: Conversation, sender: str, now: dateti
         raise ParleyError.not_found("data.reply_to: no such message (recalled, expired, burned or not yours to see)")
     if quoted.burn_seconds is not None:  # its quote would outlive its burning
         raise ParleyError.bad_request("data.reply_to: a burn-after-reading message cannot be quoted")
+    if bare:
+        return Quote(message_id=quoted.message_id, from_user_id=quoted.from_user_id)
     return quoted.quote()
 
 

@@ -27,6 +27,8 @@ class ConversationStore:
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("members", ASCENDING)])
         await self.collection.create_index([("group_id", ASCENDING)], unique=True, sparse=True)
+        # Encrypted direct conversations (few), for each replica's watch (learn_encrypted).
+        await self.collection.create_index([("encrypted_at", ASCENDING)], sparse=True)
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
         doc = await self.collection.find_one({"_id": conversation_id})
@@ -86,6 +88,30 @@ class ConversationStore:
         if kind is not None:
             query["kind"] = kind
         return [conversation(doc) async for doc in self.collection.find(query).sort("_id", ASCENDING)]
+
+    # --- end-to-end encryption (docs/security.md) -----------------------------------------------
+    async def encrypt(self, conversation_id: str, at: datetime) -> tuple[Conversation | None, bool]:
+        """Encrypted from `at` on, unless it already is (the first time stands): the conversation
+        after (None: no such direct conversation), and whether this call encrypted it."""
+        result = await self.collection.update_one(
+            {"_id": conversation_id, "kind": "direct", "encrypted_at": {"$exists": False}}, {"$set": {"encrypted_at": at}}
+        )
+        found = await self.conversation(conversation_id)
+        if found is not None and found.kind == "direct":
+            self._know_direct(found)
+        return found, result.modified_count == 1
+
+    async def learn_encrypted(self, since: datetime) -> int:
+        """Direct conversations this process holds in memory that were encrypted from `since` on
+        (by any replica) are held encrypted from now; how many it learnt. What it does not hold
+        it reads when needed, encryption and all."""
+        learnt = 0
+        async for doc in self.collection.find({"encrypted_at": {"$gte": since}}):
+            known = self._known_direct.get(doc["_id"])
+            if known is not None and known.encrypted_at is None:
+                self._know_direct(conversation(doc))
+                learnt += 1
+        return learnt
 
     # --- groups ----------------------------------------------------------------------------
     async def create_group(

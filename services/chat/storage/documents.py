@@ -1,7 +1,7 @@
 """Documents to records and back: the one place that knows the shape of chat's documents.
 
 conversations: `{_id, kind: "direct"|"group", members: [user_id], last_seq, last_at?, created_at,
-  group_id?, name?, description?, avatar_url?, everyone_muted?, approval_required?,
+  encrypted_at? (end-to-end encrypted from then on: docs/security.md), group_id?, name?, description?, avatar_url?, everyone_muted?, approval_required?,
   member_info?: {user_id: {role, joined_at, joined_seq, since}},
   mutes?: {user_id: until} (apart from member_info: a mute outlives leaving, so leaving and joining
   again by a link does not lift it)}`
@@ -10,7 +10,8 @@ messages: `{_id, conversation_id, seq, from_user_id, client_msg_id, to: {user_id
   duration_seconds?}, expires_at?, recalled?, recalled_at?, edited_at?, reply_to?: {message_id,
   from_user_id, text?, file_name?, sticker_url?, voice?}, reactions?: {<emoji as hex code points>: [user_id]},
   mentions?: [user_id], burn?: {seconds, opened_at?}, burns_at?, burned?, hidden_for?: [user_id],
-  sticker?: {sticker_id, url}, voice?: {duration_ms},
+  sticker?: {sticker_id, url}, voice?: {duration_ms}, encrypted?: {algorithm, sender_key,
+  ciphertexts: [{user_id, device_id, type, body}]} (stored as sent, never read),
   changed_at? (the last edit, reaction, open, burn or recall: what a device's sync catches up on)}`
 friendships: `{_id: pair_key, users: [requester, target], requester, status, created_at, accepted_at?}`
 (group invites and join requests: services/chat/storage/invites.py)
@@ -76,6 +77,7 @@ def conversation(doc: Document) -> Conversation:
         doc.get("avatar_url"),
         bool(doc.get("everyone_muted")),
         bool(doc.get("approval_required")),
+        doc.get("encrypted_at"),
     )
 
 
@@ -136,6 +138,7 @@ def message(doc: Document) -> Message:
         frozenset(doc.get("hidden_for") or ()),
         sticker=Sticker.model_validate(sticker) if (sticker := doc.get("sticker")) else None,
         voice=Voice.model_validate(voice) if (voice := doc.get("voice")) else None,
+        encrypted=doc.get("encrypted"),
     )
 
 
@@ -155,6 +158,8 @@ def message_doc(draft: Draft, conversation_id: str, seq: int) -> Document:
         doc["sticker"] = draft.sticker.model_dump()
     if draft.voice is not None:
         doc["voice"] = draft.voice.model_dump()
+    if draft.encrypted is not None:
+        doc["encrypted"] = draft.encrypted
     if draft.expires_at is not None:
         doc["expires_at"] = draft.expires_at
     if draft.call is not None:

@@ -7,7 +7,9 @@ inserts of concurrent sends). `last_seq` on the
 conversation only moves up ($max) and is the base for the next seq even after old messages
 expire and are deleted.
 """
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from pymongo import ASCENDING
 
@@ -248,7 +250,7 @@ class MessageStore:
             {"_id": message_id},
             {
                 "$set": {"recalled": True, "recalled_at": now, "changed_at": now},
-                "$unset": {"text": "", "file": "", "sticker": "", "voice": ""},
+                "$unset": {"text": "", "file": "", "sticker": "", "voice": "", "encrypted": ""},
             },
         )
 
@@ -256,11 +258,15 @@ class MessageStore:
     # Each sets `changed_at`: what a device's next sync catches up on (messaging.sync_device).
     # Each is an update_one by _id and a read after it (shared.stores.update_then_read says why
     # not find_one_and_update, and what the reply may show of writes landing in between).
-    async def edit(self, message_id: str, text: str, now: datetime) -> Message | None:
-        """The message with the new text; None when it was recalled or burned before the edit
-        (nothing changed), or right after it (then its text is gone: not to be told anyone)."""
+    async def edit(
+        self, message_id: str, now: datetime, *, text: str | None = None, encrypted: Mapping[str, Any] | None = None
+    ) -> Message | None:
+        """The message with the new text (or, end-to-end encrypted, the new envelope); None when
+        it was recalled or burned before the edit (nothing changed), or right after it (then its
+        content is gone: not to be told anyone)."""
+        content: Document = {"text": text} if encrypted is None else {"encrypted": dict(encrypted)}
         doc = await update_then_read(
-            self.messages, message_id, {"$set": {"text": text, "edited_at": now, "changed_at": now}},
+            self.messages, message_id, {"$set": {**content, "edited_at": now, "changed_at": now}},
             where={"recalled": {"$ne": True}, "burned": {"$ne": True}},
         )
         if doc is None or doc.get("recalled") or doc.get("burned"):
@@ -306,7 +312,7 @@ class MessageStore:
             {"_id": message_id, "burned": {"$ne": True}},
             {
                 "$set": {"burned": True, "burned_at": now, "changed_at": now},
-                "$unset": {"text": "", "file": "", "sticker": "", "voice": "", "reply_to": "", "reactions": "", "mentions": "", "burns_at": ""},
+                "$unset": {"text": "", "file": "", "sticker": "", "voice": "", "encrypted": "", "reply_to": "", "reactions": "", "mentions": "", "burns_at": ""},
             },
         )
         return result.modified_count == 1

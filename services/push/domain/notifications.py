@@ -40,8 +40,10 @@ def title_of(sender: str, group_name: str | None) -> str:
 
 
 def body_of(message: StoredMessage, previews: bool, locale: str) -> tuple[str, bool]:
-    """The body, and whether it is the message's own text (an edit then rewrites it). A
-    burn-after-reading message never shows its content, previews off show none."""
+    """The body, and whether it is the message's own text (an edit then rewrites it). An
+    encrypted or burn-after-reading message never shows its content, previews off show none."""
+    if message.kind == "encrypted":  # the server cannot read it: never a preview (docs/security.md)
+        return text(locale, "encrypted"), False
     if message.burn_after_reading:
         return text(locale, "burn"), False
     if not previews:

@@ -1,12 +1,13 @@
 """The words a notification is made of, in each locale a subscription may ask for (docs/push.md).
 A message's own text is never translated: only what stands for content a notification does not
-show (a photo, a call, a message that burns after reading, previews turned off)."""
+show (a photo, a call, a message that burns after reading, an end-to-end encrypted one, previews
+turned off)."""
 from typing import Literal
 
 from shared.contracts.push import Locale
 
 Key = Literal[
-    "photo", "file", "voice", "sticker", "call", "burn", "new_message", "someone", "incoming_audio_call",
+    "photo", "file", "voice", "sticker", "call", "burn", "encrypted", "new_message", "someone", "incoming_audio_call",
     "incoming_video_call",
 ]
 
@@ -18,6 +19,7 @@ TEXTS: dict[Locale, dict[Key, str]] = {
         "sticker": "Sticker",
         "call": "Call",
         "burn": "Sent a message that burns after reading",
+        "encrypted": "New encrypted message",
         "new_message": "New message",
         "someone": "Someone",
         "incoming_audio_call": "Incoming voice call",
@@ -30,6 +32,7 @@ TEXTS: dict[Locale, dict[Key, str]] = {
         "sticker": "表情",
         "call": "通话",
         "burn": "发送了一条阅后即焚消息",
+        "encrypted": "新的加密消息",
         "new_message": "新消息",
         "someone": "有人",
         "incoming_audio_call": "语音通话来电",
