@@ -145,6 +145,7 @@ export function startE2E(userId, deviceId) {
       return true;
     })();
     ready.catch(unavailable);
+    retryPending(); // what was shown before the engine started is decrypted once it has
   }
   return ready.then(() => publish(true)).then(() => {
     e2e.status = "ready";
@@ -518,8 +519,12 @@ export function reveal(conv, message) {
     message.sealedFile = message.file;
     delete message.file;
   }
-  if (e2e.status !== "ready" && e2e.status !== "loading") {
+  if (e2e.status === "unavailable") {
     message.e2e = "unavailable";
+    waiting.add([conv, message]);
+    return;
+  }
+  if (!ready) { // before the first bind (the chats saved for offline use): once the engine starts
     waiting.add([conv, message]);
     return;
   }

@@ -44,6 +44,7 @@ function savedUser() {
 
 // --- starting, logging in and out ----------------------------------------------------------------
 export function init() {
+  store.setRevealer(reveal); // messages of end-to-end encrypted conversations are decrypted here (e2e.js)
   const user = savedUser();
   if (token() && user) {
     state.me = user;
@@ -55,7 +56,6 @@ export function init() {
   }
   conn.onOpen(onOpen);
   conn.onClose(onClose);
-  store.setRevealer(reveal); // messages of end-to-end encrypted conversations are decrypted here (e2e.js)
   listen();
   keepOffline();
   window.addEventListener("online", () => conn.retryNow());
