@@ -17,7 +17,7 @@ from playwright.async_api import Page, WebSocketRoute, expect
 from pymongo import AsyncMongoClient
 
 from tests.browser.test_media_messages import message_with
-from tests.browser.test_web_client import befriend, by_id, message, open_chat_with, png, register, send, two_friends, unique
+from tests.browser.test_web_client import befriend, by_id, log_in, message, open_chat_with, png, register, send, two_friends, unique
 
 SAFETY_ITERATIONS = 5200
 
@@ -38,6 +38,8 @@ def safety_number(a: str, keys_a: list[str], b: str, keys_b: list[str]) -> str:
 
 async def turn_on_encryption(alice: Page, bob: Page, a: str, b: str) -> None:
     """Both in the chat; Alice turns encryption on; both see the lock."""
+    for page in (alice, bob):  # each device's keys published
+        await expect(page.locator("body")).to_have_attribute("data-e2e", "ready", timeout=15_000)
     await open_chat_with(alice, b)
     await open_chat_with(bob, a)
     turn_on = by_id(alice, "e2e-turn-on")
@@ -173,6 +175,25 @@ async def test_the_safety_number_is_the_same_on_both_pages_and_can_be_verified(o
     await by_id(alice, "safety-close").click()
     await expect(by_id(alice, "e2e-badge")).to_have_attribute("data-verified", "true")
 
+    # Bob's browser loses its keys (site data cleared) and makes new ones for the same device:
+    # Alice is told in the conversation, and the safety number changes.
+    await bob.evaluate("""() => new Promise((resolve) => {
+        const me = JSON.parse(localStorage.getItem('parley.user')).user_id;
+        const request = indexedDB.deleteDatabase('parley-e2e:' + me);
+        request.onsuccess = request.onerror = request.onblocked = () => resolve();
+    })""")
+    await bob.reload()
+    await expect(bob.locator("body")).to_have_attribute("data-e2e", "ready", timeout=15_000)
+    notice = by_id(alice, "e2e-key-changed")
+    await expect(notice).to_be_visible(timeout=15_000)
+    await expect(notice).to_contain_text("security key changed")
+    await expect(by_id(alice, "e2e-badge")).to_have_attribute("data-verified", "false")
+    await by_id(alice, "e2e-compare").click()
+    digits = by_id(alice, "safety-number")
+    await expect(digits).to_have_attribute("data-digits", re.compile(r"^\d{60}$"), timeout=15_000)
+    assert await digits.get_attribute("data-digits") != numbers[0]
+    await expect(by_id(alice, "safety-status")).to_have_attribute("data-verified", "false")
+
 
 async def test_a_ciphertext_changed_on_the_way_is_shown_as_undecryptable(open_page):
     alice, bob, a, b = await two_friends(open_page)
@@ -243,3 +264,38 @@ async def test_a_chinese_page_says_it_in_chinese(open_page):
         return [t('e2e.before_device'), t('e2e.turn_on')];
     }""")
     assert texts == ["🔒 此消息发送于添加此设备之前", "开启端到端加密"]
+
+
+async def test_a_new_device_reads_earlier_messages_only_once_my_other_device_shares_them(open_page, browser, base_url):
+    alice, bob, a, b = await two_friends(open_page)
+    await turn_on_encryption(alice, bob, a, b)
+    earlier = f"said before the laptop {unique('z')}"
+    await send(bob, earlier)
+    await expect(encrypted_message(alice, earlier)).to_have_count(1, timeout=20_000)
+
+    # Alice logs in on a second browser: a new device, with keys of its own.
+    laptop = await open_page()
+    await log_in(laptop, a)
+    await expect(laptop.locator("body")).to_have_attribute("data-e2e", "ready", timeout=15_000)  # its keys published
+    await open_chat_with(laptop, b)
+    before = by_id(laptop, "message").and_(laptop.locator('[data-e2e="before"]'))
+    await expect(before).to_have_count(1, timeout=20_000)
+    await expect(before).to_contain_text("Sent before this device was added")
+    await expect(message(laptop, earlier)).to_have_count(0)
+
+    # New messages reach both of her devices (and her other device gets what the laptop sends).
+    later = f"after the laptop {unique('w')}"
+    await send(bob, later)
+    await expect(encrypted_message(laptop, later)).to_have_count(1, timeout=20_000)
+    await expect(encrypted_message(alice, later)).to_have_count(1, timeout=20_000)
+    from_laptop = f"from the laptop {unique('v')}"
+    await send(laptop, from_laptop)
+    await expect(encrypted_message(bob, from_laptop)).to_have_count(1, timeout=20_000)
+    await expect(encrypted_message(alice, from_laptop)).to_have_count(1, timeout=20_000)
+
+    # Her first device offers the history; once shared, the laptop reads the earlier message.
+    banner = by_id(alice, "e2e-new-device")
+    await expect(banner).to_be_visible(timeout=15_000)
+    await by_id(alice, "e2e-share-history").click()
+    await expect(by_id(alice, "e2e-share-progress")).to_contain_text("Shared", timeout=15_000)
+    await expect(encrypted_message(laptop, earlier)).to_have_count(1, timeout=20_000)

@@ -41,7 +41,9 @@ export function hex(bytes) {
 export class KeyStore {
   /** The store of user `userId` in this browser, with its wrapping key and pickle key ready. */
   static async open(userId) {
-    const store = new KeyStore(await openDb(`parley-e2e:${userId}`));
+    const db = await openDb(`parley-e2e:${userId}`);
+    db.onversionchange = () => db.close(); // deleted elsewhere (another tab, site data cleared): let it go
+    const store = new KeyStore(db);
     await store.unlock();
     return store;
   }

@@ -137,6 +137,7 @@ export function setupE2EViews() {
     badge.hidden = !conv?.encryptedAt;
     badge.dataset.verified = String(Boolean(conv && e2e.verified.get(conv.peerId)));
     chatOpen.dataset.encrypted = String(Boolean(conv?.encryptedAt));
+    document.body.dataset.e2e = e2e.status; // off | loading | ready (keys published) | unavailable
     const changes = direct ? e2e.keyChanges.get(conv.peerId) : null;
     keyNotice.hidden = !changes?.length;
     if (changes?.length) setText(keyText, t("e2e.key_changed", { name: nameOf(conv.peerId) }));
