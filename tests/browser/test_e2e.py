@@ -195,21 +195,28 @@ async def test_the_safety_number_is_the_same_on_both_pages_and_can_be_verified(o
     await expect(by_id(alice, "safety-status")).to_have_attribute("data-verified", "false")
 
 
-async def test_a_ciphertext_changed_on_the_way_is_shown_as_undecryptable(open_page):
+async def test_a_ciphertext_changed_or_replayed_on_the_way_is_shown_as_undecryptable(open_page):
     alice, bob, a, b = await two_friends(open_page)
     await turn_on_encryption(alice, bob, a, b)
     await send(alice, "first, as sent")
     await expect(encrypted_message(bob, "first, as sent")).to_have_count(1, timeout=20_000)
 
-    # From now on Bob's socket gets each encrypted message with his ciphertext's body altered.
-    armed = {"on": False}
+    # Bob's socket, once armed, gets each encrypted message with his ciphertext's body altered
+    # ("tamper"), or with the envelope of an earlier message in its place ("replay").
+    armed = {"on": "", "first": None}
 
     def tamper(text: str | bytes) -> str | bytes:
-        if not armed["on"] or isinstance(text, bytes):
+        if isinstance(text, bytes):
             return text
         frame = json.loads(text)
         if frame.get("type") != "message.new" or "encrypted" not in (frame.get("data") or {}):
             return text
+        if not armed["on"]:
+            armed["first"] = armed["first"] or frame["data"]["encrypted"]
+            return text
+        if armed["on"] == "replay":
+            frame["data"]["encrypted"] = armed["first"]
+            return json.dumps(frame)
         for ciphertext in frame["data"]["encrypted"]["ciphertexts"]:
             body = ciphertext["body"]
             middle = len(body) - 6  # inside the MAC: the message authenticates no more
@@ -226,12 +233,22 @@ async def test_a_ciphertext_changed_on_the_way_is_shown_as_undecryptable(open_pa
     await expect(by_id(bob, "connection-status")).to_contain_text("Connected", timeout=15_000)
     await open_chat_with(bob, a)
     await expect(encrypted_message(bob, "first, as sent")).to_have_count(1, timeout=15_000)
-    armed["on"] = True
+    await send(alice, "second, as sent")  # its envelope is the one replayed below
+    await expect(encrypted_message(bob, "second, as sent")).to_have_count(1, timeout=15_000)
+    assert armed["first"] is not None
+    armed["on"] = "tamper"
     await send(alice, "this must never show")
     failed = by_id(bob, "message").and_(bob.locator('[data-e2e="failed"]'))
     await expect(failed).to_have_count(1, timeout=20_000)
     await expect(failed).to_contain_text("could not be decrypted")
     await expect(message(bob, "this must never show")).to_have_count(0)
+
+    # A replay: an earlier ciphertext under a new message is refused, not shown twice.
+    armed["on"] = "replay"
+    await send(alice, "nor this one")
+    await expect(failed).to_have_count(2, timeout=20_000)
+    await expect(message(bob, "second, as sent")).to_have_count(1)
+    await expect(message(bob, "nor this one")).to_have_count(0)
 
 
 async def test_without_the_olm_files_the_page_works_and_says_why_encryption_is_unavailable(open_page, browser, base_url):

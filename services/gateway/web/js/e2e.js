@@ -14,9 +14,11 @@
 //   (under the ciphertext's hash and the message id) so it is shown again after a reload;
 // - history for a new device of mine: `devices.send` of what this device has read, Olm-encrypted
 //   to that device only; imported on `device.message`, acknowledged with `devices.ack`.
-// Payload (inside the ciphertext), as the Python client: {type: "text"|"file"|"sticker"|"voice",
-// text?, file?: {key, nonce, sha256, name, content_type, size}, sticker_id?, voice?: {duration_ms},
-// mentions?}.
+// Payload (inside the ciphertext), docs/security.md "Payload", as the Python client: {type:
+// "text"|"file"|"sticker"|"voice", text?, file?: {key, nonce, sha256, name, content_type, size},
+// sticker_id?, voice?: {duration_ms}, mentions?, v: 1, id, sender: {user_id, device_id},
+// conversation_id, edit_of?}; a receiver checks v, sender, conversation_id and that neither the
+// ciphertext nor the payload id was seen under another message (a replay).
 
 import { conn } from "./wire.js";
 import { state, changed } from "./store.js";
@@ -30,7 +32,7 @@ const ALGORITHM = "olm.v1";
 const SIGNED = "parley-e2e-v1";
 const ONE_TIME_KEYS_KEPT = 50; // published when the server holds fewer
 const DEVICES_FRESH_MS = 60_000;
-const HISTORY_CHUNK_CHARS = 12_000;
+const HISTORY_CHUNK_BYTES = 7_500; // a chunk's plaintext under 8,000 bytes: its body under 16,000 characters
 
 /** What the page knows of encryption here: status "off" | "loading" | "ready" | "unavailable". */
 export const e2e = {
@@ -392,7 +394,15 @@ function participants(conv) {
  * The envelope for `payload` to every device of the conversation but this one. Throws
  * E2EError("no_keys") when the peer has no device with keys (they cannot read it).
  */
-export function seal(conv, payload) {
+/** The payload as sent: what the message says, and who sends it where (checked by receivers). */
+function addressed(conv, payload, editOf) {
+  const full = { ...payload, v: 1, id: hex(crypto.getRandomValues(new Uint8Array(16))), sender: { user_id: me.user_id, device_id: me.device_id } };
+  if (conv.id) full.conversation_id = conv.id;
+  if (editOf) full.edit_of = editOf;
+  return full;
+}
+
+export function seal(conv, payload, editOf = null) {
   if (!ready || e2e.status === "unavailable") return Promise.reject(new E2EError("e2e_unavailable"));
   return ready.then(() => serial(async () => {
     const targets = [];
@@ -406,7 +416,7 @@ export function seal(conv, payload) {
       throw new E2EError("no_keys", "the peer has no device with keys");
     }
     await ensureSessions(targets);
-    const plaintext = JSON.stringify(payload);
+    const plaintext = JSON.stringify(addressed(conv, payload, editOf));
     const ciphertexts = [];
     for (const device of targets) {
       if (!sessions.get(device.identity_key)?.length) continue;
@@ -466,16 +476,40 @@ export async function open(message) {
           throw new E2EError("undecryptable", "not JSON");
         }
         if (!parsed || typeof parsed !== "object" || typeof parsed.type !== "string") throw new E2EError("undecryptable", "no payload type");
-        await keys.putSealed("plain", `ct:${hash}`, parsed);
-        return parsed;
+        checkPayload(parsed, message, senders.find((d) => d.identity_key === envelope.sender_key));
+        if (parsed.id) {
+          const seenUnder = await keys.get("plain", `pid:${parsed.id}`);
+          if (seenUnder && seenUnder !== message.message_id) throw new E2EError("undecryptable", "replayed: its id was seen under another message");
+          await keys.put("plain", `pid:${parsed.id}`, message.message_id || "");
+        }
+        const entry = { payload: parsed, message_id: message.message_id || "" };
+        await keys.putSealed("plain", `ct:${hash}`, entry);
+        return entry;
       });
-      if (message.message_id) await keys.putSealed("plain", `id:${message.message_id}`, payload);
       return payload;
     })();
     decrypting.set(hash, pending);
     pending.catch(() => decrypting.delete(hash));
   }
-  return decrypting.get(hash);
+  const entry = await decrypting.get(hash);
+  // The same ciphertext under another message: a replay by the server, refused.
+  if (entry.message_id && message.message_id && entry.message_id !== message.message_id) {
+    throw new E2EError("undecryptable", "replayed: this ciphertext came with another message");
+  }
+  if (message.message_id) await keys.putSealed("plain", `id:${message.message_id}`, entry.payload);
+  return entry.payload;
+}
+
+/** docs/security.md "Payload": each of v, sender, conversation_id checked when there. */
+function checkPayload(payload, message, senderDevice) {
+  if (payload.v !== undefined && payload.v !== 1) throw new E2EError("undecryptable", "unknown payload version");
+  if (payload.sender !== undefined) {
+    if (payload.sender?.user_id !== message.from_user_id) throw new E2EError("undecryptable", "sent by someone else");
+    if (payload.sender?.device_id !== senderDevice?.device_id) throw new E2EError("undecryptable", "sent from another device");
+  }
+  if (payload.conversation_id !== undefined && message.conversation_id && payload.conversation_id !== message.conversation_id) {
+    throw new E2EError("undecryptable", "moved from another conversation");
+  }
 }
 
 // --- showing messages ------------------------------------------------------------------------------
@@ -598,8 +632,9 @@ export function shareHistory(deviceId) {
     let chunk = [];
     let size = 0;
     for (const item of items) {
-      const length = JSON.stringify(item).length;
-      if (chunk.length && size + length > HISTORY_CHUNK_CHARS) {
+      const length = new TextEncoder().encode(JSON.stringify(item)).length + 1;
+      if (length > HISTORY_CHUNK_BYTES - 40) continue; // one too long to go alone: left out
+      if (chunk.length && size + length > HISTORY_CHUNK_BYTES - 40) {
         chunks.push(chunk);
         chunk = [];
         size = 0;

@@ -37,7 +37,7 @@ export async function editMessage(conv, message, text) {
     if (conv.encryptedAt) {
       const payload = { type: "text", text };
       if (message.mentions?.length) payload.mentions = message.mentions;
-      const encrypted = await seal(conv, payload);
+      const encrypted = await seal(conv, payload, message.message_id);
       await keepOwn([message.message_id, message.client_msg_id], payload);
       reply = await conn.request("message.edit", { message_id: message.message_id, encrypted });
       message.encrypted = encrypted;
