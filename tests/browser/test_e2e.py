@@ -95,6 +95,27 @@ async def test_two_people_exchange_encrypted_text_an_image_and_a_voice_message(o
     await expect(bob.get_by_test_id("action-react")).to_be_hidden()  # ... without reactions
     await expect(encrypted_message(alice, secret)).to_have_count(1)
 
+    # An edit goes as a new envelope; a built-in sticker goes inside the ciphertext.
+    await bob.mouse.move(5, 5)
+    mine = encrypted_message(bob, answer)
+    await mine.hover()
+    await mine.get_by_test_id("action-edit").click()
+    edited_text = f"{answer} (edited)"
+    await by_id(bob, "edit-input").fill(edited_text)
+    await by_id(bob, "edit-input").press("Enter")
+    edited = encrypted_message(alice, edited_text)
+    await expect(edited).to_have_count(1, timeout=20_000)
+    await expect(edited.get_by_test_id("edited")).to_be_visible()
+    await by_id(alice, "sticker-button").click()
+    choice = by_id(alice, "sticker-choice").and_(alice.locator('[data-pack="builtin"]')).first
+    await expect(choice).to_be_visible(timeout=10_000)
+    sticker_id = await choice.get_attribute("data-sticker-id")
+    await choice.click()
+    sticker = message_with(bob, "message-sticker")
+    await expect(sticker).to_have_count(1, timeout=20_000)
+    await expect(sticker).to_have_attribute("data-e2e", "ok")
+    await expect(sticker.get_by_test_id("message-sticker")).to_have_attribute("data-sticker-id", sticker_id or "")
+
     # An image: AES-256-GCM before upload, decrypted after download into a blob: URL.
     image = tmp_path / "holiday-secret-plan.png"
     image.write_bytes(png(64, 48))
@@ -129,7 +150,7 @@ async def test_two_people_exchange_encrypted_text_an_image_and_a_voice_message(o
         for name in await db.list_collection_names():
             async for document in db[name].find({}):
                 raw = bson_encode(document)
-                for needle in (secret, answer, "holiday-secret-plan"):
+                for needle in (secret, answer, edited_text, "holiday-secret-plan"):
                     if needle.encode() in raw:
                         found.append(f"{name}: {needle}")
         assert found == [], found
