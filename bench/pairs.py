@@ -24,6 +24,13 @@ outstanding: lost = answered ok but never received; duplicated = one (conversati
 on a socket. Both a retry and a sync the gateway starts unasked (when it fears pushes were lost)
 push messages again by design, dropped by seq: `retries` and `unrequested syncs` tell which.
 --profile DIR: py-spy on chat, gateway and the database over the window (bench/profile.py).
+
+--encrypted: each pair's conversation is end-to-end encrypted first (conversations.encrypt), and
+every message carries an `encrypted` envelope instead of `text`: two ciphertexts (the friend's
+device and a second device of the sender's), each the stamped text padded to what an Olm
+ciphertext of it weighs (base64 of a JSON payload, ~1.4 times the text plus ~150 characters).
+Stand-ins, not Olm: the server never decrypts, so its CPU per message is what this compares
+with the plain run (issue 28: unchanged within noise).
 """
 import asyncio
 import contextlib
@@ -42,6 +49,7 @@ from bench.dbops import db_counts, db_figures, db_table
 from bench.load import close_all, connect_user, gather_limited
 from bench.profile import profiled
 from bench.wsclient import BenchClient, befriend, parse_text, stamped_text
+from shared.contracts.e2e import ALGORITHM
 from parley_client import Attempt, ReplyError, RetryPolicy
 
 NS_PER_MS = 1_000_000
@@ -54,6 +62,7 @@ POLICY = RetryPolicy(attempt_timeout=SEND_TIMEOUT, budget=math.inf, max_attempts
 OUTCOMES = {"timeout": "client_timeout", "closed": "connection_closed"}  # as this report has always named them
 RECEIPT_TIMEOUT = 60.0  # an ok send not received by then frees its slot (and will count as lost)
 DRAIN_SECONDS = 60.0
+SENDER_KEY = "A" * 43  # an identity key's shape (the server checks only that)
 
 
 @dataclass
@@ -132,6 +141,8 @@ async def send_retrying(client: BenchClient, data: dict[str, Any], tally: Tally)
             tally.retries += attempt.retrying
 
     try:
+        if "encrypted" in data:
+            return True, await client.session.call("message.send", data, retry=POLICY, on_attempt=note)
         reply = await client.session.send(data["to"], data["text"], client_msg_id=data["client_msg_id"], policy=POLICY,
                                           on_attempt=note)
         return True, dict(reply)
@@ -150,7 +161,7 @@ def record_receipts(clients: list[BenchClient], tally: Tally) -> None:
     wall_offset_ns = time.time_ns() - time.perf_counter_ns()
     for index, client in enumerate(clients):
         def on_message(data: dict[str, Any], now: int, index: int = index) -> None:
-            flight = tally.receive(index, data.get("text") or "", now)
+            flight = tally.receive(index, carried_text(data), now)
             if flight is not None and tally.in_window(flight.stamp_ns):
                 try:
                     stored_ns = int(datetime.fromisoformat(data["sent_at"]).timestamp() * 1e9) - wall_offset_ns
@@ -166,6 +177,23 @@ def record_receipts(clients: list[BenchClient], tally: Tally) -> None:
         client.on_sync_done = on_sync_done
 
 
+def carried_text(message: dict[str, Any]) -> str:
+    """The stamped text a message carries: its `text`, or (--encrypted) its first ciphertext."""
+    if "encrypted" in message:
+        return str(message["encrypted"]["ciphertexts"][0]["body"])
+    return str(message.get("text") or "")
+
+
+def sealed(text: str, sender: str, recipient: str) -> dict[str, Any]:
+    """An `encrypted` envelope of about an Olm ciphertext's weight, for the friend's device and a
+    second device of the sender's, each carrying the stamped text."""
+    body = text + " " + "x" * (int(0.4 * len(text)) + 150)
+    return {"algorithm": ALGORITHM, "sender_key": SENDER_KEY, "ciphertexts": [
+        {"user_id": recipient, "device_id": "bench", "type": 1, "body": body},
+        {"user_id": sender, "device_id": "second", "type": 1, "body": body},
+    ]}
+
+
 async def send(client: BenchClient, data: dict[str, Any], flight: Flight, tally: Tally) -> None:
     """One message.send (with its retries); settles the flight's `ok`. Its own coroutine, not a
     closure in the lane: the lane moves on to its next message when the delivery comes first."""
@@ -175,7 +203,7 @@ async def send(client: BenchClient, data: dict[str, Any], flight: Flight, tally:
 
 
 async def lane(client: BenchClient, to: dict[str, str], recipient: int, size: int, tally: Tally,
-               stop: asyncio.Event, background: set[asyncio.Task[Any]]) -> None:
+               stop: asyncio.Event, background: set[asyncio.Task[Any]], encrypted: bool = False) -> None:
     """One of a sender's W slots: send, wait for the delivery (or a refusal), send the next."""
     while not stop.is_set():
         cmid = secrets.token_hex(8)
@@ -187,7 +215,8 @@ async def lane(client: BenchClient, to: dict[str, str], recipient: int, size: in
         if tally.in_window(stamp):
             tally.sent_in_window += 1
 
-        sending = asyncio.create_task(send(client, {"to": to, "client_msg_id": cmid, "text": text}, flight, tally))
+        content = {"encrypted": sealed(text, client.user_id or "", to["user_id"])} if encrypted else {"text": text}
+        sending = asyncio.create_task(send(client, {"to": to, "client_msg_id": cmid, **content}, flight, tally))
         background.add(sending)
         sending.add_done_callback(background.discard)
         await asyncio.wait({flight.received, sending}, return_when=asyncio.FIRST_COMPLETED)
@@ -274,18 +303,23 @@ async def setup_pairs(ws_url: str | list[str], pairs: int, ack_every: float) -> 
 
 async def pairs_run(ws_url: str | list[str], procs: dict[str, psutil.Process], pairs: int, window: int, seconds: float,
                     warmup: float, ack_every: float, size: int = 100, one_way: bool = False,
-                    profile_dir: str | None = None, metrics: dict[str, str] | None = None) -> dict[str, Any]:
+                    profile_dir: str | None = None, metrics: dict[str, str] | None = None,
+                    encrypted: bool = False) -> dict[str, Any]:
     clients = await setup_pairs(ws_url, pairs, ack_every)
     try:
+        if encrypted:
+            await gather_limited(pairs, 8, lambda i: clients[2 * i].session.call(
+                "conversations.encrypt", {"to": {"user_id": clients[2 * i + 1].user_id}}))
         return await measure_pairs(clients, procs, window, seconds, warmup, ack_every, size, one_way, profile_dir,
-                                   metrics or {})
+                                   metrics or {}, encrypted)
     finally:
         await close_all(clients)
 
 
 async def measure_pairs(clients: list[BenchClient], procs: dict[str, psutil.Process], window: int, seconds: float,
                         warmup: float, ack_every: float, size: int, one_way: bool,
-                        profile_dir: str | None = None, metrics: dict[str, str] | None = None) -> dict[str, Any]:
+                        profile_dir: str | None = None, metrics: dict[str, str] | None = None,
+                        encrypted: bool = False) -> dict[str, Any]:
     """`metrics`: label -> prometheus endpoint of the stack's processes, for database operations."""
     tally, stop = Tally(), asyncio.Event()
     background: set[asyncio.Task[Any]] = set()
@@ -298,7 +332,8 @@ async def measure_pairs(clients: list[BenchClient], procs: dict[str, psutil.Proc
           f"acks every {ack_every:g} s, {warmup:g} s warm-up + {seconds:g} s measured", flush=True)
     t0 = time.perf_counter_ns()
     tally.start_ns, tally.end_ns = t0 + int(warmup * 1e9), t0 + int((warmup + seconds) * 1e9)
-    lanes = [asyncio.create_task(lane(clients[s], {"user_id": clients[r].user_id}, r, size, tally, stop, background))
+    lanes = [asyncio.create_task(lane(clients[s], {"user_id": clients[r].user_id or ""}, r, size, tally, stop, background,
+                                      encrypted))
              for s, r in directions for _ in range(window)]
 
     def outstanding_and_errors() -> str:
@@ -330,6 +365,7 @@ async def measure_pairs(clients: list[BenchClient], procs: dict[str, psutil.Proc
     unknown = sum(1 for f in tally.flights.values() if f.ok is None and not f.received.done())
     return {
         "pairs": len(clients) // 2, "senders": len(directions), "window": window, "one_way": one_way,
+        "encrypted": encrypted,
         "ack_every": ack_every, "warmup": warmup, "seconds": seconds, "text_chars": size,
         "sent": tally.sent, "sent_in_window": tally.sent_in_window, "delivered_in_window": delivered,
         "delivered_per_second": round(delivered / seconds, 1),
@@ -348,7 +384,7 @@ async def measure_pairs(clients: list[BenchClient], procs: dict[str, psutil.Proc
 
 def pairs_table(r: dict[str, Any]) -> str:
     lat, rep = r["latency_ms"], r["reply_latency_ms"]
-    direction = "one way" if r["one_way"] else "both ways"
+    direction = ("one way" if r["one_way"] else "both ways") + (", end-to-end encrypted" if r.get("encrypted") else "")
     lines = [
         f"pairs {r['pairs']} ({direction}), {r['window']} outstanding per sender, acks every {r['ack_every']:g} s, "
         f"{r['seconds']:g} s measured after {r['warmup']:g} s warm-up",

@@ -31,7 +31,7 @@ of the chat run's `message.send` frame; every chat figure is also printed as a r
 
 Issue 12's workloads (any of --pairs, --burst, --decay replaces the paced chat load above, and
 turns offline sync, idle sockets and ceilings off unless asked for):
-    parley-bench --pairs 100 --window 10 --ack-every 0.5 --seconds 20 [--one-way]
+    parley-bench --pairs 100 --window 10 --ack-every 0.5 --seconds 20 [--one-way] [--encrypted]
         N pairs of friends each keeping W messages outstanding to the other, receivers acking
         every 0.5 s; delivered msg/s, latency, lost/duplicated, CPU % and CPU-ms per delivered
         message per process (bench/pairs.py). --window 1 is the closed loop.
@@ -160,7 +160,8 @@ async def measure(args: argparse.Namespace, base: str, procs: dict[str, Any], mo
         result["ops"] = await ops_run(ws_url, procs, args.ops, args.ops_rate, args.seconds, args.warmup, args.mix)
     elif args.pairs:
         result["pairs"] = await pairs_run(ws_url, procs, args.pairs, args.window, args.seconds, args.warmup,
-                                          args.ack_every, args.size, args.one_way, args.profile, metrics)
+                                          args.ack_every, args.size, args.one_way, args.profile, metrics,
+                                          encrypted=args.encrypted)
     elif args.sweep:
         sweep = await run_sweep(ws_url, procs, args.sweep, args.users, args.seconds, args.group_size, args.size,
                                 args.warmup, args.ack_every)
@@ -307,6 +308,8 @@ def main() -> None:
                         "paced chat load (bench/pairs.py)")
     parser.add_argument("--window", type=int, default=10, help="with --pairs: messages outstanding per sender (default 10)")
     parser.add_argument("--one-way", action="store_true", help="with --pairs: only the first of each pair sends")
+    parser.add_argument("--encrypted", action="store_true", help="with --pairs: end-to-end encrypted conversations, "
+                        "messages carrying ciphertext stand-ins instead of text (bench/pairs.py)")
     parser.add_argument("--ops", type=int, default=0, metavar="N",
                         help="issue 26's mixed operations with N pairs of users instead of the chat load (bench/ops.py)")
     parser.add_argument("--ops-rate", type=float, default=40, help="with --ops: operations/s over all users (default 40)")

@@ -21,8 +21,7 @@ from services.auth.storage.revocations import MongoRevocationStore
 from services.auth.storage.users import MongoUserStore
 from shared.contracts import auth, e2e
 from shared.contracts.base import Empty, utc_now
-from shared.contracts.errors import ParleyError
-from shared.contracts.wire import Caller, user_of
+from shared.contracts.wire import Caller, device_of, user_of
 from shared.declared import Runtime, Service, operation, part, periodic
 from shared.delivery import Deliverer
 from shared.logs import log_event
@@ -50,12 +49,6 @@ def _key_claims(rt: Runtime) -> ClaimLimit:
     return ClaimLimit(RedisRateBucket(
         rt.redis, s.namespace, "keyclaim", s.key_claims_per_minute / 60, s.key_claim_burst, s.redis_buckets,
     ))
-
-
-def _device(caller: Caller) -> str:
-    if caller.device_id is None:
-        raise ParleyError.unauthorized()
-    return caller.device_id
 
 
 class AuthService(Service):
@@ -130,7 +123,7 @@ class AuthService(Service):
     # --- the key directory (docs/security.md) ---------------------------------------------------
     @operation("keys.publish")
     async def publish_keys(self, request: e2e.KeysPublish, caller: Caller) -> e2e.KeysPublishReply:
-        return await keys.publish(request, user_of(caller), _device(caller), utc_now(), self.key_parts)
+        return await keys.publish(request, user_of(caller), device_of(caller), utc_now(), self.key_parts)
 
     @operation("keys.devices")
     async def key_devices(self, request: e2e.KeysDevices, caller: Caller) -> e2e.KeysDevicesReply:
@@ -142,7 +135,7 @@ class AuthService(Service):
 
     @operation("keys.remove")
     async def remove_keys(self, request: e2e.KeysRemove, caller: Caller) -> Empty:
-        await keys.remove(user_of(caller), _device(caller), self.key_parts)
+        await keys.remove(user_of(caller), device_of(caller), self.key_parts)
         return Empty()
 
     @periodic("revocations.cache", every=lambda settings: CHECK_SECONDS)

@@ -11,18 +11,11 @@ from services.calls.remote import ChatOverRpc
 from services.calls.storage.call_store import RedisCallStore
 from shared.contracts.base import Empty
 from shared.contracts.calls import CallAccept, CallIce, CallInvite, CallInviteReply, CallTarget
-from shared.contracts.errors import ParleyError
-from shared.contracts.wire import Caller, user_of
+from shared.contracts.wire import Caller, device_of, user_of
 from shared.declared import Runtime, Service, operation, part, periodic
 from shared.delivery import Deliverer
 from shared.presence import Presence
 from shared.ratelimit import TokenBucket
-
-
-def _device(caller: Caller) -> str:
-    if caller.device_id is None:
-        raise ParleyError.unauthorized()
-    return caller.device_id
 
 
 def _invite_limit(rt: Runtime) -> TokenBucket:
@@ -54,11 +47,11 @@ class CallsService(Service):
 
     @operation("call.invite")
     async def invite(self, request: CallInvite, caller: Caller) -> CallInviteReply:
-        return await signalling.invite(request, user_of(caller), _device(caller), self.ports)
+        return await signalling.invite(request, user_of(caller), device_of(caller), self.ports)
 
     @operation("call.accept")
     async def accept(self, request: CallAccept, caller: Caller) -> Empty:
-        await signalling.accept(request, user_of(caller), _device(caller), self.ports)
+        await signalling.accept(request, user_of(caller), device_of(caller), self.ports)
         return Empty()
 
     @operation("call.decline")
@@ -78,7 +71,7 @@ class CallsService(Service):
 
     @operation("call.ice")
     async def ice(self, request: CallIce, caller: Caller) -> Empty:
-        await signalling.relay_ice(request, user_of(caller), _device(caller), self.ports)
+        await signalling.relay_ice(request, user_of(caller), device_of(caller), self.ports)
         return Empty()
 
     @periodic("calls.check", every=lambda settings: settings.call_check_seconds, once_across_replicas=True)

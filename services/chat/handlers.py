@@ -34,18 +34,11 @@ from shared.contracts.conversations import (
     Typing,
 )
 from shared.contracts.e2e import DevicesAck, DevicesSend, DevicesSendReply, KeysChanged
-from shared.contracts.errors import ParleyError
 from shared.contracts.files import FileAccess, FileAccessReply
 from shared.contracts.interactions import MessageEdit, MessageEditReply, MessageRef, ReactionChange
-from shared.contracts.wire import Caller, user_of
+from shared.contracts.wire import Caller, device_of, user_of
 from shared.declared import event, operation
 from shared.service import AnswerFirst
-
-
-def _device(caller: Caller) -> str:
-    if caller.device_id is None:
-        raise ParleyError.unauthorized()
-    return caller.device_id
 
 
 class ChatHandlers(ChatParts):
@@ -176,11 +169,11 @@ class ChatHandlers(ChatParts):
 
     @operation("devices.send")
     async def send_to_devices(self, request: DevicesSend, caller: Caller) -> DevicesSendReply:
-        return await device_messages.send_to_devices(request, user_of(caller), _device(caller), utc_now(), self)
+        return await device_messages.send_to_devices(request, user_of(caller), device_of(caller), utc_now(), self)
 
     @operation("devices.ack")
     async def acknowledge_device_messages(self, request: DevicesAck, caller: Caller) -> Empty:
-        await device_messages.acknowledge(request, user_of(caller), _device(caller), self)
+        await device_messages.acknowledge(request, user_of(caller), device_of(caller), self)
         return Empty()
 
     # --- files ---------------------------------------------------------------------------------

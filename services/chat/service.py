@@ -14,6 +14,10 @@ from services.chat.handlers import ChatHandlers
 from shared.contracts.base import utc_now
 from shared.declared import periodic
 
+# How far back each look for newly encrypted conversations reads (`encrypted_at` is dated a few
+# seconds ahead): a look that comes late still finds what it missed.
+ENCRYPTED_LOOK_BACK = timedelta(minutes=1)
+
 
 class ChatService(ChatHandlers, GroupHandlers):
     @periodic("expired.sweep", every=lambda settings: settings.expired_sweep_seconds, once_across_replicas=True)
@@ -25,7 +29,7 @@ class ChatService(ChatHandlers, GroupHandlers):
     async def learn_encrypted(self) -> None:
         """Every replica: direct conversations it holds in memory that another replica encrypted
         are held encrypted before their `encrypted_at` comes (it is dated two looks ahead)."""
-        await self.conversations.learn_encrypted(utc_now() - timedelta(seconds=4 * self.settings.encryption_watch_seconds))
+        await self.conversations.learn_encrypted(utc_now() - ENCRYPTED_LOOK_BACK)
 
     @periodic("device_messages.sweep", every=lambda settings: settings.device_messages_sweep_seconds,
               once_across_replicas=True)

@@ -19,7 +19,6 @@ from services.push.storage.preferences import MongoPreferenceStore
 from services.push.storage.state import RedisPushState
 from services.push.storage.subscriptions import MongoSubscriptionStore
 from shared.contracts.base import Empty
-from shared.contracts.errors import ParleyError
 from shared.contracts.events import (
     CallAnswered, CallEnded, CallRinging, ConversationRead, MessageChanged, MessagesStored,
 )
@@ -27,7 +26,7 @@ from shared.contracts.push import (
     ConversationPush, ConversationPushList, ConversationPushListReply, ConversationPushSet, ProviderKind,
     PushConfig, PushConfigAsk, PushPreferences, PushPreferencesAsk, PushSubscribe, PushUnsubscribe,
 )
-from shared.contracts.wire import Caller, user_of
+from shared.contracts.wire import Caller, device_of, user_of
 from shared.declared import Runtime, Service, event, operation, part
 from shared.presence import Presence
 
@@ -35,12 +34,6 @@ from shared.presence import Presence
 # What may wait in RabbitMQ for the push service (`<ns>.push.events`), in events and bytes.
 EVENTS_WAITING = 100_000
 EVENTS_WAITING_BYTES = 256 * 1024 * 1024
-
-
-def _device(caller: Caller) -> str:
-    if caller.device_id is None:
-        raise ParleyError.unauthorized()
-    return caller.device_id
 
 
 def _sender(rt: Runtime, s: "PushService") -> Sender:
@@ -116,12 +109,12 @@ class PushService(Service):
 
     @operation("push.subscribe")
     async def subscribe(self, request: PushSubscribe, caller: Caller) -> Empty:
-        await subscribing.subscribe(request, user_of(caller), _device(caller), self)
+        await subscribing.subscribe(request, user_of(caller), device_of(caller), self)
         return Empty()
 
     @operation("push.unsubscribe")
     async def unsubscribe(self, request: PushUnsubscribe, caller: Caller) -> Empty:
-        await subscribing.unsubscribe(user_of(caller), _device(caller), self)
+        await subscribing.unsubscribe(user_of(caller), device_of(caller), self)
         return Empty()
 
     @operation("push.device.logged_out")

@@ -21,7 +21,9 @@ KeyId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"
 
 ALGORITHM = "olm.v1"
 MAX_CIPHERTEXTS = 64  # one per device of a direct conversation's two users
-MAX_BODY_CHARS = 16_000
+# An Olm ciphertext's base64: room for a 4,000-character message of CJK text (12,000 UTF-8 bytes)
+# in the clients' payload, as a plain message allows (docs/security.md).
+MAX_BODY_CHARS = 22_000
 MAX_ONE_TIME_KEYS_PER_PUBLISH = 100
 MAX_UNCLAIMED_ONE_TIME_KEYS = 200  # per device; past it keys.publish is `conflict`
 LOW_ONE_TIME_KEYS = 20  # a claim leaving fewer pushes keys.low to the device

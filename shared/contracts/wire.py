@@ -29,6 +29,13 @@ def user_of(caller: Caller) -> str:
     return caller.user_id
 
 
+def device_of(caller: Caller) -> str:
+    """The device that asked (the socket's, from auth.login); `unauthorized` without one."""
+    if caller.device_id is None:
+        raise ParleyError.unauthorized()
+    return caller.device_id
+
+
 class Command(Contract):
     """Body of a message on `parley.commands`.
 

@@ -13,6 +13,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from shared.settings import Settings
+from tests.integration.test_file_messages import download, upload
 from tests.support.client import Client, befriend, log_in_again, new_user
 from tests.support.fake_olm import FakeDevice, b64, envelope
 
@@ -249,3 +250,20 @@ async def test_the_database_holds_no_plaintext_of_an_encrypted_conversation(port
     assert stored["encrypted"]["ciphertexts"][0]["body"] == hidden and "text" not in stored
     assert conversation_id == stored["conversation_id"]
     await asyncio.gather(alice.close(), bob.close())
+
+
+async def test_an_encrypted_file_travels_as_opaque_bytes_to_the_participants(port: int) -> None:
+    """The client encrypts the file (AES-256-GCM, its key inside the message); the server stores
+    and serves the bytes it got, named `encrypted`, to the conversation's participants only."""
+    alice, bob, alice_device, _, _ = await encrypted_pair(port)
+    stranger = await new_user(port)
+    assert bob.user_id is not None and alice.token and bob.token and stranger.token
+    opaque = secrets.token_bytes(4096)
+    info = await upload(port, alice.token, opaque, "encrypted", "application/octet-stream")
+    sent = await alice.call("message.send", send_data(bob, envelope(alice_device, (bob.user_id, "default")),
+                                                     file_id=info["file_id"]))
+    got = await bob.next_push("message.new")
+    assert got["message_id"] == sent["message_id"] and got["file"]["name"] == "encrypted"
+    assert (await download(port, bob.token, info["file_id"])).content == opaque
+    assert (await download(port, stranger.token, info["file_id"])).status_code == 404
+    await asyncio.gather(alice.close(), bob.close(), stranger.close())

@@ -16,6 +16,7 @@ from shared.presence import Presence
 from shared.settings import Settings
 from shared.stores import redis_client
 from tests.support.client import Client, befriend, log_in_again, new_user
+from tests.support.fake_olm import FakeDevice, envelope
 from tests.support.waiting import eventually
 from tests.support.webpush_receiver import ReceiverSubscription, WebPushReceiver
 
@@ -130,6 +131,19 @@ async def test_a_burn_after_reading_message_shows_none_of_its_content(pair: Pair
     (notification,) = await pair.arrives(phone, 1)
     assert notification["body"] == BURN_TEXT
     assert "swordfish" not in str(notification)
+
+
+async def test_an_encrypted_message_is_notified_without_a_preview(pair: Pair, port: int) -> None:
+    """docs/security.md: the server cannot read it, so the notification says only that it came."""
+    phone = await pair.away(port, "bob-phone")
+    bob = pair.bob.user_id or ""
+    await pair.alice.call("conversations.encrypt", {"to": {"user_id": bob}})
+    sender = FakeDevice(pair.alice.user_id or "", "default")
+    await pair.alice.call("message.send", {
+        "to": {"user_id": bob}, "client_msg_id": "e2e-1", "encrypted": envelope(sender, (bob, "bob-phone")),
+    })
+    (notification,) = await pair.arrives(phone, 1)
+    assert notification["body"] == "New encrypted message" and notification["kind"] == "message"
 
 
 async def test_a_call_rings_an_away_device_until_it_is_answered_on_another(pair: Pair, port: int) -> None:

@@ -52,7 +52,7 @@ def test_the_envelope_is_refused_unless_well_formed() -> None:
         good | {"ciphertexts": [good["ciphertexts"][0]] * 2},  # a device twice
         good | {"ciphertexts": [dict(c, device_id=f"d{i}") for i, c in enumerate(good["ciphertexts"] * 33)]},  # 66
         good | {"ciphertexts": [good["ciphertexts"][0] | {"type": 2}]},
-        good | {"ciphertexts": [good["ciphertexts"][0] | {"body": "x" * 16_001}]},
+        good | {"ciphertexts": [good["ciphertexts"][0] | {"body": "x" * 22_001}]},
     ]
     for envelope_ in bad:
         with pytest.raises(ValidationError):

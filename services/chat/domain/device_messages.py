@@ -6,33 +6,41 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from services.chat.domain.messaging import device_message_push
 from services.chat.domain.ports import DeviceKeys, DeviceMessages
 from services.chat.domain.records import DeviceMessage
 from shared.contracts import e2e
 from shared.contracts.errors import ParleyError
 from shared.delivery import Deliverer
 from shared.ids import new_id
+from shared.presence import DeviceSocket
+
+# A bind's waiting messages go to the socket in pushes of at most this many bytes of bodies (the
+# gateway holds at most 8 MiB unread for a socket: docs/protocol.md "Transport").
+SYNC_CHUNK_BYTES = 256 * 1024
 
 
-class DeviceMessageParts(Protocol):
-    """The waiting messages, auth's key directory (which devices can be written to), pushes, and
-    the bounds (the device_message_* settings)."""
+class WaitingParts(Protocol):
+    """What a bind's sync needs of the waiting messages: them, pushes, and how many at most."""
 
     @property
     def device_messages(self) -> DeviceMessages: ...
 
     @property
-    def device_keys(self) -> DeviceKeys: ...
-
-    @property
     def deliver(self) -> Deliverer: ...
 
     @property
-    def device_message_ttl(self) -> timedelta: ...
+    def device_messages_max(self) -> int: ...
+
+
+class DeviceMessageParts(WaitingParts, Protocol):
+    """The waiting messages, auth's key directory (which devices can be written to), pushes, and
+    the bounds (the device_message_* settings)."""
 
     @property
-    def device_messages_max(self) -> int: ...
+    def device_keys(self) -> DeviceKeys: ...
+
+    @property
+    def device_message_ttl(self) -> timedelta: ...
 
     @property
     def device_messages_max_bytes(self) -> int: ...
@@ -66,10 +74,24 @@ async def send_to_devices(
             )
     await parts.device_messages.add(messages)
     for target, adding in by_target.items():
-        await parts.deliver.to_device(user_id, target, [device_message_push(m) for m in adding])
+        await parts.deliver.to_device(user_id, target, [m.push() for m in adding])
     return e2e.DevicesSendReply(ids=[m.message_id for m in messages])
 
 
 async def acknowledge(request: e2e.DevicesAck, user_id: str, device_id: str, parts: DeviceMessageParts) -> None:
     """The device has them: deleted (ids it does not hold, or held no more, change nothing)."""
     await parts.device_messages.acknowledge(user_id, device_id, list(dict.fromkeys(request.ids)))
+
+
+async def stream_waiting(sock: DeviceSocket, now: datetime, parts: WaitingParts) -> None:
+    """What waits for a freshly bound socket's device, pushed to that socket (before its
+    `sync.done`), oldest first, in pushes of at most SYNC_CHUNK_BYTES."""
+    waiting = await parts.device_messages.for_device(sock.user_id, sock.device_id, now, parts.device_messages_max)
+    chunk: list[DeviceMessage] = []
+    for message in waiting:
+        if chunk and sum(m.size for m in chunk) + message.size > SYNC_CHUNK_BYTES:
+            await parts.deliver.to_socket(sock, [m.push() for m in chunk], sync=True)
+            chunk = []
+        chunk.append(message)
+    if chunk:
+        await parts.deliver.to_socket(sock, [m.push() for m in chunk], sync=True)

@@ -92,6 +92,8 @@ def check_content(conversation: Conversation, encrypted: e2e.Encrypted | None) -
 
 
 class KeysAudienceParts(Protocol):
+    """Who talks with a user (friendships, conversations), and pushes."""
+
     @property
     def friendships(self) -> Friendships: ...
 

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.delivery import Deliverer, push
-from services.chat.domain.ports import Conversations, Cursors, DeviceMessages, Messages
-from services.chat.domain.records import Conversation, DeviceMessage, Message
+from services.chat.domain.device_messages import WaitingParts, stream_waiting
+from services.chat.domain.ports import Conversations, Cursors, Messages
+from services.chat.domain.records import Conversation, Message
 from shared.contracts import chat
 from shared.contracts.base import utc_now
 from shared.contracts.conversations import MessageRecalledPush
@@ -24,9 +25,10 @@ SYNC_CLOCK_MARGIN = timedelta(seconds=5)
 CHANGE_READS_AT_ONCE = 16  # conversations whose changes are read concurrently on a sync
 
 
-class MessagingParts(Protocol):
+class MessagingParts(WaitingParts, Protocol):
     """What reading messages needs: the conversations, the messages, the devices' cursors and
-    the users' markers, the pushes a sync streams, and how many messages a sync push carries."""
+    the users' markers, the pushes a sync streams, how many messages a sync push carries, and
+    the to-device messages a sync ends with (WaitingParts)."""
 
     @property
     def conversations(self) -> Conversations: ...
@@ -42,12 +44,6 @@ class MessagingParts(Protocol):
 
     @property
     def sync_batch_size(self) -> int: ...
-
-    @property
-    def device_messages(self) -> DeviceMessages: ...
-
-    @property
-    def device_messages_max(self) -> int: ...
 
 
 async def member_conversation(conversation_id: str, user_id: str, conversations: Conversations) -> Conversation:
@@ -159,9 +155,7 @@ async def sync_device(bound: chat.DeviceBound, parts: MessagingParts) -> int:
         changes = await _changes_since(joined, positions, bound.user_id, synced_at - SYNC_CLOCK_MARGIN, now, messages)
         for start in range(0, len(changes), batch_size):
             await deliver.to_socket(sock, changes[start:start + batch_size], sync=True)
-    waiting = await parts.device_messages.for_device(bound.user_id, bound.device_id, now, parts.device_messages_max)
-    for start in range(0, len(waiting), batch_size):
-        await deliver.to_socket(sock, [device_message_push(m) for m in waiting[start:start + batch_size]], sync=True)
+    await stream_waiting(sock, now, parts)
     await deliver.to_socket(sock, [push("sync.done", chat.SyncDone(count=count))], sync=True)
     # Only a sync that went out to the end moves the mark (a failed one is caught up again).
     await cursors.finish_sync(bound.user_id, bound.device_id, now)
@@ -198,8 +192,3 @@ def message_new(message: Message, *, sealed: bool = False) -> Push:
     """The `message.new` push of a stored message, its data built as JSON directly (the message
     came from the store or was just validated at the edge: no model to check it again)."""
     return Push(type="message.new", data=message.contract_json(sealed=sealed))
-
-
-def device_message_push(message: DeviceMessage) -> Push:
-    """The `device.message` push of a waiting to-device message (live, and in a bind's sync)."""
-    return Push(type="device.message", data=message.push_data())

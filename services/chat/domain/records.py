@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar, dataclass_transform
 from shared.contracts import chat, e2e, events
 from shared.contracts.base import iso
 from shared.contracts.calls import CallRecord
+from shared.contracts.envelope import Push
 from shared.contracts.interactions import QUOTE_CHARS, Burn, Quote, Reaction
 from shared.contracts.groups import Role
 
@@ -459,9 +460,9 @@ class DeviceMessage:
     def size(self) -> int:
         return len(self.body.encode())
 
-    def push_data(self) -> dict[str, Any]:
-        """The `device.message` push's data."""
-        return {
+    def push(self) -> Push:
+        """The `device.message` push, its data built as JSON directly."""
+        return Push(type="device.message", data={
             "id": self.message_id, "from_device_id": self.from_device_id, "sender_key": self.sender_key,
             "type": self.type, "body": self.body, "sent_at": iso(self.sent_at),
-        }
+        })

@@ -14,8 +14,6 @@ from services.chat.storage.messages import EPOCH
 from shared.stores import Database, Document
 
 
-
-
 def _record(doc: Document) -> DeviceMessage:
     return DeviceMessage(
         doc["_id"], doc["user_id"], doc["device_id"], doc["from_device_id"], doc["sender_key"], doc["type"],
