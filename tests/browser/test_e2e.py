@@ -337,3 +337,20 @@ async def test_a_new_device_reads_earlier_messages_only_once_my_other_device_sha
     await by_id(alice, "e2e-share-history").click()
     await expect(by_id(alice, "e2e-share-progress")).to_contain_text("Shared", timeout=15_000)
     await expect(encrypted_message(laptop, earlier)).to_have_count(1, timeout=20_000)
+
+
+async def test_burn_after_reading_in_an_encrypted_conversation(open_page):
+    alice, bob, a, b = await two_friends(open_page)
+    await turn_on_encryption(alice, bob, a, b)
+    await by_id(alice, "burn-toggle").click()
+    await by_id(alice, "burn-select").select_option("5")
+    await send(alice, "read me once, privately")
+    # The server withholds the ciphertext until Bob opens it; then it is decrypted and burns.
+    sealed = by_id(bob, "message").and_(bob.locator('[data-burn="sealed"]'))
+    await expect(sealed).to_have_count(1, timeout=20_000)
+    await expect(message(bob, "read me once, privately")).to_have_count(0)
+    await sealed.get_by_test_id("burn-open").click()
+    opened = encrypted_message(bob, "read me once, privately")
+    await expect(opened).to_have_count(1, timeout=15_000)
+    await expect(opened).to_have_attribute("data-burn", "open")
+    await expect(message(bob, "read me once, privately")).to_have_count(0, timeout=15_000)
