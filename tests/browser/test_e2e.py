@@ -166,7 +166,7 @@ async def test_two_people_exchange_encrypted_text_an_image_and_a_voice_message(o
     await expect(encrypted_message(bob, secret)).to_have_count(1, timeout=15_000)
 
 
-async def test_the_safety_number_is_the_same_on_both_pages_and_can_be_verified(open_page):
+async def test_the_safety_number_is_the_same_on_both_pages_and_can_be_verified(open_page, shoot):
     alice, bob, a, b = await two_friends(open_page)
     await turn_on_encryption(alice, bob, a, b)
     numbers = []
@@ -193,8 +193,12 @@ async def test_the_safety_number_is_the_same_on_both_pages_and_can_be_verified(o
 
     await by_id(alice, "e2e-mark-verified").click()
     await expect(by_id(alice, "safety-status")).to_have_attribute("data-verified", "true")
+    await shoot(alice, "e2e-safety-number")
     await by_id(alice, "safety-close").click()
     await expect(by_id(alice, "e2e-badge")).to_have_attribute("data-verified", "true")
+    await alice.reload()  # the mark is kept with the pinned keys
+    await open_chat_with(alice, b)
+    await expect(by_id(alice, "e2e-badge")).to_have_attribute("data-verified", "true", timeout=15_000)
 
     # Bob's browser loses its keys (site data cleared) and makes new ones for the same device:
     # Alice is told in the conversation, and the safety number changes.

@@ -130,9 +130,18 @@ export function setupE2EViews() {
   applyTranslations(deviceBanner);
   onLocaleChange(() => applyTranslations(deviceBanner));
 
+  const checked = new Set(); // peers whose verified mark was read from the pins since the page started
   return function renderE2E() {
     const conv = openConv();
     const direct = conv?.kind === "direct";
+    if (direct && conv.encryptedAt && e2e.status === "ready" && !checked.has(conv.peerId)) {
+      const peer = conv.peerId;
+      checked.add(peer);
+      isVerified(peer).then((verified) => {
+        if (verified && !e2e.keyChanges.get(peer)?.length) e2e.verified.set(peer, true);
+        changed();
+      }, () => checked.delete(peer));
+    }
     turnOnButton.hidden = !direct || Boolean(conv.encryptedAt);
     badge.hidden = !conv?.encryptedAt;
     badge.dataset.verified = String(Boolean(conv && e2e.verified.get(conv.peerId)));
