@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from base64 import b64decode
+from datetime import UTC, datetime, timedelta
 
 from bson import encode as bson_encode
 from playwright.async_api import Page, WebSocketRoute, expect
@@ -358,3 +359,25 @@ async def test_burn_after_reading_in_an_encrypted_conversation(open_page):
     await expect(opened).to_have_count(1, timeout=15_000)
     await expect(opened).to_have_attribute("data-burn", "open")
     await expect(message(bob, "read me once, privately")).to_have_count(0, timeout=15_000)
+
+
+async def test_logging_out_takes_this_devices_keys_away(open_page):
+    alice, bob, a, b = await two_friends(open_page)
+    await turn_on_encryption(alice, bob, a, b)
+    await send(bob, "before alice logs out")
+    await expect(encrypted_message(alice, "before alice logs out")).to_have_count(1, timeout=20_000)
+    # Her new keys are made well after it (the client allows a minute of difference between clocks).
+    await alice.clock.set_system_time(datetime.now(UTC) + timedelta(minutes=3))
+    databases = "async () => (await indexedDB.databases()).map((d) => d.name).filter((n) => n.startsWith('parley-e2e:'))"
+    assert len(await alice.evaluate(databases)) == 1
+    await by_id(alice, "logout").click()
+    await expect(by_id(alice, "auth-username")).to_be_visible(timeout=10_000)
+    assert await alice.evaluate(databases) == []  # nothing of the account stays in this browser
+    # Logged in again: new keys, and what came before cannot be read here.
+    await log_in(alice, a)
+    await expect(alice.locator("body")).to_have_attribute("data-e2e", "ready", timeout=15_000)
+    await open_chat_with(alice, b)
+    before = by_id(alice, "message").and_(alice.locator('[data-e2e="before"]'))
+    await expect(before).to_have_count(1, timeout=20_000)
+    await send(bob, "after she is back")
+    await expect(encrypted_message(alice, "after she is back")).to_have_count(1, timeout=20_000)

@@ -23,7 +23,7 @@
 import { conn } from "./wire.js";
 import { state, changed } from "./store.js";
 import * as store from "./store.js";
-import { KeyStore, b64, unb64, hex } from "./e2e_store.js";
+import { KeyStore, b64, unb64, hex, deleteStore } from "./e2e_store.js";
 import { t } from "./i18n.js";
 
 const OLM_JS = "/app/vendor/dist/olm.js";
@@ -48,6 +48,8 @@ let Olm = null;
 let keys = null; // KeyStore
 let account = null;
 let me = null; // {user_id, device_id, identity_key, signing_key}
+let createdAt = 0; // when this device's Olm account was made (ms): what was sent well before is "before this device"
+const CLOCK_SLACK_MS = 60_000;
 let ready = null; // Promise of the engine for the current user
 const sessions = new Map(); // identity (curve25519) key -> [{session, id}], most recent first
 const devices = new Map(); // user_id -> {at, list: [{user_id, device_id, identity_key, signing_key}]}
@@ -131,7 +133,9 @@ export function startE2E(userId, deviceId) {
       else {
         account.create();
         await saveAccount(deviceId);
+        await keys.put("meta", `created:${deviceId}`, Date.now());
       }
+      createdAt = (await keys.get("meta", `created:${deviceId}`)) || 0;
       const ids = JSON.parse(account.identity_keys());
       me = { user_id: userId, device_id: deviceId, identity_key: ids.curve25519, signing_key: ids.ed25519 };
       for (const [id, value] of await keys.entries("olm")) {
@@ -159,6 +163,38 @@ export function startE2E(userId, deviceId) {
       else if (error?.code !== "disconnected") console.warn("keys not published", error);
     }
   });
+}
+
+/**
+ * Logging out: this device's keys leave the key directory (`keys.remove`, when `bound`) and its
+ * store leaves the browser (account, sessions, pins, the plaintexts kept). Logging in again
+ * makes new keys: what came before shows as "sent before this device was added".
+ */
+export async function forgetE2E(userId, bound) {
+  const was = ready;
+  ready = null;
+  if (was) {
+    try {
+      await was;
+      if (bound) await conn.request("keys.remove", {});
+    } catch {
+      // not started, or the server is gone: the local store goes all the same
+    }
+  }
+  keys?.close();
+  keys = null;
+  account?.free();
+  account = null;
+  me = null;
+  createdAt = 0;
+  sessions.clear();
+  devices.clear();
+  decrypting.clear();
+  waiting.clear();
+  Object.assign(e2e, { status: "off", reason: null, sharing: null, newDevices: [] });
+  e2e.keyChanges.clear();
+  e2e.verified.clear();
+  if (userId) await deleteStore(userId);
 }
 
 export function isReady() {
@@ -571,7 +607,11 @@ export function reveal(conv, message) {
     fillQuote(conv, message);
   }, (error) => {
     if (message.encrypted !== envelope) return;
-    message.e2e = error?.code === "before_device" ? "before" : error?.code === "e2e_unavailable" ? "unavailable" : "failed";
+    // One this device cannot decrypt, sent well before its keys were made (logged in again, or
+    // the same device id with new keys): written for the keys it had before, not tampered with.
+    const older = createdAt && message.sent_at && new Date(message.sent_at).getTime() < createdAt - CLOCK_SLACK_MS;
+    message.e2e = error?.code === "before_device" || (error?.code === "undecryptable" && older && !/replayed/.test(error.message)) ? "before"
+      : error?.code === "e2e_unavailable" ? "unavailable" : "failed";
     for (const field of ["text", "sticker", "voice", "mentions"]) delete message[field];
     delete message.file;
     if (message.e2e !== "failed") waiting.add([conv, message]);

@@ -23,6 +23,18 @@ function openDb(name) {
   return promised(request);
 }
 
+function dbName(userId) {
+  return `parley-e2e:${userId}`;
+}
+
+/** Delete the user's store in this browser (logging out: nothing of the account stays). */
+export function deleteStore(userId) {
+  return new Promise((resolve) => {
+    const request = indexedDB.deleteDatabase(dbName(userId));
+    request.onsuccess = request.onerror = request.onblocked = () => resolve();
+  });
+}
+
 export function b64(bytes) {
   let text = "";
   for (const byte of new Uint8Array(bytes)) text += String.fromCharCode(byte);
@@ -41,7 +53,7 @@ export function hex(bytes) {
 export class KeyStore {
   /** The store of user `userId` in this browser, with its wrapping key and pickle key ready. */
   static async open(userId) {
-    const db = await openDb(`parley-e2e:${userId}`);
+    const db = await openDb(dbName(userId));
     db.onversionchange = () => db.close(); // deleted elsewhere (another tab, site data cleared): let it go
     const store = new KeyStore(db);
     await store.unlock();
@@ -52,6 +64,10 @@ export class KeyStore {
     this.db = db;
     this.wrapKey = null; // CryptoKey, non-extractable
     this.pickleKey = null; // string, in memory only; stored wrapped
+  }
+
+  close() {
+    this.db.close();
   }
 
   async get(store, id) {

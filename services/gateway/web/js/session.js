@@ -11,7 +11,7 @@ import { scheduleAck, markRead, markReadSoon, flushOutbox, clearOutbox } from ".
 import { listenInteractions } from "./interactions.js";
 import { keepOffline, restore, forgetOffline } from "./offline.js";
 import { afterLogin, forgetPush } from "./push.js";
-import { startE2E, reveal, onKeysLow, onKeysChanged, onDeviceMessage } from "./e2e.js";
+import { startE2E, reveal, onKeysLow, onKeysChanged, onDeviceMessage, forgetE2E } from "./e2e.js";
 import { listenE2E } from "./views/e2e.js";
 
 const TOKEN_KEY = "parley.token";
@@ -90,6 +90,7 @@ export async function login(username, password) {
 
 export async function logout() {
   await forgetPush();
+  await forgetE2E(state.me?.user_id, state.bound); // keys.remove, then this browser's store deleted
   try {
     if (state.bound) await conn.request("auth.logout", {});
   } catch {
@@ -103,6 +104,7 @@ export async function logout() {
 /** Back to the login screen, forgetting the token and everything shown; `message()` says why. */
 function endSession(message) {
   forgetOffline(state.me?.user_id);
+  forgetE2E(state.me?.user_id, false).catch(() => {});
   localStorage.removeItem(TOKEN_KEY);
   localStorage.removeItem(USER_KEY);
   clearOutbox();
