@@ -224,8 +224,9 @@ class Settings(BaseSettings):
     key_claim_burst: int = Field(200, ge=1)
     # Each chat replica looks this often for direct conversations newly encrypted (by any
     # replica) among those it holds in memory; conversations.encrypt dates encryption twice this
-    # far ahead and answers then, so that from `encrypted_at` on every replica refuses plaintext.
-    encryption_watch_seconds: float = Field(1.0, gt=0, le=30)
+    # far ahead and answers then, so that from `encrypted_at` on every replica refuses plaintext
+    # (at most 3 s: that answer must come well within rpc_timeout_seconds).
+    encryption_watch_seconds: float = Field(1.0, gt=0, le=3)
     # To-device messages (devices.send): kept until acknowledged, at most this long, and at most
     # this many and bytes waiting per target device; expired ones are deleted this often.
     device_message_ttl_seconds: float = Field(7 * 24 * 3600, gt=0)

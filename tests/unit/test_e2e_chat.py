@@ -163,3 +163,13 @@ async def test_to_device_messages_are_bounded_synced_before_sync_done_and_acknow
     assert [m.message_id for m in await world.device_messages.for_device(A, "laptop", utc_now(), 10)] == ids[1:]
     await world.tell("keys.changed", e2e.KeysChanged(user_id=A, device_id="laptop", change="replaced"))
     assert await world.device_messages.for_device(A, "laptop", utc_now(), 10) == []  # unreadable now
+
+
+async def test_to_device_messages_expire_unread(world: Any) -> None:
+    world.device_keys.publish(A, "d1", "laptop")
+    message = {"device_id": "laptop", "sender_key": PHONE.identity_key, "type": 1, "body": b64(b"old news")}
+    await world.ask(A, "devices.send", messages=[message])
+    later = utc_now() + world.device_message_ttl + timedelta(seconds=1)
+    assert await world.device_messages.for_device(A, "laptop", later, 10) == []  # never pushed once expired
+    assert await world.device_messages.delete_expired(later) == 1
+    assert await world.device_messages.waiting(A, "laptop") == (0, 0)

@@ -3,6 +3,7 @@ encryption on, what an encrypted message may be, and telling who talks with a us
 their devices' keys changed. The server never reads a ciphertext: it checks only who each one is
 for."""
 import asyncio
+import logging
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Protocol
@@ -14,6 +15,9 @@ from shared.contracts.base import iso, utc_now
 from shared.contracts.conversations import ConversationEncrypt, ConversationEncryptedPush, ConversationEncryptReply
 from shared.contracts.errors import ParleyError
 from shared.delivery import Deliverer, push
+from shared.logs import log_event
+
+log = logging.getLogger("parley.chat")
 
 GROUPS_LATER = "data.to.group_id: end-to-end encryption is for direct conversations (groups come in a later step)"
 
@@ -63,6 +67,7 @@ async def encrypt_conversation(
     await asyncio.sleep(max(0.0, (encrypted_at - utc_now()).total_seconds()))
     reply = ConversationEncryptReply(conversation_id=encrypted.conversation_id, encrypted_at=iso(encrypted_at))
     if first:
+        log_event(log, "conversation.encrypted", conversation_id=encrypted.conversation_id, encrypted_at=reply.encrypted_at)
         data = ConversationEncryptedPush(
             conversation_id=encrypted.conversation_id, by_user_id=user_id, encrypted_at=reply.encrypted_at
         )
