@@ -370,6 +370,22 @@ async def test_logging_out_takes_this_devices_keys_away(open_page):
     await alice.clock.set_system_time(datetime.now(UTC) + timedelta(minutes=3))
     databases = "async () => (await indexedDB.databases()).map((d) => d.name).filter((n) => n.startsWith('parley-e2e:'))"
     assert len(await alice.evaluate(databases)) == 1
+    # What the store holds: a non-extractable AES-GCM key, and the pickle key only wrapped by it.
+    stored = await alice.evaluate("""async () => {
+        const me = JSON.parse(localStorage.getItem('parley.user')).user_id;
+        const db = await new Promise((ok, no) => { const r = indexedDB.open('parley-e2e:' + me); r.onsuccess = () => ok(r.result); r.onerror = no; });
+        const get = (store, id) => new Promise((ok) => { const r = db.transaction(store).objectStore(store).get(id); r.onsuccess = () => ok(r.result); });
+        const wrap = await get('meta', 'wrap');
+        const pickle = await get('meta', 'pickle');
+        let exported = 'refused';
+        try { await crypto.subtle.exportKey('raw', wrap); exported = 'exported'; } catch (e) { exported = e.name; }
+        const plain = await new Promise((ok) => { const r = db.transaction('plain').objectStore('plain').getAll(); r.onsuccess = () => ok(r.result); });
+        db.close();
+        return {type: wrap.constructor.name, extractable: wrap.extractable, algorithm: wrap.algorithm.name, exported,
+                pickle: Object.keys(pickle).sort(), sealed: plain.every((v) => typeof v === 'string' || (v.iv && v.data))};
+    }""")
+    assert stored == {"type": "CryptoKey", "extractable": False, "algorithm": "AES-GCM", "exported": "InvalidAccessError",
+                      "pickle": ["data", "iv"], "sealed": True}, stored
     await by_id(alice, "logout").click()
     await expect(by_id(alice, "auth-username")).to_be_visible(timeout=10_000)
     assert await alice.evaluate(databases) == []  # nothing of the account stays in this browser
