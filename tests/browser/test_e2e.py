@@ -397,3 +397,27 @@ async def test_logging_out_takes_this_devices_keys_away(open_page):
     await expect(before).to_have_count(1, timeout=20_000)
     await send(bob, "after she is back")
     await expect(encrypted_message(alice, "after she is back")).to_have_count(1, timeout=20_000)
+
+
+async def test_a_message_typed_as_the_peer_turned_encryption_on_goes_sealed(open_page):
+    alice, bob, a, b = await two_friends(open_page)
+
+    async def route(ws: WebSocketRoute) -> None:  # Bob never hears that the chat became encrypted
+        server = ws.connect_to_server()
+        ws.on_message(lambda text: server.send(text))
+        server.on_message(lambda text: None if '"conversation.encrypted"' in str(text) else ws.send(text))
+
+    await bob.context.route_web_socket(re.compile(r"/ws$"), route)
+    await bob.reload()
+    await expect(by_id(bob, "connection-status")).to_contain_text("Connected", timeout=15_000)
+    await expect(bob.locator("body")).to_have_attribute("data-e2e", "ready", timeout=15_000)
+    await open_chat_with(bob, a)
+    await expect(alice.locator("body")).to_have_attribute("data-e2e", "ready", timeout=15_000)
+    await open_chat_with(alice, b)
+    await by_id(alice, "e2e-turn-on").click()
+    await expect(by_id(alice, "e2e-badge")).to_be_visible(timeout=15_000)
+    await expect(by_id(bob, "e2e-turn-on")).to_be_visible()  # Bob's page still thinks it plain
+    await send(bob, "typed before I knew")
+    await expect(encrypted_message(alice, "typed before I knew")).to_have_count(1, timeout=20_000)
+    await expect(by_id(bob, "e2e-badge")).to_be_visible()
+    await expect(encrypted_message(bob, "typed before I knew")).to_have_count(1)

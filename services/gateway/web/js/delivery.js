@@ -174,6 +174,10 @@ async function deliver(clientMsgId) {
   } catch (error) {
     item.inFlight = false;
     if (error.code === "disconnected") return; // sent again after the next bind
+    if (becameEncrypted(item, error)) {
+      deliver(clientMsgId); // sealed this time
+      return;
+    }
     outbox.delete(clientMsgId);
     const conv = state.convs.get(item.conv.key) || item.conv;
     store.failSend(conv, clientMsgId, error); // worded when drawn (views/messages.js)
@@ -186,6 +190,24 @@ async function deliver(clientMsgId) {
     showError(error, "message.send");
   }
   changed();
+}
+
+/**
+ * The peer turned encryption on just before I sent (its push not here yet): the server refuses
+ * plaintext (`data.encrypted`). Text and stickers are then sealed and sent again; a file that
+ * went up unencrypted is not.
+ */
+function becameEncrypted(item, error) {
+  const conv = state.convs.get(item.conv.key) || item.conv;
+  if (item.plain || conv.kind !== "direct" || error.code !== "bad_request" || !/send encrypted/.test(error.message || "")) return false;
+  if (item.payload.file_id) return false;
+  conv.encryptedAt ||= new Date().toISOString();
+  conv.all += 1;
+  item.plain = plainPayload(item.payload, null);
+  for (const field of ["text", "sticker_id", "voice", "mentions"]) delete item.payload[field];
+  const message = conv.messages.get(`c:${item.payload.client_msg_id}`);
+  if (message) message.e2e = "ok";
+  return true;
 }
 
 let lastTyping = 0;
