@@ -51,6 +51,7 @@ let me = null; // {user_id, device_id, identity_key, signing_key}
 let createdAt = 0; // when this device's Olm account was made (ms): what was sent well before is "before this device"
 const CLOCK_SLACK_MS = 60_000;
 let ready = null; // Promise of the engine for the current user
+let startedFor = ""; // "<user_id>|<device_id>" whose engine `ready` is
 const sessions = new Map(); // identity (curve25519) key -> [{session, id}], most recent first
 const devices = new Map(); // user_id -> {at, list: [{user_id, device_id, identity_key, signing_key}]}
 const decrypting = new Map(); // ciphertext hash -> Promise of the payload
@@ -120,7 +121,8 @@ function unavailable(error) {
 
 /** Start (or restart, for another user) after a bind; resolves once keys are published. */
 export function startE2E(userId, deviceId) {
-  if (!ready || me?.user_id !== userId || me?.device_id !== deviceId) {
+  if (!ready || startedFor !== `${userId}|${deviceId}`) {
+    startedFor = `${userId}|${deviceId}`;
     e2e.status = "loading";
     ready = (async () => {
       Olm = await loadOlm();
@@ -138,8 +140,9 @@ export function startE2E(userId, deviceId) {
       createdAt = (await keys.get("meta", `created:${deviceId}`)) || 0;
       const ids = JSON.parse(account.identity_keys());
       me = { user_id: userId, device_id: deviceId, identity_key: ids.curve25519, signing_key: ids.ed25519 };
-      for (const [id, value] of await keys.entries("olm")) {
-        if (!id.startsWith(`session:${deviceId}:`)) continue;
+      const saved = (await keys.entries("olm")).filter(([id]) => id.startsWith(`session:${deviceId}:`));
+      saved.sort((x, y) => (x[1].at || 0) - (y[1].at || 0)); // the one used last ends up first
+      for (const [, value] of saved) {
         const session = new Olm.Session();
         session.unpickle(keys.pickleKey, value.pickle);
         remember(value.identity_key, session);
@@ -173,6 +176,7 @@ export function startE2E(userId, deviceId) {
 export async function forgetE2E(userId, bound) {
   const was = ready;
   ready = null;
+  startedFor = "";
   if (was) {
     try {
       await was;
@@ -214,7 +218,7 @@ function remember(identityKey, session) {
 
 async function saveSession(identityKey, session) {
   await keys.put("olm", `session:${me.device_id}:${identityKey}:${session.session_id()}`, {
-    identity_key: identityKey, pickle: session.pickle(keys.pickleKey),
+    identity_key: identityKey, pickle: session.pickle(keys.pickleKey), at: Date.now(),
   });
 }
 
