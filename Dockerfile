@@ -32,6 +32,18 @@ COPY services ./services
 RUN pip install . \
  && pip uninstall --yes parley
 
+# --- web-vendor: the web client's pinned npm files (olm.js, olm.wasm, the QR encoder) -----------
+# npm from Debian's packages, `npm ci` from services/gateway/web/vendor/package-lock.json
+# (integrity-checked), the served files copied into vendor/dist (deploy/local/web-vendor.sh).
+FROM ${BASE_IMAGE} AS web-vendor
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends npm \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY deploy/local/web-vendor.sh ./deploy/local/web-vendor.sh
+COPY services/gateway/web/vendor/package.json services/gateway/web/vendor/package-lock.json ./services/gateway/web/vendor/
+RUN bash deploy/local/web-vendor.sh
+
 # --- runtime: what every service image shares ----------------------------------------------------
 FROM ${BASE_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
@@ -108,6 +120,7 @@ CMD ["python", "-m", "services.push.main"]
 # sockets, answers the requests in flight, closes every WebSocket with 1012 (service restart:
 # clients reconnect to another gateway and resync), and finishes HTTP requests (up to 10 s).
 FROM runtime AS gateway
+COPY --from=web-vendor /src/services/gateway/web/vendor/dist ./services/gateway/web/vendor/dist
 ENV PARLEY_GATEWAY_HOST=0.0.0.0 \
     PARLEY_GATEWAY_PORT=8000
 EXPOSE 8000

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra redis-cluster browser compose coturn nginx images run rabbit-cluster stop test test-repeat lint unit screenshots docs bench bench-upload profile chaos soak capacity clean
+.PHONY: help venv web-vendor infra redis-cluster browser compose coturn nginx images run rabbit-cluster stop test test-repeat lint unit screenshots docs bench bench-upload profile chaos soak capacity clean
 
 help:
 	@echo "make run    set up .venv, RabbitMQ, Redis; start the embedded MongoDB-wire server and every service (GATEWAYS=2 CHATS=3 CALLS=2 PUSHES=2 to scale: gateways on consecutive ports from 8000)"
@@ -33,6 +33,7 @@ help:
 	@echo "make bench-upload  stream a 1 GiB upload and download through a stack of its own, printing gateway/files RSS (ARGS='--mib 256')"
 	@echo "make chaos  the fault suite, longer: RabbitMQ stopped, Redis emptied, MongoDB and replicas killed -9 under load, a table per fault (ARGS='--only gateway,chat --repeat 3 --rate 40'; docs/reliability.md); then the tests marked chaos"
 	@echo "make soak   30 min at moderate load on a stack of its own: RSS per process and delivery p50/p99 every 30 s, JSON and PNG (ARGS='--minutes 10 --users 100 --rate 30')"
+	@echo "make web-vendor  the web client's pinned npm files (libolm as WebAssembly, a QR encoder) into services/gateway/web/vendor/dist (needs npm; make run and make test call it)"
 	@echo "make venv   create .venv and install '.[dev,local]' and the client library (clients/python) when either pyproject.toml changed"
 	@echo "make browser  make sure Debian's Chromium is there for tests/browser (apt-get when root; else they are skipped, loudly)"
 	@echo "make compose  make sure docker-compose is there for the docker-compose.yml check in tests/deploy (apt-get when root; else that check is skipped, loudly)"
@@ -53,6 +54,11 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(VENV)/bin/pip install -e '.[dev,local]' -e 'clients/python[e2e]'
 	@touch $@
 
+# The web client's olm.js/olm.wasm and QR encoder: npm ci from package-lock.json, copied into
+# services/gateway/web/vendor/dist (end-to-end encryption, docs/security.md). Fails clearly without npm.
+web-vendor:
+	@bash deploy/local/web-vendor.sh
+
 infra:
 	bash deploy/local/ensure-infra.sh
 
@@ -61,17 +67,17 @@ redis-cluster: venv
 	$(PY) -m deploy.local.redis_cluster $(ARGS)
 
 # exec: the launcher is make's own child, so it dies (stopping the stack) when make does.
-run: venv infra
+run: venv web-vendor infra
 	exec env $(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(if $(CALLS),PARLEY_DEV_CALLS=$(CALLS) )$(if $(PUSHES),PARLEY_DEV_PUSHES=$(PUSHES) )$(PY) -m deploy.local.devstack run
 
 # The cluster (deploy/local/rabbit_cluster.py) runs the stack as its child, PARLEY_AMQP_URL set to its three nodes.
-rabbit-cluster: venv infra
+rabbit-cluster: venv web-vendor infra
 	exec $(PY) -m deploy.local.rabbit_cluster -- env $(if $(GATEWAYS),PARLEY_DEV_GATEWAYS=$(GATEWAYS) )$(if $(CHATS),PARLEY_DEV_CHATS=$(CHATS) )$(PY) -m deploy.local.devstack run
 
 stop: venv
 	$(PY) -m deploy.local.devstack stop
 
-test: venv lint infra browser compose coturn nginx
+test: venv web-vendor lint infra browser compose coturn nginx
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 N ?= 3
@@ -105,7 +111,7 @@ images:
 unit: venv
 	$(PY) -m pytest tests/unit
 
-screenshots: venv infra browser
+screenshots: venv web-vendor infra browser
 	PARLEY_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
 docs: venv

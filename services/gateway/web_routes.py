@@ -28,17 +28,19 @@ MANIFEST_TYPE = "application/manifest+json"
 
 # What the service worker keeps for offline use (relative to WEB_DIR; "" is the page at /app/).
 SHELL_GLOBS = ("index.html", "style.css", "icon.svg", "manifest.webmanifest", "icons/*.png",
-               "js/*.js", "js/*/*.js", "stickers/*.svg")
+               "js/*.js", "js/*/*.js", "stickers/*.svg", "vendor/dist/*.js", "vendor/dist/*.mjs", "vendor/dist/*.wasm")
 
 
 def content_security_policy(host: str | None) -> str:
     """Everything the page loads comes from the gateway itself (no CDN can inject code; avatars
     and stickers are its own /images/ and /app/stickers/), blob: only for the images and media it
     downloads with its token, and its WebSocket back to the same host (named explicitly: older
-    browsers do not let 'self' cover ws:). Its service worker and manifest are the gateway's too."""
+    browsers do not let 'self' cover ws:). Its service worker and manifest are the gateway's too.
+    'wasm-unsafe-eval' lets the page compile WebAssembly (libolm's olm.wasm, end-to-end encryption,
+    docs/security.md), and only that: no eval() of strings, and still nothing from elsewhere."""
     sockets = f" ws://{host} wss://{host}" if host and _HOST.match(host) else ""
     return (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' blob:; "
         f"media-src 'self' blob:; connect-src 'self'{sockets}; worker-src 'self'; manifest-src 'self'; "
         "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )

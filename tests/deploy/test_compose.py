@@ -181,7 +181,10 @@ def test_the_gateway_hands_out_coturn(compose: dict[str, Any]) -> None:
 
 # --- the Dockerfile --------------------------------------------------------------------------------
 def test_each_service_has_its_own_stage(stages: dict[str, list[str]]) -> None:
-    assert list(stages) == ["builder", "runtime", *BACKENDS, "gateway"], "gateway last: the default target"
+    assert list(stages) == ["builder", "web-vendor", "runtime", *BACKENDS, "gateway"], "gateway last: the default target"
+    vendor = stages["web-vendor"]
+    assert "RUN bash deploy/local/web-vendor.sh" in vendor, "the web client's olm.js/olm.wasm from package-lock.json"
+    assert any(i.startswith("COPY --from=web-vendor ") and "vendor/dist" in i for i in stages["gateway"])
     for name in SERVICES:
         instructions = stages[name]
         assert instructions[0] == f"FROM runtime AS {name}"

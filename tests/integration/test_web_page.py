@@ -71,7 +71,7 @@ async def test_the_page_is_served_with_a_policy_that_only_allows_the_gateway(bas
     assert "<title>Parley</title>" in page.text
     policy = directives(page.headers["content-security-policy"])
     assert policy["default-src"] == ["'self'"]
-    assert policy["script-src"] == ["'self'"]
+    assert policy["script-src"] == ["'self'", "'wasm-unsafe-eval'"]  # WebAssembly (olm.wasm), no eval
     assert policy["style-src"] == ["'self'"]
     assert policy["object-src"] == ["'none'"]
     # Downloaded images and media are shown from blob: URLs; the socket goes back to this host only.

@@ -125,7 +125,7 @@ COMMENTS = re.compile(r"/\*.*?\*/|(?:^|(?<=\s))//[^\n]*|<!--.*?-->", re.S)
 
 def sources() -> dict[Path, str]:
     """The client's code and page, comments blanked (line numbers kept)."""
-    files = [p for p in WEB.rglob("*.js") if LOCALES not in p.parents] + list(WEB.rglob("*.html"))
+    files = [p for p in WEB.rglob("*.js") if LOCALES not in p.parents and WEB / "vendor" not in p.parents] + list(WEB.glob("*.html"))
     blank = lambda match: re.sub(r"[^\n]", " ", match.group())  # noqa: E731
     return {path: COMMENTS.sub(blank, path.read_text(encoding="utf-8")) for path in files}
 

@@ -7,6 +7,7 @@ import { markRead, sendMessage } from "./delivery.js";
 import * as store from "./store.js";
 import { state, changed } from "./store.js";
 import { upload } from "./files.js";
+import { encryptFile } from "./e2e.js";
 
 const PAGE = 50;
 
@@ -153,10 +154,16 @@ export async function sendFiles(conv, files, ttl, extra = {}) {
     state.upload = bar;
     changed();
     try {
-      const info = await upload(file, token(), (fraction) => {
+      // End-to-end encrypted: AES-256-GCM here, the server gets opaque bytes named `encrypted`;
+      // the key, name, type and size go inside the message (docs/security.md).
+      const sealed = conv.encryptedAt ? await encryptFile(file) : null;
+      let info = await upload(sealed ? sealed.blob : file, token(), (fraction) => {
         bar.progress = fraction;
         changed();
       });
+      if (sealed) {
+        info = { ...info, name: file.name || "file", size: file.size, content_type: file.type || "application/octet-stream", secret: sealed.secret };
+      }
       sendMessage(state.convs.get(conv.key) || conv, { file: info, ttl, ...extra });
     } catch (error) {
       showError(error, "upload");

@@ -6,6 +6,7 @@ import { conn, showError } from "./wire.js";
 import * as store from "./store.js";
 import { state, changed } from "./store.js";
 import { randomId } from "./dom.js";
+import { seal, keepOwn } from "./e2e.js";
 
 const ACK_DELAY_MS = 400;
 const GAP_DELAY_MS = 2000;
@@ -115,12 +116,33 @@ export function sendMessage(conv, { text, file, ttl, replyTo, mentions, burn, st
   if (replyTo?.message_id) payload.reply_to = replyTo.message_id;
   if (mentions?.length) payload.mentions = mentions.slice(0, 50);
   const shownFile = file && { file_id: file.file_id, name: file.name, size: file.size, content_type: file.content_type };
+  if (shownFile && file.secret) shownFile.secret = file.secret;
   const pending = store.addPending(conv, { clientMsgId, text, file: shownFile, ttl: burn ? 0 : ttl, replyTo, mentions: payload.mentions, burn });
   if (sticker) pending.sticker = { sticker_id: sticker.sticker_id, url: sticker.url };
   if (payload.voice) pending.voice = payload.voice;
-  outbox.set(clientMsgId, { conv, payload, inFlight: false });
+  // End-to-end encrypted (docs/security.md): text, sticker, voice and mentions go inside the
+  // ciphertext, sealed just before sending (deliver); file_id, reply_to and timers stay outside.
+  const plain = conv.encryptedAt && conv.kind === "direct" ? plainPayload(payload, file) : null;
+  if (plain) {
+    for (const field of ["text", "sticker_id", "voice", "mentions"]) delete payload[field];
+    pending.e2e = "ok";
+  }
+  outbox.set(clientMsgId, { conv, payload, plain, inFlight: false });
   changed();
   deliver(clientMsgId);
+}
+
+/** What goes inside the ciphertext (the Python client reads the same payload). */
+function plainPayload(payload, file) {
+  const plain = { type: payload.voice ? "voice" : payload.sticker_id ? "sticker" : file ? "file" : "text" };
+  if (payload.text) plain.text = payload.text;
+  if (payload.sticker_id) plain.sticker_id = payload.sticker_id;
+  if (payload.voice) plain.voice = payload.voice;
+  if (payload.mentions) plain.mentions = payload.mentions;
+  if (file?.secret) {
+    plain.file = { ...file.secret, name: file.name, content_type: file.content_type, size: file.size };
+  }
+  return plain;
 }
 
 /** Send a failed message again, with the same client_msg_id: the server stores it at most once. */
@@ -129,7 +151,7 @@ export function retry(conv, message) {
   if (!payload) return;
   message.state = "sending";
   message.error = null;
-  outbox.set(message.client_msg_id, { conv, payload, inFlight: false });
+  outbox.set(message.client_msg_id, { conv, payload, plain: message.plain || null, inFlight: false });
   changed();
   deliver(message.client_msg_id);
 }
@@ -139,21 +161,53 @@ async function deliver(clientMsgId) {
   if (!item || item.inFlight || !state.bound) return;
   item.inFlight = true;
   try {
+    if (item.plain && !item.payload.encrypted) {
+      const encrypted = await seal(item.conv, item.plain);
+      await keepOwn([clientMsgId], item.plain); // shown again after a reload: no ciphertext is made for this device
+      item.payload.encrypted = encrypted;
+    }
     const reply = await conn.request("message.send", item.payload);
+    if (item.plain) keepOwn([reply.message_id], item.plain).catch(() => {});
     outbox.delete(clientMsgId);
     const conv = store.confirmSent(state.convs.get(item.conv.key) || item.conv, clientMsgId, reply);
     scheduleAck(conv);
   } catch (error) {
     item.inFlight = false;
     if (error.code === "disconnected") return; // sent again after the next bind
+    if (becameEncrypted(item, error)) {
+      deliver(clientMsgId); // sealed this time
+      return;
+    }
     outbox.delete(clientMsgId);
     const conv = state.convs.get(item.conv.key) || item.conv;
     store.failSend(conv, clientMsgId, error); // worded when drawn (views/messages.js)
     const message = conv.messages.get(`c:${clientMsgId}`);
-    if (message) message.payload = item.payload;
+    if (message) {
+      message.payload = item.payload;
+      message.plain = item.plain;
+      if (item.plain) delete item.payload.encrypted; // sealed anew on retry (the devices may have changed)
+    }
     showError(error, "message.send");
   }
   changed();
+}
+
+/**
+ * The peer turned encryption on just before I sent (its push not here yet): the server refuses
+ * plaintext (`data.encrypted`). Text and stickers are then sealed and sent again; a file that
+ * went up unencrypted is not.
+ */
+function becameEncrypted(item, error) {
+  const conv = state.convs.get(item.conv.key) || item.conv;
+  if (item.plain || conv.kind !== "direct" || error.code !== "bad_request" || !/send encrypted/.test(error.message || "")) return false;
+  if (item.payload.file_id) return false;
+  conv.encryptedAt ||= new Date().toISOString();
+  conv.all += 1;
+  item.plain = plainPayload(item.payload, null);
+  for (const field of ["text", "sticker_id", "voice", "mentions"]) delete item.payload[field];
+  const message = conv.messages.get(`c:${item.payload.client_msg_id}`);
+  if (message) message.e2e = "ok";
+  return true;
 }
 
 let lastTyping = 0;

@@ -18,6 +18,10 @@ const GENERAL = {
   unavailable: () => t("errors.unavailable"),
   internal: () => t("errors.internal"),
   disconnected: () => t("errors.disconnected"),
+  // end-to-end encryption (e2e.js), refused in this page before anything is sent
+  no_keys: () => t("e2e.error_no_keys"),
+  e2e_unavailable: () => t("e2e.error_unavailable"),
+  undecryptable: () => t("e2e.undecryptable"),
 };
 
 // "operation:code" -> text, where the general one would be vague.

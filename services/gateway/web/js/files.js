@@ -7,6 +7,7 @@
 
 import { ProtocolError } from "./protocol.js";
 import { httpCode } from "./errors.js";
+import { decryptFile } from "./e2e.js";
 
 /** Upload `file`; onProgress(fraction). Resolves with {file_id, name, size, content_type, sha256}. */
 export function upload(file, token, onProgress) {
@@ -38,9 +39,23 @@ export function upload(file, token, onProgress) {
 // path -> Promise of an object URL; one download per file (and thumbnail) for the page's life.
 const cache = new Map();
 
-/** An object URL holding the file's bytes (fetched once). Rejects with a ProtocolError. */
-export function objectUrl(fileId, token) {
-  return cached(`/files/${encodeURIComponent(fileId)}`, token);
+/**
+ * An object URL holding the file's bytes (fetched once). Rejects with a ProtocolError. `file`
+ * with a `secret` (end-to-end encrypted, docs/security.md): the bytes fetched are AES-256-GCM
+ * ciphertext, checked against its SHA-256 and decrypted here into a blob of the file's type.
+ */
+export function objectUrl(fileId, token, file = null) {
+  const path = `/files/${encodeURIComponent(fileId)}`;
+  if (!file?.secret) return cached(path, token);
+  const key = `${path}#e2e`;
+  if (!cache.has(key)) {
+    const pending = fetchBlob(path, token)
+      .then(async (blob) => decryptFile(await blob.arrayBuffer(), file.secret, file.content_type))
+      .then((blob) => URL.createObjectURL(blob));
+    pending.catch(() => cache.delete(key));
+    cache.set(key, pending);
+  }
+  return cache.get(key);
 }
 
 /**
@@ -84,8 +99,8 @@ async function fetchBlob(path, token) {
 }
 
 /** Save the file under its name (the browser's download). */
-export async function save(fileId, name, token) {
-  const url = await objectUrl(fileId, token);
+export async function save(fileId, name, token, file = null) {
+  const url = await objectUrl(fileId, token, file);
   const link = document.createElement("a");
   link.href = url;
   link.download = name || "file";

@@ -7,6 +7,7 @@
 import { conn, showError } from "./wire.js";
 import * as store from "./store.js";
 import { state, changed } from "./store.js";
+import { seal, keepOwn, reveal } from "./e2e.js";
 
 export const EDIT_WINDOW_MS = 24 * 3600 * 1000;
 export const RECALL_WINDOW_MS = 10 * 60 * 1000;
@@ -22,7 +23,7 @@ export function allowed(message) {
   const ok = stored(message);
   return {
     reply: ok && !message.call && !message.burn,
-    react: ok && !locked(message),
+    react: ok && !locked(message) && !message.e2e && !message.encrypted, // none in encrypted conversations
     edit: ok && isMine(message) && Boolean(message.text) && !message.burn && !message.call && age < EDIT_WINDOW_MS,
     hide: ok,
     recall: ok && isMine(message) && !message.call && age < RECALL_WINDOW_MS,
@@ -32,7 +33,18 @@ export function allowed(message) {
 // --- operations -----------------------------------------------------------------------------------
 export async function editMessage(conv, message, text) {
   try {
-    const reply = await conn.request("message.edit", { message_id: message.message_id, text });
+    let reply;
+    if (conv.encryptedAt) {
+      const payload = { type: "text", text };
+      if (message.mentions?.length) payload.mentions = message.mentions;
+      const encrypted = await seal(conv, payload, message.message_id);
+      await keepOwn([message.message_id, message.client_msg_id], payload);
+      reply = await conn.request("message.edit", { message_id: message.message_id, encrypted });
+      message.encrypted = encrypted;
+      message.revealed = encrypted;
+    } else {
+      reply = await conn.request("message.edit", { message_id: message.message_id, text });
+    }
     Object.assign(message, { text, edited_at: reply.edited_at });
     store.touch(conv, message);
     changed();
@@ -100,7 +112,7 @@ export async function openBurn(conv, message) {
 
 // --- pushes ---------------------------------------------------------------------------------------
 /** The content fields of a message, replaced as a whole by `message.changed` and `message.open`. */
-const CONTENT = ["text", "file", "sticker", "voice", "call", "expires_at", "edited_at", "reply_to", "reactions", "mentions", "burn"];
+const CONTENT = ["text", "file", "sticker", "voice", "call", "expires_at", "edited_at", "reply_to", "reactions", "mentions", "burn", "encrypted"];
 
 function replaceContent(conv, message, full) {
   const keepOpened = message.burn && !isMine(message) && message.text !== undefined && full.text === undefined;
@@ -113,6 +125,7 @@ function replaceContent(conv, message, full) {
     store.burnMessage(conv, message);
     return;
   }
+  if (message.encrypted && !(keepOpened && message.e2e === "ok")) reveal(conv, message);
   store.noteTimed(conv, message);
   store.touch(conv, message);
 }
@@ -122,8 +135,15 @@ export function listenInteractions() {
     fn(data);
     changed();
   });
-  on("message.edited", ({ conversation_id, message_id, text, edited_at }) => {
+  on("message.edited", ({ conversation_id, message_id, text, edited_at, encrypted }) => {
     const { conv, message } = store.findMessage(conversation_id, message_id);
+    if (encrypted) { // its new envelope, decrypted here
+      if (message && message.revealed !== encrypted && message.encrypted !== encrypted) {
+        Object.assign(message, { encrypted, edited_at });
+        reveal(conv, message);
+      }
+      return;
+    }
     if (message) {
       Object.assign(message, { text, edited_at });
       store.touch(conv, message);

@@ -17,6 +17,7 @@ import { setupCalls } from "./calls.js";
 import { setupProfile } from "./views/profile.js";
 import { listenProfiles } from "./profile_state.js";
 import { setupPwa } from "./pwa.js";
+import { setupE2EViews } from "./views/e2e.js";
 
 const ERROR_SHOWN_MS = 10_000;
 
@@ -120,7 +121,7 @@ function setupTranslations() {
 
 function start() {
   setupTranslations();
-  const renders = [setupShell(), setupAuth(), setupSidebar(), setupChat(), setupMessages(), setupGroups(), setupCall(), setupProfile(), setupPwa()];
+  const renders = [setupShell(), setupAuth(), setupSidebar(), setupChat(), setupMessages(), setupGroups(), setupCall(), setupProfile(), setupPwa(), setupE2EViews()];
   subscribe(() => {
     for (const render of renders) {
       try {

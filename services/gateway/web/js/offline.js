@@ -3,6 +3,8 @@
 // store when the page opens before the socket is up. The live session then merges over it as
 // it would over a page that had been open all along (dedup by seq, conversations.list).
 // Disappearing and burn-after-reading messages are never written down; logging out deletes it.
+// End-to-end encrypted messages are written as their ciphertext only (decrypted again from
+// e2e_store.js's sealed copy when shown); my own ones sent from here, which have none, are left out.
 
 import * as store from "./store.js";
 import { state, subscribe } from "./store.js";
@@ -12,7 +14,8 @@ const SAVE_AFTER_MS = 1500;
 const MAX_CONVERSATIONS = 30;
 const MAX_MESSAGES = 30; // the newest of each conversation
 const GROUP_FIELDS = ["group_id", "name", "conversation_id", "role", "description", "avatar_url", "member_count"];
-const CONV_FIELDS = ["id", "kind", "peerId", "groupId", "lastSeq", "listedSeq", "lastActivity", "unread", "unreadMentions"];
+const CONV_FIELDS = ["id", "kind", "peerId", "groupId", "lastSeq", "listedSeq", "lastActivity", "unread", "unreadMentions", "encryptedAt"];
+const DECRYPTED = ["text", "file", "sticker", "voice", "mentions", "reply_to", "e2e", "revealed", "sealedFile", "plain"];
 
 let saveTimer = null;
 
@@ -29,11 +32,17 @@ export function keepOffline() {
 }
 
 function lasting(message) {
-  return message.seq && !message.expires_at && !message.ttl && !message.burn && !message.burned;
+  return message.seq && !message.expires_at && !message.ttl && !message.burn && !message.burned
+    && (!message.e2e || Boolean(message.encrypted));
 }
 
 function plain(message) {
   const { key, rev, state: sendState, error, payload, ...kept } = message;
+  if (message.e2e || message.encrypted) { // no plaintext in localStorage: the envelope only
+    for (const field of DECRYPTED) delete kept[field];
+    if (message.sealedFile) kept.file = message.sealedFile;
+    if (message.reply_to) kept.reply_to = { message_id: message.reply_to.message_id, from_user_id: message.reply_to.from_user_id };
+  }
   return kept;
 }
 

@@ -11,6 +11,8 @@ import { scheduleAck, markRead, markReadSoon, flushOutbox, clearOutbox } from ".
 import { listenInteractions } from "./interactions.js";
 import { keepOffline, restore, forgetOffline } from "./offline.js";
 import { afterLogin, forgetPush } from "./push.js";
+import { startE2E, reveal, onKeysLow, onKeysChanged, onDeviceMessage, forgetE2E } from "./e2e.js";
+import { listenE2E } from "./views/e2e.js";
 
 const TOKEN_KEY = "parley.token";
 const USER_KEY = "parley.user";
@@ -42,6 +44,7 @@ function savedUser() {
 
 // --- starting, logging in and out ----------------------------------------------------------------
 export function init() {
+  store.setRevealer(reveal); // messages of end-to-end encrypted conversations are decrypted here (e2e.js)
   const user = savedUser();
   if (token() && user) {
     state.me = user;
@@ -87,6 +90,7 @@ export async function login(username, password) {
 
 export async function logout() {
   await forgetPush();
+  await forgetE2E(state.me?.user_id, state.bound); // keys.remove, then this browser's store deleted
   try {
     if (state.bound) await conn.request("auth.logout", {});
   } catch {
@@ -100,6 +104,7 @@ export async function logout() {
 /** Back to the login screen, forgetting the token and everything shown; `message()` says why. */
 function endSession(message) {
   forgetOffline(state.me?.user_id);
+  forgetE2E(state.me?.user_id, false).catch(() => {});
   localStorage.removeItem(TOKEN_KEY);
   localStorage.removeItem(USER_KEY);
   clearOutbox();
@@ -158,6 +163,7 @@ function bound(user) {
   state.authMessage = null;
   conn.resetBackoff();
   setStatus("syncing"); // until sync.done
+  startE2E(user.user_id, deviceId()); // this device's Olm keys, published (docs/security.md)
   loadAll();
   flushOutbox();
   afterLogin().catch((error) => console.warn("push not offered", error));
@@ -260,6 +266,11 @@ function listen() {
     changed();
   });
   listenInteractions(); // edits, reactions, burn, hide, recall, receipts
+  // End-to-end encryption (e2e.js): keys running low, devices that changed, history from my devices.
+  conn.on("keys.low", onKeysLow);
+  conn.on("keys.changed", onKeysChanged);
+  conn.on("device.message", onDeviceMessage);
+  listenE2E();
   conn.on("friend.request", ({ user }) => {
     store.learnUser(user);
     state.incoming.set(user.user_id, user);

@@ -13,6 +13,12 @@ import { t } from "./i18n.js";
 const listeners = new Set();
 let scheduled = false;
 
+// Decrypts a message of an end-to-end encrypted conversation (e2e.js sets it): fn(conv, message).
+let revealer = () => {};
+export function setRevealer(fn) {
+  revealer = fn;
+}
+
 export function subscribe(fn) {
   listeners.add(fn);
 }
@@ -87,6 +93,7 @@ function newConv(key, fields) {
     unreadMentions: 0, highestOthers: 0,
     typing: new Map(), // user_id -> until (ms)
     replyTo: null, // the message the composer answers
+    encryptedAt: null, // end-to-end encrypted since (docs/security.md), null if not
     // Incremental drawing (see the top of this file).
     dirty: new Set(), layout: 0, all: 0, ordered: null,
     timed: new Set(), // keys of messages with a clock: disappearing, or burning once opened
@@ -170,8 +177,12 @@ export function learnListed(item) {
   conv.unread = conv.readSent >= item.last_seq ? 0 : item.unread;
   conv.unreadMentions = conv.readSent >= item.last_seq ? 0 : item.unread_mentions || 0;
   learnPositions(conv, item);
+  if (item.encrypted_at) conv.encryptedAt = item.encrypted_at;
   const newest = latestVisible(conv);
-  conv.lastMessage = newest && newest.seq >= (item.last_message?.seq || 0) ? newest : item.last_message || newest;
+  const listed = item.last_message && conv.lastMessage?.message_id === item.last_message.message_id
+    && conv.lastMessage.encrypted === item.last_message.encrypted ? conv.lastMessage : item.last_message;
+  conv.lastMessage = newest && newest.seq >= (item.last_message?.seq || 0) ? newest : listed || newest;
+  if (conv.lastMessage === item.last_message && item.last_message?.encrypted) revealer(conv, item.last_message);
   conv.lastActivity = conv.lastMessage?.sent_at || conv.lastActivity;
 }
 
@@ -205,6 +216,10 @@ export function addMessage(message, arrival) {
   conv.messages.set(kept.key, kept);
   conv.seqs.set(kept.seq, kept);
   conv.byId.set(kept.message_id, kept);
+  if (kept.encrypted) {
+    conv.encryptedAt ||= kept.sent_at;
+    revealer(conv, kept);
+  }
   noteTimed(conv, kept);
   relayout(conv);
   noteNewest(conv, kept);
@@ -266,6 +281,7 @@ export function addPending(conv, { clientMsgId, text, file, ttl, replyTo, mentio
   if (replyTo) message.reply_to = quoteOf(replyTo);
   if (mentions?.length) message.mentions = mentions;
   if (burn) message.burn = { seconds: burn };
+  if (conv.encryptedAt) message.e2e = "ok"; // written here: shown as typed, sent as ciphertext
   conv.messages.set(message.key, message);
   conv.lastActivity = message.sent_at;
   relayout(conv);

@@ -59,8 +59,11 @@ export function setupMessageActions(ol, currentConv, onReply) {
 
   function show(li) {
     if (li.classList.contains("editing")) return;
-    const found = currentConv()?.messages.get(li.dataset.key);
-    const can = found ? { ...allowed(found), sticker: canAddSticker(found) } : {};
+    const conv = currentConv();
+    const found = conv?.messages.get(li.dataset.key);
+    // End-to-end encrypted: no reactions (the server would see them), no sticker from an image it cannot read.
+    const can = found ? { ...allowed(found), sticker: canAddSticker(found) && !found.file?.secret } : {};
+    if (conv?.encryptedAt) can.react = false;
     if (!Object.values(can).some(Boolean)) return hide();
     for (const [name, el] of Object.entries(buttons)) el.hidden = !can[name]; // what it allows now
     if (li === target && toolbar.isConnected) return;

@@ -11,6 +11,7 @@ import { setupComposer } from "./composer.js";
 import { sendBlock } from "../group_state.js";
 import { t, list } from "../i18n.js";
 import { offlineBlock } from "../pwa.js";
+import { e2eBlock } from "./e2e.js";
 
 export function setupChat() {
   const layout = document.getElementById("layout");
@@ -36,7 +37,7 @@ export function setupChat() {
   function send() {
     const conv = openConv();
     const text = input.value.trim();
-    if (!conv || !text || sendBlock(conv)) return;
+    if (!conv || !text || sendBlock(conv) || e2eBlock(conv)) return;
     if (text.length > 4000) {
       showError(() => t("chat.too_long", { count: 4000 }));
       return;
@@ -141,7 +142,7 @@ export function setupChat() {
       autosize();
       if (!matchMedia("(max-width: 699px)").matches) input.focus();
     }
-    const blocked = offlineBlock() || sendBlock(conv);
+    const blocked = offlineBlock() || sendBlock(conv) || e2eBlock(conv);
     composer.render(conv, Boolean(blocked));
     setText(notice, blocked);
     notice.hidden = !blocked;

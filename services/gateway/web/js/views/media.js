@@ -48,7 +48,12 @@ export function imageView(file, onLoad, fileCard) {
     caption.classList.add("form-error");
   };
   img.addEventListener("load", onLoad);
-  thumbnailUrl(file.file_id, token()).then((url) => {
+  if (file.secret) { // end-to-end encrypted: the server has no thumbnail; the image decrypted here
+    objectUrl(file.file_id, token(), file).then((url) => {
+      img.dataset.source = "full";
+      img.src = url;
+    }, failed);
+  } else thumbnailUrl(file.file_id, token()).then((url) => {
     img.dataset.source = "thumbnail";
     img.src = url;
   }, (error) => {
@@ -56,7 +61,7 @@ export function imageView(file, onLoad, fileCard) {
       figure.replaceChildren(fileCard());
       return;
     }
-    objectUrl(file.file_id, token()).then((url) => {
+    objectUrl(file.file_id, token(), file).then((url) => {
       img.dataset.source = "full";
       img.src = url;
     }, failed);
@@ -103,7 +108,7 @@ function openViewer(file, preview) {
   save.removeAttribute("href");
   status.textContent = t("common.loading");
   if (!dialog.open) dialog.showModal();
-  objectUrl(file.file_id, token()).then((url) => {
+  objectUrl(file.file_id, token(), file).then((url) => {
     if (dialog.dataset.fileId !== shown || !dialog.open) return;
     image.src = url;
     image.dataset.source = "full";

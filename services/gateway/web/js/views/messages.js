@@ -29,6 +29,7 @@ import { imageView } from "./media.js";
 import { stickerView, stickerOf } from "./stickers.js";
 import { voicePlayer } from "./voice.js";
 import { t, locale } from "../i18n.js";
+import { e2eWords } from "./e2e.js";
 
 const STATE_TEXT = {
   sending: () => t("chat.state.sending"), sent: () => t("chat.state.sent"), delivered: () => t("chat.state.delivered"),
@@ -156,6 +157,7 @@ function createMessage(conv, message) {
     h("div", { class: "meta small" },
       h("span", { class: "ttl", hidden: true }, icon("timer"), h("span", { class: "visually-hidden" }, t("chat.disappearing")),
         h("span", { class: "left", "aria-hidden": "true" })),
+      h("span", { class: "e2e-lock", hidden: true, title: t("e2e.message_lock"), "aria-label": t("e2e.message_lock"), dataset: { testid: "e2e-lock" } }, "🔒"),
       h("span", { class: "edited", hidden: true, dataset: { testid: "edited" } }, t("chat.edited")),
       h("time", { class: "when" }),
       mine ? h("span", { class: "state", dataset: { testid: "receipt" } }) : null,
@@ -190,7 +192,10 @@ function updateMessage(el, conv, message) {
 
   // A file without a caption has no text element at all; a call is told in words, with an icon.
   const call = message.call && !message.recalled ? message.call : null;
-  const words = message.recalled ? t("chat.recalled") : call ? callSummary(message) : sealed(message) ? "" : message.text || "";
+  const locked = message.recalled ? "" : e2eWords(message); // end-to-end encrypted, not readable (yet)
+  const words = message.recalled ? t("chat.recalled") : call ? callSummary(message) : locked || (sealed(message) ? "" : message.text || "");
+  setAttr(el, "data-e2e", message.e2e || (message.encrypted ? "pending" : null));
+  el.querySelector(".e2e-lock").hidden = !(message.e2e || message.encrypted);
   setAttr(el, "data-call", call ? call.outcome : null);
   el.classList.toggle("call", Boolean(call));
   const slot = el.querySelector(".file-slot");
@@ -202,13 +207,13 @@ function updateMessage(el, conv, message) {
     } else if (!words && text) {
       text.remove();
     }
-    if (text && words) fillText(text, words, message.recalled || call ? null : message);
+    if (text && words) fillText(text, words, message.recalled || call || locked ? null : message);
   }
 
   const sticker = stickerOf(message); // drawn large, without a bubble (style.css .msg.sticker)
   el.classList.toggle("sticker", Boolean(sticker));
   const fileId = sticker ? `sticker:${sticker.sticker_id}`
-    : message.recalled || !message.file ? (call ? `call:${call.media}` : "") : message.file.file_id;
+    : message.recalled || !message.file ? (call ? `call:${call.media}` : "") : message.file.file_id + (message.file.secret ? "#e2e" : "");
   if (slot.dataset.fileId !== fileId) {
     slot.dataset.fileId = fileId;
     slot.replaceChildren(call ? icon(call.media === "video" ? "video" : "phone")
@@ -290,7 +295,7 @@ function fileView(file, voice) {
     });
     if (video) player.playsInline = true;
     player.addEventListener("loadedmetadata", stickToBottom);
-    objectUrl(file.file_id, token()).then((url) => (player.src = url), failed);
+    objectUrl(file.file_id, token(), file).then((url) => (player.src = url), failed);
     return h("figure", { class: "file" }, player, caption);
   }
   return h("div", { class: "file" }, fileCard(file));
@@ -303,7 +308,7 @@ function fileCard(file) {
     h("span", {}, file.name), h("span", { class: "muted small" }, ` · ${fileSize(file.size)}`));
   link.addEventListener("click", (event) => {
     event.preventDefault();
-    save(file.file_id, file.name, token()).catch((error) => showError(error, "download"));
+    save(file.file_id, file.name, token(), file).catch((error) => showError(error, "download"));
   });
   return link;
 }

@@ -10,7 +10,7 @@ export const COMMON_EMOJI = ["👍", "❤️", "😂", "😮", "😢", "🙏", "
 
 export function updateReactions(row, conv, message) {
   const me = state.me?.user_id;
-  const reactions = message.reactions || [];
+  const reactions = message.e2e || message.encrypted || conv.encryptedAt ? [] : message.reactions || []; // none when end-to-end encrypted
   const signature = reactions.map((r) => `${r.emoji}:${r.count}:${r.user_ids.includes(me) ? 1 : 0}`).join(",") + `|${state.namesRev}|${locale()}`;
   if (row.dataset.signature === signature) return;
   row.dataset.signature = signature;

@@ -138,10 +138,13 @@ function updateConversation(el, conv) {
   setAttr(button, "aria-current", state.openKey === conv.key ? "true" : null);
   const badgeSlot = button.querySelector(".badge-slot");
   const waiting = conv.kind === "group" ? pendingRequests(conv.groupId) : 0; // join requests
-  const signature = `${conv.unread}|${conv.unreadMentions}|${waiting}`;
+  const signature = `${conv.unread}|${conv.unreadMentions}|${waiting}|${Boolean(conv.encryptedAt)}`;
   if (badgeSlot.dataset.signature !== signature) {
     badgeSlot.dataset.signature = signature;
     const badges = [];
+    if (conv.encryptedAt) {
+      badges.push(h("span", { class: "e2e-lock", dataset: { testid: "conversation-lock" }, title: t("e2e.badge_title"), "aria-label": t("e2e.badge_title") }, "🔒"));
+    }
     if (waiting > 0) {
       const waitingText = t("groups.waiting_to_join", { count: waiting });
       badges.push(h("span", { class: "badge requests-badge", dataset: { testid: "join-requests-badge" }, title: waitingText, "aria-label": waitingText }, `+${waiting}`));
@@ -172,6 +175,7 @@ function preview(conv) {
 
 function previewText(message) {
   if (message.recalled) return t("sidebar.kind.recalled");
+  if (message.encrypted && message.e2e !== "ok") return t("e2e.preview");
   if (message.burned) return t("sidebar.kind.burned");
   if (message.burn) return t("sidebar.kind.burn");
   if (message.sticker) return t("sidebar.kind.sticker");

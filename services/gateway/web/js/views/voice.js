@@ -191,7 +191,7 @@ export function voicePlayer(file, voice) {
   let frame = 0;
 
   function load() {
-    loading ||= objectUrl(file.file_id, token()).then((url) => {
+    loading ||= objectUrl(file.file_id, token(), file).then((url) => {
       audio.src = url;
     }, (error) => {
       loading = null;
