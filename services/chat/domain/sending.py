@@ -8,7 +8,6 @@ that item only. A database or broker outage raises out of the whole batch, which
 retries: every item is idempotent by client_msg_id (sends) or by `$max` (acks).
 """
 import asyncio
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from shared.contracts.events import ConversationStored, MessagesStored
 from shared.contracts.interactions import Quote, ReceiptDeliveredPush
 from shared.contracts.wire import DeviceAddress
 from shared.ids import new_id
+from shared.partitions import direct_conversation_id
 
 Outcome = chat.MessageSendReply | ParleyError
 
@@ -51,11 +51,6 @@ class SendParts(AttachmentParts, Protocol):
 
     @property
     def burn_unopened(self) -> timedelta: ...
-
-
-def direct_conversation_id(a: str, b: str) -> str:
-    """The same id for the pair whoever writes first, and opaque to clients."""
-    return "d_" + hashlib.sha256("|".join(sorted((a, b))).encode()).hexdigest()[:24]
 
 
 def _sender(item: SendItem | AckItem) -> str:
