@@ -13,8 +13,9 @@ How, every third of `lease_seconds` (a "tick"):
   .partition.<p>}`, shared/periodic.Leases: one hash tag per key, so each script runs in one
   Redis Cluster slot), gives up those beyond its share (a replica just started is then taken in),
   and takes free ones up to its share, starting at a place of its own in the ring;
-- it consumes exactly the partitions it holds: a lease lost or given up cancels that queue's
-  consumer (what it had taken finishes and is acked as usual); one won starts one.
+- it consumes the partitions it holds: a lease lost cancels that queue's consumer (what it had
+  taken finishes and is acked as usual), one given up is cancelled a tick later (`balance`), one
+  won starts one.
 A replica killed -9 stops renewing: its leases and its roster entry expire within
 `lease_seconds`, and within a tick more the others count one replica fewer and take its
 partitions: the bound is `lease_seconds` x 4/3.
@@ -146,7 +147,10 @@ class PartitionConsumers:
 
     async def balance(self) -> None:
         """One tick: the partitions to consume (this replica's leases, or all of them while Redis
-        fails), consumed; those given up are released once their consumers are cancelled."""
+        fails), consumed. One given up is released at once but consumed until the next tick, by
+        which the replica it is meant for has taken it (its ticks are as long): a handover
+        overlaps for up to a tick (clashes, arbitrated by the unique index) rather than leaving
+        the partition without a consumer for up to a tick (its sends waiting)."""
         given_up: list[int] = []
         if self.leases is None:
             wanted = set(range(self.partitions))
@@ -162,7 +166,7 @@ class PartitionConsumers:
                 self.failing_open = True
                 wanted = set(range(self.partitions))
         PARTITIONS_FAILING_OPEN.labels(self.service).set(int(self.failing_open))
-        await self._consume_only(wanted)
+        await self._consume_only(wanted | set(given_up))
         if self.leases is not None:
             for partition in given_up:
                 await self.leases.release(self._job(partition))
