@@ -138,9 +138,11 @@ class Settings(BaseSettings):
     # chat's one queue (as before issue 26).
     chat_partitions: int = Field(16, ge=0, le=1024)
     # A replica's lease on a partition lasts this long unless renewed (every third of it): a
-    # replica killed -9 has its partitions taken over by the others within about this, plus a
-    # third of it. Its heartbeat, by which the others count the live replicas, lasts as long.
-    chat_partition_lease_seconds: float = Field(6.0, ge=0.5)
+    # replica killed -9 has its partitions taken over by the others within about 4/3 of it
+    # (its sends wait meanwhile; clients retry on `unavailable`). Its heartbeat, by which the
+    # others count the live replicas, lasts as long. Shorter: faster takeover, more Redis calls
+    # (one script per partition held per tick) and more handovers when a replica stalls.
+    chat_partition_lease_seconds: float = Field(4.0, ge=0.5)
     # Bytes of frames waiting for one socket (replies, pushes, and live pushes held back while
     # it syncs) before it is closed with 4008: it reconnects and resyncs, losing nothing.
     outbound_queue_max_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)
