@@ -8,8 +8,9 @@ partitions whose lease it holds in Redis, so a conversation's sends meet one rep
 
 How, every third of `lease_seconds` (a "tick"):
 - the replica beats in the roster, `<ns>:partitions:{<service>}:replicas` (a sorted set scored by
-  expiry: the live replicas are its members not expired), and reads how many are live;
-- its fair share is ceil(partitions / live); it renews the leases it holds (`<ns>:lease:{<service>
+  expiry: the live replicas are its members not expired), and reads which are live;
+- its fair share is P // live, one more for the first P % live replicas by id (`fair_share`:
+  the shares add up to P); it renews the leases it holds (`<ns>:lease:{<service>
   .partition.<p>}`, shared/periodic.Leases: one hash tag per key, so each script runs in one
   Redis Cluster slot), gives up those beyond its share (a replica just started is then taken in),
   and takes free ones up to its share, starting at a place of its own in the ring;
@@ -18,7 +19,8 @@ How, every third of `lease_seconds` (a "tick"):
   won starts one.
 A replica killed -9 stops renewing: its leases and its roster entry expire within
 `lease_seconds`, and within a tick more the others count one replica fewer and take its
-partitions: the bound is `lease_seconds` x 4/3.
+partitions: the bound is `lease_seconds` x 4/3. (The roster's expiries are the replicas' own
+clocks: they must agree to well under a lease, as NTP keeps them.)
 
 Correctness never rests on the lease: two replicas consuming one partition for a while (a
 handover, a paused process, Redis failing) only cost clashes, which the unique index arbitrates
@@ -27,7 +29,6 @@ consumers, as before issue 26) and goes back to its share at the first tick that
 """
 import asyncio
 import logging
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -49,10 +50,13 @@ log = logging.getLogger("parley.partitions")
 OnMessage = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
 
-def fair_share(partitions: int, live_replicas: int) -> int:
-    """How many partitions one replica holds at most: all of them are held when every live
-    replica holds its share (live x ceil(P / live) >= P)."""
-    return math.ceil(partitions / max(1, live_replicas))
+def fair_share(partitions: int, live: list[str], holder: str) -> int:
+    """How many partitions `holder` holds at most: P // N, one more for the first P % N replicas
+    by id, so that the shares add up to P (16 on 3 replicas: 6, 5, 5). A holder not in the
+    list (its beat not yet seen) counts itself in."""
+    replicas = sorted(set(live) | {holder})
+    base, extra = divmod(partitions, len(replicas))
+    return base + (1 if replicas.index(holder) < extra else 0)
 
 
 def first_to_try(holder: str, partitions: int) -> list[int]:
@@ -70,15 +74,15 @@ class Roster:
         self.holder = leases.holder
         self.key = f"{leases.namespace}:partitions:{{{service}}}:replicas"
 
-    async def beat(self, ttl: float) -> int:
-        """This replica is live for `ttl` s more: how many are live now, itself included."""
+    async def beat(self, ttl: float) -> list[str]:
+        """This replica is live for `ttl` s more: the live replicas now, itself included."""
         now = time.time()
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zadd(self.key, {self.holder: now + ttl})
             pipe.zremrangebyscore(self.key, "-inf", now)
-            pipe.zcard(self.key)
+            pipe.zrange(self.key, 0, -1)
             _, _, live = await pipe.execute()
-        return int(live)
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in live]
 
     async def leave(self) -> None:
         with suppress(*REDIS_ERRORS):  # Redis away: the entry expires by itself
@@ -175,7 +179,7 @@ class PartitionConsumers:
         """Renew, give up beyond the fair share, take up to it: (held, given up)."""
         assert self.leases is not None and self.roster is not None
         live = await self.roster.beat(self.lease_seconds)
-        share = fair_share(self.partitions, live)
+        share = fair_share(self.partitions, live, self.leases.holder)
         for partition in sorted(self.held):
             if await self.leases.hold(self._job(partition), self.lease_seconds) is None:
                 self.held.discard(partition)  # expired and taken by another (a pause, a Redis restart)

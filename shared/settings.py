@@ -125,7 +125,8 @@ class Settings(BaseSettings):
     expired_sweep_seconds: float = Field(30.0, gt=0)
     # message.send and message.ack go to chat many to a command (services/gateway/batching.py):
     # at most this many items in one, and this many commands of each kind out at once per
-    # gateway (what arrives meanwhile waits and goes in the next, larger, batch).
+    # gateway (what arrives meanwhile waits and goes in the next, larger, batch), shared out
+    # among chat's partitions, one each at least (services/gateway/chat_batches.py).
     batch_max_items: int = Field(256, ge=1, le=512)
     batches_in_flight: int = Field(8, ge=1)
     # Chat's message.send and message.ack go to this many partition queues, by conversation

@@ -15,6 +15,7 @@ back the future of its reply data, which the dispatcher answers the frame from i
 (a task, a coroutine and a shield per message.send were a fifth of the gateway's CPU: issue 26).
 """
 import asyncio
+import math
 from functools import partial
 from typing import Any
 
@@ -42,19 +43,25 @@ class ChatBatches:
         self._sends_in_flight: dict[tuple[str, str, str], asyncio.Future[dict[str, Any]]] = {}
         # 0: no partitions, one Batcher of each kind to chat's service queue.
         self.partitions = settings.chat_partitions
+        batchers = max(1, self.partitions)
+        # The gateway's commands in flight are shared out among the partitions (one each at
+        # least): what piles up while a batch is out goes in the next, larger one. Each partition
+        # with all of them (16 x 8) made batches ten times smaller: ten times the commands,
+        # replies, deliveries and events per message (measured: docs/performance.md).
+        in_flight = max(1, math.ceil(settings.batches_in_flight / batchers))
         self.sends: list[Batcher[SendItem]] = [
             Batcher(
                 "message.send", partial(self._send_batch, partition), max_items=settings.batch_max_items,
-                max_in_flight=settings.batches_in_flight, one_per_socket=True,
+                max_in_flight=in_flight, one_per_socket=True,
             )
-            for partition in range(max(1, self.partitions))
+            for partition in range(batchers)
         ]
         self.acks: list[Batcher[AckItem]] = [
             Batcher(
                 "message.ack", partial(self._ack_batch, partition), max_items=settings.batch_max_items,
-                max_in_flight=settings.batches_in_flight, one_per_socket=False,
+                max_in_flight=in_flight, one_per_socket=False,
             )
-            for partition in range(max(1, self.partitions))
+            for partition in range(batchers)
         ]
 
     def _partition(self, key: str) -> int:

@@ -75,7 +75,7 @@ async def settled(stack: ChaosStack, replicas: int, timeout: float) -> float:
     """Seconds until every partition has one consumer and one lease, spread over `replicas`
     replicas holding a fair share each."""
     started = time.monotonic()
-    share = -(-PARTITIONS // replicas)
+    share = -(-PARTITIONS // replicas)  # the larger share (shared/partition_consumers.fair_share)
     last: tuple[list[int], Counter[str | None]] = ([], Counter())
     while time.monotonic() - started < timeout:
         counts, holders = await consumers(stack), Counter(await lease_holders(stack))
