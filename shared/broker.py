@@ -105,6 +105,9 @@ class Names:
     def service_queue(self, service: str) -> str:
         return f"{self.ns}.{service}.commands"
 
+    def partition_queue(self, service: str, partition: int) -> str:
+        return f"{self.ns}.{service}.commands.p{partition}"
+
     def events_queue(self, service: str) -> str:
         return f"{self.ns}.{service}.events"
 
@@ -261,12 +264,14 @@ class Broker:
         """A one-way command (no reply), durable until a replica of its service takes it."""
         await self.publish_command(op, command_body(caller, model_json(data, exclude_none=True)))
 
-    async def publish_command(self, op: Operation[Any, Any], body: bytes, **properties: Any) -> None:
+    async def publish_command(
+        self, op: Operation[Any, Any], body: bytes, routing_key: str | None = None, **properties: Any
+    ) -> None:
         """A Command's JSON (`command_body`) onto `<ns>.commands`, confirmed; `unavailable` when no
         replica's queue is bound (the service is not running) or the broker is away: what a caller
-        may safely retry."""
+        may safely retry. `routing_key`: the operation's, or a partition's of it (shared/partitions.py)."""
         try:
-            await self.publish("commands", op.routing_key, body, mandatory=True, **properties)
+            await self.publish("commands", routing_key or op.routing_key, body, mandatory=True, **properties)
         except PublishError as exc:  # returned: no queue bound to its routing key
             raise ParleyError.unavailable(f"the {op.service} service is not running") from exc
         except DeliveryError as exc:  # nacked: say, its queue's leader died and a new one is not elected yet
@@ -347,17 +352,20 @@ class RpcClient:
         request: BaseModel,
         caller: Caller | None = None,
         timeout: float | None = None,
+        routing_key: str | None = None,
     ) -> ReplyT:
         """The operation's reply model, or ParleyError with the service's code (`unavailable` on
-        timeout). `caller` is whoever the call is made for; a service's own call has none."""
+        timeout). `caller` is whoever the call is made for; a service's own call has none.
+        `routing_key`: a partition's (shared/partitions.py) instead of the operation's."""
         if op.reply is None:
             raise ValueError(f"{op.name} is one-way: Broker.send_command, not call")
         caller = caller or Caller(request_id=new_id("r"))
         data = model_json(request, exclude_none=True)
-        return op.reply.model_validate(await self.exchange(op, caller, data, timeout))
+        return op.reply.model_validate(await self.exchange(op, caller, data, timeout, routing_key))
 
     async def exchange(
-        self, op: Operation[Any, Any], caller: Caller, data: dict[str, Any] | bytes, timeout: float | None = None
+        self, op: Operation[Any, Any], caller: Caller, data: dict[str, Any] | bytes, timeout: float | None = None,
+        routing_key: str | None = None,
     ) -> dict[str, Any]:
         """Publish the command and wait for its reply's data: `call` below its models (tests send
         data no request model allows through it). `data` may be JSON already."""
@@ -374,6 +382,7 @@ class RpcClient:
                 await self.broker.publish_command(
                     op,
                     command_body(caller, data if isinstance(data, bytes) else orjson.dumps(data), deadline),
+                    routing_key=routing_key,
                     correlation_id=correlation_id,
                     reply_to=self.reply_queue_name,
                     # A request nobody took in time is worthless to its caller.

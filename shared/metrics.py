@@ -1,5 +1,5 @@
 """Prometheus metrics shared by the services (the gateway adds its own)."""
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 COMMANDS = Counter("parley_commands_total", "Commands handled", ["operation", "outcome"])
 COMMAND_SECONDS = Histogram(
@@ -15,6 +15,12 @@ COMMANDS_EXPIRED = Counter("parley_commands_expired_total", "Commands dropped pa
 # Runs of periodic jobs by this process: a job run once across replicas (shared/periodic.py)
 # counts on one replica at a time, and the sum over replicas says whether it ran once per round.
 PERIODIC_RUNS = Counter("parley_periodic_runs_total", "Periodic job runs done by this process", ["job"])
+# Partition queues this replica consumes (shared/partition_consumers.py): its fair share while
+# Redis answers, every partition while it fails open.
+PARTITIONS_CONSUMED = Gauge("parley_partitions_consumed", "Partition queues this replica consumes", ["service"])
+PARTITIONS_FAILING_OPEN = Gauge(
+    "parley_partitions_failing_open", "1 while Redis is away and this replica consumes every partition", ["service"]
+)
 RPC_SECONDS = Histogram(
     "parley_rpc_seconds",
     "Round trip of one RPC as the caller sees it",

@@ -97,12 +97,17 @@ class Leases:
         self._held[job] = int(token)
         return int(token)
 
-    async def release_all(self) -> None:
-        """On stop: another replica takes the jobs over at its next run, not a lease later."""
-        for job, token in list(self._held.items()):
+    async def release(self, job: str) -> None:
+        """Give one lease up (if ours): another replica may take it at once, not a lease later."""
+        token = self._held.pop(job, None)
+        if token is not None:
             with suppress(Exception):  # Redis away: the lease expires by itself
                 await self.redis.eval(_RELEASE, 1, self._keys(job)[0], f"{self.holder}|{token}")
-        self._held.clear()
+
+    async def release_all(self) -> None:
+        """On stop: another replica takes the jobs over at its next run, not a lease later."""
+        for job in list(self._held):
+            await self.release(job)
 
 
 class PeriodicJobs:

@@ -30,6 +30,8 @@ from shared.contracts.wire import Caller, Command
 from shared.logs import log_event, request_id_var, user_id_var
 from shared.metrics import COMMAND_SECONDS, COMMANDS, COMMANDS_EXPIRED, REPLIES_DROPPED
 from shared.outages import is_outage
+from shared.partition_consumers import PartitionConsumers
+from shared.partitions import unpartitioned
 from shared.periodic import Leases, Periodic, PeriodicJobs
 from shared.settings import Settings
 
@@ -149,6 +151,17 @@ class ServiceRunner:
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self.jobs = PeriodicJobs(router.periodics, leases)
+        partitioned = [r.operation for r in router.routes.values() if r.operation.partitioned]
+        # The partitioned operations' queues (shared/partition_consumers.py); with no partitions
+        # set they come through the service queue like the rest.
+        self.partitions = (
+            PartitionConsumers(
+                broker, router.service, partitioned, settings.chat_partitions, settings.chat_partition_lease_seconds,
+                leases, self._on_command,
+            )
+            if partitioned and settings.chat_partitions
+            else None
+        )
         # Per routing key: a Command whose `data` is the operation's request model (_parse_command).
         self._typed_commands: dict[str, type[Command]] = {}
 
@@ -160,8 +173,12 @@ class ServiceRunner:
         channel = await self.broker.channel(prefetch=self.settings.prefetch)
         # The exchanges are the Broker's (declared in Broker.connect, the one place): bound by name.
         queue = await channel.declare_queue(names.service_queue(self.router.service), durable=True, arguments=arguments)
+        # Every operation, the partitioned ones too: a gateway without partitions (or of an
+        # older Parley, during a rolling upgrade) sends them here, and any replica takes them.
         for routing_key in self.router.routes:
             await queue.bind(names.commands, routing_key)
+        if self.partitions is not None:
+            await self.partitions.start(arguments, self.settings.prefetch)
         self._consumers.append((queue, await queue.consume(self._on_command)))
         if self.router.events:
             equeue = await channel.declare_queue(
@@ -200,6 +217,8 @@ class ServiceRunner:
         self._track()
         started = time.perf_counter()
         routing_key = message.routing_key or ""
+        if routing_key not in self.router.routes:  # from a partition queue: `<operation>.p<n>`
+            routing_key = unpartitioned(routing_key)
         verdict = await self._run_command(message, routing_key)
         if verdict.reply is not None and message.reply_to:
             await self._reply(message, routing_key, verdict.reply)
@@ -342,6 +361,8 @@ class ServiceRunner:
         RabbitMQ hands it to another replica once the connection closes (handlers are idempotent).
         """
         log_event(log, "service.stopping", service=self.router.service, in_flight=len(self._in_flight))
+        if self.partitions is not None:
+            await self.partitions.stop_consuming()
         await self.jobs.stop(self.settings.shutdown_timeout_seconds)
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):  # the connection may already be gone
@@ -353,6 +374,8 @@ class ServiceRunner:
         if self._in_flight:
             _, still = await asyncio.wait(set(self._in_flight), timeout=self.settings.shutdown_timeout_seconds)
             unfinished = len(still)
+        if self.partitions is not None:  # now that their commands are done (and acked)
+            await self.partitions.release()
         log_event(log, "service.stopped", service=self.router.service, unfinished=unfinished)
 
     async def run_until_signalled(self) -> None:

@@ -125,9 +125,25 @@ class Settings(BaseSettings):
     expired_sweep_seconds: float = Field(30.0, gt=0)
     # message.send and message.ack go to chat many to a command (services/gateway/batching.py):
     # at most this many items in one, and this many commands of each kind out at once per
-    # gateway (what arrives meanwhile waits and goes in the next, larger, batch).
+    # gateway (what arrives meanwhile waits and goes in the next, larger, batch), shared out
+    # among chat's partitions, one each at least (services/gateway/chat_batches.py).
     batch_max_items: int = Field(256, ge=1, le=512)
     batches_in_flight: int = Field(8, ge=1)
+    # Chat's message.send and message.ack go to this many partition queues, by conversation
+    # (shared/partitions.py), each consumed by one chat replica at a time, which holds its lease
+    # in Redis (shared/partition_consumers.py): a conversation's seqs come from one replica's
+    # memory, without clashes between replicas (issue 26). Every gateway and chat replica of a
+    # deployment must use the same number (a gateway's publish to a partition no chat declared
+    # is answered `unavailable`); at most a few replicas per partition are useful, so keep it
+    # above the number of chat replicas. 0: no partitions, every replica takes every send from
+    # chat's one queue (as before issue 26).
+    chat_partitions: int = Field(16, ge=0, le=1024)
+    # A replica's lease on a partition lasts this long unless renewed (every third of it): a
+    # replica killed -9 has its partitions taken over by the others within about 4/3 of it
+    # (its sends wait meanwhile; clients retry on `unavailable`). Its heartbeat, by which the
+    # others count the live replicas, lasts as long. Shorter: faster takeover, more Redis calls
+    # (one script per partition held per tick) and more handovers when a replica stalls.
+    chat_partition_lease_seconds: float = Field(4.0, ge=0.5)
     # Bytes of frames waiting for one socket (replies, pushes, and live pushes held back while
     # it syncs) before it is closed with 4008: it reconnects and resyncs, losing nothing.
     outbound_queue_max_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)

@@ -28,6 +28,9 @@ class Operation(Generic[RequestT, ReplyT]):
     needs_session: bool = True  # only on a bound socket
     # Counts against the user's send rate (PROTOCOL.md: every message.send, valid or not).
     rate_limited: bool = False
+    # Goes to one of the service's partition queues, by conversation (shared/partitions.py), not
+    # to its service queue: each partition is consumed by one replica at a time.
+    partitioned: bool = False
 
     @property
     def routing_key(self) -> str:
@@ -42,9 +45,14 @@ AUTH_TOKENS_REVOKED = Operation(
     "auth.tokens.revoked", "auth", auth.TokensRevoked, auth.TokensRevokedReply, public=False, needs_session=False
 )
 CHAT_SYNC: Operation[chat.DeviceBound, Empty] = Operation("chat.sync", "chat", chat.DeviceBound, None, public=False)
-# message.send and message.ack as the gateway passes them on: many devices' at once.
-CHAT_MESSAGES_SEND = Operation("chat.messages.send", "chat", batches.SendBatch, batches.BatchReply, public=False)
-CHAT_MESSAGES_ACK = Operation("chat.messages.ack", "chat", batches.AckBatch, batches.BatchReply, public=False)
+# message.send and message.ack as the gateway passes them on: many devices' at once, each batch
+# to the partition of its conversations (shared/partitions.py).
+CHAT_MESSAGES_SEND = Operation(
+    "chat.messages.send", "chat", batches.SendBatch, batches.BatchReply, public=False, partitioned=True
+)
+CHAT_MESSAGES_ACK = Operation(
+    "chat.messages.ack", "chat", batches.AckBatch, batches.BatchReply, public=False, partitioned=True
+)
 CHAT_FILES_ACCESS = Operation("chat.files.access", "chat", files.FileAccess, files.FileAccessReply, public=False)
 # calls asks chat what chat owns: the friendship and direct conversation at invite, and the one
 # stored message of an ended call (docs/architecture.md "Calls")

@@ -80,8 +80,9 @@ async def remove_namespace(settings: Settings, services: tuple[str, ...] = SERVI
     connection = await connect_first(settings.amqp_url)  # a cluster's: any live node
     async with connection:
         channel = await connection.channel()
+        partitions = [names.partition_queue("chat", p) for p in range(settings.chat_partitions)] if "chat" in services else []
         for queue in [names.service_queue(s) for s in services] + [names.events_queue(s) for s in services] + [
-            names.dead_letters
+            names.dead_letters, *partitions
         ]:
             await channel.queue_delete(queue)
         for exchange in (names.commands, names.deliver, names.events, names.dead):

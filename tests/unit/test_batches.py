@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from services.chat.domain.records import Cursor
-from services.chat.domain.sending import direct_conversation_id
+from shared.partitions import direct_conversation_id
 from services.gateway.batching import Batcher
 from shared.contracts import chat
 from shared.contracts.base import Empty, utc_now

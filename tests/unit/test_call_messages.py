@@ -3,7 +3,7 @@ the calls service asks over RPC: who may call whom, and the one message per call
 however often it is asked for."""
 import pytest
 
-from services.chat.domain.sending import direct_conversation_id
+from shared.partitions import direct_conversation_id
 from shared.contracts.base import iso, utc_now
 from shared.contracts.calls import CallMessage, CallMessageStored, CallPeer, CallRecord
 from shared.contracts.errors import ParleyError

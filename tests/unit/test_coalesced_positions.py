@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from services.chat.domain.records import Cursor
-from services.chat.domain.sending import direct_conversation_id
+from shared.partitions import direct_conversation_id
 from services.chat.storage import coalesced
 from services.chat.storage.coalesced import CoalescedPositions
 from services.chat.storage.cursors import CursorStore

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.chat.domain.sending import direct_conversation_id
+from shared.partitions import direct_conversation_id
 from shared.contracts import conversations as contract
 from shared.contracts.base import utc_now
 from shared.contracts.errors import ErrorCode

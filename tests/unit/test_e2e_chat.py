@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.chat.domain.records import direct_conversation_id
+from shared.partitions import direct_conversation_id
 from services.chat.service import ChatService
 from services.push.domain.notifications import body_of
 from shared.contracts import e2e

@@ -2,7 +2,7 @@
 router as a client's commands (and files' access check) arrive."""
 import pytest
 
-from services.chat.domain.sending import direct_conversation_id
+from shared.partitions import direct_conversation_id
 from shared.contracts.errors import ErrorCode, ParleyError
 from tests.unit.helpers import profile
 from tests.unit.world import chat_world

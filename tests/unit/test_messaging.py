@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.chat.domain.sending import direct_conversation_id
+from shared.partitions import direct_conversation_id
 from shared import delivery
 from shared.contracts import chat
 from shared.contracts.base import utc_now

@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient, monitoring
 
 from services.chat.domain import interactions
 from services.chat.domain.messaging import SYNC_CLOCK_MARGIN
-from services.chat.domain.sending import direct_conversation_id
+from shared.partitions import direct_conversation_id
 from services.chat.service import ChatService
 from services.chat.storage.cursors import CursorStore
 from services.chat.storage.messages import CHANGED_INDEX

@@ -7,8 +7,8 @@ from typing import Protocol
 
 from services.chat.domain.ports import Conversations, Friendships, Messages
 from services.chat.domain.records import Draft
-from services.chat.domain.records import direct_conversation_id
 from services.chat.domain.sending import Stored
+from shared.partitions import direct_conversation_id
 from shared.contracts.base import utc_now
 from shared.contracts.calls import CallMessage, CallMessageStored, CallPeer, CallPeerAsk
 from shared.contracts.errors import ParleyError

@@ -9,7 +9,8 @@ from datetime import timedelta
 from typing import Protocol
 
 from services.chat.domain.ports import Conversations, Friendships
-from services.chat.domain.records import Conversation, direct_conversation_id
+from services.chat.domain.records import Conversation
+from shared.partitions import direct_conversation_id
 from shared.contracts import e2e
 from shared.contracts.base import iso, utc_now
 from shared.contracts.conversations import ConversationEncrypt, ConversationEncryptedPush, ConversationEncryptReply

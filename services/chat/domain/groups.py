@@ -30,6 +30,7 @@ from shared.contracts.groups import (
     Role,
 )
 from shared.ids import new_id
+from shared.partitions import group_conversation_id
 
 
 class AdmitParts(Protocol):
@@ -117,7 +118,8 @@ async def create_group(request: GroupCreate, creator: str, parts: GroupParts) ->
     members = {creator: _member("owner", now, 0)} | {
         u: _member("member", now, 0, order) for order, u in enumerate(invited, 1)
     }
-    group_id, conversation_id = new_id("g"), new_id("gc")
+    group_id = new_id("g")
+    conversation_id = group_conversation_id(group_id)  # its sends and acks share a partition (shared/partitions.py)
     group = await parts.conversations.create_group(conversation_id, group_id, request.name, members, now)
     await parts.deliver.to_users(invited, _added_push(group))
     return GroupCreateReply(group_id=group_id, conversation_id=conversation_id)

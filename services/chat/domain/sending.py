@@ -19,7 +19,7 @@ from services.chat.domain.group_admin import send_refusal
 from services.chat.domain.messaging import conversation_up_to, known_last_seq, message_new
 from services.chat.domain.ports import Conversations, Cursors, DomainEvents, Friendships
 from services.chat.domain.encryption import check_content
-from services.chat.domain.records import Conversation, Cursor, Draft, Message, direct_conversation_id
+from services.chat.domain.records import Conversation, Cursor, Draft, Message
 from shared.contracts import chat
 from shared.contracts.base import Empty, utc_now
 from shared.contracts.batches import AckItem, SendItem
@@ -28,6 +28,7 @@ from shared.contracts.events import ConversationStored, MessagesStored
 from shared.contracts.interactions import Quote, ReceiptDeliveredPush
 from shared.contracts.wire import DeviceAddress
 from shared.ids import new_id
+from shared.partitions import direct_conversation_id
 
 Outcome = chat.MessageSendReply | ParleyError
 
