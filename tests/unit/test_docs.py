@@ -223,17 +223,20 @@ def test_ws_payloads_match_the_envelope(document: dict[str, Any]) -> None:
         assert payload["properties"]["data"]["$ref"].endswith(f"/{model.__name__}")
 
 
-def test_document_validates_against_the_asyncapi_json_schema(document: dict[str, Any]) -> None:
-    """No PyPI package ships the AsyncAPI 3.0.0 JSON Schema (npm's @asyncapi/specs does).
+NPM_SCHEMA = (Path(__file__).resolve().parents[2] / "docs/generate/schemas/node_modules/@asyncapi/specs/schemas"
+              / "3.0.0-without-$id.json")
 
-    Point PARLEY_ASYNCAPI_SCHEMA at its `schemas/3.0.0-without-$id.json`, with `jsonschema`
-    installed, to run this check.
+
+def test_document_validates_against_the_asyncapi_json_schema(document: dict[str, Any]) -> None:
+    """No PyPI package ships the AsyncAPI 3.0.0 JSON Schema: npm's @asyncapi/specs does, and
+    `make doc-schemas` (run by `make test`) installs it under docs/generate/schemas.
+    PARLEY_ASYNCAPI_SCHEMA points at another copy of `schemas/3.0.0-without-$id.json`.
     """
-    schema_path = os.environ.get("PARLEY_ASYNCAPI_SCHEMA")
+    schema_path = os.environ.get("PARLEY_ASYNCAPI_SCHEMA") or (str(NPM_SCHEMA) if NPM_SCHEMA.exists() else None)
     if not schema_path:
         pytest.skip(
-            "the AsyncAPI 3.0.0 JSON Schema is not available offline from PyPI; set PARLEY_ASYNCAPI_SCHEMA "
-            "to @asyncapi/specs' schemas/3.0.0-without-$id.json (and install jsonschema) to validate"
+            "the AsyncAPI 3.0.0 JSON Schema is not installed: `make doc-schemas` (needs npm) fetches it, or set "
+            "PARLEY_ASYNCAPI_SCHEMA to @asyncapi/specs' schemas/3.0.0-without-$id.json"
         )
     jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")
     schema = json.loads(Path(schema_path).read_text(encoding="utf-8"))
