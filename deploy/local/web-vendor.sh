@@ -6,7 +6,7 @@
 # vendor/dist/, served at /app/vendor/dist/; node_modules/ and dist/ are not committed.
 #
 # Run by `make web-vendor` (which `make run` and `make test` call) and by the gateway image's
-# build (Dockerfile). Without npm it fails, saying how to get it; the page still works without
+# build (Dockerfile). Without npm it installs Debian's (as root), else fails saying how to get it; the page still works without
 # these files, with end-to-end encryption shown as unavailable.
 set -euo pipefail
 
@@ -31,6 +31,10 @@ if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
     fi
 fi
 
+if ! command -v npm >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "npm is missing: installing Debian's npm (apt-get) ..."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm >/dev/null || true
+fi
 if ! command -v npm >/dev/null 2>&1; then
     say "ERROR: npm is not installed, so the web client's olm.js/olm.wasm (end-to-end encryption) cannot be fetched." >&2
     say "Install Node.js and npm (Debian: sudo apt-get install npm), then run 'make web-vendor' again." >&2
