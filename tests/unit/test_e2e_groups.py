@@ -154,3 +154,20 @@ async def test_room_keys_go_to_the_devices_of_those_who_share_an_encrypted_conve
     await world.ask(OWNER, "devices.ack", ids=ids[:1])
     assert await world.device_messages.waiting(OWNER, "d1") == (0, 0)
     assert await world.device_messages.waiting(MEMBER, "laptop") != (0, 0)  # not the owner's to acknowledge
+
+
+async def test_a_room_key_for_many_devices_goes_in_one_broker_message_per_gateway(world: Any) -> None:
+    await an_encrypted_group(world)
+    world.device_keys.publish(OWNER, "d1", "laptop")
+    world.device_keys.publish(ADMIN, "d1")
+    devices = [(OWNER, "d1"), (OWNER, "laptop"), (ADMIN, "d1")]
+    for user, device in devices:
+        await world.online(user, device)
+    await world.online(ADMIN, "tablet", gateway_id="gw2")  # no keys: not written to
+    before = len(world.outbox.messages)
+    await world.ask(MEMBER, "devices.send", messages=[room_key(d, u) for u, d in devices])
+    assert [gateway for gateway, _ in world.outbox.messages[before:]] == ["gw1"]
+    assert all(len(world.pushes(u, d, "device.message")) == 1 for u, d in devices)
+    size = len(room_key("d1")["body"])
+    assert await world.device_messages.waiting_for(devices + [(ADMIN, "tablet")]) == {
+        (OWNER, "d1"): (1, size), (OWNER, "laptop"): (1, size), (ADMIN, "d1"): (1, size), (ADMIN, "tablet"): (0, 0)}

@@ -54,8 +54,8 @@ async def send_to_devices(
     request: e2e.DevicesSend, user_id: str, device_id: str, now: datetime, parts: DeviceMessageParts
 ) -> e2e.DevicesSendReply:
     """Store each message for its target (a device with published keys, of the sender or of a
-    user sharing an encrypted conversation with them), within each target's bounds, then push it
-    to the target if it is connected."""
+    user sharing an encrypted conversation with them), within each target's bounds (one read for
+    all targets), then push it to the target if it is connected (one broker message per gateway)."""
     targets = [(m.user_id or user_id, m.device_id) for m in request.messages]
     await _may_write_to(targets, user_id, parts)
     expires_at = now + parts.device_message_ttl
@@ -70,15 +70,15 @@ async def send_to_devices(
     by_target: dict[tuple[str, str], list[DeviceMessage]] = defaultdict(list)
     for message in messages:
         by_target[message.user_id, message.device_id].append(message)
-    for (target_user, target), adding in by_target.items():
-        count, size = await parts.device_messages.waiting(target_user, target)
+    waiting = await parts.device_messages.waiting_for(list(by_target))
+    for target, adding in by_target.items():
+        count, size = waiting[target]
         if count + len(adding) > parts.device_messages_max or size + sum(m.size for m in adding) > parts.device_messages_max_bytes:
             raise ParleyError.conflict(
-                f"device {target} has too much waiting ({count} messages); it must acknowledge some first"
+                f"device {target[1]} has too much waiting ({count} messages); it must acknowledge some first"
             )
     await parts.device_messages.add(messages)
-    for (target_user, target), adding in by_target.items():
-        await parts.deliver.to_device(target_user, target, [m.push() for m in adding])
+    await parts.deliver.to_devices({key: [m.push() for m in adding] for key, adding in by_target.items()})
     return e2e.DevicesSendReply(ids=[m.message_id for m in messages])
 
 

@@ -197,8 +197,8 @@ class DeviceKeys(Protocol):
 class DeviceMessages(Protocol):
     """To-device messages waiting for their target device."""
 
-    async def waiting(self, user_id: str, device_id: str) -> tuple[int, int]:
-        """(how many, their bodies' bytes) wait for the device."""
+    async def waiting_for(self, devices: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
+        """(how many, their bodies' bytes) wait for each of these devices; one read."""
         ...
 
     async def add(self, messages: Sequence[DeviceMessage]) -> None: ...

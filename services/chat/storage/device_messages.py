@@ -31,9 +31,18 @@ class DeviceMessageStore:
 
     async def waiting(self, user_id: str, device_id: str) -> tuple[int, int]:
         """How many messages wait for the device, and their bodies' size in bytes."""
-        cursor = self.collection.find({"user_id": user_id, "device_id": device_id}, projection={"size": 1})
-        sizes = [doc["size"] async for doc in cursor]
-        return len(sizes), sum(sizes)
+        return (await self.waiting_for([(user_id, device_id)]))[user_id, device_id]
+
+    async def waiting_for(self, devices: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
+        """For each (user_id, device_id): how many messages wait for it, and their bodies' size
+        in bytes; one read for them all."""
+        waiting = dict.fromkeys(devices, (0, 0))
+        query = {"$or": [{"user_id": u, "device_id": d} for u, d in waiting]}
+        async for doc in self.collection.find(query, projection={"user_id": 1, "device_id": 1, "size": 1}):
+            key = (doc["user_id"], doc["device_id"])
+            count, size = waiting[key]
+            waiting[key] = (count + 1, size + doc["size"])
+        return waiting
 
     async def add(self, messages: Sequence[DeviceMessage]) -> None:
         await self.collection.insert_many([
