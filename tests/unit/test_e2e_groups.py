@@ -119,6 +119,8 @@ async def test_a_direct_conversation_takes_no_megolm_envelope(world: Any) -> Non
     await world.ask(OWNER, "conversations.encrypt", to={"user_id": MEMBER})
     megolm = await refusal(world.send(MEMBER, OWNER, encrypted=megolm_envelope(PHONE)))
     assert megolm.code == ErrorCode.BAD_REQUEST and megolm.message.startswith("data.encrypted.algorithm")
+    world.device_keys.publish(OWNER, "d1")  # an encrypted direct conversation opens devices.send too
+    assert len((await world.ask(MEMBER, "devices.send", messages=[room_key("d1", OWNER)])).ids) == 1
     group_id = await a_group(world)  # not encrypted: no envelope at all
     unencrypted = await refusal(world.send(MEMBER, group=group_id, encrypted=megolm_envelope(PHONE)))
     assert unencrypted.message.startswith("data.encrypted: this conversation is not end-to-end encrypted")

@@ -88,8 +88,9 @@ async def _may_write_to(targets: list[tuple[str, str]], user_id: str, parts: Dev
     read of the sender's encrypted conversations (only if another user is named), one ask of
     auth's key directory."""
     users = list(dict.fromkeys(u for u, _ in targets))
-    if any(u != user_id for u in users):
-        peers = await parts.conversations.encrypted_peers(user_id)
+    others = [u for u in users if u != user_id]
+    if others:
+        peers = await parts.conversations.sharing_encrypted(user_id, others)
         for i, (target_user, _) in enumerate(targets):
             if target_user != user_id and target_user not in peers:
                 raise ParleyError.forbidden(

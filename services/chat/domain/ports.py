@@ -177,8 +177,8 @@ class Conversations(Protocol):
         gone), and whether this call encrypted it."""
         ...
 
-    async def encrypted_peers(self, user_id: str) -> set[str]:
-        """The members of the end-to-end encrypted conversations the user is in."""
+    async def sharing_encrypted(self, user_id: str, others: Sequence[str]) -> set[str]:
+        """Those of `others` who share an end-to-end encrypted conversation with the user."""
         ...
 
     async def learn_encrypted(self, since: datetime) -> int:

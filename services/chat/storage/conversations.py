@@ -3,6 +3,7 @@
 A group's members and roles live in its conversation document, so each membership change is
 one atomic update. `last_seq` is written by the messages it counts (storage/messages.py).
 """
+from collections.abc import Sequence
 from contextlib import suppress
 from datetime import datetime
 from typing import Any
@@ -114,11 +115,13 @@ class ConversationStore:
                 learnt += 1
         return learnt
 
-    async def encrypted_peers(self, user_id: str) -> set[str]:
-        """Everyone who shares an end-to-end encrypted conversation (direct or group) with the
-        user, the user included when there is one: one read, of the members only."""
-        cursor = self.collection.find({"members": user_id, "encrypted_at": {"$exists": True}}, projection={"members": 1})
-        return {member async for doc in cursor for member in doc["members"]}
+    async def sharing_encrypted(self, user_id: str, others: Sequence[str]) -> set[str]:
+        """Those of `others` who share an end-to-end encrypted conversation (direct or group) with
+        the user: one read, of the members of the conversations they share only."""
+        wanted = set(others)
+        query = {"$and": [{"members": user_id}, {"members": {"$in": list(wanted)}}], "encrypted_at": {"$exists": True}}
+        cursor = self.collection.find(query, projection={"members": 1})
+        return {member async for doc in cursor for member in doc["members"] if member in wanted}
 
     # --- groups ----------------------------------------------------------------------------
     async def create_group(
