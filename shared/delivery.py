@@ -7,7 +7,7 @@ import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from typing import Protocol
@@ -143,13 +143,25 @@ class Deliverer:
     async def to_device(self, user_id: str, device_id: str, pushes: list[Push]) -> int:
         """Push to one device of a user, wherever it is connected (a call's signalling); returns
         the sockets reached. Best effort, like fan_out."""
+        return await self.to_devices({(user_id, device_id): pushes})
+
+    async def to_devices(self, pushes_of: Mapping[tuple[str, str], list[Push]]) -> int:
+        """Push to each (user_id, device_id) its own pushes, wherever it is connected (a room key
+        shared with a group's devices): one presence read, one broker message per gateway;
+        returns the sockets reached. Best effort, like fan_out."""
         try:
-            socks = [s for s in await self.presence.sockets_of([user_id]) if s.device_id == device_id]
-            address = DeviceAddress(user_id=user_id, device_id=device_id)
-            for gateway_id in dict.fromkeys(s.gateway_id for s in socks):
-                await self.publish(gateway_id, Delivery(targets=[address], pushes=pushes))
+            users = list(dict.fromkeys(user_id for user_id, _ in pushes_of))
+            socks = [s for s in await self.presence.sockets_of(users) if (s.user_id, s.device_id) in pushes_of]
+            by_gateway: dict[str, dict[tuple[str, str], Delivery]] = defaultdict(dict)
+            for sock in socks:
+                key = (sock.user_id, sock.device_id)
+                by_gateway[sock.gateway_id][key] = Delivery(targets=[device_address(*key)], pushes=pushes_of[key])
+            for gateway_id, deliveries in by_gateway.items():
+                items = list(deliveries.values())
+                await self.publish(gateway_id, items[0] if len(items) == 1 else Deliveries(items=items))
         except Exception as exc:
-            log_event(log, "push.failed", logging.WARNING, push_type=pushes[0].type if pushes else "", error=repr(exc))
+            kind = next((p[0].type for p in pushes_of.values() if p), "")
+            log_event(log, "push.failed", logging.WARNING, push_type=kind, error=repr(exc))
             return 0
         return len(socks)
 

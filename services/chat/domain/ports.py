@@ -173,8 +173,12 @@ class Conversations(Protocol):
         ...
 
     async def encrypt(self, conversation_id: str, at: datetime) -> tuple[Conversation | None, bool]:
-        """End-to-end encrypted from `at` on unless it already is: the direct conversation after,
-        and whether this call encrypted it."""
+        """End-to-end encrypted from `at` on unless it already is: the conversation after (None:
+        gone), and whether this call encrypted it."""
+        ...
+
+    async def sharing_encrypted(self, user_id: str, others: Sequence[str]) -> set[str]:
+        """Those of `others` who share an end-to-end encrypted conversation with the user."""
         ...
 
     async def learn_encrypted(self, since: datetime) -> int:
@@ -185,16 +189,16 @@ class Conversations(Protocol):
 class DeviceKeys(Protocol):
     """auth's key directory (auth owns devices' keys)."""
 
-    async def published_devices(self, user_id: str) -> set[str]:
-        """The ids of the user's devices that have published keys."""
+    async def published_devices(self, user_ids: list[str]) -> set[tuple[str, str]]:
+        """The (user_id, device_id) of these users' devices that have published keys."""
         ...
 
 
 class DeviceMessages(Protocol):
     """To-device messages waiting for their target device."""
 
-    async def waiting(self, user_id: str, device_id: str) -> tuple[int, int]:
-        """(how many, their bodies' bytes) wait for the device."""
+    async def waiting_for(self, devices: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
+        """(how many, their bodies' bytes) wait for each of these devices; one read."""
         ...
 
     async def add(self, messages: Sequence[DeviceMessage]) -> None: ...

@@ -3,6 +3,7 @@
 A group's members and roles live in its conversation document, so each membership change is
 one atomic update. `last_seq` is written by the messages it counts (storage/messages.py).
 """
+from collections.abc import Sequence
 from contextlib import suppress
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,7 @@ class ConversationStore:
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("members", ASCENDING)])
         await self.collection.create_index([("group_id", ASCENDING)], unique=True, sparse=True)
-        # Encrypted direct conversations (few), for each replica's watch (learn_encrypted).
+        # Encrypted conversations (few), for each replica's watch (learn_encrypted).
         await self.collection.create_index([("encrypted_at", ASCENDING)], sparse=True)
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
@@ -92,9 +93,9 @@ class ConversationStore:
     # --- end-to-end encryption (docs/security.md) -----------------------------------------------
     async def encrypt(self, conversation_id: str, at: datetime) -> tuple[Conversation | None, bool]:
         """Encrypted from `at` on, unless it already is (the first time stands): the conversation
-        after (None: no such direct conversation), and whether this call encrypted it."""
+        after (None: no such conversation, a group dissolved), and whether this call encrypted it."""
         result = await self.collection.update_one(
-            {"_id": conversation_id, "kind": "direct", "encrypted_at": {"$exists": False}}, {"$set": {"encrypted_at": at}}
+            {"_id": conversation_id, "encrypted_at": {"$exists": False}}, {"$set": {"encrypted_at": at}}
         )
         found = await self.conversation(conversation_id)
         if found is not None and found.kind == "direct":
@@ -104,7 +105,8 @@ class ConversationStore:
     async def learn_encrypted(self, since: datetime) -> int:
         """Direct conversations this process holds in memory that were encrypted from `since` on
         (by any replica) are held encrypted from now; how many it learnt. What it does not hold
-        it reads when needed, encryption and all."""
+        (groups are never held: each batch of sends reads them) it reads when needed, encryption
+        and all."""
         learnt = 0
         async for doc in self.collection.find({"encrypted_at": {"$gte": since}}):
             known = self._known_direct.get(doc["_id"])
@@ -112,6 +114,14 @@ class ConversationStore:
                 self._know_direct(conversation(doc))
                 learnt += 1
         return learnt
+
+    async def sharing_encrypted(self, user_id: str, others: Sequence[str]) -> set[str]:
+        """Those of `others` who share an end-to-end encrypted conversation (direct or group) with
+        the user: one read, of the members of the conversations they share only."""
+        wanted = set(others)
+        query = {"$and": [{"members": user_id}, {"members": {"$in": list(wanted)}}], "encrypted_at": {"$exists": True}}
+        cursor = self.collection.find(query, projection={"members": 1})
+        return {member async for doc in cursor for member in doc["members"] if member in wanted}
 
     # --- groups ----------------------------------------------------------------------------
     async def create_group(

@@ -1,8 +1,8 @@
 """The `device_messages` collection: to-device messages (devices.send) waiting for their target
 device to acknowledge them (docs/security.md "To-device messages").
 
-`{_id, user_id, device_id (the target), from_device_id, sender_key, type, body, size, sent_at,
-expires_at}`; read by target device in the order sent, deleted when acknowledged or expired.
+`{_id, user_id, device_id (the target), from_user_id (absent in step one's: user_id), from_device_id,
+sender_key, type, body, size, sent_at, expires_at}`; read by target device in the order sent, deleted when acknowledged or expired.
 """
 from collections.abc import Sequence
 from datetime import datetime
@@ -16,8 +16,8 @@ from shared.stores import Database, Document
 
 def _record(doc: Document) -> DeviceMessage:
     return DeviceMessage(
-        doc["_id"], doc["user_id"], doc["device_id"], doc["from_device_id"], doc["sender_key"], doc["type"],
-        doc["body"], doc["sent_at"], doc["expires_at"],
+        doc["_id"], doc["user_id"], doc["device_id"], doc.get("from_user_id") or doc["user_id"], doc["from_device_id"],
+        doc["sender_key"], doc["type"], doc["body"], doc["sent_at"], doc["expires_at"],
     )
 
 
@@ -31,14 +31,24 @@ class DeviceMessageStore:
 
     async def waiting(self, user_id: str, device_id: str) -> tuple[int, int]:
         """How many messages wait for the device, and their bodies' size in bytes."""
-        cursor = self.collection.find({"user_id": user_id, "device_id": device_id}, projection={"size": 1})
-        sizes = [doc["size"] async for doc in cursor]
-        return len(sizes), sum(sizes)
+        return (await self.waiting_for([(user_id, device_id)]))[user_id, device_id]
+
+    async def waiting_for(self, devices: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
+        """For each (user_id, device_id): how many messages wait for it, and their bodies' size
+        in bytes; one read for them all."""
+        waiting = dict.fromkeys(devices, (0, 0))
+        query = {"$or": [{"user_id": u, "device_id": d} for u, d in waiting]}
+        async for doc in self.collection.find(query, projection={"user_id": 1, "device_id": 1, "size": 1}):
+            key = (doc["user_id"], doc["device_id"])
+            count, size = waiting[key]
+            waiting[key] = (count + 1, size + doc["size"])
+        return waiting
 
     async def add(self, messages: Sequence[DeviceMessage]) -> None:
         await self.collection.insert_many([
             {
-                "_id": m.message_id, "user_id": m.user_id, "device_id": m.device_id, "from_device_id": m.from_device_id,
+                "_id": m.message_id, "user_id": m.user_id, "device_id": m.device_id, "from_user_id": m.from_user_id,
+                "from_device_id": m.from_device_id,
                 "sender_key": m.sender_key, "type": m.type, "body": m.body, "size": m.size, "sent_at": m.sent_at,
                 "expires_at": m.expires_at,
             }
