@@ -164,7 +164,8 @@ async def test_an_encrypted_group_through_the_client(tmp_path: Path) -> None:
     await alice.call("groups.add_members", {"group_id": gid, "user_ids": ["dave"]})
     await next_of(alice, "group.member_joined")
     await dave.next_push("group.added")
-    await dave.e2e._note_encrypted({"conversation_id": cid})  # as conversations.list tells him
+    await asyncio.sleep(0.05)
+    assert dave.e2e.is_group_encrypted(gid)  # group.added: conversations.list says it is encrypted
     await alice.send({"group_id": gid}, "welcome dave")
     assert (await next_of(dave, "message.new"))["text"] == "welcome dave"
     assert [m["text"] for m in await dave.e2e.history(cid)] == ["welcome dave"]

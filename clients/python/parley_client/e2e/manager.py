@@ -628,7 +628,9 @@ class E2E:
         self._members.pop(group_id, None)
         store = self._device().store
         conversation_id = store.encrypted_groups.get(group_id)
-        if kind == "group.removed":  # I am out: no more sending; what I read stays readable
+        if kind == "group.added":  # is the group I joined encrypted?
+            await self._note_encrypted({"conversation_id": data.get("conversation_id")})
+        elif kind == "group.removed":  # I am out: no more sending; what I read stays readable
             store.encrypted_groups.pop(group_id, None)
             if conversation_id is not None:
                 store.outbound.pop(conversation_id, None)
@@ -646,10 +648,16 @@ class E2E:
             for conversation in (await self.client.call("conversations.list")).get("conversations", []):
                 self._note_listed(conversation)
             group_id = self._group_of(conversation_id)
-        members = await self.members(group_id) if group_id is not None else None
-        if members is not None and str((payload.get("sender") or {}).get("user_id")) not in members:
-            self._members.pop(str(group_id), None)  # joined since fetched?
-            members = await self.members(str(group_id))
+        members: list[str] | None = None
+        if group_id is not None:
+            try:
+                members = await self.members(group_id)
+                if str((payload.get("sender") or {}).get("user_id")) not in members:
+                    self._members.pop(group_id, None)  # joined since fetched?
+                    members = await self.members(group_id)
+            except ReplyError as exc:  # not a member any more (forbidden): the key is refused
+                if exc.code not in ("forbidden", "not_found"):
+                    raise
         session_id = megolm.accept_room_key(sender_key, payload, members)
         pushes: list[Push] = []
         for waiting in megolm.take_waiting(session_id):
