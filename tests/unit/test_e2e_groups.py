@@ -1,195 +1,156 @@
-"""Encrypted groups with Megolm (parley_client.e2e.group, docs/security.md "Encrypted groups"),
-without a server: devices in one process pass room keys over Olm and group messages as a server
-would carry them. tests/unit/test_e2e_groups_client.py runs the client's pipeline over a fake
-server; tests/integration/test_e2e_groups.py the real stack."""
-import itertools
-from pathlib import Path
+"""End-to-end encrypted groups in chat, on its real stores (docs/security.md "Encrypted groups"):
+only the owner or an admin turns encryption on, a group takes one Megolm ciphertext per message
+(never Olm, never plaintext), a direct conversation never Megolm, and to-device messages (room
+keys) reach another user's devices only when they share an encrypted conversation."""
 from typing import Any
 
 import pytest
-import vodozemac
-from parley_client.e2e import DecryptionError, Device, DeviceKeys, E2EStore
-from parley_client.e2e.group import MAX_AGE_SECONDS, MAX_MESSAGES, Megolm, WaitingForKey
+from pydantic import ValidationError
 
-from tests.unit.test_e2e import introduce, keys_of, make
+from services.push.domain.notifications import body_of
+from shared.contracts import e2e
+from shared.contracts.chat import MessageSend
+from shared.contracts.errors import ErrorCode
+from tests.support.fake_olm import FakeDevice, b64, envelope, megolm_envelope
+from tests.unit.helpers import profile
+from tests.unit.world import chat_world, refusal
 
-CID = "g_conv"
-SEQ = itertools.count(1)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def member(tmp_path: Path, user_id: str, device_id: str, clock: Clock) -> tuple[Device, Megolm]:
-    device = make(tmp_path, user_id, device_id)
-    device.store.encrypted_groups["grp"] = CID
-    return device, Megolm(device, clock)
-
-
-def others(sender: Device, devices: list[Device]) -> list[DeviceKeys]:
-    return [keys_of(d) for d in devices if d is not sender]
-
-
-def share(sender: tuple[Device, Megolm], receivers: list[tuple[Device, Megolm]], members: list[str]) -> str:
-    """Rotate the sender's session and deliver its room key over Olm to each receiver."""
-    device, megolm = sender
-    room_key = megolm.rotate(CID, [keys_of(d) for d, _ in receivers])
-    for receiver, receiver_megolm in receivers:
-        entry = device.to_device(keys_of(receiver), room_key)
-        push = {"id": f"dm{next(SEQ)}", "from_device_id": device.device_id, "from_user_id": device.user_id,
-                "sent_at": "now", **{k: entry[k] for k in ("sender_key", "type", "body")}}
-        payload = receiver.open_to_device(push, others=True)
-        assert payload["type"] == "room_key" and payload["conversation_id"] == CID
-        receiver_megolm.accept_room_key(push["sender_key"], payload, members)
-    return str(room_key["session_id"])
-
-
-def group_message(sender: tuple[Device, Megolm], text: str, conversation_id: str = CID, **fields: Any
-                  ) -> dict[str, Any]:
-    device, megolm = sender
-    seq = next(SEQ)
-    payload = device.payload(conversation_id, "text", text=text, **fields)
-    return {"message_id": f"m{seq}", "conversation_id": CID, "seq": seq, "from_user_id": device.user_id,
-            "to": {"group_id": "grp"}, "sent_at": "2026-12-07T18:00:00Z", "encrypted": megolm.encrypt(CID, payload)}
+OWNER, ADMIN, MEMBER, STRANGER = "u_olga", "u_adam", "u_mina", "u_sam"
+PHONE = FakeDevice(MEMBER, "d1")
+PROFILES = [profile(u) for u in (OWNER, ADMIN, MEMBER, STRANGER)]
 
 
 @pytest.fixture
-def group(tmp_path: Path) -> dict[str, tuple[Device, Megolm]]:
-    clock = Clock()
-    devices = {name: member(tmp_path, *name.split("-"), clock) for name in
-               ("alice-phone", "alice-laptop", "bob-phone", "carol-phone")}
-    introduce(*(d for d, _ in devices.values()))
-    return devices
+async def world(db: Any, settings: Any) -> Any:
+    async with chat_world(db, settings, *PROFILES, encryption_watch_seconds=0.01, device_messages_max=3) as world:
+        yield world
 
 
-MEMBERS = ["alice", "bob", "carol"]
+async def a_group(world: Any) -> str:
+    """Olga's group with Adam (an admin) and Mina."""
+    group_id = str((await world.ask(OWNER, "groups.create", name="g", member_ids=[ADMIN, MEMBER])).group_id)
+    await world.ask(OWNER, "groups.set_role", group_id=group_id, user_id=ADMIN, role="admin")
+    return group_id
 
 
-def test_one_ciphertext_every_member_reads(group: dict[str, tuple[Device, Megolm]]) -> None:
-    alice = group["alice-phone"]
-    receivers = [group[n] for n in ("alice-laptop", "bob-phone", "carol-phone")]
-    session_id = share(alice, receivers, MEMBERS)
-    message = group_message(alice, "hello group", mentions=["bob"])
-    envelope = message["encrypted"]
-    assert envelope["algorithm"] == "megolm.v1" and envelope["session_id"] == session_id
-    assert set(envelope) == {"algorithm", "sender_key", "session_id", "ciphertext"} and "hello" not in str(message)
-    for _, megolm in receivers:
-        record = megolm.decrypt_message(message)
-        assert record["payload"]["text"] == "hello group" and record["payload"]["mentions"] == ["bob"]
-        assert record["sender_device_id"] == "phone" and record["from_user_id"] == "alice"
-    # The sender reads its own message in history too (it keeps an inbound copy).
-    alice[0].store.messages.clear()
-    assert alice[1].decrypt_message(message)["payload"]["text"] == "hello group"
+async def an_encrypted_group(world: Any) -> str:
+    group_id = await a_group(world)
+    await world.ask(ADMIN, "conversations.encrypt", to={"group_id": group_id})
+    return group_id
 
 
-def test_rotation_rules(group: dict[str, tuple[Device, Megolm]]) -> None:
-    device, megolm = group["alice-phone"]
-    targets = others(device, [d for d, _ in group.values()])
-    assert megolm.needs_rotation(CID, targets)  # before the first message
-    megolm.rotate(CID, targets)
-    assert not megolm.needs_rotation(CID, targets)
-    assert megolm.needs_rotation(CID, targets[:-1])  # a member (or a device) gone
-    for n in range(MAX_MESSAGES - 1):
-        megolm.encrypt(CID, device.payload(CID, "text", text=str(n)))
-    assert not megolm.needs_rotation(CID, targets)
-    megolm.encrypt(CID, device.payload(CID, "text", text="100th"))
-    assert megolm.needs_rotation(CID, targets)  # 100 messages
-    megolm.rotate(CID, targets)
-    assert isinstance(megolm.clock, Clock)
-    megolm.clock.now += MAX_AGE_SECONDS
-    assert megolm.needs_rotation(CID, targets)  # 7 days
-    megolm.rotate(CID, targets)
-    megolm.mark_stale(CID)  # group.member_joined / group.member_left / keys.changed
-    assert megolm.needs_rotation(CID, targets)
+def room_key(device_id: str, user_id: str | None = None, body: str = "room key") -> dict[str, Any]:
+    message = {"device_id": device_id, "sender_key": PHONE.identity_key, "type": 0, "body": b64(body.encode())}
+    return message if user_id is None else message | {"user_id": user_id}
 
 
-def test_a_message_whose_key_comes_later_waits(group: dict[str, tuple[Device, Megolm]]) -> None:
-    alice, bob = group["alice-phone"], group["bob-phone"]
-    room_key = alice[1].rotate(CID, [keys_of(bob[0])])
-    message = group_message(alice, "early")
-    with pytest.raises(WaitingForKey) as waiting:
-        bob[1].decrypt_message(message)
-    bob[1].keep_waiting(waiting.value.session_id, "message.new", message)
-    bob[1].keep_waiting(waiting.value.session_id, "message.new", message)  # delivered twice: kept once
-    reopened = E2EStore(bob[0].store.path, bob[0].store.pickle_key)  # it survives a restart
-    assert len(reopened.waiting[waiting.value.session_id]) == 1 and "early" not in str(reopened.waiting)
-    entry = alice[0].to_device(keys_of(bob[0]), room_key)
-    push = {"id": "dm1", "from_device_id": "phone", **{k: entry[k] for k in ("sender_key", "type", "body")}}
-    bob[1].accept_room_key(push["sender_key"], bob[0].open_to_device(push, others=True), MEMBERS)
-    (kept,) = bob[1].take_waiting(waiting.value.session_id)
-    assert bob[1].decrypt_message(kept["data"])["payload"]["text"] == "early"
-    assert bob[1].waiting_count() == 0
+def test_the_megolm_envelope_is_refused_unless_well_formed() -> None:
+    good = megolm_envelope(PHONE)
+    assert isinstance(e2e.ENVELOPE.validate_python(good), e2e.MegolmEncrypted)
+    assert isinstance(e2e.ENVELOPE.validate_python(envelope(PHONE, (OWNER, "d1"))), e2e.OlmEncrypted)
+    bad = [
+        good | {"algorithm": "megolm.v2"},
+        good | {"sender_key": "short"},
+        good | {"session_id": ""},
+        good | {"session_id": "s" * 129},
+        good | {"ciphertext": ""},
+        good | {"ciphertext": "x" * 22_001},
+        good | {"ciphertexts": envelope(PHONE, (OWNER, "d1"))["ciphertexts"]},  # Olm's field in a Megolm envelope
+        {k: v for k, v in good.items() if k != "session_id"},
+    ]
+    for envelope_ in bad:
+        with pytest.raises(ValidationError):
+            e2e.ENVELOPE.validate_python(envelope_)
+    base = {"to": {"group_id": "g_1"}, "client_msg_id": "c1", "encrypted": good}
+    MessageSend.model_validate(base | {"file_id": "f_1", "reply_to": "m_1"})
+    with pytest.raises(ValidationError, match="encrypted"):
+        MessageSend.model_validate(base | {"mentions": [OWNER]})  # mentions go inside
+    e2e.DevicesSend.model_validate({"messages": [room_key(f"d{i}", OWNER) for i in range(64)]})
+    with pytest.raises(ValidationError):
+        e2e.DevicesSend.model_validate({"messages": [room_key(f"d{i}", OWNER) for i in range(65)]})
 
 
-def test_replay_and_tampering_are_refused(group: dict[str, tuple[Device, Megolm]]) -> None:
-    alice, bob = group["alice-phone"], group["bob-phone"]
-    share(alice, [bob], MEMBERS)
-    message = group_message(alice, "once")
-    assert bob[1].decrypt_message(message)["payload"]["text"] == "once"
-    assert bob[1].decrypt_message(message)["payload"]["text"] == "once"  # the same message again: the copy
-    with pytest.raises(DecryptionError, match="replayed"):  # the same Megolm index under another id
-        bob[1].decrypt_message({**message, "message_id": "other", "seq": 999})
-    second = group_message(alice, "twice")
-    ciphertext = second["encrypted"]["ciphertext"]
-    flipped = ciphertext[:20] + ("A" if ciphertext[20] != "A" else "B") + ciphertext[21:]
-    with pytest.raises(DecryptionError, match="tampered"):
-        bob[1].decrypt_message({**second, "encrypted": {**second["encrypted"], "ciphertext": flipped}})
-    with pytest.raises(DecryptionError, match="tampered"):
-        bob[1].decrypt_message({**second, "encrypted": {**second["encrypted"], "ciphertext": "bm90IG1lZ29sbQ"}})
-    # Moved to another conversation by the server, or claimed by another member: refused.
-    with pytest.raises(DecryptionError, match="bad_payload"):
-        bob[1].decrypt_message({**second, "conversation_id": "g_other"})
-    with pytest.raises(DecryptionError, match="unknown_sender"):
-        bob[1].decrypt_message({**second, "from_user_id": "carol"})
-    assert bob[1].decrypt_message(second)["payload"]["text"] == "twice"
+async def test_only_the_owner_or_an_admin_encrypts_a_group_and_every_member_hears_of_it(world: Any) -> None:
+    group_id = await a_group(world)
+    for user in (OWNER, ADMIN, MEMBER):
+        await world.online(user)
+    member = await refusal(world.ask(MEMBER, "conversations.encrypt", to={"group_id": group_id}))
+    stranger = await refusal(world.ask(STRANGER, "conversations.encrypt", to={"group_id": group_id}))
+    assert member.code == stranger.code == ErrorCode.FORBIDDEN
+    assert (await world.stored_group(group_id)).get("encrypted_at") is None
+    first = await world.ask(ADMIN, "conversations.encrypt", to={"group_id": group_id})
+    again = await world.ask(OWNER, "conversations.encrypt", to={"group_id": group_id})
+    assert again == first and first.conversation_id == (await world.stored_group(group_id))["_id"]
+    for user in (OWNER, ADMIN, MEMBER):
+        (told,) = world.pushes(user, "d1", "conversation.encrypted")
+        assert told == {"conversation_id": first.conversation_id, "by_user_id": ADMIN, "encrypted_at": first.encrypted_at}
+    (entry,) = [c for c in (await world.ask(MEMBER, "conversations.list")).conversations
+                if c.conversation_id == first.conversation_id]
+    assert entry.encrypted_at == first.encrypted_at
 
 
-def test_room_keys_only_from_a_member_for_its_conversation(group: dict[str, tuple[Device, Megolm]]) -> None:
-    carol, bob = group["carol-phone"], group["bob-phone"]
-    room_key = carol[1].rotate(CID, [keys_of(bob[0])])
-    entry = carol[0].to_device(keys_of(bob[0]), room_key)
-    push = {"id": "dm1", "from_device_id": "phone", **{k: entry[k] for k in ("sender_key", "type", "body")}}
-    payload = bob[0].open_to_device(push, others=True)
-    with pytest.raises(DecryptionError, match="unknown_sender"):  # carol is not a member (any more)
-        bob[1].accept_room_key(push["sender_key"], payload, ["alice", "bob"])
-    with pytest.raises(DecryptionError, match="bad_payload"):  # a conversation bob does not hold encrypted
-        bob[1].accept_room_key(push["sender_key"], {**payload, "conversation_id": "g_other"}, MEMBERS)
-    with pytest.raises(DecryptionError, match="bad_payload"):  # names another sender
-        bob[1].accept_room_key(push["sender_key"], {**payload, "sender": {"user_id": "alice", "device_id": "phone"}},
-                               MEMBERS)
-    # Only from another user's device with open_to_device(others=True): history stays mine-only.
-    with pytest.raises(DecryptionError, match="unknown_sender"):
-        bob[0].open_to_device({**push, "id": "dm2"})
+async def test_an_encrypted_group_takes_one_megolm_ciphertext_and_nothing_else(world: Any) -> None:
+    group_id = await an_encrypted_group(world)
+    await world.online(OWNER)
+    plain = await refusal(world.send(MEMBER, group=group_id, text="in clear"))
+    assert plain.code == ErrorCode.BAD_REQUEST and plain.message.startswith("data.encrypted:")
+    olm = await refusal(world.send(MEMBER, group=group_id, encrypted=envelope(PHONE, (OWNER, "d1"))))
+    assert olm.code == ErrorCode.BAD_REQUEST and olm.message.startswith("data.encrypted.algorithm")
+    whole = megolm_envelope(PHONE)
+    sent = await world.send(MEMBER, group=group_id, encrypted=whole)
+    (new,) = world.pushes(OWNER, "d1", "message.new")
+    assert new["encrypted"] == whole and "text" not in new and new["seq"] == sent.seq
+    (stored,) = world.events.named("messages.stored")[-1].conversations[0].messages
+    assert stored.kind == "encrypted" and stored.preview is None
+    assert body_of(stored, True, "en") == ("New encrypted message", False)
+    reaction = await refusal(world.ask(OWNER, "reaction.add", message_id=sent.message_id, emoji="👍"))
+    assert reaction.code == ErrorCode.BAD_REQUEST
+    olm_edit = await refusal(world.ask(MEMBER, "message.edit", message_id=sent.message_id,
+                                       encrypted=envelope(PHONE, (OWNER, "d1"))))
+    assert olm_edit.message.startswith("data.encrypted.algorithm")
+    rewritten = megolm_envelope(PHONE, session_id="session-2")
+    await world.ask(MEMBER, "message.edit", message_id=sent.message_id, encrypted=rewritten)
+    assert world.pushes(OWNER, "d1", "message.edited")[-1]["encrypted"] == rewritten
+    assert (await world.messages.message(sent.message_id)).encrypted == rewritten
 
 
-def test_a_later_member_cannot_read_earlier_messages_nor_one_who_left_later_ones(
-        tmp_path: Path, group: dict[str, tuple[Device, Megolm]]) -> None:
-    alice, bob, carol = group["alice-phone"], group["bob-phone"], group["carol-phone"]
-    share(alice, [bob], ["alice", "bob"])
-    before = group_message(alice, "before carol")
-    # Carol joins: the session is stale (membership changed); were the same one shared with her,
-    # it would be from its current index on, so what came before stays closed to her either way.
-    device, megolm = alice
-    out = megolm.store.outbound[CID]
-    session_key_now = megolm.room_key(CID, vodozemac.GroupSession.from_pickle(out["pickle"], device.store.pickle_key))
-    assert session_key_now["index"] == 1
-    entry = device.to_device(keys_of(carol[0]), session_key_now)
-    push = {"id": "dmc", "from_device_id": "phone", **{k: entry[k] for k in ("sender_key", "type", "body")}}
-    carol[1].accept_room_key(push["sender_key"], carol[0].open_to_device(push, others=True), MEMBERS)
-    with pytest.raises(DecryptionError, match="not_for_this_device"):
-        carol[1].decrypt_message(before)
-    megolm.mark_stale(CID)
-    share(alice, [bob, carol], MEMBERS)
-    after = group_message(alice, "with carol")
-    assert carol[1].decrypt_message(after)["payload"]["text"] == "with carol"
-    # Carol leaves: the next session is shared with bob only; carol's old keys open nothing new.
-    share(alice, [bob], ["alice", "bob"])
-    later = group_message(alice, "after carol")
-    assert bob[1].decrypt_message(later)["payload"]["text"] == "after carol"
-    with pytest.raises(WaitingForKey):
-        carol[1].decrypt_message(later)
+async def test_a_direct_conversation_takes_no_megolm_envelope(world: Any) -> None:
+    await world.befriend(OWNER, MEMBER)
+    await world.ask(OWNER, "conversations.encrypt", to={"user_id": MEMBER})
+    megolm = await refusal(world.send(MEMBER, OWNER, encrypted=megolm_envelope(PHONE)))
+    assert megolm.code == ErrorCode.BAD_REQUEST and megolm.message.startswith("data.encrypted.algorithm")
+    group_id = await a_group(world)  # not encrypted: no envelope at all
+    unencrypted = await refusal(world.send(MEMBER, group=group_id, encrypted=megolm_envelope(PHONE)))
+    assert unencrypted.message.startswith("data.encrypted: this conversation is not end-to-end encrypted")
+
+
+async def test_room_keys_go_to_the_devices_of_those_who_share_an_encrypted_conversation(world: Any) -> None:
+    await world.befriend(MEMBER, STRANGER)  # friends, but no encrypted conversation
+    group_id = await a_group(world)
+    world.device_keys.publish(OWNER, "d1")
+    world.device_keys.publish(MEMBER, "d1", "laptop")
+    world.device_keys.publish(STRANGER, "d1")
+    before = await refusal(world.ask(MEMBER, "devices.send", messages=[room_key("d1", OWNER)]))
+    assert before.code == ErrorCode.FORBIDDEN and before.message.startswith("data.messages[0].user_id")
+    await world.ask(OWNER, "conversations.encrypt", to={"group_id": group_id})
+    stranger = await refusal(world.ask(MEMBER, "devices.send", messages=[room_key("d1", OWNER), room_key("d1", STRANGER)]))
+    assert stranger.code == ErrorCode.FORBIDDEN and stranger.message.startswith("data.messages[1].user_id")
+    unpublished = await refusal(world.ask(MEMBER, "devices.send", messages=[room_key("d1", ADMIN)]))
+    assert unpublished.code == ErrorCode.NOT_FOUND and unpublished.message.startswith("data.messages[0].device_id")
+    await world.online(OWNER)
+    await world.online(MEMBER, "laptop")
+    ids = (await world.ask(MEMBER, "devices.send", messages=[room_key("d1", OWNER), room_key("laptop")])).ids
+    assert world.pushes(OWNER, "d1", "device.message") == [{
+        "id": ids[0], "from_user_id": MEMBER, "from_device_id": "d1", "sender_key": PHONE.identity_key, "type": 0,
+        "body": b64(b"room key"), "sent_at": world.pushes(OWNER, "d1", "device.message")[0]["sent_at"],
+    }]
+    (own,) = world.pushes(MEMBER, "laptop", "device.message")
+    assert own["id"] == ids[1] and own["from_user_id"] == MEMBER
+    assert world.pushes(MEMBER, "d1", "device.message") == []
+    full = await refusal(world.ask(MEMBER, "devices.send", messages=[room_key("d1", OWNER)] * 3))  # 4 > 3 waiting
+    assert full.code == ErrorCode.CONFLICT
+    await world.sync(OWNER, "d1")
+    assert world.push_types(OWNER, "d1")[-2:] == ["device.message", "sync.done"]
+    await world.ask(OWNER, "devices.ack", ids=ids[:1])
+    assert await world.device_messages.waiting(OWNER, "d1") == (0, 0)
+    assert await world.device_messages.waiting(MEMBER, "laptop") != (0, 0)  # not the owner's to acknowledge
