@@ -5,7 +5,8 @@ Alice (owner, two devices), Bob and Carol: Alice encrypts the group; everyone se
 mentions, a file, a sticker, a voice message) and every device of every member reads it all,
 while the test reads every MongoDB collection and every body on the broker's exchanges: no
 text, no file bytes, no file name. A replayed or tampered Megolm message is refused. Dave, added
-later, cannot open what came before; Carol, removed, cannot open what comes after.
+later, cannot open what came before; Carol, removed, and Dave, who left, cannot open what comes
+after (Alice's session is rotated and shared with the members only).
 """
 import asyncio
 import os
@@ -160,6 +161,17 @@ async def test_a_member_added_later_cannot_read_before_and_one_removed_cannot_re
     assert carol.e2e.device is not None and newest["encrypted"]["session_id"] not in carol.e2e.device.store.inbound
     with pytest.raises(DecryptionError) as refused:
         await carol.e2e.decrypt(newest)
+    assert refused.value.reason == "waiting_for_key"
+
+    # Dave leaves: the same for one who left.
+    await dave.call("groups.leave", {"group_id": group_id})
+    await next_of(alice, "group.member_left", lambda d: d["user_id"] == dave.user_id)
+    last = f"after dave left {secrets.token_hex(4)}"
+    sent = await alice.send({"group_id": group_id}, last)
+    assert (await next_of(bob, "message.new", lambda d: d.get("message_id") == sent["message_id"]))["text"] == last
+    newest = next(m for m in (await alice.history(conversation_id))["messages"] if m["message_id"] == sent["message_id"])
+    with pytest.raises(DecryptionError) as refused:
+        await dave.e2e.decrypt(newest)
     assert refused.value.reason == "waiting_for_key"
     for client in (alice, bob, carol, dave):
         await client.close()
