@@ -193,3 +193,14 @@ def test_a_later_member_cannot_read_earlier_messages_nor_one_who_left_later_ones
     assert bob[1].decrypt_message(later)["payload"]["text"] == "after carol"
     with pytest.raises(WaitingForKey):
         carol[1].decrypt_message(later)
+
+
+def test_a_message_from_a_device_no_longer_pinned_is_refused(group: dict[str, tuple[Device, Megolm]]) -> None:
+    alice, bob = group["alice-phone"], group["bob-phone"]
+    share(alice, [bob], MEMBERS)
+    message = group_message(alice, "from a phone since removed")
+    bob[0].store.pins["alice"]["phone"]["removed"] = True  # keys.devices no longer lists it
+    with pytest.raises(DecryptionError, match="unknown_sender"):
+        bob[1].decrypt_message(message)
+    bob[0].store.pins["alice"]["phone"]["removed"] = False
+    assert bob[1].decrypt_message(message)["payload"]["text"] == "from a phone since removed"

@@ -164,6 +164,11 @@ class Megolm:
             raise DecryptionError("bad_payload", "the message's session was shared for another conversation", message_id)
         if known["sender_key"] != sender_key or known["user_id"] != from_user_id:
             raise DecryptionError("unknown_sender", "the session was not shared by the sender's device", message_id)
+        pinned = self.device.device_by_identity(sender_key)
+        if sender_key != self.device.identity_key and (
+                pinned is None or pinned[:2] != (from_user_id, known["device_id"]) or pinned[2]["removed"]):
+            raise DecryptionError("unknown_sender", f"{sender_key[:12]}… is not a pinned device of {from_user_id}",
+                                  message_id)
         try:
             megolm = vodozemac.MegolmMessage.from_base64(ciphertext)
         except (vodozemac.DecodeException, ValueError) as exc:

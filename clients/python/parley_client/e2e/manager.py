@@ -432,7 +432,13 @@ class E2E:
             if "group_id" not in (message.get("to") or {"group_id": None}):
                 raise DecryptionError("bad_payload", "a megolm.v1 envelope outside a group",
                                       str(message.get("message_id")))
-            return self.shown(message, self._megolm().decrypt_message(message))
+            try:
+                return self.shown(message, self._megolm().decrypt_message(message))
+            except DecryptionError as exc:
+                if exc.reason != "unknown_sender":
+                    raise
+                await self.refresh_devices([str(message.get("from_user_id"))])
+                return self.shown(message, self._megolm().decrypt_message(message))
         try:
             record = device.decrypt_message(message)
         except DecryptionError as exc:
