@@ -58,12 +58,14 @@ class ParleyClient(Session):
                    on_attempt: Callable[[Attempt], None] | None = None, **extra: Any) -> SendResult:
         """`message.send`, tried again with the same client_msg_id while the outcome is open
         (`send_policy` unless `policy`); the stored message's seq and id. In a conversation
-        encrypted end to end (`client.e2e`), encrypted (`sticker_id`, `voice`, `mentions` too)."""
-        peer = to.get("user_id")
-        if self._e2e is not None and peer is not None and self._e2e.is_encrypted(peer):
+        encrypted end to end (`client.e2e`: direct with Olm, group with Megolm), encrypted
+        (`sticker_id`, `voice`, `mentions` too)."""
+        peer, group_id = to.get("user_id"), to.get("group_id")
+        if self._e2e is not None and ((peer is not None and self._e2e.is_encrypted(peer))
+                                      or (group_id is not None and self._e2e.is_group_encrypted(group_id))):
             if policy is not None or on_attempt is not None:
                 raise ParleyError("an encrypted send takes no policy or on_attempt")
-            return await self._e2e.send(peer, text, file_id=file_id, ttl_seconds=ttl_seconds,
+            return await self._e2e.send(to, text, file_id=file_id, ttl_seconds=ttl_seconds,
                                         client_msg_id=client_msg_id, **extra)
         cmid = client_msg_id or secrets.token_hex(8)
         data: dict[str, Any] = {"to": to, "client_msg_id": cmid, **extra}
@@ -85,11 +87,18 @@ class ParleyClient(Session):
         return {"user_id": to["user_id"] if message["from_user_id"] == self.user_id else message["from_user_id"]}
 
     async def ack(self, conversation_id: str | None = None) -> int:
-        """Acknowledge each conversation's unbroken run (or one conversation's); how many acks went."""
+        """Acknowledge each conversation's unbroken run (or one conversation's); how many acks went.
+        With end-to-end encryption on, never past an encrypted message not handled yet: each is
+        decrypted, or kept sealed while its room key has not come, before it is acknowledged."""
         sent = 0
         for cid, seq in self.inbox.ack_targets().items():
             if conversation_id is not None and cid != conversation_id:
                 continue
+            ceiling = self._e2e.ack_ceiling(cid) if self._e2e is not None else None
+            if ceiling is not None:
+                seq = min(seq, ceiling)
+                if seq <= self._acked(cid):
+                    continue
             reply = await self.request("message.ack", {"conversation_id": cid, "seq": seq})
             if not reply["ok"]:
                 error = ReplyError.from_reply(reply)
@@ -100,6 +109,10 @@ class ParleyClient(Session):
             self.stats.acks_sent += 1
             sent += 1
         return sent
+
+    def _acked(self, conversation_id: str) -> int:
+        c = self.inbox._conversations.get(conversation_id)
+        return 0 if c is None else c.acked
 
     def start_acking(self, interval: float) -> None:
         """Acknowledge every `interval` s while bound (as an app does: debounced, not per message)."""

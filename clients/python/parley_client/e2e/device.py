@@ -380,21 +380,36 @@ class Device:
 
     # --- to-device messages (devices.send / device.message) ---------------------------------------
     def to_device(self, device: DeviceKeys, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """One `devices.send` entry for another device of mine."""
+        """One `devices.send` entry for a device (`user_id` named when it is another user's)."""
         plaintext = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         kind, body = self.encrypt_to(device.identity_key, plaintext)
         self.save()
-        return {"device_id": device.device_id, "sender_key": self.identity_key, "type": kind, "body": body}
+        entry: dict[str, Any] = {"device_id": device.device_id, "sender_key": self.identity_key, "type": kind,
+                                 "body": body}
+        if device.user_id != self.user_id:
+            entry["user_id"] = device.user_id
+        return entry
 
-    def open_to_device(self, push: Mapping[str, Any]) -> dict[str, Any]:
-        """The payload of a `device.message` from another device of mine (`DecryptionError` otherwise)."""
+    def to_device_sender(self, push: Mapping[str, Any], others: bool = False) -> tuple[str, str]:
+        """(user_id, device_id) of a `device.message`'s sender: a pinned device of mine (or, with
+        `others`, of anyone), whose id is the push's `from_device_id` (and `from_user_id` when
+        the server names it); `DecryptionError` (`unknown_sender`) otherwise."""
+        sender = self.device_by_identity(str(push.get("sender_key", "")))
+        if (sender is None or sender[2]["removed"] or sender[1] != push.get("from_device_id")
+                or (sender[0] != self.user_id and not others)
+                or push.get("from_user_id", sender[0]) != sender[0]):
+            raise DecryptionError("unknown_sender", "a to-device message not from a device "
+                                  + ("pinned" if others else "of mine"))
+        return sender[0], sender[1]
+
+    def open_to_device(self, push: Mapping[str, Any], others: bool = False) -> dict[str, Any]:
+        """The payload of a `device.message` from another device of mine (with `others`: from any
+        pinned device; the caller checks what the payload may be from whom); `DecryptionError` otherwise."""
         sender_key = str(push.get("sender_key", ""))
-        sender = self.device_by_identity(sender_key)
-        if sender is None or sender[0] != self.user_id or sender[1] != push.get("from_device_id"):
-            raise DecryptionError("unknown_sender", "a to-device message not from a device of mine")
+        user_id, device_id = self.to_device_sender(push, others)
         ident = f"device.message:{push.get('id')}"
         payload = self._open(sender_key, push, ident)
-        if "sender" in payload and payload["sender"] != {"user_id": self.user_id, "device_id": sender[1]}:
+        if "sender" in payload and payload["sender"] != {"user_id": user_id, "device_id": device_id}:
             raise DecryptionError("bad_payload", "the payload names another sender than the envelope")
         if "id" in payload:
             self.store.seen_payloads[str(payload["id"])] = ident

@@ -2,6 +2,10 @@
 
 - the Olm account and sessions as vodozemac pickles (encrypted with the 32-byte pickle key);
 - the pinned keys of every device seen (trust on first use), with what was verified or changed;
+- Megolm: this device's outbound session per encrypted group, the inbound sessions shared with
+  it (pickled), which message indexes were opened (replays), and the group messages that wait
+  for their room key (ciphertext as the server sent it: kept so that acknowledging them loses
+  nothing);
 - the messages this device decrypted (or sent, or was given by another of its devices), so that
   history can be shown again and shared with a new device: the server can never resend them
   in a form this device can read.
@@ -104,6 +108,12 @@ class E2EStore:
         self.seen_ciphertexts: dict[str, str] = {}  # sha256(body)[:32] -> message_id (replays)
         self.seen_payloads: dict[str, str] = {}  # payload id -> message_id (replays)
         self.encrypted_conversations: dict[str, str] = {}  # peer user_id -> conversation_id
+        # Megolm (encrypted groups, group.py): all absent from a store of step one
+        self.encrypted_groups: dict[str, str] = {}  # group_id -> conversation_id
+        self.outbound: dict[str, dict[str, Any]] = {}  # conversation_id -> this device's outbound session
+        self.inbound: dict[str, dict[str, Any]] = {}  # session_id -> an inbound session and whose it is
+        self.megolm_seen: dict[str, str] = {}  # "<session_id>:<index>" -> message_id (replays)
+        self.waiting: dict[str, list[dict[str, Any]]] = {}  # session_id -> messages waiting for its key
         if self.path.exists():
             self._load()
 
@@ -127,6 +137,11 @@ class E2EStore:
         self.seen_ciphertexts = doc["seen_ciphertexts"]
         self.seen_payloads = doc["seen_payloads"]
         self.encrypted_conversations = doc["encrypted_conversations"]
+        self.encrypted_groups = doc.get("encrypted_groups", {})
+        self.outbound = doc.get("outbound", {})
+        self.inbound = doc.get("inbound", {})
+        self.megolm_seen = doc.get("megolm_seen", {})
+        self.waiting = doc.get("waiting", {})
 
     def save(self) -> None:
         doc = {
@@ -134,6 +149,8 @@ class E2EStore:
             "device_keys_published": self.device_keys_published, "sessions": self.sessions, "pins": self.pins,
             "messages": self.messages, "seen_ciphertexts": self.seen_ciphertexts,
             "seen_payloads": self.seen_payloads, "encrypted_conversations": self.encrypted_conversations,
+            "encrypted_groups": self.encrypted_groups, "outbound": self.outbound, "inbound": self.inbound,
+            "megolm_seen": self.megolm_seen, "waiting": self.waiting,
         }
         nonce = secrets.token_bytes(12)
         plain = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
