@@ -68,7 +68,21 @@ def _schemas() -> tuple[dict[type[BaseModel], str], dict[str, Any]]:
     models = _models()
     refs, top = models_json_schema([(m, "validation") for m in models], ref_template=SCHEMA_REF)
     by_model = {model: refs[(model, "validation")]["$ref"] for model in models}
-    return by_model, dict(top.get("$defs", {}))
+    return by_model, _asyncapi_discriminators(dict(top.get("$defs", {})))
+
+
+def _asyncapi_discriminators(node: Any) -> Any:
+    """pydantic writes OpenAPI's `discriminator: {propertyName, mapping}`; an AsyncAPI 3.0 Schema
+    Object takes the property's name only (`discriminator: "algorithm"`), each variant telling
+    its own value by its `const`."""
+    if isinstance(node, dict):
+        out = {key: _asyncapi_discriminators(value) for key, value in node.items()}
+        if isinstance(out.get("discriminator"), dict):
+            out["discriminator"] = out["discriminator"]["propertyName"]
+        return out
+    if isinstance(node, list):
+        return [_asyncapi_discriminators(item) for item in node]
+    return node
 
 
 def _ref(target: str) -> dict[str, str]:

@@ -64,7 +64,7 @@ class _Fields:
             return " or ".join(parts), []
         if "oneOf" in schema:  # a discriminated union: each kind's fields, after its tag
             kinds = [self._describe(v) for v in schema["oneOf"]]
-            tag = schema.get("discriminator", {}).get("propertyName")
+            tag = schema.get("discriminator")  # AsyncAPI's: the tag property's name
             text = f"object, one of {len(kinds)} kinds by `{tag}` (each kind's fields follow its `{tag}`)" if tag \
                 else " or ".join(k[0] for k in kinds)
             return text, [n for _, nested in kinds for n in nested]
