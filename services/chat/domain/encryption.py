@@ -21,9 +21,8 @@ from shared.logs import log_event
 
 log = logging.getLogger("parley.chat")
 
-class EncryptionParts(Protocol):
-    """What encrypting needs: friendships (a direct conversation's condition), conversations,
-    pushes, and how far ahead encryption is dated (so every chat replica knows it by then)."""
+class KeysAudienceParts(Protocol):
+    """Who talks with a user (friendships, conversations), and pushes."""
 
     @property
     def friendships(self) -> Friendships: ...
@@ -33,6 +32,11 @@ class EncryptionParts(Protocol):
 
     @property
     def deliver(self) -> Deliverer: ...
+
+
+class EncryptionParts(KeysAudienceParts, Protocol):
+    """What encrypting needs besides: how far ahead encryption is dated (so every chat replica
+    knows it by then). Friendships are a direct conversation's condition."""
 
     @property
     def encryption_lead(self) -> timedelta: ...
@@ -103,19 +107,6 @@ def check_content(conversation: Conversation, encrypted: e2e.Encrypted | None) -
                 raise ParleyError.bad_request(
                     f"data.encrypted.ciphertexts[{i}].user_id: not a participant of this conversation"
                 )
-
-
-class KeysAudienceParts(Protocol):
-    """Who talks with a user (friendships, conversations), and pushes."""
-
-    @property
-    def friendships(self) -> Friendships: ...
-
-    @property
-    def conversations(self) -> Conversations: ...
-
-    @property
-    def deliver(self) -> Deliverer: ...
 
 
 async def announce_keys_changed(change: e2e.KeysChanged, parts: KeysAudienceParts) -> None:
