@@ -21,6 +21,7 @@ from shared.logs import log_event
 
 log = logging.getLogger("parley.chat")
 
+
 class KeysAudienceParts(Protocol):
     """Who talks with a user (friendships, conversations), and pushes."""
 
