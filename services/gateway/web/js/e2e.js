@@ -515,7 +515,7 @@ async function memberIds(groupId, fresh = false) {
 
 /** Every device of the group's members with published keys (signatures checked, pinned). */
 async function groupDevices(groupId) {
-  const ids = await memberIds(groupId);
+  const ids = await memberIds(groupId, true); // asked on every send: a membership change rotates even if its push is late
   const wanted = ids.filter((id) => {
     const known = devices.get(id);
     return !known || Date.now() - known.at >= DEVICES_FRESH_MS;
