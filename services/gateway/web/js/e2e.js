@@ -751,11 +751,19 @@ export async function open(message) {
   await ready;
   const envelope = message.encrypted;
   if (envelope?.algorithm === MEGOLM) {
-    for (const id of [message.message_id, message.client_msg_id]) {
-      const kept = id && (await keys.getSealed("plain", `id:${id}`));
-      if (kept) return kept;
+    // Megolm decrypts again (an edit brings a new envelope under the same id); what this device
+    // sent, or was given by another of mine, is the fallback when no session opens it.
+    let payload;
+    try {
+      payload = await serial(() => openGroup(message, envelope));
+    } catch (error) {
+      if (error?.code !== "waiting_key" && error?.code !== "no_key") throw error;
+      for (const id of [message.message_id, message.client_msg_id]) {
+        const kept = id && (await keys.getSealed("plain", `id:${id}`));
+        if (kept) return kept;
+      }
+      throw error;
     }
-    const payload = await serial(() => openGroup(message, envelope));
     if (message.message_id) await keys.putSealed("plain", `id:${message.message_id}`, payload);
     return payload;
   }
