@@ -62,6 +62,12 @@ class _Fields:
         if "anyOf" in schema:
             parts = [self._describe(v)[0] for v in schema["anyOf"]]
             return " or ".join(parts), []
+        if "oneOf" in schema:  # a discriminated union: each kind's fields, after its tag
+            kinds = [self._describe(v) for v in schema["oneOf"]]
+            tag = schema.get("discriminator", {}).get("propertyName")
+            text = f"object, one of {len(kinds)} kinds by `{tag}` (each kind's fields follow its `{tag}`)" if tag \
+                else " or ".join(k[0] for k in kinds)
+            return text, [n for _, nested in kinds for n in nested]
         kind = schema.get("type", "any")
         if kind == "array":
             items = schema.get("items", {})

@@ -25,9 +25,9 @@ class AuthKeys:
     def __init__(self, rpc: RpcClient):
         self.rpc = rpc
 
-    async def published_devices(self, user_id: str) -> set[str]:
-        reply = await self.rpc.call(KEYS_DEVICES, KeysDevices(user_ids=[user_id]))
-        return {d.device_id for d in reply.devices}
+    async def published_devices(self, user_ids: list[str]) -> set[tuple[str, str]]:
+        reply = await self.rpc.call(KEYS_DEVICES, KeysDevices(user_ids=user_ids))
+        return {(d.user_id, d.device_id) for d in reply.devices}
 
 
 class FilesDirectory:

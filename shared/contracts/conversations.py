@@ -66,7 +66,8 @@ class TypingPush(Contract):
 
 # --- end-to-end encryption (docs/security.md) ----------------------------------------------------
 class ConversationEncrypt(Contract):
-    """Turn end-to-end encryption on in a direct conversation (step one: not groups); for good."""
+    """Turn end-to-end encryption on, for good: in the direct conversation with a friend (Olm), or
+    in a group the caller owns or administers (Megolm)."""
 
     to: Target
 
@@ -77,7 +78,7 @@ class ConversationEncryptReply(Contract):
 
 
 class ConversationEncryptedPush(Contract):
-    """Push `conversation.encrypted` to both users' devices."""
+    """Push `conversation.encrypted` to the conversation's users' devices (both, or every member)."""
 
     conversation_id: str
     by_user_id: str

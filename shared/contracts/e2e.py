@@ -1,5 +1,6 @@
-"""End-to-end encryption (docs/security.md, issue 28 step one): the key directory's operations
-(auth), the encrypted envelope a message carries, to-device messages, and their pushes.
+"""End-to-end encryption (docs/security.md, issue 28): the key directory's operations (auth), the
+encrypted envelopes a message carries (Olm in a direct conversation, Megolm in a group),
+to-device messages, and their pushes.
 
 Keys, signatures and ciphertexts are opaque to the server but for their shape: Curve25519 and
 Ed25519 keys are 32 bytes and Ed25519 signatures 64, written as Olm prints them (unpadded
@@ -7,7 +8,7 @@ standard base64). The server checks every signature (services/auth/domain/signat
 """
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, TypeAdapter, model_validator
 
 from shared.contracts.base import Contract
 
@@ -19,7 +20,8 @@ PublicKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}$")]
 Signature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}$")]
 KeyId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 
-ALGORITHM = "olm.v1"
+ALGORITHM = "olm.v1"  # a direct conversation's envelope: one Olm ciphertext per device
+MEGOLM_ALGORITHM = "megolm.v1"  # a group's: one Megolm ciphertext for every device
 MAX_CIPHERTEXTS = 64  # one per device of a direct conversation's two users
 # An Olm ciphertext's base64: room for a 4,000-character message of CJK text (12,000 UTF-8 bytes)
 # in the clients' payload, as a plain message allows (docs/security.md).
@@ -27,7 +29,7 @@ MAX_BODY_CHARS = 22_000
 MAX_ONE_TIME_KEYS_PER_PUBLISH = 100
 MAX_UNCLAIMED_ONE_TIME_KEYS = 200  # per device; past it keys.publish is `conflict`
 LOW_ONE_TIME_KEYS = 20  # a claim leaving fewer pushes keys.low to the device
-MAX_DEVICE_MESSAGES_PER_SEND = 16
+MAX_DEVICE_MESSAGES_PER_SEND = 64  # a room key to each device of a group's members, in a few sends
 
 KeyChange = Literal["added", "replaced", "removed"]
 OlmType = Literal[0, 1]  # 0: a pre-key message (opens a session), 1: a normal one
@@ -136,26 +138,44 @@ class Ciphertext(Contract):
     body: Body
 
 
-class Encrypted(Contract):
-    """A message's content, one ciphertext per device of the conversation's users (the sender's
-    other devices included), stored and delivered whole."""
+class OlmEncrypted(Contract):
+    """A direct conversation's message content: one Olm ciphertext per device of the two users
+    (the sender's other devices included), stored and delivered whole."""
 
     algorithm: Literal["olm.v1"]
     sender_key: PublicKey  # the sending device's Curve25519 identity key
     ciphertexts: Annotated[list[Ciphertext], Field(min_length=1, max_length=MAX_CIPHERTEXTS)]
 
     @model_validator(mode="after")
-    def _each_device_once(self) -> "Encrypted":
+    def _each_device_once(self) -> "OlmEncrypted":
         devices = {(c.user_id, c.device_id) for c in self.ciphertexts}
         if len(devices) != len(self.ciphertexts):
             raise ValueError("ciphertexts: each (user_id, device_id) at most once")
         return self
 
 
+class MegolmEncrypted(Contract):
+    """A group's message content: one Megolm ciphertext of the sending device's outbound session
+    (whose key it shared with the other devices as to-device messages), stored and delivered whole."""
+
+    algorithm: Literal["megolm.v1"]
+    sender_key: PublicKey  # the sending device's Curve25519 identity key
+    session_id: Id  # the Megolm session's id, as the library prints it
+    ciphertext: Body
+
+
+# The `encrypted` of a message or an edit: which kind, by `algorithm` (a direct conversation
+# takes olm.v1, a group megolm.v1: services/chat/domain/encryption.py check_content).
+Encrypted = Annotated[OlmEncrypted | MegolmEncrypted, Field(discriminator="algorithm")]
+ENVELOPE: TypeAdapter[OlmEncrypted | MegolmEncrypted] = TypeAdapter(Encrypted)
+
+
 # --- to-device messages (chat) ---------------------------------------------------------------
 class DeviceMessage(Contract):
-    """An Olm ciphertext to one of the sender's own other devices."""
+    """An Olm ciphertext to one device: one of the sender's own (`user_id` absent) or one of a
+    user who shares an end-to-end encrypted conversation with the sender (a group's room key)."""
 
+    user_id: Id | None = None  # absent: the sender's own device
     device_id: DeviceId
     sender_key: PublicKey
     type: OlmType
@@ -178,6 +198,7 @@ class DeviceMessagePush(Contract):
     """Push `device.message`: live, and on every bind before `sync.done`, until acknowledged."""
 
     id: str
+    from_user_id: str
     from_device_id: str
     sender_key: str
     type: OlmType

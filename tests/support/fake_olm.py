@@ -67,3 +67,13 @@ def envelope(sender: FakeDevice, *devices: tuple[str, str], marker: str = "") ->
             {"user_id": u, "device_id": d, "type": 0, "body": ciphertext_body(marker)} for u, d in devices
         ],
     }
+
+
+def megolm_envelope(sender: FakeDevice, session_id: str = "session-1", marker: str = "") -> dict[str, Any]:
+    """A group's `encrypted` envelope from `sender`: one opaque Megolm ciphertext."""
+    return {
+        "algorithm": "megolm.v1",
+        "sender_key": sender.identity_key,
+        "session_id": session_id,
+        "ciphertext": ciphertext_body(marker),
+    }

@@ -117,8 +117,8 @@ class StaticDeviceKeys:
     def publish(self, user_id: str, *device_ids: str) -> None:
         self.published.setdefault(user_id, set()).update(device_ids)
 
-    async def published_devices(self, user_id: str) -> set[str]:
-        return set(self.published.get(user_id, ()))
+    async def published_devices(self, user_ids: list[str]) -> set[tuple[str, str]]:
+        return {(u, d) for u in user_ids for d in self.published.get(u, ())}
 
 
 class StaticProfiles:

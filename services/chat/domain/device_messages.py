@@ -1,12 +1,13 @@
-"""To-device messages (docs/security.md "To-device messages"): Olm ciphertexts from one of a
-user's devices to another of theirs (step one: own devices only), kept until the target
-acknowledges them and pushed to it live and on every bind before `sync.done`. This is how one
-of my devices gives a new one my history; the server never can."""
+"""To-device messages (docs/security.md "To-device messages"): Olm ciphertexts from one device to
+another, of the same user or of one who shares an end-to-end encrypted conversation with the
+sender, kept until the target acknowledges them and pushed to it live and on every bind before
+`sync.done`. This is how one of my devices gives a new one my history, and how a device shares
+its Megolm room key with the other devices of a group; the server can do neither."""
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from services.chat.domain.ports import DeviceKeys, DeviceMessages
+from services.chat.domain.ports import Conversations, DeviceKeys, DeviceMessages
 from services.chat.domain.records import DeviceMessage
 from shared.contracts import e2e
 from shared.contracts.errors import ParleyError
@@ -33,8 +34,11 @@ class WaitingParts(Protocol):
 
 
 class DeviceMessageParts(WaitingParts, Protocol):
-    """The waiting messages, auth's key directory (which devices can be written to), pushes, and
-    the bounds (the device_message_* settings)."""
+    """The waiting messages, who shares an encrypted conversation with whom, auth's key directory
+    (which devices can be written to), pushes, and the bounds (the device_message_* settings)."""
+
+    @property
+    def conversations(self) -> Conversations: ...
 
     @property
     def device_keys(self) -> DeviceKeys: ...
@@ -49,33 +53,53 @@ class DeviceMessageParts(WaitingParts, Protocol):
 async def send_to_devices(
     request: e2e.DevicesSend, user_id: str, device_id: str, now: datetime, parts: DeviceMessageParts
 ) -> e2e.DevicesSendReply:
-    """Store each message for its target (one of the sender's devices with published keys),
-    within each target's bounds, then push it to the target if it is connected."""
-    published = await parts.device_keys.published_devices(user_id)
-    for i, wanted in enumerate(request.messages):
-        if wanted.device_id not in published:
-            raise ParleyError.not_found(
-                f"data.messages[{i}].device_id: no device of yours with published keys by that id"
-            )
+    """Store each message for its target (a device with published keys, of the sender or of a
+    user sharing an encrypted conversation with them), within each target's bounds, then push it
+    to the target if it is connected."""
+    targets = [(m.user_id or user_id, m.device_id) for m in request.messages]
+    await _may_write_to(targets, user_id, parts)
     expires_at = now + parts.device_message_ttl
     batch = new_id("dm")  # ids ascend with time, and within the request in its order
     messages = [
-        DeviceMessage(f"{batch}.{i:02d}", user_id, m.device_id, device_id, m.sender_key, m.type, m.body, now, expires_at)
-        for i, m in enumerate(request.messages)
+        DeviceMessage(
+            f"{batch}.{i:02d}", target_user, target_device, user_id, device_id, m.sender_key, m.type, m.body, now,
+            expires_at,
+        )
+        for i, ((target_user, target_device), m) in enumerate(zip(targets, request.messages, strict=True))
     ]
-    by_target: dict[str, list[DeviceMessage]] = defaultdict(list)
+    by_target: dict[tuple[str, str], list[DeviceMessage]] = defaultdict(list)
     for message in messages:
-        by_target[message.device_id].append(message)
-    for target, adding in by_target.items():
-        count, size = await parts.device_messages.waiting(user_id, target)
+        by_target[message.user_id, message.device_id].append(message)
+    for (target_user, target), adding in by_target.items():
+        count, size = await parts.device_messages.waiting(target_user, target)
         if count + len(adding) > parts.device_messages_max or size + sum(m.size for m in adding) > parts.device_messages_max_bytes:
             raise ParleyError.conflict(
                 f"device {target} has too much waiting ({count} messages); it must acknowledge some first"
             )
     await parts.device_messages.add(messages)
-    for target, adding in by_target.items():
-        await parts.deliver.to_device(user_id, target, [m.push() for m in adding])
+    for (target_user, target), adding in by_target.items():
+        await parts.deliver.to_device(target_user, target, [m.push() for m in adding])
     return e2e.DevicesSendReply(ids=[m.message_id for m in messages])
+
+
+async def _may_write_to(targets: list[tuple[str, str]], user_id: str, parts: DeviceMessageParts) -> None:
+    """Each target is the sender's own device or the device of a user who shares an encrypted
+    conversation with them (else `forbidden`), and has published keys (else `not_found`): one
+    read of the sender's encrypted conversations (only if another user is named), one ask of
+    auth's key directory."""
+    users = list(dict.fromkeys(u for u, _ in targets))
+    if any(u != user_id for u in users):
+        peers = await parts.conversations.encrypted_peers(user_id)
+        for i, (target_user, _) in enumerate(targets):
+            if target_user != user_id and target_user not in peers:
+                raise ParleyError.forbidden(
+                    f"data.messages[{i}].user_id: you share no end-to-end encrypted conversation with this user"
+                )
+    published = await parts.device_keys.published_devices(users)
+    for i, target in enumerate(targets):
+        if target not in published:
+            whose = "of yours" if target[0] == user_id else "of that user"
+            raise ParleyError.not_found(f"data.messages[{i}].device_id: no device {whose} with published keys by that id")
 
 
 async def acknowledge(request: e2e.DevicesAck, user_id: str, device_id: str, parts: DeviceMessageParts) -> None:

@@ -173,8 +173,12 @@ class Conversations(Protocol):
         ...
 
     async def encrypt(self, conversation_id: str, at: datetime) -> tuple[Conversation | None, bool]:
-        """End-to-end encrypted from `at` on unless it already is: the direct conversation after,
-        and whether this call encrypted it."""
+        """End-to-end encrypted from `at` on unless it already is: the conversation after (None:
+        gone), and whether this call encrypted it."""
+        ...
+
+    async def encrypted_peers(self, user_id: str) -> set[str]:
+        """The members of the end-to-end encrypted conversations the user is in."""
         ...
 
     async def learn_encrypted(self, since: datetime) -> int:
@@ -185,8 +189,8 @@ class Conversations(Protocol):
 class DeviceKeys(Protocol):
     """auth's key directory (auth owns devices' keys)."""
 
-    async def published_devices(self, user_id: str) -> set[str]:
-        """The ids of the user's devices that have published keys."""
+    async def published_devices(self, user_ids: list[str]) -> set[tuple[str, str]]:
+        """The (user_id, device_id) of these users' devices that have published keys."""
         ...
 
 

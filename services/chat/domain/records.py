@@ -106,7 +106,7 @@ class Conversation:
     avatar_url: str | None = None
     everyone_muted: bool = False  # only the owner and admins may send
     approval_required: bool = False  # joining by invite link files a join request
-    # End-to-end encrypted from this time on (direct conversations; docs/security.md); for good.
+    # End-to-end encrypted from this time on (docs/security.md: Olm direct, Megolm groups); for good.
     encrypted_at: datetime | None = None
 
     def has_member(self, user_id: str) -> bool:
@@ -275,7 +275,7 @@ class Message:
             to=dict(self.to),
             text=None if sealed else self.text,
             file=None if sealed else self.file,
-            encrypted=None if sealed or self.encrypted is None else e2e.Encrypted.model_validate(self.encrypted),
+            encrypted=None if sealed or self.encrypted is None else e2e.ENVELOPE.validate_python(self.encrypted),
             sticker=None if sealed else self.sticker,
             voice=None if sealed else self.voice,
             call=self.call,
@@ -443,12 +443,14 @@ class Cursor:
 
 @record
 class DeviceMessage:
-    """A to-device message (devices.send): an Olm ciphertext from one of a user's devices to
-    another of theirs, kept until that device acknowledges it (docs/security.md)."""
+    """A to-device message (devices.send): an Olm ciphertext from one device to another (of the
+    same user, or of one sharing an encrypted conversation), kept until that device acknowledges
+    it (docs/security.md)."""
 
     message_id: str
-    user_id: str
+    user_id: str  # the target's
     device_id: str  # the target
+    from_user_id: str
     from_device_id: str
     sender_key: str
     type: int
@@ -463,6 +465,6 @@ class DeviceMessage:
     def push(self) -> Push:
         """The `device.message` push, its data built as JSON directly."""
         return Push(type="device.message", data={
-            "id": self.message_id, "from_device_id": self.from_device_id, "sender_key": self.sender_key,
-            "type": self.type, "body": self.body, "sent_at": iso(self.sent_at),
+            "id": self.message_id, "from_user_id": self.from_user_id, "from_device_id": self.from_device_id,
+            "sender_key": self.sender_key, "type": self.type, "body": self.body, "sent_at": iso(self.sent_at),
         })

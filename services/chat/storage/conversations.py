@@ -27,7 +27,7 @@ class ConversationStore:
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("members", ASCENDING)])
         await self.collection.create_index([("group_id", ASCENDING)], unique=True, sparse=True)
-        # Encrypted direct conversations (few), for each replica's watch (learn_encrypted).
+        # Encrypted conversations (few), for each replica's watch (learn_encrypted).
         await self.collection.create_index([("encrypted_at", ASCENDING)], sparse=True)
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
@@ -92,9 +92,9 @@ class ConversationStore:
     # --- end-to-end encryption (docs/security.md) -----------------------------------------------
     async def encrypt(self, conversation_id: str, at: datetime) -> tuple[Conversation | None, bool]:
         """Encrypted from `at` on, unless it already is (the first time stands): the conversation
-        after (None: no such direct conversation), and whether this call encrypted it."""
+        after (None: no such conversation, a group dissolved), and whether this call encrypted it."""
         result = await self.collection.update_one(
-            {"_id": conversation_id, "kind": "direct", "encrypted_at": {"$exists": False}}, {"$set": {"encrypted_at": at}}
+            {"_id": conversation_id, "encrypted_at": {"$exists": False}}, {"$set": {"encrypted_at": at}}
         )
         found = await self.conversation(conversation_id)
         if found is not None and found.kind == "direct":
@@ -104,7 +104,8 @@ class ConversationStore:
     async def learn_encrypted(self, since: datetime) -> int:
         """Direct conversations this process holds in memory that were encrypted from `since` on
         (by any replica) are held encrypted from now; how many it learnt. What it does not hold
-        it reads when needed, encryption and all."""
+        (groups are never held: each batch of sends reads them) it reads when needed, encryption
+        and all."""
         learnt = 0
         async for doc in self.collection.find({"encrypted_at": {"$gte": since}}):
             known = self._known_direct.get(doc["_id"])
@@ -112,6 +113,12 @@ class ConversationStore:
                 self._know_direct(conversation(doc))
                 learnt += 1
         return learnt
+
+    async def encrypted_peers(self, user_id: str) -> set[str]:
+        """Everyone who shares an end-to-end encrypted conversation (direct or group) with the
+        user, the user included when there is one: one read, of the members only."""
+        cursor = self.collection.find({"members": user_id, "encrypted_at": {"$exists": True}}, projection={"members": 1})
+        return {member async for doc in cursor for member in doc["members"]}
 
     # --- groups ----------------------------------------------------------------------------
     async def create_group(

@@ -1,8 +1,8 @@
 """The `device_messages` collection: to-device messages (devices.send) waiting for their target
 device to acknowledge them (docs/security.md "To-device messages").
 
-`{_id, user_id, device_id (the target), from_device_id, sender_key, type, body, size, sent_at,
-expires_at}`; read by target device in the order sent, deleted when acknowledged or expired.
+`{_id, user_id, device_id (the target), from_user_id (absent in step one's: user_id), from_device_id,
+sender_key, type, body, size, sent_at, expires_at}`; read by target device in the order sent, deleted when acknowledged or expired.
 """
 from collections.abc import Sequence
 from datetime import datetime
@@ -16,8 +16,8 @@ from shared.stores import Database, Document
 
 def _record(doc: Document) -> DeviceMessage:
     return DeviceMessage(
-        doc["_id"], doc["user_id"], doc["device_id"], doc["from_device_id"], doc["sender_key"], doc["type"],
-        doc["body"], doc["sent_at"], doc["expires_at"],
+        doc["_id"], doc["user_id"], doc["device_id"], doc.get("from_user_id") or doc["user_id"], doc["from_device_id"],
+        doc["sender_key"], doc["type"], doc["body"], doc["sent_at"], doc["expires_at"],
     )
 
 
@@ -38,7 +38,8 @@ class DeviceMessageStore:
     async def add(self, messages: Sequence[DeviceMessage]) -> None:
         await self.collection.insert_many([
             {
-                "_id": m.message_id, "user_id": m.user_id, "device_id": m.device_id, "from_device_id": m.from_device_id,
+                "_id": m.message_id, "user_id": m.user_id, "device_id": m.device_id, "from_user_id": m.from_user_id,
+                "from_device_id": m.from_device_id,
                 "sender_key": m.sender_key, "type": m.type, "body": m.body, "size": m.size, "sent_at": m.sent_at,
                 "expires_at": m.expires_at,
             }

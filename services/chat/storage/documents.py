@@ -10,8 +10,9 @@ messages: `{_id, conversation_id, seq, from_user_id, client_msg_id, to: {user_id
   duration_seconds?}, expires_at?, recalled?, recalled_at?, edited_at?, reply_to?: {message_id,
   from_user_id, text?, file_name?, sticker_url?, voice?}, reactions?: {<emoji as hex code points>: [user_id]},
   mentions?: [user_id], burn?: {seconds, opened_at?}, burns_at?, burned?, hidden_for?: [user_id],
-  sticker?: {sticker_id, url}, voice?: {duration_ms}, encrypted?: {algorithm, sender_key,
-  ciphertexts: [{user_id, device_id, type, body}]} (stored as sent, never read),
+  sticker?: {sticker_id, url}, voice?: {duration_ms}, encrypted?: {algorithm: "olm.v1", sender_key,
+  ciphertexts: [{user_id, device_id, type, body}]} or {algorithm: "megolm.v1", sender_key, session_id,
+  ciphertext} (stored as sent, never read),
   changed_at? (the last edit, reaction, open, burn or recall: what a device's sync catches up on)}`
 friendships: `{_id: pair_key, users: [requester, target], requester, status, created_at, accepted_at?}`
 (group invites and join requests: services/chat/storage/invites.py)
