@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 
 from tests.browser.test_e2e import encrypted_message
 from tests.browser.test_media_messages import message_with
-from tests.browser.test_web_client import befriend, by_id, message, png, register, send, two_friends, unique
+from tests.browser.test_web_client import befriend, by_id, contact, message, png, register, send, two_friends, unique
 
 GROUP = "Night owls"
 
@@ -38,6 +38,7 @@ async def encrypted_group(open_page) -> tuple[list[Page], list[str]]:
     carol, c = await open_page(), unique("carol")
     await register(carol, c)
     await befriend(alice, carol, c)
+    await expect(contact(alice, c)).to_have_count(1, timeout=10_000)
     await by_id(alice, "new-group").click()
     await by_id(alice, "group-name").fill(GROUP)
     await by_id(alice, "group-member-option").filter(has_text=b).click()
@@ -141,28 +142,75 @@ async def test_three_members_read_encrypted_text_an_image_and_a_voice_message(op
     await expect(encrypted_message(carol, texts[bob])).to_have_count(1, timeout=15_000)
 
 
-async def test_a_member_added_later_cannot_read_what_came_before(open_page):
+async def test_a_member_added_later_cannot_read_what_came_before(open_page, settings):
     (alice, bob, carol), (a, b, c) = await encrypted_group(open_page)
     before = f"before dave came {unique('b')}"
     await send(alice, before)
     await expect(encrypted_message(bob, before)).to_have_count(1, timeout=30_000)
+    conversation_id = await alice.evaluate("async () => (await import('/app/js/store.js')).openConv().id")
+    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+    try:
+        stored = await mongo[settings.mongo_db]["messages"].find_one(
+            {"conversation_id": conversation_id, "encrypted.algorithm": "megolm.v1"}, sort=[("seq", -1)])
+    finally:
+        await mongo.close()
+    assert stored is not None
+    old_envelope = stored["encrypted"]
+
+    # Dave's socket, once armed, gets a new message with the earlier one's envelope in its place:
+    # what he would hold had the server handed him the earlier history.
+    armed = {"on": False}
+
+    def swap(text: str | bytes) -> str | bytes:
+        if isinstance(text, bytes) or not armed["on"]:
+            return text
+        frame = json.loads(text)
+        envelope = (frame.get("data") or {}).get("encrypted") if frame.get("type") == "message.new" else None
+        if not envelope or envelope.get("algorithm") != "megolm.v1":
+            return text
+        frame["data"]["encrypted"] = old_envelope
+        armed["on"] = False
+        return json.dumps(frame)
+
+    async def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        ws.on_message(lambda text: server.send(text))
+        server.on_message(lambda text: ws.send(swap(text)))
 
     dave, d = await open_page(), unique("dave")
+    await dave.context.route_web_socket(re.compile(r"/ws$"), route)
+    await dave.reload()
     await register(dave, d)
     await befriend(alice, dave, d)
+    await expect(contact(alice, d)).to_have_count(1, timeout=10_000)
     await open_group(alice)
     await expect(dave.locator("body")).to_have_attribute("data-e2e", "ready", timeout=20_000)
-    select = by_id(alice, "add-member-select")
     if not await by_id(alice, "group-info-panel").is_visible():
         await by_id(alice, "group-info-toggle").click()
-    await select.select_option(label=d)
+    await by_id(alice, "add-member-select").select_option(label=d)
     await by_id(alice, "add-member").click()
     await open_group(dave)
     await expect(by_id(dave, "e2e-badge")).to_be_visible(timeout=15_000)
-
-    # What came before his joining is drawn as not readable, never as its text.
-    await expect(unreadable(dave)).not_to_have_count(0, timeout=20_000)
     await expect(message(dave, before)).to_have_count(0)
+
+    # The earlier ciphertext, in Dave's hands: no key opens it, it is never shown as text.
+    armed["on"] = True
+    decoy = f"decoy {unique('d')}"
+    await send(alice, decoy)
+    await expect(encrypted_message(bob, decoy)).to_have_count(1, timeout=30_000)
+    waiting = unreadable(dave)
+    await expect(waiting).to_have_count(1, timeout=20_000)
+    await expect(waiting).to_have_attribute("data-e2e", "waiting")
+    await expect(waiting).to_contain_text("Waiting for the key")
+    await expect(message(dave, before)).to_have_count(0)
+    opened = await dave.evaluate("""async ([envelope, conversationId, from]) => {
+        const e2e = await import('/app/js/e2e.js');
+        try {
+            await e2e.open({encrypted: envelope, conversation_id: conversationId, from_user_id: from, message_id: 'probe'});
+            return 'opened';
+        } catch (error) { return error.code; }
+    }""", [old_envelope, conversation_id, stored["from_user_id"]])
+    assert opened == "waiting_key"
 
     # What comes after is his to read (the session rotated when he joined).
     after = f"welcome dave {unique('a')}"

@@ -285,6 +285,7 @@ function listen() {
     state.groups.set(group.group_id, { ...group, role: "member", members: null });
     store.groupConv(group).lastActivity ||= new Date().toISOString();
     refreshGroups().catch(() => {});
+    refreshConversations().catch(() => {}); // an end-to-end encrypted group says so there (encrypted_at)
     changed();
   });
   const membersChanged = ({ group_id }) => {
