@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 
 from tests.browser.test_e2e import encrypted_message
 from tests.browser.test_media_messages import message_with
-from tests.browser.test_web_client import befriend, by_id, contact, message, png, register, send, two_friends, unique
+from tests.browser.test_web_client import befriend, by_id, contact, message, open_chat_with, png, register, send, two_friends, unique
 
 GROUP = "Night owls"
 
@@ -81,12 +81,17 @@ async def test_three_members_read_encrypted_text_an_image_and_a_voice_message(op
     await expect(bob.get_by_test_id("action-react")).to_be_hidden()
     await bob.mouse.move(5, 5)
 
-    # A mention travels inside the ciphertext; Carol's page marks it from what it decrypted.
+    # A mention travels inside the ciphertext; Carol's page marks it from what it decrypted
+    # (the server cannot count it): the group's "@" badge while she is elsewhere, then the bubble.
+    await open_chat_with(carol, a)
     composer = by_id(alice, "composer-input")
     await composer.press_sequentially(f"ping @{c[:5]}", delay=20)
     await expect(by_id(alice, "mention-option").filter(has_text=c)).to_have_count(1, timeout=10_000)
     await composer.press("Enter")
     await composer.press("Enter")
+    group = by_id(carol, "conversation").filter(has_text=GROUP)
+    await expect(group.get_by_test_id("mention-badge")).to_have_text("@", timeout=20_000)
+    await group.click()
     mention = encrypted_message(carol, "ping")
     await expect(mention).to_have_count(1, timeout=20_000)
     await expect(mention).to_have_attribute("data-mentions-me", "true", timeout=10_000)
@@ -218,24 +223,39 @@ async def test_a_member_added_later_cannot_read_what_came_before(open_page, sett
     await expect(encrypted_message(dave, after)).to_have_count(1, timeout=30_000)
     await expect(encrypted_message(bob, after)).to_have_count(1, timeout=30_000)
     await expect(message(dave, before)).to_have_count(0)
+    mongo = AsyncMongoClient(settings.mongo_url)
+    try:
+        latest = await mongo[settings.mongo_db]["messages"].find_one(
+            {"conversation_id": conversation_id, "encrypted.algorithm": "megolm.v1"}, sort=[("seq", -1)])
+    finally:
+        await mongo.close()
+    assert latest is not None and latest["encrypted"]["session_id"] != old_envelope["session_id"], "rotated on joining"
 
 
-async def test_a_megolm_ciphertext_changed_on_the_way_is_shown_as_undecryptable(open_page):
+async def test_a_megolm_ciphertext_changed_or_replayed_on_the_way_is_shown_as_undecryptable(open_page):
     (alice, bob, carol), (a, b, c) = await encrypted_group(open_page)
     await send(alice, "first, as sent")
     await expect(encrypted_message(carol, "first, as sent")).to_have_count(1, timeout=30_000)
 
-    armed = {"on": False}
+    # Carol's socket, once armed, gets each Megolm envelope with its ciphertext altered
+    # ("tamper"), or an earlier message's envelope under a new message ("replay").
+    armed = {"on": "", "first": None}
 
     def tamper(text: str | bytes) -> str | bytes:
-        if isinstance(text, bytes) or not armed["on"]:
+        if isinstance(text, bytes):
             return text
         frame = json.loads(text)
         envelope = (frame.get("data") or {}).get("encrypted") if frame.get("type") == "message.new" else None
         if not envelope or envelope.get("algorithm") != "megolm.v1":
             return text
+        if not armed["on"]:
+            armed["first"] = armed["first"] or dict(envelope)
+            return text
+        if armed["on"] == "replay":
+            frame["data"]["encrypted"] = armed["first"]
+            return json.dumps(frame)
         body = envelope["ciphertext"]
-        middle = len(body) // 2  # inside the ciphertext: the MAC and signature fail
+        middle = len(body) // 2  # inside the ciphertext: its MAC and signature fail
         envelope["ciphertext"] = body[:middle] + ("A" if body[middle] != "A" else "B") + body[middle + 1:]
         return json.dumps(frame)
 
@@ -249,10 +269,20 @@ async def test_a_megolm_ciphertext_changed_on_the_way_is_shown_as_undecryptable(
     await expect(by_id(carol, "connection-status")).to_contain_text("Connected", timeout=15_000)
     await open_group(carol)
     await expect(encrypted_message(carol, "first, as sent")).to_have_count(1, timeout=15_000)
-    armed["on"] = True
+    await send(alice, "second, as sent")  # its envelope is the one replayed below
+    await expect(encrypted_message(carol, "second, as sent")).to_have_count(1, timeout=15_000)
+    assert armed["first"] is not None
+    armed["on"] = "tamper"
     await send(alice, "this must never show")
     failed = by_id(carol, "message").and_(carol.locator('[data-e2e="failed"]'))
     await expect(failed).to_have_count(1, timeout=20_000)
     await expect(failed).to_contain_text("could not be decrypted")
     await expect(message(carol, "this must never show")).to_have_count(0)
     await expect(encrypted_message(bob, "this must never show")).to_have_count(1, timeout=20_000)  # untouched there
+
+    # A replay: the same Megolm index under another message is refused, not shown twice.
+    armed["on"] = "replay"
+    await send(alice, "nor this one")
+    await expect(failed).to_have_count(2, timeout=20_000)
+    await expect(message(carol, "second, as sent")).to_have_count(1)
+    await expect(message(carol, "nor this one")).to_have_count(0)
