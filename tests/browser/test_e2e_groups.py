@@ -8,6 +8,7 @@ and reads what comes after; a Megolm ciphertext changed on the way shows as unde
 """
 import json
 import re
+from typing import Any
 
 from bson import encode as bson_encode
 from playwright.async_api import Page, WebSocketRoute, expect
@@ -286,3 +287,43 @@ async def test_a_megolm_ciphertext_changed_or_replayed_on_the_way_is_shown_as_un
     await expect(failed).to_have_count(2, timeout=20_000)
     await expect(message(carol, "second, as sent")).to_have_count(1)
     await expect(message(carol, "nor this one")).to_have_count(0)
+
+
+async def test_a_message_whose_key_comes_later_waits_for_it_then_opens(open_page):
+    (alice, bob, carol), (a, b, c) = await encrypted_group(open_page)
+
+    # Carol's socket holds back the to-device messages (the room keys) until released.
+    held: dict[str, Any] = {"on": True, "frames": [], "ws": None}
+
+    def hold(text: str | bytes) -> bool:
+        if isinstance(text, bytes) or not held["on"]:
+            return False
+        if json.loads(text).get("type") == "device.message":
+            held["frames"].append(text)
+            return True
+        return False
+
+    async def route(ws: WebSocketRoute) -> None:
+        held["ws"] = ws
+        server = ws.connect_to_server()
+        ws.on_message(lambda text: server.send(text))
+        server.on_message(lambda text: None if hold(text) else ws.send(text))
+
+    await carol.context.route_web_socket(re.compile(r"/ws$"), route)
+    await carol.reload()
+    await expect(by_id(carol, "connection-status")).to_contain_text("Connected", timeout=15_000)
+    await open_group(carol)
+    late = f"the key comes later {unique('k')}"
+    await send(alice, late)
+    await expect(encrypted_message(bob, late)).to_have_count(1, timeout=30_000)
+    waiting = by_id(carol, "message").and_(carol.locator('[data-e2e="waiting"]'))
+    await expect(waiting).to_have_count(1, timeout=20_000)
+    await expect(waiting).to_contain_text("Waiting for the key")
+    await expect(message(carol, late)).to_have_count(0)
+    assert held["frames"], "the room key was held back"
+
+    held["on"] = False
+    for frame in held["frames"]:
+        held["ws"].send(frame)
+    await expect(encrypted_message(carol, late)).to_have_count(1, timeout=20_000)
+    await expect(waiting).to_have_count(0)
