@@ -289,7 +289,7 @@ async def test_a_megolm_ciphertext_changed_or_replayed_on_the_way_is_shown_as_un
     await expect(message(carol, "nor this one")).to_have_count(0)
 
 
-async def test_a_message_whose_key_comes_later_waits_for_it_then_opens(open_page):
+async def test_a_message_whose_key_comes_later_waits_for_it_then_opens(open_page, settings):
     (alice, bob, carol), (a, b, c) = await encrypted_group(open_page)
 
     # Carol's socket holds back the to-device messages (the room keys) until released.
@@ -327,3 +327,39 @@ async def test_a_message_whose_key_comes_later_waits_for_it_then_opens(open_page
         held["ws"].send(frame)
     await expect(encrypted_message(carol, late)).to_have_count(1, timeout=20_000)
     await expect(waiting).to_have_count(0)
+
+    # An edit goes as a new Megolm envelope under the same message.
+    await alice.mouse.move(5, 5)
+    mine = encrypted_message(alice, late)
+    await mine.hover()
+    await mine.get_by_test_id("action-edit").click()
+    edited = f"{late} (edited)"
+    await by_id(alice, "edit-input").fill(edited)
+    await by_id(alice, "edit-input").press("Enter")
+    for page in (bob, carol):
+        shown = encrypted_message(page, edited)
+        await expect(shown).to_have_count(1, timeout=20_000)
+        await expect(shown.get_by_test_id("edited")).to_be_visible()
+
+    # Bob leaves: Alice's next message goes with a new session, which Bob's devices never get.
+    async def newest_session() -> str:
+        conversation_id = await alice.evaluate("async () => (await import('/app/js/store.js')).openConv().id")
+        mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+        try:
+            newest = await mongo[settings.mongo_db]["messages"].find_one(
+                {"conversation_id": conversation_id, "encrypted.algorithm": "megolm.v1", "from_user_id": {"$exists": True}},
+                sort=[("seq", -1)])
+        finally:
+            await mongo.close()
+        assert newest is not None
+        return str(newest["encrypted"]["session_id"])
+
+    before_leaving = await newest_session()
+    if not await by_id(bob, "group-info-panel").is_visible():
+        await by_id(bob, "group-info-toggle").click()
+    await by_id(bob, "leave-group").click()
+    await expect(by_id(alice, "group-members")).not_to_contain_text(b, timeout=10_000)
+    after_leaving = f"bob has gone {unique('g')}"
+    await send(alice, after_leaving)
+    await expect(encrypted_message(carol, after_leaving)).to_have_count(1, timeout=20_000)
+    assert await newest_session() != before_leaving, "rotated when a member left"
