@@ -401,8 +401,12 @@ export function myDevice() {
 async function ensureSessions(targets) {
   const missing = targets.filter((d) => !sessions.get(d.identity_key)?.length);
   if (!missing.length) return;
-  const reply = await conn.request("keys.claim", { devices: missing.map((d) => ({ user_id: d.user_id, device_id: d.device_id })) });
-  for (const claimed of reply.keys || []) {
+  const claimedKeys = [];
+  for (let i = 0; i < missing.length; i += 100) { // keys.claim takes 1-100 devices (a big group has more)
+    const reply = await conn.request("keys.claim", { devices: missing.slice(i, i + 100).map((d) => ({ user_id: d.user_id, device_id: d.device_id })) });
+    claimedKeys.push(...(reply.keys || []));
+  }
+  for (const claimed of claimedKeys) {
     const device = missing.find((d) => d.user_id === claimed.user_id && d.device_id === claimed.device_id);
     if (!device) continue;
     const text = signedText(claimed.fallback ? "fallback_key" : "one_time_key", device.user_id, device.device_id, claimed.key_id, claimed.key);
