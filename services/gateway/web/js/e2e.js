@@ -1,4 +1,5 @@
-// End-to-end encryption of direct conversations (docs/security.md, issue 28 step one), with
+// End-to-end encryption of direct conversations (Olm, issue 28 step one) and groups (Megolm, step
+// two: see "groups: Megolm" below; docs/security.md), with
 // libolm compiled to WebAssembly (vendor/dist/olm.js and olm.wasm, installed by `make
 // web-vendor`). This device's Olm account and its sessions live pickled in IndexedDB
 // (e2e_store.js); the server sees only the envelope {algorithm: "olm.v1", sender_key,
