@@ -122,7 +122,7 @@ export function sendMessage(conv, { text, file, ttl, replyTo, mentions, burn, st
   if (payload.voice) pending.voice = payload.voice;
   // End-to-end encrypted (docs/security.md): text, sticker, voice and mentions go inside the
   // ciphertext, sealed just before sending (deliver); file_id, reply_to and timers stay outside.
-  const plain = conv.encryptedAt && conv.kind === "direct" ? plainPayload(payload, file) : null;
+  const plain = conv.encryptedAt ? plainPayload(payload, file) : null;
   if (plain) {
     for (const field of ["text", "sticker_id", "voice", "mentions"]) delete payload[field];
     pending.e2e = "ok";
@@ -199,7 +199,7 @@ async function deliver(clientMsgId) {
  */
 function becameEncrypted(item, error) {
   const conv = state.convs.get(item.conv.key) || item.conv;
-  if (item.plain || conv.kind !== "direct" || error.code !== "bad_request" || !/send encrypted/.test(error.message || "")) return false;
+  if (item.plain || error.code !== "bad_request" || !/send encrypted/.test(error.message || "")) return false;
   if (item.payload.file_id) return false;
   conv.encryptedAt ||= new Date().toISOString();
   conv.all += 1;

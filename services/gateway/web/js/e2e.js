@@ -1,4 +1,5 @@
-// End-to-end encryption of direct conversations (docs/security.md, issue 28 step one), with
+// End-to-end encryption of direct conversations (Olm, issue 28 step one) and groups (Megolm, step
+// two: see "groups: Megolm" below; docs/security.md), with
 // libolm compiled to WebAssembly (vendor/dist/olm.js and olm.wasm, installed by `make
 // web-vendor`). This device's Olm account and its sessions live pickled in IndexedDB
 // (e2e_store.js); the server sees only the envelope {algorithm: "olm.v1", sender_key,
@@ -29,6 +30,11 @@ import { t } from "./i18n.js";
 const OLM_JS = "/app/vendor/dist/olm.js";
 const OLM_WASM = "/app/vendor/dist/olm.wasm";
 const ALGORITHM = "olm.v1";
+const MEGOLM = "megolm.v1";
+const ROTATE_MESSAGES = 100; // a new outbound Megolm session after this many messages ...
+const ROTATE_MS = 7 * 24 * 3600_000; // ... or this long (docs/security.md "Rotation")
+const TO_DEVICE_MAX = 64; // devices.send: entries per request ...
+const TO_DEVICE_BYTES = 56_000; // ... and their bodies' size, under the 64 KiB frame bound
 const SIGNED = "parley-e2e-v1";
 const ONE_TIME_KEYS_KEPT = 50; // published when the server holds fewer
 const DEVICES_FRESH_MS = 60_000;
@@ -55,6 +61,12 @@ let startedFor = ""; // "<user_id>|<device_id>" whose engine `ready` is
 const sessions = new Map(); // identity (curve25519) key -> [{session, id}], most recent first
 const devices = new Map(); // user_id -> {at, list: [{user_id, device_id, identity_key, signing_key}]}
 const decrypting = new Map(); // ciphertext hash -> Promise of the payload
+// Megolm (groups): my outbound session per group conversation, and the inbound sessions shared
+// with me, keyed "<sender identity key>|<session id>" -> {session, conversation_id, user_id, device_id}.
+const outbound = new Map(); // conversation id -> {session, created, count, shared: [device keys]}
+const inbound = new Map();
+const pendingKeys = []; // room keys for a group not known here yet: [{content, senderKey, fromUserId}]
+const members = new Map(); // group id -> {at, ids} (groups.members), dropped on membership pushes
 
 // --- a queue: Olm sessions and the account change with every use -----------------------------------
 let queue = Promise.resolve();
@@ -147,6 +159,19 @@ export function startE2E(userId, deviceId) {
         session.unpickle(keys.pickleKey, value.pickle);
         remember(value.identity_key, session);
       }
+      outbound.clear();
+      inbound.clear();
+      for (const [id, value] of await keys.entries("megolm")) {
+        if (id.startsWith(`in:${deviceId}:`)) {
+          const session = new Olm.InboundGroupSession();
+          session.unpickle(keys.pickleKey, value.pickle);
+          inbound.set(`${value.sender_key}|${value.session_id}`, { ...value, session, pickle: undefined });
+        } else if (id.startsWith(`out:${deviceId}:`)) {
+          const session = new Olm.OutboundGroupSession();
+          session.unpickle(keys.pickleKey, value.pickle);
+          outbound.set(value.conversation_id, { ...value, session, pickle: undefined });
+        }
+      }
       for (const [id, pin] of await keys.entries("pins")) {
         if (pin.changed) noteKeyChange(pin.user_id, pin.device_id, false);
         void id;
@@ -195,6 +220,11 @@ export async function forgetE2E(userId, bound) {
   devices.clear();
   decrypting.clear();
   waiting.clear();
+  for (const item of [...outbound.values(), ...inbound.values()]) item.session?.free();
+  outbound.clear();
+  inbound.clear();
+  members.clear();
+  pendingKeys.length = 0;
   Object.assign(e2e, { status: "off", reason: null, sharing: null, newDevices: [] });
   e2e.keyChanges.clear();
   e2e.verified.clear();
@@ -372,8 +402,12 @@ export function myDevice() {
 async function ensureSessions(targets) {
   const missing = targets.filter((d) => !sessions.get(d.identity_key)?.length);
   if (!missing.length) return;
-  const reply = await conn.request("keys.claim", { devices: missing.map((d) => ({ user_id: d.user_id, device_id: d.device_id })) });
-  for (const claimed of reply.keys || []) {
+  const claimedKeys = [];
+  for (let i = 0; i < missing.length; i += 100) { // keys.claim takes 1-100 devices (a big group has more)
+    const reply = await conn.request("keys.claim", { devices: missing.slice(i, i + 100).map((d) => ({ user_id: d.user_id, device_id: d.device_id })) });
+    claimedKeys.push(...(reply.keys || []));
+  }
+  for (const claimed of claimedKeys) {
     const device = missing.find((d) => d.user_id === claimed.user_id && d.device_id === claimed.device_id);
     if (!device) continue;
     const text = signedText(claimed.fallback ? "fallback_key" : "one_time_key", device.user_id, device.device_id, claimed.key_id, claimed.key);
@@ -444,6 +478,7 @@ function addressed(conv, payload, editOf) {
 
 export function seal(conv, payload, editOf = null) {
   if (!ready || e2e.status === "unavailable") return Promise.reject(new E2EError("e2e_unavailable"));
+  if (conv.kind === "group") return ready.then(() => serial(() => sealGroup(conv, payload, editOf)));
   return ready.then(() => serial(async () => {
     const targets = [];
     for (const userId of participants(conv)) {
@@ -471,6 +506,239 @@ export function seal(conv, payload, editOf = null) {
   }));
 }
 
+
+// --- groups: Megolm (docs/security.md "Encrypted groups (step two: Megolm)") ------------------------
+/** The user ids of the group's members (groups.members), fresh after a membership push. */
+async function memberIds(groupId, fresh = false) {
+  const known = members.get(groupId);
+  if (known && !fresh && Date.now() - known.at < DEVICES_FRESH_MS) return known.ids;
+  const reply = await conn.request("groups.members", { group_id: groupId });
+  const ids = (reply.members || []).map((m) => m.user_id);
+  members.set(groupId, { at: Date.now(), ids });
+  return ids;
+}
+
+/** Every device of the group's members with published keys (signatures checked, pinned). */
+async function groupDevices(groupId) {
+  const ids = await memberIds(groupId, true); // asked on every send: a membership change rotates even if its push is late
+  const wanted = ids.filter((id) => {
+    const known = devices.get(id);
+    return !known || Date.now() - known.at >= DEVICES_FRESH_MS;
+  });
+  if (wanted.length) {
+    for (let i = 0; i < wanted.length; i += 100) {
+      const reply = await conn.request("keys.devices", { user_ids: wanted.slice(i, i + 100) });
+      const byUser = new Map(wanted.slice(i, i + 100).map((id) => [id, []]));
+      for (const device of reply.devices || []) {
+        if (!byUser.has(device.user_id)) continue;
+        const text = signedText("device", device.user_id, device.device_id, device.identity_key, device.signing_key);
+        if (!verifySignature(device.signing_key, text, device.signature)) continue;
+        await pin(device);
+        byUser.get(device.user_id).push(device);
+      }
+      for (const [id, list] of byUser) devices.set(id, { at: Date.now(), list });
+    }
+  }
+  const out = [];
+  for (const id of ids) for (const device of devices.get(id)?.list || []) out.push(device);
+  return out;
+}
+
+function deviceTag(device) {
+  return `${device.user_id}|${device.device_id}|${device.identity_key}`;
+}
+
+async function saveOutbound(convId, entry) {
+  await keys.put("megolm", `out:${me.device_id}:${convId}`, {
+    conversation_id: convId, created: entry.created, count: entry.count, shared: entry.shared,
+    pickle: entry.session.pickle(keys.pickleKey),
+  });
+}
+
+async function saveInbound(entry) {
+  const { session, ...rest } = entry;
+  await keys.put("megolm", `in:${me.device_id}:${entry.sender_key}:${entry.session_id}`, { ...rest, pickle: session.pickle(keys.pickleKey) });
+}
+
+/** The Olm to-device messages (`devices.send`), in requests within the 64-entry and frame bounds. */
+async function sendToDevices(messages) {
+  let batch = [];
+  let size = 0;
+  const flush = async () => {
+    if (batch.length) await conn.request("devices.send", { messages: batch });
+    batch = [];
+    size = 0;
+  };
+  for (const message of messages) {
+    const length = message.body.length + 200;
+    if (batch.length >= TO_DEVICE_MAX || (batch.length && size + length > TO_DEVICE_BYTES)) await flush();
+    batch.push(message);
+    size += length;
+  }
+  await flush();
+}
+
+/** Share `entry`'s session key (from its current index) with `targets` as Olm room_key payloads. */
+async function shareRoomKey(conv, entry, targets) {
+  await ensureSessions(targets);
+  const roomKey = {
+    v: 1, type: "room_key", id: hex(crypto.getRandomValues(new Uint8Array(16))),
+    sender: { user_id: me.user_id, device_id: me.device_id }, conversation_id: conv.id,
+    session_id: entry.session.session_id(), session_key: entry.session.session_key(), index: entry.session.message_index(),
+  };
+  const plaintext = JSON.stringify(roomKey);
+  const messages = [];
+  for (const device of targets) {
+    if (!sessions.get(device.identity_key)?.length) continue; // no key to claim: it cannot read the group
+    const { session, message } = olmEncrypt(device.identity_key, plaintext);
+    await saveSession(device.identity_key, session);
+    const item = { device_id: device.device_id, sender_key: me.identity_key, type: message.type, body: message.body };
+    if (device.user_id !== me.user_id) item.user_id = device.user_id;
+    messages.push(item);
+  }
+  await sendToDevices(messages);
+}
+
+/** The outbound session for `conv`, new (and shared) when rotation says so. */
+async function outboundFor(conv) {
+  const targets = (await groupDevices(conv.groupId)).filter((d) => !(d.user_id === me.user_id && d.device_id === me.device_id));
+  const tags = targets.map(deviceTag).sort();
+  let entry = outbound.get(conv.id);
+  const stale = !entry || entry.count >= ROTATE_MESSAGES || Date.now() - entry.created >= ROTATE_MS
+    || entry.shared.length !== tags.length || entry.shared.some((tag, i) => tag !== tags[i]);
+  if (stale) {
+    entry?.session.free();
+    const session = new Olm.OutboundGroupSession();
+    session.create();
+    entry = { session, created: Date.now(), count: 0, shared: tags };
+    // My own copy, to read what this device sent (after a reload, or in an edit's quote).
+    await addInbound({
+      sender_key: me.identity_key, session_id: session.session_id(), session_key: session.session_key(),
+      conversation_id: conv.id, user_id: me.user_id, device_id: me.device_id,
+    });
+    await shareRoomKey(conv, entry, targets);
+    outbound.set(conv.id, entry);
+    await saveOutbound(conv.id, entry);
+  }
+  return entry;
+}
+
+async function addInbound({ sender_key: senderKey, session_id: sessionId, session_key: sessionKey, conversation_id: convId, user_id: userId, device_id: deviceId }) {
+  const key = `${senderKey}|${sessionId}`;
+  const session = new Olm.InboundGroupSession();
+  try {
+    session.create(sessionKey);
+  } catch (error) {
+    session.free();
+    throw new E2EError("undecryptable", `bad room key: ${error?.message || error}`);
+  }
+  if (session.session_id() !== sessionId) {
+    session.free();
+    throw new E2EError("undecryptable", "the room key is for another session");
+  }
+  const known = inbound.get(key);
+  if (known) {
+    // Keep the one that opens more (a lower first index); never change whose it is.
+    if (known.conversation_id !== convId || known.user_id !== userId || known.device_id !== deviceId
+      || known.session.first_known_index() <= session.first_known_index()) {
+      session.free();
+      return known;
+    }
+    known.session.free();
+  }
+  const entry = { sender_key: senderKey, session_id: sessionId, conversation_id: convId, user_id: userId, device_id: deviceId, session };
+  inbound.set(key, entry);
+  await saveInbound(entry);
+  return entry;
+}
+
+async function sealGroup(conv, payload, editOf) {
+  if (!conv.id || !conv.groupId) throw new E2EError("no_keys", "the group has no conversation yet");
+  const entry = await outboundFor(conv);
+  const ciphertext = entry.session.encrypt(JSON.stringify(addressed(conv, payload, editOf)));
+  entry.count += 1;
+  await saveOutbound(conv.id, entry);
+  return { algorithm: MEGOLM, sender_key: me.identity_key, session_id: entry.session.session_id(), ciphertext };
+}
+
+/** A room key from another device (Olm-decrypted): kept when its sender and conversation check out. */
+async function acceptRoomKey(content, senderKey, fromUserId) {
+  const sender = content.sender || {};
+  if (content.v !== undefined && content.v !== 1) throw new E2EError("undecryptable", "unknown room key version");
+  if (fromUserId && sender.user_id !== fromUserId) throw new E2EError("undecryptable", "room key: sent by someone else");
+  if (typeof content.conversation_id !== "string" || typeof content.session_id !== "string" || typeof content.session_key !== "string") {
+    throw new E2EError("undecryptable", "room key: fields missing");
+  }
+  let list = await devicesOf(sender.user_id);
+  let device = list.find((d) => d.identity_key === senderKey);
+  if (!device) {
+    list = await devicesOf(sender.user_id, true);
+    device = list.find((d) => d.identity_key === senderKey);
+  }
+  if (!device || device.device_id !== sender.device_id) throw new E2EError("undecryptable", "room key: not from the sender's pinned device");
+  const conv = store.convById(content.conversation_id);
+  const groupId = conv?.groupId || [...state.groups.values()].find((g) => g.conversation_id === content.conversation_id)?.group_id;
+  if (!groupId) { // a group this page does not know yet (its push comes by another stream): kept for later
+    if (!pendingKeys.some((p) => p.content.id === content.id)) pendingKeys.push({ content, senderKey, fromUserId });
+    return;
+  }
+  let ids = await memberIds(groupId);
+  if (!ids.includes(sender.user_id)) ids = await memberIds(groupId, true);
+  if (!ids.includes(sender.user_id)) throw new E2EError("undecryptable", "room key: the sender is not a member");
+  await addInbound({
+    sender_key: senderKey, session_id: content.session_id, session_key: content.session_key,
+    conversation_id: content.conversation_id, user_id: sender.user_id, device_id: sender.device_id,
+  });
+}
+
+/** Decrypt a megolm.v1 envelope: the inbound session shared with me, checks, replay of an index. */
+async function openGroup(message, envelope) {
+  if (!inbound.has(`${envelope.sender_key}|${envelope.session_id}`) && pendingKeys.length) {
+    for (const pending of pendingKeys.splice(0)) {
+      await acceptRoomKey(pending.content, pending.senderKey, pending.fromUserId).catch((error) => console.warn("a room key refused", error?.message));
+    }
+  }
+  const entry = inbound.get(`${envelope.sender_key}|${envelope.session_id}`);
+  if (!entry) throw new E2EError("waiting_key", "its room key has not come");
+  let result;
+  try {
+    result = entry.session.decrypt(String(envelope.ciphertext || ""));
+  } catch (error) {
+    const text = String(error?.message || error);
+    if (/UNKNOWN_MESSAGE_INDEX/.test(text)) throw new E2EError("no_key", "sent before the key I was given");
+    throw new E2EError("undecryptable", text);
+  }
+  if (entry.conversation_id !== message.conversation_id) throw new E2EError("undecryptable", "a session of another conversation");
+  if (entry.user_id !== message.from_user_id) throw new E2EError("undecryptable", "a session of someone else");
+  const seenAt = `midx:${envelope.sender_key}|${envelope.session_id}|${result.message_index}`;
+  const seenUnder = await keys.get("plain", seenAt);
+  if (seenUnder && message.message_id && seenUnder !== message.message_id) throw new E2EError("undecryptable", "replayed: its Megolm index was used by another message");
+  if (message.message_id) await keys.put("plain", seenAt, message.message_id);
+  let parsed;
+  try {
+    parsed = JSON.parse(result.plaintext);
+  } catch {
+    throw new E2EError("undecryptable", "not JSON");
+  }
+  if (!parsed || typeof parsed !== "object" || typeof parsed.type !== "string") throw new E2EError("undecryptable", "no payload type");
+  checkPayload(parsed, message, { device_id: entry.device_id });
+  if (parsed.id) {
+    const idUnder = await keys.get("plain", `pid:${parsed.id}`);
+    if (idUnder && message.message_id && idUnder !== message.message_id) throw new E2EError("undecryptable", "replayed: its id was seen under another message");
+    if (message.message_id) await keys.put("plain", `pid:${parsed.id}`, message.message_id);
+  }
+  return parsed;
+}
+
+/** A group's membership changed (pushes): the next message goes with a new session. */
+export function onMembershipChanged({ group_id: groupId }) {
+  members.delete(groupId);
+  const convId = state.groups.get(groupId)?.conversation_id;
+  if (convId && outbound.has(convId)) {
+    outbound.get(convId).created = 0; // rotated before the next message
+  }
+}
+
 /** What I sent from here is kept to be shown again (no ciphertext is made for this device). */
 export async function keepOwn(ids, payload) {
   await ready;
@@ -487,6 +755,23 @@ export async function open(message) {
   if (!ready) throw new E2EError("e2e_unavailable");
   await ready;
   const envelope = message.encrypted;
+  if (envelope?.algorithm === MEGOLM) {
+    // Megolm decrypts again (an edit brings a new envelope under the same id); what this device
+    // sent, or was given by another of mine, is the fallback when no session opens it.
+    let payload;
+    try {
+      payload = await serial(() => openGroup(message, envelope));
+    } catch (error) {
+      if (error?.code !== "waiting_key" && error?.code !== "no_key") throw error;
+      for (const id of [message.message_id, message.client_msg_id]) {
+        const kept = id && (await keys.getSealed("plain", `id:${id}`));
+        if (kept) return kept;
+      }
+      throw error;
+    }
+    if (message.message_id) await keys.putSealed("plain", `id:${message.message_id}`, payload);
+    return payload;
+  }
   if (envelope?.algorithm !== ALGORITHM) throw new E2EError("undecryptable", "unknown algorithm");
   const mine = (envelope.ciphertexts || []).find((c) => c.user_id === me.user_id && c.device_id === me.device_id);
   if (!mine) {
@@ -608,17 +893,22 @@ export function reveal(conv, message) {
     applyPayload(message, payload);
     message.e2e = "ok";
     message.revealed = envelope;
+    // Mentions travel inside the ciphertext: the unread-mention mark is counted here.
+    if (message.countedUnread && !message.mentionCounted && store.mentionsMe(message) && conv && message.seq > conv.readSent) {
+      message.mentionCounted = true;
+      conv.unreadMentions += 1;
+    }
     fillQuote(conv, message);
   }, (error) => {
     if (message.encrypted !== envelope) return;
     // One this device cannot decrypt, sent well before its keys were made (logged in again, or
     // the same device id with new keys): written for the keys it had before, not tampered with.
     const older = createdAt && message.sent_at && new Date(message.sent_at).getTime() < createdAt - CLOCK_SLACK_MS;
-    message.e2e = error?.code === "before_device" || (error?.code === "undecryptable" && older && !/replayed/.test(error.message)) ? "before"
+    message.e2e = error?.code === "waiting_key" ? "waiting" : error?.code === "no_key" ? "nokey" : error?.code === "before_device" || (error?.code === "undecryptable" && older && !/replayed/.test(error.message)) ? "before"
       : error?.code === "e2e_unavailable" ? "unavailable" : "failed";
     for (const field of ["text", "sticker", "voice", "mentions"]) delete message[field];
     delete message.file;
-    if (message.e2e !== "failed") waiting.add([conv, message]);
+    if (message.e2e !== "failed" && message.e2e !== "nokey") waiting.add([conv, message]);
     if (message.e2e === "failed") console.warn("a message did not decrypt", message.message_id, error?.message);
   }).finally(() => {
     if (conv?.messages.get(message.key) === message) store.touch(conv, message);
@@ -650,6 +940,9 @@ function retryPending() {
 /** Push `keys.changed`: forget the user's devices; note a new device of mine; a peer's new key. */
 export function onKeysChanged({ user_id: userId, device_id: deviceId, change }) {
   devices.delete(userId);
+  for (const entry of outbound.values()) { // a device added or removed: groups shared with it rotate
+    if (entry.shared.some((tag) => tag.startsWith(`${userId}|`)) || userId === me?.user_id) entry.created = 0;
+  }
   if (!me) return;
   if (userId === me.user_id && change === "added" && deviceId !== me.device_id && !e2e.newDevices.includes(deviceId)) {
     e2e.newDevices.push(deviceId);
@@ -719,10 +1012,23 @@ export async function onDeviceMessage(push) {
     const mineList = await devicesOf(me.user_id);
     let sender = mineList.find((d) => d.identity_key === push.sender_key);
     if (!sender) sender = (await devicesOf(me.user_id, true)).find((d) => d.identity_key === push.sender_key);
-    if (sender) {
+    if (!sender || push.from_user_id && push.from_user_id !== me.user_id) {
+      // Another member's device: only a room key is taken from it (checked against its pins).
       const plaintext = await serial(() => olmDecrypt(push.sender_key, push.type, push.body));
       const content = JSON.parse(plaintext);
-      if (content?.type === "history" && Array.isArray(content.items)) {
+      if (content?.type === "room_key") {
+        await serial(() => acceptRoomKey(content, push.sender_key, push.from_user_id));
+        retryPending();
+      } else {
+        console.warn("a device message of another user that is not a room key: dropped");
+      }
+    } else if (sender) {
+      const plaintext = await serial(() => olmDecrypt(push.sender_key, push.type, push.body));
+      const content = JSON.parse(plaintext);
+      if (content?.type === "room_key") {
+        await serial(() => acceptRoomKey(content, push.sender_key, me.user_id));
+        retryPending();
+      } else if (content?.type === "history" && Array.isArray(content.items)) {
         for (const item of content.items) {
           if (item?.message_id && item.payload?.type) await keys.putSealed("plain", `id:${item.message_id}`, item.payload);
         }

@@ -5,8 +5,9 @@
 // and it seals the plaintexts decrypted here (an Olm message decrypts once only, so what was read
 // is kept to be shown again after a reload). Nothing here leaves the browser.
 
-const STORES = ["meta", "olm", "pins", "plain"];
-const VERSION = 1;
+// "megolm" (version 2): the Megolm group sessions, pickled with the pickle key like Olm's.
+const STORES = ["meta", "olm", "pins", "plain", "megolm"];
+const VERSION = 2;
 
 function promised(request) {
   return new Promise((resolve, reject) => {

@@ -11,7 +11,7 @@ import { scheduleAck, markRead, markReadSoon, flushOutbox, clearOutbox } from ".
 import { listenInteractions } from "./interactions.js";
 import { keepOffline, restore, forgetOffline } from "./offline.js";
 import { afterLogin, forgetPush } from "./push.js";
-import { startE2E, reveal, onKeysLow, onKeysChanged, onDeviceMessage, forgetE2E } from "./e2e.js";
+import { startE2E, reveal, onKeysLow, onKeysChanged, onDeviceMessage, forgetE2E, onMembershipChanged } from "./e2e.js";
 import { listenE2E } from "./views/e2e.js";
 
 const TOKEN_KEY = "parley.token";
@@ -285,9 +285,11 @@ function listen() {
     state.groups.set(group.group_id, { ...group, role: "member", members: null });
     store.groupConv(group).lastActivity ||= new Date().toISOString();
     refreshGroups().catch(() => {});
+    refreshConversations().catch(() => {}); // an end-to-end encrypted group says so there (encrypted_at)
     changed();
   });
   const membersChanged = ({ group_id }) => {
+    onMembershipChanged({ group_id }); // an encrypted group's next message goes with a new Megolm session
     const group = state.groups.get(group_id);
     if (group) group.members = null; // fetched again when shown
     changed();

@@ -175,7 +175,9 @@ export function learnListed(item) {
   conv.lastSeq = Math.max(conv.lastSeq, item.last_seq);
   conv.listedSeq = item.last_seq;
   conv.unread = conv.readSent >= item.last_seq ? 0 : item.unread;
-  conv.unreadMentions = conv.readSent >= item.last_seq ? 0 : item.unread_mentions || 0;
+  // In an encrypted group the mentions are inside the ciphertext: the count is this page's (e2e.js).
+  const serverCounts = !(item.encrypted_at && item.kind === "group");
+  conv.unreadMentions = conv.readSent >= item.last_seq ? 0 : serverCounts ? item.unread_mentions || 0 : conv.unreadMentions;
   learnPositions(conv, item);
   if (item.encrypted_at) conv.encryptedAt = item.encrypted_at;
   const newest = latestVisible(conv);
@@ -227,7 +229,11 @@ export function addMessage(message, arrival) {
   if (!mine && kept.seq > conv.highestOthers) conv.highestOthers = kept.seq;
   if (arrival && !mine && kept.seq > conv.listedSeq && kept.seq > conv.readSent) {
     conv.unread += 1;
-    if (mentionsMe(kept)) conv.unreadMentions += 1;
+    kept.countedUnread = true; // an encrypted one's mentions are counted once decrypted (e2e.js)
+    if (mentionsMe(kept)) {
+      kept.mentionCounted = true;
+      conv.unreadMentions += 1;
+    }
   }
   return kept;
 }

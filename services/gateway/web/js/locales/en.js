@@ -602,6 +602,9 @@ export default {
   "e2e.new_device": "A new device was added to your account. It cannot read your earlier encrypted messages unless you share them from here.",
   "e2e.share_history": "Share history with my new device",
   "e2e.not_now": "Not now",
+  "e2e.badge_title_group": "End-to-end encrypted: only the group's members can read it.",
+  "e2e.waiting_key": "🔒 Waiting for the key…",
+  "e2e.no_key": "🔒 This message was sent before you could read it",
   "e2e.sharing": "Sharing… ({sent} of {total})",
   "e2e.shared": "Shared {count} messages with your new device.",
 };

@@ -602,6 +602,9 @@ export default {
   "e2e.new_device": "你的账号添加了一台新设备。除非你从这里分享，否则它无法读取你之前的加密消息。",
   "e2e.share_history": "与我的新设备分享历史记录",
   "e2e.not_now": "以后再说",
+  "e2e.badge_title_group": "端到端加密：只有群成员能读取。",
+  "e2e.waiting_key": "🔒 正在等待密钥…",
+  "e2e.no_key": "🔒 这条消息发送于你能读取之前",
   "e2e.sharing": "正在分享…（{sent} / {total}）",
   "e2e.shared": "已与你的新设备分享 {count} 条消息。",
 };

@@ -5,7 +5,8 @@
 // history with a new device of mine.
 
 import { state, changed, openConv, adoptId, convById, nameOf } from "../store.js";
-import { h, setText } from "../dom.js";
+import { isManager } from "../group_state.js";
+import { h, setText, setAttr } from "../dom.js";
 import { conn, showError } from "../wire.js";
 import { t, applyTranslations, onLocaleChange } from "../i18n.js";
 import { e2e, devicesOf, dismissKeyChange, markVerified, isVerified, signingKeys, shareHistory } from "../e2e.js";
@@ -27,17 +28,27 @@ export function e2eWords(message) {
     case "before": return t("e2e.before_device");
     case "failed": return t("e2e.undecryptable");
     case "unavailable": return t("e2e.locked");
+    case "waiting": return t("e2e.waiting_key");
+    case "nokey": return t("e2e.no_key");
     default: return "";
   }
 }
 
-/** Turn on end-to-end encryption in the direct conversation `conv` (cannot be undone). */
+/** Turn on end-to-end encryption in the direct conversation or group `conv` (cannot be undone). */
 export async function turnOn(conv) {
   if (e2e.status !== "ready") {
     showError(() => (e2e.status === "unavailable" && e2e.reason ? t("e2e.unavailable", { reason: e2e.reason() }) : t("e2e.not_ready")));
     return;
   }
   try {
+    if (conv.kind === "group") { // the owner or an admin; every member's device gets room keys
+      const reply = await conn.request("conversations.encrypt", { to: { group_id: conv.groupId } });
+      const target = reply.conversation_id ? adoptId(conv, reply.conversation_id) : conv;
+      target.encryptedAt ||= reply.encrypted_at || new Date().toISOString();
+      target.all += 1;
+      changed();
+      return;
+    }
     if (!(await devicesOf(conv.peerId, true)).length) {
       showError(() => t("e2e.error_no_keys"));
       return;
@@ -71,16 +82,16 @@ export function setupE2EViews() {
   const head = chatOpen.querySelector(".chat-head");
   const turnOnButton = h("button", { type: "button", class: "ghost small e2e-turn-on", "data-i18n-title": "e2e.turn_on", "data-i18n-aria-label": "e2e.turn_on", dataset: { testid: "e2e-turn-on" }, hidden: true },
     "🔓 ", h("span", { class: "e2e-label", "data-i18n": "e2e.turn_on" }));
-  const badge = h("button", { type: "button", class: "ghost small e2e-badge", "data-i18n-title": "e2e.badge_title", dataset: { testid: "e2e-badge" }, hidden: true },
+  const badge = h("button", { type: "button", class: "ghost small e2e-badge", dataset: { testid: "e2e-badge" }, hidden: true },
     "🔒 ", h("span", { "data-i18n": "e2e.badge" }));
   head.append(turnOnButton, badge);
   turnOnButton.addEventListener("click", () => {
     const conv = openConv();
-    if (conv?.kind === "direct") turnOn(conv);
+    if (conv?.kind === "direct" || (conv?.kind === "group" && isManager(state.groups.get(conv.groupId)))) turnOn(conv);
   });
   badge.addEventListener("click", () => {
     const conv = openConv();
-    if (conv) openSafety(conv);
+    if (conv?.kind === "direct") openSafety(conv); // a group has no one safety number
   });
 
   // A peer's key changed: said in the conversation until seen.
@@ -142,8 +153,10 @@ export function setupE2EViews() {
         changed();
       }, () => checked.delete(peer));
     }
-    turnOnButton.hidden = !direct || Boolean(conv.encryptedAt);
+    const managed = conv?.kind === "group" && !conv.ended && isManager(state.groups.get(conv.groupId));
+    turnOnButton.hidden = !(direct || managed) || Boolean(conv.encryptedAt);
     badge.hidden = !conv?.encryptedAt;
+    setAttr(badge, "title", direct ? t("e2e.badge_title") : t("e2e.badge_title_group"));
     badge.dataset.verified = String(Boolean(conv && e2e.verified.get(conv.peerId)));
     chatOpen.dataset.encrypted = String(Boolean(conv?.encryptedAt));
     document.body.dataset.e2e = e2e.status; // off | loading | ready (keys published) | unavailable
