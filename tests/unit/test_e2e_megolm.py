@@ -3,12 +3,14 @@ without a server: devices in one process pass room keys over Olm and group messa
 would carry them. tests/unit/test_e2e_megolm_client.py runs the client's pipeline over a fake
 server; tests/integration/test_e2e_megolm_client.py the real stack."""
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import vodozemac
 from parley_client.e2e import DecryptionError, Device, DeviceKeys, E2EStore
+from parley_client.e2e import group as group_module
 from parley_client.e2e.group import MAX_AGE_SECONDS, MAX_MESSAGES, Megolm, WaitingForKey
 
 from tests.unit.test_e2e import introduce, keys_of, make
@@ -124,6 +126,27 @@ def test_a_message_whose_key_comes_later_waits(group: dict[str, tuple[Device, Me
     (kept,) = bob[1].take_waiting(waiting.value.session_id)
     assert bob[1].decrypt_message(kept["data"])["payload"]["text"] == "early"
     assert bob[1].waiting_count() == 0
+
+
+def test_what_waits_for_a_key_is_bounded_in_bytes_the_oldest_dropped(
+    group: dict[str, tuple[Device, Megolm]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key that never comes (its sender's device gone) must not grow the store without end."""
+    alice, bob = group["alice-phone"], group["bob-phone"]
+    alice[1].rotate(CID, [keys_of(bob[0])])  # never shared with bob
+    messages = [group_message(alice, f"early {i}") for i in range(5)]
+    size = len(json.dumps(messages[0]))
+    monkeypatch.setattr(group_module, "MAX_WAITING_BYTES", size * 3 + size // 2)
+    dropped: list[str] = []
+    for message in messages:
+        with pytest.raises(WaitingForKey) as waiting:
+            bob[1].decrypt_message(message)
+        dropped += bob[1].keep_waiting(waiting.value.session_id, "message.new", message)
+    assert dropped == [messages[0]["message_id"], messages[1]["message_id"]]  # the oldest first
+    assert bob[1].waiting_count() == 3
+    reopened = E2EStore(bob[0].store.path, bob[0].store.pickle_key)
+    kept = [w["data"]["message_id"] for ws in reopened.waiting.values() for w in ws]
+    assert kept == [m["message_id"] for m in messages[2:]]
 
 
 def test_replay_and_tampering_are_refused(group: dict[str, tuple[Device, Megolm]]) -> None:

@@ -21,6 +21,9 @@ ALGORITHM = "megolm.v1"
 MAX_MESSAGES = 100  # a new session after this many messages on one
 MAX_AGE_SECONDS = 7 * 24 * 3600  # or after 7 days
 MAX_CIPHERTEXT_CHARS = 22_000
+# Messages kept for a room key that has not come, in bytes of their JSON (docs/security.md):
+# past it the oldest are dropped from the store (they stay on the server, unread here).
+MAX_WAITING_BYTES = 8 * 1024 * 1024
 
 
 class WaitingForKey(DecryptionError):
@@ -213,13 +216,37 @@ class Megolm:
         return record
 
     # --- messages waiting for their key -----------------------------------------------------------
-    def keep_waiting(self, session_id: str, event: str, message: Mapping[str, Any]) -> None:
-        """Keep a message (as the server sent it: ciphertext) until its session's key comes."""
+    def keep_waiting(self, session_id: str, event: str, message: Mapping[str, Any]) -> list[str]:
+        """Keep a message (as the server sent it: ciphertext) until its session's key comes.
+
+        A key may never come (its sender's device gone), so what waits is bounded: past
+        MAX_WAITING_BYTES the oldest kept messages are dropped, and their ids returned. They stay
+        on the server; this device shows them as never opened."""
         waiting = self.store.waiting.setdefault(session_id, [])
         key = (event, message.get("message_id"), message.get("edited_at"))
-        if all((w["event"], w["data"].get("message_id"), w["data"].get("edited_at")) != key for w in waiting):
-            waiting.append({"event": event, "data": dict(message)})
-            self.store.save()
+        if any((w["event"], w["data"].get("message_id"), w["data"].get("edited_at")) == key for w in waiting):
+            return []
+        entry = {"event": event, "data": dict(message), "bytes": len(json.dumps(message)), "kept": time.time()}
+        waiting.append(entry)
+        dropped = self._drop_oldest_waiting()
+        self.store.save()
+        return dropped
+
+    def _drop_oldest_waiting(self) -> list[str]:
+        entries = [(float(w.get("kept", 0.0)), sid, w) for sid, ws in self.store.waiting.items() for w in ws]
+        for _, _, w in entries:  # kept by a client before the bound: measured now
+            w.setdefault("bytes", len(json.dumps(w["data"])))
+        total = sum(int(w["bytes"]) for _, _, w in entries)
+        dropped: list[str] = []
+        for _, sid, w in sorted(entries, key=lambda e: e[0]):
+            if total <= MAX_WAITING_BYTES:
+                break
+            self.store.waiting[sid].remove(w)
+            if not self.store.waiting[sid]:
+                del self.store.waiting[sid]
+            total -= int(w["bytes"])
+            dropped.append(str(w["data"].get("message_id")))
+        return dropped
 
     def take_waiting(self, session_id: str) -> list[dict[str, Any]]:
         """The messages that waited for this session, by conversation and seq; no longer kept."""

@@ -598,7 +598,8 @@ class E2E:
                     return {"type": kind, "data": dict(self.shown(data, store.messages[data["message_id"]]))}
                 return {"type": kind, "data": dict(await self.decrypt(data))}
             except WaitingForKey as exc:  # kept (sealed store) and opened when the room key comes
-                self._megolm().keep_waiting(exc.session_id, kind, data)
+                for dropped in self._megolm().keep_waiting(exc.session_id, kind, data):
+                    log.warning("e2e: message %s waited too long for its room key: no longer kept", dropped)
                 return {"type": "e2e.waiting", "data": {
                     "event": kind, "message_id": data.get("message_id"), "conversation_id": data.get("conversation_id"),
                     "seq": data.get("seq"), "from_user_id": data.get("from_user_id"), "session_id": exc.session_id}}
@@ -674,7 +675,8 @@ class E2E:
                 else:
                     pushes.append({"type": kind, "data": dict(await self.decrypt(data))})
             except WaitingForKey as exc:
-                megolm.keep_waiting(exc.session_id, kind, data)
+                for dropped in megolm.keep_waiting(exc.session_id, kind, data):
+                    log.warning("e2e: message %s waited too long for its room key: no longer kept", dropped)
             except DecryptionError as exc:
                 pushes.append(self._refused(kind, data, exc))
         return pushes
