@@ -7,35 +7,18 @@ is the one docs/security.md's algorithm gives (checked against its test vector t
 changed on the way is shown as undecryptable, never as text; and a page without the olm files
 still works, saying why encryption is unavailable.
 """
-import hashlib
 import json
 import re
-from base64 import b64decode
 from datetime import UTC, datetime, timedelta
 
-from bson import encode as bson_encode
 from playwright.async_api import Page, WebSocketRoute, expect
 from pymongo import AsyncMongoClient
 
+from parley_client.e2e.primitives import safety_number
+
 from tests.browser.test_media_messages import message_with
 from tests.browser.test_web_client import befriend, by_id, log_in, message, open_chat_with, png, register, send, two_friends, unique
-
-SAFETY_ITERATIONS = 5200
-
-
-def safety_digits(user_id: str, signing_keys: list[str]) -> str:
-    """docs/security.md's 30 digits for one user, written here from the spec (not the page's code)."""
-    joined = b"".join(sorted(b64decode(key + "=" * (-len(key) % 4)) for key in signing_keys))
-    digest = hashlib.sha512(b"\x00\x00" + joined + user_id.encode()).digest()
-    for _ in range(SAFETY_ITERATIONS):
-        digest = hashlib.sha512(digest + joined).digest()
-    return "".join(f"{int.from_bytes(digest[i:i + 5], 'big') % 100_000:05d}" for i in range(0, 30, 5))
-
-
-def safety_number(a: str, keys_a: list[str], b: str, keys_b: list[str]) -> str:
-    halves = sorted([(a, safety_digits(a, keys_a)), (b, safety_digits(b, keys_b))])
-    return halves[0][1] + halves[1][1]
-
+from tests.support.stored import plaintext_found
 
 async def turn_on_encryption(alice: Page, bob: Page, a: str, b: str) -> None:
     """Both in the chat; Alice turns encryption on; both see the lock."""
@@ -144,17 +127,11 @@ async def test_two_people_exchange_encrypted_text_an_image_and_a_voice_message(o
     await shoot(bob, "e2e-conversation")
 
     # The server's database holds none of it: no text, no file name.
+    found = await plaintext_found(settings, [secret, answer, edited_text, "holiday-secret-plan"])
+    assert found == [], found
     mongo: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
     try:
         db = mongo[settings.mongo_db]
-        found: list[str] = []
-        for name in await db.list_collection_names():
-            async for document in db[name].find({}):
-                raw = bson_encode(document)
-                for needle in (secret, answer, edited_text, "holiday-secret-plan"):
-                    if needle.encode() in raw:
-                        found.append(f"{name}: {needle}")
-        assert found == [], found
         stored = await db["messages"].find_one({"conversation_id": {"$exists": True}, "encrypted": {"$exists": True}})
         assert stored is not None, "the messages are stored encrypted"
     finally:

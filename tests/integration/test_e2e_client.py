@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
-import bson
 import httpx
 import pytest
 from parley_client import ParleyClient
-from pymongo import AsyncMongoClient
 
 from shared.broker import Names
 from shared.settings import Settings
+from tests.support.stored import database_dump
 from tests.support.waiting import eventually
 
 PASSWORD = "correct horse battery"
@@ -91,20 +90,6 @@ async def broker_traffic(settings: Settings, port: int, other_port: int) -> Asyn
             await queue.bind(deliver, gateway_id)
         await queue.consume(recorder.on_message, no_ack=True)
         yield recorder
-
-
-async def database_dump(settings: Settings) -> list[bytes]:
-    """Every document of every collection of the stack's database, as BSON."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
-    try:
-        db = client[settings.mongo_db]
-        dumped = []
-        for name in await db.list_collection_names():
-            async for doc in db[name].find({}):
-                dumped.append(bson.encode(doc))
-        return dumped
-    finally:
-        await client.close()
 
 
 async def test_alice_and_bob_talk_encrypted_and_nothing_in_clear_is_stored_or_carried(

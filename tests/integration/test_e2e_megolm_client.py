@@ -19,7 +19,8 @@ from parley_client import ParleyClient
 from parley_client.e2e import DecryptionError
 
 from shared.settings import Settings
-from tests.integration.test_e2e_client import Recorder, broker_traffic, database_dump, device, next_of
+from tests.integration.test_e2e_client import Recorder, broker_traffic, device, next_of
+from tests.support.stored import database_dump
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(300)
