@@ -268,9 +268,9 @@ class E2E:
                 raise
         return megolm.encrypt(conversation_id, payload)
 
-    async def _share(self, devices: list[DeviceKeys], payload: Mapping[str, Any]) -> int:
-        """An Olm to-device message of `payload` to each device (sessions claimed where missing),
-        in `devices.send` requests of at most 64 entries and TO_DEVICE_BYTES; how many went."""
+    async def _claim_sessions(self, devices: list[DeviceKeys]) -> None:
+        """An Olm session with each device that has none yet, from a one-time (or fallback) key
+        claimed in `keys.claim` requests of at most 100 devices; a device with no key left gets none."""
         device = self._device()
         missing = [d for d in devices if not device.has_session(d.identity_key)]
         for start in range(0, len(missing), 100):
@@ -282,6 +282,12 @@ class E2E:
                 key = by_device.get((d.user_id, d.device_id))
                 if key is not None:
                     device.start_session(d, key)
+
+    async def _share(self, devices: list[DeviceKeys], payload: Mapping[str, Any]) -> int:
+        """An Olm to-device message of `payload` to each device (sessions claimed where missing),
+        in `devices.send` requests of at most 64 entries and TO_DEVICE_BYTES; how many went."""
+        device = self._device()
+        await self._claim_sessions(devices)
         batch: list[dict[str, Any]] = []
         size = sent = 0
         for target in devices:
@@ -303,15 +309,7 @@ class E2E:
     async def _envelope(self, payload: Mapping[str, Any], user_ids: Iterable[str]) -> dict[str, Any]:
         device = self._device()
         devices = await self.devices(user_ids)
-        missing = [d for d in devices if not device.has_session(d.identity_key)]
-        if missing:
-            claimed = await self.client.call("keys.claim", {"devices": [
-                {"user_id": d.user_id, "device_id": d.device_id} for d in missing]})
-            by_device = {(k["user_id"], k["device_id"]): k for k in claimed.get("keys", [])}
-            for d in missing:
-                key = by_device.get((d.user_id, d.device_id))
-                if key is not None:
-                    device.start_session(d, key)
+        await self._claim_sessions(devices)
         reachable = [d for d in devices if device.has_session(d.identity_key)]
         users = set(user_ids) - {device.user_id}
         if users and not users & {d.user_id for d in reachable}:
